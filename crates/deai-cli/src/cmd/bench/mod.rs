@@ -1,0 +1,31 @@
+//! `deai bench …`: measured performance, with `--json` for scripts.
+
+pub mod fl;
+pub mod secagg;
+
+use clap::Subcommand;
+
+/// Arguments of `deai bench`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Which benchmark.
+    #[command(subcommand)]
+    pub which: Which,
+}
+
+/// The benchmarks.
+#[derive(Debug, Subcommand)]
+pub enum Which {
+    /// Federated digits-100 against its centralised equivalent, and a cross-device scale case.
+    Fl(fl::Args),
+    /// One full SecAgg+ round: all clients and the server in one process.
+    Secagg(secagg::Args),
+}
+
+/// Runs `deai bench`.
+pub fn run(args: Args) -> anyhow::Result<()> {
+    match args.which {
+        Which::Fl(a) => fl::run(a),
+        Which::Secagg(a) => secagg::run(a),
+    }
+}
