@@ -121,6 +121,9 @@ pub struct SimReport {
     pub verified: Option<bool>,
     /// The unmasking record.
     pub record: UnmaskRecord,
+    /// The survivors' masked inputs, aligned with `record.survivors` (empty unless
+    /// `spec.verify`).
+    pub masked_inputs: Vec<Vec<u32>>,
     /// Clients the server excluded for bad messages.
     pub excluded: Vec<u32>,
     /// Modulus bits used.
@@ -323,13 +326,17 @@ pub fn run_round(spec: &SimSpec) -> Result<SimReport, SimError> {
     let expected = unmask::unmasked_sum(config.vector_len as usize, &survivors, &[], modulus_bits);
     let plain_sum_ms = ms_since(start);
 
-    let verified = if spec.verify {
-        let masked: Vec<Vec<u32>> = record
+    let masked_inputs: Vec<Vec<u32>> = if spec.verify {
+        record
             .survivors
             .iter()
-            .map(|&i| clients[i as usize].masked.clone().unwrap_or_default())
-            .collect();
-        Some(verify_aggregate(&config, &record, &masked)? == sum)
+            .map(|&i| clients[i as usize].masked.take().unwrap_or_default())
+            .collect()
+    } else {
+        Vec::new()
+    };
+    let verified = if spec.verify {
+        Some(verify_aggregate(&config, &record, &masked_inputs)? == sum)
     } else {
         None
     };
@@ -345,6 +352,7 @@ pub fn run_round(spec: &SimSpec) -> Result<SimReport, SimError> {
         verified,
         excluded: server.excluded().keys().copied().collect(),
         record,
+        masked_inputs,
         modulus_bits,
         round_ms,
         client_ms: finished.iter().map(|c| c.ms).collect(),
