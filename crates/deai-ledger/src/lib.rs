@@ -1,1 +1,72 @@
-//! deai-ledger.
+//! The deterministic ledger state machine of deai: transactions, checks, state and its authenticated root.
+//!
+//! A pure function of (state, block): no I/O, clocks, randomness or floats. Amounts are `u128`
+//! base units ([`TOKEN`] per token); DP budgets and model metrics are fixed-point integers
+//! ([`EPSILON_SCALE`], [`DELTA_SCALE`], [`METRIC_SCALE`]).
+//!
+//! ```
+//! use deai_ledger::*;
+//! use ed25519_dalek::SigningKey;
+//!
+//! let alice = SigningKey::from_bytes(&[1; 32]);
+//! let bob = Address([2; 32]);
+//! let genesis = Genesis::dev(Address::from_key(&alice.verifying_key()), vec![]);
+//! let mut state = State::from_genesis(&genesis).expect("valid genesis");
+//!
+//! let tx = SignedTx::sign(
+//!     Tx {
+//!         chain_id: state.chain_id().to_string(),
+//!         sender: Address::from_key(&alice.verifying_key()),
+//!         nonce: 0,
+//!         fee: 10,
+//!         body: TxBody::Transfer(Transfer { to: bob, amount: 500 }),
+//!     },
+//!     &alice,
+//! );
+//! state.check_tx(&tx).expect("valid transfer");
+//! let outcome = state.apply_block(&Block { height: 1, proposer: bob, txs: vec![tx] });
+//! assert!(outcome.receipts[0].is_ok());
+//! assert_eq!(state.account(&bob).balance, 510); // amount + fee (bob proposed the block)
+//!
+//! // A light client checks bob's account against the root.
+//! let proof = state.prove(&StateKey::Account(bob)).expect("bob exists");
+//! verify_proof(&outcome.root, &proof).expect("proof verifies");
+//! ```
+//!
+//! # Layout
+//!
+//! - [`tx`]: the signed envelope, its canonical encoding, and one module per transaction kind;
+//!   the module docs say how to add a transaction (one module + one enum variant).
+//! - [`State`]: accounts, datasets, tasks, models, and block application.
+//! - [`proof`]: state keys, inclusion proofs and [`verify_proof`]; the root is a
+//!   `commonware_storage` in-memory MMR updated incrementally per block.
+//! - [`verify_signatures`]: batched ed25519 in parallel chunks.
+
+mod block;
+mod codec;
+mod error;
+mod event;
+mod genesis;
+mod params;
+pub mod proof;
+mod state;
+pub mod tx;
+mod types;
+mod verify;
+
+pub use block::{Block, BlockOutcome, Receipt};
+pub use error::{DecodeError, EntityKind, GenesisError, ProofError, TxError};
+pub use event::{Event, HistoryEntry};
+pub use genesis::{Genesis, TOKEN};
+pub use params::{DELTA_SCALE, EPSILON_SCALE, Limits, METRIC_SCALE, Params};
+pub use proof::{Proof, StateKey, verify_proof};
+pub use state::{
+    Account, ConsentPolicy, Dataset, Metric, Model, State, SupplyReport, Task, TaskStatus,
+    Unbonding,
+};
+pub use tx::{
+    ConsentRevoke, ConsentUpdate, DatasetRegister, ModelRegister, SignedTx, Stake, TaskCancel,
+    TaskCreate, Transfer, Tx, TxBody, Unstake,
+};
+pub use types::{Address, Digest, HexError, TxId, allocations, amount, hex_bytes, hex_sig};
+pub use verify::verify_signatures;

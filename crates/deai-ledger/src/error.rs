@@ -1,0 +1,316 @@
+//! Error types. Every [`TxError`] variant carries the offending values and has a stable
+//! machine-readable [`TxError::code`] that the node's API and metrics use.
+
+use crate::types::{Address, Digest};
+use serde::{Deserialize, Serialize};
+
+/// Which kind of entity an id refers to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EntityKind {
+    /// A registered dataset.
+    Dataset,
+    /// A training task.
+    Task,
+    /// A registered model.
+    Model,
+}
+
+impl core::fmt::Display for EntityKind {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str(match self {
+            Self::Dataset => "dataset",
+            Self::Task => "task",
+            Self::Model => "model",
+        })
+    }
+}
+
+/// Why a transaction was rejected. A rejected transaction changes nothing.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error, Serialize, Deserialize)]
+#[serde(tag = "code", rename_all = "snake_case")]
+pub enum TxError {
+    /// The ed25519 signature does not verify against the sender.
+    #[error("bad signature from {sender}")]
+    BadSignature {
+        /// The claimed sender.
+        sender: Address,
+    },
+    /// The transaction names another chain.
+    #[error("wrong chain id: expected {expected:?}, got {got:?}")]
+    WrongChainId {
+        /// This chain's id.
+        expected: String,
+        /// The id in the transaction.
+        got: String,
+    },
+    /// The encoded transaction is larger than `tx_bytes_max`.
+    #[error("transaction is {size} bytes, limit {max}")]
+    Oversized {
+        /// Encoded size.
+        size: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// The fee is below `fee_min`.
+    #[error("fee {fee} below minimum {min}")]
+    FeeTooLow {
+        /// Offered fee.
+        #[serde(with = "crate::types::amount")]
+        fee: u128,
+        /// Minimum fee.
+        #[serde(with = "crate::types::amount")]
+        min: u128,
+    },
+    /// The nonce was already used.
+    #[error("nonce {got} already used; next nonce is {expected}")]
+    NonceReplayed {
+        /// The sender's next nonce.
+        expected: u64,
+        /// The transaction's nonce.
+        got: u64,
+    },
+    /// The nonce is ahead of the sender's next nonce.
+    #[error("nonce {got} is in the future; next nonce is {expected}")]
+    NonceFuture {
+        /// The sender's next nonce.
+        expected: u64,
+        /// The transaction's nonce.
+        got: u64,
+    },
+    /// The sender cannot pay amount plus fee.
+    #[error("insufficient funds: need {needed}, have {available}")]
+    InsufficientFunds {
+        /// Amount plus fee.
+        #[serde(with = "crate::types::amount")]
+        needed: u128,
+        /// Spendable balance.
+        #[serde(with = "crate::types::amount")]
+        available: u128,
+    },
+    /// The sender has less stake than it tries to unstake.
+    #[error("insufficient stake: need {needed}, have {available}")]
+    InsufficientStake {
+        /// Requested amount.
+        #[serde(with = "crate::types::amount")]
+        needed: u128,
+        /// Staked amount.
+        #[serde(with = "crate::types::amount")]
+        available: u128,
+    },
+    /// An amount that must be positive is zero.
+    #[error("{field} must be positive")]
+    ZeroAmount {
+        /// The field.
+        field: String,
+    },
+    /// A list or string is longer than its limit.
+    #[error("{field} has {len} entries/bytes, limit {max}")]
+    LimitExceeded {
+        /// The field.
+        field: String,
+        /// Its length.
+        len: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// A field holds a value outside its allowed range.
+    #[error("invalid {field}: {reason}")]
+    InvalidField {
+        /// The field.
+        field: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// No entity with that id exists.
+    #[error("unknown {kind} {id}")]
+    UnknownId {
+        /// Kind of entity.
+        kind: EntityKind,
+        /// The id.
+        id: u64,
+    },
+    /// The sender does not own the entity.
+    #[error("{sender} is not the owner of {kind} {id} (owner {owner})")]
+    NotOwner {
+        /// Kind of entity.
+        kind: EntityKind,
+        /// The id.
+        id: u64,
+        /// Its owner.
+        owner: Address,
+        /// The sender.
+        sender: Address,
+    },
+    /// The dataset's consent has expired.
+    #[error("consent of dataset {dataset} expired at height {expiry_height} (now {height})")]
+    ConsentExpired {
+        /// The dataset.
+        dataset: u64,
+        /// Its expiry height.
+        expiry_height: u64,
+        /// The current height.
+        height: u64,
+    },
+    /// The dataset's consent was revoked.
+    #[error("consent of dataset {dataset} was revoked")]
+    ConsentRevoked {
+        /// The dataset.
+        dataset: u64,
+    },
+    /// The task does not satisfy the dataset's consent policy.
+    #[error("task violates consent of dataset {dataset}: {reason}")]
+    ConsentViolated {
+        /// The dataset.
+        dataset: u64,
+        /// Which rule failed, with the values.
+        reason: String,
+    },
+    /// The task is not open (cancelled).
+    #[error("task {id} is not open")]
+    TaskNotOpen {
+        /// The task.
+        id: u64,
+    },
+    /// The block already holds `block_txs_max` transactions.
+    #[error("block already holds {max} transactions")]
+    BlockFull {
+        /// The limit.
+        max: usize,
+    },
+    /// An arithmetic overflow (a balance past `u128::MAX`, an id past `u64::MAX`).
+    #[error("overflow in {what}")]
+    Overflow {
+        /// What overflowed.
+        what: String,
+    },
+}
+
+impl TxError {
+    /// A stable, machine-readable code for this error.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::BadSignature { .. } => "bad_signature",
+            Self::WrongChainId { .. } => "wrong_chain_id",
+            Self::Oversized { .. } => "oversized",
+            Self::FeeTooLow { .. } => "fee_too_low",
+            Self::NonceReplayed { .. } => "nonce_replayed",
+            Self::NonceFuture { .. } => "nonce_future",
+            Self::InsufficientFunds { .. } => "insufficient_funds",
+            Self::InsufficientStake { .. } => "insufficient_stake",
+            Self::ZeroAmount { .. } => "zero_amount",
+            Self::LimitExceeded { .. } => "limit_exceeded",
+            Self::InvalidField { .. } => "invalid_field",
+            Self::UnknownId { .. } => "unknown_id",
+            Self::NotOwner { .. } => "not_owner",
+            Self::ConsentExpired { .. } => "consent_expired",
+            Self::ConsentRevoked { .. } => "consent_revoked",
+            Self::ConsentViolated { .. } => "consent_violated",
+            Self::TaskNotOpen { .. } => "task_not_open",
+            Self::BlockFull { .. } => "block_full",
+            Self::Overflow { .. } => "overflow",
+        }
+    }
+
+    /// Every code [`Self::code`] can return (for metrics labels and docs).
+    pub const CODES: &'static [&'static str] = &[
+        "bad_signature",
+        "wrong_chain_id",
+        "oversized",
+        "fee_too_low",
+        "nonce_replayed",
+        "nonce_future",
+        "insufficient_funds",
+        "insufficient_stake",
+        "zero_amount",
+        "limit_exceeded",
+        "invalid_field",
+        "unknown_id",
+        "not_owner",
+        "consent_expired",
+        "consent_revoked",
+        "consent_violated",
+        "task_not_open",
+        "block_full",
+        "overflow",
+    ];
+
+    pub(crate) fn limit(field: &str, len: usize, max: usize) -> Result<(), Self> {
+        if len > max {
+            return Err(Self::LimitExceeded {
+                field: field.to_string(),
+                len,
+                max,
+            });
+        }
+        Ok(())
+    }
+
+    pub(crate) fn positive(field: &str, v: u128) -> Result<(), Self> {
+        if v == 0 {
+            return Err(Self::ZeroAmount {
+                field: field.to_string(),
+            });
+        }
+        Ok(())
+    }
+
+    pub(crate) fn overflow(what: &str) -> Self {
+        Self::Overflow {
+            what: what.to_string(),
+        }
+    }
+}
+
+/// A byte string that is not a valid canonical encoding within the limits.
+#[derive(Debug, thiserror::Error)]
+#[error("decode: {0}")]
+pub struct DecodeError(#[from] pub commonware_codec::Error);
+
+/// A genesis that cannot start a chain.
+#[derive(Debug, thiserror::Error)]
+pub enum GenesisError {
+    /// The JSON does not parse.
+    #[error("genesis JSON: {0}")]
+    Json(#[from] serde_json::Error),
+    /// The chain id is empty or too long.
+    #[error("chain id {chain_id:?} must be 1..={max} bytes")]
+    ChainId {
+        /// The id.
+        chain_id: String,
+        /// The limit.
+        max: usize,
+    },
+    /// An address appears twice in balances or validators.
+    #[error("address {0} listed twice in {1}")]
+    Duplicate(Address, &'static str),
+    /// The total supply does not fit in a `u128`.
+    #[error("total supply overflows u128")]
+    SupplyOverflow,
+    /// A parameter is unusable (zero where a positive value is needed).
+    #[error("parameter {name} = {value} is invalid: {reason}")]
+    Param {
+        /// The parameter.
+        name: &'static str,
+        /// Its value.
+        value: String,
+        /// Why.
+        reason: &'static str,
+    },
+}
+
+/// Why an inclusion proof does not verify.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ProofError {
+    /// The proof does not lead to the expected root.
+    #[error("proof of {key} does not match root {root}")]
+    RootMismatch {
+        /// The key the proof claims.
+        key: String,
+        /// The root it was checked against.
+        root: Digest,
+    },
+    /// The proof is structurally invalid (location past the leaf count, too many digests).
+    #[error("malformed proof: {0}")]
+    Malformed(String),
+}

@@ -1,0 +1,230 @@
+//! Events: what a transaction (or the start of a block) did, in receipts and in the per-entity
+//! history of datasets, tasks and models.
+//!
+//! Invariant: an entity's `history_root` is the BLAKE3 hash chain of its [`HistoryEntry`]
+//! encodings, so the state root commits to the full history without re-hashing it per update.
+
+use crate::types::{Address, Digest, TxId};
+use bytes::BufMut;
+use commonware_codec::{EncodeSize, Write};
+use serde::{Deserialize, Serialize};
+
+/// Something that happened to the state.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Event {
+    /// Funds moved between accounts.
+    Transferred {
+        /// Payer.
+        from: Address,
+        /// Payee.
+        to: Address,
+        /// Amount.
+        #[serde(with = "crate::types::amount")]
+        amount: u128,
+    },
+    /// Funds locked as stake.
+    Staked {
+        /// The staker.
+        account: Address,
+        /// Amount.
+        #[serde(with = "crate::types::amount")]
+        amount: u128,
+    },
+    /// Stake started unbonding.
+    UnbondingStarted {
+        /// The staker.
+        account: Address,
+        /// Amount.
+        #[serde(with = "crate::types::amount")]
+        amount: u128,
+        /// Height at which the funds return.
+        release_height: u64,
+    },
+    /// Unbonded funds returned to the balance at the start of a block.
+    Unbonded {
+        /// The staker.
+        account: Address,
+        /// Amount.
+        #[serde(with = "crate::types::amount")]
+        amount: u128,
+    },
+    /// A dataset was registered.
+    DatasetRegistered {
+        /// Its id.
+        id: u64,
+        /// Its owner.
+        owner: Address,
+        /// BLAKE3 commitment of the data.
+        commitment: Digest,
+    },
+    /// A dataset's consent policy was replaced.
+    ConsentUpdated {
+        /// The dataset.
+        id: u64,
+    },
+    /// A dataset's consent was revoked.
+    ConsentRevoked {
+        /// The dataset.
+        id: u64,
+    },
+    /// A task was created and its reward escrowed.
+    TaskCreated {
+        /// Its id.
+        id: u64,
+        /// The creator.
+        creator: Address,
+        /// Escrowed reward.
+        #[serde(with = "crate::types::amount")]
+        escrow: u128,
+    },
+    /// A dataset was selected by a task's filter (recorded in the dataset's history).
+    DatasetSelected {
+        /// The dataset.
+        dataset: u64,
+        /// The task.
+        task: u64,
+    },
+    /// A task was cancelled and its unspent escrow refunded.
+    TaskCancelled {
+        /// The task.
+        id: u64,
+        /// Refund to the creator.
+        #[serde(with = "crate::types::amount")]
+        refund: u128,
+    },
+    /// A model was registered.
+    ModelRegistered {
+        /// Its id.
+        id: u64,
+        /// The task it came from.
+        task: u64,
+        /// The model it was trained from, if any.
+        parent: Option<u64>,
+        /// BLAKE3 of the weights.
+        model_hash: Digest,
+    },
+}
+
+/// One entry of an entity's history.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HistoryEntry {
+    /// Block height.
+    pub height: u64,
+    /// The transaction that caused it.
+    pub tx_id: TxId,
+    /// What happened.
+    pub event: Event,
+}
+
+impl Event {
+    fn tag(&self) -> u8 {
+        match self {
+            Self::Transferred { .. } => 0,
+            Self::Staked { .. } => 1,
+            Self::UnbondingStarted { .. } => 2,
+            Self::Unbonded { .. } => 3,
+            Self::DatasetRegistered { .. } => 4,
+            Self::ConsentUpdated { .. } => 5,
+            Self::ConsentRevoked { .. } => 6,
+            Self::TaskCreated { .. } => 7,
+            Self::DatasetSelected { .. } => 8,
+            Self::TaskCancelled { .. } => 9,
+            Self::ModelRegistered { .. } => 10,
+        }
+    }
+}
+
+impl Write for Event {
+    fn write(&self, buf: &mut impl BufMut) {
+        buf.put_u8(self.tag());
+        match self {
+            Self::Transferred { from, to, amount } => {
+                from.write(buf);
+                to.write(buf);
+                amount.write(buf);
+            }
+            Self::Staked { account, amount } | Self::Unbonded { account, amount } => {
+                account.write(buf);
+                amount.write(buf);
+            }
+            Self::UnbondingStarted {
+                account,
+                amount,
+                release_height,
+            } => {
+                account.write(buf);
+                amount.write(buf);
+                release_height.write(buf);
+            }
+            Self::DatasetRegistered {
+                id,
+                owner,
+                commitment,
+            } => {
+                id.write(buf);
+                owner.write(buf);
+                commitment.write(buf);
+            }
+            Self::ConsentUpdated { id } | Self::ConsentRevoked { id } => id.write(buf),
+            Self::TaskCreated {
+                id,
+                creator,
+                escrow,
+            } => {
+                id.write(buf);
+                creator.write(buf);
+                escrow.write(buf);
+            }
+            Self::DatasetSelected { dataset, task } => {
+                dataset.write(buf);
+                task.write(buf);
+            }
+            Self::TaskCancelled { id, refund } => {
+                id.write(buf);
+                refund.write(buf);
+            }
+            Self::ModelRegistered {
+                id,
+                task,
+                parent,
+                model_hash,
+            } => {
+                id.write(buf);
+                task.write(buf);
+                parent.write(buf);
+                model_hash.write(buf);
+            }
+        }
+    }
+}
+
+impl EncodeSize for Event {
+    fn encode_size(&self) -> usize {
+        1 + match self {
+            Self::Transferred { .. } => 32 + 32 + 16,
+            Self::Staked { .. } | Self::Unbonded { .. } => 32 + 16,
+            Self::UnbondingStarted { .. } => 32 + 16 + 8,
+            Self::DatasetRegistered { .. } => 8 + 32 + 32,
+            Self::ConsentUpdated { .. } | Self::ConsentRevoked { .. } => 8,
+            Self::TaskCreated { .. } => 8 + 32 + 16,
+            Self::DatasetSelected { .. } => 16,
+            Self::TaskCancelled { .. } => 8 + 16,
+            Self::ModelRegistered { parent, .. } => 8 + 8 + parent.encode_size() + 32,
+        }
+    }
+}
+
+impl HistoryEntry {
+    /// The next link of a history hash chain.
+    pub fn chain(&self, previous: &Digest) -> Digest {
+        let mut h = blake3::Hasher::new();
+        h.update(&previous.0);
+        h.update(&self.height.to_be_bytes());
+        h.update(&self.tx_id.0);
+        let mut bytes = Vec::with_capacity(self.event.encode_size());
+        self.event.write(&mut bytes);
+        h.update(&bytes);
+        Digest(*h.finalize().as_bytes())
+    }
+}

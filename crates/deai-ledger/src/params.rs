@@ -1,0 +1,102 @@
+//! Protocol parameters: every limit the ledger enforces, by name, read from genesis.
+//!
+//! Fixed-point scales (no floats anywhere in the ledger):
+//! - DP ε: [`EPSILON_SCALE`] = 1e6 (ε = 1.5 is `1_500_000`).
+//! - DP δ: [`DELTA_SCALE`] = 1e12 (δ = 1e-5 is `10_000_000`).
+//! - model metrics: [`METRIC_SCALE`] = 1e6 (accuracy 0.9731 is `973_100`), signed.
+
+use serde::{Deserialize, Serialize};
+
+/// ε is stored as `ε · EPSILON_SCALE`.
+pub const EPSILON_SCALE: u64 = 1_000_000;
+/// δ is stored as `δ · DELTA_SCALE`.
+pub const DELTA_SCALE: u64 = 1_000_000_000_000;
+/// Model metrics are stored as `value · METRIC_SCALE` in an `i64`.
+pub const METRIC_SCALE: i64 = 1_000_000;
+
+/// Every protocol limit, named. Part of genesis; the same for every replica.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Params {
+    /// Largest encoded signed transaction, bytes.
+    pub tx_bytes_max: u32,
+    /// Most transactions in one block.
+    pub block_txs_max: u32,
+    /// Smallest fee a transaction may pay, base units.
+    #[serde(with = "crate::types::amount")]
+    pub fee_min: u128,
+    /// Blocks between an `Unstake` and the funds returning to the balance.
+    pub unbonding_delay_blocks: u64,
+    /// Longest chain id, bytes.
+    pub chain_id_bytes_max: u32,
+    /// Longest short string (schema tag, purpose, metric name), bytes.
+    pub string_bytes_max: u32,
+    /// Most purposes in one consent policy.
+    pub dataset_purposes_max: u32,
+    /// Most named task creators in one consent policy.
+    pub consent_creators_max: u32,
+    /// Most dataset ids in one task's dataset filter.
+    pub task_datasets_max: u32,
+    /// Most training rounds in one task.
+    pub task_rounds_max: u32,
+    /// Most metrics in one model registration.
+    pub model_metrics_max: u32,
+    /// Most unbonding entries one account may have in flight.
+    pub unbonding_entries_max: u32,
+}
+
+impl Default for Params {
+    fn default() -> Self {
+        Self {
+            tx_bytes_max: 4096,
+            block_txs_max: 10_000,
+            fee_min: 1,
+            unbonding_delay_blocks: 100,
+            chain_id_bytes_max: 64,
+            string_bytes_max: 64,
+            dataset_purposes_max: 16,
+            consent_creators_max: 32,
+            task_datasets_max: 64,
+            task_rounds_max: 10_000,
+            model_metrics_max: 16,
+            unbonding_entries_max: 32,
+        }
+    }
+}
+
+impl Params {
+    /// The decoding bounds derived from these parameters.
+    pub fn limits(&self) -> Limits {
+        Limits {
+            tx_bytes_max: self.tx_bytes_max as usize,
+            block_txs_max: self.block_txs_max as usize,
+            chain_id_bytes_max: self.chain_id_bytes_max as usize,
+            string_bytes_max: self.string_bytes_max as usize,
+            dataset_purposes_max: self.dataset_purposes_max as usize,
+            consent_creators_max: self.consent_creators_max as usize,
+            task_datasets_max: self.task_datasets_max as usize,
+            model_metrics_max: self.model_metrics_max as usize,
+        }
+    }
+}
+
+/// Decoding bounds (the codec `Read::Cfg` of transactions and blocks), derived from [`Params`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Limits {
+    /// Largest encoded signed transaction, bytes.
+    pub tx_bytes_max: usize,
+    /// Most transactions in one block.
+    pub block_txs_max: usize,
+    /// Longest chain id, bytes.
+    pub chain_id_bytes_max: usize,
+    /// Longest short string, bytes.
+    pub string_bytes_max: usize,
+    /// Most purposes in one consent policy.
+    pub dataset_purposes_max: usize,
+    /// Most named task creators in one consent policy.
+    pub consent_creators_max: usize,
+    /// Most dataset ids in a task filter.
+    pub task_datasets_max: usize,
+    /// Most metrics in a model registration.
+    pub model_metrics_max: usize,
+}

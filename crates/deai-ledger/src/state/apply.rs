@@ -1,0 +1,186 @@
+//! Block application and transaction checks.
+//!
+//! Order inside a block: (1) unbonding entries whose release height ≤ the block height return to
+//! their balances; (2) each transaction in order: signature → stateless checks → nonce and fee →
+//! the body's `validate` → the body's `apply`, then fee to the proposer and nonce + 1;
+//! (3) the tree commits every changed entry and the new root is returned. A transaction that
+//! fails any check changes nothing and gets a receipt with its error.
+
+use super::State;
+use crate::block::{Block, BlockOutcome, Receipt};
+use crate::error::TxError;
+use crate::event::Event;
+use crate::tx::{Env, SignedTx};
+use crate::verify::verify_signatures;
+use commonware_codec::EncodeSize;
+
+impl State {
+    /// Apply `block`, verifying its signatures (batched, in parallel) first.
+    pub fn apply_block(&mut self, block: &Block) -> BlockOutcome {
+        let sig_ok = verify_signatures(&block.txs);
+        self.apply_block_verified(block, &sig_ok)
+    }
+
+    /// Apply `block` whose signatures the caller already checked: `sig_ok[i]` says whether
+    /// transaction `i` verified (missing entries count as bad).
+    pub fn apply_block_verified(&mut self, block: &Block, sig_ok: &[bool]) -> BlockOutcome {
+        debug_assert!(
+            block.height > self.height,
+            "blocks apply at increasing heights"
+        );
+        self.height = block.height;
+        let mut events = self.release_unbonded(block.height);
+        let mut receipts = Vec::with_capacity(block.txs.len());
+        let txs_max = self.params.block_txs_max as usize;
+        for (i, tx) in block.txs.iter().enumerate() {
+            let tx_id = tx.id();
+            let result = if i >= txs_max {
+                Err(TxError::BlockFull { max: txs_max })
+            } else if !sig_ok.get(i).copied().unwrap_or(false) {
+                Err(TxError::BadSignature {
+                    sender: tx.tx.sender,
+                })
+            } else {
+                self.execute(tx, tx_id, block)
+            };
+            let receipt = match result {
+                Ok(tx_events) => {
+                    events.extend(tx_events.iter().cloned());
+                    Receipt {
+                        tx_id,
+                        result: Ok(()),
+                        events: tx_events,
+                        fee_paid: tx.tx.fee,
+                    }
+                }
+                Err(e) => Receipt {
+                    tx_id,
+                    result: Err(e),
+                    events: Vec::new(),
+                    fee_paid: 0,
+                },
+            };
+            receipts.push(receipt);
+        }
+        self.commit();
+        BlockOutcome {
+            height: block.height,
+            receipts,
+            events,
+            root: self.root(),
+        }
+    }
+
+    /// Signature, chain id, size, fee minimum and body limits: everything that does not read state.
+    pub fn check_tx_stateless(&self, tx: &SignedTx) -> Result<(), TxError> {
+        tx.verify_signature()?;
+        self.check_unsigned(tx)
+    }
+
+    /// [`Self::check_tx_stateless`] plus the checks against the current state (nonce equals the
+    /// next nonce, funds, ids, ownership, consent), as if in the next block.
+    pub fn check_tx(&self, tx: &SignedTx) -> Result<(), TxError> {
+        self.check_tx_stateless(tx)?;
+        let env = Env {
+            sender: tx.tx.sender,
+            fee: tx.tx.fee,
+            height: self.height + 1,
+            tx_id: tx.id(),
+        };
+        self.validate(tx, &env)
+    }
+
+    /// Stateless checks except the signature.
+    fn check_unsigned(&self, tx: &SignedTx) -> Result<(), TxError> {
+        if tx.tx.chain_id != self.chain_id {
+            return Err(TxError::WrongChainId {
+                expected: self.chain_id.clone(),
+                got: tx.tx.chain_id.clone(),
+            });
+        }
+        let size = tx.encode_size();
+        let max = self.params.tx_bytes_max as usize;
+        if size > max {
+            return Err(TxError::Oversized { size, max });
+        }
+        if tx.tx.fee < self.params.fee_min {
+            return Err(TxError::FeeTooLow {
+                fee: tx.tx.fee,
+                min: self.params.fee_min,
+            });
+        }
+        tx.tx.body.action().check(&self.params)
+    }
+
+    /// Nonce, fee and the body's checks against state.
+    fn validate(&self, tx: &SignedTx, env: &Env) -> Result<(), TxError> {
+        let (balance, nonce) = self
+            .accounts
+            .get(&env.sender)
+            .map_or((0, 0), |a| (a.balance, a.nonce));
+        if tx.tx.nonce < nonce {
+            return Err(TxError::NonceReplayed {
+                expected: nonce,
+                got: tx.tx.nonce,
+            });
+        }
+        if tx.tx.nonce > nonce {
+            return Err(TxError::NonceFuture {
+                expected: nonce,
+                got: tx.tx.nonce,
+            });
+        }
+        if balance < env.fee {
+            return Err(TxError::InsufficientFunds {
+                needed: env.fee,
+                available: balance,
+            });
+        }
+        tx.tx.body.action().validate(self, env)
+    }
+
+    /// Check and apply one transaction whose signature verified.
+    fn execute(
+        &mut self,
+        tx: &SignedTx,
+        tx_id: crate::TxId,
+        block: &Block,
+    ) -> Result<Vec<Event>, TxError> {
+        self.check_unsigned(tx)?;
+        let env = Env {
+            sender: tx.tx.sender,
+            fee: tx.tx.fee,
+            height: block.height,
+            tx_id,
+        };
+        self.validate(tx, &env)?;
+        let events = tx.tx.body.action().apply(self, &env);
+        self.debit(&env.sender, env.fee);
+        self.account_mut(&env.sender).nonce += 1;
+        self.credit(&block.proposer, env.fee);
+        self.fees_paid += env.fee;
+        Ok(events)
+    }
+
+    /// Return every unbonding entry released at or before `height` to its balance.
+    fn release_unbonded(&mut self, height: u64) -> Vec<Event> {
+        let mut events = Vec::new();
+        let later = self.unbonding_queue.split_off(&(height + 1));
+        let due = std::mem::replace(&mut self.unbonding_queue, later);
+        for account in due.into_values().flatten() {
+            let acc = self.account_mut(&account);
+            let (ready, pending): (Vec<_>, Vec<_>) = acc
+                .unbonding
+                .iter()
+                .partition(|u| u.release_height <= height);
+            acc.unbonding = pending;
+            let amount: u128 = ready.iter().map(|u| u.amount).sum();
+            if amount == 0 {
+                continue;
+            }
+            acc.balance += amount;
+            events.push(Event::Unbonded { account, amount });
+        }
+        events
+    }
+}

@@ -1,0 +1,376 @@
+//! The ledger state: accounts, datasets, tasks, models, the unbonding queue and the
+//! authenticated tree over them.
+//!
+//! Invariants:
+//! - every mutation goes through the `*_mut`/`insert_*` helpers, which mark the key dirty; the
+//!   tree is brought up to date once per block ([`State::commit`]), so `root()` always covers
+//!   every entry as of the last applied block;
+//! - tokens are conserved: balances + staked + unbonding + escrow == genesis supply
+//!   (fees move from payer to proposer balances);
+//! - ids are dense, assigned from 1 in application order, and never reused.
+
+mod account;
+mod apply;
+mod dataset;
+mod model;
+mod task;
+mod tree;
+
+pub use account::{Account, Unbonding};
+pub(crate) use dataset::TaskTerms;
+pub use dataset::{ConsentPolicy, Dataset};
+pub use model::{Metric, Model};
+pub use task::{Task, TaskStatus};
+
+use crate::error::{EntityKind, GenesisError, TxError};
+use crate::event::{Event, HistoryEntry};
+use crate::genesis::Genesis;
+use crate::params::{Limits, Params};
+use crate::proof::{Proof, StateKey};
+use crate::tx::Env;
+use crate::types::{Address, Digest};
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, BTreeSet};
+use tree::StateTree;
+
+/// Where every token is; `total` must always equal `genesis`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SupplyReport {
+    /// Sum of spendable balances (fees paid to proposers are part of their balances).
+    #[serde(with = "crate::types::amount")]
+    pub balances: u128,
+    /// Sum of locked stake.
+    #[serde(with = "crate::types::amount")]
+    pub staked: u128,
+    /// Sum of unbonding entries.
+    #[serde(with = "crate::types::amount")]
+    pub unbonding: u128,
+    /// Sum of task escrows.
+    #[serde(with = "crate::types::amount")]
+    pub escrow: u128,
+    /// Fees paid to proposers so far (already inside `balances`; informational).
+    #[serde(with = "crate::types::amount")]
+    pub fees_paid: u128,
+    /// Burned tokens (the ledger burns nothing today).
+    #[serde(with = "crate::types::amount")]
+    pub burned: u128,
+    /// balances + staked + unbonding + escrow + burned.
+    #[serde(with = "crate::types::amount")]
+    pub total: u128,
+    /// Supply at genesis.
+    #[serde(with = "crate::types::amount")]
+    pub genesis: u128,
+}
+
+/// The whole ledger state. Cloning copies everything (use it for speculative execution).
+#[derive(Clone, Debug)]
+pub struct State {
+    chain_id: String,
+    params: Params,
+    limits: Limits,
+    height: u64,
+    accounts: BTreeMap<Address, Account>,
+    datasets: BTreeMap<u64, Dataset>,
+    tasks: BTreeMap<u64, Task>,
+    models: BTreeMap<u64, Model>,
+    /// release height → accounts with an entry releasing then.
+    unbonding_queue: BTreeMap<u64, BTreeSet<Address>>,
+    genesis_supply: u128,
+    fees_paid: u128,
+    tree: StateTree,
+    dirty: BTreeSet<StateKey>,
+}
+
+impl State {
+    /// The state at height 0.
+    pub fn from_genesis(g: &Genesis) -> Result<State, GenesisError> {
+        g.validate()?;
+        let mut state = State {
+            chain_id: g.chain_id.clone(),
+            params: g.params.clone(),
+            limits: g.params.limits(),
+            height: 0,
+            accounts: BTreeMap::new(),
+            datasets: BTreeMap::new(),
+            tasks: BTreeMap::new(),
+            models: BTreeMap::new(),
+            unbonding_queue: BTreeMap::new(),
+            genesis_supply: g.supply()?,
+            fees_paid: 0,
+            tree: StateTree::new(),
+            dirty: BTreeSet::new(),
+        };
+        state.dirty.insert(StateKey::Meta);
+        for &(a, amount) in &g.balances {
+            state.account_mut(&a).balance = amount;
+        }
+        for &(a, stake) in &g.validators {
+            state.account_mut(&a).staked = stake;
+        }
+        state.commit();
+        Ok(state)
+    }
+
+    /// The chain id transactions must carry.
+    pub fn chain_id(&self) -> &str {
+        &self.chain_id
+    }
+
+    /// The protocol parameters.
+    pub fn params(&self) -> &Params {
+        &self.params
+    }
+
+    /// The decoding limits derived from the parameters.
+    pub fn limits(&self) -> &Limits {
+        &self.limits
+    }
+
+    /// Height of the last applied block (0 = genesis).
+    pub fn height(&self) -> u64 {
+        self.height
+    }
+
+    /// The authenticated root over all state as of the last applied block.
+    pub fn root(&self) -> Digest {
+        self.tree.root()
+    }
+
+    /// The account of `a` (all zero if never seen).
+    pub fn account(&self, a: &Address) -> Account {
+        self.accounts
+            .get(a)
+            .cloned()
+            .unwrap_or_else(|| Account::new(*a))
+    }
+
+    /// Every account that ever held anything, by address.
+    pub fn accounts(&self) -> impl Iterator<Item = &Account> {
+        self.accounts.values()
+    }
+
+    /// A dataset by id.
+    pub fn dataset(&self, id: u64) -> Option<&Dataset> {
+        self.datasets.get(&id)
+    }
+
+    /// All datasets by id.
+    pub fn datasets(&self) -> impl Iterator<Item = &Dataset> {
+        self.datasets.values()
+    }
+
+    /// A task by id.
+    pub fn task(&self, id: u64) -> Option<&Task> {
+        self.tasks.get(&id)
+    }
+
+    /// All tasks by id.
+    pub fn tasks(&self) -> impl Iterator<Item = &Task> {
+        self.tasks.values()
+    }
+
+    /// A model by id.
+    pub fn model(&self, id: u64) -> Option<&Model> {
+        self.models.get(&id)
+    }
+
+    /// All models by id.
+    pub fn models(&self) -> impl Iterator<Item = &Model> {
+        self.models.values()
+    }
+
+    /// The committed value bytes of `key`, if it exists.
+    pub fn leaf_value(&self, key: &StateKey) -> Option<Vec<u8>> {
+        match key {
+            StateKey::Meta => Some(self.meta_value()),
+            StateKey::Account(a) => self.accounts.get(a).map(Account::leaf_value),
+            StateKey::Dataset(id) => self.datasets.get(id).map(Dataset::leaf_value),
+            StateKey::Task(id) => self.tasks.get(id).map(Task::leaf_value),
+            StateKey::Model(id) => self.models.get(id).map(Model::leaf_value),
+        }
+    }
+
+    /// An inclusion proof of `key` against [`Self::root`], if the entry exists.
+    pub fn prove(&self, key: &StateKey) -> Option<Proof> {
+        let value = self.leaf_value(key)?;
+        self.tree.prove(key, value)
+    }
+
+    /// Where every token is.
+    pub fn supply(&self) -> SupplyReport {
+        let mut r = SupplyReport {
+            balances: 0,
+            staked: 0,
+            unbonding: 0,
+            escrow: 0,
+            fees_paid: self.fees_paid,
+            burned: 0,
+            total: 0,
+            genesis: self.genesis_supply,
+        };
+        for a in self.accounts.values() {
+            r.balances += a.balance;
+            r.staked += a.staked;
+            r.unbonding += a.unbonding_total();
+        }
+        r.escrow = self.tasks.values().map(|t| t.escrow).sum();
+        r.total = r.balances + r.staked + r.unbonding + r.escrow + r.burned;
+        r
+    }
+
+    /// Chain id and parameters, committed as the `Meta` leaf.
+    fn meta_value(&self) -> Vec<u8> {
+        let params = serde_json::to_vec(&self.params).expect("params serialize");
+        let mut out = Vec::with_capacity(64);
+        out.extend_from_slice(&Digest::hash(self.chain_id.as_bytes()).0);
+        out.extend_from_slice(&Digest::hash(&params).0);
+        out
+    }
+
+    /// Bring the tree up to date with every entry changed since the last commit.
+    pub(crate) fn commit(&mut self) {
+        let dirty = std::mem::take(&mut self.dirty);
+        let changes: Vec<(StateKey, Vec<u8>)> = dirty
+            .into_iter()
+            .map(|k| {
+                let v = self.leaf_value(&k).expect("dirty keys exist");
+                (k, v)
+            })
+            .collect();
+        self.tree.update(&changes);
+    }
+
+    // ---- mutation helpers (each marks its key dirty) ----
+
+    pub(crate) fn account_mut(&mut self, a: &Address) -> &mut Account {
+        self.dirty.insert(StateKey::Account(*a));
+        self.accounts.entry(*a).or_insert_with(|| Account::new(*a))
+    }
+
+    /// Spendable balance of the sender once the fee is reserved.
+    pub(crate) fn spendable(&self, env: &Env) -> u128 {
+        let balance = self.accounts.get(&env.sender).map_or(0, |a| a.balance);
+        balance.saturating_sub(env.fee)
+    }
+
+    /// Err unless the sender can pay `amount` on top of the fee.
+    pub(crate) fn require_funds(&self, env: &Env, amount: u128) -> Result<(), TxError> {
+        let available = self.accounts.get(&env.sender).map_or(0, |a| a.balance);
+        if amount > self.spendable(env) {
+            return Err(TxError::InsufficientFunds {
+                needed: amount.saturating_add(env.fee),
+                available,
+            });
+        }
+        Ok(())
+    }
+
+    pub(crate) fn debit(&mut self, a: &Address, amount: u128) {
+        let acc = self.account_mut(a);
+        acc.balance = acc
+            .balance
+            .checked_sub(amount)
+            .expect("validated: balance covers the debit");
+    }
+
+    pub(crate) fn credit(&mut self, a: &Address, amount: u128) {
+        let acc = self.account_mut(a);
+        acc.balance = acc
+            .balance
+            .checked_add(amount)
+            .expect("total supply fits in u128, checked at genesis");
+    }
+
+    pub(crate) fn queue_unbonding(&mut self, release_height: u64, a: Address) {
+        self.unbonding_queue
+            .entry(release_height)
+            .or_default()
+            .insert(a);
+    }
+
+    pub(crate) fn next_id(&self, kind: EntityKind) -> Result<u64, TxError> {
+        let last = match kind {
+            EntityKind::Dataset => self.datasets.keys().next_back(),
+            EntityKind::Task => self.tasks.keys().next_back(),
+            EntityKind::Model => self.models.keys().next_back(),
+        };
+        last.copied()
+            .unwrap_or(0)
+            .checked_add(1)
+            .ok_or_else(|| TxError::overflow("entity id"))
+    }
+
+    pub(crate) fn dataset_checked(&self, id: u64) -> Result<&Dataset, TxError> {
+        self.datasets.get(&id).ok_or(TxError::UnknownId {
+            kind: EntityKind::Dataset,
+            id,
+        })
+    }
+
+    pub(crate) fn task_checked(&self, id: u64) -> Result<&Task, TxError> {
+        self.tasks.get(&id).ok_or(TxError::UnknownId {
+            kind: EntityKind::Task,
+            id,
+        })
+    }
+
+    pub(crate) fn model_checked(&self, id: u64) -> Result<&Model, TxError> {
+        self.models.get(&id).ok_or(TxError::UnknownId {
+            kind: EntityKind::Model,
+            id,
+        })
+    }
+
+    pub(crate) fn dataset_mut(&mut self, id: u64) -> &mut Dataset {
+        self.dirty.insert(StateKey::Dataset(id));
+        self.datasets
+            .get_mut(&id)
+            .expect("validated: dataset exists")
+    }
+
+    pub(crate) fn task_mut(&mut self, id: u64) -> &mut Task {
+        self.dirty.insert(StateKey::Task(id));
+        self.tasks.get_mut(&id).expect("validated: task exists")
+    }
+
+    pub(crate) fn insert_dataset(&mut self, d: Dataset) {
+        self.dirty.insert(StateKey::Dataset(d.id));
+        self.datasets.insert(d.id, d);
+    }
+
+    pub(crate) fn insert_task(&mut self, t: Task) {
+        self.dirty.insert(StateKey::Task(t.id));
+        self.tasks.insert(t.id, t);
+    }
+
+    pub(crate) fn insert_model(&mut self, m: Model) {
+        self.dirty.insert(StateKey::Model(m.id));
+        self.models.insert(m.id, m);
+    }
+
+    /// Append `event` to the history of entity `kind`/`id` (which exists).
+    pub(crate) fn record(&mut self, kind: EntityKind, id: u64, env: &Env, event: Event) {
+        let entry = HistoryEntry {
+            height: env.height,
+            tx_id: env.tx_id,
+            event,
+        };
+        let (root, history) = match kind {
+            EntityKind::Dataset => {
+                let d = self.dataset_mut(id);
+                (&mut d.history_root, &mut d.history)
+            }
+            EntityKind::Task => {
+                let t = self.task_mut(id);
+                (&mut t.history_root, &mut t.history)
+            }
+            EntityKind::Model => {
+                self.dirty.insert(StateKey::Model(id));
+                let m = self.models.get_mut(&id).expect("validated: model exists");
+                (&mut m.history_root, &mut m.history)
+            }
+        };
+        *root = entry.chain(root);
+        history.push(entry);
+    }
+}

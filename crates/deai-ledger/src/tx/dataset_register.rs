@@ -1,0 +1,95 @@
+//! `DatasetRegister`: record a commitment to data that stays with its owner, with its consent
+//! policy. The sender becomes the owner.
+
+use super::{Action, Env};
+use crate::codec::{read_str, str_size, write_str};
+use crate::error::{EntityKind, TxError};
+use crate::event::Event;
+use crate::params::{Limits, Params};
+use crate::state::{ConsentPolicy, Dataset, State};
+use crate::types::Digest;
+use bytes::BufMut;
+use commonware_codec::Buf;
+use commonware_codec::{EncodeSize, Error as CodecError, Read, Write};
+use serde::{Deserialize, Serialize};
+
+/// Register a dataset commitment.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DatasetRegister {
+    /// BLAKE3 commitment of the data.
+    pub commitment: Digest,
+    /// Number of samples (> 0).
+    pub samples: u64,
+    /// Schema tag.
+    pub schema: String,
+    /// Consent policy.
+    pub policy: ConsentPolicy,
+}
+
+impl Action for DatasetRegister {
+    fn check(&self, params: &Params) -> Result<(), TxError> {
+        TxError::positive("samples", u128::from(self.samples))?;
+        TxError::limit(
+            "schema",
+            self.schema.len(),
+            params.string_bytes_max as usize,
+        )?;
+        self.policy.check(params)
+    }
+
+    fn validate(&self, state: &State, _: &Env) -> Result<(), TxError> {
+        state.next_id(EntityKind::Dataset).map(|_| ())
+    }
+
+    fn apply(&self, state: &mut State, env: &Env) -> Vec<Event> {
+        let id = state
+            .next_id(EntityKind::Dataset)
+            .expect("validated: id available");
+        state.insert_dataset(Dataset {
+            id,
+            owner: env.sender,
+            commitment: self.commitment,
+            samples: self.samples,
+            schema: self.schema.clone(),
+            policy: self.policy.clone(),
+            revoked: false,
+            registered_height: env.height,
+            history_root: Digest::default(),
+            history: Vec::new(),
+        });
+        let event = Event::DatasetRegistered {
+            id,
+            owner: env.sender,
+            commitment: self.commitment,
+        };
+        state.record(EntityKind::Dataset, id, env, event.clone());
+        vec![event]
+    }
+}
+
+impl Write for DatasetRegister {
+    fn write(&self, buf: &mut impl BufMut) {
+        self.commitment.write(buf);
+        self.samples.write(buf);
+        write_str(&self.schema, buf);
+        self.policy.write(buf);
+    }
+}
+
+impl EncodeSize for DatasetRegister {
+    fn encode_size(&self) -> usize {
+        32 + 8 + str_size(&self.schema) + self.policy.encode_size()
+    }
+}
+
+impl Read for DatasetRegister {
+    type Cfg = Limits;
+    fn read_cfg(buf: &mut impl Buf, cfg: &Limits) -> Result<Self, CodecError> {
+        Ok(Self {
+            commitment: Digest::read_cfg(buf, &())?,
+            samples: u64::read_cfg(buf, &())?,
+            schema: read_str(buf, cfg.string_bytes_max)?,
+            policy: ConsentPolicy::read_cfg(buf, cfg)?,
+        })
+    }
+}
