@@ -1,0 +1,85 @@
+//! Micro benchmark of the ledger alone: N signed transfers between many accounts through
+//! `apply_block_verified` + root (signatures pre-checked), and `verify_signatures` on the same
+//! transactions. Run: `cargo run --release -p deai-ledger --example apply_bench -- 20000 2000`
+//! (transactions, transactions per block). The real end-to-end benchmark is `deai bench ledger`.
+#![allow(clippy::disallowed_methods)] // a benchmark reads the clock; the library never does
+
+use deai_ledger::*;
+use ed25519_dalek::SigningKey;
+use std::time::Instant;
+
+fn main() {
+    let mut args = std::env::args().skip(1);
+    let txs_n: usize = args.next().and_then(|a| a.parse().ok()).unwrap_or(20_000);
+    let per_block: usize = args.next().and_then(|a| a.parse().ok()).unwrap_or(2_000);
+    let senders_n: usize = 1_000;
+    let keys: Vec<SigningKey> = (0..senders_n)
+        .map(|i| {
+            let mut seed = [0u8; 32];
+            seed[..8].copy_from_slice(&(i as u64 + 1).to_le_bytes());
+            SigningKey::from_bytes(&seed)
+        })
+        .collect();
+    let addrs: Vec<Address> = keys
+        .iter()
+        .map(|k| Address::from_key(&k.verifying_key()))
+        .collect();
+    let genesis = Genesis {
+        chain_id: "bench".into(),
+        balances: addrs.iter().map(|a| (*a, 1_000_000_000)).collect(),
+        validators: vec![(addrs[0], 1)],
+        params: Params {
+            block_txs_max: per_block as u32,
+            ..Params::default()
+        },
+    };
+    let mut state = State::from_genesis(&genesis).expect("genesis");
+    let mut nonces = vec![0u64; senders_n];
+    let txs: Vec<SignedTx> = (0..txs_n)
+        .map(|i| {
+            let s = i % senders_n;
+            let to = Address(*blake3::hash(&(i as u64).to_le_bytes()).as_bytes());
+            let tx = Tx {
+                chain_id: "bench".into(),
+                sender: addrs[s],
+                nonce: nonces[s],
+                fee: 1,
+                body: TxBody::Transfer(Transfer { to, amount: 1 }),
+            };
+            nonces[s] += 1;
+            SignedTx::sign(tx, &keys[s])
+        })
+        .collect();
+
+    let start = Instant::now();
+    let ok = verify_signatures(&txs);
+    let verify_s = start.elapsed().as_secs_f64();
+    assert!(ok.iter().all(|&b| b));
+    let start = Instant::now();
+    for t in txs.iter().take(2_000) {
+        t.verify_signature().expect("valid");
+    }
+    let single_s = start.elapsed().as_secs_f64() / 2_000.0 * txs_n as f64;
+
+    let start = Instant::now();
+    for (h, chunk) in txs.chunks(per_block).enumerate() {
+        let block = Block {
+            height: h as u64 + 1,
+            proposer: addrs[0],
+            txs: chunk.to_vec(),
+        };
+        let out = state.apply_block_verified(&block, &vec![true; chunk.len()]);
+        assert!(out.receipts.iter().all(Receipt::is_ok));
+    }
+    let apply_s = start.elapsed().as_secs_f64();
+    println!(
+        "{{\"txs\": {txs_n}, \"txs_per_block\": {per_block}, \"accounts\": {}, \
+         \"apply_tps\": {:.0}, \"verify_batch_parallel_per_s\": {:.0}, \"verify_single_per_s\": {:.0}, \
+         \"root\": \"{}\"}}",
+        state.accounts().count(),
+        txs_n as f64 / apply_s,
+        txs_n as f64 / verify_s,
+        txs_n as f64 / single_s,
+        state.root()
+    );
+}

@@ -1,0 +1,169 @@
+//! Canonical encoding: round trips for every transaction kind, rejection of trailing bytes,
+//! over-limit lengths, unknown tags, non-canonical varints and bad UTF-8.
+#![allow(clippy::unwrap_used)] // tests: a panic is the failure report
+
+mod common;
+use common::*;
+use deai_ledger::*;
+use proptest::prelude::*;
+
+fn all_bodies() -> Vec<TxBody> {
+    let mut p = policy(&["health", "research"], 77);
+    p.creators = Some(vec![Address([4; 32]), Address([5; 32])]);
+    vec![
+        transfer(Address([1; 32]), u128::MAX),
+        TxBody::Stake(Stake { amount: 5 }),
+        TxBody::Unstake(Unstake { amount: 6 }),
+        dataset_register(3, p.clone()),
+        TxBody::ConsentUpdate(ConsentUpdate {
+            dataset: 9,
+            policy: p,
+        }),
+        TxBody::ConsentRevoke(ConsentRevoke { dataset: 9 }),
+        task_create(vec![1, 2, 3], "health", 1_000, 1_500_000),
+        TxBody::TaskCancel(TaskCancel { task: 4 }),
+        model_register(4, Some(2)),
+        model_register(4, None),
+    ]
+}
+
+fn limits() -> Params {
+    Params::default()
+}
+
+#[test]
+fn every_kind_round_trips_and_ids_differ() {
+    let k = keys(1);
+    let mut ids = std::collections::BTreeSet::new();
+    for (i, body) in all_bodies().into_iter().enumerate() {
+        let tx = sign(&k[0], i as u64, 7, body);
+        let bytes = tx.encode();
+        let back = SignedTx::decode(&bytes, &limits()).unwrap();
+        assert_eq!(back, tx);
+        assert_eq!(back.encode(), bytes);
+        back.verify_signature().unwrap();
+        assert!(ids.insert(tx.id()));
+        // JSON round trip for the HTTP API.
+        let json = serde_json::to_string(&tx).unwrap();
+        assert_eq!(serde_json::from_str::<SignedTx>(&json).unwrap(), tx);
+    }
+}
+
+#[test]
+fn trailing_and_truncated_bytes_are_rejected() {
+    let k = keys(1);
+    let tx = sign(&k[0], 0, 1, transfer(Address([1; 32]), 5));
+    let mut bytes = tx.encode();
+    bytes.push(0);
+    assert!(SignedTx::decode(&bytes, &limits()).is_err());
+    bytes.pop();
+    for cut in 0..bytes.len() {
+        assert!(
+            SignedTx::decode(&bytes[..cut], &limits()).is_err(),
+            "prefix {cut} decoded"
+        );
+    }
+}
+
+#[test]
+fn over_limit_lengths_are_rejected() {
+    let k = keys(1);
+    let many: Vec<&str> = vec!["p"; 17];
+    let tx = sign(&k[0], 0, 1, dataset_register(1, policy(&many, 5)));
+    let err = SignedTx::decode(&tx.encode(), &limits()).unwrap_err();
+    assert!(err.to_string().contains("Length"), "{err}");
+    let tight = Params {
+        string_bytes_max: 5,
+        ..limits()
+    };
+    let tx = sign(&k[0], 0, 1, dataset_register(1, policy(&["toolong"], 5)));
+    assert!(SignedTx::decode(&tx.encode(), &tight).is_err());
+    assert!(SignedTx::decode(&tx.encode(), &limits()).is_ok());
+    // A length prefix claiming a huge list fails without allocating it.
+    let mut bytes = vec![9u8]; // chain id length 9
+    bytes.extend_from_slice(CHAIN.as_bytes());
+    bytes.extend_from_slice(&[0; 32 + 8 + 16]);
+    bytes.push(6); // TaskCreate
+    bytes.extend_from_slice(&[0x01, b'x']); // purpose "x"
+    bytes.extend_from_slice(&[0; 32]);
+    bytes.extend_from_slice(&[0xFF, 0xFF, 0xFF, 0xFF, 0x0F]); // 2^32-1 datasets
+    assert!(SignedTx::decode(&bytes, &limits()).is_err());
+}
+
+#[test]
+fn unknown_tags_bad_utf8_and_non_canonical_varints_are_rejected() {
+    let k = keys(1);
+    let tx = sign(&k[0], 0, 1, TxBody::Stake(Stake { amount: 1 }));
+    let bytes = tx.encode();
+    let tag_at = 1 + CHAIN.len() + 32 + 8 + 16;
+    let mut bad = bytes.clone();
+    bad[tag_at] = 200;
+    assert!(SignedTx::decode(&bad, &limits()).is_err());
+    let mut bad = bytes.clone();
+    bad[1] = 0xFF; // invalid UTF-8 in the chain id
+    assert!(SignedTx::decode(&bad, &limits()).is_err());
+    // Chain id length 9 written as the two-byte varint 0x89 0x00.
+    let mut bad = vec![0x89, 0x00];
+    bad.extend_from_slice(&bytes[1..]);
+    assert!(SignedTx::decode(&bad, &limits()).is_err());
+}
+
+#[test]
+fn blocks_round_trip_and_bound_their_tx_count() {
+    let k = keys(2);
+    let txs: Vec<_> = all_bodies()
+        .into_iter()
+        .enumerate()
+        .map(|(i, b)| sign(&k[i % 2], i as u64, 1, b))
+        .collect();
+    let block = Block {
+        height: 42,
+        proposer: addr(&k[1]),
+        txs,
+    };
+    let bytes = block.encode();
+    let back = Block::decode(&bytes, &limits()).unwrap();
+    assert_eq!(back, block);
+    assert_eq!(back.encode(), bytes);
+    assert_eq!(back.digest(), block.digest());
+    let few = Params {
+        block_txs_max: 3,
+        ..limits()
+    };
+    assert!(Block::decode(&bytes, &few).is_err());
+    let mut trailing = bytes;
+    trailing.push(1);
+    assert!(Block::decode(&trailing, &limits()).is_err());
+}
+
+#[test]
+fn hex_types_parse_and_reject() {
+    let a = Address([0xAB; 32]);
+    assert_eq!(a.to_string().parse::<Address>().unwrap(), a);
+    assert_eq!(format!("0x{a}").parse::<Address>().unwrap(), a);
+    assert!("abc".parse::<Address>().is_err());
+    assert!("zz".repeat(32).parse::<Digest>().is_err());
+    assert_eq!(serde_json::to_string(&a).unwrap(), format!("\"{a}\""));
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+
+    #[test]
+    fn random_transfers_round_trip(nonce in any::<u64>(), fee in any::<u128>(), amount in any::<u128>(), to in any::<[u8; 32]>()) {
+        let k = keys(1);
+        let tx = sign(&k[0], nonce, fee, transfer(Address(to), amount));
+        let bytes = tx.encode();
+        prop_assert_eq!(SignedTx::decode(&bytes, &limits()).unwrap(), tx);
+    }
+
+    #[test]
+    fn random_bytes_never_panic(bytes in prop::collection::vec(any::<u8>(), 0..400)) {
+        if let Ok(tx) = SignedTx::decode(&bytes, &limits()) {
+            prop_assert_eq!(tx.encode(), bytes.clone());
+        }
+        if let Ok(b) = Block::decode(&bytes, &limits()) {
+            prop_assert_eq!(b.encode(), bytes);
+        }
+    }
+}

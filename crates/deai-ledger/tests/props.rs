@@ -1,0 +1,415 @@
+//! Property tests over random blocks of random (often failing) transactions:
+//! supply is conserved by every block, replicas agree on roots and outcomes, every entry's
+//! inclusion proof verifies and tampered proofs fail, batch verification equals one-by-one.
+#![allow(clippy::unwrap_used)] // tests: a panic is the failure report
+
+mod common;
+use common::*;
+use deai_ledger::*;
+use proptest::prelude::*;
+
+const ACCOUNTS: usize = 4;
+
+#[derive(Clone, Debug)]
+enum Op {
+    Transfer {
+        from: usize,
+        to: usize,
+        amount: u128,
+    },
+    Stake {
+        who: usize,
+        amount: u128,
+    },
+    Unstake {
+        who: usize,
+        amount: u128,
+    },
+    Register {
+        who: usize,
+        expiry: u64,
+    },
+    Update {
+        who: usize,
+        dataset: u64,
+    },
+    Revoke {
+        who: usize,
+        dataset: u64,
+    },
+    Task {
+        who: usize,
+        datasets: Vec<u64>,
+        reward: u128,
+        epsilon: u64,
+    },
+    Cancel {
+        who: usize,
+        task: u64,
+    },
+    Model {
+        who: usize,
+        task: u64,
+        parent: Option<u64>,
+    },
+    BadNonce {
+        who: usize,
+    },
+    BadSig {
+        who: usize,
+    },
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    let who = 0..ACCOUNTS;
+    let amount = prop_oneof![1u128..1_000, 1u128..2_000_000];
+    prop_oneof![
+        4 => (who.clone(), 0..ACCOUNTS + 1, amount.clone())
+            .prop_map(|(from, to, amount)| Op::Transfer { from, to, amount }),
+        1 => (who.clone(), amount.clone()).prop_map(|(who, amount)| Op::Stake { who, amount }),
+        1 => (who.clone(), amount.clone()).prop_map(|(who, amount)| Op::Unstake { who, amount }),
+        2 => (who.clone(), 0u64..12).prop_map(|(who, expiry)| Op::Register { who, expiry }),
+        1 => (who.clone(), 0u64..5).prop_map(|(who, dataset)| Op::Update { who, dataset }),
+        1 => (who.clone(), 0u64..5).prop_map(|(who, dataset)| Op::Revoke { who, dataset }),
+        2 => (who.clone(), prop::collection::vec(0u64..5, 0..3), amount.clone(), 1u64..10_000_000)
+            .prop_map(|(who, datasets, reward, epsilon)| Op::Task { who, datasets, reward, epsilon }),
+        1 => (who.clone(), 0u64..4).prop_map(|(who, task)| Op::Cancel { who, task }),
+        1 => (who.clone(), 0u64..4, prop::option::of(0u64..4))
+            .prop_map(|(who, task, parent)| Op::Model { who, task, parent }),
+        1 => who.clone().prop_map(|who| Op::BadNonce { who }),
+        1 => who.prop_map(|who| Op::BadSig { who }),
+    ]
+}
+
+fn blocks() -> impl Strategy<Value = Vec<Vec<Op>>> {
+    prop::collection::vec(prop::collection::vec(op(), 0..10), 1..6)
+}
+
+/// Turn ops into signed txs, with nonces that are right unless the op says otherwise.
+fn build(state: &State, keys: &[ed25519_dalek::SigningKey], ops: &[Op]) -> Vec<SignedTx> {
+    let mut pending = [0u64; ACCOUNTS];
+    let outsider = Address([0x77; 32]);
+    let target = |i: usize| keys.get(i).map_or(outsider, addr);
+    ops.iter()
+        .map(|op| {
+            let (who, body, nonce_skew, corrupt) = match op.clone() {
+                Op::Transfer { from, to, amount } => (from, transfer(target(to), amount), 0, false),
+                Op::Stake { who, amount } => (who, TxBody::Stake(Stake { amount }), 0, false),
+                Op::Unstake { who, amount } => (who, TxBody::Unstake(Unstake { amount }), 0, false),
+                Op::Register { who, expiry } => (
+                    who,
+                    dataset_register(who as u8, policy(&["health", "ads"], expiry)),
+                    0,
+                    false,
+                ),
+                Op::Update { who, dataset } => {
+                    let p = policy(&["health"], 20);
+                    (
+                        who,
+                        TxBody::ConsentUpdate(ConsentUpdate { dataset, policy: p }),
+                        0,
+                        false,
+                    )
+                }
+                Op::Revoke { who, dataset } => (
+                    who,
+                    TxBody::ConsentRevoke(ConsentRevoke { dataset }),
+                    0,
+                    false,
+                ),
+                Op::Task {
+                    who,
+                    mut datasets,
+                    reward,
+                    epsilon,
+                } => {
+                    datasets.dedup();
+                    (
+                        who,
+                        task_create(datasets, "health", reward, epsilon),
+                        0,
+                        false,
+                    )
+                }
+                Op::Cancel { who, task } => {
+                    (who, TxBody::TaskCancel(TaskCancel { task }), 0, false)
+                }
+                Op::Model { who, task, parent } => (who, model_register(task, parent), 0, false),
+                Op::BadNonce { who } => (who, transfer(outsider, 1), 3, false),
+                Op::BadSig { who } => (who, transfer(outsider, 1), 0, true),
+            };
+            let nonce = state.account(&addr(&keys[who])).nonce + pending[who] + nonce_skew;
+            if nonce_skew == 0 && !corrupt {
+                pending[who] += 1;
+            }
+            let mut tx = sign(&keys[who], nonce, 1 + (who as u128), body);
+            if corrupt {
+                tx.signature[10] ^= 0x40;
+            }
+            tx
+        })
+        .collect()
+}
+
+fn check_all_proofs(state: &State) {
+    let root = state.root();
+    let mut keys: Vec<StateKey> = vec![StateKey::Meta];
+    keys.extend(state.accounts().map(|a| StateKey::Account(a.address)));
+    keys.extend(state.datasets().map(|d| StateKey::Dataset(d.id)));
+    keys.extend(state.tasks().map(|t| StateKey::Task(t.id)));
+    keys.extend(state.models().map(|m| StateKey::Model(m.id)));
+    for key in keys {
+        let proof = state.prove(&key).unwrap();
+        verify_proof(&root, &proof).unwrap();
+        for tampered in tamperings(&proof) {
+            assert!(
+                verify_proof(&root, &tampered).is_err(),
+                "tampered proof of {key} verified"
+            );
+        }
+    }
+    assert!(state.prove(&StateKey::Dataset(10_000)).is_none());
+}
+
+fn tamperings(p: &Proof) -> Vec<Proof> {
+    let mut out = Vec::new();
+    let mut v = p.clone();
+    if v.value.is_empty() {
+        v.value.push(0);
+    } else {
+        v.value[0] ^= 1;
+    }
+    out.push(v);
+    let mut v = p.clone();
+    v.value.push(0);
+    out.push(v);
+    if !p.digests.is_empty() {
+        let mut v = p.clone();
+        v.digests[0].0[5] ^= 0x10;
+        out.push(v);
+        let mut v = p.clone();
+        v.digests.pop();
+        out.push(v);
+    }
+    let mut v = p.clone();
+    v.location = (v.location + 1) % v.leaves.max(1);
+    if v.location != p.location {
+        out.push(v);
+    }
+    let mut v = p.clone();
+    v.leaves += 1;
+    out.push(v);
+    let mut v = p.clone();
+    v.key = match p.key {
+        StateKey::Account(mut a) => {
+            a.0[0] ^= 1;
+            StateKey::Account(a)
+        }
+        StateKey::Dataset(id) => StateKey::Task(id),
+        StateKey::Task(id) => StateKey::Task(id + 1),
+        StateKey::Model(id) => StateKey::Dataset(id),
+        StateKey::Meta => StateKey::Dataset(0),
+    };
+    out.push(v);
+    out
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
+
+    #[test]
+    fn blocks_conserve_supply_and_replicas_agree(ops in blocks()) {
+        let k = keys(ACCOUNTS);
+        let mut a = state(&k);
+        let mut b = state(&k);
+        prop_assert_eq!(a.root(), b.root());
+        let genesis_supply = a.supply().genesis;
+        prop_assert_eq!(genesis_supply, FUNDS * ACCOUNTS as u128 + STAKE);
+        for (i, block_ops) in ops.iter().enumerate() {
+            let txs = build(&a, &k, block_ops);
+            let blk = Block { height: a.height() + 1, proposer: addr(&k[i % ACCOUNTS]), txs };
+            let root_before = a.root();
+            let out_a = a.apply_block(&blk);
+            let out_b = b.apply_block(&blk);
+            prop_assert_eq!(&out_a, &out_b);
+            prop_assert_eq!(a.root(), b.root());
+            prop_assert_eq!(out_a.root, a.root());
+            let s = a.supply();
+            prop_assert_eq!(s.total, genesis_supply, "supply {:?}", s);
+            prop_assert_eq!(s.balances + s.staked + s.unbonding + s.escrow, genesis_supply);
+            let fees: u128 = out_a.receipts.iter().map(|r| r.fee_paid).sum();
+            let applied = out_a.receipts.iter().filter(|r| r.is_ok()).count();
+            if applied == 0 && out_a.events.is_empty() {
+                prop_assert_eq!(a.root(), root_before, "nothing applied yet root moved");
+            }
+            if applied > 0 {
+                prop_assert_ne!(a.root(), root_before, "applied txs left root unchanged");
+                prop_assert!(fees > 0);
+            }
+            for (tx, r) in blk.txs.iter().zip(&out_a.receipts) {
+                prop_assert_eq!(r.tx_id, tx.id());
+            }
+        }
+        check_all_proofs(&a);
+    }
+
+    #[test]
+    fn batch_verification_equals_one_by_one(bad in prop::collection::vec(any::<bool>(), 1..150)) {
+        let k = keys(3);
+        let txs: Vec<SignedTx> = bad.iter().enumerate().map(|(i, &bad)| {
+            let mut tx = sign(&k[i % 3], i as u64, 1, transfer(Address([1; 32]), 1));
+            if bad {
+                tx.signature[i % 64] ^= 1 << (i % 8);
+            }
+            tx
+        }).collect();
+        let batch = verify_signatures(&txs);
+        let single: Vec<bool> = txs.iter().map(|t| t.verify_signature().is_ok()).collect();
+        prop_assert_eq!(&batch, &single);
+        let expect: Vec<bool> = bad.iter().map(|b| !b).collect();
+        prop_assert_eq!(batch, expect);
+    }
+}
+
+#[test]
+fn unbonding_returns_after_delay() {
+    let k = keys(2);
+    let mut s = state(&k);
+    let v = addr(&k[0]);
+    ok(
+        &mut s,
+        sign(&k[0], 0, 1, TxBody::Unstake(Unstake { amount: 2_000 })),
+    );
+    let entry = s.account(&v).unbonding[0];
+    assert_eq!(entry.release_height, 1 + 3);
+    assert_eq!(s.account(&v).staked, STAKE - 2_000);
+    block(&mut s, addr(&k[1]), vec![]);
+    block(&mut s, addr(&k[1]), vec![]);
+    assert_eq!(s.account(&v).unbonding.len(), 1, "released early");
+    let before = s.account(&v).balance;
+    let out = block(&mut s, addr(&k[1]), vec![]);
+    assert_eq!(s.height(), 4);
+    assert!(s.account(&v).unbonding.is_empty());
+    assert_eq!(s.account(&v).balance, before + 2_000);
+    assert_eq!(
+        out.events,
+        vec![Event::Unbonded {
+            account: v,
+            amount: 2_000
+        }]
+    );
+    assert_eq!(s.supply().total, s.supply().genesis);
+}
+
+#[test]
+fn task_lifecycle_records_history_and_lineage() {
+    let k = keys(3);
+    let mut s = state(&k);
+    ok(
+        &mut s,
+        sign(&k[1], 0, 1, dataset_register(1, policy(&["health"], 100))),
+    );
+    ok(
+        &mut s,
+        sign(
+            &k[2],
+            0,
+            1,
+            task_create(vec![1], "health", 5_000, EPSILON_SCALE),
+        ),
+    );
+    assert_eq!(s.account(&addr(&k[2])).balance, FUNDS - 5_001);
+    assert_eq!(s.supply().escrow, 5_000);
+    ok(&mut s, sign(&k[2], 1, 1, model_register(1, None)));
+    ok(&mut s, sign(&k[2], 2, 1, model_register(1, Some(1))));
+    assert_eq!(s.model(2).unwrap().parent, Some(1));
+    ok(
+        &mut s,
+        sign(&k[2], 3, 1, TxBody::TaskCancel(TaskCancel { task: 1 })),
+    );
+    let t = s.task(1).unwrap();
+    assert_eq!((t.status, t.escrow), (TaskStatus::Cancelled, 0));
+    assert_eq!(s.account(&addr(&k[2])).balance, FUNDS - 4);
+    let kinds: Vec<&str> = s
+        .dataset(1)
+        .unwrap()
+        .history
+        .iter()
+        .map(|h| match h.event {
+            Event::DatasetRegistered { .. } => "registered",
+            Event::DatasetSelected { .. } => "selected",
+            Event::ModelRegistered { .. } => "model",
+            _ => "other",
+        })
+        .collect();
+    assert_eq!(kinds, vec!["registered", "selected", "model", "model"]);
+    assert_eq!(s.task(1).unwrap().history.len(), 4);
+    // The history root is the hash chain of the entries.
+    let d = s.dataset(1).unwrap();
+    let chained = d.history.iter().fold(Digest::default(), |h, e| e.chain(&h));
+    assert_eq!(chained, d.history_root);
+    ok(
+        &mut s,
+        sign(
+            &k[1],
+            1,
+            1,
+            TxBody::ConsentRevoke(ConsentRevoke { dataset: 1 }),
+        ),
+    );
+    assert!(s.dataset(1).unwrap().revoked);
+    check_all_proofs(&s);
+}
+
+#[test]
+fn proof_value_decodes_to_the_account() {
+    let k = keys(2);
+    let s = state(&k);
+    let a = addr(&k[1]);
+    let proof = s.prove(&StateKey::Account(a)).unwrap();
+    assert_eq!(proof.value, s.account(&a).leaf_value());
+    let json = serde_json::to_string(&proof).unwrap();
+    let back: Proof = serde_json::from_str(&json).unwrap();
+    verify_proof(&s.root(), &back).unwrap();
+    let other_root = Digest([3; 32]);
+    assert!(verify_proof(&other_root, &proof).is_err());
+}
+
+#[test]
+fn genesis_json_round_trip_and_checks() {
+    let k = keys(2);
+    let g = genesis(&k, test_params());
+    let json = g.to_json();
+    assert!(
+        json.contains("\"amount\": \"1000000\""),
+        "amounts are decimal strings: {json}"
+    );
+    let back = Genesis::from_json(&json).unwrap();
+    assert_eq!(back, g);
+    assert_eq!(
+        State::from_genesis(&back).unwrap().root(),
+        State::from_genesis(&g).unwrap().root()
+    );
+    let mut dup = g.clone();
+    dup.balances.push(dup.balances[0]);
+    assert!(matches!(
+        State::from_genesis(&dup),
+        Err(GenesisError::Duplicate(..))
+    ));
+    let mut overflow = g.clone();
+    overflow.balances[0].1 = u128::MAX;
+    assert!(matches!(
+        State::from_genesis(&overflow),
+        Err(GenesisError::SupplyOverflow)
+    ));
+    let mut chain = g;
+    chain.chain_id = String::new();
+    assert!(matches!(
+        State::from_genesis(&chain),
+        Err(GenesisError::ChainId { .. })
+    ));
+    let dev = Genesis::dev(addr(&k[0]), vec![addr(&k[1])]);
+    let s = State::from_genesis(&dev).unwrap();
+    assert_eq!(s.account(&addr(&k[0])).balance, 1_000_000 * TOKEN);
+    assert_eq!(s.account(&addr(&k[1])).staked, 1_000 * TOKEN);
+}
