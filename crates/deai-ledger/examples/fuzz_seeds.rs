@@ -1,0 +1,99 @@
+//! Write seed inputs for the fuzz targets: one encoded transaction per kind (`tx_decode`) and
+//! blocks of them from funded fuzz accounts (`block_decode`).
+//! Run: `cargo run -p deai-ledger --example fuzz_seeds -- fuzz/corpus`
+
+use deai_ledger::*;
+use ed25519_dalek::SigningKey;
+use std::path::PathBuf;
+
+fn bodies() -> Vec<TxBody> {
+    let policy = ConsentPolicy {
+        purposes: vec!["health".into()],
+        creators: None,
+        reward_min: 1,
+        epsilon_max: 10 * EPSILON_SCALE,
+        expiry_height: 1_000,
+    };
+    vec![
+        TxBody::Transfer(Transfer {
+            to: Address([1; 32]),
+            amount: 5,
+        }),
+        TxBody::Stake(Stake { amount: 5 }),
+        TxBody::Unstake(Unstake { amount: 5 }),
+        TxBody::DatasetRegister(DatasetRegister {
+            commitment: Digest([7; 32]),
+            samples: 10,
+            schema: "s".into(),
+            policy: policy.clone(),
+        }),
+        TxBody::ConsentUpdate(ConsentUpdate { dataset: 1, policy }),
+        TxBody::TaskCreate(TaskCreate {
+            purpose: "health".into(),
+            model_spec: Digest([8; 32]),
+            datasets: vec![1],
+            rounds: 1,
+            epsilon: EPSILON_SCALE,
+            delta: 10,
+            reward: 100,
+        }),
+        TxBody::ModelRegister(ModelRegister {
+            model_hash: Digest([9; 32]),
+            task: 1,
+            parent: None,
+            metrics: vec![Metric {
+                name: "acc".into(),
+                value: 1,
+            }],
+        }),
+        TxBody::TaskCancel(TaskCancel { task: 1 }),
+        TxBody::ConsentRevoke(ConsentRevoke { dataset: 1 }),
+    ]
+}
+
+fn main() -> std::io::Result<()> {
+    let root = PathBuf::from(
+        std::env::args()
+            .nth(1)
+            .unwrap_or_else(|| "fuzz/corpus".into()),
+    );
+    let key = SigningKey::from_bytes(&[3; 32]);
+    let txs: Vec<SignedTx> = bodies()
+        .into_iter()
+        .enumerate()
+        .map(|(nonce, body)| {
+            // The fuzz genesis funds Address([0; 32]); block_decode assumes valid signatures.
+            let tx = Tx {
+                chain_id: "fuzz".into(),
+                sender: Address([0; 32]),
+                nonce: nonce as u64,
+                fee: 1,
+                body,
+            };
+            SignedTx::sign(tx, &key)
+        })
+        .collect();
+    let tx_dir = root.join("tx_decode");
+    let block_dir = root.join("block_decode");
+    std::fs::create_dir_all(&tx_dir)?;
+    std::fs::create_dir_all(&block_dir)?;
+    for (i, tx) in txs.iter().enumerate() {
+        std::fs::write(tx_dir.join(format!("seed-{i}")), tx.encode())?;
+    }
+    let block = Block {
+        height: 1,
+        proposer: Address([1; 32]),
+        txs: txs.clone(),
+    };
+    std::fs::write(block_dir.join("seed-all"), block.encode())?;
+    for (i, tx) in txs.iter().enumerate() {
+        let block = Block {
+            height: 1,
+            proposer: Address([1; 32]),
+            txs: vec![tx.clone()],
+        };
+        std::fs::write(block_dir.join(format!("seed-{i}")), block.encode())?;
+    }
+    println!("seeds written under {}", root.display());
+    Ok(())
+}
