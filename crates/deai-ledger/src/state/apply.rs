@@ -84,7 +84,7 @@ impl State {
         let env = Env {
             sender: tx.tx.sender,
             fee: tx.tx.fee,
-            height: self.height + 1,
+            height: self.height.saturating_add(1),
             tx_id: tx.id(),
         };
         self.validate(tx, &env)
@@ -130,6 +130,9 @@ impl State {
                 got: tx.tx.nonce,
             });
         }
+        if nonce == u64::MAX {
+            return Err(TxError::overflow("nonce"));
+        }
         if balance < env.fee {
             return Err(TxError::InsufficientFunds {
                 needed: env.fee,
@@ -158,14 +161,16 @@ impl State {
         self.debit(&env.sender, env.fee);
         self.account_mut(&env.sender).nonce += 1;
         self.credit(&block.proposer, env.fee);
-        self.fees_paid += env.fee;
+        // Cumulative fees circulate (proposers spend them again), so this counter alone could
+        // pass u128::MAX; it is informational, so it saturates instead of halting the chain.
+        self.fees_paid = self.fees_paid.saturating_add(env.fee);
         Ok(events)
     }
 
     /// Return every unbonding entry released at or before `height` to its balance.
     fn release_unbonded(&mut self, height: u64) -> Vec<Event> {
         let mut events = Vec::new();
-        let later = self.unbonding_queue.split_off(&(height + 1));
+        let later = self.unbonding_queue.split_off(&height.saturating_add(1));
         let due = std::mem::replace(&mut self.unbonding_queue, later);
         for account in due.into_values().flatten() {
             let acc = self.account_mut(&account);
