@@ -314,3 +314,84 @@ pub enum ProofError {
     #[error("malformed proof: {0}")]
     Malformed(String),
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn one_of_each() -> Vec<TxError> {
+        let a = Address([1; 32]);
+        let s = || "x".to_string();
+        vec![
+            TxError::BadSignature { sender: a },
+            TxError::WrongChainId {
+                expected: s(),
+                got: s(),
+            },
+            TxError::Oversized { size: 2, max: 1 },
+            TxError::FeeTooLow { fee: 0, min: 1 },
+            TxError::NonceReplayed {
+                expected: 2,
+                got: 1,
+            },
+            TxError::NonceFuture {
+                expected: 1,
+                got: 2,
+            },
+            TxError::InsufficientFunds {
+                needed: 2,
+                available: 1,
+            },
+            TxError::InsufficientStake {
+                needed: 2,
+                available: 1,
+            },
+            TxError::ZeroAmount { field: s() },
+            TxError::LimitExceeded {
+                field: s(),
+                len: 2,
+                max: 1,
+            },
+            TxError::InvalidField {
+                field: s(),
+                reason: s(),
+            },
+            TxError::UnknownId {
+                kind: EntityKind::Task,
+                id: 1,
+            },
+            TxError::NotOwner {
+                kind: EntityKind::Dataset,
+                id: 1,
+                owner: a,
+                sender: a,
+            },
+            TxError::ConsentExpired {
+                dataset: 1,
+                expiry_height: 1,
+                height: 2,
+            },
+            TxError::ConsentRevoked { dataset: 1 },
+            TxError::ConsentViolated {
+                dataset: 1,
+                reason: s(),
+            },
+            TxError::TaskNotOpen { id: 1 },
+            TxError::BlockFull { max: 1 },
+            TxError::Overflow { what: s() },
+        ]
+    }
+
+    #[test]
+    fn codes_are_stable_listed_and_match_json() {
+        let errors = one_of_each();
+        let codes: Vec<&str> = errors.iter().map(TxError::code).collect();
+        assert_eq!(codes, TxError::CODES);
+        for e in errors {
+            let json = serde_json::to_value(&e).expect("serializes");
+            assert_eq!(json["code"], e.code(), "{json}");
+            let back: TxError = serde_json::from_value(json).expect("deserializes");
+            assert_eq!(back, e);
+        }
+    }
+}

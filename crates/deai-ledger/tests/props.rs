@@ -413,3 +413,23 @@ fn genesis_json_round_trip_and_checks() {
     assert_eq!(s.account(&addr(&k[0])).balance, 1_000_000 * TOKEN);
     assert_eq!(s.account(&addr(&k[1])).staked, 1_000 * TOKEN);
 }
+
+#[test]
+fn batch_verification_handles_senders_that_are_not_curve_points() {
+    let k = keys(2);
+    let not_a_point = (0u8..=255)
+        .map(|i| [i; 32])
+        .find(|b| ed25519_dalek::VerifyingKey::from_bytes(b).is_err())
+        .expect("some byte pattern is not a curve point");
+    let mut txs: Vec<SignedTx> = (0..70)
+        .map(|n| sign(&k[0], n, 1, transfer(addr(&k[1]), 1)))
+        .collect();
+    txs[3].tx.sender = Address(not_a_point);
+    let got = verify_signatures(&txs);
+    let want: Vec<bool> = (0..70).map(|i| i != 3).collect();
+    assert_eq!(got, want);
+    assert_eq!(
+        txs[3].verify_signature().unwrap_err().code(),
+        "bad_signature"
+    );
+}
