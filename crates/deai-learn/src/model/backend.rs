@@ -4,7 +4,7 @@
 //! Burn ops are single-threaded here (no `rayon` feature), so one call's result is a pure
 //! function of its inputs; parallelism happens one level up, across clients.
 
-use burn::tensor::activation::{log_softmax, relu};
+use burn::tensor::activation::{log_softmax, relu, sigmoid};
 use burn::tensor::module::{conv2d, max_pool2d};
 use burn::tensor::ops::{ConvOptions, MaxPoolOptions};
 use burn::tensor::{Device, Gradients, Tensor, TensorData};
@@ -112,10 +112,55 @@ fn forward(kind: &ModelKind, p: &[(Leaf, usize)], x: Tensor<2>) -> Tensor<2> {
             let flat = x.dims()[1..].iter().product::<usize>();
             linear(x.reshape([n, flat]), &p[4].0, &p[5].0)
         }
+        ModelKind::CharLstm {
+            seq, embed, hidden, ..
+        } => lstm(p, x, seq, embed, hidden),
     }
 }
 
-fn input(features: &[f32], n: usize, device: &Device) -> Tensor<2> {
+/// The character LSTM on one-hot input `[n · seq, vocab]`.
+fn lstm(
+    p: &[(Leaf, usize)],
+    onehot: Tensor<2>,
+    seq: usize,
+    embed: usize,
+    hidden: usize,
+) -> Tensor<2> {
+    let n = onehot.dims()[0] / seq;
+    let device = onehot.device();
+    let e: Tensor<3> = onehot.matmul(p[0].0.r2()).reshape([n, seq, embed]);
+    let (w_ih, w_hh, b) = (p[1].0.r2(), p[2].0.r2(), p[3].0.r1().unsqueeze::<2>());
+    let mut h: Tensor<2> = Tensor::zeros([n, hidden], &device);
+    let mut c: Tensor<2> = Tensor::zeros([n, hidden], &device);
+    for t in 0..seq {
+        let xt = e.clone().narrow(1, t, 1).reshape([n, embed]);
+        let gates = xt
+            .matmul(w_ih.clone())
+            .add(h.matmul(w_hh.clone()))
+            .add(b.clone());
+        let gate = |k: usize| gates.clone().narrow(1, k * hidden, hidden);
+        let (i, f, g, o) = (
+            sigmoid(gate(0)),
+            sigmoid(gate(1)),
+            gate(2).tanh(),
+            sigmoid(gate(3)),
+        );
+        c = f.mul(c).add(i.mul(g));
+        h = o.mul(c.clone().tanh());
+    }
+    linear(h, &p[4].0, &p[5].0)
+}
+
+/// The input tensor: `[n, features]`, or one-hot `[n · seq, vocab]` for the character LSTM.
+fn input(kind: &ModelKind, features: &[f32], n: usize, device: &Device) -> Tensor<2> {
+    if let ModelKind::CharLstm { vocab, .. } = *kind {
+        let mut onehot = vec![0.0f32; features.len() * vocab];
+        for (row, &id) in features.iter().enumerate() {
+            // Ids are checked by the loader; clamp keeps a bad one from indexing out of bounds.
+            onehot[row * vocab + (id.max(0.0) as usize).min(vocab - 1)] = 1.0;
+        }
+        return Tensor::from_data(TensorData::new(onehot, [features.len(), vocab]), device);
+    }
     let width = features.len() / n;
     Tensor::from_data(TensorData::new(features.to_vec(), [n, width]), device)
 }
@@ -136,7 +181,7 @@ pub fn loss_and_grad(
     );
     let device = Device::flex().autodiff();
     let p = leaves(kind, params, &device, true);
-    let logits = forward(kind, &p, input(features, n, &device));
+    let logits = forward(kind, &p, input(kind, features, n, &device));
     let classes = kind.classes();
     let mut onehot = vec![0.0f32; n * classes];
     for (i, &l) in labels.iter().enumerate() {
@@ -162,7 +207,7 @@ pub fn evaluate(kind: &ModelKind, params: &[f32], data: &Dataset) -> Metrics {
     for start in (0..data.len()).step_by(EVAL_BATCH) {
         let n = EVAL_BATCH.min(data.len() - start);
         let x = &data.features[start * data.sample_len..(start + n) * data.sample_len];
-        let logp = log_softmax(forward(kind, &p, input(x, n, &device)), 1).into_data();
+        let logp = log_softmax(forward(kind, &p, input(kind, x, n, &device)), 1).into_data();
         let logp = logp.as_slice::<f32>().expect("f32 log-probabilities");
         for (i, row) in logp.chunks_exact(classes).enumerate() {
             let label = data.labels[start + i] as usize;

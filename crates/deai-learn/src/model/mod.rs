@@ -69,6 +69,18 @@ pub enum ModelKind {
         /// Output classes.
         classes: usize,
     },
+    /// Character LSTM: one-hot ids → embedding → LSTM over `seq` steps → Linear(hidden, vocab)
+    /// on the last hidden state (gate order i, f, g, o).
+    CharLstm {
+        /// Characters of context.
+        seq: usize,
+        /// Vocabulary size (input ids and output classes).
+        vocab: usize,
+        /// Embedding width.
+        embed: usize,
+        /// LSTM hidden units.
+        hidden: usize,
+    },
 }
 
 impl ModelKind {
@@ -111,6 +123,7 @@ impl ModelKind {
             Self::Logistic { .. } => "logistic",
             Self::Mlp { .. } => "mlp",
             Self::Cnn { .. } => "cnn",
+            Self::CharLstm { .. } => "lstm",
         }
     }
 
@@ -169,6 +182,38 @@ impl ModelKind {
                 v.extend(linear("fc.weight", "fc.bias", c2 * s * s, classes));
                 v
             }
+            Self::CharLstm {
+                vocab,
+                embed,
+                hidden,
+                ..
+            } => {
+                let h4 = 4 * hidden;
+                let mut v = vec![
+                    ParamSpec {
+                        name: "embed.weight",
+                        shape: vec![vocab, embed],
+                        fan_in: 1,
+                    },
+                    ParamSpec {
+                        name: "lstm.w_ih",
+                        shape: vec![embed, h4],
+                        fan_in: hidden,
+                    },
+                    ParamSpec {
+                        name: "lstm.w_hh",
+                        shape: vec![hidden, h4],
+                        fan_in: hidden,
+                    },
+                    ParamSpec {
+                        name: "lstm.bias",
+                        shape: vec![h4],
+                        fan_in: hidden,
+                    },
+                ];
+                v.extend(linear("fc.weight", "fc.bias", hidden, vocab));
+                v
+            }
         }
     }
 
@@ -182,6 +227,7 @@ impl ModelKind {
         match *self {
             Self::Logistic { inputs, .. } | Self::Mlp { inputs, .. } => inputs,
             Self::Cnn { side, .. } => side * side,
+            Self::CharLstm { seq, .. } => seq,
         }
     }
 
@@ -191,6 +237,7 @@ impl ModelKind {
             Self::Logistic { classes, .. }
             | Self::Mlp { classes, .. }
             | Self::Cnn { classes, .. } => classes,
+            Self::CharLstm { vocab, .. } => vocab,
         }
     }
 
@@ -254,6 +301,87 @@ mod tests {
             p[..8192].iter().any(|v| v.abs() > fc2_bound),
             "fc1 uses its own fan-in"
         );
+    }
+
+    /// A few random samples for `kind` (ids for the LSTM, [0, 1) values otherwise).
+    fn batch(kind: &ModelKind, n: usize) -> (Vec<f32>, Vec<u32>) {
+        let mut rng = crate::rng::stream("t/batch", &[n as u64]);
+        let ids = matches!(kind, ModelKind::CharLstm { .. });
+        let x = (0..n * kind.inputs())
+            .map(|_| {
+                if ids {
+                    rng.gen_range(0..kind.classes()) as f32
+                } else {
+                    rng.gen_range(0.0..1.0)
+                }
+            })
+            .collect();
+        let y = (0..n)
+            .map(|_| rng.gen_range(0..kind.classes() as u32))
+            .collect();
+        (x, y)
+    }
+
+    #[test]
+    fn gradient_matches_finite_differences() {
+        let kind = ModelKind::Mlp {
+            inputs: 6,
+            hidden: 5,
+            classes: 3,
+        };
+        let w = kind.init(&mut crate::rng::stream("t", &[1]));
+        let (x, y) = batch(&kind, 4);
+        let (_, g) = loss_and_grad(&kind, &w, &x, &y);
+        for i in [0, 7, 31, 40, kind.num_params() - 1] {
+            let h = 1e-2f32;
+            let (mut up, mut down) = (w.clone(), w.clone());
+            up[i] += h;
+            down[i] -= h;
+            let numeric = (loss_and_grad(&kind, &up, &x, &y).0
+                - loss_and_grad(&kind, &down, &x, &y).0)
+                / (2.0 * f64::from(h));
+            assert!(
+                (numeric - f64::from(g[i])).abs() < 2e-3,
+                "param {i}: {numeric} vs {}",
+                g[i]
+            );
+        }
+    }
+
+    #[test]
+    fn a_gradient_step_lowers_the_loss_for_every_model() {
+        let kinds = [
+            ModelKind::Logistic {
+                inputs: 64,
+                classes: 10,
+            },
+            ModelKind::Mlp {
+                inputs: 64,
+                hidden: 16,
+                classes: 10,
+            },
+            ModelKind::from_name("cnn", 784, 10).expect("28x28"),
+            ModelKind::CharLstm {
+                seq: 12,
+                vocab: 20,
+                embed: 4,
+                hidden: 8,
+            },
+        ];
+        for kind in kinds {
+            let w = kind.init(&mut crate::rng::stream("t", &[2]));
+            let (x, y) = batch(&kind, 5);
+            let (before, g) = loss_and_grad(&kind, &w, &x, &y);
+            assert_eq!(g.len(), kind.num_params(), "{}", kind.name());
+            assert!(
+                g.iter().any(|v| *v != 0.0),
+                "{}: some gradient",
+                kind.name()
+            );
+            let stepped: Vec<f32> = w.iter().zip(&g).map(|(a, b)| a - 0.05 * b).collect();
+            let (after, _) = loss_and_grad(&kind, &stepped, &x, &y);
+            assert!(after < before, "{}: {after} !< {before}", kind.name());
+        }
     }
 
     #[test]

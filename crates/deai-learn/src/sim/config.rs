@@ -16,6 +16,11 @@ pub enum DataSource {
         /// Keep at most this many train and test samples.
         limit: Option<usize>,
     },
+    /// Shakespeare by speaking role (natural partition), a sample every `stride` characters.
+    Shakespeare {
+        /// Characters between consecutive samples of a role.
+        stride: usize,
+    },
 }
 
 impl DataSource {
@@ -37,6 +42,7 @@ impl DataSource {
         match self {
             Self::Digits => "digits",
             Self::FashionMnist { .. } => "fashion-mnist",
+            Self::Shakespeare { .. } => "shakespeare",
         }
     }
 }

@@ -8,7 +8,7 @@ use super::Report;
 use super::config::{DataSource, SimConfig};
 use crate::attack::{self, Attack};
 use crate::data::partition::{self, Partition};
-use crate::data::{Dataset, Federated, digits, fashion};
+use crate::data::{Dataset, Federated, digits, fashion, shakespeare};
 use crate::dp;
 use crate::error::{LearnError, Result};
 use crate::model::optim::{self, LocalTrain};
@@ -45,6 +45,17 @@ pub fn load_data(cfg: &SimConfig) -> Result<Federated> {
     let (train, test) = match cfg.dataset {
         DataSource::Digits => digits::split(&digits::load()?),
         DataSource::FashionMnist { limit } => fashion::load(limit)?,
+        DataSource::Shakespeare { stride } => {
+            let fed = shakespeare::load(cfg.clients, 2000, stride)?;
+            if fed.clients.len() < cfg.clients {
+                let reason = format!("only {} roles have 2000+ characters", fed.clients.len());
+                return Err(LearnError::config("clients", cfg.clients, reason));
+            }
+            if cfg.partition == Partition::Natural {
+                return Ok(fed);
+            }
+            (fed.train, fed.test)
+        }
     };
     let clients = partition::split(
         &cfg.partition,
