@@ -25,7 +25,7 @@ pub(crate) fn tree_hasher() -> TreeHasher {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(tag = "kind", content = "id", rename_all = "snake_case")]
 pub enum StateKey {
-    /// Chain-wide facts: chain id and parameters.
+    /// Chain-wide facts: chain id, parameters, genesis supply, fees paid.
     Meta,
     /// An account.
     Account(Address),

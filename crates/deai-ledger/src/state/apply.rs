@@ -164,6 +164,9 @@ impl State {
         // Cumulative fees circulate (proposers spend them again), so this counter alone could
         // pass u128::MAX; it is informational, so it saturates instead of halting the chain.
         self.fees_paid = self.fees_paid.saturating_add(env.fee);
+        if env.fee > 0 {
+            self.dirty.insert(crate::proof::StateKey::Meta);
+        }
         Ok(events)
     }
 

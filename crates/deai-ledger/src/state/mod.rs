@@ -63,6 +63,14 @@ pub struct SupplyReport {
 }
 
 /// The whole ledger state. Cloning copies everything (use it for speculative execution).
+///
+/// Method groups:
+/// - build: [`State::from_genesis`];
+/// - change: [`State::apply_block`] (verifies signatures) or [`State::apply_block_verified`];
+/// - admission: [`State::check_tx_stateless`], [`State::check_tx`] (what a mempool calls);
+/// - read: [`State::root`], [`State::height`], [`State::account`], [`State::dataset`],
+///   [`State::task`], [`State::model`] and their iterators, [`State::supply`];
+/// - authenticate: [`State::prove`] and [`crate::verify_proof`].
 #[derive(Clone, Debug)]
 pub struct State {
     chain_id: String,
@@ -218,12 +226,14 @@ impl State {
         r
     }
 
-    /// Chain id and parameters, committed as the `Meta` leaf.
+    /// Chain id, parameters, genesis supply and fees paid so far: the `Meta` leaf.
     fn meta_value(&self) -> Vec<u8> {
         let params = serde_json::to_vec(&self.params).expect("params serialize");
-        let mut out = Vec::with_capacity(64);
+        let mut out = Vec::with_capacity(96);
         out.extend_from_slice(&Digest::hash(self.chain_id.as_bytes()).0);
         out.extend_from_slice(&Digest::hash(&params).0);
+        out.extend_from_slice(&self.genesis_supply.to_be_bytes());
+        out.extend_from_slice(&self.fees_paid.to_be_bytes());
         out
     }
 
