@@ -30,6 +30,12 @@ fn fixture() -> (Vec<ed25519_dalek::SigningKey>, State) {
 /// Assert `tx` is rejected with `code` by check_tx and by block application, changing nothing.
 fn rejected(s: &mut State, tx: SignedTx, code: &str) {
     assert_eq!(s.check_tx(&tx).unwrap_err().code(), code, "check_tx");
+    if code == "bad_signature" {
+        // The caller vouches for the signature: only the other checks run.
+        assert!(s.check_tx_stateless_verified(&tx).is_ok());
+    } else {
+        assert_eq!(s.check_tx_verified(&tx).unwrap_err().code(), code);
+    }
     let root = s.root();
     let supply = s.supply();
     let sender = s.account(&tx.tx.sender);

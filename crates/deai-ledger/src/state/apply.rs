@@ -80,7 +80,19 @@ impl State {
     /// [`Self::check_tx_stateless`] plus the checks against the current state (nonce equals the
     /// next nonce, funds, ids, ownership, consent), as if in the next block.
     pub fn check_tx(&self, tx: &SignedTx) -> Result<(), TxError> {
-        self.check_tx_stateless(tx)?;
+        tx.verify_signature()?;
+        self.check_tx_verified(tx)
+    }
+
+    /// [`Self::check_tx_stateless`] for a transaction whose signature the caller already
+    /// verified (e.g. in a [`crate::verify_signatures`] batch of many submissions).
+    pub fn check_tx_stateless_verified(&self, tx: &SignedTx) -> Result<(), TxError> {
+        self.check_unsigned(tx)
+    }
+
+    /// [`Self::check_tx`] for a transaction whose signature the caller already verified.
+    pub fn check_tx_verified(&self, tx: &SignedTx) -> Result<(), TxError> {
+        self.check_unsigned(tx)?;
         let env = Env {
             sender: tx.tx.sender,
             fee: tx.tx.fee,
