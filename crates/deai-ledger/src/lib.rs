@@ -61,8 +61,8 @@ pub use genesis::{Genesis, TOKEN};
 pub use params::{DELTA_SCALE, EPSILON_SCALE, Limits, METRIC_SCALE, Params};
 pub use proof::{Proof, StateKey, verify_proof};
 pub use state::{
-    Account, ConsentPolicy, Dataset, Metric, Model, State, SupplyReport, Task, TaskStatus,
-    Unbonding,
+    Account, ConsentPolicy, Dataset, Metric, Model, Snapshot, SnapshotError, State, SupplyReport,
+    Task, TaskStatus, Unbonding,
 };
 pub use tx::{
     ConsentRevoke, ConsentUpdate, DatasetRegister, ModelRegister, SignedTx, Stake, TaskCancel,

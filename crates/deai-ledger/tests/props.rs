@@ -171,6 +171,43 @@ fn check_all_proofs(state: &State) {
     assert!(state.prove(&StateKey::Dataset(10_000)).is_none());
 }
 
+/// A snapshot restores to the same root, keeps behaving identically, and refuses tampering.
+fn check_snapshot(state: &State, k: &[ed25519_dalek::SigningKey]) {
+    let json = serde_json::to_string(&state.snapshot()).unwrap();
+    let snap: Snapshot = serde_json::from_str(&json).unwrap();
+    let mut restored = State::from_snapshot(snap.clone()).unwrap();
+    assert_eq!(restored.root(), state.root());
+    assert_eq!(restored.supply(), state.supply());
+    let mut original = state.clone();
+    let txs = build(
+        &original,
+        k,
+        &[
+            Op::Transfer {
+                from: 1,
+                to: 2,
+                amount: 3,
+            },
+            Op::Unstake { who: 0, amount: 1 },
+        ],
+    );
+    let blk = Block {
+        height: original.height() + 3,
+        proposer: addr(&k[3]),
+        txs,
+    };
+    assert_eq!(original.apply_block(&blk), restored.apply_block(&blk));
+    let mut tampered = snap.clone();
+    tampered.accounts[0].balance += 1;
+    assert!(matches!(
+        State::from_snapshot(tampered),
+        Err(SnapshotError::RootMismatch { .. })
+    ));
+    let mut reordered = snap;
+    reordered.leaves.swap(1, 2);
+    assert!(State::from_snapshot(reordered).is_err());
+}
+
 fn tamperings(p: &Proof) -> Vec<Proof> {
     let mut out = Vec::new();
     let mut v = p.clone();
@@ -251,6 +288,7 @@ proptest! {
             }
         }
         check_all_proofs(&a);
+        check_snapshot(&a, &k);
     }
 
     #[test]

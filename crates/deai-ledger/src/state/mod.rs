@@ -13,6 +13,7 @@ mod account;
 mod apply;
 mod dataset;
 mod model;
+mod snapshot;
 mod task;
 mod tree;
 
@@ -20,6 +21,7 @@ pub use account::{Account, Unbonding};
 pub(crate) use dataset::TaskTerms;
 pub use dataset::{ConsentPolicy, Dataset};
 pub use model::{Metric, Model};
+pub use snapshot::{Snapshot, SnapshotError};
 pub use task::{Task, TaskStatus};
 
 use crate::error::{EntityKind, GenesisError, TxError};

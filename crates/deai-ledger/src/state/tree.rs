@@ -74,6 +74,40 @@ impl StateTree {
         self.root = Self::compute_root(&self.mmr);
     }
 
+    /// Every key, in leaf-location order.
+    pub(crate) fn keys_in_order(&self) -> Vec<StateKey> {
+        let mut keys: Vec<(u64, StateKey)> = self.index.iter().map(|(k, &l)| (l, *k)).collect();
+        keys.sort_unstable();
+        keys.into_iter().map(|(_, k)| k).collect()
+    }
+
+    /// Build an empty tree's leaves in exactly the given order (snapshot restore).
+    /// Errs with the first key listed twice.
+    pub(crate) fn append_in_order(
+        &mut self,
+        leaves: &[(StateKey, Vec<u8>)],
+    ) -> Result<(), StateKey> {
+        assert!(
+            self.index.is_empty(),
+            "append_in_order builds an empty tree"
+        );
+        let hasher = tree_hasher();
+        let mut batch = self.mmr.new_batch();
+        for (loc, (key, value)) in (0u64..).zip(leaves) {
+            if self.index.insert(*key, loc).is_some() {
+                self.index.clear();
+                return Err(*key);
+            }
+            batch = batch.add(&hasher, &leaf_element(key, value));
+        }
+        let merkleized = batch.merkleize(&self.mmr, &hasher);
+        self.mmr
+            .apply_batch(&merkleized)
+            .expect("batch built on the current tree applies");
+        self.root = Self::compute_root(&self.mmr);
+        Ok(())
+    }
+
     /// The inclusion proof of `key`, given its current committed `value`.
     pub(crate) fn prove(&self, key: &StateKey, value: Vec<u8>) -> Option<Proof> {
         let loc = *self.index.get(key)?;
