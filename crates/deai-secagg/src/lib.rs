@@ -9,7 +9,8 @@
 //! - [`client`] and [`server`]: the state machines (messages in, messages out; time and
 //!   randomness come from the caller); [`msg`]: their messages and canonical encoding.
 //! - [`verify`]: anyone re-computes the aggregate from the masked inputs and the record.
-//! - [`sim`]: one full round in memory, for tests and `deai bench secagg`.
+//! - [`sim`]: one full round in memory, for tests; [`bench`]: the measured round of
+//!   `deai bench secagg`.
 //!
 //! ```
 //! use deai_secagg::{params::Params, sim::{run_round, SimSpec}};
@@ -19,6 +20,7 @@
 //! assert_eq!(report.record.survivors.len(), 6);
 //! ```
 
+pub mod bench;
 pub mod client;
 pub mod config;
 pub mod crypto;
