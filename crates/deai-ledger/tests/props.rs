@@ -471,3 +471,48 @@ fn batch_verification_handles_senders_that_are_not_curve_points() {
         "bad_signature"
     );
 }
+
+#[test]
+fn genesis_root_does_not_depend_on_list_order() {
+    let k = keys(5);
+    let g = genesis(&k, test_params());
+    let mut reversed = g.clone();
+    reversed.balances.reverse();
+    let a = State::from_genesis(&g).unwrap();
+    let b = State::from_genesis(&reversed).unwrap();
+    assert_eq!(a.root(), b.root());
+    let mut other = g;
+    other.params.fee_min = 2;
+    assert_ne!(
+        State::from_genesis(&other).unwrap().root(),
+        a.root(),
+        "params are committed"
+    );
+}
+
+#[test]
+fn unbonding_entries_are_bounded() {
+    let k = keys(2);
+    let params = Params {
+        unbonding_entries_max: 2,
+        ..test_params()
+    };
+    let mut s = State::from_genesis(&genesis(&k, params)).unwrap();
+    ok(
+        &mut s,
+        sign(&k[0], 0, 1, TxBody::Unstake(Unstake { amount: 1 })),
+    );
+    ok(
+        &mut s,
+        sign(&k[0], 1, 1, TxBody::Unstake(Unstake { amount: 1 })),
+    );
+    let out = block(
+        &mut s,
+        addr(&k[1]),
+        vec![sign(&k[0], 2, 1, TxBody::Unstake(Unstake { amount: 1 }))],
+    );
+    assert_eq!(
+        out.receipts[0].result.as_ref().unwrap_err().code(),
+        "limit_exceeded"
+    );
+}
