@@ -1,0 +1,136 @@
+//! Snapshots: the whole state as a serde value, so a node can persist it and restart without
+//! replaying every block.
+//!
+//! Invariant: restoring rebuilds the tree by re-adding every leaf in its original location
+//! order, so the restored root is bit-for-bit the snapshot's; [`State::from_snapshot`] checks
+//! that and refuses a snapshot whose root does not match (corrupt or tampered file).
+
+use super::{Account, Dataset, Model, State, Task, tree::StateTree};
+use crate::params::Params;
+use crate::proof::StateKey;
+use crate::types::Digest;
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, BTreeSet};
+
+/// Everything in a [`State`], in a form serde can write.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Snapshot {
+    /// Chain id.
+    pub chain_id: String,
+    /// Parameters.
+    pub params: Params,
+    /// Height of the last applied block.
+    pub height: u64,
+    /// Supply at genesis.
+    #[serde(with = "crate::types::amount")]
+    pub genesis_supply: u128,
+    /// Fees paid so far.
+    #[serde(with = "crate::types::amount")]
+    pub fees_paid: u128,
+    /// Accounts.
+    pub accounts: Vec<Account>,
+    /// Datasets.
+    pub datasets: Vec<Dataset>,
+    /// Tasks.
+    pub tasks: Vec<Task>,
+    /// Models.
+    pub models: Vec<Model>,
+    /// Every state key in leaf-location order.
+    pub leaves: Vec<StateKey>,
+    /// The state root the restored state must have.
+    pub root: Digest,
+}
+
+/// A snapshot that cannot be restored.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SnapshotError {
+    /// A leaf names an entry the snapshot does not hold, or an entry has no leaf.
+    #[error("snapshot leaf list and entries disagree at {0}")]
+    Inconsistent(String),
+    /// The rebuilt root differs from the recorded one.
+    #[error("snapshot root {expected} but rebuilt {got}")]
+    RootMismatch {
+        /// Recorded root.
+        expected: Digest,
+        /// Rebuilt root.
+        got: Digest,
+    },
+}
+
+impl State {
+    /// The whole state as a [`Snapshot`].
+    pub fn snapshot(&self) -> Snapshot {
+        Snapshot {
+            chain_id: self.chain_id.clone(),
+            params: self.params.clone(),
+            height: self.height,
+            genesis_supply: self.genesis_supply,
+            fees_paid: self.fees_paid,
+            accounts: self.accounts.values().cloned().collect(),
+            datasets: self.datasets.values().cloned().collect(),
+            tasks: self.tasks.values().cloned().collect(),
+            models: self.models.values().cloned().collect(),
+            leaves: self.tree.keys_in_order(),
+            root: self.root(),
+        }
+    }
+
+    /// Restore a state from a [`Snapshot`], checking its root.
+    pub fn from_snapshot(s: Snapshot) -> Result<State, SnapshotError> {
+        let mut state = State {
+            limits: s.params.limits(),
+            chain_id: s.chain_id,
+            params: s.params,
+            height: s.height,
+            accounts: s.accounts.into_iter().map(|a| (a.address, a)).collect(),
+            datasets: s.datasets.into_iter().map(|d| (d.id, d)).collect(),
+            tasks: s.tasks.into_iter().map(|t| (t.id, t)).collect(),
+            models: s.models.into_iter().map(|m| (m.id, m)).collect(),
+            unbonding_queue: BTreeMap::new(),
+            genesis_supply: s.genesis_supply,
+            fees_paid: s.fees_paid,
+            tree: StateTree::new(),
+            dirty: BTreeSet::new(),
+        };
+        let entries = 1
+            + state.accounts.len()
+            + state.datasets.len()
+            + state.tasks.len()
+            + state.models.len();
+        if entries != s.leaves.len() {
+            return Err(SnapshotError::Inconsistent(format!(
+                "{} entries, {} leaves",
+                entries,
+                s.leaves.len()
+            )));
+        }
+        let mut changes = Vec::with_capacity(s.leaves.len());
+        for key in s.leaves {
+            let value = state
+                .leaf_value(&key)
+                .ok_or_else(|| SnapshotError::Inconsistent(key.to_string()))?;
+            changes.push((key, value));
+        }
+        state
+            .tree
+            .append_in_order(&changes)
+            .map_err(|k| SnapshotError::Inconsistent(k.to_string()))?;
+        for a in state.accounts.values() {
+            for u in &a.unbonding {
+                state
+                    .unbonding_queue
+                    .entry(u.release_height)
+                    .or_default()
+                    .insert(a.address);
+            }
+        }
+        let got = state.root();
+        if got != s.root {
+            return Err(SnapshotError::RootMismatch {
+                expected: s.root,
+                got,
+            });
+        }
+        Ok(state)
+    }
+}
