@@ -102,6 +102,8 @@ pub struct SimConfig {
     pub byzantine: Option<usize>,
     /// Differential privacy, if any.
     pub dp: Option<DpConfig>,
+    /// Server learning rate of FedAvgM / FedAdagrad / FedAdam / FedYogi (their default if `None`).
+    pub server_lr: Option<f32>,
 }
 
 impl SimConfig {
@@ -128,6 +130,7 @@ impl SimConfig {
             attackers: 0,
             byzantine: None,
             dp: None,
+            server_lr: None,
         }
     }
 

@@ -4,8 +4,8 @@ use std::time::Instant;
 
 use rayon::prelude::*;
 
-use super::Report;
 use super::config::{DataSource, SimConfig};
+use super::{ClientEval, Report};
 use crate::attack::{self, Attack};
 use crate::data::partition::{self, Partition};
 use crate::data::{Dataset, Federated, digits, fashion, shakespeare};
@@ -15,7 +15,7 @@ use crate::model::optim::{self, LocalTrain};
 use crate::model::{ModelKind, evaluate};
 use crate::params::{self, clip_to_norm};
 use crate::rng;
-use crate::strategy::{self, Failure, Reply, Strategy, TrainPlan, check_reply};
+use crate::strategy::{self, EvalReply, Failure, Reply, Strategy, TrainPlan, check_reply};
 
 /// Replies trained concurrently before being folded in: bounds live model copies per round.
 const CHUNK: usize = 256;
@@ -126,7 +126,10 @@ pub fn run_on(
         stats.push(stat);
     }
     let rounds_s = rounds_start.elapsed().as_secs_f64();
-    Ok(report(
+    let per_client = (fed.clients.len() <= super::PER_CLIENT_EVAL_MAX)
+        .then(|| client_eval(&kind, &global, fed, strategy.as_mut()))
+        .flatten();
+    let mut r = report(
         cfg,
         &kind,
         strategy.as_ref(),
@@ -134,11 +137,44 @@ pub fn run_on(
         stats,
         rounds_s,
         start,
-    ))
+    );
+    r.client_eval = per_client;
+    Ok(r)
+}
+
+/// Every client evaluates `global` on its own data; the strategy aggregates.
+pub fn client_eval(
+    kind: &ModelKind,
+    global: &[f32],
+    fed: &Federated,
+    strategy: &mut dyn Strategy,
+) -> Option<ClientEval> {
+    let replies: Vec<EvalReply> = (0..fed.clients.len())
+        .into_par_iter()
+        .filter(|&c| !fed.clients[c].is_empty())
+        .map(|c| EvalReply {
+            client: c as u64,
+            metrics: evaluate(kind, global, &fed.train.subset(&fed.clients[c])),
+        })
+        .collect();
+    let mean = strategy.aggregate_evaluate(0, &replies)?;
+    let mut acc: Vec<f64> = replies.iter().map(|r| r.metrics.accuracy).collect();
+    acc.sort_unstable_by(f64::total_cmp);
+    Some(ClientEval {
+        accuracy: mean.accuracy,
+        loss: mean.loss,
+        accuracy_p10: acc[acc.len() / 10],
+        accuracy_min: acc[0],
+    })
 }
 
 fn build_strategy(cfg: &SimConfig) -> Result<Box<dyn Strategy>> {
-    let inner = strategy::build(&cfg.strategy, cfg.sampling, cfg.byzantine_per_round())?;
+    let inner = strategy::build_with(
+        &cfg.strategy,
+        cfg.sampling,
+        cfg.byzantine_per_round(),
+        cfg.server_lr,
+    )?;
     Ok(match cfg.dp {
         Some(d) => dp::wrap(inner, d, cfg.seed),
         None => inner,
@@ -301,6 +337,7 @@ fn report(
         model_hash: params::model_hash(global),
         epsilon,
         delta,
+        client_eval: None,
         threads: rayon::current_num_threads(),
         per_round,
     }

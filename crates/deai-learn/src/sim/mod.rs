@@ -9,7 +9,23 @@ mod config;
 mod driver;
 
 pub use config::{DataSource, DpConfig, DpMode, SimConfig};
-pub use driver::{Progress, RoundStat, load_data, run, run_on};
+pub use driver::{Progress, RoundStat, client_eval, load_data, run, run_on};
+
+/// Largest federation whose clients all evaluate the final model.
+pub const PER_CLIENT_EVAL_MAX: usize = 1000;
+
+/// The final model evaluated by each client on its own (training) data.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
+pub struct ClientEval {
+    /// Sample-weighted mean accuracy (the strategy's `aggregate_evaluate`).
+    pub accuracy: f64,
+    /// Sample-weighted mean loss.
+    pub loss: f64,
+    /// Accuracy of the client at the 10th percentile (fairness).
+    pub accuracy_p10: f64,
+    /// Worst client accuracy.
+    pub accuracy_min: f64,
+}
 
 /// What a run reports.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
@@ -52,6 +68,9 @@ pub struct Report {
     pub epsilon: Option<f64>,
     /// δ of `epsilon`.
     pub delta: Option<f64>,
+    /// Federated evaluation of the final model on every client's own data (sample-weighted),
+    /// when the federation has at most [`PER_CLIENT_EVAL_MAX`] clients.
+    pub client_eval: Option<ClientEval>,
     /// Rayon threads used.
     pub threads: usize,
     /// Per-round metrics.
@@ -105,6 +124,12 @@ mod tests {
             r.final_accuracy
         );
         assert!(r.best_accuracy >= r.final_accuracy);
+        let ce = r.client_eval.expect("100 clients evaluate");
+        assert!(
+            ce.accuracy_min <= ce.accuracy_p10
+                && ce.accuracy_p10 <= ce.accuracy
+                && ce.accuracy > 0.85
+        );
     }
 
     #[test]

@@ -249,24 +249,35 @@ pub const NAMES: &[&str] = &[
     "centered-clip",
 ];
 
-/// Builds a strategy by name. `f` is the number of Byzantine clients the robust rules assume.
+/// Builds a strategy by name with default hyper-parameters. `f` is the number of Byzantine
+/// clients the robust rules assume.
 pub fn build(name: &str, sampling: Sampling, f: usize) -> Result<Box<dyn Strategy>> {
+    build_with(name, sampling, f, None)
+}
+
+/// Like [`build`], with the server learning rate of FedAvgM and the adaptive optimisers set
+/// (defaults 1.0 and 0.01).
+pub fn build_with(
+    name: &str,
+    sampling: Sampling,
+    f: usize,
+    server_lr: Option<f32>,
+) -> Result<Box<dyn Strategy>> {
+    let opt = fedopt::ServerOpt {
+        eta: server_lr.unwrap_or(0.01),
+        ..fedopt::ServerOpt::default()
+    };
     Ok(match name {
         "fedavg" => Box::new(fedavg::FedAvg::new(sampling)),
-        "fedavgm" => Box::new(fedavgm::FedAvgM::new(sampling, 1.0, 0.9)),
+        "fedavgm" => Box::new(fedavgm::FedAvgM::new(
+            sampling,
+            server_lr.unwrap_or(1.0),
+            0.9,
+        )),
         "fedprox" => Box::new(fedprox::FedProx::new(sampling, 0.01)),
-        "fedadagrad" => Box::new(fedadagrad::FedAdagrad::new(
-            sampling,
-            fedopt::ServerOpt::default(),
-        )),
-        "fedadam" => Box::new(fedadam::FedAdam::new(
-            sampling,
-            fedopt::ServerOpt::default(),
-        )),
-        "fedyogi" => Box::new(fedyogi::FedYogi::new(
-            sampling,
-            fedopt::ServerOpt::default(),
-        )),
+        "fedadagrad" => Box::new(fedadagrad::FedAdagrad::new(sampling, opt)),
+        "fedadam" => Box::new(fedadam::FedAdam::new(sampling, opt)),
+        "fedyogi" => Box::new(fedyogi::FedYogi::new(sampling, opt)),
         "qfedavg" => Box::new(qfedavg::QFedAvg::new(sampling, 0.2, 0.1)),
         "median" => Box::new(median::FedMedian::new(sampling)),
         "trimmed-mean" => Box::new(trimmed_mean::TrimmedMean::new(sampling, f.max(1))),
@@ -276,11 +287,8 @@ pub fn build(name: &str, sampling: Sampling, f: usize) -> Result<Box<dyn Strateg
         "norm-clip" => Box::new(centered_clip::NormBounded::new(sampling, 1.0)),
         "centered-clip" => Box::new(centered_clip::CenteredClip::new(sampling, 1.0, 3)),
         other => {
-            return Err(LearnError::config(
-                "strategy",
-                other,
-                format!("expected one of {}", NAMES.join(", ")),
-            ));
+            let reason = format!("expected one of {}", NAMES.join(", "));
+            return Err(LearnError::config("strategy", other, reason));
         }
     })
 }
