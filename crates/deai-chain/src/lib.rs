@@ -1,1 +1,33 @@
-//! deai-chain.
+//! The replicated deai ledger: Commonware simplex consensus, mempool, durable storage and queries.
+//!
+//! A validator runs Commonware `simplex` consensus (ed25519 votes, round-robin leaders) with
+//! `marshal` delivering finalized blocks in height order. Each finalized block is appended to a
+//! fsynced journal, then applied to the [`deai_ledger::State`], then acknowledged; a restart
+//! replays the journal from genesis and resumes at the last durable height with the same state
+//! root. One validator finalizes alone over the same code path as many.
+//!
+//! Entry points: [`start`] (real network, `p2p::authenticated`) and [`start_with_network`]
+//! (caller-provided channels, e.g. `p2p::simulated` under the deterministic runtime). Both
+//! return a [`Handle`] for submitting transactions and reading finalized state.
+//!
+//! Modules: [`block`] (format and codec), [`mempool`] (pure admission/selection policy),
+//! `application` (propose/verify), `executor` (durable execution), `engine` (wiring).
+
+pub mod block;
+mod config;
+mod error;
+mod handle;
+pub mod mempool;
+
+mod application;
+mod engine;
+mod executor;
+mod network;
+mod replica;
+
+pub use block::{Block, BlockCfg, BlockDigest};
+pub use config::Config;
+pub use engine::{Channels, channel, max_message_size, start_with_network};
+pub use error::{ChainError, MempoolError};
+pub use handle::{ChainMetrics, FinalizedBlock, Handle, Status, TxStatus};
+pub use network::start;

@@ -1,0 +1,74 @@
+//! Configuration of one validator of the chain.
+//!
+//! Storage location: Commonware storage is rooted by the runtime (for the tokio runtime, its
+//! `storage_directory`), so this config names only a partition prefix; the node puts the
+//! runtime's storage directory inside its data directory.
+
+use commonware_cryptography::{Signer as _, ed25519};
+use deai_ledger::Genesis;
+use std::{net::SocketAddr, time::Duration};
+
+/// Everything [`crate::start`] needs.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// Prefix of every storage partition this validator writes (letters, digits, `_`, `-`).
+    pub partition_prefix: String,
+    /// The chain's genesis (chain id, balances, validators, parameters).
+    pub genesis: Genesis,
+    /// This validator's identity and consensus key.
+    pub signer: ed25519::PrivateKey,
+    /// The validator set, in a fixed order shared by every validator. Must include `signer`.
+    pub participants: Vec<ed25519::PublicKey>,
+    /// Address the p2p network listens on (unused by [`crate::start_with_network`]).
+    pub p2p_listen: SocketAddr,
+    /// Known addresses of the other validators (every participant but this one needs one).
+    pub bootstrappers: Vec<(ed25519::PublicKey, SocketAddr)>,
+    /// Most transactions in the mempool.
+    pub mempool_txs_max: usize,
+    /// Most encoded bytes in the mempool.
+    pub mempool_bytes_max: usize,
+    /// How far above an account's next nonce the mempool admits transactions.
+    pub mempool_nonce_window: u64,
+    /// How long a leader with an empty mempool waits for a transaction before proposing an
+    /// empty block. Must stay below `leader_timeout`.
+    pub block_idle_wait: Duration,
+    /// How long validators wait for the leader's proposal.
+    pub leader_timeout: Duration,
+    /// How long validators wait for a notarized view to certify before nullifying it.
+    pub certification_timeout: Duration,
+    /// How often a validator stuck in a view rebroadcasts its nullify vote.
+    pub timeout_retry: Duration,
+    /// How long to wait for a peer to answer a fetch.
+    pub fetch_timeout: Duration,
+    /// Whether the p2p network may dial private (e.g. loopback) addresses.
+    pub allow_private_ips: bool,
+}
+
+impl Config {
+    /// A single-validator config with sensible defaults: `signer` is the only participant.
+    pub fn single(genesis: Genesis, signer: ed25519::PrivateKey) -> Self {
+        let participants = vec![signer.public_key()];
+        Self {
+            partition_prefix: "deai-chain".to_string(),
+            genesis,
+            signer,
+            participants,
+            p2p_listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            bootstrappers: Vec::new(),
+            mempool_txs_max: 100_000,
+            mempool_bytes_max: 256 << 20,
+            mempool_nonce_window: 1024,
+            block_idle_wait: Duration::from_millis(500),
+            leader_timeout: Duration::from_secs(2),
+            certification_timeout: Duration::from_secs(3),
+            timeout_retry: Duration::from_secs(5),
+            fetch_timeout: Duration::from_secs(2),
+            allow_private_ips: true,
+        }
+    }
+
+    /// The consensus namespace: votes signed for one chain id never count on another.
+    pub(crate) fn namespace(&self) -> Vec<u8> {
+        format!("deai-chain/{}", self.genesis.chain_id).into_bytes()
+    }
+}

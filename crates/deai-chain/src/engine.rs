@@ -1,0 +1,319 @@
+//! Wiring: simplex consensus, marshal (ordered finalized blocks, dissemination and backfill),
+//! the block application, and the executor, over whatever p2p network the caller provides.
+//!
+//! Channels (one per purpose, same numbers on every validator):
+//! 0 votes, 1 certificates, 2 consensus resolver, 3 block broadcast, 4 marshal backfill.
+//!
+//! Consensus signs with the validators' ed25519 keys (the `simplex` ed25519 scheme, attributable
+//! certificates of up to n signatures) and rotates leaders round-robin over the participant set,
+//! sorted by key so every validator agrees on the order. One epoch covers the whole chain.
+
+use crate::{
+    application::{App, Finalizer, now_ms},
+    block::{Block, BlockCfg, BlockDigest},
+    config::Config,
+    error::ChainError,
+    executor,
+    handle::Handle,
+    mempool::{Mempool, MempoolLimits},
+    replica::{Finalized, PoolMeta, Shared},
+};
+use commonware_broadcast::buffered;
+use commonware_consensus::{
+    BoundedBlock as _,
+    marshal::{self, core::Actor as Marshal, resolver::p2p as marshal_resolver, standard::Inline},
+    simplex::{
+        self,
+        config::{ForwardPolicy, SkipPolicy},
+        elector::RoundRobin,
+        scheme::ed25519::Scheme,
+    },
+    types::{Epoch, FixedEpocher, ViewDelta},
+};
+use commonware_cryptography::{
+    Digested, Digestible as _, Signer as _,
+    certificate::{ConstantProvider, Verifier as _},
+    ed25519,
+};
+use commonware_p2p::{Blocker, Provider, Receiver, Sender};
+use commonware_parallel::Sequential;
+use commonware_runtime::{Clock, Metrics, Spawner, Storage, buffer::paged::CacheRef};
+use commonware_storage::archive::immutable;
+use commonware_utils::{
+    NZDuration, NZU16, NZU64, NZUsize, ordered::Set, sync::Mutex, sync::RwLock,
+};
+use rand_core_010::CryptoRng;
+use std::{num::NonZeroUsize, sync::Arc, time::Duration};
+
+/// The p2p channels the chain runs on (each a sender/receiver pair of one registered channel).
+pub struct Channels<S, R> {
+    /// Consensus votes.
+    pub votes: (S, R),
+    /// Consensus certificates.
+    pub certificates: (S, R),
+    /// Consensus certificate fetching.
+    pub resolver: (S, R),
+    /// Block broadcast.
+    pub broadcast: (S, R),
+    /// Finalized block backfill.
+    pub backfill: (S, R),
+}
+
+/// Channel numbers, fixed across validators.
+pub mod channel {
+    /// Consensus votes.
+    pub const VOTES: u64 = 0;
+    /// Consensus certificates.
+    pub const CERTIFICATES: u64 = 1;
+    /// Consensus certificate fetching.
+    pub const RESOLVER: u64 = 2;
+    /// Block broadcast.
+    pub const BROADCAST: u64 = 3;
+    /// Finalized block backfill.
+    pub const BACKFILL: u64 = 4;
+}
+
+const MAILBOX: NonZeroUsize = NZUsize!(4096);
+const WRITE_BUFFER: NonZeroUsize = NZUsize!(1 << 20);
+const REPLAY_BUFFER: NonZeroUsize = NZUsize!(4 << 20);
+
+/// The largest message the chain sends: a whole block at its bound, plus certificate overhead.
+pub fn max_message_size(cfg: &Config) -> u32 {
+    let block_cfg = BlockCfg::from_params(&cfg.genesis.params);
+    let participants = u32::try_from(cfg.participants.len()).unwrap_or(u32::MAX);
+    let marshal = marshal::max_payload_size::<marshal::standard::Standard<Block>, Scheme>(
+        participants,
+        &block_cfg,
+    );
+    let consensus = simplex::max_payload_size::<Scheme, BlockDigest>(participants);
+    u32::try_from(marshal.max(consensus) + 1024).unwrap_or(u32::MAX)
+}
+
+fn check_participants(cfg: &Config) -> Result<Set<ed25519::PublicKey>, ChainError> {
+    let n = cfg.participants.len();
+    let set = Set::try_from(cfg.participants.clone())
+        .map_err(|_| ChainError::Participants(format!("{n} keys with a duplicate")))?;
+    if set.is_empty() {
+        return Err(ChainError::Participants("empty".into()));
+    }
+    let me = cfg.signer.public_key();
+    if !cfg.participants.contains(&me) {
+        return Err(ChainError::NotAParticipant {
+            signer: me.to_string(),
+            participants: n,
+        });
+    }
+    Ok(set)
+}
+
+/// Starts a validator over caller-provided p2p channels (the simulated network in tests; the
+/// authenticated network via [`crate::start`]). Replays the block journal first, so the returned
+/// handle already serves the last durable state.
+pub async fn start_with_network<E, S, R, P, B>(
+    context: E,
+    cfg: Config,
+    channels: Channels<S, R>,
+    peer_provider: P,
+    blocker: B,
+) -> Result<Handle, ChainError>
+where
+    E: Spawner + Clock + Storage + Metrics + CryptoRng,
+    S: Sender<PublicKey = ed25519::PublicKey>,
+    R: Receiver<PublicKey = ed25519::PublicKey>,
+    P: Provider<PublicKey = ed25519::PublicKey>,
+    B: Blocker<PublicKey = ed25519::PublicKey>,
+{
+    let participants = check_participants(&cfg)?;
+    let state = deai_ledger::State::from_genesis(&cfg.genesis)
+        .map_err(|e| ChainError::Genesis(e.to_string()))?;
+    let genesis = Block::genesis(state.root());
+    let genesis_digest = genesis.digest();
+    let block_cfg = BlockCfg::from_params(&cfg.genesis.params);
+    let mut finalized = Finalized::new(state, genesis_digest);
+    let journal = executor::open_journal(
+        context.child("journal"),
+        &cfg.partition_prefix,
+        block_cfg.clone(),
+        &mut finalized,
+    )
+    .await?;
+    let height = finalized.height();
+    let clock = context.child("clock");
+    let shared = Arc::new(Shared {
+        finalized: RwLock::new(finalized),
+        mempool: Mutex::new(Mempool::new(MempoolLimits {
+            txs_max: cfg.mempool_txs_max,
+            bytes_max: cfg.mempool_bytes_max,
+            nonce_window: cfg.mempool_nonce_window,
+        })),
+        pool_meta: Mutex::new(PoolMeta::new()),
+        height_tx: tokio::sync::watch::Sender::new(height),
+        tx_arrived: tokio::sync::Notify::new(),
+        peers: std::sync::atomic::AtomicUsize::new(cfg.participants.len().saturating_sub(1)),
+        now_ms: Box::new(move || now_ms(&clock)),
+    });
+
+    let me = cfg.signer.public_key();
+    let namespace = cfg.namespace();
+    let scheme = Scheme::signer(&namespace, participants, cfg.signer.clone()).ok_or_else(|| {
+        ChainError::NotAParticipant {
+            signer: me.to_string(),
+            participants: cfg.participants.len(),
+        }
+    })?;
+    let page_cache = CacheRef::new(NZU16!(4096), NZUsize!(1024));
+    let prefix = cfg.partition_prefix.clone();
+
+    // Block dissemination.
+    let (broadcast_engine, buffer) = buffered::Engine::new(
+        context.child("broadcast"),
+        buffered::Config {
+            public_key: me.clone(),
+            mailbox_size: MAILBOX,
+            deque_size: 16,
+            priority: false,
+            codec_config: block_cfg.clone(),
+            peer_provider: peer_provider.clone(),
+            strategy: Sequential,
+        },
+    );
+    broadcast_engine.start(channels.broadcast);
+
+    // Backfill of finalized blocks and certificates.
+    let resolver = marshal_resolver::init(
+        context.child("backfill"),
+        marshal_resolver::Config {
+            public_key: me.clone(),
+            peer_provider,
+            blocker: blocker.clone(),
+            mailbox_size: MAILBOX,
+            fetch_timeout: NZDuration!(Duration::from_secs(2)),
+            fetch_retry_delay: Duration::from_millis(100),
+            priority_requests: false,
+            priority_responses: false,
+        },
+        channels.backfill,
+    );
+
+    let finalizations_by_height = immutable::Archive::init(
+        context.child("finalizations"),
+        archive_config(
+            &prefix,
+            "finalizations",
+            &page_cache,
+            Scheme::certificate_codec_config_unbounded(),
+        ),
+    )
+    .await
+    .map_err(|e| ChainError::Replay {
+        height,
+        reason: format!("finalizations archive: {e}"),
+    })?;
+    let finalized_blocks = immutable::Archive::init(
+        context.child("blocks"),
+        archive_config(&prefix, "blocks", &page_cache, block_cfg.clone()),
+    )
+    .await
+    .map_err(|e| ChainError::Replay {
+        height,
+        reason: format!("blocks archive: {e}"),
+    })?;
+
+    let epocher = FixedEpocher::new(NZU64!(u64::MAX));
+    let (marshal_actor, marshal_mailbox, _floor) = Marshal::init(
+        context.child("marshal"),
+        finalizations_by_height,
+        finalized_blocks,
+        marshal::Config {
+            provider: ConstantProvider::new(scheme.clone()),
+            epocher: epocher.clone(),
+            start: marshal::Start::Genesis(Digested::precomputed(genesis, genesis_digest)),
+            partition_prefix: format!("{prefix}-marshal"),
+            mailbox_size: MAILBOX,
+            view_retention: ViewDelta::new(64),
+            prunable_items_per_section: NZU64!(256),
+            page_cache: page_cache.clone(),
+            replay_buffer: REPLAY_BUFFER,
+            key_write_buffer: WRITE_BUFFER,
+            value_write_buffer: WRITE_BUFFER,
+            block_codec_config: block_cfg.clone(),
+            max_repair: NZUsize!(16),
+            max_pending_acks: NZUsize!(4),
+            strategy: Sequential,
+        },
+    )
+    .await;
+
+    let app = App {
+        shared: shared.clone(),
+        txs_max: block_cfg.txs_max,
+        block_bytes_max: Block::max_encode_size(&block_cfg),
+        idle_wait: cfg.block_idle_wait,
+    };
+    let inline = Inline::new(context.child("application"), app, marshal_mailbox, epocher);
+
+    let (updates_tx, updates_rx) = futures::channel::mpsc::unbounded();
+    let executor_shared = shared.clone();
+    context
+        .child("executor")
+        .spawn(move |ctx| executor::run(ctx, executor_shared, journal, updates_rx));
+    marshal_actor.start(Finalizer { sender: updates_tx }, buffer, resolver);
+
+    let engine = simplex::Engine::new(
+        context.child("consensus"),
+        simplex::config::Config {
+            scheme,
+            elector: RoundRobin::<commonware_cryptography::sha256::Sha256>::default(),
+            blocker,
+            automaton: inline.clone(),
+            relay: inline.clone(),
+            reporter: inline,
+            track_historical_votes: false,
+            strategy: Sequential,
+            partition: format!("{prefix}-consensus"),
+            mailbox_size: MAILBOX,
+            epoch: Epoch::zero(),
+            floor: simplex::config::Floor::Genesis(genesis_digest),
+            replay_buffer: REPLAY_BUFFER,
+            write_buffer: WRITE_BUFFER,
+            page_cache,
+            leader_timeout: cfg.leader_timeout,
+            certification_timeout: cfg.certification_timeout,
+            timeout_retry: cfg.timeout_retry,
+            view_retention: ViewDelta::new(64),
+            skip: SkipPolicy::Disabled,
+            fetch_timeout: NZDuration!(Duration::from_secs(2)),
+            fetch_retry_delay: Duration::from_millis(100),
+            forward: ForwardPolicy::SilentVoters,
+        },
+    );
+    engine.start(channels.votes, channels.certificates, channels.resolver);
+    Ok(Handle { shared })
+}
+
+fn archive_config<C>(
+    prefix: &str,
+    name: &str,
+    page_cache: &CacheRef,
+    codec_config: C,
+) -> immutable::Config<C> {
+    immutable::Config {
+        metadata_partition: format!("{prefix}-{name}-metadata"),
+        freezer_table_partition: format!("{prefix}-{name}-freezer-table"),
+        freezer_table_initial_size: 1024,
+        freezer_table_resize_frequency: 4,
+        freezer_table_resize_chunk_size: 1024,
+        freezer_key_partition: format!("{prefix}-{name}-freezer-key"),
+        freezer_key_page_cache: page_cache.clone(),
+        freezer_value_partition: format!("{prefix}-{name}-freezer-value"),
+        freezer_value_target_size: 64 << 20,
+        freezer_value_compression: None,
+        ordinal_partition: format!("{prefix}-{name}-ordinal"),
+        items_per_section: NZU64!(4096),
+        codec_config,
+        replay_buffer: REPLAY_BUFFER,
+        freezer_key_write_buffer: WRITE_BUFFER,
+        freezer_value_write_buffer: WRITE_BUFFER,
+        ordinal_write_buffer: WRITE_BUFFER,
+    }
+}

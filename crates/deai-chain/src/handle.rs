@@ -1,0 +1,180 @@
+//! [`Handle`]: the node's view of a running chain, callable from any thread or async runtime.
+//!
+//! Every read sees the latest finalized and durable state: a block becomes visible here only
+//! after it is in the fsynced journal.
+
+use crate::{error::MempoolError, replica::Shared};
+use deai_ledger::{Address, Event, Receipt, SignedTx, State, TxId};
+use std::{collections::BTreeMap, sync::Arc};
+
+/// A block as finalized and applied here.
+#[derive(Clone, Debug)]
+pub struct FinalizedBlock {
+    /// Height (1 is the first block after genesis).
+    pub height: u64,
+    /// The block's digest (BLAKE3 of its encoding).
+    pub digest: deai_ledger::Digest,
+    /// The parent block's digest.
+    pub parent: deai_ledger::Digest,
+    /// The validator that proposed it (and collected its fees).
+    pub proposer: Address,
+    /// The proposer's clock when it built the block.
+    pub timestamp_ms: u64,
+    /// The ordered transactions.
+    pub txs: Vec<SignedTx>,
+    /// One receipt per transaction, in order.
+    pub receipts: Vec<Receipt>,
+    /// Events the block emitted.
+    pub events: Vec<Event>,
+    /// The state root after the parent block (committed to by the block itself).
+    pub parent_state_root: deai_ledger::Digest,
+    /// The state root after this block.
+    pub state_root: deai_ledger::Digest,
+    /// When this validator durably finalized it (its runtime clock, ms since the Unix epoch).
+    pub finalized_at_ms: u64,
+}
+
+/// Where a transaction stands.
+#[derive(Clone, Debug)]
+pub enum TxStatus {
+    /// In the mempool, waiting for a block.
+    Pending,
+    /// In a finalized block (its receipt says whether it applied or was rejected there).
+    Finalized {
+        /// Block height.
+        height: u64,
+        /// Position in the block.
+        index: u32,
+        /// Its receipt.
+        receipt: Receipt,
+    },
+    /// Dropped from the mempool without being included.
+    Rejected {
+        /// Stable reason code (`evicted`, `nonce_stale`).
+        code: String,
+        /// Human-readable reason.
+        reason: String,
+    },
+    /// Never seen (or forgotten).
+    Unknown,
+}
+
+/// A summary of the chain for `GET /v1/status`.
+#[derive(Clone, Debug)]
+pub struct Status {
+    /// The chain id.
+    pub chain_id: String,
+    /// Last finalized height.
+    pub height: u64,
+    /// State root after that height.
+    pub state_root: deai_ledger::Digest,
+    /// Connected validator peers.
+    pub peers: usize,
+    /// Transactions in the mempool.
+    pub mempool_size: usize,
+    /// Finality latency of the most recently finalized transaction submitted here.
+    pub last_finality_latency_ms: Option<u64>,
+}
+
+/// Counters for the node's Prometheus endpoint.
+#[derive(Clone, Debug)]
+pub struct ChainMetrics {
+    /// Last finalized height.
+    pub height: u64,
+    /// State root after that height.
+    pub state_root: deai_ledger::Digest,
+    /// Transactions in the mempool.
+    pub mempool_size: usize,
+    /// Transactions finalized (applied or rejected in a block) since start, replay included.
+    pub finalized_txs_total: u64,
+    /// Finality latency samples (submission here to durable finalization here).
+    pub finality_latency_count: u64,
+    /// Sum of those samples in ms.
+    pub finality_latency_sum_ms: u64,
+    /// Median of the recent samples.
+    pub finality_latency_p50_ms: Option<u64>,
+    /// 99th percentile of the recent samples.
+    pub finality_latency_p99_ms: Option<u64>,
+    /// The latest sample.
+    pub last_finality_latency_ms: Option<u64>,
+    /// Rejected transactions (at submission or in blocks) by reason code.
+    pub rejected_txs_by_code: BTreeMap<String, u64>,
+    /// Connected validator peers.
+    pub peers: usize,
+}
+
+/// A cheap, cloneable handle to a running chain (`Send + Sync`).
+#[derive(Clone)]
+pub struct Handle {
+    pub(crate) shared: Arc<Shared>,
+}
+
+impl std::fmt::Debug for Handle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Handle")
+            .field("height", &self.height())
+            .finish()
+    }
+}
+
+impl Handle {
+    /// Checks a transaction (signature, chain id, size, fee, nonce, and the rest of the
+    /// ledger's checks when its nonce is next) and admits it to the mempool.
+    pub async fn submit(&self, tx: SignedTx) -> Result<TxId, MempoolError> {
+        self.shared.submit(tx)
+    }
+
+    /// Like [`Handle::submit`], without the async wrapper.
+    pub fn submit_blocking(&self, tx: SignedTx) -> Result<TxId, MempoolError> {
+        self.shared.submit(tx)
+    }
+
+    /// Last finalized height.
+    pub fn height(&self) -> u64 {
+        self.shared.finalized.read().height()
+    }
+
+    /// Chain summary.
+    pub fn status(&self) -> Status {
+        let (chain_id, height, state_root) = {
+            let f = self.shared.finalized.read();
+            (f.state.chain_id().to_string(), f.height(), f.state.root())
+        };
+        let mempool_size = self.shared.mempool.lock().len();
+        Status {
+            chain_id,
+            height,
+            state_root,
+            peers: self.shared.peers.load(std::sync::atomic::Ordering::Relaxed),
+            mempool_size,
+            last_finality_latency_ms: self.shared.pool_meta.lock().latency.last_ms,
+        }
+    }
+
+    /// The finalized block at `height` (1-based), if any.
+    pub fn block(&self, height: u64) -> Option<Arc<FinalizedBlock>> {
+        let f = self.shared.finalized.read();
+        let index = usize::try_from(height.checked_sub(1)?).ok()?;
+        f.blocks.get(index).cloned()
+    }
+
+    /// Where a transaction stands.
+    pub fn tx_status(&self, id: &TxId) -> TxStatus {
+        self.shared.tx_status(id)
+    }
+
+    /// Runs `f` on the latest finalized, durable state (holding a read lock: keep `f` short).
+    pub fn read_state<R>(&self, f: impl FnOnce(&State) -> R) -> R {
+        f(&self.shared.finalized.read().state)
+    }
+
+    /// A receiver of the finalized height, updated after each durable block.
+    pub fn subscribe_finalized(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.shared.height_tx.subscribe()
+    }
+
+    /// Counters for Prometheus.
+    pub fn metrics(&self) -> ChainMetrics {
+        self.shared.metrics()
+    }
+}

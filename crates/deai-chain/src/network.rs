@@ -1,0 +1,75 @@
+//! [`start`]: a validator on the real network, over Commonware's `p2p::authenticated::lookup`
+//! (peers authenticate with their ed25519 validator keys; every participant's address is known
+//! up front from the config's bootstrappers).
+
+use crate::{
+    config::Config,
+    engine::{Channels, channel, max_message_size, start_with_network},
+    error::ChainError,
+    handle::Handle,
+};
+use commonware_cryptography::{ChaCha20Poly1305, Signer as _, ed25519};
+use commonware_p2p::{Address, AddressableManager as _, authenticated::lookup};
+use commonware_runtime::{Clock, Metrics, Network, Quota, Resolver, Spawner, Storage};
+use commonware_stream::{
+    cups::{self, Cups},
+    sake::{self, Sake},
+};
+use commonware_utils::{NZU32, NZUsize, ordered::Map};
+use rand_core_010::CryptoRng;
+use std::time::Duration;
+
+/// Starts a validator: opens the p2p network on `cfg.p2p_listen`, replays the durable chain,
+/// and joins consensus. With one participant it finalizes alone over the same code path.
+pub async fn start<E>(context: E, cfg: Config) -> Result<Handle, ChainError>
+where
+    E: Spawner + Clock + Storage + Metrics + CryptoRng + Network + Resolver,
+{
+    let me = cfg.signer.public_key();
+    let mut peers: Vec<(ed25519::PublicKey, Address)> = vec![(me.clone(), cfg.p2p_listen.into())];
+    for p in cfg.participants.iter().filter(|p| **p != me) {
+        let addr = cfg
+            .bootstrappers
+            .iter()
+            .find(|(k, _)| k == p)
+            .map(|(_, a)| *a)
+            .ok_or_else(|| ChainError::MissingAddress(p.to_string()))?;
+        peers.push((p.clone(), addr.into()));
+    }
+    let peers: Map<ed25519::PublicKey, Address> = peers
+        .try_into()
+        .map_err(|_| ChainError::Participants("duplicate participant key".into()))?;
+
+    let handshake = Cups::<_, ChaCha20Poly1305>::new(
+        Sake {
+            signer: cfg.signer.clone(),
+            synchrony_bound: Duration::from_secs(5),
+            max_handshake_age: Duration::from_secs(10),
+            version: sake::Version::V1,
+        },
+        cups::Version::V1,
+    );
+    let mut p2p_cfg = lookup::Config::recommended(
+        handshake,
+        &cfg.namespace(),
+        cfg.p2p_listen,
+        NZUsize!(cfg.participants.len() + 1),
+        max_message_size(&cfg).min(lookup::max_size::<
+            Cups<Sake<ed25519::PrivateKey>, ChaCha20Poly1305>,
+        >()),
+        NZUsize!(4096),
+    );
+    p2p_cfg.allow_private_ips = cfg.allow_private_ips;
+    let (mut network, mut oracle) = lookup::Network::new(context.child("p2p"), p2p_cfg);
+    let _ = oracle.track(0, peers);
+    let quota = Quota::per_second(NZU32!(100_000));
+    let channels = Channels {
+        votes: network.register(channel::VOTES, quota),
+        certificates: network.register(channel::CERTIFICATES, quota),
+        resolver: network.register(channel::RESOLVER, quota),
+        broadcast: network.register(channel::BROADCAST, quota),
+        backfill: network.register(channel::BACKFILL, quota),
+    };
+    network.start();
+    start_with_network(context, cfg, channels, oracle.clone(), oracle).await
+}

@@ -1,0 +1,162 @@
+//! Shared set-up for the chain's deterministic-runtime tests: keys, genesis, a simulated network.
+#![allow(dead_code, unreachable_pub, missing_docs)]
+
+use commonware_cryptography::{Signer as _, ed25519};
+use commonware_p2p::simulated::{self, Link, Network, Oracle};
+use commonware_runtime::{Clock as _, Quota, Supervisor as _, deterministic};
+use commonware_utils::{NZU32, NZUsize};
+use deai_chain::{Channels, Config, Handle, TxStatus, channel};
+use deai_ledger::{Address, Genesis, SignedTx, Transfer, Tx, TxBody, TxId};
+use ed25519_dalek::SigningKey;
+use std::time::Duration;
+
+pub type Ctx = deterministic::Context;
+pub type PublicKey = ed25519::PublicKey;
+
+/// The funded dev account.
+pub fn dev_key() -> SigningKey {
+    SigningKey::from_bytes(&[7u8; 32])
+}
+
+pub fn address(key: &SigningKey) -> Address {
+    Address(key.verifying_key().to_bytes())
+}
+
+pub fn validator_keys(n: u64) -> Vec<ed25519::PrivateKey> {
+    (0..n)
+        .map(|i| ed25519::PrivateKey::from_seed(100 + i))
+        .collect()
+}
+
+fn validator_address(k: &ed25519::PrivateKey) -> Address {
+    let mut out = [0u8; 32];
+    out.copy_from_slice(k.public_key().as_ref());
+    Address(out)
+}
+
+pub fn genesis(validators: &[ed25519::PrivateKey]) -> Genesis {
+    Genesis::dev(
+        address(&dev_key()),
+        validators.iter().map(validator_address).collect(),
+    )
+}
+
+pub fn config(genesis: &Genesis, keys: &[ed25519::PrivateKey], i: usize) -> Config {
+    let mut cfg = Config::single(genesis.clone(), keys[i].clone());
+    cfg.participants = keys.iter().map(|k| k.public_key()).collect();
+    cfg.partition_prefix = format!("validator{i}");
+    cfg
+}
+
+/// A signed transfer of `amount` from `from` with `nonce`.
+pub fn transfer(
+    genesis: &Genesis,
+    from: &SigningKey,
+    to: Address,
+    amount: u128,
+    nonce: u64,
+) -> SignedTx {
+    let tx = Tx {
+        chain_id: genesis.chain_id.clone(),
+        sender: address(from),
+        nonce,
+        fee: genesis.params.fee_min.max(1),
+        body: TxBody::Transfer(Transfer { to, amount }),
+    };
+    SignedTx::sign(tx, from)
+}
+
+/// Starts a simulated network whose message limit fits the chain's largest message.
+pub async fn network(context: &Ctx, cfg: &Config, peers: Vec<PublicKey>) -> Oracle<PublicKey, Ctx> {
+    let n = peers.len();
+    let (network, oracle) = Network::new_with_peers(
+        context.child("network"),
+        simulated::Config {
+            max_size: deai_chain::max_message_size(cfg),
+            max_peers_per_set: NZUsize!(n),
+            disconnect_on_block: true,
+            tracked_peer_sets: NZUsize!(1),
+        },
+        peers,
+    )
+    .await;
+    network.start();
+    oracle
+}
+
+pub async fn link_all(oracle: &Oracle<PublicKey, Ctx>, peers: &[PublicKey], link: Link) {
+    for a in peers {
+        for b in peers {
+            if a != b {
+                let _ = oracle.remove_link(a.clone(), b.clone()).await;
+                oracle
+                    .add_link(a.clone(), b.clone(), link.clone())
+                    .await
+                    .expect("link");
+            }
+        }
+    }
+}
+
+/// Registers the chain's channels for `me` and starts a validator on them.
+pub async fn start_validator(context: Ctx, oracle: &Oracle<PublicKey, Ctx>, cfg: Config) -> Handle {
+    let me = cfg.signer.public_key();
+    let control = oracle.control(me.clone());
+    let quota = Quota::per_second(NZU32!(100_000));
+    let mut reg = Vec::new();
+    for ch in [
+        channel::VOTES,
+        channel::CERTIFICATES,
+        channel::RESOLVER,
+        channel::BROADCAST,
+        channel::BACKFILL,
+    ] {
+        reg.push(control.register(ch, quota).await.expect("register channel"));
+    }
+    let mut reg = reg.into_iter();
+    let mut next = || reg.next().expect("five channels");
+    let channels = Channels {
+        votes: next(),
+        certificates: next(),
+        resolver: next(),
+        broadcast: next(),
+        backfill: next(),
+    };
+    deai_chain::start_with_network(context, cfg, channels, oracle.manager(), control)
+        .await
+        .expect("chain starts")
+}
+
+/// Waits (in virtual time) until `handle` reaches `height`, or panics after `limit`.
+pub async fn wait_height(context: &Ctx, handle: &Handle, height: u64, limit: Duration) {
+    let step = Duration::from_millis(50);
+    let mut waited = Duration::ZERO;
+    while handle.height() < height {
+        assert!(
+            waited < limit,
+            "height {} not reached in {limit:?} (at {})",
+            height,
+            handle.height()
+        );
+        context.sleep(step).await;
+        waited += step;
+    }
+}
+
+/// Waits until every id is finalized on `handle`.
+pub async fn wait_finalized(context: &Ctx, handle: &Handle, ids: &[TxId], limit: Duration) {
+    let step = Duration::from_millis(50);
+    let mut waited = Duration::ZERO;
+    loop {
+        let pending = ids
+            .iter()
+            .filter(|id| !matches!(handle.tx_status(id), TxStatus::Finalized { .. }))
+            .count();
+        if pending == 0 {
+            return;
+        }
+        assert!(waited < limit, "{pending} txs not finalized in {limit:?}");
+        context.sleep(step).await;
+        waited += step;
+    }
+}

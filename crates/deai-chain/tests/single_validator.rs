@@ -1,0 +1,169 @@
+//! One validator finalizes alone (n = 1) over the same code path as many, applies transfers,
+//! reports statuses, receipts and roots, and resumes from durable storage after a restart.
+#![allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed test
+
+mod common;
+
+use common::*;
+use commonware_cryptography::Signer as _;
+use commonware_runtime::{Runner as _, Supervisor as _, deterministic};
+use deai_chain::{MempoolError, TxStatus};
+use deai_ledger::Address;
+use std::time::Duration;
+
+const LIMIT: Duration = Duration::from_secs(60);
+
+#[test]
+fn one_validator_finalizes_transfers() {
+    let runner = deterministic::Runner::new(
+        deterministic::Config::default()
+            .with_seed(1)
+            .with_timeout(Some(Duration::from_secs(120))),
+    );
+    runner.start(|context| async move {
+        let keys = validator_keys(1);
+        let genesis = genesis(&keys);
+        let cfg = config(&genesis, &keys, 0);
+        let oracle = network(&context, &cfg, vec![keys[0].public_key()]).await;
+        let handle = start_validator(context.child("validator"), &oracle, cfg).await;
+
+        let dev = dev_key();
+        let bob = Address([9u8; 32]);
+        let mut ids = Vec::new();
+        for nonce in 0..20 {
+            ids.push(
+                handle
+                    .submit(transfer(&genesis, &dev, bob, 10, nonce))
+                    .await
+                    .unwrap(),
+            );
+        }
+        // A replay of an admitted transaction is refused.
+        let dup = handle.submit(transfer(&genesis, &dev, bob, 10, 0)).await;
+        assert!(matches!(dup, Err(MempoolError::Pool(_))), "{dup:?}");
+        assert!(matches!(
+            handle.tx_status(&ids[0]),
+            TxStatus::Pending | TxStatus::Finalized { .. }
+        ));
+
+        wait_finalized(&context, &handle, &ids, LIMIT).await;
+        assert_eq!(handle.read_state(|s| s.account(&bob).balance), 200);
+        assert_eq!(handle.read_state(|s| s.account(&address(&dev)).nonce), 20);
+        let status = handle.status();
+        assert_eq!(status.mempool_size, 0);
+        assert_eq!(status.chain_id, genesis.chain_id);
+
+        // Every block links to its parent, carries the parent's root, and its receipts match.
+        let mut parent_root = None;
+        for h in 1..=status.height {
+            let block = handle.block(h).unwrap();
+            if let Some(root) = parent_root {
+                assert_eq!(block.parent_state_root, root, "block {h} parent root");
+                assert_eq!(block.parent, handle.block(h - 1).unwrap().digest);
+            }
+            assert_eq!(block.receipts.len(), block.txs.len());
+            parent_root = Some(block.state_root);
+        }
+        assert_eq!(parent_root, Some(status.state_root));
+        let TxStatus::Finalized {
+            height,
+            index,
+            receipt,
+        } = handle.tx_status(&ids[7])
+        else {
+            panic!("finalized")
+        };
+        assert!(receipt.result.is_ok());
+        assert_eq!(
+            handle.block(height).unwrap().txs[index as usize].id(),
+            ids[7]
+        );
+
+        // A transaction finalized already is refused with its height.
+        let again = handle.submit(transfer(&genesis, &dev, bob, 10, 3)).await;
+        assert!(
+            matches!(again, Err(MempoolError::AlreadyFinalized { .. })),
+            "{again:?}"
+        );
+        // A bad nonce is refused at admission.
+        let stale = handle.submit(transfer(&genesis, &dev, bob, 11, 3)).await;
+        assert!(stale.is_err());
+        let metrics = handle.metrics();
+        assert_eq!(metrics.finalized_txs_total, 20);
+        assert!(metrics.finality_latency_count == 20);
+    });
+}
+
+#[test]
+fn idle_chain_produces_empty_blocks() {
+    let runner = deterministic::Runner::new(
+        deterministic::Config::default()
+            .with_seed(2)
+            .with_timeout(Some(Duration::from_secs(60))),
+    );
+    runner.start(|context| async move {
+        let keys = validator_keys(1);
+        let genesis = genesis(&keys);
+        let cfg = config(&genesis, &keys, 0);
+        let oracle = network(&context, &cfg, vec![keys[0].public_key()]).await;
+        let handle = start_validator(context.child("validator"), &oracle, cfg).await;
+        wait_height(&context, &handle, 3, LIMIT).await;
+        let block = handle.block(3).unwrap();
+        assert!(block.txs.is_empty());
+        assert_eq!(block.parent_state_root, handle.block(2).unwrap().state_root);
+    });
+}
+
+#[test]
+fn restart_resumes_at_durable_height_and_root() {
+    let keys = validator_keys(1);
+    let genesis = genesis(&keys);
+    let runner = deterministic::Runner::new(
+        deterministic::Config::default()
+            .with_seed(3)
+            .with_timeout(Some(Duration::from_secs(120))),
+    );
+    let ((height, root, ids), checkpoint) = runner.start_and_recover({
+        let (keys, genesis) = (keys.clone(), genesis.clone());
+        |context| async move {
+            let cfg = config(&genesis, &keys, 0);
+            let oracle = network(&context, &cfg, vec![keys[0].public_key()]).await;
+            let handle = start_validator(context.child("validator"), &oracle, cfg).await;
+            let dev = dev_key();
+            let mut ids = Vec::new();
+            for nonce in 0..10 {
+                ids.push(
+                    handle
+                        .submit(transfer(&genesis, &dev, Address([5; 32]), 1, nonce))
+                        .await
+                        .unwrap(),
+                );
+            }
+            wait_finalized(&context, &handle, &ids, LIMIT).await;
+            let status = handle.status();
+            (status.height, status.state_root, ids)
+        }
+    });
+    assert!(height >= 1);
+    // Restart over the same storage: the journal replays to at least the same height, the
+    // root at that height is the same, and the finalized transactions are all still there.
+    let runner = deterministic::Runner::from(checkpoint);
+    runner.start(|context| async move {
+        let cfg = config(&genesis, &keys, 0);
+        let oracle = network(&context, &cfg, vec![keys[0].public_key()]).await;
+        let handle = start_validator(context.child("validator"), &oracle, cfg).await;
+        assert!(
+            handle.height() >= height,
+            "resumed at {} < {height}",
+            handle.height()
+        );
+        assert_eq!(handle.block(height).unwrap().state_root, root);
+        for id in &ids {
+            assert!(matches!(handle.tx_status(id), TxStatus::Finalized { .. }));
+        }
+        // And it keeps finalizing on top.
+        let next = handle.height() + 2;
+        wait_height(&context, &handle, next, LIMIT).await;
+        assert_eq!(handle.block(height).unwrap().state_root, root);
+    });
+}
