@@ -178,6 +178,104 @@ pub enum TxError {
         /// The limit.
         max: usize,
     },
+    /// The sender is not the task's coordinator (or creator, where either may act).
+    #[error("{sender} is not the coordinator of task {task} (coordinator {coordinator})")]
+    NotCoordinator {
+        /// The task.
+        task: u64,
+        /// Its coordinator.
+        coordinator: Address,
+        /// The sender.
+        sender: Address,
+    },
+    /// The round number is not the next one, or the task has no rounds left.
+    #[error("task {task}: round {got} cannot be opened (expected {expected}, task has {rounds})")]
+    WrongRound {
+        /// The task.
+        task: u64,
+        /// The round the transaction names.
+        got: u32,
+        /// The next round number.
+        expected: u32,
+        /// The task's number of rounds.
+        rounds: u32,
+    },
+    /// A round is still open (a new round or closing the task must wait for its result).
+    #[error("task {task}: round {round} is still open")]
+    RoundStillOpen {
+        /// The task.
+        task: u64,
+        /// The open round.
+        round: u32,
+    },
+    /// The round named is not the task's open round.
+    #[error("task {task}: round {round} is not open")]
+    RoundNotOpen {
+        /// The task.
+        task: u64,
+        /// The round named.
+        round: u32,
+    },
+    /// The selected datasets differ from the deterministic selection.
+    #[error(
+        "task {task} round {round}: selection {got:?} differs from the seeded selection {expected:?}"
+    )]
+    WrongSelection {
+        /// The task.
+        task: u64,
+        /// The round.
+        round: u32,
+        /// What the ledger computed.
+        expected: Vec<u64>,
+        /// What the transaction named.
+        got: Vec<u64>,
+    },
+    /// The task's DP budget would be exceeded (basic composition: the rounds' sum).
+    #[error("task {task}: {what} spent {spent} + round {round} exceeds budget {budget}")]
+    BudgetExceeded {
+        /// The task.
+        task: u64,
+        /// `"epsilon"` or `"delta"`.
+        what: String,
+        /// Already spent.
+        spent: u64,
+        /// This round's spend.
+        round: u64,
+        /// The task's budget.
+        budget: u64,
+    },
+    /// A dataset's own maximum ε would be exceeded.
+    #[error("dataset {dataset}: epsilon spent {spent} + round {round} exceeds its maximum {max}")]
+    DatasetBudgetExceeded {
+        /// The dataset.
+        dataset: u64,
+        /// Already spent on it.
+        spent: u64,
+        /// This round's ε.
+        round: u64,
+        /// Its policy's `epsilon_max`.
+        max: u64,
+    },
+    /// A dataset named where it may not be (not in the filter, not selected, not a survivor).
+    #[error("dataset {dataset} cannot appear in {field}: {reason}")]
+    InvalidParticipant {
+        /// The dataset.
+        dataset: u64,
+        /// Where it appeared (`selected`, `survivors`, `scores`).
+        field: String,
+        /// Why it is not allowed there.
+        reason: String,
+    },
+    /// The revealed validation data does not match the task's commitment (or none was made).
+    #[error("task {task}: validation reveal {got} does not match commitment {committed:?}")]
+    ValidationMismatch {
+        /// The task.
+        task: u64,
+        /// The commitment, if any.
+        committed: Option<Digest>,
+        /// The commitment the reveal hashes to.
+        got: Digest,
+    },
     /// An arithmetic overflow (a balance past `u128::MAX`, an id past `u64::MAX`).
     #[error("overflow in {what}")]
     Overflow {
@@ -209,6 +307,15 @@ impl TxError {
             Self::TaskNotOpen { .. } => "task_not_open",
             Self::BlockFull { .. } => "block_full",
             Self::Overflow { .. } => "overflow",
+            Self::NotCoordinator { .. } => "not_coordinator",
+            Self::WrongRound { .. } => "wrong_round",
+            Self::RoundStillOpen { .. } => "round_still_open",
+            Self::RoundNotOpen { .. } => "round_not_open",
+            Self::WrongSelection { .. } => "wrong_selection",
+            Self::BudgetExceeded { .. } => "budget_exceeded",
+            Self::DatasetBudgetExceeded { .. } => "dataset_budget_exceeded",
+            Self::InvalidParticipant { .. } => "invalid_participant",
+            Self::ValidationMismatch { .. } => "validation_mismatch",
         }
     }
 
@@ -233,6 +340,15 @@ impl TxError {
         "task_not_open",
         "block_full",
         "overflow",
+        "not_coordinator",
+        "wrong_round",
+        "round_still_open",
+        "round_not_open",
+        "wrong_selection",
+        "budget_exceeded",
+        "dataset_budget_exceeded",
+        "invalid_participant",
+        "validation_mismatch",
     ];
 
     pub(crate) fn limit(field: &str, len: usize, max: usize) -> Result<(), Self> {
@@ -379,6 +495,48 @@ mod tests {
             TxError::TaskNotOpen { id: 1 },
             TxError::BlockFull { max: 1 },
             TxError::Overflow { what: s() },
+            TxError::NotCoordinator {
+                task: 1,
+                coordinator: a,
+                sender: a,
+            },
+            TxError::WrongRound {
+                task: 1,
+                got: 3,
+                expected: 2,
+                rounds: 5,
+            },
+            TxError::RoundStillOpen { task: 1, round: 1 },
+            TxError::RoundNotOpen { task: 1, round: 1 },
+            TxError::WrongSelection {
+                task: 1,
+                round: 1,
+                expected: vec![1],
+                got: vec![2],
+            },
+            TxError::BudgetExceeded {
+                task: 1,
+                what: s(),
+                spent: 1,
+                round: 1,
+                budget: 1,
+            },
+            TxError::DatasetBudgetExceeded {
+                dataset: 1,
+                spent: 1,
+                round: 1,
+                max: 1,
+            },
+            TxError::InvalidParticipant {
+                dataset: 1,
+                field: s(),
+                reason: s(),
+            },
+            TxError::ValidationMismatch {
+                task: 1,
+                committed: None,
+                got: Digest([0; 32]),
+            },
         ]
     }
 

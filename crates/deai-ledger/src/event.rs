@@ -104,6 +104,63 @@ pub enum Event {
         /// BLAKE3 of the weights.
         model_hash: Digest,
     },
+    /// A task's creator designated a coordinator.
+    CoordinatorSet {
+        /// The task.
+        task: u64,
+        /// The new coordinator.
+        coordinator: Address,
+    },
+    /// A task's creator committed to its validation data.
+    ValidationCommitted {
+        /// The task.
+        task: u64,
+        /// The commitment.
+        commitment: Digest,
+    },
+    /// A round was opened (recorded in the task's and each selected dataset's history).
+    RoundOpened {
+        /// The task.
+        task: u64,
+        /// The round number.
+        round: u32,
+        /// DP ε the round spends, fixed point.
+        epsilon: u64,
+    },
+    /// A round's result was recorded (in the task's and each survivor's history).
+    RoundClosed {
+        /// The task.
+        task: u64,
+        /// The round number.
+        round: u32,
+        /// BLAKE3 of the new global model.
+        new_model: Digest,
+    },
+    /// A contributor was paid from a task's escrow.
+    RewardPaid {
+        /// The task.
+        task: u64,
+        /// The dataset whose scores earned it.
+        dataset: u64,
+        /// The dataset's owner, who received it.
+        owner: Address,
+        /// Amount.
+        #[serde(with = "crate::types::amount")]
+        amount: u128,
+    },
+    /// A task was closed: rewards paid, the rest refunded, the final model registered.
+    TaskClosed {
+        /// The task.
+        id: u64,
+        /// Total paid to contributors.
+        #[serde(with = "crate::types::amount")]
+        paid: u128,
+        /// Refunded to the creator (unscored share and rounding dust).
+        #[serde(with = "crate::types::amount")]
+        refund: u128,
+        /// The registered final model.
+        model: u64,
+    },
 }
 
 /// One entry of an entity's history.
@@ -131,6 +188,12 @@ impl Event {
             Self::DatasetSelected { .. } => 8,
             Self::TaskCancelled { .. } => 9,
             Self::ModelRegistered { .. } => 10,
+            Self::CoordinatorSet { .. } => 11,
+            Self::ValidationCommitted { .. } => 12,
+            Self::RoundOpened { .. } => 13,
+            Self::RoundClosed { .. } => 14,
+            Self::RewardPaid { .. } => 15,
+            Self::TaskClosed { .. } => 16,
         }
     }
 }
@@ -195,6 +258,54 @@ impl Write for Event {
                 parent.write(buf);
                 model_hash.write(buf);
             }
+            Self::CoordinatorSet { task, coordinator } => {
+                task.write(buf);
+                coordinator.write(buf);
+            }
+            Self::ValidationCommitted { task, commitment } => {
+                task.write(buf);
+                commitment.write(buf);
+            }
+            Self::RoundOpened {
+                task,
+                round,
+                epsilon,
+            } => {
+                task.write(buf);
+                round.write(buf);
+                epsilon.write(buf);
+            }
+            Self::RoundClosed {
+                task,
+                round,
+                new_model,
+            } => {
+                task.write(buf);
+                round.write(buf);
+                new_model.write(buf);
+            }
+            Self::RewardPaid {
+                task,
+                dataset,
+                owner,
+                amount,
+            } => {
+                task.write(buf);
+                dataset.write(buf);
+                owner.write(buf);
+                amount.write(buf);
+            }
+            Self::TaskClosed {
+                id,
+                paid,
+                refund,
+                model,
+            } => {
+                id.write(buf);
+                paid.write(buf);
+                refund.write(buf);
+                model.write(buf);
+            }
         }
     }
 }
@@ -211,6 +322,11 @@ impl EncodeSize for Event {
             Self::DatasetSelected { .. } => 16,
             Self::TaskCancelled { .. } => 8 + 16,
             Self::ModelRegistered { parent, .. } => 8 + 8 + parent.encode_size() + 32,
+            Self::CoordinatorSet { .. } | Self::ValidationCommitted { .. } => 8 + 32,
+            Self::RoundOpened { .. } => 8 + 4 + 8,
+            Self::RoundClosed { .. } => 8 + 4 + 32,
+            Self::RewardPaid { .. } => 8 + 8 + 32 + 16,
+            Self::TaskClosed { .. } => 8 + 16 + 16 + 8,
         }
     }
 }

@@ -61,12 +61,14 @@ pub use genesis::{Genesis, TOKEN};
 pub use params::{DELTA_SCALE, EPSILON_SCALE, Limits, METRIC_SCALE, Params};
 pub use proof::{Proof, StateKey, verify_proof};
 pub use state::{
-    Account, ConsentPolicy, Dataset, Metric, Model, Snapshot, SnapshotError, State, SupplyReport,
-    Task, TaskStatus, Unbonding,
+    Account, ConsentPolicy, Dataset, Metric, Model, Round, RoundOutcome, SCORE_SCALE, Score,
+    SecAggParams, Snapshot, SnapshotError, State, SupplyReport, Task, TaskStatus, Unbonding,
+    select, selection_seed,
 };
 pub use tx::{
-    ConsentRevoke, ConsentUpdate, DatasetRegister, ModelRegister, SignedTx, Stake, TaskCancel,
-    TaskCreate, Transfer, Tx, TxBody, Unstake,
+    ConsentRevoke, ConsentUpdate, DatasetRegister, ModelRegister, RoundOpen, RoundResult, SignedTx,
+    Stake, TaskCancel, TaskClose, TaskCommitValidation, TaskCreate, TaskSetCoordinator, Transfer,
+    Tx, TxBody, Unstake, validation_commitment,
 };
 pub use types::{Address, Digest, HexError, TxId, allocations, amount, hex_bytes, hex_sig};
 pub use verify::verify_signatures;

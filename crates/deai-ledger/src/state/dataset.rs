@@ -167,6 +167,10 @@ pub struct Dataset {
     pub history_root: Digest,
     /// Everything that happened to this dataset.
     pub history: Vec<HistoryEntry>,
+    /// DP ε spent on this dataset by every round that selected it, over all tasks (basic
+    /// composition), fixed point; never above `policy.epsilon_max`.
+    #[serde(default)]
+    pub epsilon_spent: u64,
 }
 
 impl Dataset {
@@ -183,6 +187,7 @@ impl Dataset {
         self.revoked.write(&mut out);
         self.registered_height.write(&mut out);
         self.history_root.write(&mut out);
+        self.epsilon_spent.write(&mut out);
         out
     }
 }

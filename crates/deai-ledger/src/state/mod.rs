@@ -12,7 +12,9 @@
 mod account;
 mod apply;
 mod dataset;
+mod lifecycle;
 mod model;
+mod round;
 mod snapshot;
 mod task;
 mod tree;
@@ -21,6 +23,8 @@ pub use account::{Account, Unbonding};
 pub(crate) use dataset::TaskTerms;
 pub use dataset::{ConsentPolicy, Dataset};
 pub use model::{Metric, Model};
+pub(crate) use round::read_scores;
+pub use round::{Round, RoundOutcome, SCORE_SCALE, Score, SecAggParams, select, selection_seed};
 pub use snapshot::{Snapshot, SnapshotError};
 pub use task::{Task, TaskStatus};
 

@@ -1,5 +1,10 @@
-//! Training tasks: what to train, under which privacy budget, for which escrowed reward.
+//! Training tasks: what to train, under which privacy budget, for which escrowed reward, and
+//! the log of its rounds.
+//!
+//! Invariant: `epsilon_spent`/`delta_spent` are the sums of the opened rounds' ε/δ and never
+//! exceed `epsilon`/`delta`.
 
+use super::round::Round;
 use crate::event::HistoryEntry;
 use crate::types::{Address, Digest};
 use commonware_codec::Write;
@@ -13,6 +18,8 @@ pub enum TaskStatus {
     Open,
     /// Cancelled by its creator; unspent escrow refunded.
     Cancelled,
+    /// Closed by `TaskClose`: rewards paid, the rest refunded, the final model registered.
+    Closed,
 }
 
 /// A training task.
@@ -48,6 +55,24 @@ pub struct Task {
     pub history_root: Digest,
     /// Everything that happened to this task.
     pub history: Vec<HistoryEntry>,
+    /// The address allowed to run rounds, if the creator designated one (else the creator).
+    #[serde(default)]
+    pub coordinator: Option<Address>,
+    /// Commitment to the validation data ([`crate::validation_commitment`]).
+    #[serde(default)]
+    pub validation: Option<Digest>,
+    /// DP ε spent by opened rounds (basic composition: the sum), fixed point.
+    #[serde(default)]
+    pub epsilon_spent: u64,
+    /// DP δ spent by opened rounds (the sum), fixed point.
+    #[serde(default)]
+    pub delta_spent: u64,
+    /// Every round opened so far, in order (round `i` at index `i - 1`).
+    #[serde(default)]
+    pub round_log: Vec<Round>,
+    /// The model registered by `TaskClose`.
+    #[serde(default)]
+    pub final_model: Option<u64>,
 }
 
 impl Task {
@@ -67,9 +92,43 @@ impl Task {
         out.push(match self.status {
             TaskStatus::Open => 0,
             TaskStatus::Cancelled => 1,
+            TaskStatus::Closed => 2,
         });
         self.created_height.write(&mut out);
         self.history_root.write(&mut out);
+        self.coordinator.write(&mut out);
+        self.validation.write(&mut out);
+        self.epsilon_spent.write(&mut out);
+        self.delta_spent.write(&mut out);
+        let digests: Vec<Digest> = self.round_log.iter().map(Round::digest).collect();
+        crate::codec::write_list(&digests, &mut out);
+        self.final_model.write(&mut out);
         out
+    }
+
+    /// Who may open and close rounds: the designated coordinator, else the creator.
+    pub fn coordinator(&self) -> Address {
+        self.coordinator.unwrap_or(self.creator)
+    }
+
+    /// The round waiting for its result, if any.
+    pub fn open_round(&self) -> Option<&Round> {
+        self.round_log.last().filter(|r| r.is_open())
+    }
+
+    /// Number of rounds opened so far (the next round is this + 1).
+    pub fn rounds_opened(&self) -> u32 {
+        u32::try_from(self.round_log.len()).expect("at most task_rounds_max (u32) rounds")
+    }
+
+    /// Each scored dataset's score summed over all closed rounds.
+    pub fn score_totals(&self) -> std::collections::BTreeMap<u64, u128> {
+        let mut totals = std::collections::BTreeMap::new();
+        for outcome in self.round_log.iter().filter_map(|r| r.outcome.as_ref()) {
+            for s in &outcome.scores {
+                *totals.entry(s.dataset).or_insert(0u128) += u128::from(s.value);
+            }
+        }
+        totals
     }
 }

@@ -56,6 +56,7 @@ impl Action for DatasetRegister {
             registered_height: env.height,
             history_root: Digest::default(),
             history: Vec::new(),
+            epsilon_spent: 0,
         });
         let event = Event::DatasetRegistered {
             id,

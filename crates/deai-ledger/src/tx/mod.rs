@@ -23,9 +23,14 @@ mod consent_revoke;
 mod consent_update;
 mod dataset_register;
 mod model_register;
+mod round_open;
+mod round_result;
 mod stake;
 mod task_cancel;
+mod task_close;
+mod task_commit_validation;
 mod task_create;
+mod task_set_coordinator;
 mod transfer;
 mod unstake;
 
@@ -33,9 +38,14 @@ pub use consent_revoke::ConsentRevoke;
 pub use consent_update::ConsentUpdate;
 pub use dataset_register::DatasetRegister;
 pub use model_register::ModelRegister;
+pub use round_open::RoundOpen;
+pub use round_result::RoundResult;
 pub use stake::Stake;
 pub use task_cancel::TaskCancel;
+pub use task_close::TaskClose;
+pub use task_commit_validation::{TaskCommitValidation, validation_commitment};
 pub use task_create::TaskCreate;
+pub use task_set_coordinator::TaskSetCoordinator;
 pub use transfer::Transfer;
 pub use unstake::Unstake;
 
@@ -167,6 +177,11 @@ tx_bodies! {
     6 => TaskCreate(TaskCreate), "Create a training task, moving its reward into escrow.";
     7 => TaskCancel(TaskCancel), "Cancel a task and refund unspent escrow (creator only).";
     8 => ModelRegister(ModelRegister), "Register a model produced by a task.";
+    9 => TaskSetCoordinator(TaskSetCoordinator), "Designate the address that runs a task's rounds (creator only).";
+    10 => TaskCommitValidation(TaskCommitValidation), "Commit to a task's validation data before its first round (creator only).";
+    11 => RoundOpen(RoundOpen), "Open a task's next round with its deterministic selection and DP spend (coordinator only).";
+    12 => RoundResult(RoundResult), "Record a round's result and close it (coordinator only).";
+    13 => TaskClose(TaskClose), "Close a task: reveal validation data, pay rewards, refund, register the final model.";
 }
 
 impl Write for Tx {

@@ -1,4 +1,6 @@
-//! `TaskCancel`: the creator cancels an open task; its unspent escrow returns to the creator.
+//! `TaskCancel`: the creator cancels an open task that has not opened a round yet; its unspent
+//! escrow returns to the creator. After the first round only `TaskClose` ends a task, so the
+//! creator cannot take back a reward contributors have started to earn.
 
 use super::{Action, Env};
 use crate::error::{EntityKind, TxError};
@@ -34,6 +36,17 @@ impl Action for TaskCancel {
         }
         if t.status != TaskStatus::Open {
             return Err(TxError::TaskNotOpen { id: self.task });
+        }
+        // Once contributors have trained, the escrow is theirs to earn: only TaskClose ends it.
+        if !t.round_log.is_empty() {
+            return Err(TxError::InvalidField {
+                field: "task".into(),
+                reason: format!(
+                    "task {} opened {} round(s); close it with TaskClose",
+                    self.task,
+                    t.round_log.len()
+                ),
+            });
         }
         Ok(())
     }

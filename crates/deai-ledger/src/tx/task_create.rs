@@ -108,6 +108,12 @@ impl Action for TaskCreate {
             created_height: env.height,
             history_root: Digest::default(),
             history: Vec::new(),
+            coordinator: None,
+            validation: None,
+            epsilon_spent: 0,
+            delta_spent: 0,
+            round_log: Vec::new(),
+            final_model: None,
         });
         let created = Event::TaskCreated {
             id,
