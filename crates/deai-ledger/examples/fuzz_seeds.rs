@@ -46,6 +46,44 @@ fn bodies() -> Vec<TxBody> {
                 value: 1,
             }],
         }),
+        TxBody::TaskSetCoordinator(TaskSetCoordinator {
+            task: 1,
+            coordinator: Address([0; 32]),
+        }),
+        TxBody::TaskCommitValidation(TaskCommitValidation {
+            task: 1,
+            commitment: validation_commitment(&Digest([1; 32]), &Digest([2; 32])),
+        }),
+        // Selection depends on the fuzz state's root; the seed exercises the checks either way.
+        TxBody::RoundOpen(RoundOpen {
+            task: 1,
+            round: 1,
+            global_model: Digest([3; 32]),
+            selected: vec![1],
+            secagg: SecAggParams { n: 1, k: 1, t: 1 },
+            epsilon: EPSILON_SCALE,
+            delta: 5,
+        }),
+        TxBody::RoundResult(RoundResult {
+            task: 1,
+            round: 1,
+            masked_updates: vec![Digest([4; 32])],
+            survivors: vec![1],
+            unmasking: Digest([5; 32]),
+            aggregate: Digest([6; 32]),
+            new_model: Digest([7; 32]),
+            scores: vec![Score {
+                dataset: 1,
+                value: SCORE_SCALE,
+            }],
+        }),
+        TxBody::TaskClose(TaskClose {
+            task: 1,
+            validation_salt: Digest([1; 32]),
+            validation_data: Digest([2; 32]),
+            parent: None,
+            metrics: vec![],
+        }),
         TxBody::TaskCancel(TaskCancel { task: 1 }),
         TxBody::ConsentRevoke(ConsentRevoke { dataset: 1 }),
     ]

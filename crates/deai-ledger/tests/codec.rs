@@ -25,6 +25,65 @@ fn all_bodies() -> Vec<TxBody> {
         model_register(4, Some(2)),
         model_register(4, None),
     ]
+    .into_iter()
+    .chain(lifecycle_bodies())
+    .collect()
+}
+
+fn lifecycle_bodies() -> Vec<TxBody> {
+    vec![
+        TxBody::TaskSetCoordinator(TaskSetCoordinator {
+            task: 4,
+            coordinator: Address([6; 32]),
+        }),
+        TxBody::TaskCommitValidation(TaskCommitValidation {
+            task: 4,
+            commitment: validation_commitment(&Digest([1; 32]), &Digest([2; 32])),
+        }),
+        TxBody::RoundOpen(RoundOpen {
+            task: 4,
+            round: 2,
+            global_model: Digest([3; 32]),
+            selected: vec![5, 1, 9],
+            secagg: SecAggParams { n: 3, k: 3, t: 2 },
+            epsilon: 250_000,
+            delta: 1_000,
+        }),
+        TxBody::RoundResult(RoundResult {
+            task: 4,
+            round: 2,
+            masked_updates: vec![Digest([7; 32]), Digest([8; 32])],
+            survivors: vec![1, 5],
+            unmasking: Digest([9; 32]),
+            aggregate: Digest([10; 32]),
+            new_model: Digest([11; 32]),
+            scores: vec![Score {
+                dataset: 1,
+                value: SCORE_SCALE,
+            }],
+        }),
+        TxBody::TaskClose(TaskClose {
+            task: 4,
+            validation_salt: Digest([1; 32]),
+            validation_data: Digest([2; 32]),
+            parent: Some(3),
+            metrics: vec![Metric {
+                name: "accuracy".into(),
+                value: 900_000,
+            }],
+        }),
+    ]
+}
+
+#[test]
+fn lifecycle_tags_are_fresh_and_json_round_trips() {
+    let tags: Vec<u8> = lifecycle_bodies().iter().map(TxBody::tag).collect();
+    assert_eq!(tags, vec![9, 10, 11, 12, 13]);
+    for body in lifecycle_bodies() {
+        let json = serde_json::to_string(&body).unwrap();
+        let back: TxBody = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, body, "{json}");
+    }
 }
 
 fn limits() -> Params {

@@ -522,3 +522,138 @@ fn rounds_need_a_validation_commitment() {
     let body = open(&h.s, 1, vec![1], 1);
     h.rejected(CREATOR, body, "invalid_field");
 }
+
+mod props {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[derive(Clone, Debug)]
+    enum Op {
+        Open {
+            count: usize,
+            epsilon: u64,
+            tamper: bool,
+        },
+        Result {
+            keep: usize,
+            score: u64,
+        },
+        Close {
+            good_reveal: bool,
+        },
+        Revoke {
+            owner: usize,
+        },
+        Narrow {
+            owner: usize,
+        },
+        Transfer {
+            from: usize,
+            amount: u128,
+        },
+    }
+
+    fn op() -> impl Strategy<Value = Op> {
+        prop_oneof![
+            4 => (1usize..4, 1u64..1_500_000, prop::bool::weighted(0.15))
+                .prop_map(|(count, epsilon, tamper)| Op::Open { count, epsilon, tamper }),
+            4 => (0usize..4, 0u64..=SCORE_SCALE).prop_map(|(keep, score)| Op::Result { keep, score }),
+            1 => prop::bool::weighted(0.7).prop_map(|good_reveal| Op::Close { good_reveal }),
+            1 => (3usize..6).prop_map(|owner| Op::Revoke { owner }),
+            1 => (3usize..6).prop_map(|owner| Op::Narrow { owner }),
+            1 => (0usize..7, 1u128..5_000).prop_map(|(from, amount)| Op::Transfer { from, amount }),
+        ]
+    }
+
+    fn body(h: &H, op: &Op) -> (usize, TxBody) {
+        match *op {
+            Op::Open {
+                count,
+                epsilon,
+                tamper,
+            } => {
+                let mut selected = h.s.round_selection(1, count, epsilon).unwrap();
+                if tamper || selected.is_empty() {
+                    let other = (1..=3).find(|d| !selected.contains(d)).unwrap_or(9);
+                    selected.push(other);
+                }
+                (COORD, open(&h.s, 1, selected, epsilon))
+            }
+            Op::Result { keep, score } => {
+                let t = h.s.task(1).unwrap();
+                let (round, selected) = t
+                    .open_round()
+                    .map_or((1, vec![1]), |r| (r.number, r.selected.clone()));
+                let survivors: Vec<u64> = selected.into_iter().take(keep).collect();
+                let scores: Vec<(u64, u64)> = survivors.iter().map(|&d| (d, score / d)).collect();
+                (COORD, result(1, round, survivors, &scores))
+            }
+            Op::Close { good_reveal } => (
+                CREATOR,
+                close(1, if good_reveal { SALT } else { Digest([0; 32]) }),
+            ),
+            Op::Revoke { owner } => (
+                owner,
+                TxBody::ConsentRevoke(ConsentRevoke {
+                    dataset: owner as u64 - 2,
+                }),
+            ),
+            Op::Narrow { owner } => (
+                owner,
+                TxBody::ConsentUpdate(ConsentUpdate {
+                    dataset: owner as u64 - 2,
+                    policy: policy(&["ads"], 1_000),
+                }),
+            ),
+            Op::Transfer { from, amount } => (from, transfer(Address([0x77; 32]), amount)),
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+
+        /// Random lifecycle runs (one tx per block): supply conserved, a replica replaying the
+        /// same blocks agrees, budgets never exceeded, a close pays out exactly the escrow,
+        /// proofs verify and a snapshot restores the same root.
+        #[test]
+        fn lifecycle_conserves_supply_and_budgets(ops in prop::collection::vec(op(), 1..40)) {
+            let mut h = H::new();
+            let mut replica = h.s.clone();
+            let genesis = h.s.supply().genesis;
+            for op in &ops {
+                let (who, body) = body(&h, op);
+                let tx = h.tx(who, body);
+                let escrow = h.s.task(1).unwrap().escrow;
+                let blk = Block { height: h.s.height() + 1, proposer: Address([0xAB; 32]), txs: vec![tx] };
+                let out = h.s.apply_block(&blk);
+                prop_assert_eq!(&out, &replica.apply_block(&blk));
+                prop_assert_eq!(h.s.supply().total, genesis);
+                let t = h.s.task(1).unwrap();
+                prop_assert!(t.epsilon_spent <= t.epsilon && t.delta_spent <= t.delta);
+                for d in h.s.datasets() {
+                    prop_assert!(d.epsilon_spent <= d.policy.epsilon_max || d.policy.purposes == ["ads"]);
+                }
+                let (mut paid, mut refund) = (0u128, None);
+                for e in &out.events {
+                    match e {
+                        Event::RewardPaid { amount, .. } => paid += amount,
+                        Event::TaskClosed { paid: p, refund: r, .. } => {
+                            prop_assert_eq!(*p, paid);
+                            refund = Some(*r);
+                        }
+                        _ => {}
+                    }
+                }
+                if let Some(r) = refund {
+                    prop_assert_eq!(paid + r, escrow);
+                }
+            }
+            let root = h.s.root();
+            for key in [StateKey::Task(1), StateKey::Dataset(1), StateKey::Dataset(2), StateKey::Dataset(3)] {
+                prop_assert!(verify_proof(&root, &h.s.prove(&key).unwrap()).is_ok());
+            }
+            let restored = State::from_snapshot(h.s.snapshot()).unwrap();
+            prop_assert_eq!(restored.root(), root);
+        }
+    }
+}

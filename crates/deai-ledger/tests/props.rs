@@ -52,6 +52,36 @@ enum Op {
         task: u64,
         parent: Option<u64>,
     },
+    Coordinator {
+        who: usize,
+        task: u64,
+        to: usize,
+    },
+    Commit {
+        who: usize,
+        task: u64,
+    },
+    /// A RoundOpen sent by the task's coordinator (when it is one of the keys), with the
+    /// ledger's selection of `count`, or a wrong one when `tamper`.
+    Open {
+        who: usize,
+        task: u64,
+        count: usize,
+        epsilon: u64,
+        tamper: bool,
+    },
+    /// A RoundResult for the open round: the first `keep` selected survive, each scored `score`.
+    Result {
+        who: usize,
+        task: u64,
+        keep: usize,
+        score: u64,
+    },
+    Close {
+        who: usize,
+        task: u64,
+        good_reveal: bool,
+    },
     BadNonce {
         who: usize,
     },
@@ -76,6 +106,15 @@ fn op() -> impl Strategy<Value = Op> {
         1 => (who.clone(), 0u64..4).prop_map(|(who, task)| Op::Cancel { who, task }),
         1 => (who.clone(), 0u64..4, prop::option::of(0u64..4))
             .prop_map(|(who, task, parent)| Op::Model { who, task, parent }),
+        1 => (who.clone(), 1u64..4, 0..ACCOUNTS)
+            .prop_map(|(who, task, to)| Op::Coordinator { who, task, to }),
+        2 => (who.clone(), 1u64..4).prop_map(|(who, task)| Op::Commit { who, task }),
+        3 => (who.clone(), 1u64..4, 1usize..4, 1u64..3_000_000, prop::bool::weighted(0.2))
+            .prop_map(|(who, task, count, epsilon, tamper)| Op::Open { who, task, count, epsilon, tamper }),
+        3 => (who.clone(), 1u64..4, 0usize..4, 0u64..=SCORE_SCALE)
+            .prop_map(|(who, task, keep, score)| Op::Result { who, task, keep, score }),
+        2 => (who.clone(), 1u64..4, prop::bool::weighted(0.8))
+            .prop_map(|(who, task, good_reveal)| Op::Close { who, task, good_reveal }),
         1 => who.clone().prop_map(|who| Op::BadNonce { who }),
         1 => who.prop_map(|who| Op::BadSig { who }),
     ]
@@ -136,6 +175,44 @@ fn build(state: &State, keys: &[ed25519_dalek::SigningKey], ops: &[Op]) -> Vec<S
                 }
                 Op::Model { who, task, parent } => (who, model_register(task, parent), 0, false),
                 Op::BadNonce { who } => (who, transfer(outsider, 1), 3, false),
+                Op::Coordinator { who, task, to } => (
+                    who,
+                    TxBody::TaskSetCoordinator(TaskSetCoordinator {
+                        task,
+                        coordinator: addr(&keys[to]),
+                    }),
+                    0,
+                    false,
+                ),
+                Op::Commit { who, task } => (who, commit_validation(task), 0, false),
+                Op::Open {
+                    who,
+                    task,
+                    count,
+                    epsilon,
+                    tamper,
+                } => (
+                    coordinator_of(state, keys, task).unwrap_or(who),
+                    round_open(state, task, count, epsilon, tamper),
+                    0,
+                    false,
+                ),
+                Op::Result {
+                    who,
+                    task,
+                    keep,
+                    score,
+                } => (
+                    coordinator_of(state, keys, task).unwrap_or(who),
+                    round_result(state, task, keep, score),
+                    0,
+                    false,
+                ),
+                Op::Close {
+                    who,
+                    task,
+                    good_reveal,
+                } => (who, task_close(task, good_reveal), 0, false),
                 Op::BadSig { who } => (who, transfer(outsider, 1), 0, true),
             };
             let nonce = state.account(&addr(&keys[who])).nonce + pending[who] + nonce_skew;
@@ -149,6 +226,75 @@ fn build(state: &State, keys: &[ed25519_dalek::SigningKey], ops: &[Op]) -> Vec<S
             tx
         })
         .collect()
+}
+
+const SALT: Digest = Digest([0x5A; 32]);
+const VALIDATION: Digest = Digest([0x7B; 32]);
+
+fn commit_validation(task: u64) -> TxBody {
+    TxBody::TaskCommitValidation(TaskCommitValidation {
+        task,
+        commitment: validation_commitment(&SALT, &VALIDATION),
+    })
+}
+
+fn coordinator_of(state: &State, keys: &[ed25519_dalek::SigningKey], task: u64) -> Option<usize> {
+    let c = state.task(task)?.coordinator();
+    keys.iter().position(|k| addr(k) == c)
+}
+
+fn round_open(state: &State, task: u64, count: usize, epsilon: u64, tamper: bool) -> TxBody {
+    let mut selected = state
+        .round_selection(task, count, epsilon)
+        .unwrap_or_default();
+    if tamper || selected.is_empty() {
+        let other = (1..6).find(|d| !selected.contains(d)).unwrap_or(1);
+        selected.push(other);
+    }
+    let n = selected.len() as u32;
+    TxBody::RoundOpen(RoundOpen {
+        task,
+        round: state.task(task).map_or(1, |t| t.rounds_opened() + 1),
+        global_model: Digest([1; 32]),
+        selected,
+        secagg: SecAggParams { n, k: n, t: 1 },
+        epsilon,
+        delta: 1_000,
+    })
+}
+
+fn round_result(state: &State, task: u64, keep: usize, score: u64) -> TxBody {
+    let (round, selected) = state
+        .task(task)
+        .and_then(|t| t.open_round())
+        .map_or((1, vec![1]), |r| (r.number, r.selected.clone()));
+    let survivors: Vec<u64> = selected.into_iter().take(keep).collect();
+    TxBody::RoundResult(RoundResult {
+        task,
+        round,
+        masked_updates: survivors.iter().map(|d| Digest([*d as u8; 32])).collect(),
+        scores: survivors
+            .iter()
+            .map(|&dataset| Score {
+                dataset,
+                value: score,
+            })
+            .collect(),
+        survivors,
+        unmasking: Digest([2; 32]),
+        aggregate: Digest([3; 32]),
+        new_model: Digest([4; 32]),
+    })
+}
+
+fn task_close(task: u64, good_reveal: bool) -> TxBody {
+    TxBody::TaskClose(TaskClose {
+        task,
+        validation_salt: if good_reveal { SALT } else { Digest([0; 32]) },
+        validation_data: VALIDATION,
+        parent: None,
+        metrics: vec![],
+    })
 }
 
 fn check_all_proofs(state: &State) {
