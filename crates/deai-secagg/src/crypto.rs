@@ -7,7 +7,7 @@
 
 use chacha20poly1305::aead::{Aead, KeyInit, Payload};
 use chacha20poly1305::{ChaCha20Poly1305, Key, Nonce};
-use ed25519_dalek::{Signature, Signer, SigningKey, Verifier, VerifyingKey};
+use ed25519_dalek::{Signature, Signer, SigningKey, VerifyingKey};
 use x25519_dalek::{PublicKey, StaticSecret};
 
 const PAIRWISE_CONTEXT: &str = "deai-secagg 2026-11 pairwise mask seed";
@@ -135,9 +135,6 @@ pub fn verify_advert(
     let sig = Signature::from_bytes(signature);
     key.verify_strict(&advert_message(round, from, cipher_pk, mask_pk), &sig)
         .is_ok()
-        && key
-            .verify(&advert_message(round, from, cipher_pk, mask_pk), &sig)
-            .is_ok()
 }
 
 #[cfg(test)]
