@@ -1,14 +1,77 @@
-//! `deai dp` (being built).
+//! `deai dp`: differential-privacy accounting.
 
-/// Arguments.
+use clap::Subcommand;
+use deai_learn::dp::{pld, rdp};
+use serde::Serialize;
+
+/// Arguments of `deai dp`.
 #[derive(Debug, clap::Args)]
 pub struct Args {
+    /// Which tool.
+    #[command(subcommand)]
+    pub which: Which,
+}
+
+/// The `deai dp` tools.
+#[derive(Debug, Subcommand)]
+pub enum Which {
+    /// ε of the Poisson-subsampled Gaussian after T steps, by RDP and by PLD.
+    Epsilon(EpsilonArgs),
+}
+
+/// Arguments of `deai dp epsilon`.
+#[derive(Debug, clap::Args)]
+pub struct EpsilonArgs {
+    /// Poisson sampling rate q.
+    #[arg(long)]
+    pub sampling_rate: f64,
+    /// Noise multiplier σ (noise std / clipping norm).
+    #[arg(long)]
+    pub noise_multiplier: f64,
+    /// Number of steps (rounds) T.
+    #[arg(long)]
+    pub steps: u64,
+    /// Target δ.
+    #[arg(long)]
+    pub delta: f64,
     /// Print one JSON object instead of a human summary.
     #[arg(long)]
     pub json: bool,
 }
 
-/// Runs the command.
-pub fn run(_args: Args) -> anyhow::Result<()> {
-    anyhow::bail!("not built yet")
+#[derive(Serialize)]
+struct Epsilon {
+    rdp: f64,
+    pld: f64,
+}
+
+/// Runs `deai dp`.
+pub fn run(args: Args) -> anyhow::Result<()> {
+    match args.which {
+        Which::Epsilon(a) => epsilon(a),
+    }
+}
+
+fn epsilon(a: EpsilonArgs) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        (0.0..=1.0).contains(&a.sampling_rate),
+        "--sampling-rate must be in [0, 1]"
+    );
+    anyhow::ensure!(
+        a.noise_multiplier >= 0.0 && a.noise_multiplier.is_finite(),
+        "--noise-multiplier must be ≥ 0"
+    );
+    anyhow::ensure!(a.delta > 0.0 && a.delta < 1.0, "--delta must be in (0, 1)");
+    let out = Epsilon {
+        rdp: rdp::epsilon(a.sampling_rate, a.noise_multiplier, a.steps, a.delta),
+        pld: pld::epsilon(a.sampling_rate, a.noise_multiplier, a.steps, a.delta),
+    };
+    crate::output::emit(a.json, &out, |e| {
+        println!(
+            "ε at δ = {:e} after {} steps (q = {}, σ = {}):",
+            a.delta, a.steps, a.sampling_rate, a.noise_multiplier
+        );
+        println!("  RDP {:.6}", e.rdp);
+        println!("  PLD {:.6}", e.pld);
+    })
 }

@@ -1,0 +1,71 @@
+//! `deai bench robust`: every attack × every robust rule on digits-100 (IID and shards) and
+//! Fashion-MNIST (dirichlet 0.5), 20% attackers; writes the markdown table (docs/robustness.md).
+
+use anyhow::Context as _;
+use deai_learn::robust::{self, ScenarioResult};
+use serde::Serialize;
+
+/// Arguments of `deai bench robust`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Seeds per cell (0..N).
+    #[arg(long, default_value_t = 2)]
+    pub seeds: u64,
+    /// Clients per round (the rules assume 20% of them Byzantine).
+    #[arg(long, default_value_t = 20)]
+    pub per_round: usize,
+    /// Fashion-MNIST: first N train and test images.
+    #[arg(long, default_value_t = 6000)]
+    pub fmnist_limit: usize,
+    /// Fashion-MNIST rounds.
+    #[arg(long, default_value_t = 30)]
+    pub fmnist_rounds: u64,
+    /// Skip the Fashion-MNIST scenario.
+    #[arg(long)]
+    pub skip_fmnist: bool,
+    /// Write the markdown here.
+    #[arg(long)]
+    pub out: Option<std::path::PathBuf>,
+    /// Print one JSON object instead of a human summary.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Serialize)]
+struct Out {
+    scenarios: Vec<ScenarioResult>,
+}
+
+/// Runs `deai bench robust`.
+pub fn run(args: Args) -> anyhow::Result<()> {
+    let seeds: Vec<u64> = (0..args.seeds.max(1)).collect();
+    let fmnist = (!args.skip_fmnist).then_some((args.fmnist_limit, args.fmnist_rounds));
+    let mut results = Vec::new();
+    for s in robust::default_scenarios(args.per_round, fmnist) {
+        let attackers = s.config.clients / 5;
+        let r = robust::run_scenario(&s, attackers, &seeds, &mut |cell| {
+            if !args.json {
+                eprintln!("  done {cell}");
+            }
+        })?;
+        results.push(r);
+    }
+    let command = format!(
+        "deai bench robust --seeds {} --per-round {}{}",
+        args.seeds,
+        args.per_round,
+        if args.skip_fmnist {
+            " --skip-fmnist".to_string()
+        } else {
+            format!(
+                " --fmnist-limit {} --fmnist-rounds {}",
+                args.fmnist_limit, args.fmnist_rounds
+            )
+        }
+    );
+    let md = robust::document(&command, args.per_round, seeds.len(), &results);
+    if let Some(path) = &args.out {
+        std::fs::write(path, &md).with_context(|| format!("writing {}", path.display()))?;
+    }
+    crate::output::emit(args.json, &Out { scenarios: results }, |_| print!("{md}"))
+}
