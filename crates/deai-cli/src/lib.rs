@@ -2,6 +2,7 @@
 
 pub mod cmd;
 pub mod output;
+pub mod progress;
 
 use clap::{Parser, Subcommand};
 
@@ -17,6 +18,26 @@ pub struct Cli {
 /// The subcommands of `deai`.
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// The main job: a walk through the system on an embedded node.
+    Demo(cmd::demo::Args),
+    /// Make a data directory: node key, dev genesis with a funded account, config.
+    Init(cmd::init::Args),
+    /// Run a validator with its HTTP API.
+    Node(cmd::node::Args),
+    /// Key files.
+    Key(cmd::key::Args),
+    /// Sign and submit a transaction (one subcommand per kind).
+    Tx(cmd::tx::Args),
+    /// Accounts.
+    Account(cmd::account::Args),
+    /// Datasets: register commitments with consent policies, update or revoke consent, list.
+    Dataset(cmd::dataset::Args),
+    /// Training tasks: create with escrow, cancel, list.
+    Task(cmd::task::Args),
+    /// Models: register, list, show.
+    Model(cmd::model::Args),
+    /// The chain: status, blocks, transactions, proofs, and the full audit.
+    Ledger(cmd::ledger::Args),
     /// Run a federated-learning simulation in one process.
     Simulate(cmd::simulate::Args),
     /// Differential-privacy accounting.
@@ -30,6 +51,16 @@ pub enum Command {
 /// Runs one parsed command line.
 pub fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
+        Command::Demo(args) => cmd::demo::run(args),
+        Command::Init(args) => cmd::init::run(args),
+        Command::Node(args) => cmd::node::run(args),
+        Command::Key(args) => cmd::key::run(args),
+        Command::Tx(args) => cmd::tx::run(args),
+        Command::Account(args) => cmd::account::run(args),
+        Command::Dataset(args) => cmd::dataset::run(args),
+        Command::Task(args) => cmd::task::run(args),
+        Command::Model(args) => cmd::model::run(args),
+        Command::Ledger(args) => cmd::ledger::run(args),
         Command::Simulate(args) => cmd::simulate::run(args),
         Command::Dp(args) => cmd::dp::run(args),
         Command::Secagg(args) => cmd::secagg::run(args),

@@ -1,6 +1,18 @@
 //! One module per `deai` subcommand.
 
+pub mod account;
 pub mod bench;
+pub mod common;
+pub mod dataset;
+pub mod demo;
 pub mod dp;
+pub mod init;
+pub mod key;
+pub mod ledger;
+pub mod model;
+pub mod node;
+pub mod query;
 pub mod secagg;
 pub mod simulate;
+pub mod task;
+pub mod tx;

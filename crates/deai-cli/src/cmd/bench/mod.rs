@@ -1,6 +1,7 @@
 //! `deai bench …`: measured performance, with `--json` for scripts.
 
 pub mod fl;
+pub mod ledger;
 pub mod robust;
 pub mod secagg;
 
@@ -17,6 +18,8 @@ pub struct Args {
 /// The benchmarks.
 #[derive(Debug, Subcommand)]
 pub enum Which {
+    /// Signed transfers through mempool, consensus, execution and durable storage on one validator.
+    Ledger(ledger::Args),
     /// Federated digits-100 against its centralised equivalent, and a cross-device scale case.
     Fl(fl::Args),
     /// Every attack against every robust rule; writes the robustness table.
@@ -28,6 +31,7 @@ pub enum Which {
 /// Runs `deai bench`.
 pub fn run(args: Args) -> anyhow::Result<()> {
     match args.which {
+        Which::Ledger(a) => ledger::run(a),
         Which::Fl(a) => fl::run(a),
         Which::Robust(a) => robust::run(a),
         Which::Secagg(a) => secagg::run(a),

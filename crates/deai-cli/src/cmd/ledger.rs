@@ -1,0 +1,148 @@
+//! `deai ledger status|block|tx|prove|verify`: read the chain, check proofs, audit the whole history.
+
+use clap::Subcommand;
+use serde_json::{Value, json};
+
+use super::common::{NodeArgs, block_on};
+use crate::output::emit;
+
+/// Arguments of `deai ledger`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// What to do.
+    #[command(subcommand)]
+    pub which: Which,
+    /// The node to ask.
+    #[command(flatten)]
+    pub node: NodeArgs,
+}
+
+/// The ledger subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Which {
+    /// Chain id, finalized height, state root, peers, mempool size.
+    Status,
+    /// A finalized block with its transactions and receipts.
+    Block {
+        /// The height.
+        height: u64,
+    },
+    /// A transaction's status and receipt.
+    Tx {
+        /// The transaction id (hex).
+        id: String,
+    },
+    /// Fetch an inclusion proof for a state entry and check it against the root of a finalized block.
+    Prove {
+        /// account, dataset, task or model.
+        kind: String,
+        /// The address (accounts) or numeric id.
+        id: String,
+    },
+    /// Replay every finalized block from genesis in a fresh state and check every state root.
+    Verify,
+}
+
+/// Runs `deai ledger`.
+pub fn run(args: Args) -> anyhow::Result<()> {
+    let node = args.node;
+    let json_out = node.json;
+    block_on(async move {
+        let client = node.client();
+        match args.which {
+            Which::Status => {
+                let s = client.status().await?;
+                emit(json_out, &s, |s| {
+                    println!(
+                        "chain {}  height {}  root {}",
+                        s["chain_id"], s["height"], s["state_root"]
+                    );
+                    println!("peers {}  mempool {}", s["peers"], s["mempool_size"]);
+                })
+            }
+            Which::Block { height } => {
+                let b: Value = client.get(&format!("/v1/blocks/{height}")).await?;
+                emit(json_out, &b, |b| {
+                    let n = b["txs"].as_array().map_or(0, Vec::len);
+                    println!("block {height}  digest {}  txs {n}", b["digest"]);
+                    println!("  parent state root {}", b["parent_state_root"]);
+                    println!("  state root        {}", b["state_root"]);
+                })
+            }
+            Which::Tx { id } => {
+                let t: Value = client.get(&format!("/v1/txs/{id}")).await?;
+                emit(json_out, &t, |t| {
+                    println!("{}", serde_json::to_string_pretty(t).unwrap_or_default())
+                })
+            }
+            Which::Prove { kind, id } => prove(&client, &kind, &id, json_out).await,
+            Which::Verify => verify(&client, json_out).await,
+        }
+    })?
+}
+
+async fn prove(
+    client: &deai_node::client::Client,
+    kind: &str,
+    id: &str,
+    json_out: bool,
+) -> anyhow::Result<()> {
+    let answer: Value = client.get(&format!("/v1/proofs/{kind}/{id}")).await?;
+    let height = answer["height"].as_u64().unwrap_or(0);
+    let proof: deai_ledger::Proof = serde_json::from_value(answer["proof"].clone())
+        .map_err(|e| anyhow::anyhow!("the node's proof is malformed: {e}"))?;
+    // The root must come from a finalized block, not from the same answer as the proof.
+    let root_hex = if height == 0 {
+        let genesis: deai_ledger::Genesis = client.get("/v1/genesis").await?;
+        deai_ledger::State::from_genesis(&genesis)?
+            .root()
+            .to_string()
+    } else {
+        let block: Value = client.get(&format!("/v1/blocks/{height}")).await?;
+        block["state_root"].as_str().unwrap_or_default().to_string()
+    };
+    let mut raw = [0u8; 32];
+    hex::decode_to_slice(&root_hex, &mut raw)
+        .map_err(|e| anyhow::anyhow!("block {height} root: {e}"))?;
+    let root = deai_ledger::Digest(raw);
+    let verdict = deai_ledger::verify_proof(&root, &proof);
+    let out = json!({ "kind": kind, "id": id, "height": height, "root": root_hex,
+                      "valid": verdict.is_ok(), "error": verdict.as_ref().err().map(ToString::to_string),
+                      "proof": answer["proof"] });
+    emit(json_out, &out, |o| {
+        let ok = if o["valid"] == true {
+            "VALID"
+        } else {
+            "INVALID"
+        };
+        println!("{ok}: {kind} {id} against the root of finalized block {height} ({root_hex})");
+    })?;
+    verdict.map_err(|e| anyhow::anyhow!("proof does not verify: {e}"))
+}
+
+async fn verify(client: &deai_node::client::Client, json_out: bool) -> anyhow::Result<()> {
+    let bar = crate::progress::bar(json_out, 0, "replaying blocks");
+    let report = deai_node::audit::verify_chain(client, |done, total| {
+        bar.set_length(total);
+        bar.set_position(done);
+    })
+    .await?;
+    bar.finish_and_clear();
+    emit(json_out, &report, |r| {
+        if r.ok {
+            println!(
+                "OK: replayed {} blocks ({} txs) from genesis; every state root matches ({})",
+                r.blocks, r.txs, r.state_root
+            );
+        } else if let Some(m) = &r.mismatch {
+            println!(
+                "MISMATCH at height {}: {} expected {} computed {}",
+                m.height, m.what, m.expected, m.computed
+            );
+        }
+    })?;
+    if !report.ok {
+        anyhow::bail!("ledger verification failed");
+    }
+    Ok(())
+}

@@ -1,0 +1,365 @@
+//! `deai tx <kind>`: one subcommand per ledger transaction; each signs with a key file, submits to a
+//! node and waits for finality. The `dataset`, `task` and `model` groups reuse these builders.
+
+use clap::Subcommand;
+use deai_ledger::{
+    Address, ConsentPolicy, DELTA_SCALE, Digest, EPSILON_SCALE, METRIC_SCALE, Metric, TxBody,
+    tx::{
+        ConsentRevoke, ConsentUpdate, DatasetRegister, ModelRegister, Stake, TaskCancel,
+        TaskCreate, Transfer, Unstake,
+    },
+};
+
+use super::common::{NodeArgs, SignArgs, block_on, report_sent, send};
+
+/// Arguments of `deai tx`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The transaction.
+    #[command(subcommand)]
+    pub kind: Kind,
+    /// Signing and fee.
+    #[command(flatten)]
+    pub sign: SignArgs,
+    /// The node.
+    #[command(flatten)]
+    pub node: NodeArgs,
+}
+
+/// One subcommand per transaction.
+#[derive(Debug, Subcommand)]
+pub enum Kind {
+    /// Move tokens to another account.
+    Transfer(TransferArgs),
+    /// Bond tokens as stake.
+    Stake(AmountArgs),
+    /// Start unbonding stake (released after the unbonding delay).
+    Unstake(AmountArgs),
+    /// Register a dataset commitment with its consent policy.
+    DatasetRegister(DatasetRegisterArgs),
+    /// Replace a dataset's consent policy (owner only).
+    ConsentUpdate(ConsentUpdateArgs),
+    /// Revoke all consent for a dataset (owner only).
+    ConsentRevoke(DatasetIdArgs),
+    /// Create a training task, moving its reward into escrow.
+    TaskCreate(TaskCreateArgs),
+    /// Cancel a task and refund its unspent escrow (creator only).
+    TaskCancel(TaskIdArgs),
+    /// Register a trained model with its lineage and metrics.
+    ModelRegister(ModelRegisterArgs),
+}
+
+/// `transfer`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct TransferArgs {
+    /// Recipient address (hex).
+    #[arg(long, value_parser = parse_address)]
+    pub to: Address,
+    /// Amount, base units.
+    #[arg(long)]
+    pub amount: u128,
+}
+
+/// An amount.
+#[derive(Debug, Clone, clap::Args)]
+pub struct AmountArgs {
+    /// Amount, base units.
+    #[arg(long)]
+    pub amount: u128,
+}
+
+/// A consent policy.
+#[derive(Debug, Clone, clap::Args)]
+pub struct PolicyArgs {
+    /// An allowed purpose (repeat for several).
+    #[arg(long = "purpose", required = true)]
+    pub purposes: Vec<String>,
+    /// An allowed task creator (repeat for several; none: any creator).
+    #[arg(long = "creator", value_parser = parse_address)]
+    pub creators: Vec<Address>,
+    /// Smallest task reward accepted, base units.
+    #[arg(long, default_value_t = 0)]
+    pub reward_min: u128,
+    /// Largest ε (DP budget) accepted, decimal (e.g. 8 or 2.5).
+    #[arg(long, value_parser = parse_epsilon)]
+    pub epsilon_max: u64,
+    /// Height after which the consent lapses.
+    #[arg(long)]
+    pub expiry_height: u64,
+}
+
+impl PolicyArgs {
+    fn policy(&self) -> ConsentPolicy {
+        ConsentPolicy {
+            purposes: self.purposes.clone(),
+            creators: (!self.creators.is_empty()).then(|| self.creators.clone()),
+            reward_min: self.reward_min,
+            epsilon_max: self.epsilon_max,
+            expiry_height: self.expiry_height,
+        }
+    }
+}
+
+/// `dataset-register`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct DatasetRegisterArgs {
+    /// BLAKE3 commitment of the data (hex); or use --file.
+    #[arg(long, value_parser = parse_digest, required_unless_present = "file")]
+    pub commitment: Option<Digest>,
+    /// Commit to this file's contents (BLAKE3 of its bytes; the file never leaves this machine).
+    #[arg(long, conflicts_with = "commitment")]
+    pub file: Option<std::path::PathBuf>,
+    /// Number of samples.
+    #[arg(long)]
+    pub samples: u64,
+    /// Schema tag, e.g. `digits-8x8`.
+    #[arg(long)]
+    pub schema: String,
+    /// The consent policy.
+    #[command(flatten)]
+    pub policy: PolicyArgs,
+}
+
+/// `consent-update`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ConsentUpdateArgs {
+    /// The dataset id.
+    #[arg(long)]
+    pub dataset: u64,
+    /// The new consent policy.
+    #[command(flatten)]
+    pub policy: PolicyArgs,
+}
+
+/// A dataset id.
+#[derive(Debug, Clone, clap::Args)]
+pub struct DatasetIdArgs {
+    /// The dataset id.
+    #[arg(long)]
+    pub dataset: u64,
+}
+
+/// `task-create`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct TaskCreateArgs {
+    /// The purpose, matched against datasets' consent policies.
+    #[arg(long)]
+    pub purpose: String,
+    /// Hash of the model specification (hex).
+    #[arg(long, value_parser = parse_digest)]
+    pub model_spec: Digest,
+    /// A dataset the task may train on (repeat for several).
+    #[arg(long = "dataset")]
+    pub datasets: Vec<u64>,
+    /// Training rounds.
+    #[arg(long)]
+    pub rounds: u32,
+    /// DP budget ε, decimal.
+    #[arg(long, value_parser = parse_epsilon)]
+    pub epsilon: u64,
+    /// DP budget δ, decimal (e.g. 1e-5 is written 0.00001).
+    #[arg(long, value_parser = parse_delta)]
+    pub delta: u64,
+    /// Reward moved into escrow, base units.
+    #[arg(long)]
+    pub reward: u128,
+}
+
+/// A task id.
+#[derive(Debug, Clone, clap::Args)]
+pub struct TaskIdArgs {
+    /// The task id.
+    #[arg(long)]
+    pub task: u64,
+}
+
+/// `model-register`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ModelRegisterArgs {
+    /// BLAKE3 hash of the model's weights (hex).
+    #[arg(long, value_parser = parse_digest)]
+    pub model_hash: Digest,
+    /// The task it came from.
+    #[arg(long)]
+    pub task: u64,
+    /// The model it was trained from.
+    #[arg(long)]
+    pub parent: Option<u64>,
+    /// A metric as `name=value` with a decimal value (repeat for several), e.g. `accuracy=0.93`.
+    #[arg(long = "metric", value_parser = parse_metric)]
+    pub metrics: Vec<Metric>,
+}
+
+impl Kind {
+    /// The transaction body and a short name for reports.
+    pub fn body(&self) -> anyhow::Result<(&'static str, TxBody)> {
+        Ok(match self {
+            Self::Transfer(a) => (
+                "transfer",
+                TxBody::Transfer(Transfer {
+                    to: a.to,
+                    amount: a.amount,
+                }),
+            ),
+            Self::Stake(a) => ("stake", TxBody::Stake(Stake { amount: a.amount })),
+            Self::Unstake(a) => ("unstake", TxBody::Unstake(Unstake { amount: a.amount })),
+            Self::DatasetRegister(a) => (
+                "dataset register",
+                TxBody::DatasetRegister(dataset_register(a)?),
+            ),
+            Self::ConsentUpdate(a) => (
+                "consent update",
+                TxBody::ConsentUpdate(ConsentUpdate {
+                    dataset: a.dataset,
+                    policy: a.policy.policy(),
+                }),
+            ),
+            Self::ConsentRevoke(a) => (
+                "consent revoke",
+                TxBody::ConsentRevoke(ConsentRevoke { dataset: a.dataset }),
+            ),
+            Self::TaskCreate(a) => (
+                "task create",
+                TxBody::TaskCreate(TaskCreate {
+                    purpose: a.purpose.clone(),
+                    model_spec: a.model_spec,
+                    datasets: a.datasets.clone(),
+                    rounds: a.rounds,
+                    epsilon: a.epsilon,
+                    delta: a.delta,
+                    reward: a.reward,
+                }),
+            ),
+            Self::TaskCancel(a) => (
+                "task cancel",
+                TxBody::TaskCancel(TaskCancel { task: a.task }),
+            ),
+            Self::ModelRegister(a) => (
+                "model register",
+                TxBody::ModelRegister(ModelRegister {
+                    model_hash: a.model_hash,
+                    task: a.task,
+                    parent: a.parent,
+                    metrics: a.metrics.clone(),
+                }),
+            ),
+        })
+    }
+}
+
+fn dataset_register(a: &DatasetRegisterArgs) -> anyhow::Result<DatasetRegister> {
+    let commitment = match (&a.commitment, &a.file) {
+        (Some(c), _) => *c,
+        (None, Some(path)) => {
+            let bytes = std::fs::read(path)
+                .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", path.display()))?;
+            Digest(*blake3::hash(&bytes).as_bytes())
+        }
+        (None, None) => anyhow::bail!("give --commitment or --file"),
+    };
+    Ok(DatasetRegister {
+        commitment,
+        samples: a.samples,
+        schema: a.schema.clone(),
+        policy: a.policy.policy(),
+    })
+}
+
+/// Signs and sends one transaction kind; used by `deai tx` and the `dataset`/`task`/`model` groups.
+pub fn send_kind(kind: &Kind, sign: &SignArgs, node: &NodeArgs) -> anyhow::Result<()> {
+    let (what, body) = kind.body()?;
+    let (id, status) = block_on(send(node, sign, body))??;
+    report_sent(node.json, what, &id, &status)
+}
+
+/// Runs `deai tx`.
+pub fn run(args: Args) -> anyhow::Result<()> {
+    send_kind(&args.kind, &args.sign, &args.node)
+}
+
+/// Parses a 64-hex-character address.
+pub fn parse_address(s: &str) -> Result<Address, String> {
+    s.parse::<Address>()
+        .map_err(|e| format!("not an address (64 hex characters): {e}"))
+}
+
+fn parse_digest(s: &str) -> Result<Digest, String> {
+    s.parse::<Digest>()
+        .map_err(|e| format!("not a 32-byte hash (64 hex characters): {e}"))
+}
+
+/// Parses a non-negative decimal such as `2.5` into an integer scaled by `scale` (a power of ten),
+/// exactly: no float on the way, and more decimals than the scale holds is an error.
+pub fn parse_fixed(s: &str, scale: u64) -> Result<u64, String> {
+    let digits = scale.ilog10() as usize;
+    let (int, frac) = s.split_once('.').unwrap_or((s, ""));
+    let all_digits = |p: &str| p.bytes().all(|b| b.is_ascii_digit());
+    if int.is_empty() && frac.is_empty() || !all_digits(int) || !all_digits(frac) {
+        return Err(format!("{s:?} is not a non-negative decimal number"));
+    }
+    if frac.len() > digits {
+        return Err(format!("{s:?} has more than {digits} decimals"));
+    }
+    let int: u64 = if int.is_empty() {
+        0
+    } else {
+        int.parse().map_err(|_| format!("{s:?} is too large"))?
+    };
+    let frac_val: u64 = if frac.is_empty() {
+        0
+    } else {
+        frac.parse().map_err(|_| format!("{s:?} is malformed"))?
+    };
+    let frac_scaled = frac_val * 10u64.pow((digits - frac.len()) as u32);
+    int.checked_mul(scale)
+        .and_then(|v| v.checked_add(frac_scaled))
+        .ok_or_else(|| format!("{s:?} is too large"))
+}
+
+fn parse_epsilon(s: &str) -> Result<u64, String> {
+    parse_fixed(s, EPSILON_SCALE)
+}
+
+fn parse_delta(s: &str) -> Result<u64, String> {
+    parse_fixed(s, DELTA_SCALE)
+}
+
+fn parse_metric(s: &str) -> Result<Metric, String> {
+    let (name, value) = s
+        .split_once('=')
+        .ok_or_else(|| format!("{s:?} must be name=value"))?;
+    let (neg, digits) = value
+        .strip_prefix('-')
+        .map_or((false, value), |v| (true, v));
+    let v = parse_fixed(digits, METRIC_SCALE as u64)?;
+    let v = i64::try_from(v).map_err(|_| format!("{s:?}: value too large"))?;
+    Ok(Metric {
+        name: name.to_string(),
+        value: if neg { -v } else { v },
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fixed_point_parsing_is_exact() {
+        assert_eq!(parse_fixed("2.5", 1_000_000), Ok(2_500_000));
+        assert_eq!(parse_fixed("0.000001", 1_000_000), Ok(1));
+        assert_eq!(parse_fixed("8", 1_000_000), Ok(8_000_000));
+        assert_eq!(parse_fixed(".5", 1_000_000), Ok(500_000));
+        assert!(parse_fixed("0.0000001", 1_000_000).is_err());
+        assert!(parse_fixed("-1", 1_000_000).is_err());
+        assert!(parse_fixed("1e-5", 1_000_000).is_err());
+        assert!(parse_fixed("", 1_000_000).is_err());
+        assert!(parse_fixed("99999999999999999999", 1_000_000).is_err());
+    }
+
+    #[test]
+    fn metrics_parse_with_sign() {
+        let m = parse_metric("loss=-0.25").expect("parse");
+        assert_eq!((m.name.as_str(), m.value), ("loss", -250_000));
+        assert!(parse_metric("accuracy").is_err());
+    }
+}

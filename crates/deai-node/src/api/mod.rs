@@ -1,0 +1,110 @@
+//! The node's HTTP API (axum), served on loopback by `deai node`.
+//!
+//! Every route answers JSON. Every failure, including the ones axum produces itself (unknown route,
+//! wrong method, oversized body), is turned into the [`ApiError`] shape, so clients parse one format.
+
+mod blocks;
+mod error;
+mod metrics;
+mod parse;
+mod proofs;
+mod query;
+mod txs;
+mod views;
+
+pub use error::ApiError;
+pub use metrics::HttpMetrics;
+pub use txs::{SubmitRequest, SubmitResponse, decode_submission};
+
+use std::sync::Arc;
+
+use axum::{
+    Router,
+    body::Body,
+    extract::DefaultBodyLimit,
+    http::{Response, StatusCode, header},
+    middleware,
+    routing::{get, post},
+};
+
+/// What every handler can reach.
+#[derive(Clone)]
+pub struct AppState {
+    /// The chain this node runs or follows.
+    pub chain: deai_chain::Handle,
+    /// Counters of the HTTP layer itself.
+    pub http: Arc<HttpMetrics>,
+    /// The chain's genesis, served to auditors who replay the chain from the start.
+    pub genesis: Arc<deai_ledger::Genesis>,
+}
+
+/// Largest request body accepted, in bytes. A transaction is sent hex-encoded inside JSON, so twice the
+/// ledger's largest transaction plus room for the envelope.
+pub fn request_bytes_max(tx_bytes_max: usize) -> usize {
+    tx_bytes_max.saturating_mul(2).saturating_add(1024)
+}
+
+/// Builds the router with all `/v1` routes and `/metrics`.
+pub fn router(state: AppState) -> Router {
+    let body_max = state
+        .chain
+        .read_state(|s| request_bytes_max(s.params().tx_bytes_max as usize));
+    Router::new()
+        .route("/v1/txs", post(txs::submit))
+        .route("/v1/txs/{id}", get(txs::status))
+        .route("/v1/status", get(blocks::status))
+        .route("/v1/genesis", get(blocks::genesis))
+        .route("/v1/blocks/{height}", get(blocks::block))
+        .route("/v1/accounts/{addr}", get(query::account))
+        .route("/v1/datasets", get(query::datasets))
+        .route("/v1/datasets/{id}", get(query::dataset))
+        .route("/v1/tasks", get(query::tasks))
+        .route("/v1/tasks/{id}", get(query::task))
+        .route("/v1/models", get(query::models))
+        .route("/v1/models/{id}", get(query::model))
+        .route("/v1/proofs/{kind}/{id}", get(proofs::prove))
+        .route("/metrics", get(metrics::render))
+        .fallback(not_found)
+        .layer(DefaultBodyLimit::max(body_max))
+        .layer(middleware::map_response(json_errors))
+        .with_state(state)
+}
+
+async fn not_found() -> ApiError {
+    ApiError::not_found(
+        "no_such_route",
+        "no such route; see docs/api.md for the routes",
+    )
+}
+
+/// Rewrites axum's own plain-text rejections (405, 413, 415, 400 from extractors) as [`ApiError`]s.
+async fn json_errors(response: Response<Body>) -> Response<Body> {
+    let status = response.status();
+    let is_json = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
+    if is_json || !(status.is_client_error() || status.is_server_error()) {
+        return response;
+    }
+    let (code, message) = match status {
+        StatusCode::METHOD_NOT_ALLOWED => {
+            ("method_not_allowed", "this route does not take that method")
+        }
+        StatusCode::PAYLOAD_TOO_LARGE => (
+            "body_too_large",
+            "request body is larger than the node accepts",
+        ),
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => {
+            ("bad_content_type", "send the body as application/json")
+        }
+        _ if status.is_client_error() => ("bad_request", "the request could not be read"),
+        _ => ("internal", "the node failed to answer; see its log"),
+    };
+    let err = ApiError {
+        status,
+        code,
+        message: message.to_string(),
+    };
+    axum::response::IntoResponse::into_response(err)
+}

@@ -1,0 +1,41 @@
+//! `GET /v1/proofs/{kind}/{id}`: an inclusion proof of one state entry against the finalized root.
+//!
+//! The answer carries the height and root it was made against, so a light client fetches the finalized
+//! block at that height, checks the root there, and runs `deai_ledger::verify_proof` itself.
+
+use axum::{
+    Json,
+    extract::{Path, State},
+};
+use deai_ledger::StateKey;
+
+use super::{ApiError, AppState, parse, txs::internal};
+
+pub(super) async fn prove(
+    State(app): State<AppState>,
+    Path((kind, id)): Path<(String, String)>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let key = match kind.as_str() {
+        "account" | "accounts" => StateKey::Account(parse::address(&id)?),
+        "dataset" | "datasets" => StateKey::Dataset(parse::number("a dataset id", &id)?),
+        "task" | "tasks" => StateKey::Task(parse::number("a task id", &id)?),
+        "model" | "models" => StateKey::Model(parse::number("a model id", &id)?),
+        other => {
+            return Err(ApiError::bad_request(
+                "bad_proof_kind",
+                format!("unknown kind {other:?}; use account, dataset, task or model"),
+            ));
+        }
+    };
+    let (height, root, proof) = app
+        .chain
+        .read_state(|s| (s.height(), s.root(), s.prove(&key)));
+    let proof = proof.ok_or_else(|| {
+        ApiError::not_found(
+            "entry_not_found",
+            format!("no {kind} {id} in the state at height {height}"),
+        )
+    })?;
+    let body = serde_json::json!({ "height": height, "root": root.to_string(), "proof": proof });
+    Ok(Json(serde_json::to_value(body).map_err(internal)?))
+}

@@ -1,0 +1,102 @@
+//! `POST /v1/txs` (submit a signed transaction) and `GET /v1/txs/{id}` (its status and receipt).
+
+use axum::{
+    Json,
+    body::Bytes,
+    extract::{Path, State},
+    http::StatusCode,
+};
+use deai_ledger::SignedTx;
+use serde::{Deserialize, Serialize};
+
+use super::{ApiError, AppState, parse};
+
+/// The body of `POST /v1/txs`: the transaction's canonical encoding, hex.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SubmitRequest {
+    /// Canonical bytes of a [`SignedTx`], hex-encoded.
+    pub tx: String,
+}
+
+/// The answer to a successful submission.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct SubmitResponse {
+    /// The transaction id (BLAKE3 of its canonical encoding), hex.
+    pub id: String,
+}
+
+/// Parses a submission body into a transaction, checking everything that needs no state.
+///
+/// Kept apart from the handler so the fuzz target and tests can drive it with arbitrary bytes.
+pub fn decode_submission(body: &[u8], params: &deai_ledger::Params) -> Result<SignedTx, ApiError> {
+    let req: SubmitRequest = serde_json::from_slice(body).map_err(|e| {
+        ApiError::bad_request(
+            "bad_json",
+            format!("body must be JSON {{\"tx\": \"<hex>\"}}: {e}"),
+        )
+    })?;
+    let bytes = hex::decode(req.tx.trim()).map_err(|e| {
+        ApiError::bad_request("bad_hex", format!("field `tx` is not valid hex: {e}"))
+    })?;
+    SignedTx::decode(&bytes, params).map_err(|e| {
+        ApiError::bad_request(
+            "bad_tx_encoding",
+            format!("field `tx` is not a valid transaction: {e}"),
+        )
+    })
+}
+
+pub(super) async fn submit(
+    State(app): State<AppState>,
+    body: Bytes,
+) -> Result<(StatusCode, Json<SubmitResponse>), ApiError> {
+    let params = app.chain.read_state(|s| s.params().clone());
+    let tx = match decode_submission(&body, &params) {
+        Ok(tx) => tx,
+        Err(e) => {
+            app.http.reject(e.code);
+            return Err(e);
+        }
+    };
+    match app.chain.submit(tx).await {
+        Ok(id) => Ok((
+            StatusCode::ACCEPTED,
+            Json(SubmitResponse { id: id.to_string() }),
+        )),
+        Err(e) => {
+            let code = e.code();
+            app.http.reject(code);
+            let err = if code == "mempool_full" {
+                ApiError::unavailable(code, e.to_string())
+            } else {
+                ApiError::rejected(code, e.to_string())
+            };
+            Err(err)
+        }
+    }
+}
+
+pub(super) async fn status(
+    State(app): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let id = parse::tx_id(&id)?;
+    super::views::tx_status(&app.chain.tx_status(&id))
+        .map(Json)
+        .ok_or_else(|| {
+            ApiError::not_found(
+                "tx_not_found",
+                format!("no transaction {id} is known to this node"),
+            )
+        })
+}
+
+/// Turns a serialization failure (a bug) into a 500 with a stable code.
+pub(super) fn internal(e: impl std::fmt::Display) -> ApiError {
+    ApiError {
+        status: StatusCode::INTERNAL_SERVER_ERROR,
+        code: "internal",
+        message: format!("the node failed to encode its answer: {e}"),
+    }
+}

@@ -1,0 +1,137 @@
+//! A node's data directory and its `config.toml`.
+//!
+//! Layout made by `deai init`:
+//! ```text
+//! <dir>/config.toml    listen addresses, peers, limits (this file)
+//! <dir>/genesis.json   the chain's genesis (chain id, balances, validators, parameters)
+//! <dir>/node.key       the node's ed25519 identity: validator and p2p key
+//! <dir>/dev.key        a funded development account (dev genesis only)
+//! <dir>/chain/         consensus and ledger storage
+//! ```
+
+use std::{
+    fs,
+    net::SocketAddr,
+    path::{Path, PathBuf},
+};
+
+use serde::{Deserialize, Serialize};
+
+/// Name of the config file inside a data directory.
+pub const CONFIG_FILE: &str = "config.toml";
+/// Name of the genesis file inside a data directory.
+pub const GENESIS_FILE: &str = "genesis.json";
+/// Name of the node key file inside a data directory.
+pub const NODE_KEY_FILE: &str = "node.key";
+/// Name of the development account's key file inside a data directory.
+pub const DEV_KEY_FILE: &str = "dev.key";
+/// Name of the storage directory inside a data directory.
+pub const CHAIN_DIR: &str = "chain";
+
+/// A peer validator to dial at start.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Bootstrapper {
+    /// Its ed25519 public key, hex.
+    pub public_key: String,
+    /// Its p2p address.
+    pub address: SocketAddr,
+}
+
+/// The contents of `config.toml`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct NodeConfig {
+    /// Where the HTTP API listens (keep it on loopback unless a proxy fronts it).
+    pub http_listen: SocketAddr,
+    /// Where validators reach this node.
+    pub p2p_listen: SocketAddr,
+    /// Validators to dial at start (empty for a single validator).
+    #[serde(default)]
+    pub bootstrappers: Vec<Bootstrapper>,
+    /// Most transactions the mempool holds.
+    pub mempool_txs_max: usize,
+}
+
+impl Default for NodeConfig {
+    fn default() -> Self {
+        Self {
+            http_listen: SocketAddr::from(([127, 0, 0, 1], 7650)),
+            p2p_listen: SocketAddr::from(([127, 0, 0, 1], 7651)),
+            bootstrappers: Vec::new(),
+            mempool_txs_max: 100_000,
+        }
+    }
+}
+
+/// Why a data directory could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// A file could not be read.
+    #[error("{path}: {source}; is this a data directory made by `deai init`?")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// A file could not be parsed.
+    #[error("{path} is malformed: {reason}")]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
+}
+
+impl NodeConfig {
+    /// Loads `<dir>/config.toml`.
+    pub fn load(dir: &Path) -> Result<Self, ConfigError> {
+        let path = dir.join(CONFIG_FILE);
+        let text = fs::read_to_string(&path).map_err(|source| ConfigError::Read {
+            path: path.clone(),
+            source,
+        })?;
+        toml::from_str(&text).map_err(|e| ConfigError::Parse {
+            path,
+            reason: e.to_string(),
+        })
+    }
+
+    /// The TOML text of this config, with a header comment.
+    pub fn to_toml(&self) -> String {
+        let body = toml::to_string_pretty(self).expect("the config always serializes");
+        format!("# deai node configuration (made by `deai init`)\n{body}")
+    }
+}
+
+/// Loads `<dir>/genesis.json`.
+pub fn load_genesis(dir: &Path) -> Result<deai_ledger::Genesis, ConfigError> {
+    let path = dir.join(GENESIS_FILE);
+    let text = fs::read_to_string(&path).map_err(|source| ConfigError::Read {
+        path: path.clone(),
+        source,
+    })?;
+    serde_json::from_str(&text).map_err(|e| ConfigError::Parse {
+        path,
+        reason: e.to_string(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn config_round_trips_through_toml() {
+        let cfg = NodeConfig::default();
+        let back: NodeConfig = toml::from_str(&cfg.to_toml()).expect("parse");
+        assert_eq!(back, cfg);
+    }
+
+    #[test]
+    fn unknown_fields_are_refused() {
+        let text = NodeConfig::default().to_toml() + "\nhttp_listne = \"127.0.0.1:1\"\n";
+        assert!(toml::from_str::<NodeConfig>(&text).is_err());
+    }
+}

@@ -1,0 +1,117 @@
+//! `deai init`: a new data directory with a node key, a dev genesis and a config.
+//!
+//! Nothing is left behind on failure: everything is written into a sibling temporary directory that
+//! is renamed into place at the end, and an existing directory with contents is never touched.
+
+use std::{fs, path::Path};
+
+use deai_ledger::Genesis;
+use serde::Serialize;
+
+use crate::{
+    config::{CHAIN_DIR, DEV_KEY_FILE, GENESIS_FILE, NODE_KEY_FILE, NodeConfig},
+    keyfile,
+};
+
+/// What `init` made.
+#[derive(Debug, Clone, Serialize)]
+pub struct InitReport {
+    /// The data directory.
+    pub dir: String,
+    /// The chain id of the dev genesis.
+    pub chain_id: String,
+    /// The node's (validator's) address.
+    pub node_address: String,
+    /// The funded development account's address.
+    pub dev_address: String,
+    /// Its balance at genesis, base units.
+    pub dev_balance: String,
+    /// Where the HTTP API will listen.
+    pub http_listen: String,
+}
+
+/// Creates a data directory at `dir` with a dev genesis in which this node is the only validator.
+pub fn init(dir: &Path, config: NodeConfig) -> anyhow::Result<InitReport> {
+    init_with(dir, config, |_| {})
+}
+
+/// Like [`init`], letting `adjust` change the dev genesis before it is written (benchmarks and tests
+/// fund extra accounts or raise limits this way).
+pub fn init_with(
+    dir: &Path,
+    config: NodeConfig,
+    adjust: impl FnOnce(&mut Genesis),
+) -> anyhow::Result<InitReport> {
+    if dir.exists() && fs::read_dir(dir)?.next().is_some() {
+        anyhow::bail!(
+            "{} exists and is not empty; `deai init` never overwrites — choose a new directory",
+            dir.display()
+        );
+    }
+    let parent = dir
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    fs::create_dir_all(parent)?;
+    let staging = tempfile::Builder::new()
+        .prefix(".deai-init-")
+        .tempdir_in(parent)?;
+    let node_key = keyfile::create(&staging.path().join(NODE_KEY_FILE))?;
+    let dev_key = keyfile::create(&staging.path().join(DEV_KEY_FILE))?;
+    let node_address = keyfile::address(&node_key);
+    let dev_address = keyfile::address(&dev_key);
+    let mut genesis = Genesis::dev(dev_address, vec![node_address]);
+    adjust(&mut genesis);
+    let dev_balance = genesis
+        .balances
+        .iter()
+        .find(|(a, _)| *a == dev_address)
+        .map(|(_, b)| *b)
+        .unwrap_or(0);
+    fs::write(
+        staging.path().join(GENESIS_FILE),
+        serde_json::to_string_pretty(&genesis)?,
+    )?;
+    fs::write(
+        staging.path().join(crate::config::CONFIG_FILE),
+        config.to_toml(),
+    )?;
+    fs::create_dir(staging.path().join(CHAIN_DIR))?;
+    if dir.exists() {
+        fs::remove_dir(dir)?; // empty, checked above
+    }
+    let staged = staging.keep();
+    fs::rename(&staged, dir)?;
+    Ok(InitReport {
+        dir: dir.display().to_string(),
+        chain_id: genesis.chain_id.clone(),
+        node_address: node_address.to_string(),
+        dev_address: dev_address.to_string(),
+        dev_balance: dev_balance.to_string(),
+        http_listen: config.http_listen.to_string(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn init_makes_a_loadable_dir_and_refuses_to_overwrite() {
+        let root = tempfile::tempdir().expect("temp dir");
+        let dir = root.path().join("node");
+        let report = init(&dir, NodeConfig::default()).expect("init");
+        assert_eq!(
+            NodeConfig::load(&dir).expect("config"),
+            NodeConfig::default()
+        );
+        let genesis = crate::config::load_genesis(&dir).expect("genesis");
+        assert_eq!(genesis.chain_id, report.chain_id);
+        assert!(keyfile::read(&dir.join(NODE_KEY_FILE)).is_ok());
+        let err = init(&dir, NodeConfig::default()).expect_err("second init must refuse");
+        assert!(err.to_string().contains("never overwrites"), "{err}");
+        // The refused attempt left no staging directory behind.
+        let leftovers: Vec<_> = fs::read_dir(root.path()).expect("list").collect();
+        assert_eq!(leftovers.len(), 1);
+    }
+}

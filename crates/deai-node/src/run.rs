@@ -1,0 +1,201 @@
+//! Running a node: the chain on the Commonware tokio runtime and the HTTP API beside it.
+
+use std::{
+    fs,
+    net::SocketAddr,
+    path::{Path, PathBuf},
+    sync::Arc,
+};
+
+use commonware_runtime::Runner as _;
+use serde::Serialize;
+use tokio::net::TcpListener;
+
+use crate::{
+    api::{self, AppState, HttpMetrics},
+    config::{self, CHAIN_DIR, NODE_KEY_FILE, NodeConfig},
+    keyfile,
+};
+
+/// Name of the file, inside the data directory, where a running node writes its HTTP address.
+///
+/// Scripts and tests that start `deai node` with port 0 read the port the OS chose from here.
+pub const HTTP_ADDR_FILE: &str = "http.addr";
+
+/// Overrides of `config.toml` given on the command line.
+#[derive(Debug, Clone, Default)]
+pub struct Overrides {
+    /// Listen for HTTP here instead (port 0: any free port).
+    pub http_listen: Option<SocketAddr>,
+    /// Listen for validators here instead.
+    pub p2p_listen: Option<SocketAddr>,
+}
+
+/// A node that is up: its chain handle and where its API listens.
+#[derive(Clone)]
+pub struct RunningNode {
+    /// The chain.
+    pub chain: deai_chain::Handle,
+    /// The HTTP API's bound address.
+    pub http_addr: SocketAddr,
+}
+
+/// What a started node reports.
+#[derive(Debug, Clone, Serialize)]
+pub struct Started {
+    /// The HTTP API's address.
+    pub http: String,
+    /// The chain id.
+    pub chain_id: String,
+    /// The finalized height it resumed from.
+    pub height: u64,
+    /// The state root at that height.
+    pub state_root: String,
+}
+
+/// The chain configuration a data directory describes.
+pub fn chain_config(
+    dir: &Path,
+    cfg: &NodeConfig,
+    overrides: &Overrides,
+) -> anyhow::Result<deai_chain::Config> {
+    let genesis = config::load_genesis(dir)?;
+    let key = keyfile::read(&dir.join(NODE_KEY_FILE))?;
+    let participants = genesis
+        .validators
+        .iter()
+        .map(|(addr, _)| address_to_public_key(addr))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let bootstrappers = cfg
+        .bootstrappers
+        .iter()
+        .map(|b| {
+            let mut raw = [0u8; 32];
+            hex::decode_to_slice(&b.public_key, &mut raw).map_err(|e| {
+                anyhow::anyhow!(
+                    "bootstrapper key {:?} is not 64 hex characters: {e}",
+                    b.public_key
+                )
+            })?;
+            Ok((
+                address_to_public_key(&deai_ledger::Address(raw))?,
+                b.address,
+            ))
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let mut chain = deai_chain::Config::single(genesis, keyfile::to_commonware(&key));
+    chain.participants = participants;
+    chain.p2p_listen = overrides.p2p_listen.unwrap_or(cfg.p2p_listen);
+    chain.bootstrappers = bootstrappers;
+    chain.mempool_txs_max = cfg.mempool_txs_max;
+    Ok(chain)
+}
+
+fn address_to_public_key(
+    addr: &deai_ledger::Address,
+) -> anyhow::Result<commonware_cryptography::ed25519::PublicKey> {
+    use commonware_codec::DecodeExt as _;
+    commonware_cryptography::ed25519::PublicKey::decode(addr.0.to_vec())
+        .map_err(|e| anyhow::anyhow!("{addr} is not a valid ed25519 public key: {e}"))
+}
+
+/// Starts the chain and the HTTP API inside an existing Commonware tokio context.
+pub async fn start(
+    context: commonware_runtime::tokio::Context,
+    dir: &Path,
+    overrides: &Overrides,
+) -> anyhow::Result<RunningNode> {
+    let cfg = NodeConfig::load(dir)?;
+    let chain_cfg = chain_config(dir, &cfg, overrides)?;
+    let genesis = Arc::new(chain_cfg.genesis.clone());
+    let chain = deai_chain::start(context, chain_cfg).await?;
+    let http = overrides.http_listen.unwrap_or(cfg.http_listen);
+    let listener = TcpListener::bind(http).await.map_err(|e| {
+        anyhow::anyhow!("cannot listen for HTTP on {http}: {e}; is another node running there?")
+    })?;
+    let http_addr = listener.local_addr()?;
+    let app = api::router(AppState {
+        chain: chain.clone(),
+        http: Arc::new(HttpMetrics::default()),
+        genesis,
+    });
+    tokio::spawn(async move {
+        if let Err(e) = axum::serve(listener, app).await {
+            tracing::error!(error = %e, "HTTP server stopped");
+        }
+    });
+    fs::write(dir.join(HTTP_ADDR_FILE), http_addr.to_string())?;
+    Ok(RunningNode { chain, http_addr })
+}
+
+/// Runs a node until SIGINT or SIGTERM. `on_start` is told once the API answers.
+pub fn run(
+    dir: &Path,
+    overrides: Overrides,
+    on_start: impl FnOnce(&Started) + Send + 'static,
+) -> anyhow::Result<()> {
+    let runtime = commonware_runtime::tokio::Config::new()
+        .with_worker_threads(2)
+        .with_storage_directory(storage_dir(dir));
+    let dir = dir.to_path_buf();
+    commonware_runtime::tokio::Runner::new(runtime).start(|context| async move {
+        let node = start(context, &dir, &overrides).await?;
+        let status = node.chain.status();
+        on_start(&Started {
+            http: node.http_addr.to_string(),
+            chain_id: status.chain_id.clone(),
+            height: status.height,
+            state_root: status.state_root.to_string(),
+        });
+        shutdown_signal().await;
+        let _ = fs::remove_file(dir.join(HTTP_ADDR_FILE));
+        Ok(())
+    })
+}
+
+/// Where the runtime keeps its storage for a data directory.
+pub fn storage_dir(dir: &Path) -> PathBuf {
+    dir.join(CHAIN_DIR)
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => {
+                    let _ = ctrl_c.await;
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = ctrl_c => {},
+            _ = term.recv() => {},
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}
+
+/// Starts a node for `dir` on a runtime of its own with its API on a free loopback port, runs `f`
+/// against it, and stops everything when `f` returns. The demo and the benchmarks use this.
+pub fn with_embedded<T, F, Fut>(dir: &Path, f: F) -> anyhow::Result<T>
+where
+    F: FnOnce(RunningNode) -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<T>>,
+{
+    let runtime = commonware_runtime::tokio::Config::new()
+        .with_worker_threads(2)
+        .with_storage_directory(storage_dir(dir));
+    let overrides = Overrides {
+        http_listen: Some(SocketAddr::from(([127, 0, 0, 1], 0))),
+        p2p_listen: Some(SocketAddr::from(([127, 0, 0, 1], 0))),
+    };
+    let dir = dir.to_path_buf();
+    commonware_runtime::tokio::Runner::new(runtime).start(|context| async move {
+        let node = start(context, &dir, &overrides).await?;
+        f(node).await
+    })
+}
