@@ -94,8 +94,9 @@ fn sigkill_under_load_loses_nothing_finalized() {
                 .unwrap();
             assert!(
                 out.status.success(),
-                "ledger verify failed: {}",
-                String::from_utf8_lossy(&out.stdout)
+                "ledger verify failed: {}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
             );
             let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
             assert_eq!(v["ok"], true, "{v}");

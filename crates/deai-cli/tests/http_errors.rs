@@ -36,7 +36,7 @@ fn malformed_input_gets_json_4xx() {
         ),
         ("bad hex", br#"{"tx": "zz"}"#.to_vec(), "bad_hex"),
         ("not a tx", br#"{"tx": "00ff"}"#.to_vec(), "bad_tx_encoding"),
-        ("huge body", vec![b'a'; 8 << 20], "body_too_large"),
+        ("huge body", vec![b'a'; 64 << 10], "body_too_large"),
         ("empty", Vec::new(), "bad_json"),
     ];
     for (name, body, code) in cases {

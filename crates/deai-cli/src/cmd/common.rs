@@ -9,10 +9,15 @@ use deai_node::client::Client;
 #[derive(Debug, Clone, clap::Args)]
 pub struct NodeArgs {
     /// The node's HTTP API.
-    #[arg(long, env = "DEAI_NODE", default_value = "http://127.0.0.1:7650")]
+    #[arg(
+        long,
+        global = true,
+        env = "DEAI_NODE",
+        default_value = "http://127.0.0.1:7650"
+    )]
     pub node: String,
     /// Print one JSON object instead of a human summary.
-    #[arg(long)]
+    #[arg(long, global = true)]
     pub json: bool,
 }
 
@@ -27,16 +32,16 @@ impl NodeArgs {
 #[derive(Debug, Clone, clap::Args)]
 pub struct SignArgs {
     /// Key file of the sender (made by `deai key new` or `deai init`).
-    #[arg(long, env = "DEAI_KEY")]
+    #[arg(long, global = true, env = "DEAI_KEY")]
     pub key: PathBuf,
     /// Fee offered to the block proposer, base units (the genesis sets the minimum).
-    #[arg(long)]
+    #[arg(long, global = true)]
     pub fee: Option<u128>,
     /// Return once the node accepted it, without waiting for finality.
-    #[arg(long)]
+    #[arg(long, global = true)]
     pub no_wait: bool,
     /// Seconds to wait for finality.
-    #[arg(long, default_value_t = 30)]
+    #[arg(long, global = true, default_value_t = 30)]
     pub wait_s: u64,
 }
 
