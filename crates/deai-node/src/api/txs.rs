@@ -100,3 +100,58 @@ pub(super) fn internal(e: impl std::fmt::Display) -> ApiError {
         message: format!("the node failed to encode its answer: {e}"),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    proptest! {
+        /// Any body at all is either a valid transaction or a 400 with a named code; never a panic.
+        #[test]
+        fn any_body_decodes_or_is_a_named_400(body in proptest::collection::vec(any::<u8>(), 0..512)) {
+            let params = deai_ledger::Params::default();
+            match decode_submission(&body, &params) {
+                Ok(tx) => prop_assert_eq!(SignedTx::decode(&tx.encode(), &params).ok(), Some(tx)),
+                Err(e) => {
+                    prop_assert_eq!(e.status, StatusCode::BAD_REQUEST);
+                    prop_assert!(["bad_json", "bad_hex", "bad_tx_encoding"].contains(&e.code));
+                }
+            }
+        }
+
+        /// Hex of arbitrary bytes inside well-formed JSON reaches the transaction decoder and is refused
+        /// there, by name.
+        #[test]
+        fn any_hex_payload_is_checked_by_the_decoder(bytes in proptest::collection::vec(any::<u8>(), 0..256)) {
+            let body = serde_json::json!({ "tx": hex::encode(&bytes) }).to_string();
+            let params = deai_ledger::Params::default();
+            if let Err(e) = decode_submission(body.as_bytes(), &params) {
+                prop_assert_eq!(e.code, "bad_tx_encoding");
+            }
+        }
+    }
+
+    #[test]
+    fn a_signed_transaction_round_trips_through_the_body() {
+        let key = ed25519_dalek::SigningKey::from_bytes(&[9u8; 32]);
+        let tx = SignedTx::sign(
+            deai_ledger::Tx {
+                chain_id: "deai-dev".into(),
+                sender: deai_ledger::Address(key.verifying_key().to_bytes()),
+                nonce: 0,
+                fee: 1,
+                body: deai_ledger::TxBody::Transfer(deai_ledger::tx::Transfer {
+                    to: deai_ledger::Address([1; 32]),
+                    amount: 5,
+                }),
+            },
+            &key,
+        );
+        let body = serde_json::json!({ "tx": hex::encode(tx.encode()) }).to_string();
+        let back =
+            decode_submission(body.as_bytes(), &deai_ledger::Params::default()).expect("decodes");
+        assert_eq!(back, tx);
+    }
+}
