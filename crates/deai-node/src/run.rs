@@ -134,11 +134,8 @@ pub fn run(
     overrides: Overrides,
     on_start: impl FnOnce(&Started) + Send + 'static,
 ) -> anyhow::Result<()> {
-    let runtime = commonware_runtime::tokio::Config::new()
-        .with_worker_threads(2)
-        .with_storage_directory(storage_dir(dir));
     let dir = dir.to_path_buf();
-    commonware_runtime::tokio::Runner::new(runtime).start(|context| async move {
+    runner(&dir).start(|context| async move {
         let node = start(context, &dir, &overrides).await?;
         let status = node.chain.status();
         on_start(&Started {
@@ -151,6 +148,14 @@ pub fn run(
         let _ = fs::remove_file(dir.join(HTTP_ADDR_FILE));
         Ok(())
     })
+}
+
+/// The Commonware tokio runtime a node of `dir` runs on: two workers, storage inside the data dir.
+fn runner(dir: &Path) -> commonware_runtime::tokio::Runner {
+    let cfg = commonware_runtime::tokio::Config::new()
+        .with_worker_threads(2)
+        .with_storage_directory(storage_dir(dir));
+    commonware_runtime::tokio::Runner::new(cfg)
 }
 
 /// Where the runtime keeps its storage for a data directory.
@@ -186,15 +191,12 @@ where
     F: FnOnce(RunningNode) -> Fut,
     Fut: std::future::Future<Output = anyhow::Result<T>>,
 {
-    let runtime = commonware_runtime::tokio::Config::new()
-        .with_worker_threads(2)
-        .with_storage_directory(storage_dir(dir));
     let overrides = Overrides {
         http_listen: Some(SocketAddr::from(([127, 0, 0, 1], 0))),
         p2p_listen: Some(SocketAddr::from(([127, 0, 0, 1], 0))),
     };
     let dir = dir.to_path_buf();
-    commonware_runtime::tokio::Runner::new(runtime).start(|context| async move {
+    runner(&dir).start(|context| async move {
         let node = start(context, &dir, &overrides).await?;
         f(node).await
     })

@@ -22,6 +22,7 @@ mod tree;
 pub use account::{Account, Unbonding};
 pub(crate) use dataset::TaskTerms;
 pub use dataset::{ConsentPolicy, Dataset};
+pub(crate) use model::check_metrics;
 pub use model::{Metric, Model};
 pub(crate) use round::read_scores;
 pub use round::{Round, RoundOutcome, SCORE_SCALE, Score, SecAggParams, select, selection_seed};

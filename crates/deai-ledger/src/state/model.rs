@@ -7,6 +7,23 @@ use commonware_codec::Buf;
 use commonware_codec::{EncodeSize, Error as CodecError, Read, Write};
 use serde::{Deserialize, Serialize};
 
+/// Checks a metric list against the parameters' limits (count and name length); every transaction
+/// that carries metrics uses this one rule.
+pub(crate) fn check_metrics(
+    metrics: &[Metric],
+    params: &crate::params::Params,
+) -> Result<(), crate::error::TxError> {
+    crate::error::TxError::limit("metrics", metrics.len(), params.model_metrics_max as usize)?;
+    for m in metrics {
+        crate::error::TxError::limit(
+            "metric name",
+            m.name.len(),
+            params.string_bytes_max as usize,
+        )?;
+    }
+    Ok(())
+}
+
 /// A named metric in fixed point ([`crate::METRIC_SCALE`]).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Metric {

@@ -29,19 +29,7 @@ pub struct ModelRegister {
 
 impl Action for ModelRegister {
     fn check(&self, params: &Params) -> Result<(), TxError> {
-        TxError::limit(
-            "metrics",
-            self.metrics.len(),
-            params.model_metrics_max as usize,
-        )?;
-        for m in &self.metrics {
-            TxError::limit(
-                "metric name",
-                m.name.len(),
-                params.string_bytes_max as usize,
-            )?;
-        }
-        Ok(())
+        crate::state::check_metrics(&self.metrics, params)
     }
 
     fn validate(&self, state: &State, env: &Env) -> Result<(), TxError> {

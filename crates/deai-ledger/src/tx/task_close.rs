@@ -100,19 +100,7 @@ impl TaskClose {
 
 impl Action for TaskClose {
     fn check(&self, params: &Params) -> Result<(), TxError> {
-        TxError::limit(
-            "metrics",
-            self.metrics.len(),
-            params.model_metrics_max as usize,
-        )?;
-        for m in &self.metrics {
-            TxError::limit(
-                "metric name",
-                m.name.len(),
-                params.string_bytes_max as usize,
-            )?;
-        }
-        Ok(())
+        crate::state::check_metrics(&self.metrics, params)
     }
 
     fn validate(&self, state: &State, env: &Env) -> Result<(), TxError> {
