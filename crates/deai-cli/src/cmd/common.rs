@@ -93,7 +93,8 @@ pub async fn send(
     let fin = client
         .wait_final(&id, Duration::from_secs(sign.wait_s))
         .await?;
-    if fin["status"] == "rejected" || fin["receipt"]["result"]["status"] == "rejected" {
+    // Finalized is not enough: a transaction can be included in a block and refused there.
+    if fin["status"] == "rejected" || fin["applied"] == false {
         anyhow::bail!("transaction {id} was rejected: {}", fin);
     }
     Ok((id.to_string(), fin))
