@@ -284,15 +284,15 @@ fn created_id(fin: &Value, kind: &str) -> anyhow::Result<u64> {
         .as_array()
         .map(Vec::as_slice)
         .unwrap_or_default();
+    let created = match kind {
+        "dataset" => "dataset_registered",
+        "task" => "task_created",
+        _ => "model_registered",
+    };
     events
         .iter()
-        .find_map(|e| {
-            let ty = e["type"].as_str().unwrap_or_default();
-            (ty.starts_with(kind) && ty.ends_with("registered")
-                || ty.starts_with(kind) && ty.ends_with("created"))
-            .then(|| e["id"].as_u64().or_else(|| e[kind].as_u64()))
-            .flatten()
-        })
+        .find(|e| e["type"] == created)
+        .and_then(|e| e["id"].as_u64())
         .ok_or_else(|| anyhow::anyhow!("no {kind} id in the receipt's events: {}", fin["receipt"]))
 }
 
