@@ -50,6 +50,7 @@ mod genesis;
 mod params;
 pub mod proof;
 mod state;
+pub mod submission;
 pub mod tx;
 mod types;
 mod verify;

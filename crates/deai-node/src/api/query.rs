@@ -1,8 +1,10 @@
 //! Read-only views of the finalized ledger state: accounts, datasets, tasks, models.
 
+use std::collections::HashMap;
+
 use axum::{
     Json,
-    extract::{Path, State},
+    extract::{Path, Query, State},
 };
 use serde::Serialize;
 
@@ -90,4 +92,34 @@ pub(super) async fn model(
         .ok_or_else(|| ApiError::not_found("model_not_found", format!("no model with id {id}")))?
         .map(Json)
         .map_err(internal)
+}
+
+/// `GET /v1/tasks/{id}/selection?count=N&epsilon=E`: the datasets a `RoundOpen` of the task's
+/// next round must select if it lands in the next block (a coordinator asks this before it
+/// signs), with the height it was computed at. A later block changes the seed: resubmit.
+pub(super) async fn selection(
+    State(app): State<AppState>,
+    Path(id): Path<String>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let id = parse::number("a task id", &id)?;
+    let arg = |name: &'static str| {
+        q.get(name)
+            .ok_or_else(|| {
+                ApiError::bad_request(
+                    "missing_query",
+                    format!("query parameter `{name}` is required"),
+                )
+            })
+            .and_then(|v| parse::number(name, v))
+    };
+    let count = usize::try_from(arg("count")?).unwrap_or(usize::MAX);
+    let epsilon = arg("epsilon")?;
+    let (height, round, selected) = app.chain.read_state(|s| {
+        let round = s.task(id).map(|t| t.rounds_opened().saturating_add(1));
+        (s.height(), round, s.round_selection(id, count, epsilon))
+    });
+    let selected = selected
+        .map_err(|_| ApiError::not_found("task_not_found", format!("no task with id {id}")))?;
+    json(serde_json::json!({ "task": id, "round": round, "height": height, "selected": selected }))
 }
