@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use deai_ledger::{SignedTx, TxId};
+use deai_ledger::{Digest, SignedTx, TxId};
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
@@ -34,6 +34,26 @@ pub enum ClientError {
         url: String,
         /// What was wrong.
         reason: String,
+    },
+    /// A node served bytes that do not hash to the blob asked for: it is faulty or lying.
+    #[error(
+        "{url} served bytes hashing to {got}, not blob {expected}; the node is faulty or lying, fetch the blob elsewhere"
+    )]
+    BlobMismatch {
+        /// The URL asked.
+        url: String,
+        /// The blob asked for.
+        expected: Digest,
+        /// What the served bytes hash to.
+        got: Digest,
+    },
+    /// A node served more bytes than the caller accepts for one blob.
+    #[error("{url} served more than {max} bytes for one blob; refusing the rest")]
+    BlobTooLarge {
+        /// The URL asked.
+        url: String,
+        /// The caller's limit.
+        max: u64,
     },
     /// A transaction did not finalize in time.
     #[error("transaction {id} not finalized after {waited_ms} ms (last status: {last})")]
@@ -174,6 +194,96 @@ impl Client {
         })
     }
 }
+
+impl Client {
+    /// Uploads `bytes` to the node's blob store (`PUT /v1/blobs/{hash}`); returns their hash.
+    /// Storing a blob the node already holds is fine.
+    pub async fn put_blob(&self, bytes: &[u8]) -> Result<Digest, ClientError> {
+        let hash = crate::blobs::hash_bytes(bytes);
+        let url = format!("{}/v1/blobs/{hash}", self.base);
+        let resp = self
+            .http
+            .put(&url)
+            .header("content-type", "application/octet-stream")
+            .body(bytes.to_vec())
+            .send()
+            .await
+            .map_err(|source| ClientError::Unreachable {
+                url: url.clone(),
+                source,
+            })?;
+        let answer: crate::api::PutBlobResponse = Self::parse(url.clone(), resp).await?;
+        if answer.hash != hash.to_string() || answer.size != bytes.len() as u64 {
+            return Err(ClientError::Protocol {
+                url,
+                reason: format!(
+                    "stored {} ({} bytes), not {hash} ({} bytes)",
+                    answer.hash,
+                    answer.size,
+                    bytes.len()
+                ),
+            });
+        }
+        Ok(hash)
+    }
+
+    /// Downloads blob `hash` and checks that the bytes hash to it, refusing more than
+    /// [`BLOB_DOWNLOAD_MAX_BYTES`].
+    pub async fn get_blob(&self, hash: &Digest) -> Result<Vec<u8>, ClientError> {
+        self.get_blob_max(hash, BLOB_DOWNLOAD_MAX_BYTES).await
+    }
+
+    /// Like [`Client::get_blob`], refusing more than `max_bytes` (the download stops there).
+    pub async fn get_blob_max(
+        &self,
+        hash: &Digest,
+        max_bytes: u64,
+    ) -> Result<Vec<u8>, ClientError> {
+        let url = format!("{}/v1/blobs/{hash}", self.base);
+        let unreachable = |source| ClientError::Unreachable {
+            url: url.clone(),
+            source,
+        };
+        let mut resp = self.http.get(&url).send().await.map_err(unreachable)?;
+        if !resp.status().is_success() {
+            return Err(Self::parse::<Value>(url.clone(), resp)
+                .await
+                .err()
+                .unwrap_or_else(|| ClientError::Protocol {
+                    url: url.clone(),
+                    reason: "an error status with a success body".into(),
+                }));
+        }
+        let too_large = || ClientError::BlobTooLarge {
+            url: url.clone(),
+            max: max_bytes,
+        };
+        if resp.content_length().is_some_and(|n| n > max_bytes) {
+            return Err(too_large());
+        }
+        let mut bytes = Vec::new();
+        let mut hasher = blake3::Hasher::new();
+        while let Some(chunk) = resp.chunk().await.map_err(unreachable)? {
+            if (bytes.len() + chunk.len()) as u64 > max_bytes {
+                return Err(too_large());
+            }
+            hasher.update(&chunk);
+            bytes.extend_from_slice(&chunk);
+        }
+        let got = Digest(*hasher.finalize().as_bytes());
+        if got != *hash {
+            return Err(ClientError::BlobMismatch {
+                url,
+                expected: *hash,
+                got,
+            });
+        }
+        Ok(bytes)
+    }
+}
+
+/// The most bytes [`Client::get_blob`] accepts for one blob: the default blob limit of a node.
+pub const BLOB_DOWNLOAD_MAX_BYTES: u64 = crate::config::BLOB_MAX_BYTES_DEFAULT;
 
 /// Whether a `GET /v1/txs/{id}` answer is final (finalized or rejected).
 pub fn tx_is_final(v: &Value) -> bool {

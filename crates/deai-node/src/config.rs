@@ -7,6 +7,7 @@
 //! <dir>/node.key       the node's ed25519 identity: validator and p2p key
 //! <dir>/dev.key        a funded development account (dev genesis only)
 //! <dir>/chain/         consensus and ledger storage
+//! <dir>/blobs/         the content-addressed blob store (models, masked updates)
 //! ```
 
 use std::{
@@ -27,6 +28,10 @@ pub const NODE_KEY_FILE: &str = "node.key";
 pub const DEV_KEY_FILE: &str = "dev.key";
 /// Name of the storage directory inside a data directory.
 pub const CHAIN_DIR: &str = "chain";
+/// Name of the blob store's directory inside a data directory.
+pub const BLOBS_DIR: &str = "blobs";
+/// Default largest blob a node stores: 64 MiB.
+pub const BLOB_MAX_BYTES_DEFAULT: u64 = 64 << 20;
 
 /// A peer validator to dial at start.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
@@ -50,6 +55,13 @@ pub struct NodeConfig {
     pub bootstrappers: Vec<Bootstrapper>,
     /// Most transactions the mempool holds.
     pub mempool_txs_max: usize,
+    /// Largest blob the blob store accepts, in bytes.
+    #[serde(default = "blob_max_bytes_default")]
+    pub blob_max_bytes: u64,
+}
+
+fn blob_max_bytes_default() -> u64 {
+    BLOB_MAX_BYTES_DEFAULT
 }
 
 impl Default for NodeConfig {
@@ -59,6 +71,7 @@ impl Default for NodeConfig {
             p2p_listen: SocketAddr::from(([127, 0, 0, 1], 7651)),
             bootstrappers: Vec::new(),
             mempool_txs_max: 100_000,
+            blob_max_bytes: BLOB_MAX_BYTES_DEFAULT,
         }
     }
 }
@@ -127,6 +140,17 @@ mod tests {
         let cfg = NodeConfig::default();
         let back: NodeConfig = toml::from_str(&cfg.to_toml()).expect("parse");
         assert_eq!(back, cfg);
+    }
+
+    #[test]
+    fn configs_without_blob_max_bytes_still_load() {
+        let old =
+            "http_listen = \"127.0.0.1:1\"\np2p_listen = \"127.0.0.1:2\"\nmempool_txs_max = 5\n";
+        let cfg: NodeConfig = toml::from_str(old).expect("parse");
+        assert_eq!(cfg.blob_max_bytes, BLOB_MAX_BYTES_DEFAULT);
+        let set: NodeConfig =
+            toml::from_str(&format!("{old}blob_max_bytes = 1024\n")).expect("parse");
+        assert_eq!(set.blob_max_bytes, 1024);
     }
 
     #[test]

@@ -5,6 +5,8 @@
 
 pub mod api;
 pub mod audit;
+pub mod auth;
+pub mod blobs;
 pub mod client;
 pub mod config;
 pub mod init;

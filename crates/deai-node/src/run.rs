@@ -13,7 +13,8 @@ use tokio::net::TcpListener;
 
 use crate::{
     api::{self, AppState, HttpMetrics},
-    config::{self, CHAIN_DIR, NODE_KEY_FILE, NodeConfig},
+    blobs::{self, BlobStore},
+    config::{self, BLOBS_DIR, CHAIN_DIR, NODE_KEY_FILE, NodeConfig},
     keyfile,
 };
 
@@ -108,6 +109,8 @@ pub async fn start(
     let cfg = NodeConfig::load(dir)?;
     let chain_cfg = chain_config(dir, &cfg, overrides)?;
     let genesis = Arc::new(chain_cfg.genesis.clone());
+    let blobs = BlobStore::open(&dir.join(BLOBS_DIR), cfg.blob_max_bytes)?;
+    blobs::spawn_sweeper(blobs.clone(), blobs::SWEEP_EVERY, blobs::UNFINISHED_MAX_AGE);
     let chain = deai_chain::start(context, chain_cfg).await?;
     let http = overrides.http_listen.unwrap_or(cfg.http_listen);
     let listener = TcpListener::bind(http).await.map_err(|e| {
@@ -118,6 +121,7 @@ pub async fn start(
         chain: chain.clone(),
         http: Arc::new(HttpMetrics::default()),
         genesis,
+        blobs,
     });
     tokio::spawn(async move {
         if let Err(e) = axum::serve(listener, app).await {

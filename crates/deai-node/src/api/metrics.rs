@@ -1,4 +1,4 @@
-//! `GET /metrics`: Prometheus text exposition of the chain's and the API's counters.
+//! `GET /metrics`: Prometheus text exposition of the chain's, the API's and the blob store's counters.
 
 use std::{collections::BTreeMap, fmt::Write as _, sync::Mutex};
 
@@ -90,7 +90,36 @@ pub(super) async fn render(State(app): State<AppState>) -> impl IntoResponse {
     for (code, n) in by_code {
         let _ = writeln!(out, "deai_rejected_txs_total{{reason=\"{code}\"}} {n}");
     }
+    blob_counters(&mut out, app.blobs.stats());
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out)
+}
+
+/// The blob store's counters since the node started.
+fn blob_counters(out: &mut String, s: crate::blobs::BlobStats) {
+    counter(
+        out,
+        "deai_blobs_stored_total",
+        "Blobs newly stored.",
+        s.stored_total,
+    );
+    counter(
+        out,
+        "deai_blob_bytes_stored_total",
+        "Bytes of the blobs newly stored.",
+        s.stored_bytes_total,
+    );
+    counter(
+        out,
+        "deai_blob_puts_present_total",
+        "Uploads of a blob already stored (nothing written).",
+        s.already_present_total,
+    );
+    counter(
+        out,
+        "deai_blob_puts_rejected_total",
+        "Uploads refused: too large, wrong hash, or a storage failure.",
+        s.rejected_total,
+    );
 }
 
 fn gauge(out: &mut String, name: &str, help: &str, v: u64) {

@@ -3,6 +3,7 @@
 //! Every route answers JSON. Every failure, including the ones axum produces itself (unknown route,
 //! wrong method, oversized body), is turned into the [`ApiError`] shape, so clients parse one format.
 
+mod blobs;
 mod blocks;
 mod error;
 mod metrics;
@@ -12,6 +13,7 @@ mod query;
 mod txs;
 mod views;
 
+pub use blobs::{PutBlobResponse, blob_routes};
 pub use error::ApiError;
 pub use metrics::HttpMetrics;
 pub use txs::{SubmitRequest, SubmitResponse, decode_submission};
@@ -36,6 +38,8 @@ pub struct AppState {
     pub http: Arc<HttpMetrics>,
     /// The chain's genesis, served to auditors who replay the chain from the start.
     pub genesis: Arc<deai_ledger::Genesis>,
+    /// The content-addressed blob store (`/v1/blobs`).
+    pub blobs: crate::blobs::BlobStore,
 }
 
 /// Largest request body accepted, in bytes. A transaction is sent hex-encoded inside JSON, so twice the
@@ -44,7 +48,8 @@ pub fn request_bytes_max(tx_bytes_max: usize) -> usize {
     tx_bytes_max.saturating_mul(2).saturating_add(1024)
 }
 
-/// Builds the router with all `/v1` routes and `/metrics`.
+/// Builds the router with all `/v1` routes and `/metrics`. The blob routes take bodies up to the
+/// blob store's limit instead of the transaction limit.
 pub fn router(state: AppState) -> Router {
     let body_max = state
         .chain
@@ -65,6 +70,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/models/{id}", get(query::model))
         .route("/v1/proofs/{kind}/{id}", get(proofs::prove))
         .route("/metrics", get(metrics::render))
+        .merge(blob_routes(state.blobs.clone()))
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(body_max))
         .layer(middleware::map_response(json_errors))

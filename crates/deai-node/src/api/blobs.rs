@@ -1,0 +1,154 @@
+//! `PUT/GET/HEAD /v1/blobs/{hash}`: the node's content-addressed blob store over HTTP.
+//!
+//! An upload is streamed into the store ([`crate::blobs::BlobUpload`]): hashed as it arrives, cut
+//! off at the first byte over the store's limit, and linked under its name only once the hash
+//! matched. A failed upload, or a client that disconnects mid-body (the handler is dropped, and
+//! the upload with it), leaves nothing behind. These routes carry their own size limit, the
+//! store's, instead of the API's limit for transactions.
+
+use axum::{
+    Json, Router,
+    body::Body,
+    extract::{DefaultBodyLimit, Path, State},
+    http::{HeaderMap, StatusCode, header},
+    response::{IntoResponse, Response},
+    routing::get,
+};
+use http_body_util::BodyExt as _;
+use serde::{Deserialize, Serialize};
+
+use super::ApiError;
+use crate::blobs::{BlobError, BlobStore, parse_hash};
+
+/// The blob routes, serving `store`; merge them into any router (their state is their own).
+pub fn blob_routes<S>(store: BlobStore) -> Router<S>
+where
+    S: Clone + Send + Sync + 'static,
+{
+    Router::new()
+        .route(
+            "/v1/blobs/{hash}",
+            get(get_blob).head(head_blob).put(put_blob),
+        )
+        // The body is streamed and bounded by the store itself, never buffered by an extractor.
+        .layer(DefaultBodyLimit::disable())
+        .with_state(store)
+}
+
+/// The answer to a successful `PUT`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PutBlobResponse {
+    /// The blob's BLAKE3 hash, hex.
+    pub hash: String,
+    /// Its size in bytes.
+    pub size: u64,
+}
+
+impl From<BlobError> for ApiError {
+    fn from(e: BlobError) -> Self {
+        let message = e.to_string();
+        let (status, code) = match e {
+            BlobError::TooLarge { .. } => (StatusCode::PAYLOAD_TOO_LARGE, "blob_too_large"),
+            BlobError::HashMismatch { .. } => (StatusCode::BAD_REQUEST, "hash_mismatch"),
+            BlobError::BadHash(_) => (StatusCode::BAD_REQUEST, "bad_hash"),
+            BlobError::Corrupt { .. } => (StatusCode::INTERNAL_SERVER_ERROR, "blob_corrupt"),
+            BlobError::Io { .. } => (StatusCode::INTERNAL_SERVER_ERROR, "blob_store_failed"),
+        };
+        ApiError {
+            status,
+            code,
+            message,
+        }
+    }
+}
+
+fn not_found(hash: &str) -> ApiError {
+    ApiError::not_found(
+        "blob_not_found",
+        format!("no blob {hash} on this node; ask the node that recorded it"),
+    )
+}
+
+/// Runs blocking store work off the async executor.
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, BlobError> + Send + 'static,
+) -> Result<T, ApiError> {
+    match tokio::task::spawn_blocking(f).await {
+        Ok(r) => r.map_err(ApiError::from),
+        Err(e) => Err(ApiError {
+            status: StatusCode::INTERNAL_SERVER_ERROR,
+            code: "blob_store_failed",
+            message: format!("blob store task failed: {e}"),
+        }),
+    }
+}
+
+async fn put_blob(
+    State(store): State<BlobStore>,
+    Path(hash): Path<String>,
+    headers: HeaderMap,
+    mut body: Body,
+) -> Result<Response, ApiError> {
+    let expected = parse_hash(&hash)?;
+    let max = store.max_size();
+    // An honest Content-Length over the limit is refused before a byte is read.
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+    if let Some(size) = declared.filter(|&s| s > max) {
+        return Err(BlobError::TooLarge { size, max }.into());
+    }
+    let mut upload = store.upload(Some(expected))?;
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|e| {
+            ApiError::bad_request(
+                "upload_aborted",
+                format!("the upload broke off after {} bytes: {e}", upload.size()),
+            )
+        })?;
+        if let Ok(chunk) = frame.into_data() {
+            // A chunk goes to the page cache (microseconds); the fsync is in `finish`, off the executor.
+            upload.write(&chunk)?;
+        }
+    }
+    let outcome = blocking(move || upload.finish()).await?;
+    let status = if outcome.created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    let answer = PutBlobResponse {
+        hash: outcome.hash.to_string(),
+        size: outcome.size,
+    };
+    Ok((status, Json(answer)).into_response())
+}
+
+async fn get_blob(
+    State(store): State<BlobStore>,
+    Path(hash): Path<String>,
+) -> Result<Response, ApiError> {
+    let digest = parse_hash(&hash)?;
+    let bytes = blocking(move || store.get(&digest))
+        .await?
+        .ok_or_else(|| not_found(&hash))?;
+    Ok(([(header::CONTENT_TYPE, "application/octet-stream")], bytes).into_response())
+}
+
+async fn head_blob(
+    State(store): State<BlobStore>,
+    Path(hash): Path<String>,
+) -> Result<Response, ApiError> {
+    let digest = parse_hash(&hash)?;
+    let size = blocking(move || store.size_of(&digest))
+        .await?
+        .ok_or_else(|| not_found(&hash))?;
+    Ok((
+        [
+            (header::CONTENT_TYPE, "application/octet-stream".to_string()),
+            (header::CONTENT_LENGTH, size.to_string()),
+        ],
+        Body::empty(),
+    )
+        .into_response())
+}

@@ -1,0 +1,839 @@
+//! Signed messages between nodes: every request and every answer carries the sender's ed25519 node
+//! key, a nonce and a signature, so a node refuses unsigned, forged, stale and replayed messages,
+//! each with a named reason ([`AuthError::code`]).
+//!
+//! Headers (the same names on requests and answers):
+//! - [`HDR_KEY`] `x-deai-key`: the sender's ed25519 public key, 64 hex;
+//! - [`HDR_NONCE`] `x-deai-nonce`: on a request, the sender's clock in microseconds since the Unix
+//!   epoch, strictly increasing per sender ([`NonceClock`]); on an answer, the nonce of the request
+//!   it answers;
+//! - [`HDR_SIG`] `x-deai-sig`: the ed25519 signature, 128 hex, over
+//!   - a request: `"deai/peer-request/v1" || chain_id || method || path || nonce || BLAKE3(body)`,
+//!   - an answer: `"deai/peer-response/v1" || chain_id || request nonce || status || BLAKE3(body)`,
+//!
+//!   where strings are prefixed by their length (u32, big endian), the nonce is a big-endian u64
+//!   and the status a big-endian u16. The domain tags keep a request signature from ever being a
+//!   valid answer signature and the other way round; the chain id keeps a message of one chain
+//!   from being replayed on another; the request nonce binds an answer to its request, so a
+//!   recorded answer cannot be passed off as the answer to another one.
+//!
+//! A receiver checks, in order: all three headers present and well formed, the signature
+//! (`verify_strict`: no weak keys, no malleable signatures), then with its [`ReplayGuard`] that the
+//! key is allowed, the nonce is within the freshness window of its own clock, and above the last
+//! nonce it accepted from that key. Only a message that passed the signature check is recorded, so
+//! forged messages cannot move a sender's nonce forward and lock it out.
+//!
+//! Known limits: a receiver that restarts forgets the nonces it saw, so a message captured less
+//! than one window earlier can be replayed to it once after the restart (older ones are stale);
+//! senders' and receivers' clocks must agree to within the window. An answer is bound to the
+//! request's nonce, not to the requester's key: two requesters using the same microsecond nonce
+//! could be served each other's recorded answers by a man in the middle.
+//!
+//! ```
+//! use deai_node::auth::{self, NonceClock, ReplayGuard};
+//! let key = ed25519_dalek::SigningKey::from_bytes(&[7; 32]);
+//! let clock = NonceClock::default();
+//! let nonce = clock.next();
+//! let signed = auth::sign_request(&key, "deai-dev", "POST", "/v1/fed/join", nonce, b"{}");
+//! let guard = ReplayGuard::default();
+//! let headers = signed.to_header_map();
+//! let who = auth::verify_request(&headers, "deai-dev", "POST", "/v1/fed/join", b"{}", &guard, nonce);
+//! assert_eq!(who.unwrap(), key.verifying_key());
+//! // The same message again is a replay.
+//! let again = auth::verify_request(&headers, "deai-dev", "POST", "/v1/fed/join", b"{}", &guard, nonce);
+//! assert_eq!(again.unwrap_err().code(), "replayed");
+//! ```
+
+use std::{
+    collections::{BTreeMap, BTreeSet},
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicU64, Ordering},
+    },
+    time::{Duration, SystemTime, UNIX_EPOCH},
+};
+
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri};
+use ed25519_dalek::{Signature, Signer as _, SigningKey, VerifyingKey};
+
+use crate::api::ApiError;
+
+/// Header carrying the sender's ed25519 public key (64 hex).
+pub const HDR_KEY: &str = "x-deai-key";
+/// Header carrying the nonce: the sender's clock in microseconds (requests), or the request's nonce
+/// (answers).
+pub const HDR_NONCE: &str = "x-deai-nonce";
+/// Header carrying the ed25519 signature (128 hex).
+pub const HDR_SIG: &str = "x-deai-sig";
+
+/// Domain tag of signed requests.
+pub const REQUEST_DOMAIN: &[u8] = b"deai/peer-request/v1";
+/// Domain tag of signed answers.
+pub const RESPONSE_DOMAIN: &[u8] = b"deai/peer-response/v1";
+/// How far a request's nonce may be from the receiver's clock, either way.
+pub const FRESHNESS_WINDOW: Duration = Duration::from_secs(120);
+/// Most senders a [`ReplayGuard`] remembers at once (each seen within the last window).
+pub const SENDERS_MAX: usize = 100_000;
+
+/// Why a signed message was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AuthError {
+    /// A signing header is absent: the message is unsigned.
+    #[error(
+        "unsigned message: header {0} is missing; peers sign every message (x-deai-key, x-deai-nonce, x-deai-sig)"
+    )]
+    Missing(&'static str),
+    /// A signing header is present but not in its format.
+    #[error("header {header} is malformed: {reason}")]
+    BadHeader {
+        /// The header.
+        header: &'static str,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// The key header is not an ed25519 public key.
+    #[error("header x-deai-key is not an ed25519 public key")]
+    BadKey,
+    /// The signature does not verify over this message with this key.
+    #[error(
+        "the signature does not match this key and message (chain id, method, path, nonce, body); was the message changed, or signed for another chain?"
+    )]
+    BadSig,
+    /// The nonce is too far from the receiver's clock.
+    #[error("nonce {nonce} is {}s away from this node's clock ({now}), outside the {}s window; check the sender's clock", nonce.abs_diff(*now) / 1_000_000, window_micros / 1_000_000)]
+    Stale {
+        /// The message's nonce (microseconds).
+        nonce: u64,
+        /// The receiver's clock (microseconds).
+        now: u64,
+        /// The allowed distance (microseconds).
+        window_micros: u64,
+    },
+    /// The nonce is not above the last one accepted from this key.
+    #[error(
+        "nonce {nonce} is not above {last}, the last accepted from this key: a replayed message"
+    )]
+    Replayed {
+        /// The message's nonce.
+        nonce: u64,
+        /// The last nonce accepted from its key.
+        last: u64,
+    },
+    /// The key is not one this receiver accepts (or not the one expected).
+    #[error("key {key} is not allowed to send this")]
+    NotAllowed {
+        /// The sender's key, hex.
+        key: String,
+    },
+    /// An answer signed for another request.
+    #[error("the answer is signed for request nonce {got}, not for ours ({expected})")]
+    WrongRequest {
+        /// Our request's nonce.
+        expected: u64,
+        /// The nonce the answer carries.
+        got: u64,
+    },
+    /// The receiver remembers as many senders as it may; retry later.
+    #[error("this node is tracking the most senders it may ({max}); retry later")]
+    TooManySenders {
+        /// The limit.
+        max: usize,
+    },
+}
+
+impl AuthError {
+    /// A stable code for scripts: `unsigned`, `bad_header`, `bad_key`, `bad_signature`, `stale`,
+    /// `replayed`, `not_allowed`, `wrong_request`, `too_many_senders`.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::Missing(_) => "unsigned",
+            Self::BadHeader { .. } => "bad_header",
+            Self::BadKey => "bad_key",
+            Self::BadSig => "bad_signature",
+            Self::Stale { .. } => "stale",
+            Self::Replayed { .. } => "replayed",
+            Self::NotAllowed { .. } => "not_allowed",
+            Self::WrongRequest { .. } => "wrong_request",
+            Self::TooManySenders { .. } => "too_many_senders",
+        }
+    }
+
+    /// The HTTP status a receiver answers: 401, 403 for a key not allowed, 503 when full.
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Self::NotAllowed { .. } => StatusCode::FORBIDDEN,
+            Self::TooManySenders { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            _ => StatusCode::UNAUTHORIZED,
+        }
+    }
+}
+
+impl From<AuthError> for ApiError {
+    fn from(e: AuthError) -> Self {
+        ApiError {
+            status: e.status(),
+            code: e.code(),
+            message: e.to_string(),
+        }
+    }
+}
+
+/// The three signing headers of one message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SignedHeaders {
+    /// The signer's public key, hex.
+    pub key: String,
+    /// The nonce (a request's own, or the answered request's).
+    pub nonce: u64,
+    /// The signature, hex.
+    pub sig: String,
+}
+
+impl SignedHeaders {
+    fn new(key: &SigningKey, nonce: u64, message: &[u8]) -> Self {
+        Self {
+            key: hex::encode(key.verifying_key().as_bytes()),
+            nonce,
+            sig: hex::encode(key.sign(message).to_bytes()),
+        }
+    }
+
+    /// Adds the headers to an outgoing request.
+    pub fn apply(&self, request: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
+        request
+            .header(HDR_KEY, &self.key)
+            .header(HDR_NONCE, self.nonce.to_string())
+            .header(HDR_SIG, &self.sig)
+    }
+
+    /// Sets the headers in `headers` (an answer's, or a request being built by hand).
+    pub fn insert_into(&self, headers: &mut HeaderMap) {
+        let hex_value = |s: &str| HeaderValue::from_str(s).expect("hex is a valid header value");
+        headers.insert(HDR_KEY, hex_value(&self.key));
+        headers.insert(HDR_NONCE, HeaderValue::from(self.nonce));
+        headers.insert(HDR_SIG, hex_value(&self.sig));
+    }
+
+    /// The headers as a map of their own.
+    pub fn to_header_map(&self) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        self.insert_into(&mut h);
+        h
+    }
+}
+
+/// Signs a request: `method` as sent (uppercase), `path` with its query as sent.
+pub fn sign_request(
+    key: &SigningKey,
+    chain_id: &str,
+    method: &str,
+    path: &str,
+    nonce: u64,
+    body: &[u8],
+) -> SignedHeaders {
+    SignedHeaders::new(
+        key,
+        nonce,
+        &request_message(chain_id, method, path, nonce, body),
+    )
+}
+
+/// Signs an answer to the request that carried `request_nonce`.
+pub fn sign_response(
+    key: &SigningKey,
+    chain_id: &str,
+    request_nonce: u64,
+    status: u16,
+    body: &[u8],
+) -> SignedHeaders {
+    SignedHeaders::new(
+        key,
+        request_nonce,
+        &response_message(chain_id, request_nonce, status, body),
+    )
+}
+
+/// The bytes a request's signature covers.
+pub fn request_message(
+    chain_id: &str,
+    method: &str,
+    path: &str,
+    nonce: u64,
+    body: &[u8],
+) -> Vec<u8> {
+    let mut m = Vec::with_capacity(REQUEST_DOMAIN.len() + chain_id.len() + path.len() + 64);
+    m.extend_from_slice(REQUEST_DOMAIN);
+    put_str(&mut m, chain_id);
+    put_str(&mut m, method);
+    put_str(&mut m, path);
+    m.extend_from_slice(&nonce.to_be_bytes());
+    m.extend_from_slice(blake3::hash(body).as_bytes());
+    m
+}
+
+/// The bytes an answer's signature covers.
+pub fn response_message(chain_id: &str, request_nonce: u64, status: u16, body: &[u8]) -> Vec<u8> {
+    let mut m = Vec::with_capacity(RESPONSE_DOMAIN.len() + chain_id.len() + 48);
+    m.extend_from_slice(RESPONSE_DOMAIN);
+    put_str(&mut m, chain_id);
+    m.extend_from_slice(&request_nonce.to_be_bytes());
+    m.extend_from_slice(&status.to_be_bytes());
+    m.extend_from_slice(blake3::hash(body).as_bytes());
+    m
+}
+
+fn put_str(m: &mut Vec<u8>, s: &str) {
+    // Headers, chain ids and paths are far below 4 GiB; a longer one is a caller bug.
+    let len = u32::try_from(s.len()).expect("a signed field is under 4 GiB");
+    m.extend_from_slice(&len.to_be_bytes());
+    m.extend_from_slice(s.as_bytes());
+}
+
+/// The signing headers of a message, parsed.
+struct Parsed {
+    key: VerifyingKey,
+    nonce: u64,
+    sig: Signature,
+}
+
+fn header<'a>(headers: &'a HeaderMap, name: &'static str) -> Result<&'a str, AuthError> {
+    let v = headers.get(name).ok_or(AuthError::Missing(name))?;
+    v.to_str().map_err(|_| AuthError::BadHeader {
+        header: name,
+        reason: "not ASCII".into(),
+    })
+}
+
+fn parse(headers: &HeaderMap) -> Result<Parsed, AuthError> {
+    let key_hex = header(headers, HDR_KEY)?;
+    let nonce = header(headers, HDR_NONCE)?;
+    let sig_hex = header(headers, HDR_SIG)?;
+    let mut key = [0u8; 32];
+    hex::decode_to_slice(key_hex, &mut key).map_err(|_| AuthError::BadHeader {
+        header: HDR_KEY,
+        reason: "expected 64 hex characters".into(),
+    })?;
+    let key = VerifyingKey::from_bytes(&key).map_err(|_| AuthError::BadKey)?;
+    let nonce = nonce.parse::<u64>().map_err(|_| AuthError::BadHeader {
+        header: HDR_NONCE,
+        reason: format!("{nonce:?} is not a decimal u64"),
+    })?;
+    let mut sig = [0u8; 64];
+    hex::decode_to_slice(sig_hex, &mut sig).map_err(|_| AuthError::BadHeader {
+        header: HDR_SIG,
+        reason: "expected 128 hex characters".into(),
+    })?;
+    Ok(Parsed {
+        key,
+        nonce,
+        sig: Signature::from_bytes(&sig),
+    })
+}
+
+/// The nonce a request carries (for signing the answer once the request was verified).
+pub fn request_nonce(headers: &HeaderMap) -> Option<u64> {
+    headers.get(HDR_NONCE)?.to_str().ok()?.parse().ok()
+}
+
+/// Verifies a signed request and records its nonce; the sender's key when it passes.
+///
+/// `method` and `path` are as received (`path` with its query); `now_micros` is the receiver's
+/// clock ([`now_micros`]), passed in so tests control time.
+pub fn verify_request(
+    headers: &HeaderMap,
+    chain_id: &str,
+    method: &str,
+    path: &str,
+    body: &[u8],
+    guard: &ReplayGuard,
+    now_micros: u64,
+) -> Result<VerifyingKey, AuthError> {
+    let p = parse(headers)?;
+    let message = request_message(chain_id, method, path, p.nonce, body);
+    p.key
+        .verify_strict(&message, &p.sig)
+        .map_err(|_| AuthError::BadSig)?;
+    guard.accept(&p.key, p.nonce, now_micros)?;
+    Ok(p.key)
+}
+
+/// Verifies an answer to our request `request_nonce`: signed by `expected_key`, for that request.
+pub fn verify_response(
+    headers: &HeaderMap,
+    chain_id: &str,
+    request_nonce: u64,
+    status: u16,
+    body: &[u8],
+    expected_key: &VerifyingKey,
+) -> Result<(), AuthError> {
+    let p = parse(headers)?;
+    if p.key != *expected_key {
+        return Err(AuthError::NotAllowed {
+            key: hex::encode(p.key.as_bytes()),
+        });
+    }
+    if p.nonce != request_nonce {
+        return Err(AuthError::WrongRequest {
+            expected: request_nonce,
+            got: p.nonce,
+        });
+    }
+    let message = response_message(chain_id, request_nonce, status, body);
+    p.key
+        .verify_strict(&message, &p.sig)
+        .map_err(|_| AuthError::BadSig)
+}
+
+/// For axum handlers: verifies the request made of these parts against the node's clock, or the
+/// [`ApiError`] to answer (401 with the [`AuthError::code`]; 403 for a key not allowed).
+///
+/// Pass the URI the client sent: inside a nested router, that is axum's `OriginalUri`.
+pub fn verify_http_request(
+    headers: &HeaderMap,
+    method: &Method,
+    uri: &Uri,
+    body: &[u8],
+    chain_id: &str,
+    guard: &ReplayGuard,
+) -> Result<VerifyingKey, ApiError> {
+    let path = uri.path_and_query().map_or(uri.path(), |p| p.as_str());
+    verify_request(
+        headers,
+        chain_id,
+        method.as_str(),
+        path,
+        body,
+        guard,
+        now_micros(),
+    )
+    .map_err(ApiError::from)
+}
+
+/// This machine's clock in microseconds since the Unix epoch (0 if it is set before 1970).
+pub fn now_micros() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX))
+}
+
+/// A sender's nonces: its clock in microseconds, but strictly increasing even when called twice in
+/// one microsecond or when the clock steps back. Clones share the sequence.
+#[derive(Debug, Clone, Default)]
+pub struct NonceClock {
+    last: Arc<AtomicU64>,
+}
+
+impl NonceClock {
+    /// The next nonce, from this machine's clock.
+    pub fn next(&self) -> u64 {
+        self.next_at(now_micros())
+    }
+
+    /// The next nonce given the clock reads `now_micros`: `max(now, last + 1)`.
+    pub fn next_at(&self, now_micros: u64) -> u64 {
+        let step = |last: u64| now_micros.max(last.saturating_add(1));
+        let prev = self
+            .last
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |last| Some(step(last)))
+            .unwrap_or_else(|last| last);
+        step(prev)
+    }
+}
+
+/// A receiver's memory of senders: the last nonce accepted per key, a freshness window against the
+/// receiver's clock, and optionally the only keys it accepts. Clones share one memory.
+///
+/// Memory is bounded: a key whose last nonce is older than the window is forgotten (any replay of
+/// it would be stale anyway), and at most `senders_max` keys are remembered at once.
+#[derive(Debug, Clone)]
+pub struct ReplayGuard {
+    inner: Arc<Mutex<GuardState>>,
+    window_micros: u64,
+    senders_max: usize,
+}
+
+#[derive(Debug, Default)]
+struct GuardState {
+    last: BTreeMap<[u8; 32], u64>,
+    allowed: Option<BTreeSet<[u8; 32]>>,
+    swept_at: u64,
+}
+
+impl Default for ReplayGuard {
+    fn default() -> Self {
+        Self::new(FRESHNESS_WINDOW)
+    }
+}
+
+impl ReplayGuard {
+    /// A guard accepting nonces within `window` of the receiver's clock, from any key.
+    pub fn new(window: Duration) -> Self {
+        Self {
+            inner: Arc::default(),
+            window_micros: u64::try_from(window.as_micros()).unwrap_or(u64::MAX),
+            senders_max: SENDERS_MAX,
+        }
+    }
+
+    /// Remembers at most `senders_max` keys at once (more are refused until older ones expire).
+    pub fn with_senders_max(mut self, senders_max: usize) -> Self {
+        self.senders_max = senders_max;
+        self
+    }
+
+    /// The freshness window.
+    pub fn window(&self) -> Duration {
+        Duration::from_micros(self.window_micros)
+    }
+
+    /// From now on, accepts only these keys.
+    pub fn allow_only(&self, keys: impl IntoIterator<Item = VerifyingKey>) {
+        let keys = keys.into_iter().map(|k| k.to_bytes()).collect();
+        self.lock().allowed = Some(keys);
+    }
+
+    /// From now on, accepts any key (the default).
+    pub fn allow_all(&self) {
+        self.lock().allowed = None;
+    }
+
+    /// How many senders are remembered now.
+    pub fn senders(&self) -> usize {
+        self.lock().last.len()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, GuardState> {
+        // The state is a map of integers, consistent after any panic mid-update.
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Accepts `nonce` from `key` at receiver time `now_micros`, or says why not. Call only for a
+    /// message whose signature verified.
+    pub fn accept(&self, key: &VerifyingKey, nonce: u64, now_micros: u64) -> Result<(), AuthError> {
+        if nonce.abs_diff(now_micros) > self.window_micros {
+            return Err(AuthError::Stale {
+                nonce,
+                now: now_micros,
+                window_micros: self.window_micros,
+            });
+        }
+        let key = key.to_bytes();
+        let mut st = self.lock();
+        if st.allowed.as_ref().is_some_and(|a| !a.contains(&key)) {
+            return Err(AuthError::NotAllowed {
+                key: hex::encode(key),
+            });
+        }
+        if let Some(&last) = st.last.get(&key) {
+            if nonce <= last {
+                return Err(AuthError::Replayed { nonce, last });
+            }
+        } else {
+            // Sweep once per window; when full, at most once a second (a sweep walks every key).
+            let since = now_micros.saturating_sub(st.swept_at);
+            let full = st.last.len() >= self.senders_max;
+            if since >= self.window_micros || (full && since >= 1_000_000) {
+                self.sweep(&mut st, now_micros);
+            }
+            if st.last.len() >= self.senders_max {
+                return Err(AuthError::TooManySenders {
+                    max: self.senders_max,
+                });
+            }
+        }
+        st.last.insert(key, nonce);
+        Ok(())
+    }
+
+    fn sweep(&self, st: &mut GuardState, now_micros: u64) {
+        let window = self.window_micros;
+        st.last
+            .retain(|_, last| last.saturating_add(window) >= now_micros);
+        st.swept_at = now_micros;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed test
+
+    use proptest::prelude::*;
+
+    use super::*;
+
+    const CHAIN: &str = "deai-test";
+    const PATH: &str = "/v1/fed/train?round=3";
+    const T0: u64 = 1_700_000_000_000_000;
+
+    fn key(seed: u8) -> SigningKey {
+        SigningKey::from_bytes(&[seed; 32])
+    }
+
+    fn signed(nonce: u64, body: &[u8]) -> HeaderMap {
+        sign_request(&key(1), CHAIN, "POST", PATH, nonce, body).to_header_map()
+    }
+
+    fn verify(h: &HeaderMap, body: &[u8], guard: &ReplayGuard) -> Result<VerifyingKey, AuthError> {
+        verify_request(h, CHAIN, "POST", PATH, body, guard, T0)
+    }
+
+    #[test]
+    fn round_trip_names_the_sender() {
+        let guard = ReplayGuard::default();
+        let h = signed(T0, b"update");
+        assert_eq!(
+            verify(&h, b"update", &guard).unwrap(),
+            key(1).verifying_key()
+        );
+        assert_eq!(request_nonce(&h), Some(T0));
+        assert_eq!(guard.senders(), 1);
+    }
+
+    #[test]
+    fn every_tamper_fails_and_leaves_the_guard_untouched() {
+        let guard = ReplayGuard::default();
+        let h = signed(T0, b"update");
+        let bad = |r: Result<VerifyingKey, AuthError>| r.unwrap_err().code();
+        let other =
+            |m: &str, p: &str, c: &str, b: &[u8]| verify_request(&h, c, m, p, b, &guard, T0);
+        assert_eq!(bad(other("POST", PATH, CHAIN, b"updatf")), "bad_signature");
+        assert_eq!(
+            bad(other("POST", "/v1/fed/train?round=4", CHAIN, b"update")),
+            "bad_signature"
+        );
+        assert_eq!(bad(other("PUT", PATH, CHAIN, b"update")), "bad_signature");
+        assert_eq!(
+            bad(other("POST", PATH, "deai-other", b"update")),
+            "bad_signature"
+        );
+        // The nonce header changed: the signature covered the old one.
+        let mut n = h.clone();
+        n.insert(HDR_NONCE, HeaderValue::from(T0 + 1));
+        assert_eq!(bad(verify(&n, b"update", &guard)), "bad_signature");
+        // Another (valid) key claimed as the sender.
+        let mut k = h.clone();
+        let claimed = hex::encode(key(2).verifying_key().as_bytes());
+        k.insert(HDR_KEY, HeaderValue::from_str(&claimed).unwrap());
+        assert_eq!(bad(verify(&k, b"update", &guard)), "bad_signature");
+        // One bit of the signature flipped.
+        let mut s = h.clone();
+        let mut sig = hex::decode(h[HDR_SIG].to_str().unwrap()).unwrap();
+        sig[10] ^= 1;
+        s.insert(HDR_SIG, HeaderValue::from_str(&hex::encode(sig)).unwrap());
+        assert_eq!(bad(verify(&s, b"update", &guard)), "bad_signature");
+        // A response signature is not a request signature.
+        let r = sign_response(&key(1), CHAIN, T0, 200, b"update").to_header_map();
+        assert_eq!(bad(verify(&r, b"update", &guard)), "bad_signature");
+        // None of these moved the sender's nonce: the genuine message still passes.
+        assert_eq!(guard.senders(), 0);
+        verify(&h, b"update", &guard).unwrap();
+    }
+
+    #[test]
+    fn unsigned_and_malformed_headers_are_named() {
+        let guard = ReplayGuard::default();
+        let h = signed(T0, b"x");
+        for name in [HDR_KEY, HDR_NONCE, HDR_SIG] {
+            let mut m = h.clone();
+            m.remove(name);
+            assert_eq!(
+                verify(&m, b"x", &guard).unwrap_err(),
+                AuthError::Missing(name)
+            );
+        }
+        let code = |name: &'static str, value: &str| {
+            let mut m = h.clone();
+            m.insert(name, HeaderValue::from_str(value).unwrap());
+            verify(&m, b"x", &guard).unwrap_err().code()
+        };
+        assert_eq!(code(HDR_KEY, "zz"), "bad_header");
+        assert_eq!(code(HDR_NONCE, "-1"), "bad_header");
+        assert_eq!(code(HDR_NONCE, "12abc"), "bad_header");
+        assert_eq!(code(HDR_SIG, &"ab".repeat(63)), "bad_header");
+        // 32 bytes that are no point on the curve.
+        let not_a_point = format!("02{}", "ff".repeat(31));
+        assert_eq!(code(HDR_KEY, &not_a_point), "bad_key");
+        assert_eq!(AuthError::Missing(HDR_KEY).code(), "unsigned");
+    }
+
+    #[test]
+    fn replays_are_refused_and_nonces_must_increase() {
+        let guard = ReplayGuard::default();
+        verify(&signed(T0, b"a"), b"a", &guard).unwrap();
+        let again = verify(&signed(T0, b"a"), b"a", &guard).unwrap_err();
+        assert_eq!(
+            again,
+            AuthError::Replayed {
+                nonce: T0,
+                last: T0
+            }
+        );
+        let older = verify(&signed(T0 - 5, b"b"), b"b", &guard).unwrap_err();
+        assert_eq!(older.code(), "replayed");
+        verify(&signed(T0 + 1, b"c"), b"c", &guard).unwrap();
+        // Clones share one memory; another sender has its own sequence.
+        let clone = guard.clone();
+        assert_eq!(
+            verify(&signed(T0 + 1, b"c"), b"c", &clone)
+                .unwrap_err()
+                .code(),
+            "replayed"
+        );
+        let other = sign_request(&key(2), CHAIN, "POST", PATH, T0, b"a").to_header_map();
+        verify(&other, b"a", &clone).unwrap();
+    }
+
+    #[test]
+    fn stale_and_future_nonces_are_refused_even_by_a_fresh_guard() {
+        let window = FRESHNESS_WINDOW.as_micros() as u64;
+        let guard = ReplayGuard::default();
+        for nonce in [T0 - window - 1, T0 + window + 1, 0] {
+            let e = verify(&signed(nonce, b"a"), b"a", &guard).unwrap_err();
+            assert_eq!(e.code(), "stale", "{nonce}: {e}");
+        }
+        verify(&signed(T0 - window, b"a"), b"a", &guard).unwrap();
+        verify(&signed(T0 + window, b"a"), b"a", &guard).unwrap();
+    }
+
+    #[test]
+    fn guard_forgets_quiet_senders_and_stays_bounded() {
+        let guard = ReplayGuard::new(Duration::from_secs(1)).with_senders_max(2);
+        let t = |s: u64| T0 + s * 1_000_000;
+        guard.accept(&key(1).verifying_key(), t(0), t(0)).unwrap();
+        guard.accept(&key(2).verifying_key(), t(0), t(0)).unwrap();
+        let full = guard
+            .accept(&key(3).verifying_key(), t(0), t(0))
+            .unwrap_err();
+        assert_eq!(full, AuthError::TooManySenders { max: 2 });
+        assert_eq!(full.status(), StatusCode::SERVICE_UNAVAILABLE);
+        // Key 1 stays active; key 2 goes quiet for more than the window and is forgotten.
+        guard.accept(&key(1).verifying_key(), t(1), t(1)).unwrap();
+        guard.accept(&key(3).verifying_key(), t(2), t(2)).unwrap();
+        assert_eq!(guard.senders(), 2);
+        // Forgetting key 2 is safe: its old nonce is stale by now.
+        let replay = guard
+            .accept(&key(2).verifying_key(), t(0), t(2))
+            .unwrap_err();
+        assert_eq!(replay.code(), "stale");
+    }
+
+    #[test]
+    fn allow_list_refuses_other_keys() {
+        let guard = ReplayGuard::default();
+        guard.allow_only([key(2).verifying_key()]);
+        let e = verify(&signed(T0, b"a"), b"a", &guard).unwrap_err();
+        assert_eq!(e.code(), "not_allowed");
+        assert_eq!(e.status(), StatusCode::FORBIDDEN);
+        assert_eq!(guard.senders(), 0);
+        guard.allow_all();
+        verify(&signed(T0, b"a"), b"a", &guard).unwrap();
+    }
+
+    #[test]
+    fn answers_are_bound_to_their_request() {
+        let server = key(9);
+        let expect = server.verifying_key();
+        let answer = sign_response(&server, CHAIN, T0, 200, b"ok").to_header_map();
+        verify_response(&answer, CHAIN, T0, 200, b"ok", &expect).unwrap();
+        let code = |nonce, status, body: &[u8], chain, k: &VerifyingKey| {
+            verify_response(&answer, chain, nonce, status, body, k)
+                .unwrap_err()
+                .code()
+        };
+        assert_eq!(code(T0 + 1, 200, b"ok", CHAIN, &expect), "wrong_request");
+        assert_eq!(code(T0, 500, b"ok", CHAIN, &expect), "bad_signature");
+        assert_eq!(code(T0, 200, b"ko", CHAIN, &expect), "bad_signature");
+        assert_eq!(code(T0, 200, b"ok", "deai-other", &expect), "bad_signature");
+        assert_eq!(
+            code(T0, 200, b"ok", CHAIN, &key(8).verifying_key()),
+            "not_allowed"
+        );
+        // An answer re-labelled for another request still carries the old signature.
+        let mut moved = answer.clone();
+        moved.insert(HDR_NONCE, HeaderValue::from(T0 + 1));
+        let e = verify_response(&moved, CHAIN, T0 + 1, 200, b"ok", &expect).unwrap_err();
+        assert_eq!(e.code(), "bad_signature");
+        // A request signature over the same bytes is no answer.
+        let req = sign_request(&server, CHAIN, "POST", PATH, T0, b"ok").to_header_map();
+        assert_eq!(
+            verify_response(&req, CHAIN, T0, 200, b"ok", &expect)
+                .unwrap_err()
+                .code(),
+            "bad_signature"
+        );
+        assert_eq!(
+            verify_response(&HeaderMap::new(), CHAIN, T0, 200, b"ok", &expect)
+                .unwrap_err()
+                .code(),
+            "unsigned"
+        );
+    }
+
+    #[test]
+    fn nonce_clock_is_strictly_increasing() {
+        let clock = NonceClock::default();
+        assert_eq!(clock.next_at(100), 100);
+        assert_eq!(clock.next_at(100), 101, "same microsecond");
+        assert_eq!(clock.next_at(50), 102, "clock stepped back");
+        assert_eq!(clock.clone().next_at(500), 500, "clones share the sequence");
+        assert_eq!(clock.next_at(400), 501);
+        let threads: Vec<Vec<u64>> = std::thread::scope(|s| {
+            let hs: Vec<_> = (0..4)
+                .map(|_| s.spawn(|| (0..1000).map(|_| clock.next()).collect()))
+                .collect();
+            hs.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        let mut all: Vec<u64> = threads.concat();
+        let n = all.len();
+        all.sort_unstable();
+        all.dedup();
+        assert_eq!(all.len(), n, "no nonce handed out twice");
+        assert!(now_micros().abs_diff(clock.next()) < 10_000_000);
+    }
+
+    #[test]
+    fn http_helper_reads_path_and_query_and_answers_401() {
+        let guard = ReplayGuard::default();
+        let now = now_micros();
+        let k = key(1);
+        let uri: Uri = "/v1/fed/train?round=3".parse().unwrap();
+        let h = sign_request(&k, CHAIN, "POST", "/v1/fed/train?round=3", now, b"b").to_header_map();
+        let who = verify_http_request(&h, &Method::POST, &uri, b"b", CHAIN, &guard).unwrap();
+        assert_eq!(who, k.verifying_key());
+        let e = verify_http_request(&h, &Method::POST, &uri, b"b", CHAIN, &guard).unwrap_err();
+        assert_eq!((e.status, e.code), (StatusCode::UNAUTHORIZED, "replayed"));
+        let e = verify_http_request(&HeaderMap::new(), &Method::POST, &uri, b"b", CHAIN, &guard)
+            .unwrap_err();
+        assert_eq!((e.status, e.code), (StatusCode::UNAUTHORIZED, "unsigned"));
+    }
+
+    proptest! {
+        #[test]
+        fn any_single_byte_body_change_fails(
+            body in proptest::collection::vec(any::<u8>(), 1..512),
+            at in any::<prop::sample::Index>(),
+            delta in 1u8..=255,
+        ) {
+            let guard = ReplayGuard::default();
+            let h = signed(T0, &body);
+            let mut changed = body.clone();
+            let i = at.index(body.len());
+            changed[i] = changed[i].wrapping_add(delta);
+            prop_assert_eq!(verify(&h, &changed, &guard).unwrap_err(), AuthError::BadSig);
+            let answer = sign_response(&key(1), CHAIN, T0, 200, &body).to_header_map();
+            let e = verify_response(&answer, CHAIN, T0, 200, &changed, &key(1).verifying_key());
+            prop_assert_eq!(e.unwrap_err(), AuthError::BadSig);
+            prop_assert!(verify(&h, &body, &guard).is_ok());
+        }
+
+        #[test]
+        fn signed_fields_never_run_into_each_other(
+            a in "[a-z/]{0,6}", b in "[a-z/]{0,6}", c in "[a-z/]{0,6}",
+        ) {
+            // Moving bytes between chain id, method and path changes the signed message.
+            let ab = request_message(&a, &b, &c, 1, b"");
+            let shifted = request_message(&format!("{a}{b}"), "", &c, 1, b"");
+            prop_assert!(b.is_empty() || ab != shifted);
+        }
+    }
+}

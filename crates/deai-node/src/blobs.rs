@@ -1,0 +1,743 @@
+//! A content-addressed blob store: byte strings named by their BLAKE3 hash, kept in a directory.
+//!
+//! Global models, masked updates and unmasking records live here; the ledger holds only their
+//! hashes, so whoever fetches a blob can check it against the hash it asked for.
+//!
+//! Layout:
+//! ```text
+//! <dir>/<first 2 hex>/<64 hex>   a stored blob, named by the BLAKE3 hash of its bytes
+//! <dir>/tmp/<random>             an upload in progress (never read as a blob)
+//! ```
+//!
+//! Invariants, and how they are kept:
+//! - **A file under a hash name holds exactly the bytes of that hash.** Bytes are written to a file
+//!   under `tmp/`, fsynced, and only after their hash matched the expected one linked into place
+//!   (a hard link, or a rename where the filesystem has none, both atomic). A crash at any point
+//!   leaves either nothing or a complete blob under its name. [`BlobStore::get`] re-hashes what it
+//!   reads, so a file damaged on disk is reported ([`BlobError::Corrupt`]), never served.
+//! - **Nothing partial is left behind.** A [`BlobUpload`] that is dropped unfinished (a client that
+//!   disconnected, a size or hash error) removes its temporary file. Files left by a crash are removed
+//!   at [`BlobStore::open`] and by [`BlobStore::sweep_unfinished`], which a node runs periodically
+//!   ([`spawn_sweeper`]).
+//! - **Bounded.** No blob is larger than the store's `max_size`; a streamed upload stops at the first
+//!   byte over it and never buffers more than one chunk.
+//! - **Idempotent.** Storing a blob that is already present writes nothing.
+//!
+//! One process should open a directory once and share the store by cloning it: opening sweeps
+//! `tmp/`, which would cut short another opener's uploads in progress.
+//!
+//! ```
+//! let dir = tempfile::tempdir().unwrap();
+//! let store = deai_node::blobs::BlobStore::open(dir.path(), 1 << 20).unwrap();
+//! let hash = store.put(b"weights").unwrap();
+//! assert_eq!(store.get(&hash).unwrap().as_deref(), Some(&b"weights"[..]));
+//! ```
+
+use std::{
+    fs::{self, File},
+    io::{self, BufWriter, Write as _},
+    path::{Path, PathBuf},
+    sync::{
+        Arc,
+        atomic::{AtomicU64, Ordering},
+    },
+    time::{Duration, SystemTime},
+};
+
+use deai_ledger::Digest;
+use rand::RngCore as _;
+
+/// Name of the directory, inside a store's directory, holding uploads in progress.
+pub const TMP_DIR: &str = "tmp";
+/// How often a node sweeps unfinished uploads.
+pub const SWEEP_EVERY: Duration = Duration::from_secs(60);
+/// An upload whose file was not written to for this long is abandoned and swept. Longer than any
+/// client stalls mid-upload in practice; a swept upload fails at its end, it is never half-stored.
+pub const UNFINISHED_MAX_AGE: Duration = Duration::from_secs(15 * 60);
+/// Bytes buffered before a streamed upload writes to its file.
+const WRITE_BUFFER_BYTES: usize = 256 << 10;
+
+/// Why a blob could not be stored or read.
+#[derive(Debug, thiserror::Error)]
+pub enum BlobError {
+    /// The blob is over the store's size limit. When streaming, `size` is the number of bytes
+    /// received when the limit was crossed (the blob is at least that large).
+    #[error(
+        "blob of {size} bytes is over this store's limit of {max} bytes; split it or raise `blob_max_bytes`"
+    )]
+    TooLarge {
+        /// Bytes (at least) in the blob.
+        size: u64,
+        /// The store's limit.
+        max: u64,
+    },
+    /// The bytes do not hash to the name they were sent under.
+    #[error(
+        "the bytes hash to {got}, not to {expected} they were sent as; send the right bytes or name them by their hash"
+    )]
+    HashMismatch {
+        /// The hash the bytes were sent under.
+        expected: Digest,
+        /// The BLAKE3 hash of the bytes.
+        got: Digest,
+    },
+    /// A blob name that is not a hash.
+    #[error("{0:?} is not a blob hash: expected 64 hex characters (a BLAKE3 hash)")]
+    BadHash(String),
+    /// A stored file no longer hashes to its name (disk damage or tampering).
+    #[error(
+        "stored blob {hash} is corrupt (its bytes hash to {got}); delete the file and fetch the blob again"
+    )]
+    Corrupt {
+        /// The blob's name.
+        hash: Digest,
+        /// What its bytes hash to now.
+        got: Digest,
+    },
+    /// The filesystem failed.
+    #[error("blob store I/O on {path}: {source}")]
+    Io {
+        /// The file or directory.
+        path: PathBuf,
+        /// The cause.
+        source: io::Error,
+    },
+}
+
+impl BlobError {
+    fn io(path: &Path) -> impl FnOnce(io::Error) -> Self + '_ {
+        move |source| Self::Io {
+            path: path.to_path_buf(),
+            source,
+        }
+    }
+}
+
+/// The BLAKE3 hash of `bytes`: a blob's name.
+pub fn hash_bytes(bytes: &[u8]) -> Digest {
+    Digest(*blake3::hash(bytes).as_bytes())
+}
+
+/// Parses a blob name: exactly 64 hex characters (no `0x`, which a URL path never needs).
+pub fn parse_hash(s: &str) -> Result<Digest, BlobError> {
+    let mut raw = [0u8; 32];
+    if s.len() != 64 || hex::decode_to_slice(s, &mut raw).is_err() {
+        return Err(BlobError::BadHash(s.chars().take(80).collect()));
+    }
+    Ok(Digest(raw))
+}
+
+/// A content-addressed blob store on disk. Cheap to clone; clones share the directory and counters.
+#[derive(Debug, Clone)]
+pub struct BlobStore {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    dir: PathBuf,
+    tmp: PathBuf,
+    max_size: u64,
+    stats: Counters,
+}
+
+#[derive(Debug, Default)]
+struct Counters {
+    stored: AtomicU64,
+    stored_bytes: AtomicU64,
+    present: AtomicU64,
+    rejected: AtomicU64,
+}
+
+/// Counters since the store was opened (exported as Prometheus metrics by the API).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct BlobStats {
+    /// Blobs newly stored.
+    pub stored_total: u64,
+    /// Bytes of the blobs newly stored.
+    pub stored_bytes_total: u64,
+    /// Puts of a blob that was already present (nothing written).
+    pub already_present_total: u64,
+    /// Puts refused (too large, wrong hash, I/O failure).
+    pub rejected_total: u64,
+}
+
+/// What a successful put did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PutOutcome {
+    /// The blob's hash.
+    pub hash: Digest,
+    /// Its size in bytes.
+    pub size: u64,
+    /// `true` when this put stored it; `false` when it was already present.
+    pub created: bool,
+}
+
+impl BlobStore {
+    /// Opens (creating if needed) the store in `dir`, refusing blobs over `max_size` bytes, and
+    /// removes every unfinished upload left there (by a crash).
+    pub fn open(dir: &Path, max_size: u64) -> Result<Self, BlobError> {
+        let tmp = dir.join(TMP_DIR);
+        fs::create_dir_all(&tmp).map_err(BlobError::io(&tmp))?;
+        let store = Self {
+            inner: Arc::new(Inner {
+                dir: dir.to_path_buf(),
+                tmp,
+                max_size,
+                stats: Counters::default(),
+            }),
+        };
+        store.sweep_unfinished(Duration::ZERO)?;
+        Ok(store)
+    }
+
+    /// The largest blob accepted, in bytes.
+    pub fn max_size(&self) -> u64 {
+        self.inner.max_size
+    }
+
+    /// The store's directory.
+    pub fn dir(&self) -> &Path {
+        &self.inner.dir
+    }
+
+    /// Stores `bytes`; returns their hash. Storing a blob already present writes nothing.
+    pub fn put(&self, bytes: &[u8]) -> Result<Digest, BlobError> {
+        self.check_size(bytes.len() as u64)?;
+        let hash = hash_bytes(bytes);
+        self.put_checked(hash, bytes).map(|o| o.hash)
+    }
+
+    /// Stores `bytes` if they hash to `expected`; refuses them (storing nothing) otherwise.
+    pub fn put_expected(&self, expected: &Digest, bytes: &[u8]) -> Result<(), BlobError> {
+        self.check_size(bytes.len() as u64)?;
+        let got = hash_bytes(bytes);
+        if got != *expected {
+            self.count_rejected();
+            return Err(BlobError::HashMismatch {
+                expected: *expected,
+                got,
+            });
+        }
+        self.put_checked(got, bytes).map(|_| ())
+    }
+
+    fn put_checked(&self, hash: Digest, bytes: &[u8]) -> Result<PutOutcome, BlobError> {
+        let mut upload = self.upload(Some(hash))?;
+        upload.write(bytes)?;
+        upload.finish()
+    }
+
+    fn check_size(&self, size: u64) -> Result<(), BlobError> {
+        if size > self.inner.max_size {
+            self.count_rejected();
+            return Err(BlobError::TooLarge {
+                size,
+                max: self.inner.max_size,
+            });
+        }
+        Ok(())
+    }
+
+    /// Starts a streamed upload: hashes as it writes, stops at the first byte over the limit.
+    ///
+    /// With `expected`, [`BlobUpload::finish`] refuses bytes of another hash; and when that blob is
+    /// already present, the upload only hashes (to check the sender) and writes nothing to disk.
+    pub fn upload(&self, expected: Option<Digest>) -> Result<BlobUpload, BlobError> {
+        let file = match expected {
+            Some(h) if self.contains(&h) => None,
+            _ => Some(self.create_tmp()?),
+        };
+        Ok(BlobUpload {
+            store: self.clone(),
+            expected,
+            file,
+            hasher: blake3::Hasher::new(),
+            size: 0,
+        })
+    }
+
+    fn create_tmp(&self) -> Result<(BufWriter<File>, PathBuf), BlobError> {
+        let mut name = [0u8; 16];
+        rand::thread_rng().fill_bytes(&mut name);
+        let path = self.inner.tmp.join(hex::encode(name));
+        let file = File::options()
+            .write(true)
+            .create_new(true)
+            .open(&path)
+            .map_err(BlobError::io(&path))?;
+        Ok((BufWriter::with_capacity(WRITE_BUFFER_BYTES, file), path))
+    }
+
+    /// The blob named `hash`, checked against its name; `None` when it is not stored.
+    pub fn get(&self, hash: &Digest) -> Result<Option<Vec<u8>>, BlobError> {
+        let path = self.path_of(hash);
+        let bytes = match fs::read(&path) {
+            Ok(b) => b,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(BlobError::io(&path)(e)),
+        };
+        let got = hash_bytes(&bytes);
+        if got != *hash {
+            return Err(BlobError::Corrupt { hash: *hash, got });
+        }
+        Ok(Some(bytes))
+    }
+
+    /// Whether the blob named `hash` is stored.
+    pub fn contains(&self, hash: &Digest) -> bool {
+        self.path_of(hash).is_file()
+    }
+
+    /// The size of the stored blob named `hash` (from the filesystem, not re-hashed).
+    pub fn size_of(&self, hash: &Digest) -> Result<Option<u64>, BlobError> {
+        let path = self.path_of(hash);
+        match fs::metadata(&path) {
+            Ok(m) if m.is_file() => Ok(Some(m.len())),
+            Ok(_) => Ok(None),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(BlobError::io(&path)(e)),
+        }
+    }
+
+    /// Removes unfinished uploads whose file was last written more than `older_than` ago; returns
+    /// how many. Uploads still being written are younger than any sensible `older_than`.
+    pub fn sweep_unfinished(&self, older_than: Duration) -> Result<usize, BlobError> {
+        let tmp = &self.inner.tmp;
+        let now = SystemTime::now();
+        let mut removed = 0;
+        for entry in fs::read_dir(tmp).map_err(BlobError::io(tmp))? {
+            let entry = entry.map_err(BlobError::io(tmp))?;
+            let path = entry.path();
+            // A file that vanished meanwhile finished or was swept by someone else: nothing to do.
+            let Ok(meta) = entry.metadata() else { continue };
+            let age = meta
+                .modified()
+                .ok()
+                .and_then(|m| now.duration_since(m).ok())
+                .unwrap_or(Duration::ZERO);
+            if meta.is_file() && age >= older_than {
+                match fs::remove_file(&path) {
+                    Ok(()) => removed += 1,
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                    Err(e) => return Err(BlobError::io(&path)(e)),
+                }
+            }
+        }
+        Ok(removed)
+    }
+
+    /// Counters since the store was opened.
+    pub fn stats(&self) -> BlobStats {
+        let s = &self.inner.stats;
+        BlobStats {
+            stored_total: s.stored.load(Ordering::Relaxed),
+            stored_bytes_total: s.stored_bytes.load(Ordering::Relaxed),
+            already_present_total: s.present.load(Ordering::Relaxed),
+            rejected_total: s.rejected.load(Ordering::Relaxed),
+        }
+    }
+
+    fn count_rejected(&self) {
+        self.inner.stats.rejected.fetch_add(1, Ordering::Relaxed);
+    }
+
+    fn shard_of(&self, hash: &Digest) -> PathBuf {
+        self.inner.dir.join(hex::encode(&hash.0[..1]))
+    }
+
+    /// Where the blob named `hash` lives (whether or not it is stored).
+    pub fn path_of(&self, hash: &Digest) -> PathBuf {
+        self.shard_of(hash).join(hash.to_string())
+    }
+
+    /// Links the complete, synced file `tmp` into place as `hash`; `false` when already present.
+    fn install(&self, tmp: &Path, hash: &Digest) -> Result<bool, BlobError> {
+        let shard = self.shard_of(hash);
+        fs::create_dir_all(&shard).map_err(BlobError::io(&shard))?;
+        let target = shard.join(hash.to_string());
+        // A hard link never replaces an existing name, so two racing puts of one blob both succeed
+        // and exactly one reports having stored it.
+        let created = match fs::hard_link(tmp, &target) {
+            Ok(()) => true,
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => false,
+            Err(_) if target.is_file() => false,
+            Err(_) => {
+                fs::rename(tmp, &target).map_err(BlobError::io(&target))?;
+                true
+            }
+        };
+        if created {
+            // The new name must survive a crash as well as the bytes do.
+            File::open(&shard)
+                .and_then(|d| d.sync_all())
+                .map_err(BlobError::io(&shard))?;
+        }
+        Ok(created)
+    }
+}
+
+/// A blob being received in chunks ([`BlobStore::upload`]). Dropping it unfinished removes
+/// everything it wrote.
+#[derive(Debug)]
+pub struct BlobUpload {
+    store: BlobStore,
+    expected: Option<Digest>,
+    /// `None` when only hashing (the blob is already stored) or once finished.
+    file: Option<(BufWriter<File>, PathBuf)>,
+    hasher: blake3::Hasher,
+    size: u64,
+}
+
+impl BlobUpload {
+    /// Appends `chunk`. Fails, keeping nothing, once the blob would pass the store's limit.
+    pub fn write(&mut self, chunk: &[u8]) -> Result<(), BlobError> {
+        let size = self.size.saturating_add(chunk.len() as u64);
+        let max = self.store.max_size();
+        if size > max {
+            self.abandon();
+            self.store.count_rejected();
+            return Err(BlobError::TooLarge { size, max });
+        }
+        self.hasher.update(chunk);
+        self.size = size;
+        if let Some((w, path)) = &mut self.file
+            && let Err(e) = w.write_all(chunk)
+        {
+            let err = BlobError::io(path)(e);
+            self.abandon();
+            self.store.count_rejected();
+            return Err(err);
+        }
+        Ok(())
+    }
+
+    /// Bytes received so far.
+    pub fn size(&self) -> u64 {
+        self.size
+    }
+
+    /// Checks the hash and stores the blob. Does blocking file I/O (an fsync): call it off the
+    /// async executor (`tokio::task::spawn_blocking`).
+    pub fn finish(mut self) -> Result<PutOutcome, BlobError> {
+        let result = self.finish_inner();
+        if result.is_err() {
+            self.store.count_rejected();
+        }
+        result
+    }
+
+    fn finish_inner(&mut self) -> Result<PutOutcome, BlobError> {
+        let hash = Digest(*self.hasher.finalize().as_bytes());
+        if let Some(expected) = self.expected.filter(|e| *e != hash) {
+            return Err(BlobError::HashMismatch {
+                expected,
+                got: hash,
+            });
+        }
+        let size = self.size;
+        let Some((writer, path)) = &mut self.file else {
+            self.store
+                .inner
+                .stats
+                .present
+                .fetch_add(1, Ordering::Relaxed);
+            return Ok(PutOutcome {
+                hash,
+                size,
+                created: false,
+            });
+        };
+        writer.flush().map_err(BlobError::io(path))?;
+        writer.get_ref().sync_all().map_err(BlobError::io(path))?;
+        let created = self.store.install(path, &hash)?;
+        let stats = &self.store.inner.stats;
+        if created {
+            stats.stored.fetch_add(1, Ordering::Relaxed);
+            stats.stored_bytes.fetch_add(size, Ordering::Relaxed);
+        } else {
+            stats.present.fetch_add(1, Ordering::Relaxed);
+        }
+        // The blob is in place under its name; the temporary name goes with `Drop`.
+        Ok(PutOutcome {
+            hash,
+            size,
+            created,
+        })
+    }
+
+    fn abandon(&mut self) {
+        if let Some((writer, path)) = self.file.take() {
+            drop(writer);
+            let _ = fs::remove_file(path);
+        }
+    }
+}
+
+impl Drop for BlobUpload {
+    fn drop(&mut self) {
+        self.abandon();
+    }
+}
+
+/// Runs [`BlobStore::sweep_unfinished`] every `every` on the current tokio runtime, removing uploads
+/// untouched for `older_than`. Abort the handle to stop it.
+pub fn spawn_sweeper(
+    store: BlobStore,
+    every: Duration,
+    older_than: Duration,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(every);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            let s = store.clone();
+            match tokio::task::spawn_blocking(move || s.sweep_unfinished(older_than)).await {
+                Ok(Ok(0)) => {}
+                Ok(Ok(n)) => tracing::info!(removed = n, "swept unfinished blob uploads"),
+                Ok(Err(e)) => tracing::warn!(error = %e, "sweeping unfinished blob uploads failed"),
+                Err(e) => tracing::warn!(error = %e, "blob sweeper task failed"),
+            }
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed test
+
+    use super::*;
+
+    fn store(max: u64) -> (tempfile::TempDir, BlobStore) {
+        let dir = tempfile::tempdir().unwrap();
+        let s = BlobStore::open(&dir.path().join("blobs"), max).unwrap();
+        (dir, s)
+    }
+
+    /// Every file under the store's directory, relative to it (directories left out).
+    fn files(s: &BlobStore) -> Vec<String> {
+        fn walk(root: &Path, dir: &Path, out: &mut Vec<String>) {
+            for e in fs::read_dir(dir).unwrap() {
+                let p = e.unwrap().path();
+                if p.is_dir() {
+                    walk(root, &p, out);
+                } else {
+                    out.push(p.strip_prefix(root).unwrap().display().to_string());
+                }
+            }
+        }
+        let mut out = Vec::new();
+        walk(s.dir(), s.dir(), &mut out);
+        out.sort();
+        out
+    }
+
+    #[test]
+    fn put_get_round_trip_in_the_documented_layout() {
+        let (_d, s) = store(1024);
+        let hash = s.put(b"global model").unwrap();
+        assert_eq!(hash, hash_bytes(b"global model"));
+        assert_eq!(hash.0, *blake3::hash(b"global model").as_bytes());
+        assert_eq!(s.get(&hash).unwrap().unwrap(), b"global model");
+        assert!(s.contains(&hash));
+        assert_eq!(s.size_of(&hash).unwrap(), Some(12));
+        let hex = hash.to_string();
+        assert_eq!(files(&s), vec![format!("{}/{hex}", &hex[..2])]);
+        let other = hash_bytes(b"absent");
+        assert_eq!(s.get(&other).unwrap(), None);
+        assert!(!s.contains(&other));
+        assert_eq!(s.size_of(&other).unwrap(), None);
+        let empty = s.put(b"").unwrap();
+        assert_eq!(s.get(&empty).unwrap().unwrap(), b"");
+    }
+
+    #[test]
+    fn put_of_a_present_blob_writes_nothing() {
+        let (_d, s) = store(1024);
+        let hash = s.put(b"abc").unwrap();
+        let path = s.path_of(&hash);
+        let old = std::time::UNIX_EPOCH + Duration::from_secs(1_000_000);
+        File::options()
+            .write(true)
+            .open(&path)
+            .unwrap()
+            .set_modified(old)
+            .unwrap();
+        assert_eq!(s.put(b"abc").unwrap(), hash);
+        s.put_expected(&hash, b"abc").unwrap();
+        assert_eq!(fs::metadata(&path).unwrap().modified().unwrap(), old);
+        let stats = s.stats();
+        assert_eq!((stats.stored_total, stats.already_present_total), (1, 2));
+        assert_eq!(stats.stored_bytes_total, 3);
+    }
+
+    #[test]
+    fn hash_mismatch_leaves_nothing() {
+        let (_d, s) = store(1024);
+        let expected = hash_bytes(b"what was promised");
+        let err = s.put_expected(&expected, b"something else").unwrap_err();
+        assert!(
+            matches!(err, BlobError::HashMismatch { expected: e, got } if e == expected && got == hash_bytes(b"something else")),
+            "{err}"
+        );
+        let mut up = s.upload(Some(expected)).unwrap();
+        up.write(b"something ").unwrap();
+        up.write(b"else").unwrap();
+        assert!(matches!(up.finish(), Err(BlobError::HashMismatch { .. })));
+        assert!(files(&s).is_empty(), "{:?}", files(&s));
+        assert!(!s.contains(&expected) && !s.contains(&hash_bytes(b"something else")));
+        assert_eq!(s.stats().rejected_total, 2);
+    }
+
+    #[test]
+    fn too_large_leaves_nothing() {
+        let (_d, s) = store(10);
+        assert!(matches!(
+            s.put(&[7; 11]),
+            Err(BlobError::TooLarge { size: 11, max: 10 })
+        ));
+        assert!(matches!(
+            s.put_expected(&hash_bytes(&[7; 11]), &[7; 11]),
+            Err(BlobError::TooLarge { .. })
+        ));
+        let mut up = s.upload(None).unwrap();
+        up.write(&[1; 6]).unwrap();
+        assert_eq!(files(&s).len(), 1, "the upload is in tmp/");
+        let err = up.write(&[1; 5]).unwrap_err();
+        assert!(
+            matches!(err, BlobError::TooLarge { size: 11, max: 10 }),
+            "{err}"
+        );
+        assert!(files(&s).is_empty(), "{:?}", files(&s));
+        drop(up);
+        // Exactly at the limit is fine.
+        let h = s.put(&[7; 10]).unwrap();
+        assert_eq!(s.get(&h).unwrap().unwrap(), [7; 10]);
+    }
+
+    #[test]
+    fn streamed_upload_matches_one_shot_put() {
+        let (_d, s) = store(1 << 20);
+        let data: Vec<u8> = (0..300_000u32).map(|i| (i % 251) as u8).collect();
+        let mut up = s.upload(None).unwrap();
+        for chunk in data.chunks(7_001) {
+            up.write(chunk).unwrap();
+        }
+        assert_eq!(up.size(), data.len() as u64);
+        let out = up.finish().unwrap();
+        assert_eq!(out.hash, hash_bytes(&data));
+        assert!(out.created);
+        assert_eq!(out.size, data.len() as u64);
+        assert_eq!(s.get(&out.hash).unwrap().unwrap(), data);
+        // A second streamed upload of it, named, only hashes and reports it present.
+        let mut again = s.upload(Some(out.hash)).unwrap();
+        again.write(&data).unwrap();
+        let out2 = again.finish().unwrap();
+        assert!(!out2.created);
+        assert_eq!(files(&s).len(), 1);
+    }
+
+    #[test]
+    fn dropped_upload_removes_its_file() {
+        let (_d, s) = store(1024);
+        let mut up = s.upload(None).unwrap();
+        up.write(b"half of a model").unwrap();
+        assert_eq!(files(&s).len(), 1);
+        drop(up);
+        assert!(files(&s).is_empty());
+    }
+
+    #[test]
+    fn concurrent_puts_of_one_blob_store_it_once() {
+        let (_d, s) = store(1 << 20);
+        let data = vec![42u8; 100_000];
+        let outcomes: Vec<PutOutcome> = std::thread::scope(|scope| {
+            let handles: Vec<_> = (0..8)
+                .map(|_| {
+                    scope.spawn(|| {
+                        // Start all uploads before any finishes, so they really race.
+                        let mut up = s.upload(None).unwrap();
+                        up.write(&data).unwrap();
+                        up.finish().unwrap()
+                    })
+                })
+                .collect();
+            handles.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        assert!(outcomes.iter().all(|o| o.hash == hash_bytes(&data)));
+        assert_eq!(outcomes.iter().filter(|o| o.created).count(), 1);
+        assert_eq!(s.get(&outcomes[0].hash).unwrap().unwrap(), data);
+        assert_eq!(files(&s).len(), 1, "{:?}", files(&s));
+        assert_eq!(s.stats().stored_total, 1);
+    }
+
+    #[test]
+    fn sweep_removes_only_stale_uploads_and_open_removes_all() {
+        let (d, s) = store(1024);
+        let stale = s.inner.tmp.join("stale");
+        fs::write(&stale, b"left by a crash").unwrap();
+        File::options()
+            .write(true)
+            .open(&stale)
+            .unwrap()
+            .set_modified(SystemTime::now() - Duration::from_secs(3600))
+            .unwrap();
+        let mut live = s.upload(None).unwrap();
+        live.write(b"in progress").unwrap();
+        let blob = s.put(b"kept").unwrap();
+        assert_eq!(s.sweep_unfinished(Duration::from_secs(600)).unwrap(), 1);
+        assert!(!stale.exists());
+        assert_eq!(files(&s).len(), 2, "the live upload and the blob stay");
+        // The live upload still completes.
+        let out = live.finish().unwrap();
+        assert_eq!(s.get(&out.hash).unwrap().unwrap(), b"in progress");
+        // Reopening removes every tmp file, whatever its age, and keeps blobs.
+        fs::write(s.inner.tmp.join("fresh"), b"x").unwrap();
+        let s2 = BlobStore::open(&d.path().join("blobs"), 1024).unwrap();
+        assert!(fs::read_dir(&s2.inner.tmp).unwrap().next().is_none());
+        assert_eq!(s2.get(&blob).unwrap().unwrap(), b"kept");
+    }
+
+    #[test]
+    fn a_swept_upload_fails_rather_than_storing_a_partial_blob() {
+        let (_d, s) = store(1024);
+        let mut up = s.upload(None).unwrap();
+        up.write(b"slow client").unwrap();
+        assert_eq!(s.sweep_unfinished(Duration::ZERO).unwrap(), 1);
+        assert!(matches!(up.finish(), Err(BlobError::Io { .. })));
+        assert!(files(&s).is_empty());
+    }
+
+    #[test]
+    fn damaged_file_is_reported_not_served() {
+        let (_d, s) = store(1024);
+        let hash = s.put(b"model weights").unwrap();
+        fs::write(s.path_of(&hash), b"model weightz").unwrap();
+        let err = s.get(&hash).unwrap_err();
+        assert!(
+            matches!(err, BlobError::Corrupt { hash: h, got } if h == hash && got == hash_bytes(b"model weightz")),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn blob_names_are_exactly_64_hex() {
+        let h = hash_bytes(b"x");
+        assert_eq!(parse_hash(&h.to_string()).unwrap(), h);
+        assert_eq!(parse_hash(&h.to_string().to_uppercase()).unwrap(), h);
+        for bad in [
+            String::new(),
+            "ab".repeat(31),
+            "ab".repeat(33),
+            format!("0x{}", &h.to_string()[2..]),
+            format!("{}g", &h.to_string()[1..]),
+            "../".repeat(22),
+        ] {
+            assert!(
+                matches!(parse_hash(&bad), Err(BlobError::BadHash(_))),
+                "{bad}"
+            );
+        }
+    }
+}
