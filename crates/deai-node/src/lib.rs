@@ -9,6 +9,7 @@ pub mod auth;
 pub mod blobs;
 pub mod client;
 pub mod config;
+pub mod fed;
 pub mod init;
 pub mod keyfile;
 pub mod run;

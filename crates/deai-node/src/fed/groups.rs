@@ -1,0 +1,280 @@
+//! A round's plan, recomputed identically by the coordinator, every owner and any verifier from
+//! public inputs ([`RoundInfo`] and the [`TaskSpec`]): the scoring groups, the secure-aggregation
+//! configuration of each group, the quantizer and the noise each owner adds.
+//!
+//! # Groups
+//!
+//! The selected datasets are ranked by `BLAKE3("deai/fed/groups/v1" || seed || id u64 BE)` (ties
+//! by id) and cut in that order into `g = ⌊n / group_size_min⌋` groups whose sizes differ by at
+//! most one, so each has at least `group_size_min` members; members are listed ascending and a
+//! member's SecAgg client id is its position. The seed is the ledger's round seed, fresh every
+//! round, so groups are redrawn each round and no one picks their group.
+//!
+//! # Secure aggregation per group
+//!
+//! Each group runs its own SecAgg+ instance, so the coordinator learns the group sums (which
+//! scoring needs) and nothing finer. Parameters come from
+//! [`Params::for_threat_model`] (at most [`CORRUPT_FRACTION`] corrupt, [`DROPOUT_FRACTION`]
+//! dropping, semi-malicious server, 40/20 bits) where those fractions of the group are at least
+//! one client each and the analysis finds a graph; smaller groups (the usual case: fewer than
+//! 5) take the complete graph (`k = n − 1`) with threshold `t = ⌈2n/3⌉`: a majority, so a server lying about dropouts cannot collect both kinds of a
+//! client's shares, and a group of 4 survives one dropout. The ledger's single
+//! [`SecAggParams`] records `n` = datasets selected, `t` = the smallest group threshold (the
+//! fewest survivors any completed group has) and `k = max(largest group degree, t)`.
+//!
+//! # Noise
+//!
+//! The coordinator sees every completed group's sum, so each group sum must carry DP noise on its
+//! own. A completed group has at least `t_g` survivors; with `m = min_g t_g`, each owner adds
+//! `N(0, (σC)²/m)` per coordinate, so every released group sum (and the round's total) carries
+//! noise of standard deviation at least `σC`, the Gaussian mechanism for sensitivity `C`.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use deai_learn::model::ModelKind;
+use deai_ledger::{Digest, SecAggParams};
+use deai_secagg::config::RoundConfig;
+use deai_secagg::params::{Adversary, Params};
+use deai_secagg::quant::Quantizer;
+use ed25519_dalek::VerifyingKey;
+
+use super::{FedError, RoundInfo, TaskSpec};
+
+/// Fraction of a group assumed to collude with the coordinator (threat-model parameters).
+pub const CORRUPT_FRACTION: f64 = 0.2;
+/// Fraction of a group assumed to drop out.
+pub const DROPOUT_FRACTION: f64 = 0.2;
+/// The quantizer's range is `C + QUANT_RANGE_STDS · noise std`: a noised coordinate falls
+/// outside (and is clamped) with probability below 10⁻⁴.
+pub const QUANT_RANGE_STDS: f64 = 4.0;
+
+/// One scoring group and its secure-aggregation round.
+#[derive(Debug, Clone)]
+pub struct Group {
+    /// Position among the round's groups.
+    pub index: u32,
+    /// Dataset ids, ascending; a member's SecAgg client id is its position here.
+    pub members: Vec<u64>,
+    /// Graph degree and threshold.
+    pub params: Params,
+    /// The SecAgg configuration every member and the coordinator use.
+    pub config: Arc<RoundConfig>,
+}
+
+/// Everything about a round that follows from public inputs.
+#[derive(Debug, Clone)]
+pub struct RoundPlan {
+    /// The model architecture.
+    pub kind: ModelKind,
+    /// The groups, in rank order.
+    pub groups: Vec<Group>,
+    /// Clipping range and levels of every owner's quantized update.
+    pub quantizer: Quantizer,
+    /// `m`: the fewest survivors a completed group sum has.
+    pub survivors_min: u32,
+    /// Standard deviation of each owner's per-coordinate noise, `σC/√m`.
+    pub noise_std: f64,
+    /// What `RoundOpen` records.
+    pub secagg: SecAggParams,
+    /// Dataset id → (group index, SecAgg client id).
+    pub position: BTreeMap<u64, (usize, u32)>,
+}
+
+fn tagged_hash(tag: &[u8], info: &RoundInfo, extra: &[u8]) -> [u8; 32] {
+    let mut h = blake3::Hasher::new();
+    h.update(tag);
+    h.update(&info.task.to_be_bytes());
+    h.update(&info.round.to_be_bytes());
+    h.update(&info.seed.0);
+    h.update(extra);
+    *h.finalize().as_bytes()
+}
+
+/// Deals `selected` into groups of at least `group_size_min` (see the module docs). `selected`
+/// must hold at least `group_size_min` ids; the output does not depend on their order.
+pub fn assign(seed: &Digest, selected: &[u64], group_size_min: u32) -> Vec<Vec<u64>> {
+    let mut ranked: Vec<([u8; 32], u64)> = selected
+        .iter()
+        .map(|&id| {
+            let mut h = blake3::Hasher::new();
+            h.update(b"deai/fed/groups/v1");
+            h.update(&seed.0);
+            h.update(&id.to_be_bytes());
+            (*h.finalize().as_bytes(), id)
+        })
+        .collect();
+    ranked.sort_unstable();
+    let n = ranked.len();
+    let g = (n / group_size_min.max(1) as usize).max(1);
+    let (base, extra) = (n / g, n % g);
+    let mut out = Vec::with_capacity(g);
+    let mut it = ranked.into_iter().map(|(_, id)| id);
+    for i in 0..g {
+        let mut members: Vec<u64> = it.by_ref().take(base + usize::from(i < extra)).collect();
+        members.sort_unstable();
+        out.push(members);
+    }
+    out
+}
+
+/// Degree and threshold for a group of `n` (see the module docs for the fallback).
+pub fn group_params(n: u32) -> Params {
+    // The analysis rounds `fraction × n` down: below one corrupt client and one dropout it
+    // would plan for neither (a group of 4 got a ring with threshold 2), so small groups
+    // take the complete graph instead.
+    let whole = |fraction: f64| (fraction * f64::from(n) + 1e-9).floor() >= 1.0;
+    if !(whole(CORRUPT_FRACTION) && whole(DROPOUT_FRACTION)) {
+        return complete_graph(n);
+    }
+    let analysed = Params::for_threat_model(
+        n,
+        CORRUPT_FRACTION,
+        DROPOUT_FRACTION,
+        40,
+        20,
+        Adversary::SemiMalicious,
+    );
+    match analysed {
+        Ok(p) if p.threshold <= p.degree => p,
+        _ => complete_graph(n),
+    }
+}
+
+/// Every member neighbours every other; a two-thirds majority reconstructs.
+fn complete_graph(n: u32) -> Params {
+    Params {
+        clients: n,
+        degree: n.saturating_sub(1),
+        threshold: (2 * n).div_ceil(3),
+    }
+}
+
+impl RoundPlan {
+    /// Builds the plan; fails if the spec is invalid, the selection is malformed, a selected
+    /// dataset has no identity, or fewer than `group_size_min` datasets were selected.
+    pub fn new(spec: &TaskSpec, info: &RoundInfo) -> Result<Self, FedError> {
+        spec.validate()?;
+        let kind = spec.model_kind()?;
+        if info.selected.windows(2).any(|w| w[0] >= w[1]) {
+            return Err(FedError::Selection(
+                "selected ids must be strictly ascending".into(),
+            ));
+        }
+        let n = info.selected.len();
+        if n < spec.group_size_min as usize || n > super::spec::DATASETS_MAX as usize {
+            return Err(FedError::TooFewSelected {
+                got: n,
+                need: spec.group_size_min,
+            });
+        }
+        let vector_len = u32::try_from(kind.num_params() + 1)
+            .map_err(|_| FedError::Selection("model too large for SecAgg".into()))?;
+        let members = assign(&info.seed, &info.selected, spec.group_size_min);
+        let params: Vec<Params> = members
+            .iter()
+            .map(|m| group_params(m.len() as u32))
+            .collect();
+        let survivors_min = params.iter().map(|p| p.threshold).min().unwrap_or(1);
+        let clip = f64::from(spec.clip_norm);
+        let noise_std = spec.noise_multiplier * clip / f64::from(survivors_min).sqrt();
+        let range = clip + QUANT_RANGE_STDS * noise_std;
+        let quantizer = Quantizer::new(range as f32, spec.quant_level_bits)?;
+        let mut groups = Vec::with_capacity(members.len());
+        let mut position = BTreeMap::new();
+        for (g, (members, params)) in members.into_iter().zip(params).enumerate() {
+            let identities = members
+                .iter()
+                .map(|id| {
+                    info.identities
+                        .get(id)
+                        .copied()
+                        .ok_or(FedError::NoIdentity(*id))
+                })
+                .collect::<Result<Vec<VerifyingKey>, _>>()?;
+            let extra = (g as u64).to_be_bytes();
+            let round_id = tagged_hash(b"deai/fed/secagg-round/v1", info, &extra);
+            let round_id = u64::from_be_bytes(round_id[..8].try_into().expect("8 bytes"));
+            let modulus_bits = quantizer.modulus_bits(params.clients, 1)?;
+            let config = RoundConfig::new(
+                round_id,
+                params,
+                vector_len,
+                modulus_bits,
+                tagged_hash(b"deai/fed/graph/v1", info, &extra),
+                identities,
+            )?;
+            for (i, id) in members.iter().enumerate() {
+                position.insert(*id, (g, i as u32));
+            }
+            groups.push(Group {
+                index: g as u32,
+                members,
+                params,
+                config: Arc::new(config),
+            });
+        }
+        let degree_max = groups.iter().map(|g| g.params.degree).max().unwrap_or(1);
+        let secagg = SecAggParams {
+            n: n as u32,
+            k: degree_max.max(survivors_min),
+            t: survivors_min,
+        };
+        Ok(Self {
+            kind,
+            groups,
+            quantizer,
+            survivors_min,
+            noise_std,
+            secagg,
+            position,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn groups_are_stable_balanced_and_seeded() {
+        let ids: Vec<u64> = (10..20).collect();
+        let seed = Digest([3; 32]);
+        let a = assign(&seed, &ids, 4);
+        assert_eq!(a.len(), 2);
+        assert!(
+            a.iter()
+                .all(|g| g.len() == 5 && g.windows(2).all(|w| w[0] < w[1]))
+        );
+        let mut all: Vec<u64> = a.concat();
+        all.sort_unstable();
+        assert_eq!(all, ids);
+        let mut rev = ids.clone();
+        rev.reverse();
+        assert_eq!(assign(&seed, &rev, 4), a, "input order does not matter");
+        assert_ne!(
+            assign(&Digest([4; 32]), &ids, 4),
+            a,
+            "the seed redraws groups"
+        );
+        let sizes: Vec<usize> = assign(&seed, &(0..11).collect::<Vec<_>>(), 3)
+            .iter()
+            .map(Vec::len)
+            .collect();
+        assert_eq!(sizes, [4, 4, 3]);
+        assert_eq!(assign(&seed, &ids[..3], 4).len(), 1);
+    }
+
+    #[test]
+    fn small_groups_use_the_complete_graph_with_a_two_thirds_threshold() {
+        for (n, t) in [(3, 2), (4, 3), (5, 4)] {
+            let p = group_params(n);
+            assert_eq!((p.degree, p.threshold), (n - 1, t), "n = {n}");
+        }
+        // From one corrupt client and one dropout on, the SecAgg+ analysis gives sparse graphs.
+        let p = group_params(8);
+        assert_eq!((p.degree, p.threshold), (4, 3));
+        let big = group_params(200);
+        assert!(big.degree < 199 && big.threshold <= big.degree, "{big:?}");
+    }
+}

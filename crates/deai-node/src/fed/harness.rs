@@ -1,0 +1,589 @@
+//! A whole task in one process: owners and a coordinator exchanging every message as bytes,
+//! round after round, with optional dropouts, and each round re-verified from its blobs.
+//!
+//! It stands in for the ledger (the round seed comes from a simulated state root, selection is
+//! [`deai_ledger::select`] over all owners) and for the blob store (a map by hash). It is the
+//! integration test of [`crate::fed`] and the template the HTTP roles follow: per round,
+//! plan → owners start (adverts) → four coordinator steps, each `handle` all → `advance` →
+//! deliver `outgoing` → owners `handle` → `finish` → store blobs → verify.
+
+use std::collections::BTreeMap;
+
+use deai_learn::data::Dataset;
+use deai_ledger::{Digest, select, selection_seed};
+use deai_secagg::sim::Step;
+use ed25519_dalek::SigningKey;
+
+use super::coordinator::{CoordinatorRound, Phase, Rejected, RoundOutcome};
+use super::groups::RoundPlan;
+use super::owner::OwnerRound;
+use super::verify::{RecordedRound, RoundCheck, verify_round};
+use super::{FedError, RoundInfo, TaskSpec, weights};
+
+/// One data owner: its dataset id, node key and local data.
+#[derive(Debug, Clone)]
+pub struct Owner {
+    /// Dataset id.
+    pub dataset: u64,
+    /// The owner's node identity.
+    pub key: SigningKey,
+    /// Local data (never leaves the owner's [`OwnerRound`]).
+    pub data: Dataset,
+}
+
+/// An owner that stops answering at a step of a round (sends nothing from that step on).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dropout {
+    /// This dataset's owner drops.
+    Dataset {
+        /// The dataset.
+        dataset: u64,
+        /// First step it does not send.
+        step: Step,
+    },
+    /// The first `count` members of group `group` (plan order) drop.
+    Group {
+        /// Group index.
+        group: usize,
+        /// How many members.
+        count: usize,
+        /// First step they do not send.
+        step: Step,
+    },
+}
+
+/// How to run the task.
+#[derive(Debug, Clone, Default)]
+pub struct HarnessConfig {
+    /// Task id.
+    pub task: u64,
+    /// Seeds the simulated ledger roots and the owners' round seeds.
+    pub seed: u64,
+    /// Dropouts by round number.
+    pub dropouts: BTreeMap<u32, Vec<Dropout>>,
+    /// Re-verify every round from its blobs.
+    pub verify: bool,
+}
+
+/// What one round did.
+#[derive(Debug, Clone)]
+pub struct RoundReport {
+    /// The round's public facts.
+    pub info: RoundInfo,
+    /// The coordinator's outcome.
+    pub outcome: RoundOutcome,
+    /// Owners that dropped, with the first step they skipped.
+    pub dropped: BTreeMap<u64, Step>,
+    /// Messages the coordinator refused.
+    pub rejections: Vec<Rejected>,
+    /// The independent re-verification (when asked for).
+    pub check: Option<RoundCheck>,
+}
+
+/// What a task did.
+#[derive(Debug, Clone)]
+pub struct TaskReport {
+    /// Per round.
+    pub rounds: Vec<RoundReport>,
+    /// Every blob, by hash (initial model included).
+    pub blobs: BTreeMap<Digest, Vec<u8>>,
+    /// Hash of the initial model.
+    pub initial_model: Digest,
+    /// Hash of the final model.
+    pub final_model: Digest,
+    /// Validation accuracy of the initial model.
+    pub initial_accuracy: f64,
+}
+
+/// Runs `spec.rounds` rounds over `owners` (see the module docs).
+pub fn run_task(
+    spec: &TaskSpec,
+    owners: &[Owner],
+    validation: &Dataset,
+    cfg: &HarnessConfig,
+) -> Result<TaskReport, FedError> {
+    spec.validate()?;
+    let kind = spec.model_kind()?;
+    let mut global = spec.initial_weights()?;
+    let initial = weights::encode(&kind, &global)?;
+    let initial_model = weights::model_hash(&initial);
+    let mut blobs = BTreeMap::from([(initial_model, initial)]);
+    let initial_accuracy = deai_learn::model::evaluate(&kind, &global, validation).accuracy;
+    let by_id: BTreeMap<u64, &Owner> = owners.iter().map(|o| (o.dataset, o)).collect();
+    let eligible: Vec<u64> = by_id.keys().copied().collect();
+    let mut global_hash = initial_model;
+    let mut rounds = Vec::with_capacity(spec.rounds as usize);
+    for r in 1..=spec.rounds {
+        let info = round_info(cfg, r, global_hash, &eligible, spec, &by_id);
+        let plan = RoundPlan::new(spec, &info)?;
+        let dropped = dropouts(cfg.dropouts.get(&r).map_or(&[], Vec::as_slice), &plan);
+        let (outcome, rejections) =
+            run_round(spec, &info, &by_id, &global, validation, &dropped, cfg.seed)?;
+        for (h, b) in outcome.blobs() {
+            blobs.insert(*h, b.clone());
+        }
+        let check = cfg.verify.then(|| {
+            let recorded = RecordedRound::from(&outcome.round_result(info.task, info.round));
+            let fetch = |h: &Digest| blobs.get(h).cloned();
+            verify_round(spec, &info, &recorded, &fetch, validation)
+        });
+        global.clone_from(&outcome.new_weights);
+        global_hash = outcome.new_model.0;
+        rounds.push(RoundReport {
+            info,
+            outcome,
+            dropped,
+            rejections,
+            check,
+        });
+    }
+    Ok(TaskReport {
+        rounds,
+        blobs,
+        initial_model,
+        final_model: global_hash,
+        initial_accuracy,
+    })
+}
+
+fn round_info(
+    cfg: &HarnessConfig,
+    round: u32,
+    global: Digest,
+    eligible: &[u64],
+    spec: &TaskSpec,
+    owners: &BTreeMap<u64, &Owner>,
+) -> RoundInfo {
+    let mut h = blake3::Hasher::new();
+    h.update(b"deai/fed/harness/root/v1");
+    h.update(&cfg.seed.to_be_bytes());
+    h.update(&global.0);
+    let root = Digest(*h.finalize().as_bytes());
+    let seed = selection_seed(cfg.task, round, &root);
+    let selected = select(&seed, eligible, spec.datasets_per_round as usize);
+    let identities = selected
+        .iter()
+        .map(|id| (*id, owners[id].key.verifying_key()))
+        .collect();
+    RoundInfo {
+        task: cfg.task,
+        round,
+        seed,
+        global_model: global,
+        selected,
+        identities,
+    }
+}
+
+fn dropouts(rules: &[Dropout], plan: &RoundPlan) -> BTreeMap<u64, Step> {
+    let mut out = BTreeMap::new();
+    for rule in rules {
+        match *rule {
+            Dropout::Dataset { dataset, step } => {
+                out.insert(dataset, step);
+            }
+            Dropout::Group { group, count, step } => {
+                for id in plan
+                    .groups
+                    .get(group)
+                    .map_or(&[][..], |g| &g.members[..])
+                    .iter()
+                    .take(count)
+                {
+                    out.insert(*id, step);
+                }
+            }
+        }
+    }
+    out
+}
+
+/// Drives one round: every selected owner starts, then the coordinator's four steps; owners in
+/// `dropped` go silent from their step on. Returns the outcome and the refused messages.
+pub fn run_round(
+    spec: &TaskSpec,
+    info: &RoundInfo,
+    owners: &BTreeMap<u64, &Owner>,
+    global: &[f32],
+    validation: &Dataset,
+    dropped: &BTreeMap<u64, Step>,
+    seed: u64,
+) -> Result<(RoundOutcome, Vec<Rejected>), FedError> {
+    let sends = |id: u64, step: Step| dropped.get(&id).is_none_or(|d| step < *d);
+    let mut coordinator = CoordinatorRound::new(spec, info, global.to_vec())?;
+    let mut live = BTreeMap::new();
+    let mut uplink = Vec::new();
+    for &id in &info.selected {
+        let Some(owner) = owners.get(&id) else {
+            continue;
+        };
+        let round_seed = owner_seed(seed, info, id);
+        let (state, advert) =
+            OwnerRound::start(spec, info, id, &owner.data, global, &owner.key, round_seed)?;
+        if sends(id, Step::Advert) {
+            uplink.push((id, advert));
+        }
+        live.insert(id, state);
+    }
+    // Four steps; the cap guards against a coordinator that never finishes.
+    for _ in 0..Step::ALL.len() {
+        for (id, bytes) in uplink.drain(..) {
+            // A refusal is logged by the coordinator; the harness goes on like a real driver.
+            let _ = coordinator.handle(id, &bytes);
+        }
+        let phase = coordinator.advance()?;
+        for (id, bytes) in coordinator.outgoing() {
+            let Some(state) = live.get_mut(&id) else {
+                continue;
+            };
+            // An owner that refuses a server message stops, like a dropout.
+            if let Ok(Some(reply)) = state.handle(&bytes) {
+                let step = match phase {
+                    Phase::Collecting(step) => step,
+                    Phase::Finished => continue,
+                };
+                if sends(id, step) {
+                    uplink.push((id, reply));
+                }
+            }
+        }
+        if phase == Phase::Finished {
+            break;
+        }
+    }
+    let outcome = coordinator.finish(validation)?;
+    Ok((outcome, coordinator.rejections().to_vec()))
+}
+
+/// The owner's secret round seed in the harness (a real owner derives it from its own secret,
+/// [`super::owner::round_seed`]).
+fn owner_seed(seed: u64, info: &RoundInfo, dataset: u64) -> [u8; 32] {
+    let mut secret = [0u8; 32];
+    secret[..8].copy_from_slice(&seed.to_le_bytes());
+    secret[8..16].copy_from_slice(&dataset.to_le_bytes());
+    super::owner::round_seed(&secret, info, dataset)
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use crate::fed::data::digits_split;
+    use crate::fed::groups::group_params;
+    use crate::fed::record::{GroupResult, RecordLimits, RoundRecord};
+    use crate::fed::verify::Mismatch;
+    use std::sync::OnceLock;
+
+    /// `n` owners with digits slices (datasets 100, 101, ...) and the validation set.
+    pub(crate) fn owners(n: usize) -> (Vec<Owner>, Dataset) {
+        let split = digits_split(n).expect("vendored digits");
+        let owners = split
+            .owners
+            .into_iter()
+            .enumerate()
+            .map(|(i, data)| Owner {
+                dataset: 100 + i as u64,
+                key: SigningKey::from_bytes(&[i as u8 + 1; 32]),
+                data,
+            })
+            .collect();
+        (owners, split.validation)
+    }
+
+    /// Logistic regression, 8 of 10 per round in groups of 4, light noise, 5 rounds.
+    pub(crate) fn spec() -> TaskSpec {
+        TaskSpec {
+            rounds: 5,
+            noise_multiplier: 0.1,
+            ..TaskSpec::digits_default()
+        }
+    }
+
+    /// The first round's info and initial weights for `owners`.
+    pub(crate) fn first_round(spec: &TaskSpec, owners: &[Owner]) -> (RoundInfo, Vec<f32>) {
+        let global = spec.initial_weights().expect("valid spec");
+        let by_id: BTreeMap<u64, &Owner> = owners.iter().map(|o| (o.dataset, o)).collect();
+        let eligible: Vec<u64> = by_id.keys().copied().collect();
+        let hash = crate::fed::owner::weights_hash(spec, &global).expect("encodes");
+        let cfg = HarnessConfig {
+            task: 1,
+            seed: 1,
+            ..HarnessConfig::default()
+        };
+        (round_info(&cfg, 1, hash, &eligible, spec, &by_id), global)
+    }
+
+    fn run(cfg: &HarnessConfig) -> TaskReport {
+        let (owners, validation) = owners(10);
+        run_task(&spec(), &owners, &validation, cfg).expect("task runs")
+    }
+
+    /// The plain 5-round task, shared by the tests that only read it.
+    fn baseline() -> &'static TaskReport {
+        static REPORT: OnceLock<TaskReport> = OnceLock::new();
+        REPORT.get_or_init(|| {
+            run(&HarnessConfig {
+                task: 1,
+                seed: 1,
+                verify: true,
+                ..HarnessConfig::default()
+            })
+        })
+    }
+
+    fn assert_verified(report: &TaskReport) {
+        for r in &report.rounds {
+            let check = r.check.as_ref().expect("verification asked for");
+            assert!(
+                check.is_ok(),
+                "round {}: {:?}",
+                r.info.round,
+                check.mismatches
+            );
+        }
+    }
+
+    #[test]
+    fn digits_task_learns_and_every_round_verifies() {
+        let report = baseline();
+        assert_eq!(report.rounds.len(), 5);
+        assert_verified(report);
+        let acc: Vec<f64> = report.rounds.iter().map(|r| r.outcome.accuracy).collect();
+        assert!(
+            report.initial_accuracy < 0.3,
+            "untrained: {}",
+            report.initial_accuracy
+        );
+        assert!(acc[4] > 0.8 && acc[4] > acc[0], "accuracy {acc:?}");
+        for r in &report.rounds {
+            assert_eq!(r.info.selected.len(), 8);
+            let o = &r.outcome;
+            assert_eq!(o.groups.len(), 2, "8 selected in groups of at least 4");
+            assert!(
+                o.groups
+                    .iter()
+                    .all(|g| g.members.len() == 4 && g.aborted.is_none())
+            );
+            assert_eq!(
+                o.survivors, r.info.selected,
+                "no dropout: everyone survives"
+            );
+            assert_eq!(o.scores.len(), 8);
+            assert!(o.scores.iter().any(|s| s.value > 0), "{:?}", o.scores);
+            assert!(r.rejections.is_empty(), "{:?}", r.rejections);
+            let plan = RoundPlan::new(&spec(), &r.info).expect("plan");
+            assert_eq!((plan.secagg.n, plan.secagg.k, plan.secagg.t), (8, 3, 3));
+        }
+        // Groups are redrawn every round from the seed.
+        let members = |r: usize| report.rounds[r].outcome.groups[0].members.clone();
+        assert!((1..5).any(|r| members(r) != members(0)));
+        // Each round trains from the previous round's model.
+        for w in report.rounds.windows(2) {
+            assert_eq!(w[1].info.global_model, w[0].outcome.new_model.0);
+        }
+    }
+
+    #[test]
+    fn same_seed_gives_identical_models_and_blobs() {
+        let cfg = HarnessConfig {
+            task: 1,
+            seed: 1,
+            ..HarnessConfig::default()
+        };
+        let again = run(&cfg);
+        let base = baseline();
+        assert_eq!(again.final_model, base.final_model);
+        for (a, b) in again.rounds.iter().zip(&base.rounds) {
+            assert_eq!(
+                a.outcome.round_result(1, a.info.round),
+                b.outcome.round_result(1, b.info.round)
+            );
+        }
+        let other = run(&HarnessConfig { seed: 2, ..cfg });
+        assert_ne!(other.final_model, base.final_model);
+    }
+
+    #[test]
+    fn an_owner_dropped_after_sharing_keys_is_recovered() {
+        let cfg = HarnessConfig {
+            task: 1,
+            seed: 1,
+            verify: true,
+            dropouts: BTreeMap::from([(
+                2,
+                vec![Dropout::Group {
+                    group: 0,
+                    count: 1,
+                    step: Step::Masked,
+                }],
+            )]),
+        };
+        let report = run(&cfg);
+        assert_verified(&report);
+        let round = &report.rounds[1];
+        let (&gone, _) = round.dropped.iter().next().expect("one dropout");
+        let o = &round.outcome;
+        assert!(
+            o.groups.iter().all(|g| g.aborted.is_none()),
+            "{:?}",
+            o.groups
+        );
+        assert_eq!(o.recovered_groups(), 1);
+        assert_eq!(o.survivors.len(), 7);
+        assert!(!o.survivors.contains(&gone));
+        assert!(o.scores.iter().all(|s| s.dataset != gone));
+        let record = RoundRecord::decode(&o.record.1, &LIMITS).expect("decodes");
+        let GroupResult::Done(u) = &record.groups[0].result else {
+            panic!("group 0 completed")
+        };
+        assert_eq!(
+            u.dropped_keys.len(),
+            1,
+            "the dropped owner's mask key was recovered"
+        );
+        // The other rounds had no dropout.
+        assert_eq!(report.rounds[0].outcome.recovered_groups(), 0);
+    }
+
+    const LIMITS: RecordLimits = RecordLimits {
+        datasets_max: 100,
+        vector_len_max: 1000,
+    };
+
+    #[test]
+    fn a_group_below_threshold_aborts_alone() {
+        let drop = |group, count| Dropout::Group {
+            group,
+            count,
+            step: Step::Masked,
+        };
+        let cfg = HarnessConfig {
+            task: 1,
+            seed: 1,
+            verify: true,
+            dropouts: BTreeMap::from([(1, vec![drop(1, 2)]), (2, vec![drop(0, 2), drop(1, 4)])]),
+        };
+        let report = run(&cfg);
+        assert_verified(&report);
+        assert_eq!(
+            group_params(4).threshold,
+            3,
+            "two of four dropping breaks a group"
+        );
+        let o = &report.rounds[0].outcome;
+        assert!(o.groups[0].aborted.is_none());
+        let reason = o.groups[1].aborted.as_deref().expect("group 1 aborted");
+        assert!(reason.contains("threshold"), "{reason}");
+        assert_eq!(
+            o.survivors, o.groups[0].members,
+            "only group 0 is in the sum"
+        );
+        assert_ne!(o.new_model.0, report.rounds[0].info.global_model);
+        // Round 2: every group aborts, the model is unchanged and nothing is scored.
+        let o = &report.rounds[1].outcome;
+        assert!(o.groups.iter().all(|g| g.aborted.is_some()));
+        assert!(o.survivors.is_empty() && o.scores.is_empty() && o.masked.is_empty());
+        assert_eq!(o.new_model.0, report.rounds[1].info.global_model);
+    }
+
+    fn flip(blobs: &BTreeMap<Digest, Vec<u8>>, target: &Digest) -> BTreeMap<Digest, Vec<u8>> {
+        let mut out = blobs.clone();
+        let bytes = out.get_mut(target).expect("stored");
+        let at = bytes.len() / 2;
+        bytes[at] ^= 1;
+        out
+    }
+
+    fn check_with(
+        report: &TaskReport,
+        blobs: &BTreeMap<Digest, Vec<u8>>,
+        recorded: &RecordedRound,
+    ) -> Vec<Mismatch> {
+        let (_, validation) = owners(10);
+        let fetch = |h: &Digest| blobs.get(h).cloned();
+        let info = &report.rounds[0].info;
+        verify_round(&spec(), info, recorded, &fetch, &validation).mismatches
+    }
+
+    #[test]
+    fn tampering_is_named() {
+        let report = baseline();
+        let o = &report.rounds[0].outcome;
+        let recorded = RecordedRound::from(&o.round_result(1, 1));
+        assert!(check_with(report, &report.blobs, &recorded).is_empty());
+
+        let (victim, masked) = (o.survivors[2], o.masked[2].0);
+        let m = check_with(report, &flip(&report.blobs, &masked), &recorded);
+        assert!(
+            matches!(&m[..], [Mismatch::BlobHash { what, .. }] if *what == format!("masked update of dataset {victim}")),
+            "{m:?}"
+        );
+        let m = check_with(report, &flip(&report.blobs, &o.aggregate.0), &recorded);
+        assert!(
+            matches!(&m[..], [Mismatch::BlobHash { what, .. }] if what == "aggregate"),
+            "{m:?}"
+        );
+        let m = check_with(report, &flip(&report.blobs, &o.new_model.0), &recorded);
+        assert!(
+            matches!(&m[..], [Mismatch::BlobHash { what, .. }] if what == "new model"),
+            "{m:?}"
+        );
+
+        let mut wrong = recorded.clone();
+        wrong.aggregate = Digest([9; 32]);
+        let m = check_with(report, &report.blobs, &wrong);
+        assert!(matches!(&m[..], [Mismatch::Aggregate { .. }]), "{m:?}");
+
+        let mut wrong = recorded.clone();
+        wrong.new_model = o.masked[0].0;
+        let m = check_with(report, &report.blobs, &wrong);
+        assert!(matches!(&m[..], [Mismatch::NewModel { .. }]), "{m:?}");
+
+        let mut wrong = recorded.clone();
+        wrong.scores[3].value += 1;
+        let id = wrong.scores[3].dataset;
+        let m = check_with(report, &report.blobs, &wrong);
+        assert!(
+            matches!(&m[..], [Mismatch::Score { dataset, .. }] if *dataset == id),
+            "{m:?}"
+        );
+
+        let mut wrong = recorded.clone();
+        wrong.survivors.pop();
+        wrong.masked_updates.pop();
+        let m = check_with(report, &report.blobs, &wrong);
+        assert!(matches!(&m[..], [Mismatch::Survivors { .. }, ..]), "{m:?}");
+
+        let mut missing = report.blobs.clone();
+        missing.remove(&o.record.0);
+        let m = check_with(report, &missing, &recorded);
+        assert!(
+            matches!(&m[..], [Mismatch::BlobMissing { what, .. }] if what == "unmasking record"),
+            "{m:?}"
+        );
+    }
+
+    #[test]
+    fn a_record_unmasking_a_group_below_threshold_fails_verification() {
+        let report = baseline();
+        let o = &report.rounds[0].outcome;
+        let mut record = RoundRecord::decode(&o.record.1, &LIMITS).expect("decodes");
+        let GroupResult::Done(u) = &mut record.groups[0].result else {
+            panic!("done")
+        };
+        let keep = group_params(4).threshold as usize - 1;
+        u.survivors.truncate(keep);
+        u.masked_hashes.truncate(keep);
+        u.self_seeds.truncate(keep);
+        let bytes = record.encode();
+        let mut blobs = report.blobs.clone();
+        let hash = Digest::hash(&bytes);
+        blobs.insert(hash, bytes);
+        let mut recorded = RecordedRound::from(&o.round_result(1, 1));
+        recorded.unmasking = hash;
+        let m = check_with(report, &blobs, &recorded);
+        assert!(
+            matches!(&m[..], [Mismatch::Record(r)] if r.contains("threshold")),
+            "{m:?}"
+        );
+    }
+}

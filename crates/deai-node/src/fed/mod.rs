@@ -1,0 +1,156 @@
+//! Federated rounds between real nodes, pure and deterministic: the same code runs in the
+//! in-process [`harness`] and between data-owner and coordinator nodes over HTTP.
+//!
+//! No I/O, clocks or sockets here: bytes in, bytes out, randomness from seeds passed in.
+//!
+//! - [`spec`]: the task spec (what `TaskCreate.model_spec` hashes) and its ε/δ schedule;
+//! - [`weights`], [`data`], [`record`]: the blob formats (safetensors weights, datasets, the
+//!   unmasking record, the aggregate);
+//! - [`groups`]: the round plan every party recomputes (scoring groups, SecAgg parameters,
+//!   quantizer, noise);
+//! - [`owner`] and [`coordinator`]: the two sides of a round;
+//! - [`update`] and [`score`]: the aggregation strategy and contribution scores;
+//! - [`verify`]: re-verification of a recorded round from its blobs;
+//! - [`harness`]: a whole task in one process, the template for the HTTP roles.
+//!
+//! A round, as the ledger sees it: `RoundOpen` (selection from the round seed, the plan's
+//! [`groups::RoundPlan::secagg`], ε from [`spec::TaskSpec::epsilon_schedule`]) →
+//! owners and coordinator exchange SecAgg messages → `RoundResult`
+//! ([`coordinator::RoundOutcome::round_result`]) with the blobs stored by hash.
+
+pub mod coordinator;
+pub mod data;
+pub mod groups;
+pub mod harness;
+pub mod owner;
+pub mod record;
+pub mod score;
+pub mod spec;
+pub mod update;
+pub mod verify;
+pub mod weights;
+
+use std::collections::BTreeMap;
+
+use deai_ledger::Digest;
+use ed25519_dalek::VerifyingKey;
+use thiserror::Error;
+
+pub use coordinator::{CoordinatorRound, Phase, Rejected, RoundOutcome};
+pub use owner::OwnerRound;
+pub use spec::{SpecError, TaskSpec};
+pub use verify::{Mismatch, RecordedRound, RoundCheck, verify_round};
+
+/// The public facts of a round, all from the ledger (`RoundOpen` and the dataset registry).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RoundInfo {
+    /// The task.
+    pub task: u64,
+    /// The round number (from 1).
+    pub round: u32,
+    /// The ledger's round seed (`Round::seed`).
+    pub seed: Digest,
+    /// BLAKE3 of the global model the round trains from.
+    pub global_model: Digest,
+    /// Selected dataset ids, strictly ascending.
+    pub selected: Vec<u64>,
+    /// Each selected dataset's owner identity (the node key that signs its SecAgg adverts).
+    pub identities: BTreeMap<u64, VerifyingKey>,
+}
+
+/// Why a round step failed.
+#[derive(Debug, Error)]
+pub enum FedError {
+    /// The task spec is invalid.
+    #[error(transparent)]
+    Spec(#[from] SpecError),
+    /// Weights did not encode or decode.
+    #[error("weights: {0}")]
+    Weights(#[from] weights::WeightsError),
+    /// A dataset blob was refused.
+    #[error("dataset: {0}")]
+    Data(#[from] data::DataError),
+    /// A record or aggregate blob was refused.
+    #[error("record: {0}")]
+    Record(#[from] record::RecordError),
+    /// The selection is malformed.
+    #[error("selection: {0}")]
+    Selection(String),
+    /// Too few datasets were selected to form one scoring group.
+    #[error("{got} datasets selected, a round needs at least {need} (group_size_min)")]
+    TooFewSelected {
+        /// Datasets selected.
+        got: usize,
+        /// Smallest group.
+        need: u32,
+    },
+    /// A selected dataset has no owner identity in the round info.
+    #[error("no owner identity for selected dataset {0}")]
+    NoIdentity(u64),
+    /// The dataset is not selected for this round.
+    #[error("dataset {0} is not selected for this round")]
+    NotSelected(u64),
+    /// The signing key is not the identity registered for the dataset.
+    #[error("signing key is not the registered owner identity of dataset {0}")]
+    WrongIdentity(u64),
+    /// The global model has the wrong number of parameters.
+    #[error("global model has {got} parameters, the spec's model has {expected}")]
+    GlobalLength {
+        /// Parameters of the model.
+        expected: usize,
+        /// Values given.
+        got: usize,
+    },
+    /// The global model holds NaN or an infinity.
+    #[error("global model value {index} is not finite")]
+    GlobalNonFinite {
+        /// Index of the first bad value.
+        index: usize,
+    },
+    /// A global-model blob does not hash to the round's recorded global model.
+    #[error("global model blob hashes to {got}, the round names {expected}")]
+    ModelHash {
+        /// Recorded hash.
+        expected: Digest,
+        /// Hash of the bytes.
+        got: Digest,
+    },
+    /// The local data does not fit the model or is empty.
+    #[error("local data: {0}")]
+    LocalData(String),
+    /// Local training produced a non-finite update.
+    #[error("local training diverged: update value {index} is not finite (lower the lr)")]
+    Diverged {
+        /// Index of the first bad value.
+        index: usize,
+    },
+    /// The noise standard deviation is unusable.
+    #[error("noise std {0} is not finite and positive")]
+    Noise(f64),
+    /// Quantization failed.
+    #[error("quantization: {0}")]
+    Quant(#[from] deai_secagg::quant::QuantError),
+    /// A group's SecAgg configuration is inconsistent.
+    #[error("secagg config: {0}")]
+    Config(#[from] deai_secagg::config::ConfigError),
+    /// The SecAgg client refused a server message (the owner's round is over).
+    #[error("secagg client: {0}")]
+    Client(#[from] deai_secagg::client::ClientError),
+    /// A server message did not decode.
+    #[error("server message does not decode: {0}")]
+    ServerMessage(deai_secagg::wire::DecodeError),
+    /// An internal protocol invariant broke.
+    #[error("protocol invariant: {0}")]
+    Protocol(&'static str),
+    /// A group sum has the wrong length.
+    #[error("group sum of {got} words, expected {expected}")]
+    AggregateLength {
+        /// Words expected.
+        expected: usize,
+        /// Words found.
+        got: usize,
+    },
+    /// `finish` before every group ended.
+    #[error("round not finished: some group still runs (advance first)")]
+    NotFinished,
+}

@@ -1,0 +1,282 @@
+//! The data owner's side of one round, sans-IO: train on local data, clip, noise, quantize, and
+//! run the group's SecAgg+ client. The owner's data and its unmasked update never leave this
+//! type; what it emits are SecAgg messages (its update only ever masked).
+//!
+//! Use: [`OwnerRound::start`] returns the first message (the key advert) to send to the
+//! coordinator; then pass each message the coordinator sends to [`OwnerRound::handle`] and send
+//! back what it returns, until it returns `None` (three server messages in all).
+//!
+//! # Privacy of the update
+//!
+//! `Δ = local − global` is clipped to L2 norm `C`, then every coordinate gets
+//! `N(0, (σC)²/m)` noise, `m` the fewest survivors any completed group sum has
+//! ([`crate::fed::groups`]): each group sum, hence the round's total, carries noise of std
+//! `≥ σC`. This is distributed DP: it relies on at least `m` honest owners' noise being in each
+//! released sum, which SecAgg's threshold guarantees for completed groups. Clamping to the
+//! quantizer's range (`C + 4·std`) and stochastic rounding happen after the noise, on the
+//! owner's side; both are mild (clamping touches a coordinate with probability `< 10⁻⁴`) but
+//! mean the released sum is not exactly a Gaussian mechanism (docs/scoring.md lists this).
+
+use deai_learn::data::Dataset;
+use deai_learn::model::optim;
+use deai_learn::params;
+use deai_ledger::Digest;
+use deai_secagg::client::{Client, ClientPhase};
+use deai_secagg::msg::ServerMsg;
+use ed25519_dalek::SigningKey;
+use rand_chacha::ChaCha20Rng;
+use rand_core::SeedableRng;
+use rand_distr::{Distribution, Normal};
+
+use super::groups::RoundPlan;
+use super::{FedError, RoundInfo, TaskSpec, weights};
+
+/// Checks a global-model blob against the round's recorded hash and decodes it.
+pub fn load_global(spec: &TaskSpec, info: &RoundInfo, bytes: &[u8]) -> Result<Vec<f32>, FedError> {
+    let got = weights::model_hash(bytes);
+    if got != info.global_model {
+        return Err(FedError::ModelHash {
+            expected: info.global_model,
+            got,
+        });
+    }
+    Ok(weights::decode(&spec.model_kind()?, bytes)?)
+}
+
+/// Err unless `global` has the model's length and only finite values.
+pub(crate) fn check_global(expected: usize, global: &[f32]) -> Result<(), FedError> {
+    if global.len() != expected {
+        return Err(FedError::GlobalLength {
+            expected,
+            got: global.len(),
+        });
+    }
+    match global.iter().position(|v| !v.is_finite()) {
+        Some(index) => Err(FedError::GlobalNonFinite { index }),
+        None => Ok(()),
+    }
+}
+
+fn rng(context: &str, seed: &[u8; 32]) -> ChaCha20Rng {
+    ChaCha20Rng::from_seed(blake3::derive_key(context, seed))
+}
+
+/// Statistics of the owner's local step (nothing here is sent anywhere).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct LocalStats {
+    /// Mean batch loss of the last local epoch.
+    pub train_loss: f64,
+    /// L2 norm of the update before clipping.
+    pub update_norm: f64,
+    /// Whether clipping scaled the update down.
+    pub clipped: bool,
+}
+
+/// One owner's part of one round.
+pub struct OwnerRound {
+    client: Client,
+    limits: deai_secagg::msg::Limits,
+    rng: ChaCha20Rng,
+    group: usize,
+    stats: LocalStats,
+}
+
+impl OwnerRound {
+    /// Trains, privatizes and masks this owner's update; returns the state and the advert to
+    /// send. `seed` drives local shuffling, noise, rounding and SecAgg keys: fresh secret
+    /// randomness for every round (the owner's own, never shared).
+    pub fn start(
+        spec: &TaskSpec,
+        round: &RoundInfo,
+        dataset_id: u64,
+        local: &Dataset,
+        global: &[f32],
+        identity: &SigningKey,
+        seed: [u8; 32],
+    ) -> Result<(Self, Vec<u8>), FedError> {
+        let plan = RoundPlan::new(spec, round)?;
+        let &(group, me) = plan
+            .position
+            .get(&dataset_id)
+            .ok_or(FedError::NotSelected(dataset_id))?;
+        if round.identities.get(&dataset_id) != Some(&identity.verifying_key()) {
+            return Err(FedError::WrongIdentity(dataset_id));
+        }
+        check_global(plan.kind.num_params(), global)?;
+        if local.is_empty() {
+            return Err(FedError::LocalData("the local dataset is empty".into()));
+        }
+        plan.kind
+            .check_data(local)
+            .map_err(|e| FedError::LocalData(e.to_string()))?;
+        let mut train_rng = rng("deai-node fed owner train v1", &seed);
+        let trained = optim::train(
+            &plan.kind,
+            global,
+            local,
+            &spec.local_train(),
+            &mut train_rng,
+        )
+        .map_err(|e| FedError::LocalData(e.to_string()))?;
+        let mut delta = params::sub(&trained.params, global);
+        if let Some(index) = delta.iter().position(|v| !v.is_finite()) {
+            return Err(FedError::Diverged { index });
+        }
+        let update_norm = params::l2_norm(&delta);
+        let clipped = params::clip_to_norm(&mut delta, f64::from(spec.clip_norm)) < 1.0;
+        let mut noise_rng = rng("deai-node fed owner noise v1", &seed);
+        let normal =
+            Normal::new(0.0, plan.noise_std).map_err(|_| FedError::Noise(plan.noise_std))?;
+        for v in &mut delta {
+            *v = (f64::from(*v) + normal.sample(&mut noise_rng)) as f32;
+        }
+        let words = plan.quantizer.quantize(&delta, 1, 1, &mut noise_rng)?;
+        let mut secagg_rng = rng("deai-node fed owner secagg v1", &seed);
+        let config = plan.groups[group].config.clone();
+        let limits = config.limits();
+        let mut client = Client::new(config, me, identity, words, &mut secagg_rng)?;
+        let advert = client
+            .poll_transmit()
+            .ok_or(FedError::Protocol("SecAgg client queued no advert"))?
+            .encode();
+        let stats = LocalStats {
+            train_loss: trained.loss,
+            update_norm,
+            clipped,
+        };
+        let owner = Self {
+            client,
+            limits,
+            rng: secagg_rng,
+            group,
+            stats,
+        };
+        Ok((owner, advert))
+    }
+
+    /// Handles one message from the group's SecAgg server; returns the reply to send, if any.
+    /// An error aborts this owner's round (it sends nothing more).
+    pub fn handle(&mut self, server_msg: &[u8]) -> Result<Option<Vec<u8>>, FedError> {
+        let msg = ServerMsg::decode(server_msg, &self.limits).map_err(FedError::ServerMessage)?;
+        self.client.handle(msg, &mut self.rng)?;
+        Ok(self.client.poll_transmit().map(|m| m.encode()))
+    }
+
+    /// The group this owner's update is summed in (plan order).
+    pub fn group(&self) -> usize {
+        self.group
+    }
+
+    /// Where the SecAgg client is.
+    pub fn phase(&self) -> ClientPhase {
+        self.client.phase()
+    }
+
+    /// Local statistics (kept private by the owner unless it chooses to publish them).
+    pub fn stats(&self) -> LocalStats {
+        self.stats
+    }
+}
+
+/// The seed of an owner's round derived from a long-term secret: distinct per task, round and
+/// dataset, so no randomness is reused.
+pub fn round_seed(secret: &[u8; 32], info: &RoundInfo, dataset: u64) -> [u8; 32] {
+    let mut material = Vec::with_capacity(32 + 8 + 4 + 8 + 32);
+    material.extend_from_slice(secret);
+    material.extend_from_slice(&info.task.to_be_bytes());
+    material.extend_from_slice(&info.round.to_be_bytes());
+    material.extend_from_slice(&dataset.to_be_bytes());
+    material.extend_from_slice(&info.seed.0);
+    blake3::derive_key("deai-node fed owner round seed v1", &material)
+}
+
+/// Hash helper for tests and drivers: the digest of a global model's weights.
+pub fn weights_hash(spec: &TaskSpec, global: &[f32]) -> Result<Digest, FedError> {
+    Ok(weights::model_hash(&weights::encode(
+        &spec.model_kind()?,
+        global,
+    )?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fed::harness::tests::{first_round, owners, spec};
+
+    #[test]
+    fn bad_inputs_are_refused_by_name() {
+        let spec = spec();
+        let (owners, _) = owners(10);
+        let (info, global) = first_round(&spec, &owners);
+        let me = owners
+            .iter()
+            .find(|o| info.selected.contains(&o.dataset))
+            .expect("someone is selected");
+        let start = |id: u64, global: &[f32], key: &SigningKey| {
+            OwnerRound::start(&spec, &info, id, &me.data, global, key, [1; 32]).map(|_| ())
+        };
+        assert!(start(me.dataset, &global, &me.key).is_ok());
+        let mut nan = global.clone();
+        nan[7] = f32::NAN;
+        assert!(matches!(
+            start(me.dataset, &nan, &me.key),
+            Err(FedError::GlobalNonFinite { index: 7 })
+        ));
+        assert!(matches!(
+            start(me.dataset, &global[..10], &me.key),
+            Err(FedError::GlobalLength { got: 10, .. })
+        ));
+        let outsider = owners.iter().find(|o| !info.selected.contains(&o.dataset));
+        let outsider = outsider.expect("8 of 10 selected");
+        assert!(matches!(
+            start(outsider.dataset, &global, &outsider.key),
+            Err(FedError::NotSelected(_))
+        ));
+        assert!(matches!(
+            start(me.dataset, &global, &outsider.key),
+            Err(FedError::WrongIdentity(_))
+        ));
+
+        let (mut owner, _) = OwnerRound::start(
+            &spec, &info, me.dataset, &me.data, &global, &me.key, [1; 32],
+        )
+        .expect("starts");
+        assert!(matches!(
+            owner.handle(b"junk"),
+            Err(FedError::ServerMessage(_))
+        ));
+        assert!(owner.stats().update_norm > 0.0);
+    }
+
+    #[test]
+    fn the_global_blob_must_match_the_round() {
+        let spec = spec();
+        let (owners, _) = owners(10);
+        let (info, global) = first_round(&spec, &owners);
+        let kind = spec.model_kind().expect("valid");
+        let bytes = weights::encode(&kind, &global).expect("encodes");
+        assert_eq!(load_global(&spec, &info, &bytes).expect("matches"), global);
+        let mut other = global.clone();
+        other[0] += 1.0;
+        let bytes = weights::encode(&kind, &other).expect("encodes");
+        assert!(matches!(
+            load_global(&spec, &info, &bytes),
+            Err(FedError::ModelHash { .. })
+        ));
+    }
+
+    #[test]
+    fn round_seeds_differ_per_dataset_round_and_secret() {
+        let spec = spec();
+        let (owners, _) = owners(10);
+        let (info, _) = first_round(&spec, &owners);
+        let a = round_seed(&[1; 32], &info, 5);
+        assert_ne!(a, round_seed(&[2; 32], &info, 5));
+        assert_ne!(a, round_seed(&[1; 32], &info, 6));
+        let next = RoundInfo {
+            round: 2,
+            ..info.clone()
+        };
+        assert_ne!(a, round_seed(&[1; 32], &next, 5));
+    }
+}

@@ -1,0 +1,405 @@
+//! A training task's specification: what `TaskCreate.model_spec` commits to, and the privacy
+//! schedule derived from it.
+//!
+//! The spec is JSON with a fixed field order; [`TaskSpec::canonical_bytes`] is that JSON and
+//! [`TaskSpec::hash`] its BLAKE3, so every node that holds the spec agrees on the digest the
+//! ledger records. Unknown fields are refused: a field a node does not understand would change
+//! the training without changing what it checks.
+//!
+//! # Privacy schedule
+//!
+//! Each round is one step of the subsampled Gaussian mechanism with sampling rate
+//! `q = datasets_per_round / eligible` and noise multiplier `σ` (see [`crate::fed::owner`]
+//! for how the noise is distributed among owners). The ledger composes rounds by adding their
+//! ε, which is loose; [`TaskSpec::epsilon_schedule`] therefore records as round `r`'s ε the
+//! increment of the RDP accountant's tight cumulative ε, so the ledger's sum equals the tight
+//! total (up to fixed-point rounding, always upwards).
+
+use deai_learn::dp::rdp;
+use deai_learn::model::ModelKind;
+use deai_learn::model::optim::{LocalTrain, Optimizer};
+use deai_ledger::{DELTA_SCALE, Digest, EPSILON_SCALE};
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+
+/// Largest number of rounds a spec may ask for (bounds the accountant's work).
+pub const ROUNDS_MAX: u32 = 10_000;
+/// Largest group or selection size (the ledger's own limit is lower by default).
+pub const DATASETS_MAX: u32 = 100_000;
+
+/// What a task trains and how.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TaskSpec {
+    /// Data set family every owner's data and the validation set come from (`"digits"`).
+    pub dataset: String,
+    /// Architecture: `"mlp"` or `"logreg"`.
+    pub model: String,
+    /// Seed of the initial global model.
+    pub init_seed: u64,
+    /// Training rounds.
+    pub rounds: u32,
+    /// Datasets selected per round.
+    pub datasets_per_round: u32,
+    /// Local passes over an owner's data per round.
+    pub local_epochs: u32,
+    /// Local mini-batch size.
+    pub batch: u32,
+    /// Local SGD learning rate.
+    pub lr: f32,
+    /// Server learning rate applied to the mean update.
+    pub server_lr: f32,
+    /// L2 bound `C` each owner clips its update to.
+    pub clip_norm: f32,
+    /// Noise multiplier `σ`: every released sum carries Gaussian noise of std at least `σ·C`.
+    pub noise_multiplier: f64,
+    /// Quantization levels per coordinate are `0..2^quant_level_bits`.
+    pub quant_level_bits: u32,
+    /// Smallest scoring group (each group runs its own secure aggregation).
+    pub group_size_min: u32,
+    /// Target δ of the whole task.
+    pub delta: f64,
+}
+
+/// Why a spec is unusable.
+#[derive(Debug, Error, Clone, PartialEq)]
+pub enum SpecError {
+    /// The spec is not valid JSON for [`TaskSpec`].
+    #[error("task spec does not parse: {0}")]
+    Parse(String),
+    /// Only the vendored digits set is wired in.
+    #[error("unknown dataset {0:?}: expected \"digits\"")]
+    UnknownDataset(String),
+    /// The model name is not one this module trains.
+    #[error("unknown model {0:?}: expected \"mlp\" or \"logreg\"")]
+    UnknownModel(String),
+    /// A count is zero or above its bound.
+    #[error("{field} = {value} out of {min}..={max}")]
+    OutOfRange {
+        /// The field.
+        field: &'static str,
+        /// Its value.
+        value: u64,
+        /// Smallest allowed.
+        min: u64,
+        /// Largest allowed.
+        max: u64,
+    },
+    /// A real number is not finite and positive (or, for δ, not inside `(0, 1)`).
+    #[error("{field} = {value}: {reason}")]
+    BadNumber {
+        /// The field.
+        field: &'static str,
+        /// Its value.
+        value: f64,
+        /// What it must be.
+        reason: &'static str,
+    },
+    /// Fewer datasets per round than one scoring group needs.
+    #[error("datasets_per_round {per_round} below group_size_min {group}: no group could form")]
+    GroupTooLarge {
+        /// Datasets per round.
+        per_round: u32,
+        /// Smallest group.
+        group: u32,
+    },
+    /// The accountant gives no finite ε for these parameters.
+    #[error("no finite ε for q = {q}, σ = {sigma}, {rounds} rounds, δ = {delta}")]
+    NoEpsilon {
+        /// Sampling rate.
+        q: f64,
+        /// Noise multiplier.
+        sigma: f64,
+        /// Rounds.
+        rounds: u32,
+        /// δ.
+        delta: f64,
+    },
+    /// No dataset is eligible, so the sampling rate is undefined.
+    #[error("no eligible datasets: the sampling rate needs at least one")]
+    NoEligible,
+}
+
+fn range(field: &'static str, value: u32, min: u32, max: u32) -> Result<(), SpecError> {
+    if (min..=max).contains(&value) {
+        return Ok(());
+    }
+    Err(SpecError::OutOfRange {
+        field,
+        value: u64::from(value),
+        min: u64::from(min),
+        max: u64::from(max),
+    })
+}
+
+fn positive(field: &'static str, value: f64) -> Result<(), SpecError> {
+    if value.is_finite() && value > 0.0 {
+        return Ok(());
+    }
+    Err(SpecError::BadNumber {
+        field,
+        value,
+        reason: "must be finite and > 0",
+    })
+}
+
+impl TaskSpec {
+    /// A small digits task: logistic regression, groups of 4, modest noise.
+    pub fn digits_default() -> Self {
+        Self {
+            dataset: "digits".into(),
+            model: "logreg".into(),
+            init_seed: 7,
+            rounds: 20,
+            datasets_per_round: 8,
+            local_epochs: 2,
+            batch: 16,
+            lr: 0.5,
+            server_lr: 1.0,
+            clip_norm: 2.0,
+            noise_multiplier: 0.3,
+            quant_level_bits: 16,
+            group_size_min: 4,
+            delta: 1e-5,
+        }
+    }
+
+    /// Parses and validates a spec.
+    pub fn from_json(bytes: &[u8]) -> Result<Self, SpecError> {
+        let spec: Self =
+            serde_json::from_slice(bytes).map_err(|e| SpecError::Parse(e.to_string()))?;
+        spec.validate()?;
+        Ok(spec)
+    }
+
+    /// Checks every field; the error names the first bad one.
+    pub fn validate(&self) -> Result<(), SpecError> {
+        if self.dataset != "digits" {
+            return Err(SpecError::UnknownDataset(self.dataset.clone()));
+        }
+        self.model_kind()?;
+        range("rounds", self.rounds, 1, ROUNDS_MAX)?;
+        range(
+            "datasets_per_round",
+            self.datasets_per_round,
+            1,
+            DATASETS_MAX,
+        )?;
+        range("local_epochs", self.local_epochs, 1, 1000)?;
+        range("batch", self.batch, 1, 1 << 20)?;
+        range("quant_level_bits", self.quant_level_bits, 1, 24)?;
+        // Two members could each subtract their own update from the group sum and learn the
+        // other's; three is the least that hides an update from any single member.
+        range("group_size_min", self.group_size_min, 3, DATASETS_MAX)?;
+        positive("lr", f64::from(self.lr))?;
+        positive("server_lr", f64::from(self.server_lr))?;
+        positive("clip_norm", f64::from(self.clip_norm))?;
+        positive("noise_multiplier", self.noise_multiplier)?;
+        if !(self.delta > 0.0 && self.delta < 1.0) {
+            return Err(SpecError::BadNumber {
+                field: "delta",
+                value: self.delta,
+                reason: "must be inside (0, 1)",
+            });
+        }
+        if self.datasets_per_round < self.group_size_min {
+            return Err(SpecError::GroupTooLarge {
+                per_round: self.datasets_per_round,
+                group: self.group_size_min,
+            });
+        }
+        Ok(())
+    }
+
+    /// The JSON the hash covers: fields in declaration order, floats in shortest round-trip
+    /// form, no whitespace.
+    pub fn canonical_bytes(&self) -> Vec<u8> {
+        serde_json::to_vec(self).expect("a struct of strings and numbers serializes")
+    }
+
+    /// BLAKE3 of [`Self::canonical_bytes`]: what `TaskCreate.model_spec` records.
+    pub fn hash(&self) -> Digest {
+        Digest::hash(&self.canonical_bytes())
+    }
+
+    /// The architecture for the digits set (64 features, 10 classes).
+    pub fn model_kind(&self) -> Result<ModelKind, SpecError> {
+        use deai_learn::data::digits::{CLASSES, FEATURES};
+        match self.model.as_str() {
+            "mlp" | "logreg" => ModelKind::from_name(&self.model, FEATURES, CLASSES)
+                .map_err(|_| SpecError::UnknownModel(self.model.clone())),
+            _ => Err(SpecError::UnknownModel(self.model.clone())),
+        }
+    }
+
+    /// The initial global model, drawn from [`Self::init_seed`].
+    pub fn initial_weights(&self) -> Result<Vec<f32>, SpecError> {
+        let kind = self.model_kind()?;
+        Ok(kind.init(&mut deai_learn::rng::stream(
+            "deai-node/fed/init",
+            &[self.init_seed],
+        )))
+    }
+
+    /// What each owner runs locally: plain SGD.
+    pub fn local_train(&self) -> LocalTrain {
+        LocalTrain {
+            lr: self.lr,
+            epochs: self.local_epochs as usize,
+            batch: self.batch as usize,
+            optimizer: Optimizer::SGD,
+            prox_mu: 0.0,
+        }
+    }
+
+    /// Per-round ε in fixed point ([`EPSILON_SCALE`]) for `eligible` datasets: round `r` gets
+    /// `E(r) − E(r−1)` where `E(r) = ⌈ε_RDP(r)·10⁶⌉` is the accountant's cumulative ε after `r`
+    /// rounds, rounded up. Every increment is at least 1 (the ledger refuses ε = 0), so the sum
+    /// is `E(rounds)` unless the accountant's ε grew by less than 10⁻⁶ in some round.
+    pub fn epsilon_schedule(&self, eligible: u32) -> Result<Vec<u64>, SpecError> {
+        self.validate()?;
+        if eligible == 0 {
+            return Err(SpecError::NoEligible);
+        }
+        let q = f64::from(self.datasets_per_round.min(eligible)) / f64::from(eligible);
+        let mut out = Vec::with_capacity(self.rounds as usize);
+        let mut previous = 0u64;
+        for r in 1..=self.rounds {
+            let eps = rdp::epsilon(q, self.noise_multiplier, u64::from(r), self.delta);
+            let fixed = eps * EPSILON_SCALE as f64;
+            if !fixed.is_finite() || fixed >= u64::MAX as f64 / 2.0 {
+                return Err(SpecError::NoEpsilon {
+                    q,
+                    sigma: self.noise_multiplier,
+                    rounds: r,
+                    delta: self.delta,
+                });
+            }
+            let cumulative = (fixed.ceil() as u64).max(previous + 1);
+            out.push(cumulative - previous);
+            previous = cumulative;
+        }
+        Ok(out)
+    }
+
+    /// δ charged per round in fixed point ([`DELTA_SCALE`]): `⌈δ·10¹²/rounds⌉`, at least 1.
+    pub fn delta_per_round(&self) -> u64 {
+        let total = self.delta * DELTA_SCALE as f64;
+        ((total / f64::from(self.rounds.max(1))).ceil() as u64).max(1)
+    }
+
+    /// The δ budget to put in `TaskCreate`: exactly what the rounds will charge.
+    pub fn delta_budget(&self) -> u64 {
+        self.delta_per_round() * u64::from(self.rounds)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn canonical_bytes_and_hash_are_stable() {
+        let spec = TaskSpec::digits_default();
+        let bytes = spec.canonical_bytes();
+        assert_eq!(TaskSpec::from_json(&bytes).expect("valid"), spec);
+        assert_eq!(spec.hash(), Digest::hash(&bytes));
+        let mut other = spec.clone();
+        other.lr = 0.25;
+        assert_ne!(other.hash(), spec.hash());
+        assert!(bytes.starts_with(br#"{"dataset":"digits","model":"logreg""#));
+    }
+
+    #[test]
+    fn unknown_fields_and_bad_values_are_named() {
+        let mut json: serde_json::Value =
+            serde_json::from_slice(&TaskSpec::digits_default().canonical_bytes()).expect("json");
+        json["extra"] = 1.into();
+        let err = TaskSpec::from_json(json.to_string().as_bytes()).expect_err("unknown field");
+        assert!(
+            matches!(err, SpecError::Parse(ref m) if m.contains("extra")),
+            "{err}"
+        );
+
+        let bad = |f: fn(&mut TaskSpec)| {
+            let mut s = TaskSpec::digits_default();
+            f(&mut s);
+            s.validate().expect_err("invalid")
+        };
+        assert_eq!(
+            bad(|s| s.model = "cnn".into()),
+            SpecError::UnknownModel("cnn".into())
+        );
+        assert_eq!(
+            bad(|s| s.dataset = "mnist".into()),
+            SpecError::UnknownDataset("mnist".into())
+        );
+        assert!(matches!(
+            bad(|s| s.rounds = 0),
+            SpecError::OutOfRange {
+                field: "rounds",
+                ..
+            }
+        ));
+        assert!(matches!(
+            bad(|s| s.group_size_min = 2),
+            SpecError::OutOfRange {
+                field: "group_size_min",
+                ..
+            }
+        ));
+        assert!(matches!(
+            bad(|s| s.clip_norm = f32::NAN),
+            SpecError::BadNumber {
+                field: "clip_norm",
+                ..
+            }
+        ));
+        assert!(matches!(
+            bad(|s| s.noise_multiplier = 0.0),
+            SpecError::BadNumber {
+                field: "noise_multiplier",
+                ..
+            }
+        ));
+        assert!(matches!(
+            bad(|s| s.delta = 1.0),
+            SpecError::BadNumber { field: "delta", .. }
+        ));
+        assert!(matches!(
+            bad(|s| s.datasets_per_round = 3),
+            SpecError::GroupTooLarge { .. }
+        ));
+    }
+
+    #[test]
+    fn epsilon_schedule_sums_to_the_tight_cumulative_epsilon() {
+        let mut spec = TaskSpec::digits_default();
+        spec.noise_multiplier = 1.0;
+        let eligible = 10;
+        let schedule = spec.epsilon_schedule(eligible).expect("finite");
+        assert_eq!(schedule.len(), spec.rounds as usize);
+        assert!(schedule.iter().all(|&e| e > 0), "{schedule:?}");
+        let q = 8.0 / 10.0;
+        let tight = rdp::epsilon(q, 1.0, u64::from(spec.rounds), spec.delta);
+        let sum: u64 = schedule.iter().sum();
+        let sum = sum as f64 / EPSILON_SCALE as f64;
+        assert!(sum >= tight && sum - tight <= 1e-6, "{sum} vs {tight}");
+        // Basic composition of the one-round ε would be much larger: the schedule is tight.
+        let basic = rdp::epsilon(q, 1.0, 1, spec.delta) * f64::from(spec.rounds);
+        assert!(sum < basic * 0.8, "{sum} vs basic {basic}");
+        // Each prefix is the accountant's cumulative ε after that many rounds.
+        let prefix: u64 = schedule[..5].iter().sum();
+        let tight5 = rdp::epsilon(q, 1.0, 5, spec.delta);
+        assert!((prefix as f64 / 1e6 - tight5).abs() <= 1e-6);
+        assert_eq!(spec.epsilon_schedule(0), Err(SpecError::NoEligible));
+    }
+
+    #[test]
+    fn delta_per_round_fits_the_budget() {
+        let spec = TaskSpec::digits_default();
+        assert_eq!(spec.delta_per_round(), 500_000); // 1e-5 · 1e12 / 20
+        assert_eq!(spec.delta_budget(), 10_000_000);
+        assert!(spec.delta_budget() < DELTA_SCALE);
+    }
+}
