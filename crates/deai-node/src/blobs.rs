@@ -20,7 +20,8 @@
 //!   at [`BlobStore::open`] and by [`BlobStore::sweep_unfinished`], which a node runs periodically
 //!   ([`spawn_sweeper`]).
 //! - **Bounded.** No blob is larger than the store's `max_size`; a streamed upload stops at the first
-//!   byte over it and never buffers more than one chunk.
+//!   byte over it and never buffers more than one chunk; at most `uploads_max` streamed uploads are
+//!   in progress at once, so `tmp/` never holds more than `uploads_max × max_size` bytes.
 //! - **Idempotent.** Storing a blob that is already present writes nothing.
 //!
 //! One process should open a directory once and share the store by cloning it: opening sweeps
@@ -39,7 +40,7 @@ use std::{
     path::{Path, PathBuf},
     sync::{
         Arc,
-        atomic::{AtomicU64, Ordering},
+        atomic::{AtomicU64, AtomicUsize, Ordering},
     },
     time::{Duration, SystemTime},
 };
@@ -54,6 +55,8 @@ pub const SWEEP_EVERY: Duration = Duration::from_secs(60);
 /// An upload whose file was not written to for this long is abandoned and swept. Longer than any
 /// client stalls mid-upload in practice; a swept upload fails at its end, it is never half-stored.
 pub const UNFINISHED_MAX_AGE: Duration = Duration::from_secs(15 * 60);
+/// Most streamed uploads in progress at once by default.
+pub const UPLOADS_MAX: usize = 64;
 /// Bytes buffered before a streamed upload writes to its file.
 const WRITE_BUFFER_BYTES: usize = 256 << 10;
 
@@ -93,6 +96,12 @@ pub enum BlobError {
         hash: Digest,
         /// What its bytes hash to now.
         got: Digest,
+    },
+    /// As many streamed uploads are in progress as the store allows.
+    #[error("{max} blob uploads are already in progress; retry shortly")]
+    Busy {
+        /// The limit.
+        max: usize,
     },
     /// The filesystem failed.
     #[error("blob store I/O on {path}: {source}")]
@@ -138,6 +147,8 @@ struct Inner {
     dir: PathBuf,
     tmp: PathBuf,
     max_size: u64,
+    uploads_max: usize,
+    uploads: AtomicUsize,
     stats: Counters,
 }
 
@@ -177,6 +188,15 @@ impl BlobStore {
     /// Opens (creating if needed) the store in `dir`, refusing blobs over `max_size` bytes, and
     /// removes every unfinished upload left there (by a crash).
     pub fn open(dir: &Path, max_size: u64) -> Result<Self, BlobError> {
+        Self::open_with_uploads_max(dir, max_size, UPLOADS_MAX)
+    }
+
+    /// Like [`BlobStore::open`], allowing `uploads_max` streamed uploads in progress at once.
+    pub fn open_with_uploads_max(
+        dir: &Path,
+        max_size: u64,
+        uploads_max: usize,
+    ) -> Result<Self, BlobError> {
         let tmp = dir.join(TMP_DIR);
         fs::create_dir_all(&tmp).map_err(BlobError::io(&tmp))?;
         let store = Self {
@@ -184,6 +204,8 @@ impl BlobStore {
                 dir: dir.to_path_buf(),
                 tmp,
                 max_size,
+                uploads_max,
+                uploads: AtomicUsize::new(0),
                 stats: Counters::default(),
             }),
         };
@@ -223,7 +245,8 @@ impl BlobStore {
     }
 
     fn put_checked(&self, hash: Digest, bytes: &[u8]) -> Result<PutOutcome, BlobError> {
-        let mut upload = self.upload(Some(hash))?;
+        // In-process puts hold their bytes already; only streams from peers count against the cap.
+        let mut upload = self.start_upload(Some(hash), false)?;
         upload.write(bytes)?;
         upload.finish()
     }
@@ -243,18 +266,43 @@ impl BlobStore {
     ///
     /// With `expected`, [`BlobUpload::finish`] refuses bytes of another hash; and when that blob is
     /// already present, the upload only hashes (to check the sender) and writes nothing to disk.
+    /// At most `uploads_max` are in progress at once ([`BlobError::Busy`] beyond).
     pub fn upload(&self, expected: Option<Digest>) -> Result<BlobUpload, BlobError> {
-        let file = match expected {
-            Some(h) if self.contains(&h) => None,
-            _ => Some(self.create_tmp()?),
-        };
-        Ok(BlobUpload {
+        self.start_upload(expected, true)
+    }
+
+    fn start_upload(
+        &self,
+        expected: Option<Digest>,
+        capped: bool,
+    ) -> Result<BlobUpload, BlobError> {
+        if capped {
+            let max = self.inner.uploads_max;
+            self.inner
+                .uploads
+                .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                    (n < max).then_some(n + 1)
+                })
+                .map_err(|_| BlobError::Busy { max })?;
+        }
+        // From here the slot is the upload's: its `Drop` gives it back, even on the error below.
+        let mut upload = BlobUpload {
             store: self.clone(),
             expected,
-            file,
+            file: None,
             hasher: blake3::Hasher::new(),
             size: 0,
-        })
+            capped,
+        };
+        if !expected.is_some_and(|h| self.contains(&h)) {
+            upload.file = Some(self.create_tmp()?);
+        }
+        Ok(upload)
+    }
+
+    /// Streamed uploads in progress now.
+    pub fn uploads_in_progress(&self) -> usize {
+        self.inner.uploads.load(Ordering::Acquire)
     }
 
     fn create_tmp(&self) -> Result<(BufWriter<File>, PathBuf), BlobError> {
@@ -387,6 +435,8 @@ pub struct BlobUpload {
     file: Option<(BufWriter<File>, PathBuf)>,
     hasher: blake3::Hasher,
     size: u64,
+    /// Whether it holds one of the store's upload slots.
+    capped: bool,
 }
 
 impl BlobUpload {
@@ -477,6 +527,9 @@ impl BlobUpload {
 impl Drop for BlobUpload {
     fn drop(&mut self) {
         self.abandon();
+        if self.capped {
+            self.store.inner.uploads.fetch_sub(1, Ordering::AcqRel);
+        }
     }
 }
 
@@ -719,6 +772,26 @@ mod tests {
             matches!(err, BlobError::Corrupt { hash: h, got } if h == hash && got == hash_bytes(b"model weightz")),
             "{err}"
         );
+    }
+
+    #[test]
+    fn streamed_uploads_in_progress_are_capped() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = BlobStore::open_with_uploads_max(dir.path(), 1024, 2).unwrap();
+        let a = s.upload(None).unwrap();
+        let mut b = s.upload(None).unwrap();
+        assert!(matches!(s.upload(None), Err(BlobError::Busy { max: 2 })));
+        // In-process puts are not streams from peers and are never refused as busy.
+        s.put(b"coordinator's own blob").unwrap();
+        assert_eq!(s.uploads_in_progress(), 2);
+        drop(a);
+        b.write(b"x").unwrap();
+        b.finish().unwrap();
+        assert_eq!(s.uploads_in_progress(), 0);
+        let c = s.upload(None).unwrap();
+        assert_eq!(s.uploads_in_progress(), 1);
+        drop(c);
+        assert_eq!(s.uploads_in_progress(), 0);
     }
 
     #[test]

@@ -51,6 +51,7 @@ impl From<BlobError> for ApiError {
             BlobError::TooLarge { .. } => (StatusCode::PAYLOAD_TOO_LARGE, "blob_too_large"),
             BlobError::HashMismatch { .. } => (StatusCode::BAD_REQUEST, "hash_mismatch"),
             BlobError::BadHash(_) => (StatusCode::BAD_REQUEST, "bad_hash"),
+            BlobError::Busy { .. } => (StatusCode::SERVICE_UNAVAILABLE, "blob_store_busy"),
             BlobError::Corrupt { .. } => (StatusCode::INTERNAL_SERVER_ERROR, "blob_corrupt"),
             BlobError::Io { .. } => (StatusCode::INTERNAL_SERVER_ERROR, "blob_store_failed"),
         };
