@@ -250,4 +250,23 @@ mod tests {
             })
         ));
     }
+
+    proptest::proptest! {
+        #[test]
+        fn decode_never_panics(
+            bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..200),
+            at in 0usize..10_000,
+            x in 1u8..=255,
+        ) {
+            let limits = DataLimits::default();
+            let _ = decode(&bytes, &limits);
+            let d = Dataset::new("t", vec![0.5, 1.0, 0.0, 0.25], vec![1, 0], 2, 3).expect("valid");
+            let mut good = encode(&d);
+            let at = at % good.len();
+            good[at] ^= x;
+            if let Ok(back) = decode(&good, &limits) {
+                proptest::prop_assert_eq!(encode(&back), good, "canonical");
+            }
+        }
+    }
 }

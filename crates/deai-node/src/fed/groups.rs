@@ -105,17 +105,39 @@ pub fn assign(seed: &Digest, selected: &[u64], group_size_min: u32) -> Vec<Vec<u
         })
         .collect();
     ranked.sort_unstable();
-    let n = ranked.len();
+    let mut it = ranked.into_iter().map(|(_, id)| id);
+    group_sizes(selected.len(), group_size_min)
+        .into_iter()
+        .map(|size| {
+            let mut members: Vec<u64> = it.by_ref().take(size).collect();
+            members.sort_unstable();
+            members
+        })
+        .collect()
+}
+
+/// Sizes of the groups `n` selected datasets form: `⌊n / group_size_min⌋` groups (at least
+/// one), the first `n mod g` one larger. Depends on nothing else, so the SecAgg parameters a
+/// `RoundOpen` records are known before the ledger fixes the round seed.
+pub fn group_sizes(n: usize, group_size_min: u32) -> Vec<usize> {
     let g = (n / group_size_min.max(1) as usize).max(1);
     let (base, extra) = (n / g, n % g);
-    let mut out = Vec::with_capacity(g);
-    let mut it = ranked.into_iter().map(|(_, id)| id);
-    for i in 0..g {
-        let mut members: Vec<u64> = it.by_ref().take(base + usize::from(i < extra)).collect();
-        members.sort_unstable();
-        out.push(members);
+    (0..g).map(|i| base + usize::from(i < extra)).collect()
+}
+
+/// What `RoundOpen.secagg` records for `n` selected datasets (see the module docs).
+pub fn secagg_params(n: usize, group_size_min: u32) -> SecAggParams {
+    let params: Vec<Params> = group_sizes(n, group_size_min)
+        .into_iter()
+        .map(|size| group_params(size as u32))
+        .collect();
+    let t = params.iter().map(|p| p.threshold).min().unwrap_or(1);
+    let degree_max = params.iter().map(|p| p.degree).max().unwrap_or(1);
+    SecAggParams {
+        n: n as u32,
+        k: degree_max.max(t),
+        t,
     }
-    out
 }
 
 /// Degree and threshold for a group of `n` (see the module docs for the fallback).
@@ -162,64 +184,34 @@ impl RoundPlan {
             ));
         }
         let n = info.selected.len();
-        if n < spec.group_size_min as usize || n > super::spec::DATASETS_MAX as usize {
+        if n < spec.group_size_min as usize {
             return Err(FedError::TooFewSelected {
                 got: n,
                 need: spec.group_size_min,
             });
         }
-        let vector_len = u32::try_from(kind.num_params() + 1)
-            .map_err(|_| FedError::Selection("model too large for SecAgg".into()))?;
-        let members = assign(&info.seed, &info.selected, spec.group_size_min);
-        let params: Vec<Params> = members
-            .iter()
-            .map(|m| group_params(m.len() as u32))
-            .collect();
-        let survivors_min = params.iter().map(|p| p.threshold).min().unwrap_or(1);
+        if n > super::spec::DATASETS_MAX as usize {
+            return Err(FedError::Selection(format!("{n} datasets selected")));
+        }
+        let secagg = secagg_params(n, spec.group_size_min);
+        let survivors_min = secagg.t;
         let clip = f64::from(spec.clip_norm);
         let noise_std = spec.noise_multiplier * clip / f64::from(survivors_min).sqrt();
         let range = clip + QUANT_RANGE_STDS * noise_std;
         let quantizer = Quantizer::new(range as f32, spec.quant_level_bits)?;
-        let mut groups = Vec::with_capacity(members.len());
+        let vector_len = u32::try_from(kind.num_params() + 1)
+            .map_err(|_| FedError::Selection("model too large for SecAgg".into()))?;
+        let mut groups = Vec::new();
         let mut position = BTreeMap::new();
-        for (g, (members, params)) in members.into_iter().zip(params).enumerate() {
-            let identities = members
-                .iter()
-                .map(|id| {
-                    info.identities
-                        .get(id)
-                        .copied()
-                        .ok_or(FedError::NoIdentity(*id))
-                })
-                .collect::<Result<Vec<VerifyingKey>, _>>()?;
-            let extra = (g as u64).to_be_bytes();
-            let round_id = tagged_hash(b"deai/fed/secagg-round/v1", info, &extra);
-            let round_id = u64::from_be_bytes(round_id[..8].try_into().expect("8 bytes"));
-            let modulus_bits = quantizer.modulus_bits(params.clients, 1)?;
-            let config = RoundConfig::new(
-                round_id,
-                params,
-                vector_len,
-                modulus_bits,
-                tagged_hash(b"deai/fed/graph/v1", info, &extra),
-                identities,
-            )?;
+        for (g, members) in assign(&info.seed, &info.selected, spec.group_size_min)
+            .into_iter()
+            .enumerate()
+        {
             for (i, id) in members.iter().enumerate() {
                 position.insert(*id, (g, i as u32));
             }
-            groups.push(Group {
-                index: g as u32,
-                members,
-                params,
-                config: Arc::new(config),
-            });
+            groups.push(Group::new(info, g, members, &quantizer, vector_len)?);
         }
-        let degree_max = groups.iter().map(|g| g.params.degree).max().unwrap_or(1);
-        let secagg = SecAggParams {
-            n: n as u32,
-            k: degree_max.max(survivors_min),
-            t: survivors_min,
-        };
         Ok(Self {
             kind,
             groups,
@@ -228,6 +220,47 @@ impl RoundPlan {
             noise_std,
             secagg,
             position,
+        })
+    }
+}
+
+impl Group {
+    /// Group `g` of the round: its SecAgg round id and graph seed are bound to the task,
+    /// round, round seed and group index, so adverts signed for one group or round are
+    /// worthless in any other.
+    fn new(
+        info: &RoundInfo,
+        g: usize,
+        members: Vec<u64>,
+        quantizer: &Quantizer,
+        vector_len: u32,
+    ) -> Result<Self, FedError> {
+        let params = group_params(members.len() as u32);
+        let identities = members
+            .iter()
+            .map(|id| {
+                info.identities
+                    .get(id)
+                    .copied()
+                    .ok_or(FedError::NoIdentity(*id))
+            })
+            .collect::<Result<Vec<VerifyingKey>, _>>()?;
+        let extra = (g as u64).to_be_bytes();
+        let round_id = tagged_hash(b"deai/fed/secagg-round/v1", info, &extra);
+        let round_id = u64::from_be_bytes(round_id[..8].try_into().expect("8 bytes"));
+        let config = RoundConfig::new(
+            round_id,
+            params,
+            vector_len,
+            quantizer.modulus_bits(params.clients, 1)?,
+            tagged_hash(b"deai/fed/graph/v1", info, &extra),
+            identities,
+        )?;
+        Ok(Self {
+            index: g as u32,
+            members,
+            params,
+            config: Arc::new(config),
         })
     }
 }
@@ -274,6 +307,22 @@ mod tests {
         // From one corrupt client and one dropout on, the SecAgg+ analysis gives sparse graphs.
         let p = group_params(8);
         assert_eq!((p.degree, p.threshold), (4, 3));
+        let p = secagg_params(8, 4);
+        assert_eq!((p.n, p.k, p.t), (8, 3, 3));
+        assert_eq!(group_sizes(11, 3), [4, 4, 3]);
+        let p = secagg_params(20, 8);
+        assert_eq!(
+            (p.n, p.k, p.t),
+            (20, 8, 6),
+            "two groups of 10: sparse graphs (k < 9)"
+        );
+        for (n, m) in [(3, 3), (7, 3), (50, 4), (200, 50)] {
+            let p = secagg_params(n, m);
+            assert!(
+                1 <= p.t && p.t <= p.k && p.k <= p.n,
+                "ledger bounds for {n}/{m}: {p:?}"
+            );
+        }
         let big = group_params(200);
         assert!(big.degree < 199 && big.threshold <= big.degree, "{big:?}");
     }

@@ -449,4 +449,23 @@ mod tests {
             Err(RecordError::MaskedSize { .. })
         ));
     }
+
+    proptest::proptest! {
+        /// Any bytes, and any one-byte change of a valid record, decode or fail by name.
+        #[test]
+        fn decoders_never_panic(
+            bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..400),
+            at in 0usize..10_000,
+            x in 1u8..=255,
+        ) {
+            let _ = RoundRecord::decode(&bytes, &LIMITS);
+            let _ = AggregateBlob::decode(&bytes, &LIMITS);
+            let mut good = sample().encode();
+            let at = at % good.len();
+            good[at] ^= x;
+            if let Ok(r) = RoundRecord::decode(&good, &LIMITS) {
+                proptest::prop_assert_eq!(r.encode(), good, "canonical");
+            }
+        }
+    }
 }

@@ -287,4 +287,22 @@ mod tests {
             Err(WeightsError::TooLarge { .. })
         ));
     }
+
+    proptest::proptest! {
+        #[test]
+        fn decode_never_panics(
+            bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..300),
+            at in 0usize..10_000,
+            x in 1u8..=255,
+        ) {
+            let _ = decode(&kind(), &bytes);
+            let mut good = encode(&kind(), &weights()).expect("encodes");
+            let at = at % good.len();
+            good[at] ^= x;
+            if let Ok(w) = decode(&kind(), &good) {
+                proptest::prop_assert!(w.iter().all(|v| v.is_finite()));
+                proptest::prop_assert_eq!(w.len(), kind().num_params());
+            }
+        }
+    }
 }
