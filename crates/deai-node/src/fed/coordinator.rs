@@ -527,4 +527,74 @@ mod tests {
             Err(FedError::GlobalNonFinite { index: 5 })
         ));
     }
+
+    /// A member whose masked update has the wrong length is refused by name and excluded; its
+    /// group completes by dropout recovery (it had shared its keys) and the round verifies.
+    #[test]
+    fn a_malformed_update_is_refused_and_the_round_recovers() {
+        let spec = spec();
+        let (owners, validation) = owners(10);
+        let (info, global) = first_round(&spec, &owners);
+        let mut c = CoordinatorRound::new(&spec, &info, global.clone()).expect("plans");
+        let mut live = BTreeMap::new();
+        let mut uplink = Vec::new();
+        for o in owners.iter().filter(|o| info.selected.contains(&o.dataset)) {
+            let (state, advert) = crate::fed::OwnerRound::start(
+                &spec,
+                &info,
+                o.dataset,
+                &o.data,
+                &global,
+                &o.key,
+                [o.dataset as u8; 32],
+            )
+            .expect("starts");
+            live.insert(o.dataset, state);
+            uplink.push((o.dataset, advert));
+        }
+        let cheat = info.selected[0];
+        let mut refused = Vec::new();
+        loop {
+            for (id, bytes) in uplink.drain(..) {
+                let limits = c.plan().groups[c.plan().position[&id].0].config.limits();
+                let mut msg = ClientMsg::decode(&bytes, &limits).expect("owners send valid bytes");
+                if let (true, ClientBody::Masked(v)) = (id == cheat, &mut msg.body) {
+                    v.pop();
+                }
+                if let Err(r) = c.handle(id, &msg.encode()) {
+                    refused.push(r);
+                }
+            }
+            if c.advance().expect("advances") == Phase::Finished {
+                break;
+            }
+            for (id, bytes) in c.outgoing() {
+                if let Some(reply) = live
+                    .get_mut(&id)
+                    .and_then(|o| o.handle(&bytes).ok().flatten())
+                {
+                    uplink.push((id, reply));
+                }
+            }
+        }
+        assert!(
+            matches!(&refused[..], [Rejected::SecAgg { dataset, reason: Rejection::BadVector { .. }, .. }] if *dataset == cheat),
+            "{refused:?}"
+        );
+        let outcome = c.finish(&validation).expect("finishes");
+        assert!(!outcome.survivors.contains(&cheat));
+        assert_eq!(outcome.survivors.len(), 7);
+        assert_eq!(outcome.recovered_groups(), 1);
+        let kind = spec.model_kind().expect("valid");
+        let mut blobs: BTreeMap<Digest, Vec<u8>> =
+            outcome.blobs().map(|(h, b)| (*h, b.clone())).collect();
+        blobs.insert(
+            info.global_model,
+            weights::encode(&kind, &global).expect("encodes"),
+        );
+        let fetch = |h: &Digest| blobs.get(h).cloned();
+        let recorded = crate::fed::RecordedRound::from(&outcome.round_result(1, 1));
+        let check = crate::fed::verify_round(&spec, &info, &recorded, &fetch, &validation);
+        assert!(check.is_ok(), "{:?}", check.mismatches);
+    }
 }
