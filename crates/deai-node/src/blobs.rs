@@ -794,6 +794,39 @@ mod tests {
         assert_eq!(s.uploads_in_progress(), 0);
     }
 
+    proptest::proptest! {
+        #[test]
+        fn any_chunking_stores_exactly_the_bytes_or_nothing(
+            data in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..3000),
+            chunk in 1usize..700,
+            max in 0u64..3000,
+            named in proptest::prelude::any::<bool>(),
+        ) {
+            let (_d, s) = store(max);
+            let mut up = s.upload(named.then(|| hash_bytes(&data))).unwrap();
+            let mut refused = None;
+            for c in data.chunks(chunk) {
+                if let Err(e) = up.write(c) {
+                    refused = Some(e);
+                    break;
+                }
+            }
+            if data.len() as u64 > max {
+                let e = refused.expect("over the limit is refused while streaming");
+                let too_large = matches!(e, BlobError::TooLarge { .. });
+                proptest::prop_assert!(too_large, "{}", e);
+                drop(up);
+                proptest::prop_assert!(files(&s).is_empty());
+            } else {
+                proptest::prop_assert!(refused.is_none());
+                let out = up.finish().unwrap();
+                proptest::prop_assert_eq!(out.hash, hash_bytes(&data));
+                proptest::prop_assert_eq!(s.get(&out.hash).unwrap().unwrap(), data);
+                proptest::prop_assert_eq!(files(&s).len(), 1);
+            }
+        }
+    }
+
     #[test]
     fn blob_names_are_exactly_64_hex() {
         let h = hash_bytes(b"x");

@@ -2,6 +2,8 @@
 //!
 //! [`run::run`] starts a validator on the Commonware tokio runtime with the HTTP API ([`api`]) beside
 //! it; [`init::init`] makes a data directory; [`client::Client`] talks to a node's API.
+//! [`blobs`] stores models and updates by their BLAKE3 hash; [`auth`] signs and checks every
+//! message between nodes.
 
 pub mod api;
 pub mod audit;
