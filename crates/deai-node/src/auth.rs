@@ -19,9 +19,12 @@
 //!
 //! A receiver checks, in order: all three headers present and well formed, the signature
 //! (`verify_strict`: no weak keys, no malleable signatures), then with its [`ReplayGuard`] that the
-//! key is allowed, the nonce is within the freshness window of its own clock, and above the last
-//! nonce it accepted from that key. Only a message that passed the signature check is recorded, so
-//! forged messages cannot move a sender's nonce forward and lock it out.
+//! key is allowed, the nonce is within the freshness window of its own clock, and that it has not
+//! accepted this nonce from that key before. Concurrent requests from one sender may arrive out of
+//! order, so a nonce below the newest one seen is still accepted (once) if it is no more than
+//! [`REORDER_WINDOW`] older; anything older than that is refused as a replay. Only a message that
+//! passed the signature check is recorded, so forged messages cannot move a sender's nonces forward
+//! and lock it out.
 //!
 //! Known limits: a receiver that restarts forgets the nonces it saw, so a message captured less
 //! than one window earlier can be replayed to it once after the restart (older ones are stale);
@@ -74,6 +77,12 @@ pub const RESPONSE_DOMAIN: &[u8] = b"deai/peer-response/v1";
 pub const FRESHNESS_WINDOW: Duration = Duration::from_secs(120);
 /// Most senders a [`ReplayGuard`] remembers at once (each seen within the last window).
 pub const SENDERS_MAX: usize = 100_000;
+/// How much older than the newest nonce seen from a sender a request may be and still be accepted
+/// (once): concurrent requests signed a moment apart can overtake each other on the way.
+pub const REORDER_WINDOW: Duration = Duration::from_secs(30);
+/// Most nonces a [`ReplayGuard`] remembers per sender inside the reorder window; a sender faster
+/// than this loses the oldest of its reorder allowance, never its replay protection.
+pub const RECENT_NONCES_MAX: usize = 4096;
 
 /// Why a signed message was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -109,15 +118,16 @@ pub enum AuthError {
         /// The allowed distance (microseconds).
         window_micros: u64,
     },
-    /// The nonce is not above the last one accepted from this key.
+    /// The nonce was accepted from this key before, or is too old to tell.
     #[error(
-        "nonce {nonce} is not above {last}, the last accepted from this key: a replayed message"
+        "nonce {nonce} was already used by this key, or is not above {floor}, the oldest it may \
+         still use: a replayed message"
     )]
     Replayed {
         /// The message's nonce.
         nonce: u64,
-        /// The last nonce accepted from its key.
-        last: u64,
+        /// Nonces at or below this are refused from the key (newest seen − reorder window).
+        floor: u64,
     },
     /// The key is not one this receiver accepts (or not the one expected).
     #[error("key {key} is not allowed to send this")]
@@ -424,6 +434,13 @@ pub struct NonceClock {
 }
 
 impl NonceClock {
+    /// The process's one clock: every signer in a process that draws from it never reuses a
+    /// nonce, however many clients it builds for the same key.
+    pub fn process() -> Self {
+        static CLOCK: std::sync::OnceLock<NonceClock> = std::sync::OnceLock::new();
+        CLOCK.get_or_init(NonceClock::default).clone()
+    }
+
     /// The next nonce, from this machine's clock.
     pub fn next(&self) -> u64 {
         self.next_at(now_micros())
@@ -440,23 +457,60 @@ impl NonceClock {
     }
 }
 
-/// A receiver's memory of senders: the last nonce accepted per key, a freshness window against the
-/// receiver's clock, and optionally the only keys it accepts. Clones share one memory.
+/// A receiver's memory of senders: per key, the nonces accepted within the reorder window below
+/// the newest one; a freshness window against the receiver's clock; optionally the only keys it
+/// accepts. Clones share one memory.
 ///
-/// Memory is bounded: a key whose last nonce is older than the window is forgotten (any replay of
-/// it would be stale anyway), and at most `senders_max` keys are remembered at once.
+/// Memory is bounded: a key whose newest nonce is older than the freshness window is forgotten (any
+/// replay of it would be stale anyway), at most `senders_max` keys are remembered at once, and at
+/// most [`RECENT_NONCES_MAX`] nonces per key.
 #[derive(Debug, Clone)]
 pub struct ReplayGuard {
     inner: Arc<Mutex<GuardState>>,
     window_micros: u64,
+    reorder_micros: u64,
     senders_max: usize,
 }
 
 #[derive(Debug, Default)]
 struct GuardState {
-    last: BTreeMap<[u8; 32], u64>,
+    senders: BTreeMap<[u8; 32], Seen>,
     allowed: Option<BTreeSet<[u8; 32]>>,
     swept_at: u64,
+}
+
+/// What a guard remembers of one sender.
+#[derive(Debug, Default)]
+struct Seen {
+    /// Nonces at or below this are refused.
+    floor: u64,
+    /// Accepted nonces above `floor`.
+    recent: BTreeSet<u64>,
+}
+
+impl Seen {
+    fn newest(&self) -> u64 {
+        self.recent.last().copied().unwrap_or(self.floor)
+    }
+
+    fn accept(&mut self, nonce: u64, reorder: u64) -> Result<(), AuthError> {
+        if nonce <= self.floor || self.recent.contains(&nonce) {
+            return Err(AuthError::Replayed {
+                nonce,
+                floor: self.floor,
+            });
+        }
+        self.recent.insert(nonce);
+        self.floor = self.floor.max(self.newest().saturating_sub(reorder));
+        let floor = self.floor;
+        self.recent.retain(|&n| n > floor);
+        while self.recent.len() > RECENT_NONCES_MAX {
+            if let Some(oldest) = self.recent.pop_first() {
+                self.floor = oldest;
+            }
+        }
+        Ok(())
+    }
 }
 
 impl Default for ReplayGuard {
@@ -468,9 +522,11 @@ impl Default for ReplayGuard {
 impl ReplayGuard {
     /// A guard accepting nonces within `window` of the receiver's clock, from any key.
     pub fn new(window: Duration) -> Self {
+        let micros = |d: Duration| u64::try_from(d.as_micros()).unwrap_or(u64::MAX);
         Self {
             inner: Arc::default(),
-            window_micros: u64::try_from(window.as_micros()).unwrap_or(u64::MAX),
+            window_micros: micros(window),
+            reorder_micros: micros(REORDER_WINDOW.min(window)),
             senders_max: SENDERS_MAX,
         }
     }
@@ -499,11 +555,11 @@ impl ReplayGuard {
 
     /// How many senders are remembered now.
     pub fn senders(&self) -> usize {
-        self.lock().last.len()
+        self.lock().senders.len()
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, GuardState> {
-        // The state is a map of integers, consistent after any panic mid-update.
+        // The state is maps of integers, consistent after any panic mid-update.
         self.inner.lock().unwrap_or_else(|p| p.into_inner())
     }
 
@@ -524,31 +580,27 @@ impl ReplayGuard {
                 key: hex::encode(key),
             });
         }
-        if let Some(&last) = st.last.get(&key) {
-            if nonce <= last {
-                return Err(AuthError::Replayed { nonce, last });
-            }
-        } else {
+        if !st.senders.contains_key(&key) {
             // Sweep once per window; when full, at most once a second (a sweep walks every key).
             let since = now_micros.saturating_sub(st.swept_at);
-            let full = st.last.len() >= self.senders_max;
+            let full = st.senders.len() >= self.senders_max;
             if since >= self.window_micros || (full && since >= 1_000_000) {
                 self.sweep(&mut st, now_micros);
             }
-            if st.last.len() >= self.senders_max {
+            if st.senders.len() >= self.senders_max {
                 return Err(AuthError::TooManySenders {
                     max: self.senders_max,
                 });
             }
         }
-        st.last.insert(key, nonce);
-        Ok(())
+        let reorder = self.reorder_micros;
+        st.senders.entry(key).or_default().accept(nonce, reorder)
     }
 
     fn sweep(&self, st: &mut GuardState, now_micros: u64) {
         let window = self.window_micros;
-        st.last
-            .retain(|_, last| last.saturating_add(window) >= now_micros);
+        st.senders
+            .retain(|_, seen| seen.newest().saturating_add(window) >= now_micros);
         st.swept_at = now_micros;
     }
 }
@@ -657,19 +709,31 @@ mod tests {
     }
 
     #[test]
-    fn replays_are_refused_and_nonces_must_increase() {
+    fn replays_are_refused_and_each_nonce_is_accepted_once() {
         let guard = ReplayGuard::default();
         verify(&signed(T0, b"a"), b"a", &guard).unwrap();
+        let reorder = REORDER_WINDOW.as_micros() as u64;
         let again = verify(&signed(T0, b"a"), b"a", &guard).unwrap_err();
         assert_eq!(
             again,
             AuthError::Replayed {
                 nonce: T0,
-                last: T0
+                floor: T0 - reorder
             }
         );
-        let older = verify(&signed(T0 - 5, b"b"), b"b", &guard).unwrap_err();
-        assert_eq!(older.code(), "replayed");
+        // A request signed a moment earlier that arrives later is accepted, once.
+        verify(&signed(T0 - 5, b"b"), b"b", &guard).unwrap();
+        let late_again = verify(&signed(T0 - 5, b"b"), b"b", &guard).unwrap_err();
+        assert_eq!(late_again.code(), "replayed");
+        // Older than the reorder window below the newest: refused, even never seen.
+        let ancient = verify(&signed(T0 - reorder, b"d"), b"d", &guard).unwrap_err();
+        assert_eq!(
+            ancient,
+            AuthError::Replayed {
+                nonce: T0 - reorder,
+                floor: T0 - reorder
+            }
+        );
         verify(&signed(T0 + 1, b"c"), b"c", &guard).unwrap();
         // Clones share one memory; another sender has its own sequence.
         let clone = guard.clone();
@@ -808,6 +872,33 @@ mod tests {
     }
 
     proptest! {
+        /// Whatever order nonces arrive in, each is accepted at most once, and one inside the
+        /// reorder window below the newest accepted is accepted the first time.
+        #[test]
+        fn every_nonce_is_accepted_at_most_once(
+            offsets in proptest::collection::vec(0u64..60_000_000, 1..300),
+        ) {
+            let guard = ReplayGuard::default();
+            let k = key(1).verifying_key();
+            let reorder = REORDER_WINDOW.as_micros() as u64;
+            let mut accepted = BTreeSet::new();
+            let mut newest = 0u64;
+            for off in offsets {
+                let nonce = T0 + off;
+                let fresh = !accepted.contains(&nonce);
+                let in_window = newest == 0 || nonce > newest.saturating_sub(reorder);
+                let ok = guard.accept(&k, nonce, T0 + 30_000_000).is_ok();
+                prop_assert!(!ok || fresh, "nonce {nonce} accepted twice");
+                if fresh && in_window {
+                    prop_assert!(ok, "nonce {nonce} refused inside the reorder window");
+                }
+                if ok {
+                    accepted.insert(nonce);
+                    newest = newest.max(nonce);
+                }
+            }
+        }
+
         #[test]
         fn any_single_byte_body_change_fails(
             body in proptest::collection::vec(any::<u8>(), 1..512),
