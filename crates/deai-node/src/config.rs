@@ -58,6 +58,72 @@ pub struct NodeConfig {
     /// Largest blob the blob store accepts, in bytes.
     #[serde(default = "blob_max_bytes_default")]
     pub blob_max_bytes: u64,
+    /// What this node does besides serving its API: validate, coordinate, hold datasets.
+    #[serde(default)]
+    pub roles: RolesConfig,
+}
+
+/// A local dataset a data-owner node holds (never uploaded).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct DatasetFile {
+    /// The id `DatasetRegister` gave it on the ledger.
+    pub id: u64,
+    /// The file (the `fed::data` format), relative to the data directory or absolute.
+    pub file: PathBuf,
+}
+
+/// The `[roles]` section: one binary, roles by configuration.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct RolesConfig {
+    /// Run the chain (consensus, storage, the full API). A node that is not a validator reads
+    /// the ledger and submits through `upstream`.
+    #[serde(default = "yes")]
+    pub validator: bool,
+    /// A validator's HTTP API (required when `validator = false`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub upstream: Option<String>,
+    /// Run the rounds of tasks whose creators assign them to this node.
+    #[serde(default)]
+    pub coordinator: bool,
+    /// Datasets this node holds as a data owner.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub datasets: Vec<DatasetFile>,
+    /// Coordinators to announce the datasets to.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub announce_to: Vec<String>,
+    /// Milliseconds a peer may take to answer one round message before it counts as dropped.
+    #[serde(default = "peer_timeout_ms")]
+    pub peer_timeout_ms: u64,
+}
+
+fn yes() -> bool {
+    true
+}
+
+fn peer_timeout_ms() -> u64 {
+    20_000
+}
+
+impl Default for RolesConfig {
+    fn default() -> Self {
+        Self {
+            validator: true,
+            upstream: None,
+            coordinator: false,
+            datasets: Vec::new(),
+            announce_to: Vec::new(),
+            peer_timeout_ms: peer_timeout_ms(),
+        }
+    }
+}
+
+impl RolesConfig {
+    /// Whether the node plays a role besides validating.
+    pub fn has_roles(&self) -> bool {
+        self.coordinator || !self.datasets.is_empty()
+    }
 }
 
 fn blob_max_bytes_default() -> u64 {
@@ -72,6 +138,7 @@ impl Default for NodeConfig {
             bootstrappers: Vec::new(),
             mempool_txs_max: 100_000,
             blob_max_bytes: BLOB_MAX_BYTES_DEFAULT,
+            roles: RolesConfig::default(),
         }
     }
 }
@@ -111,6 +178,13 @@ impl NodeConfig {
         })
     }
 
+    /// Writes `<dir>/config.toml` (atomically: a temporary file renamed into place).
+    pub fn save(&self, dir: &Path) -> std::io::Result<()> {
+        let tmp = dir.join(format!(".{CONFIG_FILE}.tmp"));
+        fs::write(&tmp, self.to_toml())?;
+        fs::rename(tmp, dir.join(CONFIG_FILE))
+    }
+
     /// The TOML text of this config, with a header comment.
     pub fn to_toml(&self) -> String {
         let body = toml::to_string_pretty(self).expect("the config always serializes");
@@ -140,6 +214,29 @@ mod tests {
         let cfg = NodeConfig::default();
         let back: NodeConfig = toml::from_str(&cfg.to_toml()).expect("parse");
         assert_eq!(back, cfg);
+    }
+
+    #[test]
+    fn roles_round_trip_and_default_to_a_plain_validator() {
+        let mut cfg = NodeConfig::default();
+        assert!(cfg.roles.validator && !cfg.roles.has_roles());
+        cfg.roles = RolesConfig {
+            validator: false,
+            upstream: Some("http://127.0.0.1:7650".into()),
+            coordinator: true,
+            datasets: vec![DatasetFile {
+                id: 3,
+                file: "data.bin".into(),
+            }],
+            announce_to: vec!["http://127.0.0.1:7700".into()],
+            peer_timeout_ms: 5,
+        };
+        let back: NodeConfig = toml::from_str(&cfg.to_toml()).expect("parse");
+        assert_eq!(back, cfg);
+        let old =
+            "http_listen = \"127.0.0.1:1\"\np2p_listen = \"127.0.0.1:2\"\nmempool_txs_max = 5\n";
+        let parsed: NodeConfig = toml::from_str(old).expect("configs without [roles] still load");
+        assert_eq!(parsed.roles, RolesConfig::default());
     }
 
     #[test]

@@ -14,4 +14,7 @@ pub mod config;
 pub mod fed;
 pub mod init;
 pub mod keyfile;
+pub mod lineage;
+pub mod roles;
 pub mod run;
+pub mod verify_task;

@@ -133,11 +133,26 @@ pub async fn start(
 }
 
 /// Runs a node until SIGINT or SIGTERM. `on_start` is told once the API answers.
+///
+/// A validator (`[roles] validator = true`, the default) runs the chain and the full API; a node
+/// that is not one runs its roles (data owner, coordinator) against its `upstream` validator.
 pub fn run(
     dir: &Path,
     overrides: Overrides,
     on_start: impl FnOnce(&Started) + Send + 'static,
 ) -> anyhow::Result<()> {
+    let cfg = NodeConfig::load(dir)?;
+    if !cfg.roles.validator {
+        return run_roles(dir, &cfg, &overrides, on_start);
+    }
+    if cfg.roles.has_roles() {
+        anyhow::bail!(
+            "{}: a validator that also owns data or coordinates is not supported yet; run the \
+             roles in a second node with `[roles] validator = false` and `upstream` = this \
+             node's API",
+            dir.join(config::CONFIG_FILE).display()
+        );
+    }
     let dir = dir.to_path_buf();
     runner(&dir).start(|context| async move {
         let node = start(context, &dir, &overrides).await?;
@@ -150,6 +165,65 @@ pub fn run(
         });
         shutdown_signal().await;
         let _ = fs::remove_file(dir.join(HTTP_ADDR_FILE));
+        Ok(())
+    })
+}
+
+/// Runs a role node (not a validator) until SIGINT or SIGTERM.
+fn run_roles(
+    dir: &Path,
+    cfg: &NodeConfig,
+    overrides: &Overrides,
+    on_start: impl FnOnce(&Started) + Send + 'static,
+) -> anyhow::Result<()> {
+    let upstream = cfg.roles.upstream.clone().ok_or_else(|| {
+        anyhow::anyhow!(
+            "{}: `[roles] validator = false` needs `upstream`, the HTTP API of a validator",
+            dir.join(config::CONFIG_FILE).display()
+        )
+    })?;
+    let key = keyfile::read(&dir.join(NODE_KEY_FILE))?;
+    let datasets = crate::roles::serve::load_datasets(dir, &cfg.roles.datasets)?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    let listen = overrides.http_listen.unwrap_or(cfg.http_listen);
+    let dir = dir.to_path_buf();
+    let roles = cfg.roles.clone();
+    let roles_blob_max = cfg.blob_max_bytes;
+    rt.block_on(async move {
+        let node = crate::roles::serve::start(crate::roles::serve::RoleNodeConfig {
+            key,
+            upstream: upstream.clone(),
+            listen,
+            blobs_dir: dir.join(BLOBS_DIR),
+            blob_max_bytes: roles_blob_max,
+            datasets,
+            coordinator: roles.coordinator,
+            announce_to: roles.announce_to.clone(),
+            peer_timeout: std::time::Duration::from_millis(roles.peer_timeout_ms),
+        })
+        .await?;
+        let ledger = crate::client::Client::new(upstream);
+        if let Some(c) = node.coordinator.clone() {
+            tokio::spawn(c.drive(ledger.clone()));
+        }
+        let status = ledger.status().await?;
+        let http = node.url.trim_start_matches("http://").to_string();
+        fs::write(dir.join(HTTP_ADDR_FILE), &http)?;
+        on_start(&Started {
+            http,
+            chain_id: status["chain_id"].as_str().unwrap_or_default().to_string(),
+            height: status["height"].as_u64().unwrap_or(0),
+            state_root: status["state_root"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string(),
+        });
+        shutdown_signal().await;
+        let _ = fs::remove_file(dir.join(HTTP_ADDR_FILE));
+        drop(node);
         Ok(())
     })
 }

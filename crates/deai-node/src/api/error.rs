@@ -60,6 +60,15 @@ impl ApiError {
         }
     }
 
+    /// A 500: the node failed (a bug or a broken disk), not the request; see the node's log.
+    pub fn internal(message: impl Into<String>) -> Self {
+        Self {
+            status: StatusCode::INTERNAL_SERVER_ERROR,
+            code: "internal",
+            message: message.into(),
+        }
+    }
+
     /// A 503: the node cannot take it now (for example a full mempool); retrying later may work.
     pub fn unavailable(code: &'static str, message: impl Into<String>) -> Self {
         Self {

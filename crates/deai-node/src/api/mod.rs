@@ -77,7 +77,7 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
-async fn not_found() -> ApiError {
+pub(crate) async fn not_found() -> ApiError {
     ApiError::not_found(
         "no_such_route",
         "no such route; see docs/api.md for the routes",
@@ -85,7 +85,7 @@ async fn not_found() -> ApiError {
 }
 
 /// Rewrites axum's own plain-text rejections (405, 413, 415, 400 from extractors) as [`ApiError`]s.
-async fn json_errors(response: Response<Body>) -> Response<Body> {
+pub(crate) async fn json_errors(response: Response<Body>) -> Response<Body> {
     let status = response.status();
     let is_json = response
         .headers()

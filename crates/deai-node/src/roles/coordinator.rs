@@ -1,0 +1,777 @@
+//! The coordinator role: runs a task's rounds. For each round it opens the round on the ledger
+//! (selection from the ledger's public seed, the DP spend of the round), invites the selected
+//! owners, relays their secure-aggregation messages group by group, aggregates what the groups'
+//! sums reveal (never an individual update), scores the groups on the validation set, stores the
+//! round's blobs, records the result on the ledger, and at the end closes the task.
+//!
+//! Routes (signed requests):
+//! - `POST /v1/fed/join`: an owner announces where its node answers for its datasets (signed by
+//!   the datasets' owner key, checked against the ledger).
+//! - `POST /v1/fed/assign`: a task's creator hands over the private inputs (validation salt and
+//!   blob hash; the spec and validation blobs are PUT into this node's blob store first).
+
+use std::{
+    collections::BTreeMap,
+    sync::{Arc, Mutex},
+    time::{Duration, Instant},
+};
+
+use axum::{
+    Router,
+    body::Bytes,
+    extract::State,
+    http::{HeaderMap, StatusCode, Uri},
+    response::Response,
+    routing::post,
+};
+use deai_learn::{data::Dataset, dp::rdp};
+use deai_ledger::{
+    Address, DELTA_SCALE, Digest, EPSILON_SCALE, METRIC_SCALE, Metric, Round, RoundOpen, TaskClose,
+    TaskStatus, TxBody, validation_commitment,
+};
+use ed25519_dalek::VerifyingKey;
+use futures::future::join_all;
+use serde::{Deserialize, Serialize};
+
+use super::{RoleContext, ledger_view, peer::Peer, signed_response};
+use crate::{
+    api::ApiError,
+    blobs::BlobStore,
+    client::Client,
+    fed::{self, CoordinatorRound, TaskSpec},
+};
+
+/// An owner's announcement.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Join {
+    /// Datasets the signer owns and answers for.
+    pub datasets: Vec<u64>,
+    /// Base URL of the signer's node.
+    pub url: String,
+}
+
+/// A creator's hand-over of a task's private inputs.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Assign {
+    /// The task.
+    pub task: u64,
+    /// The salt of the validation commitment.
+    pub salt: Digest,
+    /// BLAKE3 of the validation blob (already in this node's blob store).
+    pub validation: Digest,
+}
+
+/// Private inputs of a task this node coordinates.
+#[derive(Clone)]
+pub struct Assignment {
+    /// The spec (its hash is the task's `model_spec`).
+    pub spec: TaskSpec,
+    /// The validation set.
+    pub validation: Arc<Dataset>,
+    /// Its blob hash.
+    pub validation_hash: Digest,
+    /// The commitment salt.
+    pub salt: Digest,
+}
+
+#[derive(Default)]
+struct Progress {
+    /// The global model after the last completed round.
+    global: Option<(Digest, Vec<f32>)>,
+    /// Rényi DP of every opened round, summed per order.
+    rdp: Vec<f64>,
+    /// Accuracy and loss after the last completed round.
+    last_eval: Option<(f64, f64)>,
+}
+
+/// What one round did.
+#[derive(Debug, Clone, Serialize)]
+pub struct RoundReport {
+    /// Round number.
+    pub round: u32,
+    /// Selected datasets.
+    pub selected: Vec<u64>,
+    /// Datasets in the aggregate.
+    pub survivors: Vec<u64>,
+    /// Selected but absent from the aggregate.
+    pub dropped: Vec<u64>,
+    /// Whether a dropped owner's masks had to be recovered.
+    pub dropout_recovered: bool,
+    /// Validation accuracy of the new model.
+    pub accuracy: f64,
+    /// Validation loss of the new model.
+    pub loss: f64,
+    /// ε charged for the round.
+    pub epsilon: f64,
+    /// Cumulative ε of the task.
+    pub epsilon_total: f64,
+    /// BLAKE3 of the new model.
+    pub new_model: Digest,
+    /// Wall time of the round (ms).
+    pub ms: f64,
+}
+
+/// What closing a task did.
+#[derive(Debug, Clone, Serialize)]
+pub struct CloseReport {
+    /// The registered model's id.
+    pub model: u64,
+    /// Rewards paid, by dataset.
+    pub rewards: BTreeMap<u64, String>,
+    /// Refunded to the creator.
+    pub refund: String,
+}
+
+/// Why coordinating failed.
+#[derive(Debug, thiserror::Error)]
+pub enum CoordError {
+    /// The ledger could not be read or refused a transaction.
+    #[error("ledger: {0}")]
+    Ledger(String),
+    /// The task cannot run (not open, not ours, no inputs...).
+    #[error("task {task}: {reason}")]
+    Task {
+        /// The task.
+        task: u64,
+        /// What is wrong and what to do.
+        reason: String,
+    },
+    /// The round logic refused.
+    #[error(transparent)]
+    Fed(#[from] fed::FedError),
+    /// The blob store failed.
+    #[error("blob store: {0}")]
+    Blobs(String),
+    /// The privacy budget cannot pay for another round.
+    #[error("task {task}: round {round} would spend ε {needed:.4}, above the budget {budget:.4}")]
+    Budget {
+        /// The task.
+        task: u64,
+        /// The round that could not open.
+        round: u32,
+        /// Cumulative ε it would reach.
+        needed: f64,
+        /// The task's budget.
+        budget: f64,
+    },
+}
+
+impl From<ApiError> for CoordError {
+    fn from(e: ApiError) -> Self {
+        Self::Ledger(format!("{}: {}", e.code, e.message))
+    }
+}
+
+/// The coordinator role.
+#[derive(Clone)]
+pub struct CoordinatorRole {
+    ctx: RoleContext,
+    peer: Peer,
+    blobs: BlobStore,
+    /// Where owners fetch this node's blobs.
+    public_url: Arc<Mutex<String>>,
+    /// Dataset id → (owner node URL, owner key).
+    directory: Arc<Mutex<BTreeMap<u64, (String, VerifyingKey)>>>,
+    assignments: Arc<Mutex<BTreeMap<u64, Assignment>>>,
+    progress: Arc<Mutex<BTreeMap<u64, Progress>>>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    // A poisoned lock only means another request panicked midway; the maps stay consistent
+    // because every update is a single insert.
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl CoordinatorRole {
+    /// A coordinator storing blobs in `blobs`; owners get `peer_timeout` per message before they
+    /// count as dropped.
+    pub fn new(ctx: RoleContext, blobs: BlobStore, peer_timeout: Duration) -> Self {
+        let peer = Peer::new(ctx.key.clone(), ctx.chain_id.clone(), peer_timeout);
+        Self {
+            ctx,
+            peer,
+            blobs,
+            public_url: Arc::default(),
+            directory: Arc::default(),
+            assignments: Arc::default(),
+            progress: Arc::default(),
+        }
+    }
+
+    /// Sets the URL owners fetch this node's blobs from (known once the listener is bound).
+    pub fn set_public_url(&self, url: String) {
+        *lock(&self.public_url) = url;
+    }
+
+    /// The coordinator's routes.
+    pub fn router(self) -> Router {
+        Router::new()
+            .route("/v1/fed/join", post(join))
+            .route("/v1/fed/assign", post(assign))
+            .route("/v1/fed/directory", axum::routing::get(directory))
+            .with_state(self)
+    }
+
+    /// Datasets whose owners announced a node.
+    pub fn known_datasets(&self) -> Vec<u64> {
+        lock(&self.directory).keys().copied().collect()
+    }
+
+    fn assignment(&self, task: u64) -> Result<Assignment, CoordError> {
+        lock(&self.assignments)
+            .get(&task)
+            .cloned()
+            .ok_or_else(|| CoordError::Task {
+                task,
+                reason: "no private inputs: the creator must POST /v1/fed/assign first".into(),
+            })
+    }
+
+    fn put_blob(&self, bytes: &[u8]) -> Result<Digest, CoordError> {
+        self.blobs
+            .put(bytes)
+            .map_err(|e| CoordError::Blobs(e.to_string()))
+    }
+
+    /// Accepts a task's private inputs after checking them against the ledger (used by the
+    /// `assign` route, and directly when the creator runs the coordinator itself).
+    pub async fn accept_assignment(&self, creator: &Address, a: &Assign) -> Result<(), ApiError> {
+        let view = ledger_view(&self.ctx.ledger, a.task).await?;
+        let task = &view.task;
+        let forbid = |code: &'static str, message: String| ApiError {
+            status: StatusCode::FORBIDDEN,
+            code,
+            message,
+        };
+        if task.creator != *creator {
+            return Err(forbid(
+                "not_creator",
+                format!("only task {}'s creator can assign it", task.id),
+            ));
+        }
+        if task.coordinator.unwrap_or(task.creator) != self.ctx.address() {
+            return Err(forbid(
+                "not_coordinator",
+                format!("task {} names another coordinator", task.id),
+            ));
+        }
+        if task.validation != Some(validation_commitment(&a.salt, &a.validation)) {
+            return Err(ApiError::bad_request(
+                "commitment_mismatch",
+                "salt and validation hash do not match the task's validation commitment",
+            ));
+        }
+        let spec_bytes = self
+            .blobs
+            .get(&task.model_spec)
+            .ok()
+            .flatten()
+            .ok_or_else(|| {
+                ApiError::bad_request(
+                    "spec_missing",
+                    format!("PUT the task spec blob {} first", task.model_spec),
+                )
+            })?;
+        let spec = TaskSpec::from_json(&spec_bytes)
+            .map_err(|e| ApiError::bad_request("bad_spec", e.to_string()))?;
+        let val_bytes = self
+            .blobs
+            .get(&a.validation)
+            .ok()
+            .flatten()
+            .ok_or_else(|| {
+                ApiError::bad_request(
+                    "validation_missing",
+                    format!("PUT the validation blob {} first", a.validation),
+                )
+            })?;
+        let validation = fed::data::decode(&val_bytes, &fed::data::DataLimits::default())
+            .map_err(|e| ApiError::bad_request("bad_validation", e.to_string()))?;
+        lock(&self.assignments).insert(
+            a.task,
+            Assignment {
+                spec,
+                validation: Arc::new(validation),
+                validation_hash: a.validation,
+                salt: a.salt,
+            },
+        );
+        Ok(())
+    }
+
+    /// Runs the task's next round end to end: open, exchange, aggregate, record.
+    pub async fn run_round(&self, task_id: u64) -> Result<RoundReport, CoordError> {
+        let started = Instant::now();
+        let a = self.assignment(task_id)?;
+        let (global_hash, global) = self.global(task_id, &a.spec)?;
+        let opened = self.open_round(task_id, &a.spec, global_hash).await?;
+        let view = ledger_view(&self.ctx.ledger, task_id).await?;
+        let info = view.round_info(&self.ctx.ledger, &opened.round).await?;
+        let mut round = CoordinatorRound::new(&a.spec, &info, global)?;
+        self.exchange(&mut round, &info).await;
+        let outcome = round.finish(&a.validation)?;
+        for (hash, bytes) in
+            outcome
+                .masked
+                .iter()
+                .chain([&outcome.record, &outcome.aggregate, &outcome.new_model])
+        {
+            let stored = self.put_blob(bytes)?;
+            if stored != *hash {
+                return Err(CoordError::Blobs(format!("blob {hash} hashed to {stored}")));
+            }
+        }
+        let result = outcome.round_result(task_id, info.round);
+        super::send_tx(&self.ctx, TxBody::RoundResult(result)).await?;
+        {
+            let mut progress = lock(&self.progress);
+            let p = progress.entry(task_id).or_default();
+            p.global = Some((outcome.new_model.0, outcome.new_weights.clone()));
+            p.last_eval = Some((outcome.accuracy, outcome.loss));
+        }
+        let dropped: Vec<u64> = info
+            .selected
+            .iter()
+            .filter(|d| !outcome.survivors.contains(d))
+            .copied()
+            .collect();
+        Ok(RoundReport {
+            round: info.round,
+            selected: info.selected.clone(),
+            dropout_recovered: outcome.recovered_groups() > 0,
+            survivors: outcome.survivors,
+            dropped,
+            accuracy: outcome.accuracy,
+            loss: outcome.loss,
+            epsilon: opened.epsilon as f64 / EPSILON_SCALE as f64,
+            epsilon_total: opened.epsilon_total,
+            new_model: outcome.new_model.0,
+            ms: started.elapsed().as_secs_f64() * 1e3,
+        })
+    }
+
+    /// The model the next round trains from: the last round's, or the spec's initial weights
+    /// (stored so owners can fetch them by hash).
+    fn global(&self, task: u64, spec: &TaskSpec) -> Result<(Digest, Vec<f32>), CoordError> {
+        if let Some(g) = lock(&self.progress)
+            .get(&task)
+            .and_then(|p| p.global.clone())
+        {
+            return Ok(g);
+        }
+        let kind = spec.model_kind().map_err(fed::FedError::from)?;
+        let init = spec.initial_weights().map_err(fed::FedError::from)?;
+        let bytes = fed::weights::encode(&kind, &init).map_err(fed::FedError::from)?;
+        let hash = self.put_blob(&bytes)?;
+        Ok((hash, init))
+    }
+
+    /// Opens the next round on the ledger, retrying when a block lands between reading the
+    /// selection seed and the transaction's inclusion (the seed is the previous block's root).
+    async fn open_round(
+        &self,
+        task_id: u64,
+        spec: &TaskSpec,
+        global: Digest,
+    ) -> Result<Opened, CoordError> {
+        let view = ledger_view(&self.ctx.ledger, task_id).await?;
+        let task = &view.task;
+        if task.status != TaskStatus::Open {
+            return Err(CoordError::Task {
+                task: task_id,
+                reason: "not open".into(),
+            });
+        }
+        let round = task.rounds_opened() + 1;
+        let orders = rdp::default_orders();
+        let rdp_so_far = lock(&self.progress)
+            .get(&task_id)
+            .map(|p| p.rdp.clone())
+            .filter(|r| r.len() == orders.len())
+            .unwrap_or_else(|| vec![0.0; orders.len()]);
+        let delta_total = spec.delta;
+        let delta_round = spec.delta_per_round();
+        let mut last_err = String::new();
+        for _attempt in 0..8 {
+            // Eligibility depends on the round's ε (datasets' own maxima), and ε on how many
+            // are eligible (the sampling rate): price the round at the current count, then
+            // ask for the selection at that price.
+            let all = self.selection(task_id, u32::MAX as usize, 1).await?;
+            if all.selected.is_empty() {
+                return Err(CoordError::Task {
+                    task: task_id,
+                    reason: "no eligible dataset left (consent revoked, expired or ε exhausted)"
+                        .into(),
+                });
+            }
+            let q = (f64::from(spec.datasets_per_round) / all.selected.len() as f64).min(1.0);
+            let rdp_now: Vec<f64> = orders
+                .iter()
+                .zip(&rdp_so_far)
+                .map(|(&a, &r)| r + rdp::rdp_step(q, spec.noise_multiplier, a))
+                .collect();
+            let eps_total = rdp::epsilon_from_rdp(&orders, &rdp_now, delta_total);
+            let budget = task.epsilon as f64 / EPSILON_SCALE as f64;
+            let needed_fixed = (eps_total * EPSILON_SCALE as f64).ceil() as u64;
+            if !eps_total.is_finite() || needed_fixed > task.epsilon {
+                return Err(CoordError::Budget {
+                    task: task_id,
+                    round,
+                    needed: eps_total,
+                    budget,
+                });
+            }
+            let epsilon = needed_fixed.saturating_sub(task.epsilon_spent).max(1);
+            let sel = self
+                .selection(task_id, spec.datasets_per_round as usize, epsilon)
+                .await?;
+            if sel.selected.len() < spec.group_size_min as usize {
+                return Err(CoordError::Task {
+                    task: task_id,
+                    reason: format!(
+                        "only {} datasets eligible, a round needs {} (group_size_min)",
+                        sel.selected.len(),
+                        spec.group_size_min
+                    ),
+                });
+            }
+            let tx = RoundOpen {
+                task: task_id,
+                round,
+                global_model: global,
+                selected: sel.selected.clone(),
+                secagg: fed::groups::secagg_params(sel.selected.len(), spec.group_size_min),
+                epsilon,
+                delta: delta_round.min(DELTA_SCALE - 1),
+            };
+            match super::send_tx(&self.ctx, TxBody::RoundOpen(tx)).await {
+                Ok(_) => {
+                    lock(&self.progress).entry(task_id).or_default().rdp = rdp_now;
+                    let task = ledger_view(&self.ctx.ledger, task_id).await?.task;
+                    let opened = task
+                        .round_log
+                        .last()
+                        .filter(|r| r.number == round)
+                        .cloned()
+                        .ok_or_else(|| CoordError::Ledger("opened round not found".into()))?;
+                    return Ok(Opened {
+                        round: opened,
+                        epsilon,
+                        epsilon_total: task.epsilon_spent as f64 / EPSILON_SCALE as f64,
+                    });
+                }
+                // A block between the selection and the RoundOpen changed who is eligible (a
+                // revocation, an expiry, a dataset's ε): ask the ledger again.
+                Err(e) if stale_selection(&e.message) => last_err = e.to_string(),
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(CoordError::Ledger(format!(
+            "round {round} of task {task_id} could not be opened: {last_err}"
+        )))
+    }
+
+    async fn selection(
+        &self,
+        task: u64,
+        count: usize,
+        epsilon: u64,
+    ) -> Result<Selection, CoordError> {
+        self.ctx
+            .ledger
+            .get(&format!(
+                "/v1/tasks/{task}/selection?count={count}&epsilon={epsilon}"
+            ))
+            .await
+            .map_err(|e| CoordError::Ledger(e.to_string()))
+    }
+
+    /// Invites the selected owners and relays the secure-aggregation messages until every
+    /// group finished or aborted. An owner that does not answer is simply absent from the next
+    /// step: dropout recovery is the protocol's job.
+    async fn exchange(&self, round: &mut CoordinatorRound, info: &fed::RoundInfo) {
+        let directory = lock(&self.directory).clone();
+        let blobs = lock(&self.public_url).clone();
+        let invites = info.selected.iter().filter_map(|&d| {
+            let (url, key) = directory.get(&d)?.clone();
+            let body = serde_json::to_vec(&super::owner::Invite {
+                task: info.task,
+                round: info.round,
+                dataset: d,
+                blobs: blobs.clone(),
+            })
+            .ok()?;
+            let peer = self.peer.clone();
+            Some(async move {
+                let reply = peer.post(&url, "/v1/fed/invite", body, Some(&key)).await;
+                (d, reply)
+            })
+        });
+        for (d, reply) in join_all(invites).await {
+            match reply {
+                Ok(bytes) => {
+                    if let Err(e) = round.handle(d, &bytes) {
+                        tracing::warn!(dataset = d, error = %e, "advert refused");
+                    }
+                }
+                Err(e) => tracing::warn!(dataset = d, error = %e, "owner did not join"),
+            }
+        }
+        loop {
+            match round.advance() {
+                Ok(fed::Phase::Finished) | Err(_) => break,
+                Ok(_) => {}
+            }
+            let outgoing = round.outgoing();
+            if outgoing.is_empty() {
+                continue;
+            }
+            let calls = outgoing.into_iter().filter_map(|(d, msg)| {
+                let (url, key) = directory.get(&d)?.clone();
+                let path = format!("/v1/fed/step/{}/{}/{d}", info.task, info.round);
+                let peer = self.peer.clone();
+                Some(async move { (d, peer.post(&url, &path, msg, Some(&key)).await) })
+            });
+            for (d, reply) in join_all(calls).await {
+                match reply {
+                    Ok(bytes) if !bytes.is_empty() => {
+                        if let Err(e) = round.handle(d, &bytes) {
+                            tracing::warn!(dataset = d, error = %e, "message refused");
+                        }
+                    }
+                    Ok(_) => {}
+                    Err(e) => tracing::warn!(dataset = d, error = %e, "owner dropped"),
+                }
+            }
+        }
+    }
+
+    /// Closes the task: reveals the validation data, pays rewards by recorded scores, refunds
+    /// the rest and registers the final model.
+    pub async fn close_task(&self, task_id: u64) -> Result<CloseReport, CoordError> {
+        let a = self.assignment(task_id)?;
+        let (accuracy, loss) = lock(&self.progress)
+            .get(&task_id)
+            .and_then(|p| p.last_eval)
+            .unwrap_or((0.0, f64::NAN));
+        let metric = |name: &str, v: f64| Metric {
+            name: name.into(),
+            value: if v.is_finite() {
+                (v * METRIC_SCALE as f64).round() as i64
+            } else {
+                0
+            },
+        };
+        let tx = TaskClose {
+            task: task_id,
+            validation_salt: a.salt,
+            validation_data: a.validation_hash,
+            parent: None,
+            metrics: vec![metric("accuracy", accuracy), metric("loss", loss)],
+        };
+        super::send_tx(&self.ctx, TxBody::TaskClose(tx)).await?;
+        let task = ledger_view(&self.ctx.ledger, task_id).await?.task;
+        let mut rewards = BTreeMap::new();
+        let mut refund = 0u128;
+        for entry in &task.history {
+            match &entry.event {
+                deai_ledger::Event::RewardPaid {
+                    dataset, amount, ..
+                } => {
+                    rewards.insert(*dataset, amount.to_string());
+                }
+                deai_ledger::Event::TaskClosed { refund: r, .. } => refund = *r,
+                _ => {}
+            }
+        }
+        Ok(CloseReport {
+            model: task.final_model.unwrap_or(0),
+            rewards,
+            refund: refund.to_string(),
+        })
+    }
+
+    /// Runs one task to its end: every remaining round (stopping early if the privacy budget
+    /// cannot pay for another), publication of its blobs to `publish`, and the close.
+    pub async fn run_task(
+        &self,
+        task_id: u64,
+        publish: &Client,
+        mut on_round: impl FnMut(&RoundReport),
+    ) -> Result<CloseReport, CoordError> {
+        loop {
+            let task = ledger_view(&self.ctx.ledger, task_id).await?.task;
+            if task.status != TaskStatus::Open {
+                return Err(CoordError::Task {
+                    task: task_id,
+                    reason: "is no longer open".into(),
+                });
+            }
+            if task.rounds_opened() >= task.rounds {
+                break;
+            }
+            match self.run_round(task_id).await {
+                Ok(r) => on_round(&r),
+                Err(CoordError::Budget { round, .. }) if round > 1 => {
+                    tracing::warn!(task = task_id, round, "privacy budget spent: closing early");
+                    break;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        // Blobs first: once the ledger says the task is closed, everything a verifier needs is
+        // already where it will look.
+        self.publish_task(publish, task_id).await?;
+        let close = self.close_task(task_id).await?;
+        Ok(close)
+    }
+
+    /// Runs every task assigned to this node, one after another, for as long as the node runs
+    /// (what `deai node` does for a coordinator). A task that fails is logged and not retried.
+    pub async fn drive(self, publish: Client) {
+        let mut done = std::collections::BTreeSet::new();
+        loop {
+            let next = lock(&self.assignments)
+                .keys()
+                .copied()
+                .find(|t| !done.contains(t));
+            let Some(task) = next else {
+                tokio::time::sleep(Duration::from_millis(300)).await;
+                continue;
+            };
+            done.insert(task);
+            match self
+                .run_task(task, &publish, |r| {
+                    tracing::info!(task, round = r.round, accuracy = r.accuracy, "round done")
+                })
+                .await
+            {
+                Ok(c) => tracing::info!(task, model = c.model, "task closed"),
+                Err(e) => tracing::error!(task, error = %e, "task failed"),
+            }
+        }
+    }
+
+    /// Publishes every blob a verifier of `task_id` needs (spec, validation set, each round's
+    /// models, masked updates, unmasking record and aggregate) to another node's store.
+    pub async fn publish_task(&self, to: &Client, task_id: u64) -> Result<usize, CoordError> {
+        let a = self.assignment(task_id)?;
+        let task = ledger_view(&self.ctx.ledger, task_id).await?.task;
+        let mut hashes = vec![task.model_spec, a.validation_hash];
+        for r in &task.round_log {
+            hashes.push(r.global_model);
+            if let Some(o) = &r.outcome {
+                hashes.extend(o.masked_updates.iter().copied());
+                hashes.extend([o.unmasking, o.aggregate, o.new_model]);
+            }
+        }
+        hashes.sort_unstable();
+        hashes.dedup();
+        self.publish(to, &hashes).await?;
+        Ok(hashes.len())
+    }
+
+    /// Publishes every blob of the task to another node's store (e.g. the validator), so
+    /// verifiers can fetch them after this node is gone.
+    pub async fn publish(&self, to: &Client, hashes: &[Digest]) -> Result<(), CoordError> {
+        for h in hashes {
+            let bytes = self
+                .blobs
+                .get(h)
+                .map_err(|e| CoordError::Blobs(e.to_string()))?
+                .ok_or_else(|| CoordError::Blobs(format!("blob {h} missing")))?;
+            to.put_blob(&bytes)
+                .await
+                .map_err(|e| CoordError::Blobs(e.to_string()))?;
+        }
+        Ok(())
+    }
+}
+
+struct Opened {
+    round: Round,
+    epsilon: u64,
+    epsilon_total: f64,
+}
+
+/// Whether the ledger refused a `RoundOpen` because its selection went stale between the
+/// coordinator's read and the block (the ledger's code is in the refusal's message, from the
+/// mempool's admission check or from the receipt of the refused transaction).
+fn stale_selection(refusal: &str) -> bool {
+    [
+        "wrong_selection",
+        "consent_revoked",
+        "consent_expired",
+        "consent_violated",
+        "dataset_budget_exceeded",
+    ]
+    .iter()
+    .any(|code| refusal.contains(code))
+}
+
+#[derive(Deserialize)]
+struct Selection {
+    selected: Vec<u64>,
+}
+
+async fn join(
+    State(role): State<CoordinatorRole>,
+    headers: HeaderMap,
+    uri: Uri,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let (signer, nonce) = role.ctx.verify_post(&headers, &uri, &body)?;
+    let j: Join = serde_json::from_slice(&body)
+        .map_err(|e| ApiError::bad_request("bad_json", format!("join: {e}")))?;
+    let mut accepted = Vec::new();
+    for &d in &j.datasets {
+        let ds: deai_ledger::Dataset = role
+            .ctx
+            .ledger
+            .get(&format!("/v1/datasets/{d}"))
+            .await
+            .map_err(|e| ApiError::bad_request("unknown_dataset", format!("dataset {d}: {e}")))?;
+        if ds.owner.0 != signer.to_bytes() {
+            return Err(ApiError {
+                status: StatusCode::FORBIDDEN,
+                code: "not_owner",
+                message: format!("dataset {d} is not the signer's"),
+            });
+        }
+        accepted.push(d);
+    }
+    let mut dir = lock(&role.directory);
+    for &d in &accepted {
+        dir.insert(d, (j.url.clone(), signer));
+    }
+    drop(dir);
+    let body = serde_json::to_vec(&serde_json::json!({ "accepted": accepted })).unwrap_or_default();
+    Ok(signed_response(&role.ctx, nonce, StatusCode::OK, body))
+}
+
+/// `GET /v1/fed/directory`: datasets whose owners joined, and tasks assigned (public facts).
+async fn directory(State(role): State<CoordinatorRole>) -> axum::Json<serde_json::Value> {
+    let tasks: Vec<u64> = lock(&role.assignments).keys().copied().collect();
+    axum::Json(serde_json::json!({ "datasets": role.known_datasets(), "tasks": tasks }))
+}
+
+async fn assign(
+    State(role): State<CoordinatorRole>,
+    headers: HeaderMap,
+    uri: Uri,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let (signer, nonce) = role.ctx.verify_post(&headers, &uri, &body)?;
+    let a: Assign = serde_json::from_slice(&body)
+        .map_err(|e| ApiError::bad_request("bad_json", format!("assign: {e}")))?;
+    role.accept_assignment(&Address(signer.to_bytes()), &a)
+        .await?;
+    Ok(signed_response(
+        &role.ctx,
+        nonce,
+        StatusCode::OK,
+        b"{}".to_vec(),
+    ))
+}

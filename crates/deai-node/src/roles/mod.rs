@@ -1,0 +1,235 @@
+//! The roles a node plays besides (or instead of) validating: data owner ([`owner`]) and
+//! coordinator ([`coordinator`]). Roles are configuration; a node that is not a validator reads
+//! the ledger and submits transactions through a validator's HTTP API (its `upstream`).
+//!
+//! Role nodes talk over HTTP with signed messages ([`peer`], [`crate::auth`]). The round logic
+//! itself is the pure [`crate::fed`] module; this layer only moves its bytes and reads the ledger.
+
+pub mod coordinator;
+pub mod owner;
+pub mod peer;
+pub mod serve;
+pub mod setup;
+
+use axum::{
+    http::{HeaderMap, HeaderValue, StatusCode},
+    response::{IntoResponse, Response},
+};
+use deai_ledger::{Address, Dataset, Round, Task};
+use ed25519_dalek::{SigningKey, VerifyingKey};
+
+use crate::{
+    api::ApiError,
+    auth::{self, ReplayGuard},
+    client::{Client, ClientError},
+    fed,
+};
+
+/// What every role handler needs: this node's key, the chain it serves, the validator it reads.
+#[derive(Clone)]
+pub struct RoleContext {
+    /// This node's ed25519 key (its ledger account too).
+    pub key: SigningKey,
+    /// The chain id every signature is bound to.
+    pub chain_id: String,
+    /// A validator's API.
+    pub ledger: Client,
+    /// Replays and stale messages are refused.
+    pub guard: ReplayGuard,
+}
+
+impl RoleContext {
+    /// A context for `key` on the chain behind `ledger` (asks it for the chain id).
+    pub async fn connect(key: SigningKey, ledger: Client) -> Result<Self, ClientError> {
+        let status = ledger.status().await?;
+        let chain_id = status["chain_id"].as_str().unwrap_or_default().to_string();
+        Ok(Self {
+            key,
+            chain_id,
+            ledger,
+            guard: ReplayGuard::default(),
+        })
+    }
+
+    /// This node's ledger address.
+    pub fn address(&self) -> Address {
+        Address(self.key.verifying_key().to_bytes())
+    }
+
+    /// Checks a signed request; the signer's key or a 401 naming what was wrong.
+    pub fn verify(
+        &self,
+        headers: &HeaderMap,
+        method: &str,
+        path: &str,
+        body: &[u8],
+    ) -> Result<VerifyingKey, ApiError> {
+        auth::verify_request(
+            headers,
+            &self.chain_id,
+            method,
+            path,
+            body,
+            &self.guard,
+            auth::now_micros(),
+        )
+        .map_err(|e| ApiError {
+            status: StatusCode::UNAUTHORIZED,
+            code: e.code(),
+            message: e.to_string(),
+        })
+    }
+
+    /// Checks a signed POST; the signer's key and the request's nonce (to sign the answer with).
+    pub fn verify_post(
+        &self,
+        headers: &HeaderMap,
+        uri: &axum::http::Uri,
+        body: &[u8],
+    ) -> Result<(VerifyingKey, u64), ApiError> {
+        let signer = self.verify(headers, "POST", uri.path(), body)?;
+        let nonce = auth::request_nonce(headers).unwrap_or_default();
+        Ok((signer, nonce))
+    }
+}
+
+/// A raw-bytes answer signed by this node and bound to the request's nonce.
+pub fn signed_response(
+    ctx: &RoleContext,
+    request_nonce: u64,
+    status: StatusCode,
+    body: Vec<u8>,
+) -> Response {
+    let signed = auth::sign_response(
+        &ctx.key,
+        &ctx.chain_id,
+        request_nonce,
+        status.as_u16(),
+        &body,
+    );
+    let mut resp = (status, body).into_response();
+    signed.insert_into(resp.headers_mut());
+    resp.headers_mut().insert(
+        axum::http::header::CONTENT_TYPE,
+        HeaderValue::from_static("application/octet-stream"),
+    );
+    resp
+}
+
+fn upstream(e: ClientError) -> ApiError {
+    ApiError {
+        status: StatusCode::BAD_GATEWAY,
+        code: "ledger_unavailable",
+        message: format!("cannot read the ledger: {e}"),
+    }
+}
+
+/// A task as the ledger shows it, with the height it was read at.
+pub struct LedgerView {
+    /// The task.
+    pub task: Task,
+    /// Finalized height of the read.
+    pub height: u64,
+}
+
+/// Reads `task` (and the height) from the validator.
+pub async fn ledger_view(ledger: &Client, task: u64) -> Result<LedgerView, ApiError> {
+    let status = ledger.status().await.map_err(upstream)?;
+    let task: Task = ledger
+        .get(&format!("/v1/tasks/{task}"))
+        .await
+        .map_err(|e| match e {
+            ClientError::Api { status: 404, .. } => {
+                ApiError::not_found("task_not_found", format!("no task {task} on the ledger"))
+            }
+            e => upstream(e),
+        })?;
+    Ok(LedgerView {
+        task,
+        height: status["height"].as_u64().unwrap_or(0),
+    })
+}
+
+impl LedgerView {
+    /// A dataset of the ledger.
+    pub async fn dataset(&self, ledger: &Client, id: u64) -> Result<Dataset, ApiError> {
+        ledger
+            .get(&format!("/v1/datasets/{id}"))
+            .await
+            .map_err(upstream)
+    }
+
+    /// The public facts of `round` that both sides of a round build on.
+    pub async fn round_info(
+        &self,
+        ledger: &Client,
+        round: &Round,
+    ) -> Result<fed::RoundInfo, ApiError> {
+        let mut identities = std::collections::BTreeMap::new();
+        for &id in &round.selected {
+            let d = self.dataset(ledger, id).await?;
+            let key = VerifyingKey::from_bytes(&d.owner.0).map_err(|e| {
+                ApiError::internal(format!("dataset {id}'s owner is not an ed25519 key: {e}"))
+            })?;
+            identities.insert(id, key);
+        }
+        Ok(fed::RoundInfo {
+            task: self.task.id,
+            round: round.number,
+            seed: round.seed,
+            global_model: round.global_model,
+            selected: round.selected.clone(),
+            identities,
+        })
+    }
+}
+
+/// Signs `body` with this node's key at its next nonce, submits it to the validator and waits
+/// until it is final. A transaction finalized but refused inside its block is an error naming
+/// the ledger's reason.
+pub async fn send_tx(
+    ctx: &RoleContext,
+    body: deai_ledger::TxBody,
+) -> Result<serde_json::Value, ApiError> {
+    let sender = ctx.address();
+    let status = ctx.ledger.status().await.map_err(upstream)?;
+    let account: serde_json::Value = ctx
+        .ledger
+        .get(&format!("/v1/accounts/{sender}"))
+        .await
+        .map_err(upstream)?;
+    let nonce = account["account"]["nonce"].as_u64().unwrap_or(0);
+    let fee = status["fee_min"]
+        .as_str()
+        .and_then(|s| s.parse::<u128>().ok())
+        .unwrap_or(0);
+    let tx = deai_ledger::SignedTx::sign(
+        deai_ledger::Tx {
+            chain_id: ctx.chain_id.clone(),
+            sender,
+            nonce,
+            fee,
+            body,
+        },
+        &ctx.key,
+    );
+    let id = ctx.ledger.submit(&tx).await.map_err(|e| match e {
+        ClientError::Api { code, message, .. } => ApiError::bad_request(
+            "tx_refused",
+            format!("the validator refused the transaction: {code}: {message}"),
+        ),
+        e => upstream(e),
+    })?;
+    let fin = ctx
+        .ledger
+        .wait_final(&id, std::time::Duration::from_secs(30))
+        .await
+        .map_err(upstream)?;
+    if fin["status"] == "rejected" || fin["applied"] == false {
+        return Err(ApiError::bad_request(
+            "tx_refused",
+            format!("transaction {id} was refused: {fin}"),
+        ));
+    }
+    Ok(fin)
+}

@@ -1,0 +1,447 @@
+//! The data-owner role: holds local datasets (never uploaded), and answers a coordinator's
+//! training requests only for rounds the ledger opened with one of its datasets selected, for
+//! tasks its consent policy admits.
+//!
+//! Routes (every request signed by the task's coordinator, every answer signed by this node):
+//! - `POST /v1/fed/invite`: JSON [`Invite`]; the answer is the owner's first secure-aggregation
+//!   message (its key advert) as raw bytes.
+//! - `POST /v1/fed/step/{task}/{round}/{dataset}`: one server message in, the owner's next
+//!   message out (204 when it has nothing to send).
+
+use std::{
+    collections::BTreeMap,
+    sync::{Arc, Mutex},
+};
+
+use axum::{
+    Json, Router,
+    body::Bytes,
+    extract::{Path, State},
+    http::{HeaderMap, StatusCode, Uri},
+    response::{IntoResponse, Response},
+    routing::post,
+};
+use deai_learn::data::Dataset;
+use deai_ledger::{Address, Task, TaskStatus};
+use ed25519_dalek::{SigningKey, VerifyingKey};
+use serde::{Deserialize, Serialize};
+
+use super::{RoleContext, ledger_view, signed_response};
+use crate::{
+    api::ApiError,
+    fed::{self, OwnerRound},
+};
+
+/// A dataset this node holds, by its ledger id.
+#[derive(Clone)]
+pub struct LocalDataset {
+    /// The id `DatasetRegister` gave it.
+    pub id: u64,
+    /// The samples (they never leave this node).
+    pub data: Arc<Dataset>,
+    /// BLAKE3 of the encoded samples: must equal the ledger's commitment for the dataset.
+    pub commitment: deai_ledger::Digest,
+}
+
+/// A coordinator's request to join a round.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Invite {
+    /// The task.
+    pub task: u64,
+    /// The round (open on the ledger).
+    pub round: u32,
+    /// Which of this node's datasets is asked.
+    pub dataset: u64,
+    /// Base URL of a blob store holding the task's spec and the round's global model.
+    pub blobs: String,
+}
+
+type RoundKey = (u64, u32, u64);
+
+struct Running {
+    coordinator: VerifyingKey,
+    round: OwnerRound,
+}
+
+/// Test hook: `DEAI_TEST_CRASH_AT=<task>:<round>:<step>` arms a [`Fault`] with
+/// [`FaultAction::Abort`]: a real crash mid-round, at a reproducible moment, for the
+/// dropout-recovery tests.
+pub const CRASH_ENV: &str = "DEAI_TEST_CRASH_AT";
+
+/// What an injected fault does when it fires.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FaultAction {
+    /// Abort the process (a crash).
+    Abort,
+    /// Stop answering until [`OwnerRole::go_online`] (the machine went away).
+    Offline,
+}
+
+/// A dropout at a chosen step (0 = the invite, 1 = shares, 2 = masked input, 3 = unmasking) of
+/// the first round of `task` numbered `from_round` or later that this owner is invited to. An
+/// `Abort` fires when the answer to `step` is ready but before it is sent (the process dies
+/// mid-step); `Offline` lets that answer go out and answers nothing after it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Fault {
+    /// The task.
+    pub task: u64,
+    /// The earliest round.
+    pub from_round: u32,
+    /// The step after which it fires.
+    pub step: usize,
+    /// What happens.
+    pub action: FaultAction,
+}
+
+/// The owner role's state.
+#[derive(Clone)]
+pub struct OwnerRole {
+    ctx: RoleContext,
+    datasets: Arc<BTreeMap<u64, LocalDataset>>,
+    rounds: Arc<Mutex<BTreeMap<RoundKey, (usize, Running)>>>,
+    fault: Arc<Mutex<Option<Fault>>>,
+    /// Rounds in which a fault fired, as `(task, round)`.
+    fired: Arc<Mutex<Vec<(u64, u32)>>>,
+    /// Set to stop answering (a dropout without killing the process).
+    gone: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl OwnerRole {
+    /// An owner holding `datasets`.
+    pub fn new(ctx: RoleContext, datasets: Vec<LocalDataset>) -> Self {
+        let fault = std::env::var(CRASH_ENV).ok().and_then(|v| {
+            let mut it = v.split(':').map(str::parse::<u64>);
+            match (it.next(), it.next(), it.next()) {
+                (Some(Ok(task)), Some(Ok(r)), Some(Ok(s))) => Some(Fault {
+                    task,
+                    from_round: u32::try_from(r).ok()?,
+                    step: usize::try_from(s).ok()?,
+                    action: FaultAction::Abort,
+                }),
+                _ => None,
+            }
+        });
+        Self {
+            ctx,
+            datasets: Arc::new(datasets.into_iter().map(|d| (d.id, d)).collect()),
+            rounds: Arc::new(Mutex::new(BTreeMap::new())),
+            fault: Arc::new(Mutex::new(fault)),
+            fired: Arc::default(),
+            gone: Arc::default(),
+        }
+    }
+
+    /// The datasets this node holds.
+    pub fn dataset_ids(&self) -> Vec<u64> {
+        self.datasets.keys().copied().collect()
+    }
+
+    /// From now on, answer nothing (as if the machine went away).
+    pub fn go_offline(&self) {
+        self.gone.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// Answer again after [`Self::go_offline`] or an `Offline` fault.
+    pub fn go_online(&self) {
+        self.gone.store(false, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// Arms a fault (replacing any armed one); it fires once.
+    pub fn inject(&self, fault: Fault) {
+        *self.fault.lock().unwrap_or_else(|p| p.into_inner()) = Some(fault);
+    }
+
+    /// `(task, round)` of every fault that fired.
+    pub fn fired(&self) -> Vec<(u64, u32)> {
+        self.fired.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// The owner's routes.
+    pub fn router(self) -> Router {
+        Router::new()
+            .route("/v1/fed/invite", post(invite))
+            .route("/v1/fed/step/{task}/{round}/{dataset}", post(step))
+            .with_state(self)
+    }
+
+    fn offline(&self) -> Result<(), ApiError> {
+        if self.gone.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err(ApiError {
+                status: StatusCode::SERVICE_UNAVAILABLE,
+                code: "offline",
+                message: "this owner is offline".into(),
+            });
+        }
+        Ok(())
+    }
+
+    fn maybe_fail(&self, key: RoundKey, step: usize) {
+        let mut armed = self.fault.lock().unwrap_or_else(|p| p.into_inner());
+        let Some(f) = *armed else { return };
+        if f.task != key.0 || key.1 < f.from_round || f.step != step {
+            return;
+        }
+        *armed = None;
+        drop(armed);
+        self.fired
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push((key.0, key.1));
+        match f.action {
+            FaultAction::Abort => {
+                tracing::warn!(
+                    task = key.0,
+                    round = key.1,
+                    step,
+                    "injected crash: aborting"
+                );
+                std::process::abort();
+            }
+            FaultAction::Offline => {
+                tracing::warn!(
+                    task = key.0,
+                    round = key.1,
+                    step,
+                    "injected dropout: offline"
+                );
+                self.go_offline();
+            }
+        }
+    }
+}
+
+fn refuse(code: &'static str, message: impl Into<String>) -> ApiError {
+    ApiError {
+        status: StatusCode::FORBIDDEN,
+        code,
+        message: message.into(),
+    }
+}
+
+/// Whether this node's own reading of the ledger lets `dataset` train for `task`'s open round:
+/// the round is open and selects it, the dataset is ours, not revoked, and its consent policy
+/// admits the task now. The ledger enforced all of it at `RoundOpen`; an owner checks again
+/// because it must not trust a coordinator's word about what the ledger says.
+fn check_consent(
+    task: &Task,
+    round: u32,
+    dataset: &deai_ledger::Dataset,
+    me: &Address,
+    height: u64,
+) -> Result<(), ApiError> {
+    if task.status != TaskStatus::Open {
+        return Err(refuse(
+            "task_not_open",
+            format!("task {} is not open", task.id),
+        ));
+    }
+    let open = task
+        .round_log
+        .last()
+        .filter(|r| r.number == round && r.outcome.is_none())
+        .ok_or_else(|| {
+            refuse(
+                "round_not_open",
+                format!("round {round} of task {} is not the open round", task.id),
+            )
+        })?;
+    if !open.selected.contains(&dataset.id) {
+        return Err(refuse(
+            "not_selected",
+            format!("dataset {} is not selected in round {round}", dataset.id),
+        ));
+    }
+    if dataset.owner != *me {
+        return Err(refuse(
+            "not_my_dataset",
+            format!("dataset {} belongs to {}", dataset.id, dataset.owner),
+        ));
+    }
+    if dataset.revoked {
+        return Err(refuse(
+            "consent_revoked",
+            format!("consent for dataset {} is revoked", dataset.id),
+        ));
+    }
+    let p = &dataset.policy;
+    let creator_ok = p
+        .creators
+        .as_ref()
+        .is_none_or(|c| c.contains(&task.creator));
+    if !p.purposes.contains(&task.purpose)
+        || !creator_ok
+        || task.reward < p.reward_min
+        || task.created_height >= p.expiry_height
+        || height >= p.expiry_height
+        || dataset.epsilon_spent > p.epsilon_max
+    {
+        return Err(refuse(
+            "consent_mismatch",
+            format!(
+                "dataset {}'s consent policy does not admit task {}",
+                dataset.id, task.id
+            ),
+        ));
+    }
+    Ok(())
+}
+
+async fn invite(
+    State(role): State<OwnerRole>,
+    headers: HeaderMap,
+    uri: Uri,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    role.offline()?;
+    let (signer, nonce) = role.ctx.verify_post(&headers, &uri, &body)?;
+    let inv: Invite = serde_json::from_slice(&body)
+        .map_err(|e| ApiError::bad_request("bad_json", format!("invite: {e}")))?;
+    let local = role.datasets.get(&inv.dataset).cloned().ok_or_else(|| {
+        ApiError::not_found(
+            "dataset_not_held",
+            format!("this node holds no dataset {}", inv.dataset),
+        )
+    })?;
+    let view = ledger_view(&role.ctx.ledger, inv.task).await?;
+    let task = &view.task;
+    let coordinator = task.coordinator.unwrap_or(task.creator);
+    if coordinator.0 != signer.to_bytes() {
+        return Err(refuse(
+            "not_coordinator",
+            format!("the signer is not task {}'s coordinator", task.id),
+        ));
+    }
+    let dataset = view.dataset(&role.ctx.ledger, inv.dataset).await?;
+    check_consent(task, inv.round, &dataset, &role.ctx.address(), view.height)?;
+    if dataset.commitment != local.commitment {
+        return Err(refuse(
+            "commitment_mismatch",
+            format!(
+                "the data held for dataset {} does not match its ledger commitment",
+                inv.dataset
+            ),
+        ));
+    }
+    let open = task
+        .round_log
+        .last()
+        .cloned()
+        .ok_or_else(|| refuse("round_not_open", "no round"))?;
+    let blobs = crate::client::Client::new(inv.blobs.clone());
+    let spec_bytes = blobs.get_blob(&task.model_spec).await.map_err(|e| {
+        refuse(
+            "spec_unavailable",
+            format!("task spec {}: {e}", task.model_spec),
+        )
+    })?;
+    let spec =
+        fed::TaskSpec::from_json(&spec_bytes).map_err(|e| refuse("bad_spec", e.to_string()))?;
+    if spec.hash() != task.model_spec {
+        return Err(refuse(
+            "bad_spec",
+            "spec bytes do not hash to the task's model_spec",
+        ));
+    }
+    let global_bytes = blobs.get_blob(&open.global_model).await.map_err(|e| {
+        refuse(
+            "model_unavailable",
+            format!("global model {}: {e}", open.global_model),
+        )
+    })?;
+    let info = view.round_info(&role.ctx.ledger, &open).await?;
+    let key: SigningKey = role.ctx.key.clone();
+    let data = local.data.clone();
+    let dataset_id = inv.dataset;
+    let started = tokio::task::spawn_blocking(move || {
+        let global = fed::owner::load_global(&spec, &info, &global_bytes)?;
+        let seed = fed::owner::round_seed(&key.to_bytes(), &info, dataset_id);
+        OwnerRound::start(&spec, &info, dataset_id, &data, &global, &key, seed)
+    })
+    .await
+    .map_err(|e| ApiError::internal(format!("training task failed: {e}")))?
+    .map_err(|e| ApiError::bad_request("round_refused", e.to_string()))?;
+    let (round, advert) = started;
+    let k = (inv.task, inv.round, inv.dataset);
+    role.rounds
+        .lock()
+        .map_err(|_| ApiError::internal("round table poisoned"))?
+        .insert(
+            k,
+            (
+                0,
+                Running {
+                    coordinator: signer,
+                    round,
+                },
+            ),
+        );
+    let resp = signed_response(&role.ctx, nonce, StatusCode::OK, advert);
+    role.maybe_fail(k, 0);
+    Ok(resp)
+}
+
+async fn step(
+    State(role): State<OwnerRole>,
+    Path((task, round, dataset)): Path<(u64, u32, u64)>,
+    headers: HeaderMap,
+    uri: Uri,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    role.offline()?;
+    let (signer, nonce) = role.ctx.verify_post(&headers, &uri, &body)?;
+    let k = (task, round, dataset);
+    let (steps, reply) = {
+        let mut rounds = role
+            .rounds
+            .lock()
+            .map_err(|_| ApiError::internal("round table poisoned"))?;
+        let (steps, running) = rounds.get_mut(&k).ok_or_else(|| {
+            ApiError::not_found(
+                "no_such_round",
+                format!("no running round {round} of task {task} for dataset {dataset}"),
+            )
+        })?;
+        if running.coordinator != signer {
+            return Err(refuse(
+                "not_coordinator",
+                "the signer did not start this round",
+            ));
+        }
+        let reply = running
+            .round
+            .handle(&body)
+            .map_err(|e| ApiError::bad_request("bad_server_message", e.to_string()))?;
+        *steps += 1;
+        (*steps, reply)
+    };
+    if reply.is_none() && steps >= 3 {
+        // Nothing more to say: the round is over for this owner.
+        if let Ok(mut rounds) = role.rounds.lock() {
+            rounds.remove(&k);
+        }
+    }
+    let resp = match reply {
+        Some(bytes) => signed_response(&role.ctx, nonce, StatusCode::OK, bytes),
+        None => signed_response(&role.ctx, nonce, StatusCode::NO_CONTENT, Vec::new()),
+    };
+    role.maybe_fail(k, steps);
+    Ok(resp)
+}
+
+/// Answer of `GET /v1/fed/owner`: what this owner holds (ids only, never data).
+#[derive(Debug, Serialize)]
+pub struct OwnerInfo {
+    /// Owner key.
+    pub owner: String,
+    /// Datasets held.
+    pub datasets: Vec<u64>,
+}
+
+/// `GET /v1/fed/owner`.
+pub async fn info(State(role): State<OwnerRole>) -> impl IntoResponse {
+    Json(OwnerInfo {
+        owner: role.ctx.address().to_string(),
+        datasets: role.dataset_ids(),
+    })
+}

@@ -1,0 +1,249 @@
+//! Starting a role node: an HTTP listener serving its blob store and the routes of its roles,
+//! reading the ledger through a validator's API. `deai node` uses it for nodes whose config
+//! names roles; the demo and tests start several in one process, each on its own port.
+
+use std::{
+    net::SocketAddr,
+    path::{Path, PathBuf},
+    sync::Arc,
+    time::Duration,
+};
+
+use axum::{Json, Router, extract::State, routing::get};
+use ed25519_dalek::SigningKey;
+use serde::Serialize;
+use tokio::{net::TcpListener, task::JoinHandle};
+
+use super::{
+    RoleContext,
+    coordinator::{CoordinatorRole, Join},
+    owner::{LocalDataset, OwnerRole},
+    peer::Peer,
+};
+use crate::{blobs::BlobStore, client::Client};
+
+/// What a role node is.
+pub struct RoleNodeConfig {
+    /// Its key (ledger account and message signer).
+    pub key: SigningKey,
+    /// A validator's HTTP API.
+    pub upstream: String,
+    /// Where to listen (port 0: any free port).
+    pub listen: SocketAddr,
+    /// Its blob store directory.
+    pub blobs_dir: PathBuf,
+    /// Largest blob accepted.
+    pub blob_max_bytes: u64,
+    /// Datasets held (empty: not a data owner).
+    pub datasets: Vec<LocalDataset>,
+    /// Whether it coordinates tasks.
+    pub coordinator: bool,
+    /// Coordinators an owner announces its datasets to.
+    pub announce_to: Vec<String>,
+    /// How long a peer may take to answer one message before it counts as dropped.
+    pub peer_timeout: Duration,
+}
+
+/// A running role node.
+pub struct RoleNode {
+    /// Its base URL.
+    pub url: String,
+    /// The owner role, if any.
+    pub owner: Option<OwnerRole>,
+    /// The coordinator role, if any.
+    pub coordinator: Option<CoordinatorRole>,
+    /// Its blob store.
+    pub blobs: BlobStore,
+    /// Its context (key, chain, validator).
+    pub ctx: RoleContext,
+    server: JoinHandle<()>,
+    sweeper: JoinHandle<()>,
+    announcer: Option<JoinHandle<()>>,
+}
+
+impl RoleNode {
+    /// Stops serving (the process stays up): from now on its peers find nothing here.
+    pub fn stop(&self) {
+        self.server.abort();
+        self.sweeper.abort();
+        if let Some(a) = &self.announcer {
+            a.abort();
+        }
+    }
+}
+
+impl Drop for RoleNode {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+#[derive(Clone)]
+struct Info {
+    key: String,
+    roles: Vec<&'static str>,
+    upstream: String,
+    datasets: Vec<u64>,
+}
+
+#[derive(Serialize)]
+struct InfoView {
+    key: String,
+    roles: Vec<&'static str>,
+    upstream: String,
+    datasets: Vec<u64>,
+}
+
+async fn info(State(i): State<Arc<Info>>) -> Json<InfoView> {
+    Json(InfoView {
+        key: i.key.clone(),
+        roles: i.roles.clone(),
+        upstream: i.upstream.clone(),
+        datasets: i.datasets.clone(),
+    })
+}
+
+/// Starts a role node and, for an owner, keeps announcing its datasets to the coordinators.
+pub async fn start(cfg: RoleNodeConfig) -> anyhow::Result<RoleNode> {
+    let ledger = Client::new(cfg.upstream.clone());
+    let ctx = RoleContext::connect(cfg.key.clone(), ledger)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot reach the validator at {}: {e}", cfg.upstream))?;
+    let blobs = BlobStore::open(&cfg.blobs_dir, cfg.blob_max_bytes)?;
+    let sweeper = crate::blobs::spawn_sweeper(
+        blobs.clone(),
+        crate::blobs::SWEEP_EVERY,
+        crate::blobs::UNFINISHED_MAX_AGE,
+    );
+    let listener = TcpListener::bind(cfg.listen)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}; is the port taken?", cfg.listen))?;
+    let addr = listener.local_addr()?;
+    let url = format!("http://{addr}");
+    let mut roles = Vec::new();
+    let mut app = crate::api::blob_routes(blobs.clone());
+    let owner = (!cfg.datasets.is_empty()).then(|| OwnerRole::new(ctx.clone(), cfg.datasets));
+    if let Some(o) = &owner {
+        roles.push("owner");
+        app = app.merge(o.clone().router());
+    }
+    let coordinator = cfg.coordinator.then(|| {
+        let c = CoordinatorRole::new(ctx.clone(), blobs.clone(), cfg.peer_timeout);
+        c.set_public_url(url.clone());
+        c
+    });
+    if let Some(c) = &coordinator {
+        roles.push("coordinator");
+        app = app.merge(c.clone().router());
+    }
+    let datasets = owner
+        .as_ref()
+        .map(OwnerRole::dataset_ids)
+        .unwrap_or_default();
+    let info_state = Arc::new(Info {
+        key: ctx.address().to_string(),
+        roles,
+        upstream: cfg.upstream.clone(),
+        datasets: datasets.clone(),
+    });
+    let app = app
+        .merge(
+            Router::new()
+                .route("/v1/node", get(info))
+                .with_state(info_state),
+        )
+        .fallback(crate::api::not_found)
+        .layer(axum::middleware::map_response(crate::api::json_errors));
+    let server = tokio::spawn(async move {
+        if let Err(e) = axum::serve(listener, app).await {
+            tracing::error!(error = %e, "role node HTTP server stopped");
+        }
+    });
+    let announcer = (!datasets.is_empty() && !cfg.announce_to.is_empty()).then(|| {
+        let peer = Peer::new(ctx.key.clone(), ctx.chain_id.clone(), cfg.peer_timeout);
+        tokio::spawn(announce_loop(peer, cfg.announce_to, datasets, url.clone()))
+    });
+    Ok(RoleNode {
+        url,
+        owner,
+        coordinator,
+        blobs,
+        ctx,
+        server,
+        sweeper,
+        announcer,
+    })
+}
+
+/// Announces `datasets` to every coordinator until each accepted, then again now and then (a
+/// restarted coordinator forgets its directory).
+async fn announce_loop(peer: Peer, coordinators: Vec<String>, datasets: Vec<u64>, url: String) {
+    let body = match serde_json::to_vec(&Join { datasets, url }) {
+        Ok(b) => b,
+        Err(_) => return,
+    };
+    loop {
+        let mut all = true;
+        for c in &coordinators {
+            if let Err(e) = peer.post(c, "/v1/fed/join", body.clone(), None).await {
+                tracing::debug!(coordinator = %c, error = %e, "announce failed; retrying");
+                all = false;
+            }
+        }
+        let wait = if all { 10_000 } else { 300 };
+        tokio::time::sleep(Duration::from_millis(wait)).await;
+    }
+}
+
+/// Announces once to one coordinator (what the demo and tests call to be sure before round 1).
+pub async fn announce(node: &RoleNode, coordinator: &str) -> anyhow::Result<()> {
+    let datasets = node
+        .owner
+        .as_ref()
+        .map(OwnerRole::dataset_ids)
+        .unwrap_or_default();
+    let peer = Peer::new(
+        node.ctx.key.clone(),
+        node.ctx.chain_id.clone(),
+        Duration::from_secs(10),
+    );
+    let body = serde_json::to_vec(&Join {
+        datasets,
+        url: node.url.clone(),
+    })?;
+    peer.post(coordinator, "/v1/fed/join", body, None).await?;
+    Ok(())
+}
+
+/// Reads the datasets a config names (paths relative to the data directory), each checked on
+/// decoding. Their commitments are checked against the ledger when a round invites them.
+pub fn load_datasets(
+    dir: &Path,
+    files: &[crate::config::DatasetFile],
+) -> anyhow::Result<Vec<LocalDataset>> {
+    files
+        .iter()
+        .map(|f| {
+            let path = if f.file.is_absolute() {
+                f.file.clone()
+            } else {
+                dir.join(&f.file)
+            };
+            let bytes = std::fs::read(&path)
+                .map_err(|e| anyhow::anyhow!("dataset {} file {}: {e}", f.id, path.display()))?;
+            let data = crate::fed::data::decode(&bytes, &crate::fed::data::DataLimits::default())
+                .map_err(|e| {
+                anyhow::anyhow!(
+                    "dataset {} file {} is not a dataset: {e}",
+                    f.id,
+                    path.display()
+                )
+            })?;
+            Ok(LocalDataset {
+                id: f.id,
+                data: Arc::new(data),
+                commitment: deai_ledger::Digest(*blake3::hash(&bytes).as_bytes()),
+            })
+        })
+        .collect()
+}

@@ -1,0 +1,132 @@
+//! The transactions and hand-overs that set a federated task up, as a creator or an owner does
+//! them: register a dataset commitment, create the task, commit to validation data, hand the
+//! coordinator its inputs. The demo, the tests and scripts share these.
+
+use std::time::Duration;
+
+use deai_learn::data::Dataset;
+use deai_ledger::{
+    ConsentPolicy, Digest, TxBody,
+    tx::{DatasetRegister, TaskCommitValidation, TaskCreate},
+    validation_commitment,
+};
+use serde_json::Value;
+
+use super::{RoleContext, coordinator::Assign, peer::Peer, send_tx};
+use crate::{client::Client, fed};
+
+/// The id of the entity a finalized transaction created, read from its receipt's events
+/// (`dataset_registered`, `task_created`, `model_registered`).
+pub fn created_id(fin: &Value, event: &str) -> anyhow::Result<u64> {
+    fin["receipt"]["events"]
+        .as_array()
+        .and_then(|es| es.iter().find(|e| e["type"] == event))
+        .and_then(|e| e["id"].as_u64())
+        .ok_or_else(|| anyhow::anyhow!("no {event} event in the receipt: {}", fin["receipt"]))
+}
+
+/// BLAKE3 of a dataset's encoding: the commitment `DatasetRegister` records.
+pub fn commitment(data: &Dataset) -> Digest {
+    Digest(*blake3::hash(&fed::data::encode(data)).as_bytes())
+}
+
+/// Registers a commitment to `data` under `policy`; returns the dataset id.
+pub async fn register_dataset(
+    owner: &RoleContext,
+    data: &Dataset,
+    schema: &str,
+    policy: ConsentPolicy,
+) -> anyhow::Result<u64> {
+    let fin = send_tx(
+        owner,
+        TxBody::DatasetRegister(DatasetRegister {
+            commitment: commitment(data),
+            samples: data.len() as u64,
+            schema: schema.into(),
+            policy,
+        }),
+    )
+    .await?;
+    created_id(&fin, "dataset_registered")
+}
+
+/// What a creator puts up.
+pub struct TaskTerms<'a> {
+    /// Purpose (matched against consent policies).
+    pub purpose: &'a str,
+    /// The spec (its hash is recorded).
+    pub spec: &'a fed::TaskSpec,
+    /// Datasets the task may select from.
+    pub datasets: Vec<u64>,
+    /// ε budget, fixed point.
+    pub epsilon: u64,
+    /// Reward in escrow, base units.
+    pub reward: u128,
+}
+
+/// Creates the task and commits to `validation` with `salt`; returns the task id.
+pub async fn create_task(
+    creator: &RoleContext,
+    terms: TaskTerms<'_>,
+    validation: &Dataset,
+    salt: Digest,
+) -> anyhow::Result<u64> {
+    let fin = send_tx(
+        creator,
+        TxBody::TaskCreate(TaskCreate {
+            purpose: terms.purpose.into(),
+            model_spec: terms.spec.hash(),
+            datasets: terms.datasets,
+            rounds: terms.spec.rounds,
+            epsilon: terms.epsilon,
+            delta: terms.spec.delta_budget(),
+            reward: terms.reward,
+        }),
+    )
+    .await?;
+    let task = created_id(&fin, "task_created")?;
+    send_tx(
+        creator,
+        TxBody::TaskCommitValidation(TaskCommitValidation {
+            task,
+            commitment: validation_commitment(&salt, &commitment(validation)),
+        }),
+    )
+    .await?;
+    Ok(task)
+}
+
+/// Hands the coordinator at `coordinator` the task's spec and validation set (as blobs) and the
+/// commitment's salt (signed by the creator). The answer must be signed by the coordinator the
+/// ledger names for the task.
+pub async fn assign(
+    creator: &RoleContext,
+    coordinator: &str,
+    task: u64,
+    spec: &fed::TaskSpec,
+    validation: &Dataset,
+    salt: Digest,
+) -> anyhow::Result<()> {
+    let task_view = super::ledger_view(&creator.ledger, task)
+        .await
+        .map_err(|e| anyhow::anyhow!("{}: {}", e.code, e.message))?
+        .task;
+    let named = task_view.coordinator.unwrap_or(task_view.creator);
+    let coordinator_key = ed25519_dalek::VerifyingKey::from_bytes(&named.0)?;
+    let api = Client::new(coordinator.to_string());
+    api.put_blob(&spec.canonical_bytes()).await?;
+    let validation_hash = api.put_blob(&fed::data::encode(validation)).await?;
+    let body = serde_json::to_vec(&Assign {
+        task,
+        salt,
+        validation: validation_hash,
+    })?;
+    Peer::new(
+        creator.key.clone(),
+        creator.chain_id.clone(),
+        Duration::from_secs(10),
+    )
+    .post(coordinator, "/v1/fed/assign", body, Some(&coordinator_key))
+    .await?;
+    Ok(())
+}

@@ -1,0 +1,307 @@
+//! `deai verify task`: re-verifies a closed task from the ledger and the blobs alone, as a node
+//! that took no part in it. For every round it re-sums the masked updates with the recorded
+//! unmasking, re-applies the strategy, checks the aggregate and model hashes and recomputes the
+//! scores on the revealed validation set ([`crate::fed::verify_round`]); across rounds it checks
+//! that each round trained from the previous round's model; at the end, that the registered
+//! model is the last round's and that the rewards follow the recorded scores.
+
+use std::collections::BTreeMap;
+
+use deai_ledger::{
+    Digest, Event, Params, SignedTx, Task, TaskStatus, TxBody, validation_commitment,
+};
+use ed25519_dalek::VerifyingKey;
+use serde::Serialize;
+
+use crate::{
+    client::{Client, ClientError},
+    fed::{self, RecordedRound, RoundInfo, TaskSpec},
+};
+
+/// The verdict on one round.
+#[derive(Debug, Clone, Serialize)]
+pub struct RoundVerdict {
+    /// Round number.
+    pub round: u32,
+    /// Whether everything matched.
+    pub ok: bool,
+    /// What did not, in words.
+    pub mismatches: Vec<String>,
+}
+
+/// The verdict on a task.
+#[derive(Debug, Clone, Serialize)]
+pub struct TaskVerdict {
+    /// The task.
+    pub task: u64,
+    /// Whether every check passed.
+    pub ok: bool,
+    /// Rounds checked.
+    pub rounds: Vec<RoundVerdict>,
+    /// Problems not tied to one round (validation reveal, final model, rewards).
+    pub task_mismatches: Vec<String>,
+    /// Rounds that failed, by number.
+    pub failed_rounds: Vec<u32>,
+}
+
+/// Why verification could not even start.
+#[derive(Debug, thiserror::Error)]
+pub enum VerifyTaskError {
+    /// A node could not be asked.
+    #[error(transparent)]
+    Client(#[from] ClientError),
+    /// The task is not in a state that can be verified.
+    #[error("task {task}: {reason}")]
+    Task {
+        /// The task.
+        task: u64,
+        /// What is wrong.
+        reason: String,
+    },
+}
+
+/// Reads the `TaskClose` transaction of `task` from the block that holds it: the validation
+/// reveal (salt, data hash) is in the transaction, not in the state.
+async fn close_tx(ledger: &Client, task: &Task) -> Result<deai_ledger::TaskClose, VerifyTaskError> {
+    let bad = |reason: String| VerifyTaskError::Task {
+        task: task.id,
+        reason,
+    };
+    let entry = task
+        .history
+        .iter()
+        .find(|h| matches!(h.event, Event::TaskClosed { .. }))
+        .ok_or_else(|| bad("no TaskClosed event in its history".into()))?;
+    let block: serde_json::Value = ledger.get(&format!("/v1/blocks/{}", entry.height)).await?;
+    let params = Params::default();
+    let txs = block["txs"].as_array().cloned().unwrap_or_default();
+    for t in txs {
+        let hex_tx = t
+            .as_str()
+            .or_else(|| t["tx"].as_str())
+            .or_else(|| t["hex"].as_str())
+            .unwrap_or_default();
+        let Ok(bytes) = hex::decode(hex_tx) else {
+            continue;
+        };
+        let Ok(tx) = SignedTx::decode(&bytes, &params) else {
+            continue;
+        };
+        if tx.id() == entry.tx_id
+            && let TxBody::TaskClose(close) = tx.tx.body
+        {
+            return Ok(close);
+        }
+    }
+    Err(bad(format!(
+        "block {} does not hold its TaskClose transaction {}",
+        entry.height, entry.tx_id
+    )))
+}
+
+async fn fetch_all(
+    blobs: &Client,
+    hashes: impl IntoIterator<Item = Digest>,
+) -> BTreeMap<Digest, Vec<u8>> {
+    let mut out = BTreeMap::new();
+    for h in hashes {
+        if out.contains_key(&h) {
+            continue;
+        }
+        // A missing or lying blob is reported by the round check, which sees it absent.
+        if let Ok(bytes) = blobs.get_blob(&h).await {
+            out.insert(h, bytes);
+        }
+    }
+    out
+}
+
+/// Verifies closed task `task_id`: ledger facts from `ledger`, blobs from `blobs`.
+pub async fn verify_task(
+    ledger: &Client,
+    blobs: &Client,
+    task_id: u64,
+    mut on_round: impl FnMut(&RoundVerdict),
+) -> Result<TaskVerdict, VerifyTaskError> {
+    let task: Task = ledger.get(&format!("/v1/tasks/{task_id}")).await?;
+    if task.status != TaskStatus::Closed {
+        return Err(VerifyTaskError::Task {
+            task: task_id,
+            reason: "is not closed: its validation data is revealed only at TaskClose".into(),
+        });
+    }
+    let mut task_mismatches = Vec::new();
+    let close = close_tx(ledger, &task).await?;
+    if task.validation
+        != Some(validation_commitment(
+            &close.validation_salt,
+            &close.validation_data,
+        ))
+    {
+        task_mismatches
+            .push("validation reveal does not match the commitment made before round 1".into());
+    }
+    let fixed = fetch_all(blobs, [task.model_spec, close.validation_data]).await;
+    let spec = fixed
+        .get(&task.model_spec)
+        .ok_or_else(|| VerifyTaskError::Task {
+            task: task_id,
+            reason: format!("task spec blob {} is not available", task.model_spec),
+        })
+        .and_then(|b| {
+            TaskSpec::from_json(b).map_err(|e| VerifyTaskError::Task {
+                task: task_id,
+                reason: format!("task spec: {e}"),
+            })
+        })?;
+    if spec.hash() != task.model_spec {
+        task_mismatches.push("spec blob does not hash to the task's model_spec".into());
+    }
+    let validation = fixed
+        .get(&close.validation_data)
+        .ok_or_else(|| VerifyTaskError::Task {
+            task: task_id,
+            reason: format!("validation blob {} is not available", close.validation_data),
+        })
+        .and_then(|b| {
+            fed::data::decode(b, &fed::data::DataLimits::default()).map_err(|e| {
+                VerifyTaskError::Task {
+                    task: task_id,
+                    reason: format!("validation blob: {e}"),
+                }
+            })
+        })?;
+    let initial = spec
+        .model_kind()
+        .and_then(|k| spec.initial_weights().map(|w| (k, w)))
+        .ok()
+        .and_then(|(k, w)| fed::weights::encode(&k, &w).ok())
+        .map(|b| fed::weights::model_hash(&b));
+    let mut owners: BTreeMap<u64, VerifyingKey> = BTreeMap::new();
+    let mut rounds = Vec::new();
+    let mut previous: Option<Digest> = initial;
+    for r in &task.round_log {
+        let mut mismatches = Vec::new();
+        if previous.is_some_and(|p| p != r.global_model) {
+            mismatches.push(format!(
+                "trained from {}, but the previous model is {}",
+                r.global_model,
+                previous.map(|p| p.to_string()).unwrap_or_default()
+            ));
+        }
+        let Some(outcome) = &r.outcome else {
+            mismatches.push("round never closed".into());
+            rounds.push(RoundVerdict {
+                round: r.number,
+                ok: false,
+                mismatches,
+            });
+            continue;
+        };
+        for &d in &r.selected {
+            if let std::collections::btree_map::Entry::Vacant(e) = owners.entry(d) {
+                let ds: deai_ledger::Dataset = ledger.get(&format!("/v1/datasets/{d}")).await?;
+                if let Ok(k) = VerifyingKey::from_bytes(&ds.owner.0) {
+                    e.insert(k);
+                }
+            }
+        }
+        let info = RoundInfo {
+            task: task.id,
+            round: r.number,
+            seed: r.seed,
+            global_model: r.global_model,
+            selected: r.selected.clone(),
+            identities: r
+                .selected
+                .iter()
+                .filter_map(|d| owners.get(d).map(|k| (*d, *k)))
+                .collect(),
+        };
+        let recorded = RecordedRound::from(outcome);
+        let store = fetch_all(
+            blobs,
+            recorded.masked_updates.iter().copied().chain([
+                recorded.unmasking,
+                recorded.aggregate,
+                recorded.new_model,
+                r.global_model,
+            ]),
+        )
+        .await;
+        let fetch = |h: &Digest| store.get(h).cloned();
+        let check = fed::verify_round(&spec, &info, &recorded, &fetch, &validation);
+        mismatches.extend(check.mismatches.iter().map(|m| m.to_string()));
+        previous = Some(outcome.new_model);
+        let verdict = RoundVerdict {
+            round: r.number,
+            ok: mismatches.is_empty(),
+            mismatches,
+        };
+        on_round(&verdict);
+        rounds.push(verdict);
+    }
+    check_close(&task, ledger, previous, &mut task_mismatches).await?;
+    let failed_rounds: Vec<u32> = rounds.iter().filter(|r| !r.ok).map(|r| r.round).collect();
+    Ok(TaskVerdict {
+        task: task_id,
+        ok: failed_rounds.is_empty() && task_mismatches.is_empty(),
+        rounds,
+        task_mismatches,
+        failed_rounds,
+    })
+}
+
+/// The registered model is the last round's, and each payout is
+/// `floor(reward · score_i / Σ scores)` of the recorded scores.
+async fn check_close(
+    task: &Task,
+    ledger: &Client,
+    last_model: Option<Digest>,
+    out: &mut Vec<String>,
+) -> Result<(), VerifyTaskError> {
+    if let Some(id) = task.final_model {
+        let model: deai_ledger::Model = ledger.get(&format!("/v1/models/{id}")).await?;
+        if Some(model.model_hash) != last_model {
+            out.push(format!(
+                "registered model {id} has hash {}, the last round produced {}",
+                model.model_hash,
+                last_model.map(|m| m.to_string()).unwrap_or_default()
+            ));
+        }
+    } else {
+        out.push("no final model registered".into());
+    }
+    let totals = task.score_totals();
+    let sum: u128 = totals.values().sum();
+    let mut paid: BTreeMap<u64, u128> = BTreeMap::new();
+    for h in &task.history {
+        if let Event::RewardPaid {
+            dataset, amount, ..
+        } = &h.event
+        {
+            *paid.entry(*dataset).or_default() += *amount;
+        }
+    }
+    for (d, score) in &totals {
+        let expected = if sum == 0 {
+            0
+        } else {
+            mul_div(task.reward, *score, sum)
+        };
+        let got = paid.get(d).copied().unwrap_or(0);
+        if got != expected {
+            out.push(format!(
+                "dataset {d} was paid {got}, its scores give {expected}"
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// `floor(a · b / c)` without overflow for the ranges on the ledger (reward < 2^128, scores
+/// small): splits `a` so no intermediate product exceeds u128.
+fn mul_div(a: u128, b: u128, c: u128) -> u128 {
+    let (q, r) = (a / c, a % c);
+    q * b + r * b / c
+}
