@@ -18,7 +18,8 @@ pub struct Cli {
 /// The subcommands of `deai`.
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// The main job: a walk through the system on an embedded node.
+    /// The main job: a validator, a coordinator and ten data owners train a model with secure
+    /// aggregation and differential privacy, recorded on the ledger, then re-verify it.
     Demo(cmd::demo::Args),
     /// Make a data directory: node key, dev genesis with a funded account, config.
     Init(cmd::init::Args),
@@ -38,6 +39,10 @@ pub enum Command {
     Model(cmd::model::Args),
     /// The chain: status, blocks, transactions, proofs, and the full audit.
     Ledger(cmd::ledger::Args),
+    /// Where a model came from: task, rounds, contributing datasets, rewards, ε spent.
+    Lineage(cmd::lineage::Args),
+    /// Re-verify a closed task from the ledger and the blobs, as a node that took no part.
+    Verify(cmd::verify::Args),
     /// Run a federated-learning simulation in one process.
     Simulate(cmd::simulate::Args),
     /// Differential-privacy accounting.
@@ -61,6 +66,8 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Task(args) => cmd::task::run(args),
         Command::Model(args) => cmd::model::run(args),
         Command::Ledger(args) => cmd::ledger::run(args),
+        Command::Lineage(args) => cmd::lineage::run(args),
+        Command::Verify(args) => cmd::verify::run(args),
         Command::Simulate(args) => cmd::simulate::run(args),
         Command::Dp(args) => cmd::dp::run(args),
         Command::Secagg(args) => cmd::secagg::run(args),

@@ -42,7 +42,16 @@ pub(crate) struct NodeProcess {
 impl NodeProcess {
     /// Starts `deai node` on `dir` and waits until it prints its address.
     pub(crate) fn start(dir: &Path) -> Self {
-        let mut child = deai()
+        Self::start_with_env(dir, None)
+    }
+
+    /// Like [`Self::start`], with one extra environment variable (test hooks).
+    pub(crate) fn start_with_env(dir: &Path, env: Option<(&str, String)>) -> Self {
+        let mut cmd = deai();
+        if let Some((k, v)) = env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd
             .args(["node", "--json", "--dir"])
             .arg(dir)
             .args(["--http", "127.0.0.1:0"])

@@ -1,0 +1,339 @@
+//! The demo's federation: a coordinator and data-owner nodes on loopback (each its own HTTP
+//! server, key and blob store, talking signed HTTP), around one embedded validator.
+
+use std::{collections::BTreeMap, net::SocketAddr, path::Path, sync::Arc, time::Duration};
+
+use deai_ledger::{
+    ConsentPolicy, DELTA_SCALE, Digest, EPSILON_SCALE, TOKEN, TxBody, tx::ConsentRevoke,
+};
+use deai_node::{
+    client::Client,
+    fed::{self, TaskSpec},
+    roles::{
+        self, RoleContext,
+        coordinator::{CloseReport, RoundReport},
+        owner::{Fault, FaultAction, LocalDataset},
+        serve::{self, RoleNode, RoleNodeConfig},
+        setup as task_setup,
+    },
+    verify_task::{self, TaskVerdict},
+};
+use ed25519_dalek::SigningKey;
+use serde::Serialize;
+
+/// The purpose every consent policy and the task agree on.
+pub(super) const PURPOSE: &str = "digit-recognition";
+
+/// What the scenario is asked to do.
+#[derive(Debug, Clone)]
+pub struct Setup {
+    /// Data-owner nodes.
+    pub owners: usize,
+    /// The task's spec.
+    pub spec: TaskSpec,
+    /// Before this round, one owner revokes consent.
+    pub revoke_round: u32,
+    /// From this round, one owner drops mid-round (after sharing its keys) in the first round it
+    /// is selected for.
+    pub drop_round: u32,
+    /// Reward put in escrow, tokens.
+    pub reward_tokens: u128,
+}
+
+/// The key of the creator (who also coordinates) and of owner `i`: fixed, so runs compare.
+pub(super) fn creator_key() -> SigningKey {
+    SigningKey::from_bytes(&[3u8; 32])
+}
+
+/// Owner `i`'s key.
+pub(super) fn owner_key(i: usize) -> SigningKey {
+    let mut seed = [0u8; 32];
+    seed[0] = 0x40;
+    seed[1..9].copy_from_slice(&(i as u64).to_be_bytes());
+    SigningKey::from_bytes(&seed)
+}
+
+/// One owner at the end.
+#[derive(Debug, Clone, Serialize)]
+pub struct OwnerSummary {
+    /// Position (0-based).
+    pub owner: usize,
+    /// Its address.
+    pub address: String,
+    /// Its dataset.
+    pub dataset: u64,
+    /// Samples it holds (never sent anywhere).
+    pub samples: usize,
+    /// Rounds whose aggregate includes it.
+    pub rounds_in_aggregate: u32,
+    /// Reward paid, tokens.
+    pub reward: f64,
+}
+
+/// What the scenario did.
+#[derive(Debug)]
+pub(super) struct Outcome {
+    /// The task.
+    pub task: u64,
+    /// Every round.
+    pub rounds: Vec<RoundReport>,
+    /// Accuracy of the initial model.
+    pub initial_accuracy: f64,
+    /// The close.
+    pub close: CloseReport,
+    /// Per owner.
+    pub owners: Vec<OwnerSummary>,
+    /// `(owner, dataset)` that revoked consent before round `setup.revoke_round`.
+    pub revoked: (usize, u64),
+    /// Whether its dataset was absent from every round opened after the revocation.
+    pub revoked_never_selected_again: bool,
+    /// `(owner, dataset)` that dropped mid-round.
+    pub dropped: (usize, u64),
+    /// Rounds in which it dropped.
+    pub drop_rounds: Vec<u32>,
+    /// The independent verification.
+    pub verify: TaskVerdict,
+    /// Task ε budget.
+    pub epsilon_budget: f64,
+    /// ε the ledger charged.
+    pub epsilon_spent: f64,
+    /// δ the ledger charged.
+    pub delta_spent: f64,
+    /// Blobs published to the validator.
+    pub blobs_published: usize,
+}
+
+fn loopback() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 0))
+}
+
+async fn role_node(
+    dir: &Path,
+    name: &str,
+    key: SigningKey,
+    validator: &str,
+    datasets: Vec<LocalDataset>,
+    coordinator: Option<&str>,
+) -> anyhow::Result<RoleNode> {
+    serve::start(RoleNodeConfig {
+        key,
+        upstream: validator.to_string(),
+        listen: loopback(),
+        blobs_dir: dir.join(name).join("blobs"),
+        blob_max_bytes: 64 << 20,
+        coordinator: coordinator.is_none(),
+        announce_to: coordinator.map(|c| vec![c.to_string()]).unwrap_or_default(),
+        datasets,
+        peer_timeout: Duration::from_secs(20),
+    })
+    .await
+}
+
+/// The ε budget to put up: the tight ε of all rounds if a fifth of the owners left the task
+/// (fewer eligible raises the sampling rate), rounded up to a tenth.
+pub(super) fn epsilon_budget(spec: &TaskSpec, owners: usize) -> anyhow::Result<u64> {
+    let eligible = ((owners * 4).div_ceil(5)).max(spec.datasets_per_round as usize) as u32;
+    let total: u64 = spec.epsilon_schedule(eligible)?.iter().sum();
+    let tenth = EPSILON_SCALE / 10;
+    Ok(total.div_ceil(tenth) * tenth)
+}
+
+/// Runs the federation against the validator at `validator`. `on_round` is told each round.
+pub(super) async fn run(
+    validator: &str,
+    dir: &Path,
+    setup: &Setup,
+    mut on_round: impl FnMut(&RoundReport),
+) -> anyhow::Result<Outcome> {
+    let ledger = Client::new(validator.to_string());
+    let split = fed::data::digits_split(setup.owners)?;
+    let creator = RoleContext::connect(creator_key(), ledger.clone()).await?;
+
+    // The coordinator (run by the task's creator).
+    let coord_node = role_node(dir, "coordinator", creator_key(), validator, vec![], None).await?;
+    let coordinator = coord_node
+        .coordinator
+        .clone()
+        .ok_or_else(|| anyhow::anyhow!("the coordinator node has no coordinator role"))?;
+
+    // Each owner registers a commitment to its data (the data stays on its node).
+    let mut owner_ctx = Vec::new();
+    let mut datasets = Vec::new();
+    for (i, data) in split.owners.iter().enumerate() {
+        let ctx = RoleContext::connect(owner_key(i), ledger.clone()).await?;
+        let policy = ConsentPolicy {
+            purposes: vec![PURPOSE.into()],
+            creators: None,
+            reward_min: 100 * TOKEN,
+            epsilon_max: 1_000 * EPSILON_SCALE,
+            expiry_height: 10_000_000,
+        };
+        datasets.push(task_setup::register_dataset(&ctx, data, "digits-8x8", policy).await?);
+        owner_ctx.push(ctx);
+    }
+
+    // The creator posts the task with escrow and a DP budget, commits to validation data, and
+    // hands the coordinator its inputs over the coordinator's signed API.
+    let spec = &setup.spec;
+    let budget = epsilon_budget(spec, setup.owners)?;
+    let salt = Digest(*blake3::hash(b"demo validation salt").as_bytes());
+    let terms = task_setup::TaskTerms {
+        purpose: PURPOSE,
+        spec,
+        datasets: datasets.clone(),
+        epsilon: budget,
+        reward: setup.reward_tokens * TOKEN,
+    };
+    let task = task_setup::create_task(&creator, terms, &split.validation, salt).await?;
+    task_setup::assign(
+        &creator,
+        &coord_node.url,
+        task,
+        spec,
+        &split.validation,
+        salt,
+    )
+    .await?;
+
+    // Owner nodes come up and announce themselves to the coordinator.
+    let mut owner_nodes = Vec::new();
+    for (i, data) in split.owners.iter().enumerate() {
+        let node = role_node(
+            dir,
+            &format!("owner-{i}"),
+            owner_key(i),
+            validator,
+            vec![LocalDataset {
+                id: datasets[i],
+                data: Arc::new(data.clone()),
+                commitment: task_setup::commitment(data),
+            }],
+            Some(&coord_node.url),
+        )
+        .await?;
+        serve::announce(&node, &coord_node.url).await?;
+        owner_nodes.push(node);
+    }
+
+    // Training.
+    let revoker = setup.owners - 1;
+    let dropper = 0;
+    let mut rounds = Vec::new();
+    for r in 1..=spec.rounds {
+        if r == setup.revoke_round {
+            roles::send_tx(
+                &owner_ctx[revoker],
+                TxBody::ConsentRevoke(ConsentRevoke {
+                    dataset: datasets[revoker],
+                }),
+            )
+            .await?;
+        }
+        if r == setup.drop_round
+            && let Some(o) = &owner_nodes[dropper].owner
+        {
+            o.inject(Fault {
+                task,
+                from_round: r,
+                step: 1,
+                action: FaultAction::Offline,
+            });
+        }
+        let report = coordinator.run_round(task).await?;
+        if let Some(o) = &owner_nodes[dropper].owner {
+            o.go_online();
+        }
+        on_round(&report);
+        rounds.push(report);
+    }
+    let blobs_published = coordinator.publish_task(&ledger, task).await?;
+    let close = coordinator.close_task(task).await?;
+    // A node that took no part re-verifies from the ledger and the validator's blob store.
+    let verify = verify_task::verify_task(&ledger, &ledger, task, |_| {}).await?;
+
+    let drop_rounds = owner_nodes[dropper]
+        .owner
+        .as_ref()
+        .map(|o| o.fired().into_iter().map(|(_, r)| r).collect())
+        .unwrap_or_default();
+    let revoked_never_selected_again = rounds
+        .iter()
+        .filter(|r| r.round >= setup.revoke_round)
+        .all(|r| !r.selected.contains(&datasets[revoker]));
+    let task_view: deai_ledger::Task = ledger.get(&format!("/v1/tasks/{task}")).await?;
+    let mut in_aggregate: BTreeMap<u64, u32> = BTreeMap::new();
+    for r in &rounds {
+        for d in &r.survivors {
+            *in_aggregate.entry(*d).or_default() += 1;
+        }
+    }
+    let owners = split
+        .owners
+        .iter()
+        .enumerate()
+        .map(|(i, data)| OwnerSummary {
+            owner: i,
+            address: owner_ctx[i].address().to_string(),
+            dataset: datasets[i],
+            samples: data.len(),
+            rounds_in_aggregate: in_aggregate.get(&datasets[i]).copied().unwrap_or(0),
+            reward: close
+                .rewards
+                .get(&datasets[i])
+                .and_then(|a| a.parse::<u128>().ok())
+                .map_or(0.0, |a| a as f64 / TOKEN as f64),
+        })
+        .collect();
+    let initial_accuracy = deai_learn::model::evaluate(
+        &spec.model_kind()?,
+        &spec.initial_weights()?,
+        &split.validation,
+    )
+    .accuracy;
+    Ok(Outcome {
+        task,
+        rounds,
+        initial_accuracy,
+        close,
+        owners,
+        revoked: (revoker, datasets[revoker]),
+        revoked_never_selected_again,
+        dropped: (dropper, datasets[dropper]),
+        drop_rounds,
+        verify,
+        epsilon_budget: budget as f64 / EPSILON_SCALE as f64,
+        epsilon_spent: task_view.epsilon_spent as f64 / EPSILON_SCALE as f64,
+        delta_spent: task_view.delta_spent as f64 / DELTA_SCALE as f64,
+        blobs_published,
+    })
+}
+
+/// The same training without DP noise, in one process (the privacy cost's reference):
+/// accuracy after each round.
+pub(super) fn without_dp(setup: &Setup) -> anyhow::Result<Vec<f64>> {
+    let split = fed::data::digits_split(setup.owners)?;
+    let mut spec = setup.spec.clone();
+    // The spec requires σ > 0; at 1e-9 the noise is far below the quantization step.
+    spec.noise_multiplier = 1e-9;
+    let owners: Vec<fed::harness::Owner> = split
+        .owners
+        .into_iter()
+        .enumerate()
+        .map(|(i, data)| fed::harness::Owner {
+            dataset: i as u64 + 1,
+            key: owner_key(i),
+            data,
+        })
+        .collect();
+    let report = fed::harness::run_task(
+        &spec,
+        &owners,
+        &split.validation,
+        &fed::harness::HarnessConfig {
+            task: 1,
+            seed: 1,
+            ..Default::default()
+        },
+    )?;
+    Ok(report.rounds.iter().map(|r| r.outcome.accuracy).collect())
+}

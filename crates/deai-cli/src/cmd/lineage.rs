@@ -1,0 +1,106 @@
+//! `deai lineage model <id>`: the model's tree — task, rounds, contributing datasets and their
+//! owners, rewards paid, ε spent — and its ancestors'.
+
+use clap::Subcommand;
+use deai_ledger::TOKEN;
+use deai_node::lineage::{self, Lineage};
+
+use super::common::{NodeArgs, block_on};
+
+/// Arguments of `deai lineage`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// What to trace.
+    #[command(subcommand)]
+    pub which: Which,
+    /// The node.
+    #[command(flatten)]
+    pub node: NodeArgs,
+}
+
+/// The lineage subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Which {
+    /// A registered model, back through every task and parent model.
+    Model {
+        /// The model id.
+        id: u64,
+    },
+}
+
+/// Runs `deai lineage`.
+pub fn run(args: Args) -> anyhow::Result<()> {
+    let Which::Model { id } = args.which;
+    let client = args.node.client();
+    let tree = block_on(async move { lineage::fetch(&client, id).await })??;
+    crate::output::emit(args.node.json, &tree, |t| print_tree(t, 0))
+}
+
+fn tokens(base_units: u128) -> String {
+    format!("{:.4}", base_units as f64 / TOKEN as f64)
+}
+
+fn print_tree(l: &Lineage, depth: usize) {
+    let pad = "  ".repeat(depth);
+    let t = &l.task;
+    let metrics: Vec<String> = l
+        .metrics
+        .iter()
+        .map(|(k, v)| format!("{k} {v:.4}"))
+        .collect();
+    println!(
+        "{pad}model {} ({}) registered at height {} by {}  [{}]",
+        l.model,
+        short(&l.model_hash.to_string()),
+        l.registered_height,
+        short(&l.owner.to_string()),
+        metrics.join(", ")
+    );
+    println!(
+        "{pad}└─ task {} \"{}\": {} of {} rounds, ε spent {:.3} of {:.3} (δ {:.1e}), reward {} paid {} refund {}",
+        t.id,
+        t.purpose,
+        t.rounds.len(),
+        t.rounds_planned,
+        t.epsilon_spent,
+        t.epsilon_budget,
+        t.delta_spent,
+        tokens(t.reward),
+        tokens(t.paid),
+        tokens(t.refund)
+    );
+    for r in &t.rounds {
+        let dropped = if r.dropped.is_empty() {
+            String::new()
+        } else {
+            format!(", dropped {:?}", r.dropped)
+        };
+        println!(
+            "{pad}   round {:>3}: selected {:?}, in aggregate {:?}{dropped}, ε {:.3}",
+            r.number, r.selected, r.survivors, r.epsilon
+        );
+    }
+    for c in &l.datasets {
+        println!(
+            "{pad}   dataset {:>3} of {}: {} rounds, score {:.4}, paid {}{}",
+            c.dataset,
+            short(&c.owner.to_string()),
+            c.rounds,
+            c.score_total,
+            tokens(c.reward),
+            if c.revoked {
+                " (consent since revoked)"
+            } else {
+                ""
+            }
+        );
+    }
+    if let Some(parent) = &l.parent {
+        println!("{pad}   trained from:");
+        print_tree(parent, depth + 2);
+    }
+}
+
+fn short(hex: &str) -> String {
+    hex.chars().take(12).collect()
+}

@@ -1,0 +1,315 @@
+//! Private federated training between separate `deai node` processes: a validator, a coordinator
+//! and five data owners on loopback. One owner's process crashes mid-round (after sharing its
+//! keys, before sending its masked update) and the round completes by dropout recovery; a dataset
+//! whose consent is revoked is never selected again; `deai verify task`, run as a process that
+//! took no part, passes; a tampered blob makes it fail and name the round.
+
+mod common;
+
+use std::{
+    fs,
+    path::{Path, PathBuf},
+    time::{Duration, Instant},
+};
+
+use common::{NodeProcess, deai, init};
+use deai_ledger::{
+    ConsentPolicy, Digest, EPSILON_SCALE, TOKEN, Task, TaskStatus, TxBody,
+    tx::{ConsentRevoke, Transfer},
+};
+use deai_node::{
+    client::Client,
+    config::{DatasetFile, NodeConfig, RolesConfig},
+    fed::{self, TaskSpec},
+    keyfile,
+    roles::{self, RoleContext, owner::CRASH_ENV, setup},
+};
+use ed25519_dalek::SigningKey;
+
+const OWNERS: usize = 5;
+const PURPOSE: &str = "digit-recognition";
+
+fn rt() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime")
+}
+
+/// A role node's data directory: a key and a config naming its roles.
+fn role_dir(root: &Path, name: &str, roles: RolesConfig) -> (PathBuf, SigningKey) {
+    let dir = root.join(name);
+    fs::create_dir_all(&dir).expect("mkdir");
+    let key = keyfile::create(&dir.join(deai_node::config::NODE_KEY_FILE)).expect("key");
+    let cfg = NodeConfig {
+        http_listen: "127.0.0.1:0".parse().expect("addr"),
+        p2p_listen: "127.0.0.1:0".parse().expect("addr"),
+        roles,
+        ..NodeConfig::default()
+    };
+    cfg.save(&dir).expect("config");
+    (dir, key)
+}
+
+fn wait_until<T>(what: &str, timeout: Duration, mut f: impl FnMut() -> Option<T>) -> T {
+    let start = Instant::now();
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(start.elapsed() < timeout, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// `deai verify task` as a separate process: whether it exited 0, and its JSON.
+fn verify_task(task: u64, node: &str) -> (bool, serde_json::Value) {
+    let out = deai()
+        .args([
+            "verify",
+            "task",
+            &task.to_string(),
+            "--json",
+            "--node",
+            node,
+        ])
+        .output()
+        .expect("deai verify");
+    let v = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "deai verify printed no JSON ({e}); stderr: {}",
+            String::from_utf8_lossy(&out.stderr)
+        )
+    });
+    (out.status.success(), v)
+}
+
+#[test]
+fn five_owners_train_with_a_crash_and_a_revocation_and_verify() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let rt = rt();
+    let vdir = tmp.path().join("validator");
+    init(&vdir);
+    let validator = NodeProcess::start(&vdir);
+    let ledger = Client::new(validator.url.clone());
+    let dev = keyfile::read(&vdir.join(deai_node::config::DEV_KEY_FILE)).expect("dev key");
+    let dev_ctx = rt
+        .block_on(RoleContext::connect(dev, ledger.clone()))
+        .expect("connect");
+
+    // Coordinator node (the task creator runs it).
+    let (cdir, creator) = role_dir(
+        tmp.path(),
+        "coordinator",
+        RolesConfig {
+            validator: false,
+            upstream: Some(validator.url.clone()),
+            coordinator: true,
+            ..RolesConfig::default()
+        },
+    );
+    // Owners: keys and data first (their datasets must be registered before their nodes start).
+    let split = fed::data::digits_split(OWNERS).expect("digits");
+    let owner_keys: Vec<(PathBuf, SigningKey)> = (0..OWNERS)
+        .map(|i| {
+            let dir = tmp.path().join(format!("owner-{i}"));
+            fs::create_dir_all(&dir).expect("mkdir");
+            let key = keyfile::create(&dir.join(deai_node::config::NODE_KEY_FILE)).expect("key");
+            fs::write(dir.join("data.bin"), fed::data::encode(&split.owners[i])).expect("data");
+            (dir, key)
+        })
+        .collect();
+    for to in std::iter::once(&creator).chain(owner_keys.iter().map(|(_, k)| k)) {
+        rt.block_on(roles::send_tx(
+            &dev_ctx,
+            TxBody::Transfer(Transfer {
+                to: keyfile::address(to),
+                amount: 10_000 * TOKEN,
+            }),
+        ))
+        .expect("fund");
+    }
+    let mut datasets = Vec::new();
+    for (i, (_, key)) in owner_keys.iter().enumerate() {
+        let ctx = rt
+            .block_on(RoleContext::connect(key.clone(), ledger.clone()))
+            .expect("connect");
+        let policy = ConsentPolicy {
+            purposes: vec![PURPOSE.into()],
+            creators: None,
+            reward_min: TOKEN,
+            epsilon_max: 1_000 * EPSILON_SCALE,
+            expiry_height: 10_000_000,
+        };
+        let id = rt
+            .block_on(setup::register_dataset(
+                &ctx,
+                &split.owners[i],
+                "digits-8x8",
+                policy,
+            ))
+            .expect("register");
+        datasets.push(id);
+    }
+
+    // The task: 4 rounds, 4 of 5 owners per round, one scoring group.
+    let mut spec = TaskSpec::digits_default();
+    spec.rounds = 4;
+    spec.datasets_per_round = 4;
+    spec.group_size_min = 4;
+    let creator_ctx = rt
+        .block_on(RoleContext::connect(creator.clone(), ledger.clone()))
+        .expect("connect");
+    let salt = Digest([7; 32]);
+    let terms = setup::TaskTerms {
+        purpose: PURPOSE,
+        spec: &spec,
+        datasets: datasets.clone(),
+        epsilon: 500 * EPSILON_SCALE,
+        reward: 1_000 * TOKEN,
+    };
+    let task = rt
+        .block_on(setup::create_task(
+            &creator_ctx,
+            terms,
+            &split.validation,
+            salt,
+        ))
+        .expect("task");
+
+    let coordinator = NodeProcess::start(&cdir);
+    // Owner 0 crashes in round 2 while answering the masked-input step (its shares are out).
+    let crasher = 0;
+    let mut owners = Vec::new();
+    for (i, (dir, _)) in owner_keys.iter().enumerate() {
+        let cfg = NodeConfig {
+            http_listen: "127.0.0.1:0".parse().expect("addr"),
+            p2p_listen: "127.0.0.1:0".parse().expect("addr"),
+            roles: RolesConfig {
+                validator: false,
+                upstream: Some(validator.url.clone()),
+                datasets: vec![DatasetFile {
+                    id: datasets[i],
+                    file: PathBuf::from("data.bin"),
+                }],
+                announce_to: vec![coordinator.url.clone()],
+                ..RolesConfig::default()
+            },
+            ..NodeConfig::default()
+        };
+        cfg.save(dir).expect("config");
+        let env = (i == crasher).then(|| (CRASH_ENV, format!("{task}:2:2")));
+        owners.push(NodeProcess::start_with_env(dir, env));
+    }
+    let coord_api = Client::new(coordinator.url.clone());
+    wait_until("owners to join", Duration::from_secs(30), || {
+        let v: serde_json::Value = rt.block_on(coord_api.get("/v1/fed/directory")).ok()?;
+        (v["datasets"].as_array()?.len() == OWNERS).then_some(())
+    });
+
+    // Hand over the task; the coordinator starts the rounds on its own.
+    rt.block_on(setup::assign(
+        &creator_ctx,
+        &coordinator.url,
+        task,
+        &spec,
+        &split.validation,
+        salt,
+    ))
+    .expect("assign");
+
+    // After round 1 closes, an owner it selected (not the one set to crash) revokes consent.
+    let first: Vec<u64> = wait_until("round 1 to close", Duration::from_secs(60), || {
+        let t: Task = rt.block_on(ledger.get(&format!("/v1/tasks/{task}"))).ok()?;
+        let r = t.round_log.first()?;
+        r.outcome.as_ref().map(|_| r.selected.clone())
+    });
+    let revoker = (0..OWNERS)
+        .find(|&i| i != crasher && first.contains(&datasets[i]))
+        .expect("round 1 selects 4 of 5 owners");
+    let revoked = datasets[revoker];
+    let owner_ctx = rt
+        .block_on(RoleContext::connect(
+            owner_keys[revoker].1.clone(),
+            ledger.clone(),
+        ))
+        .expect("connect");
+    let fin = rt
+        .block_on(roles::send_tx(
+            &owner_ctx,
+            TxBody::ConsentRevoke(ConsentRevoke { dataset: revoked }),
+        ))
+        .expect("revoke");
+    let revoked_at = fin["height"].as_u64().expect("height");
+
+    let t: Task = wait_until("the task to close", Duration::from_secs(180), || {
+        let t: Task = rt.block_on(ledger.get(&format!("/v1/tasks/{task}"))).ok()?;
+        (t.status == TaskStatus::Closed).then_some(t)
+    });
+    assert_eq!(t.round_log.len(), spec.rounds as usize);
+    let after: Vec<_> = t
+        .round_log
+        .iter()
+        .filter(|r| r.opened_height > revoked_at)
+        .collect();
+    assert!(
+        !after.is_empty(),
+        "every round opened before the revocation (height {revoked_at}): the check would be empty"
+    );
+    for r in after {
+        assert!(
+            !r.selected.contains(&revoked),
+            "revoked dataset {revoked} selected in round {}",
+            r.number
+        );
+    }
+    assert!(
+        t.round_log
+            .iter()
+            .any(|r| r.opened_height <= revoked_at && r.selected.contains(&revoked)),
+        "the revoked dataset was never selected before its revocation"
+    );
+    // The crashed owner: selected in some round >= 2, absent from that round's survivors, and
+    // the round still completed (its masks were recovered).
+    let crashed = datasets[crasher];
+    let recovered = t.round_log.iter().find(|r| {
+        r.number >= 2
+            && r.selected.contains(&crashed)
+            && r.outcome
+                .as_ref()
+                .is_some_and(|o| !o.survivors.is_empty() && !o.survivors.contains(&crashed))
+    });
+    assert!(
+        recovered.is_some(),
+        "no round completed without the crashed owner: {:?}",
+        t.round_log
+            .iter()
+            .map(|r| (
+                r.number,
+                r.selected.clone(),
+                r.outcome.as_ref().map(|o| o.survivors.clone())
+            ))
+            .collect::<Vec<_>>()
+    );
+    assert!(
+        owners[crasher].child.try_wait().expect("wait").is_some(),
+        "crasher still running"
+    );
+
+    // A process that took no part verifies the task from the validator's ledger and blobs.
+    let (ok, v) = verify_task(task, &validator.url);
+    assert!(ok, "verify failed: {v}");
+    assert_eq!(v["ok"], true);
+
+    // Tamper with one masked update in the validator's blob store: verification fails, by round.
+    let round = t.round_log.last().expect("a round");
+    let masked = round.outcome.as_ref().expect("closed").masked_updates[0];
+    let hex = masked.to_string();
+    let path = vdir.join("blobs").join(&hex[..2]).join(&hex);
+    let mut bytes = fs::read(&path).expect("blob on disk");
+    bytes[0] ^= 1;
+    fs::write(&path, bytes).expect("tamper");
+    let (ok, v) = verify_task(task, &validator.url);
+    assert!(!ok, "a tampered blob passed verification: {v}");
+    assert_eq!(v["failed_rounds"], serde_json::json!([round.number]));
+}
