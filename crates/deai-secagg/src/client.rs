@@ -100,7 +100,7 @@ pub enum ClientError {
 }
 
 struct Peer {
-    cipher_pk: PublicKey,
+    channel: crypto::ShareChannel,
     mask_pk: PublicKey,
 }
 
@@ -260,7 +260,7 @@ impl Client {
                 return Err(ClientError::BadAdvert(a.from));
             }
             let peer = Peer {
-                cipher_pk: PublicKey::from(a.cipher_pk),
+                channel: crypto::ShareChannel::new(&self.cipher_sk, &PublicKey::from(a.cipher_pk)),
                 mask_pk: PublicKey::from(a.mask_pk),
             };
             self.peers.insert(a.from, peer);
@@ -293,14 +293,7 @@ impl Client {
             plain[..SHARE_BYTES].copy_from_slice(&seed_share.value_bytes());
             plain[SHARE_BYTES..].copy_from_slice(&key_share.value_bytes());
             let peer = &self.peers[&holder];
-            let ct = crypto::seal_share(
-                &self.cipher_sk,
-                &peer.cipher_pk,
-                round,
-                self.me,
-                holder,
-                &plain,
-            );
+            let ct = peer.channel.seal(round, self.me, holder, &plain);
             let ciphertext = ct.try_into().expect("sealed shares have a fixed size");
             sealed.push(SealedShares {
                 peer: holder,
@@ -322,15 +315,10 @@ impl Client {
             last = Some(s.peer);
             // A neighbour that sent an undecryptable share still masks with us, so we mask with
             // it too; we just hold no share of its secrets.
-            let opened = crypto::open_share(
-                &self.cipher_sk,
-                &peer.cipher_pk,
-                round,
-                s.peer,
-                self.me,
-                &s.ciphertext,
-            )
-            .and_then(|plain| decode_share_pair(self.me + 1, &plain));
+            let opened = peer
+                .channel
+                .open(round, s.peer, self.me, &s.ciphertext)
+                .and_then(|plain| decode_share_pair(self.me + 1, &plain));
             self.held.insert(s.peer, opened);
         }
         let mut masked = std::mem::take(&mut self.input);

@@ -168,7 +168,7 @@ impl ClientMsg {
             ClientBody::Shares(list) => put_sealed(&mut out, list),
             ClientBody::Masked(v) => {
                 out.put_count(v.len());
-                v.iter().for_each(|w| out.put_u32(*w));
+                out.put_words(v);
             }
             ClientBody::Unmask(list) => {
                 out.put_count(list.len());

@@ -20,6 +20,7 @@
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
 
+use rayon::prelude::*;
 use thiserror::Error;
 use x25519_dalek::{PublicKey, StaticSecret};
 
@@ -215,7 +216,17 @@ impl Server {
 
     /// Decodes and handles a message that the transport attributes to client `from`.
     pub fn handle_bytes(&mut self, from: u32, bytes: &[u8]) -> Result<(), Rejection> {
-        match ClientMsg::decode(bytes, &self.config.limits()) {
+        self.handle_decoded(from, ClientMsg::decode(bytes, &self.config.limits()))
+    }
+
+    /// Handles the result of decoding a message from `from` with this round's limits
+    /// ([`RoundConfig::limits`]): what a transport that decodes on its own threads calls.
+    pub fn handle_decoded(
+        &mut self,
+        from: u32,
+        decoded: Result<ClientMsg, DecodeError>,
+    ) -> Result<(), Rejection> {
+        match decoded {
             Ok(msg) => self.handle(from, msg),
             Err(e) => self.reject(from, Rejection::Decode(e)),
         }
@@ -485,7 +496,7 @@ impl Server {
     fn finish(&mut self) -> Result<Aggregate, ServerError> {
         let self_seeds = self
             .u3
-            .iter()
+            .par_iter()
             .map(|&i| self.reconstruct(i, ShareKind::SelfMask))
             .collect::<Result<Vec<_>, _>>()?;
         let mut dropped_keys = Vec::new();
@@ -516,7 +527,7 @@ impl Server {
             round: self.config.round,
             adverts: self.u2.iter().map(|j| self.adverts[j].clone()).collect(),
             survivors: self.u3.clone(),
-            masked_hashes: inputs.iter().map(|v| hash_vector(v)).collect(),
+            masked_hashes: inputs.par_iter().map(|v| hash_vector(v)).collect(),
             self_seeds,
             dropped_keys,
         };

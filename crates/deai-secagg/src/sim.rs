@@ -19,7 +19,7 @@ use thiserror::Error;
 
 use crate::client::{Client, ClientError, ClientPhase};
 use crate::config::{ConfigError, RoundConfig};
-use crate::msg::{ClientBody, ServerMsg};
+use crate::msg::{ClientBody, ClientMsg, ServerMsg};
 use crate::params::Params;
 use crate::quant::{QuantError, Quantizer};
 use crate::server::{Aggregate, Server, ServerError, UnmaskRecord};
@@ -297,9 +297,16 @@ pub fn run_round(spec: &SimSpec) -> Result<SimReport, SimError> {
             .map(|c| c.transmit(step, config.round, spec.verify))
             .collect();
         let start = Instant::now();
-        for (i, bytes) in uplink.iter().enumerate() {
-            if let Some(bytes) = bytes {
-                let _ = server.handle_bytes(i as u32, bytes);
+        // Decoding belongs to the transport (one task per connection), so it runs in parallel;
+        // the state machine then takes the messages one by one, in client order.
+        let limits = config.limits();
+        let decoded: Vec<_> = uplink
+            .par_iter()
+            .map(|b| b.as_ref().map(|b| ClientMsg::decode(b, &limits)))
+            .collect();
+        for (i, msg) in decoded.into_iter().enumerate() {
+            if let Some(msg) = msg {
+                let _ = server.handle_decoded(i as u32, msg);
             }
         }
         let result = server.advance();

@@ -31,28 +31,34 @@ pub(crate) fn removals(
     survivors: &[u32],
     self_seeds: &[[u8; 32]],
     dropped_keys: &[(u32, [u8; 32])],
-    mask_pk: impl Fn(u32) -> PublicKey,
+    mask_pk: impl Fn(u32) -> PublicKey + Sync,
 ) -> Vec<Removal> {
-    let mut out: Vec<Removal> = self_seeds
+    let pairs: Vec<(u32, u32, &[u8; 32])> = dropped_keys
+        .iter()
+        .flat_map(|(j, key)| {
+            graph
+                .neighbours(*j)
+                .into_iter()
+                .filter(|i| survivors.binary_search(i).is_ok())
+                .map(move |i| (i, *j, key))
+        })
+        .collect();
+    // One X25519 agreement per (survivor, dropped) pair: spread over the pool.
+    let pairwise: Vec<Removal> = pairs
+        .par_iter()
+        .map(|&(i, j, key)| Removal {
+            seed: crypto::pairwise_seed(&StaticSecret::from(*key), &mask_pk(i), round, i, j),
+            sign: pair_sign(i, j).flip(),
+        })
+        .collect();
+    self_seeds
         .iter()
         .map(|s| Removal {
             seed: *s,
             sign: Sign::Sub,
         })
-        .collect();
-    for (j, key) in dropped_keys {
-        let secret = StaticSecret::from(*key);
-        for i in graph.neighbours(*j) {
-            if survivors.binary_search(&i).is_ok() {
-                let seed = crypto::pairwise_seed(&secret, &mask_pk(i), round, i, *j);
-                out.push(Removal {
-                    seed,
-                    sign: pair_sign(i, *j).flip(),
-                });
-            }
-        }
-    }
-    out
+        .chain(pairwise)
+        .collect()
 }
 
 /// `Σ inputs - masks mod 2^bits`, spread over the rayon pool; the result does not depend on
@@ -99,9 +105,11 @@ pub(crate) fn unmasked_sum(
 /// BLAKE3 of a masked vector's words in little-endian order: how masked inputs are stored.
 pub fn hash_vector(words: &[u32]) -> [u8; 32] {
     let mut hasher = blake3::Hasher::new();
+    let mut buf = [0u8; 4 * 4096];
     for chunk in words.chunks(4096) {
-        let bytes: Vec<u8> = chunk.iter().flat_map(|w| w.to_le_bytes()).collect();
-        hasher.update(&bytes);
+        let bytes = &mut buf[..4 * chunk.len()];
+        crate::wire::write_words(bytes, chunk);
+        hasher.update(bytes);
     }
     *hasher.finalize().as_bytes()
 }

@@ -147,6 +147,8 @@ pub trait Writer {
     fn put_u64(&mut self, v: u64);
     /// Appends a list count.
     fn put_count(&mut self, n: usize);
+    /// Appends words, each little-endian (one resize, then a loop the compiler vectorises).
+    fn put_words(&mut self, words: &[u32]);
 }
 
 impl Writer for Vec<u8> {
@@ -158,5 +160,17 @@ impl Writer for Vec<u8> {
     }
     fn put_count(&mut self, n: usize) {
         self.put_u32(u32::try_from(n).expect("lists are bounded by u32 counts"));
+    }
+    fn put_words(&mut self, words: &[u32]) {
+        let start = self.len();
+        self.resize(start + 4 * words.len(), 0);
+        write_words(&mut self[start..], words);
+    }
+}
+
+/// Writes `words` little-endian into `out` (exactly `4 * words.len()` bytes).
+pub fn write_words(out: &mut [u8], words: &[u32]) {
+    for (b, w) in out.chunks_exact_mut(4).zip(words) {
+        b.copy_from_slice(&w.to_le_bytes());
     }
 }
