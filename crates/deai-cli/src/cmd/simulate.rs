@@ -38,7 +38,8 @@ pub struct Args {
     #[arg(long)]
     pub rounds: Option<u64>,
     /// Strategy (fedavg, fedavgm, fedprox, fedadagrad, fedadam, fedyogi, qfedavg, median,
-    /// trimmed-mean, krum, multi-krum, bulyan, norm-clip, centered-clip).
+    /// trimmed-mean, krum, multi-krum, bulyan, norm-clip, centered-clip); any rule also as
+    /// RULE+momentum (server momentum 0.9) and bucketed-RULE (over means of random pairs).
     #[arg(long)]
     pub strategy: Option<String>,
     /// Server learning rate (fedavgm, fedadagrad, fedadam, fedyogi).

@@ -211,6 +211,11 @@ fn run_round(
             }
         }
     }
+    // A round in which every client failed (typically a model an attack drove to where local
+    // training overflows) leaves the model as it is, as Flower does, instead of ending the run.
+    if (streaming && count == 0) || (!streaming && kept.is_empty()) {
+        return Ok((global.to_vec(), 0, failures.len()));
+    }
     if streaming {
         return Ok((
             strategy.finish(round, global, &failures)?,

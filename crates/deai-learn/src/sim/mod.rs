@@ -153,6 +153,28 @@ mod tests {
         assert!(eps > 0.0 && eps.is_finite());
     }
 
+    /// Local training that overflows makes every reply fail its finiteness check: each such
+    /// round keeps the model (as Flower does) and the run finishes, for every kind of strategy.
+    #[test]
+    fn rounds_where_every_client_fails_keep_the_model() {
+        for strategy in ["fedavg", "median", "centered-clip+momentum"] {
+            let cfg = SimConfig {
+                rounds: 2,
+                strategy: strategy.into(),
+                local: crate::model::optim::LocalTrain {
+                    lr: 1e38,
+                    ..SimConfig::digits_100().local
+                },
+                ..SimConfig::digits_100()
+            };
+            let r = run(&cfg, &mut |_| {}).expect("the run finishes");
+            for s in &r.per_round {
+                assert_eq!((s.replies, s.failures), (0, 10), "{strategy}: {s:?}");
+            }
+            assert_eq!(r.per_round[0].accuracy, r.per_round[1].accuracy);
+        }
+    }
+
     #[test]
     fn bad_config_is_rejected_by_name() {
         let err = run(

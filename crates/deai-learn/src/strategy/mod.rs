@@ -8,6 +8,7 @@
 //! ([`Strategy::accept`]) and calls [`Strategy::finish`], so a round never holds one model copy
 //! per client.
 
+pub mod bucketing;
 pub mod bulyan;
 pub mod centered_clip;
 pub mod fedadagrad;
@@ -19,6 +20,7 @@ pub mod fedprox;
 pub mod fedyogi;
 pub mod krum;
 pub mod median;
+pub mod momentum;
 pub mod qfedavg;
 pub mod trimmed_mean;
 
@@ -250,7 +252,9 @@ pub const NAMES: &[&str] = &[
 ];
 
 /// Builds a strategy by name with default hyper-parameters. `f` is the number of Byzantine
-/// clients the robust rules assume.
+/// clients the robust rules assume. Besides [`NAMES`], two wrappers compose with any rule:
+/// `RULE+momentum` ([`momentum::ServerMomentum`], β = 0.9) and `bucketed-RULE`
+/// ([`bucketing::Bucketing`], pairs), e.g. `bucketed-centered-clip+momentum`.
 pub fn build(name: &str, sampling: Sampling, f: usize) -> Result<Box<dyn Strategy>> {
     build_with(name, sampling, f, None)
 }
@@ -263,6 +267,14 @@ pub fn build_with(
     f: usize,
     server_lr: Option<f32>,
 ) -> Result<Box<dyn Strategy>> {
+    if let Some(rule) = name.strip_suffix("+momentum") {
+        let inner = build_with(rule, sampling, f, server_lr)?;
+        return Ok(Box::new(momentum::ServerMomentum::new(inner, 0.9)));
+    }
+    if let Some(rule) = name.strip_prefix("bucketed-") {
+        let inner = build_with(rule, sampling, f, server_lr)?;
+        return Ok(Box::new(bucketing::Bucketing::new(inner, 2)));
+    }
     let opt = fedopt::ServerOpt {
         eta: server_lr.unwrap_or(0.01),
         ..fedopt::ServerOpt::default()
@@ -287,7 +299,11 @@ pub fn build_with(
         "norm-clip" => Box::new(centered_clip::NormBounded::new(sampling, 1.0)),
         "centered-clip" => Box::new(centered_clip::CenteredClip::new(sampling, 1.0, 3)),
         other => {
-            let reason = format!("expected one of {}", NAMES.join(", "));
+            let reason = format!(
+                "expected one of {}, or RULE+momentum (server momentum 0.9 after RULE), or \
+                 bucketed-RULE (RULE over means of random pairs)",
+                NAMES.join(", ")
+            );
             return Err(LearnError::config("strategy", other, reason));
         }
     })
@@ -324,12 +340,12 @@ mod tests {
             k in 7usize..12,
         ) {
             let global = vec![0.0; update.len()];
-            for name in ["fedavg", "fedprox", "median", "trimmed-mean", "krum", "multi-krum", "bulyan", "centered-clip"] {
+            for name in ["fedavg", "fedprox", "median", "trimmed-mean", "krum", "multi-krum", "bulyan", "centered-clip", "bucketed-centered-clip", "bucketed-median", "centered-clip+momentum"] {
                 let mut s = build(name, Sampling::count(k), 1).expect("known");
                 let replies: Vec<Reply> = (0..k as u64).map(|c| reply(c, update.clone(), 1 + c)).collect();
                 let out = s.aggregate_train(1, &global, replies, &[]).expect("valid");
                 for (a, b) in out.iter().zip(&update) {
-                    let tol = if name == "centered-clip" { 1e-3 } else { 1e-5 } * (1.0 + b.abs());
+                    let tol = if name.contains("centered-clip") { 1e-3 } else { 1e-5 } * (1.0 + b.abs());
                     prop_assert!((a - b).abs() <= tol, "{name}: {a} vs {b}");
                 }
             }
@@ -337,8 +353,24 @@ mod tests {
     }
 
     #[test]
+    fn wrappers_compose_and_unknown_rules_are_named() {
+        let s = build("bucketed-centered-clip+momentum", Sampling::count(7), 1).expect("known");
+        assert_eq!(s.name(), "bucketed(2)-centered-clip+momentum(0.9)");
+        for bad in ["bucketed-nope", "nope+momentum", "bucketed-", "+momentum"] {
+            let err = build(bad, Sampling::count(7), 1).err().expect("unknown");
+            assert!(err.to_string().contains("bucketed-RULE"), "{bad}: {err}");
+        }
+    }
+
+    #[test]
     fn bad_replies_are_rejected_by_name() {
-        for name in NAMES {
+        let wrapped = [
+            "bucketed-centered-clip",
+            "centered-clip+momentum",
+            "bucketed-median+momentum",
+            "fedavg+momentum",
+        ];
+        for name in NAMES.iter().chain(&wrapped) {
             let mut s = build(name, Sampling::count(7), 1).expect("known");
             let mut replies: Vec<Reply> = (0..7).map(|c| reply(c, vec![1.0, 2.0], 3)).collect();
             replies[2].params[1] = f32::NAN;
