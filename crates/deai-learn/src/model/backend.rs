@@ -2,12 +2,14 @@
 //! forward pass, and returns gradients as a flat vector in the same order.
 //!
 //! Burn ops are single-threaded here (no `rayon` feature), so one call's result is a pure
-//! function of its inputs; parallelism happens one level up, across clients.
+//! function of its inputs; parallelism happens one level up, across clients (and across the
+//! batches of an evaluation).
 
 use burn::tensor::activation::{log_softmax, relu, sigmoid};
 use burn::tensor::module::{conv2d, max_pool2d};
 use burn::tensor::ops::{ConvOptions, MaxPoolOptions};
 use burn::tensor::{Device, Gradients, Tensor, TensorData};
+use rayon::prelude::*;
 
 use super::{Metrics, ModelKind, ParamSpec};
 use crate::data::Dataset;
@@ -200,29 +202,43 @@ pub fn loss_and_grad(
 
 /// Accuracy (argmax, first maximum on ties) and mean cross-entropy on `data`.
 pub fn evaluate(kind: &ModelKind, params: &[f32], data: &Dataset) -> Metrics {
-    let device = Device::flex();
-    let p = leaves(kind, params, &device, false);
-    let classes = kind.classes();
-    let (mut correct, mut loss) = (0usize, 0.0f64);
-    for start in (0..data.len()).step_by(EVAL_BATCH) {
-        let n = EVAL_BATCH.min(data.len() - start);
-        let x = &data.features[start * data.sample_len..(start + n) * data.sample_len];
-        let logp = log_softmax(forward(kind, &p, input(kind, x, n, &device)), 1).into_data();
-        let logp = logp.as_slice::<f32>().expect("f32 log-probabilities");
-        for (i, row) in logp.chunks_exact(classes).enumerate() {
-            let label = data.labels[start + i] as usize;
-            loss -= f64::from(row[label]);
-            let best = row
-                .iter()
-                .enumerate()
-                .fold(0, |b, (j, &v)| if v > row[b] { j } else { b });
-            correct += usize::from(best == label);
-        }
-    }
+    // Batches run on the rayon pool (a central test set is the largest single piece of work in a
+    // round of few clients); each batch's loss is summed in batch order afterwards, so the
+    // result does not depend on the thread count.
+    let starts: Vec<usize> = (0..data.len()).step_by(EVAL_BATCH).collect();
+    let batches: Vec<(usize, f64)> = starts
+        .par_iter()
+        .map(|&start| evaluate_batch(kind, params, data, start))
+        .collect();
+    let (correct, loss) = batches
+        .iter()
+        .fold((0usize, 0.0f64), |(c, l), &(bc, bl)| (c + bc, l + bl));
     let samples = data.len().max(1);
     Metrics {
         accuracy: correct as f64 / samples as f64,
         loss: loss / samples as f64,
         samples: data.len(),
     }
+}
+
+/// Correct predictions and summed loss of the batch of `data` that begins at `start`.
+fn evaluate_batch(kind: &ModelKind, params: &[f32], data: &Dataset, start: usize) -> (usize, f64) {
+    let device = Device::flex();
+    let p = leaves(kind, params, &device, false);
+    let classes = kind.classes();
+    let n = EVAL_BATCH.min(data.len() - start);
+    let x = &data.features[start * data.sample_len..(start + n) * data.sample_len];
+    let logp = log_softmax(forward(kind, &p, input(kind, x, n, &device)), 1).into_data();
+    let logp = logp.as_slice::<f32>().expect("f32 log-probabilities");
+    let (mut correct, mut loss) = (0usize, 0.0f64);
+    for (i, row) in logp.chunks_exact(classes).enumerate() {
+        let label = data.labels[start + i] as usize;
+        loss -= f64::from(row[label]);
+        let best = row
+            .iter()
+            .enumerate()
+            .fold(0, |b, (j, &v)| if v > row[b] { j } else { b });
+        correct += usize::from(best == label);
+    }
+    (correct, loss)
 }

@@ -384,6 +384,45 @@ mod tests {
         }
     }
 
+    /// Evaluation splits the data into batches on the thread pool: every sample counts once
+    /// (the partial last batch too) and the result is the same whatever the thread count.
+    #[test]
+    fn evaluation_covers_every_sample_whatever_the_thread_count() {
+        let kind = ModelKind::Mlp {
+            inputs: 8,
+            hidden: 6,
+            classes: 4,
+        };
+        let w = kind.init(&mut crate::rng::stream("t", &[2]));
+        let (x, y) = batch(&kind, 1234);
+        let data = crate::data::Dataset::new("t", x.clone(), y.clone(), 8, 4).expect("valid");
+        let on = |threads| {
+            rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .build()
+                .expect("pool")
+                .install(|| evaluate(&kind, &w, &data))
+        };
+        let one = on(1);
+        assert_eq!(one, on(3));
+        assert_eq!(one.samples, 1234);
+        let (mean_loss, _) = loss_and_grad(&kind, &w, &x, &y);
+        assert!(
+            (one.loss - mean_loss).abs() < 1e-5,
+            "{} vs {mean_loss}",
+            one.loss
+        );
+        let argmax_hits = x
+            .chunks_exact(8)
+            .zip(&y)
+            .filter(|(xi, yi)| {
+                let one = crate::data::Dataset::new("s", xi.to_vec(), vec![**yi], 8, 4);
+                evaluate(&kind, &w, &one.expect("valid")).accuracy == 1.0
+            })
+            .count();
+        assert_eq!(one.accuracy, argmax_hits as f64 / 1234.0);
+    }
+
     #[test]
     fn cnn_layout_fits_28x28() {
         let m = ModelKind::from_name("cnn", 784, 10).expect("28x28");
