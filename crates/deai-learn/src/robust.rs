@@ -76,15 +76,6 @@ pub fn run_scenario(
     seeds: &[u64],
     progress: &mut dyn FnMut(&str),
 ) -> Result<ScenarioResult> {
-    let baseline = mean_accuracy(
-        &SimConfig {
-            strategy: "fedavg".into(),
-            attack: None,
-            attackers: 0,
-            ..s.config.clone()
-        },
-        seeds,
-    )?;
     let mut attack_free = Vec::new();
     for rule in RULES {
         let cfg = SimConfig {
@@ -96,6 +87,8 @@ pub fn run_scenario(
         attack_free.push(mean_accuracy(&cfg, seeds)?);
         progress(&format!("{} / none / {rule}", s.name));
     }
+    // RULES starts with FedAvg, the baseline every row is measured against.
+    let baseline = attack_free[0];
     let mut rows = Vec::new();
     for name in attack::NAMES {
         let a = Attack::from_name(name)?;
@@ -119,6 +112,24 @@ pub fn run_scenario(
         target_points: s.target_points,
         rows,
     })
+}
+
+/// Simulation cells (each run over every seed) in one scenario: an attack-free row and one
+/// row per attack, every rule in each.
+pub fn cells_per_scenario() -> usize {
+    RULES.len() * (1 + attack::NAMES.len())
+}
+
+/// Heading of the hand-written reading that follows the generated tables.
+pub const COMMENTARY_HEADING: &str = "## Reading the table";
+
+/// The hand-written part of an existing document (from [`COMMENTARY_HEADING`] on), which a
+/// regeneration keeps: the numbers are the command's, the reading of them is a person's.
+pub fn commentary(existing: &str) -> Option<&str> {
+    existing
+        .match_indices(COMMENTARY_HEADING)
+        .find(|(i, _)| *i == 0 || existing[..*i].ends_with('\n'))
+        .map(|(i, _)| &existing[i..])
 }
 
 /// Markdown for one scenario's results.
@@ -227,4 +238,43 @@ pub fn document(
         md.push('\n');
     }
     md
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A two-round version of the digits IID scenario: every attack × every rule runs, the table
+    /// has a row per attack, and the baseline is FedAvg's attack-free cell.
+    #[test]
+    fn a_small_table_has_every_cell_and_names_the_baseline() {
+        let mut s = default_scenarios(20, None).remove(0);
+        s.config.rounds = 2;
+        let mut seen = 0;
+        let r = run_scenario(&s, s.config.clients / 5, &[0], &mut |_| seen += 1).expect("runs");
+        assert_eq!(seen, cells_per_scenario());
+        assert_eq!(RULES[0], "fedavg");
+        assert_eq!(r.baseline, r.attack_free[0]);
+        assert_eq!(r.rows.len(), attack::NAMES.len());
+        for (attack, cells) in &r.rows {
+            assert_eq!(cells.len(), RULES.len(), "{attack}");
+            assert!(cells.iter().all(|a| (0.0..=1.0).contains(a)), "{attack}");
+        }
+        let md = markdown(&r);
+        assert_eq!(
+            md.lines().filter(|l| l.starts_with("| ")).count(),
+            2 + r.rows.len()
+        );
+        assert!(md.contains("| *none* |"));
+    }
+
+    #[test]
+    fn regeneration_keeps_only_the_hand_written_reading() {
+        let reading = format!("{COMMENTARY_HEADING}\n\nMomentum helps.\n");
+        let old = format!("# Robustness\n\n| table |\n\n{reading}");
+        assert_eq!(commentary(&old), Some(reading.as_str()));
+        assert_eq!(commentary("# Robustness\n\n| table |\n"), None);
+        // The heading counts only at the start of a line.
+        assert_eq!(commentary(&format!("see `{COMMENTARY_HEADING}`\n")), None);
+    }
 }

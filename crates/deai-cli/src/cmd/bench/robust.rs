@@ -23,7 +23,7 @@ pub struct Args {
     /// Skip the Fashion-MNIST scenario.
     #[arg(long)]
     pub skip_fmnist: bool,
-    /// Write the markdown here.
+    /// Write the markdown here (a "## Reading the table" section already in the file is kept).
     #[arg(long)]
     pub out: Option<std::path::PathBuf>,
     /// Print one JSON object instead of a human summary.
@@ -40,16 +40,19 @@ struct Out {
 pub fn run(args: Args) -> anyhow::Result<()> {
     let seeds: Vec<u64> = (0..args.seeds.max(1)).collect();
     let fmnist = (!args.skip_fmnist).then_some((args.fmnist_limit, args.fmnist_rounds));
+    let scenarios = robust::default_scenarios(args.per_round, fmnist);
+    let cells = (scenarios.len() * robust::cells_per_scenario()) as u64;
+    let bar = crate::progress::bar(args.json, cells, "robustness cells");
     let mut results = Vec::new();
-    for s in robust::default_scenarios(args.per_round, fmnist) {
+    for s in scenarios {
         let attackers = s.config.clients / 5;
         let r = robust::run_scenario(&s, attackers, &seeds, &mut |cell| {
-            if !args.json {
-                eprintln!("  done {cell}");
-            }
+            bar.set_message(cell.to_string());
+            bar.inc(1);
         })?;
         results.push(r);
     }
+    bar.finish_and_clear();
     let command = format!(
         "deai bench robust --seeds {} --per-round {}{}",
         args.seeds,
@@ -65,7 +68,22 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     );
     let md = robust::document(&command, args.per_round, seeds.len(), &results);
     if let Some(path) = &args.out {
-        std::fs::write(path, &md).with_context(|| format!("writing {}", path.display()))?;
+        // A document regenerated in place keeps its hand-written reading of the numbers.
+        let existing = std::fs::read_to_string(path).unwrap_or_default();
+        let kept = robust::commentary(&existing).unwrap_or_default();
+        let doc = if kept.is_empty() {
+            md.clone()
+        } else {
+            format!("{md}{kept}")
+        };
+        write_atomically(path, &doc)?;
     }
     crate::output::emit(args.json, &Out { scenarios: results }, |_| print!("{md}"))
+}
+
+/// Writes through a temporary file beside `path`, so an interrupted write leaves the old file.
+fn write_atomically(path: &std::path::Path, text: &str) -> anyhow::Result<()> {
+    let tmp = path.with_extension("md.tmp");
+    std::fs::write(&tmp, text).with_context(|| format!("writing {}", tmp.display()))?;
+    std::fs::rename(&tmp, path).with_context(|| format!("replacing {}", path.display()))
 }
