@@ -10,6 +10,7 @@ use chacha20poly1305::{ChaCha20Poly1305, Key, Nonce};
 use curve25519_dalek::montgomery::MontgomeryPoint;
 use ed25519_dalek::{Signature, Signer, SigningKey, VerifyingKey};
 use x25519_dalek::{PublicKey, StaticSecret};
+use zeroize::Zeroizing;
 
 const PAIRWISE_CONTEXT: &str = "deai-secagg 2026-11 pairwise mask seed";
 const SHARE_KEY_CONTEXT: &str = "deai-secagg 2026-11 share encryption key";
@@ -53,20 +54,21 @@ pub fn pairwise_seed(
 /// used to seal the shares sent to it and to open the shares received from it (the key derived
 /// for each message also binds its direction).
 pub struct ShareChannel {
-    shared: [u8; 32],
+    // The agreement opens this round's shares: wiped when the channel is dropped.
+    shared: Zeroizing<[u8; 32]>,
 }
 
 impl ShareChannel {
     /// The channel between `secret`'s owner and the owner of `peer`.
     pub fn new(secret: &StaticSecret, peer: &PublicKey) -> Self {
         Self {
-            shared: agree(secret, peer),
+            shared: Zeroizing::new(agree(secret, peer)),
         }
     }
 
     fn cipher(&self, round: u64, from: u32, to: u32) -> ChaCha20Poly1305 {
         let mut material = [0u8; 32 + 8 + 4 + 4];
-        material[..32].copy_from_slice(&self.shared);
+        material[..32].copy_from_slice(self.shared.as_ref());
         material[32..40].copy_from_slice(&round.to_le_bytes());
         material[40..44].copy_from_slice(&from.to_le_bytes());
         material[44..].copy_from_slice(&to.to_le_bytes());
@@ -100,14 +102,6 @@ impl ShareChannel {
                 },
             )
             .ok()
-    }
-}
-
-impl Drop for ShareChannel {
-    fn drop(&mut self) {
-        // Best effort: the agreement opens this round's shares; do not leave it in freed memory.
-        self.shared = [0; 32];
-        std::hint::black_box(&self.shared);
     }
 }
 

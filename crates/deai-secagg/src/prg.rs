@@ -3,8 +3,9 @@
 //! A mask is the ChaCha20 keystream (RFC 8439, nonce 0, counter from 0) under the seed as key,
 //! read as little-endian `u32` words. The 32-bit block counter bounds a mask to 2^32 blocks
 //! (2^36 words), far above any vector a round accepts. RustCrypto's implementation picks
-//! AVX-512, AVX2 or SSE2 at run time; it is the bulk of a client's work (`docs/secagg.md`). Vectors are summed mod 2^32 here; reducing mod 2^b with `b <= 32`
-//! afterwards gives the sum mod 2^b, so callers reduce once at the end.
+//! AVX-512, AVX2 or SSE2 at run time; it is the bulk of a client's work (`docs/secagg.md`).
+//! Vectors are summed mod 2^32 here; reducing mod 2^b with `b <= 32` afterwards gives the sum
+//! mod 2^b, so callers reduce once at the end.
 
 use chacha20::ChaCha20;
 use chacha20::cipher::{KeyIvInit, StreamCipher};

@@ -76,15 +76,9 @@ impl Strategy for Bucketing {
         replies: Vec<Reply>,
         failures: &[Failure],
     ) -> Result<Vec<f32>> {
+        // The trait's own `aggregate_train` feeds a streaming rule through accept/finish.
         let buckets = bucket_means(round, &replies, global.len(), self.size)?;
-        if self.inner.streaming() {
-            for b in buckets {
-                self.inner.accept(round, global, b)?;
-            }
-            self.inner.finish(round, global, failures)
-        } else {
-            self.inner.aggregate_train(round, global, buckets, failures)
-        }
+        self.inner.aggregate_train(round, global, buckets, failures)
     }
 }
 

@@ -71,12 +71,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         // A document regenerated in place keeps its hand-written reading of the numbers.
         let existing = std::fs::read_to_string(path).unwrap_or_default();
         let kept = robust::commentary(&existing).unwrap_or_default();
-        let doc = if kept.is_empty() {
-            md.clone()
-        } else {
-            format!("{md}{kept}")
-        };
-        write_atomically(path, &doc)?;
+        write_atomically(path, &format!("{md}{kept}"))?;
     }
     crate::output::emit(args.json, &Out { scenarios: results }, |_| print!("{md}"))
 }
