@@ -132,6 +132,13 @@ fn blob_routes_on_a_running_node() {
         let (status, v) = put(&url(&hash_bytes(&big).to_string()), big).await;
         assert_eq!((status, v["error"]["code"].as_str()), (413, Some("blob_too_large")));
         assert!(v["error"]["message"].as_str().unwrap().contains(&MAX.to_string()));
+        // Far over the kernel's socket buffers: the client still writes it all before reading,
+        // and sees the 413, not a broken pipe (the node reads a refused body before answering).
+        for _ in 0..3 {
+            let bigger = vec![3u8; 8 * MAX as usize];
+            let (status, v) = put(&url(&hash_bytes(&bigger).to_string()), bigger).await;
+            assert_eq!((status, v["error"]["code"].as_str()), (413, Some("blob_too_large")));
+        }
         let exact = vec![2u8; MAX as usize];
         let (status, _) = put(&url(&hash_bytes(&exact).to_string()), exact).await;
         assert_eq!(status, 201, "exactly the limit is accepted");

@@ -3,7 +3,8 @@
 //! An upload is streamed into the store ([`crate::blobs::BlobUpload`]): hashed as it arrives, cut
 //! off at the first byte over the store's limit, and linked under its name only once the hash
 //! matched. A failed upload, or a client that disconnects mid-body (the handler is dropped, and
-//! the upload with it), leaves nothing behind. These routes carry their own size limit, the
+//! the upload with it), leaves nothing behind. A refused upload's body is still read (bounded)
+//! before the answer, so that clients which write before they read see it. These routes carry their own size limit, the
 //! store's, instead of the API's limit for transactions.
 
 use axum::{
@@ -84,15 +85,55 @@ async fn blocking<T: Send + 'static>(
     }
 }
 
+/// How much of a refused upload's body the node still reads, and discards, before it answers.
+///
+/// HTTP/1.1 clients such as hyper's write the whole body before they read the answer: a server
+/// that answers 413 and closes mid-body makes them report a broken pipe, never the 413. Reading
+/// the rest first (as nginx's lingering close does) lets them see why, within a bound in bytes
+/// and time so that a refused client cannot hold the connection for free.
+const REFUSED_DRAIN_BYTES: u64 = 128 << 20;
+/// The time bound of that read.
+const REFUSED_DRAIN_TIME: std::time::Duration = std::time::Duration::from_secs(10);
+
 async fn put_blob(
     State(store): State<BlobStore>,
     Path(hash): Path<String>,
     headers: HeaderMap,
     mut body: Body,
 ) -> Result<Response, ApiError> {
-    let expected = parse_hash(&hash)?;
+    let answer = store_upload(&store, &hash, &headers, &mut body).await;
+    if answer.is_err() {
+        drain(&mut body).await;
+    }
+    answer
+}
+
+/// Reads and discards what is left of `body`, up to [`REFUSED_DRAIN_BYTES`] and
+/// [`REFUSED_DRAIN_TIME`]; a broken body ends it too.
+async fn drain(body: &mut Body) {
+    let read = async {
+        let mut seen = 0u64;
+        while seen <= REFUSED_DRAIN_BYTES {
+            match body.frame().await {
+                Some(Ok(frame)) => {
+                    seen += frame.data_ref().map_or(0, |d| d.len() as u64);
+                }
+                Some(Err(_)) | None => break,
+            }
+        }
+    };
+    let _ = tokio::time::timeout(REFUSED_DRAIN_TIME, read).await;
+}
+
+async fn store_upload(
+    store: &BlobStore,
+    hash: &str,
+    headers: &HeaderMap,
+    body: &mut Body,
+) -> Result<Response, ApiError> {
+    let expected = parse_hash(hash)?;
     let max = store.max_size();
-    // An honest Content-Length over the limit is refused before a byte is read.
+    // An honest Content-Length over the limit is refused before a byte is stored.
     let declared = headers
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
