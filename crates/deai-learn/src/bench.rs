@@ -29,6 +29,11 @@ pub struct Overhead {
     pub federated_samples: usize,
     /// Sample-steps of the centralised run.
     pub central_samples: usize,
+    /// Gradient steps of the federated run: clients hold 14 or 15 samples, so each takes a batch
+    /// of 10 and a short one, and the same sample-steps cost about a third more steps.
+    pub federated_batches: usize,
+    /// Gradient steps of the centralised run.
+    pub central_batches: usize,
 }
 
 /// Runs digits-100 (seed `seed`) both ways in this process; the better of `repeats` timings each.
@@ -39,16 +44,17 @@ pub fn overhead(seed: u64, repeats: usize) -> Result<Overhead> {
     };
     let fed = sim::load_data(&cfg)?;
     let (mut federated_s, mut central_s) = (f64::INFINITY, f64::INFINITY);
-    let (mut fa, mut ca, mut fs, mut cs) = (0.0, 0.0, 0, 0);
+    let (mut fa, mut ca) = (0.0, 0.0);
+    let (fs, fb) = federated_steps(&cfg, &fed);
+    let (mut cs, mut cb) = (0, 0);
     for _ in 0..repeats.max(1) {
         let t = Instant::now();
         let report = sim::run_on(&cfg, &fed, &mut |_| {}, t)?;
         federated_s = federated_s.min(report.rounds_s);
         fa = report.final_accuracy;
-        fs = federated_sample_steps(&cfg, &fed);
-        let (secs, acc, n) = central(&cfg, &fed)?;
-        central_s = central_s.min(secs);
-        (ca, cs) = (acc, n);
+        let c = central(&cfg, &fed)?;
+        central_s = central_s.min(c.secs);
+        (ca, cs, cb) = (c.accuracy, c.samples, c.batches);
     }
     Ok(Overhead {
         federated_s,
@@ -58,44 +64,59 @@ pub fn overhead(seed: u64, repeats: usize) -> Result<Overhead> {
         central_accuracy: ca,
         federated_samples: fs,
         central_samples: cs,
+        federated_batches: fb,
+        central_batches: cb,
     })
 }
 
-/// Sample-steps the federated schedule runs (replays the sampler).
-fn federated_sample_steps(cfg: &SimConfig, fed: &Federated) -> usize {
+/// Sample-steps and gradient steps the federated schedule runs (replays the sampler).
+fn federated_steps(cfg: &SimConfig, fed: &Federated) -> (usize, usize) {
     let mut sampler = rng::stream("deai-learn/sampling", &[cfg.seed]);
-    (0..cfg.rounds)
-        .map(|_| {
-            cfg.sampling
-                .sample(cfg.clients, &mut sampler)
-                .iter()
-                .map(|&c| fed.client_len(c as usize))
-                .sum::<usize>()
-        })
-        .sum::<usize>()
-        * cfg.local.epochs
+    let (mut samples, mut batches) = (0, 0);
+    for _ in 0..cfg.rounds {
+        for c in cfg.sampling.sample(cfg.clients, &mut sampler) {
+            let n = fed.client_len(c as usize);
+            samples += n * cfg.local.epochs;
+            batches += n.div_ceil(cfg.local.batch) * cfg.local.epochs;
+        }
+    }
+    (samples, batches)
+}
+
+/// One timed centralised run.
+struct Central {
+    secs: f64,
+    accuracy: f64,
+    samples: usize,
+    batches: usize,
 }
 
 /// The centralised reference: same model, lr and batch, 5 epochs over all train samples,
 /// evaluated after every tenth of an epoch so evaluation work matches the 50 federated rounds.
-fn central(cfg: &SimConfig, fed: &Federated) -> Result<(f64, f64, usize)> {
+fn central(cfg: &SimConfig, fed: &Federated) -> Result<Central> {
     let kind = ModelKind::from_name(&cfg.model, fed.train.sample_len, fed.train.classes)?;
     let mut w = kind.init(&mut rng::stream("deai-learn/init", &[cfg.seed]));
     let evals_per_epoch = (cfg.rounds / 5).max(1) as usize;
     let chunk = fed.train.len().div_ceil(evals_per_epoch);
     let t = Instant::now();
-    let mut acc = 0.0;
+    let (mut acc, mut batches) = (0.0, 0);
     for epoch in 0..5u64 {
         let mut rng = rng::stream("deai-learn/central", &[cfg.seed, epoch]);
         let mut order: Vec<usize> = (0..fed.train.len()).collect();
         rand::seq::SliceRandom::shuffle(order.as_mut_slice(), &mut rng);
         for part in order.chunks(chunk) {
             let data = fed.train.subset(part);
+            batches += part.len().div_ceil(cfg.local.batch) * cfg.local.epochs;
             w = train(&kind, &w, &data, &cfg.local, &mut rng)?.params;
             acc = evaluate(&kind, &w, &fed.test).accuracy;
         }
     }
-    Ok((t.elapsed().as_secs_f64(), acc, 5 * fed.train.len()))
+    Ok(Central {
+        secs: t.elapsed().as_secs_f64(),
+        accuracy: acc,
+        samples: 5 * fed.train.len(),
+        batches,
+    })
 }
 
 /// The cross-device scale case.

@@ -53,14 +53,16 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     crate::output::emit(args.json, &Out { digits, scale }, |o| {
         let d = &o.digits;
         println!(
-            "digits-100: federated {:.3} s, central {:.3} s, overhead {:.2} (accuracy {:.4} vs {:.4}; {} vs {} sample-steps)",
+            "digits-100: federated {:.3} s, central {:.3} s, overhead {:.2} (accuracy {:.4} vs {:.4}; {} vs {} sample-steps in {} vs {} gradient steps)",
             d.federated_s,
             d.central_s,
             d.overhead,
             d.federated_accuracy,
             d.central_accuracy,
             d.federated_samples,
-            d.central_samples
+            d.central_samples,
+            d.federated_batches,
+            d.central_batches
         );
         if let Some(s) = &o.scale {
             println!(

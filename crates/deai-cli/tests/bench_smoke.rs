@@ -1,0 +1,120 @@
+//! Small versions of the `deai bench` commands: each runs end to end and its `--json` holds the
+//! fields scripts read, with values a broken measurement would get wrong. The full-size runs and
+//! their figures live in docs/; they do not belong in the test suite.
+
+#![allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed test
+
+mod common;
+
+use serde_json::Value;
+
+/// Runs `deai bench ARGS --json` and parses its one JSON object.
+fn bench(args: &[&str]) -> Value {
+    let out = common::deai()
+        .arg("bench")
+        .args(args)
+        .arg("--json")
+        .output()
+        .expect("run deai bench");
+    assert!(
+        out.status.success(),
+        "deai bench {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "deai bench {args:?}: not one JSON object ({e}): {}",
+            String::from_utf8_lossy(&out.stdout)
+        )
+    })
+}
+
+fn f64_of(v: &Value, key: &str) -> f64 {
+    v[key]
+        .as_f64()
+        .unwrap_or_else(|| panic!("`{key}` missing or not a number in {v}"))
+}
+
+#[test]
+fn bench_fl_compares_equal_work() {
+    let v = bench(&[
+        "fl",
+        "--repeats",
+        "1",
+        "--scale-clients",
+        "200",
+        "--scale-per-round",
+        "100",
+        "--scale-rounds",
+        "1",
+    ]);
+    let (fed, central) = (f64_of(&v, "federated_s"), f64_of(&v, "central_s"));
+    assert!(fed > 0.0 && central > 0.0, "{v}");
+    assert!((f64_of(&v, "overhead") - fed / central).abs() < 1e-9, "{v}");
+    // The same sample-steps within 1% (digits-100's work equivalence) ...
+    let (fs, cs) = (
+        f64_of(&v, "federated_samples"),
+        f64_of(&v, "central_samples"),
+    );
+    assert_eq!(cs, 7190.0, "5 epochs of 1438 samples");
+    assert!((fs - cs).abs() / cs < 0.01, "{v}");
+    // ... in more, smaller steps: 500 clients of 14 or 15 samples take 2 batches each, and the
+    // central run takes 15 per tenth of an epoch.
+    assert_eq!(v["federated_batches"], 1000, "{v}");
+    assert_eq!(v["central_batches"], 750, "{v}");
+    assert!(f64_of(&v, "federated_accuracy") > 0.8, "{v}");
+    assert!(f64_of(&v, "central_accuracy") > 0.9, "{v}");
+
+    let s = &v["scale"];
+    assert_eq!(
+        (s["clients"].as_u64(), s["per_round"].as_u64()),
+        (Some(200), Some(100))
+    );
+    assert!(f64_of(s, "round_s") > 0.0, "{s}");
+    let rss = f64_of(s, "peak_rss_mb");
+    assert!(rss > 10.0 && rss < 2048.0, "{s}");
+    let acc = f64_of(s, "accuracy");
+    assert!((0.0..=1.0).contains(&acc), "{s}");
+}
+
+#[test]
+fn bench_secagg_small_round_is_exact() {
+    let v = bench(&[
+        "secagg",
+        "--clients",
+        "20",
+        "--dim",
+        "2000",
+        "--dropout",
+        "0.2",
+    ]);
+    assert_eq!(v["exact"], true, "{v}");
+    assert_eq!(
+        (v["clients"].as_u64(), v["dim"].as_u64()),
+        (Some(20), Some(2000))
+    );
+    let (k, t) = (v["k"].as_u64().unwrap(), v["t"].as_u64().unwrap());
+    assert!(t >= 2 && t <= k && k < 20, "k {k}, t {t}");
+    for key in ["round_ms", "client_ms_p50", "server_ms", "plain_sum_ms"] {
+        assert!(f64_of(&v, key) >= 0.0, "{key}: {v}");
+    }
+    // Sending keys and shares costs something on top of the masked vector itself.
+    assert!(f64_of(&v, "expansion") > 1.0, "{v}");
+    assert!(f64_of(&v, "bytes_up_per_client") > 2000.0, "{v}");
+    assert_eq!(v["survivors"], 16, "a fifth of 20 dropped: {v}");
+    // The dequantized mean is as close as the documented bound says.
+    assert!(
+        f64_of(&v, "mean_error_max") <= f64_of(&v, "mean_error_bound"),
+        "{v}"
+    );
+}
+
+#[test]
+fn bench_ledger_finalizes_every_transaction() {
+    let v = bench(&["ledger", "--txs", "400", "--accounts", "40"]);
+    assert_eq!(v["txs"], 400, "{v}");
+    assert_eq!(v["rejected"], 0, "{v}");
+    assert!(v["blocks"].as_u64().is_some_and(|b| b >= 1), "{v}");
+    assert!(f64_of(&v, "finalized_tps") > 0.0, "{v}");
+    assert!(f64_of(&v, "ratio") > 0.0, "{v}");
+}
