@@ -67,13 +67,14 @@ impl ShareChannel {
     }
 
     fn cipher(&self, round: u64, from: u32, to: u32) -> ChaCha20Poly1305 {
-        let mut material = [0u8; 32 + 8 + 4 + 4];
+        // The agreement's copy and the derived key are wiped as well when they go out of scope.
+        let mut material = Zeroizing::new([0u8; 32 + 8 + 4 + 4]);
         material[..32].copy_from_slice(self.shared.as_ref());
         material[32..40].copy_from_slice(&round.to_le_bytes());
         material[40..44].copy_from_slice(&from.to_le_bytes());
         material[44..].copy_from_slice(&to.to_le_bytes());
-        let key = blake3::derive_key(SHARE_KEY_CONTEXT, &material);
-        ChaCha20Poly1305::new(Key::from_slice(&key))
+        let key = Zeroizing::new(blake3::derive_key(SHARE_KEY_CONTEXT, material.as_ref()));
+        ChaCha20Poly1305::new(Key::from_slice(key.as_ref()))
     }
 
     /// Encrypts `plaintext` from client `from` to client `to`.

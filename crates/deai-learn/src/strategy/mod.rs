@@ -269,7 +269,7 @@ pub fn build_with(
 ) -> Result<Box<dyn Strategy>> {
     if let Some(rule) = name.strip_suffix("+momentum") {
         let inner = build_with(rule, sampling, f, server_lr)?;
-        return Ok(Box::new(momentum::ServerMomentum::new(inner, 0.9)));
+        return Ok(Box::new(momentum::ServerMomentum::new(inner, 1.0, 0.9)));
     }
     if let Some(rule) = name.strip_prefix("bucketed-") {
         let inner = build_with(rule, sampling, f, server_lr)?;
@@ -281,11 +281,7 @@ pub fn build_with(
     };
     Ok(match name {
         "fedavg" => Box::new(fedavg::FedAvg::new(sampling)),
-        "fedavgm" => Box::new(fedavgm::FedAvgM::new(
-            sampling,
-            server_lr.unwrap_or(1.0),
-            0.9,
-        )),
+        "fedavgm" => Box::new(fedavgm::fedavgm(sampling, server_lr.unwrap_or(1.0), 0.9)),
         "fedprox" => Box::new(fedprox::FedProx::new(sampling, 0.01)),
         "fedadagrad" => Box::new(fedadagrad::FedAdagrad::new(sampling, opt)),
         "fedadam" => Box::new(fedadam::FedAdam::new(sampling, opt)),

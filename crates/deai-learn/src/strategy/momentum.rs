@@ -1,4 +1,4 @@
-//! Server momentum around any rule: `v ← β v + (rule(replies) − w)`, `w ← w + v`.
+//! Server momentum around any rule: `v ← β v + (rule(replies) − w)`, `w ← w + η v`.
 //!
 //! Karimireddy, He & Jaggi (ICML 2021) show momentum is what makes a robust rule robust over
 //! time: an attacker's bias that survives one round's filter is averaged against many rounds of
@@ -11,17 +11,30 @@ use crate::error::Result;
 /// A rule followed by server momentum.
 pub struct ServerMomentum {
     inner: Box<dyn Strategy>,
+    name: String,
+    server_lr: f32,
     beta: f32,
     velocity: Vec<f32>,
 }
 
 impl ServerMomentum {
-    /// Momentum `beta` in `[0, 1)` on the steps `inner` takes.
-    pub fn new(inner: Box<dyn Strategy>, beta: f32) -> Self {
+    /// Momentum `beta` in `[0, 1)` on the steps `inner` takes, scaled by `server_lr`; named
+    /// `RULE+momentum(β)`.
+    pub fn new(inner: Box<dyn Strategy>, server_lr: f32, beta: f32) -> Self {
         Self {
+            name: format!("{}+momentum({beta})", inner.name()),
             inner,
+            server_lr,
             beta,
             velocity: Vec::new(),
+        }
+    }
+
+    /// The same, reported under `name` (a rule with a name of its own, such as FedAvgM).
+    pub fn named(self, name: &str) -> Self {
+        Self {
+            name: name.into(),
+            ..self
         }
     }
 
@@ -35,7 +48,7 @@ impl ServerMomentum {
             .zip(self.velocity.iter_mut())
             .map(|((g, n), v)| {
                 *v = self.beta * *v + (n - g);
-                g + *v
+                g + self.server_lr * *v
             })
             .collect()
     }
@@ -43,7 +56,7 @@ impl ServerMomentum {
 
 impl Strategy for ServerMomentum {
     fn name(&self) -> String {
-        format!("{}+momentum({})", self.inner.name(), self.beta)
+        self.name.clone()
     }
 
     fn sampling(&self) -> Sampling {
@@ -84,7 +97,7 @@ mod tests {
 
     #[test]
     fn a_constant_step_accumulates_toward_step_over_one_minus_beta() {
-        let mut s = ServerMomentum::new(Box::new(FedAvg::new(Sampling::count(1))), 0.5);
+        let mut s = ServerMomentum::new(Box::new(FedAvg::new(Sampling::count(1))), 1.0, 0.5);
         let mut w = vec![0.0f32];
         let mut steps = Vec::new();
         for round in 1..=20 {
