@@ -140,6 +140,8 @@ fn five_owners_train_with_a_crash_and_a_revocation_and_verify() {
             reward_min: TOKEN,
             epsilon_max: 1_000 * EPSILON_SCALE,
             expiry_height: 10_000_000,
+            epsilon_round_max: 0,
+            noise_multiplier_min: 0,
         };
         let id = rt
             .block_on(setup::register_dataset(

@@ -13,6 +13,8 @@ fn bodies() -> Vec<TxBody> {
         reward_min: 1,
         epsilon_max: 10 * EPSILON_SCALE,
         expiry_height: 1_000,
+        epsilon_round_max: 2 * EPSILON_SCALE,
+        noise_multiplier_min: 1_100_000,
     };
     vec![
         TxBody::Transfer(Transfer {
@@ -63,6 +65,7 @@ fn bodies() -> Vec<TxBody> {
             secagg: SecAggParams { n: 1, k: 1, t: 1 },
             epsilon: EPSILON_SCALE,
             delta: 5,
+            eligible: 1,
         }),
         TxBody::RoundResult(RoundResult {
             task: 1,
@@ -77,6 +80,7 @@ fn bodies() -> Vec<TxBody> {
                 value: SCORE_SCALE,
             }],
         }),
+        TxBody::RoundExpire(RoundExpire { task: 1, round: 1 }),
         TxBody::TaskClose(TaskClose {
             task: 1,
             validation_salt: Digest([1; 32]),

@@ -282,6 +282,61 @@ pub enum TxError {
         /// What overflowed.
         what: String,
     },
+    /// A round's ε is above a dataset's per-round cap (`policy.epsilon_round_max`).
+    #[error("dataset {dataset}: round epsilon {round} exceeds its per-round maximum {max}")]
+    DatasetRoundEpsilonExceeded {
+        /// The dataset.
+        dataset: u64,
+        /// The round's ε, fixed point.
+        round: u64,
+        /// Its policy's `epsilon_round_max`.
+        max: u64,
+    },
+    /// A `RoundOpen` priced its ε for another number of eligible datasets than the ledger
+    /// finds (eligibility changed between the coordinator's reading and the block).
+    #[error(
+        "task {task} round {round}: priced for {declared} eligible datasets, the ledger finds {found}"
+    )]
+    EligibleMismatch {
+        /// The task.
+        task: u64,
+        /// The round.
+        round: u32,
+        /// The count the transaction names.
+        declared: u32,
+        /// The count the ledger computed.
+        found: u32,
+    },
+    /// The data commitment is already registered.
+    #[error("commitment {commitment} is already registered as dataset {existing}")]
+    DuplicateCommitment {
+        /// The commitment.
+        commitment: Digest,
+        /// The dataset that registered it.
+        existing: u64,
+    },
+    /// The round was closed as failed by `RoundExpire`: no result can be recorded for it.
+    #[error("task {task}: round {round} expired at height {expired_height}")]
+    RoundExpired {
+        /// The task.
+        task: u64,
+        /// The round.
+        round: u32,
+        /// Height of the `RoundExpire`.
+        expired_height: u64,
+    },
+    /// `RoundExpire` before the round's deadline has passed.
+    #[error("task {task}: round {round} can expire after height {deadline_height} (now {height})")]
+    RoundNotExpired {
+        /// The task.
+        task: u64,
+        /// The round.
+        round: u32,
+        /// The round's deadline: expiry is allowed from `deadline_height + 1`.
+        deadline_height: u64,
+        /// The height of the block the transaction is in.
+        height: u64,
+    },
 }
 
 impl TxError {
@@ -316,6 +371,11 @@ impl TxError {
             Self::DatasetBudgetExceeded { .. } => "dataset_budget_exceeded",
             Self::InvalidParticipant { .. } => "invalid_participant",
             Self::ValidationMismatch { .. } => "validation_mismatch",
+            Self::DatasetRoundEpsilonExceeded { .. } => "dataset_round_epsilon_exceeded",
+            Self::DuplicateCommitment { .. } => "duplicate_commitment",
+            Self::RoundExpired { .. } => "round_expired",
+            Self::RoundNotExpired { .. } => "round_not_expired",
+            Self::EligibleMismatch { .. } => "eligible_mismatch",
         }
     }
 
@@ -349,6 +409,11 @@ impl TxError {
         "dataset_budget_exceeded",
         "invalid_participant",
         "validation_mismatch",
+        "dataset_round_epsilon_exceeded",
+        "duplicate_commitment",
+        "round_expired",
+        "round_not_expired",
+        "eligible_mismatch",
     ];
 
     pub(crate) fn limit(field: &str, len: usize, max: usize) -> Result<(), Self> {
@@ -536,6 +601,32 @@ mod tests {
                 task: 1,
                 committed: None,
                 got: Digest([0; 32]),
+            },
+            TxError::DatasetRoundEpsilonExceeded {
+                dataset: 1,
+                round: 2,
+                max: 1,
+            },
+            TxError::DuplicateCommitment {
+                commitment: Digest([1; 32]),
+                existing: 1,
+            },
+            TxError::RoundExpired {
+                task: 1,
+                round: 1,
+                expired_height: 9,
+            },
+            TxError::RoundNotExpired {
+                task: 1,
+                round: 1,
+                deadline_height: 9,
+                height: 5,
+            },
+            TxError::EligibleMismatch {
+                task: 1,
+                round: 1,
+                declared: 9,
+                found: 8,
             },
         ]
     }

@@ -126,6 +126,10 @@ pub enum Event {
         round: u32,
         /// DP ε the round spends, fixed point.
         epsilon: u64,
+        /// Datasets eligible when it opened (the denominator of its sampling rate).
+        eligible: u32,
+        /// Height after which anyone may expire the round if it has no result.
+        deadline_height: u64,
     },
     /// A round's result was recorded (in the task's and each survivor's history).
     RoundClosed {
@@ -135,6 +139,14 @@ pub enum Event {
         round: u32,
         /// BLAKE3 of the new global model.
         new_model: Digest,
+    },
+    /// A round passed its deadline without a result and was closed as failed by `RoundExpire`
+    /// (in the task's and each selected dataset's history). Its ε and δ stay charged.
+    RoundExpired {
+        /// The task.
+        task: u64,
+        /// The round number.
+        round: u32,
     },
     /// A contributor was paid from a task's escrow.
     RewardPaid {
@@ -194,6 +206,7 @@ impl Event {
             Self::RoundClosed { .. } => 14,
             Self::RewardPaid { .. } => 15,
             Self::TaskClosed { .. } => 16,
+            Self::RoundExpired { .. } => 17,
         }
     }
 }
@@ -270,10 +283,18 @@ impl Write for Event {
                 task,
                 round,
                 epsilon,
+                eligible,
+                deadline_height,
             } => {
                 task.write(buf);
                 round.write(buf);
                 epsilon.write(buf);
+                eligible.write(buf);
+                deadline_height.write(buf);
+            }
+            Self::RoundExpired { task, round } => {
+                task.write(buf);
+                round.write(buf);
             }
             Self::RoundClosed {
                 task,
@@ -323,7 +344,8 @@ impl EncodeSize for Event {
             Self::TaskCancelled { .. } => 8 + 16,
             Self::ModelRegistered { parent, .. } => 8 + 8 + parent.encode_size() + 32,
             Self::CoordinatorSet { .. } | Self::ValidationCommitted { .. } => 8 + 32,
-            Self::RoundOpened { .. } => 8 + 4 + 8,
+            Self::RoundOpened { .. } => 8 + 4 + 8 + 4 + 8,
+            Self::RoundExpired { .. } => 8 + 4,
             Self::RoundClosed { .. } => 8 + 4 + 32,
             Self::RewardPaid { .. } => 8 + 8 + 32 + 16,
             Self::TaskClosed { .. } => 8 + 16 + 16 + 8,

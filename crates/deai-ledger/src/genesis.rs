@@ -84,6 +84,7 @@ impl Genesis {
             ("tx_bytes_max", u64::from(self.params.tx_bytes_max)),
             ("block_txs_max", u64::from(self.params.block_txs_max)),
             ("string_bytes_max", u64::from(self.params.string_bytes_max)),
+            ("round_timeout_blocks", self.params.round_timeout_blocks),
         ];
         for (name, value) in positive {
             if value == 0 {

@@ -2,7 +2,7 @@
 //!
 //! A pure function of (state, block): no I/O, clocks, randomness or floats. Amounts are `u128`
 //! base units ([`TOKEN`] per token); DP budgets and model metrics are fixed-point integers
-//! ([`EPSILON_SCALE`], [`DELTA_SCALE`], [`METRIC_SCALE`]).
+//! ([`EPSILON_SCALE`], [`DELTA_SCALE`], [`NOISE_SCALE`], [`METRIC_SCALE`]).
 //!
 //! ```
 //! use deai_ledger::*;
@@ -59,7 +59,10 @@ pub use block::{Block, BlockOutcome, Receipt};
 pub use error::{DecodeError, EntityKind, GenesisError, ProofError, TxError};
 pub use event::{Event, HistoryEntry};
 pub use genesis::{Genesis, TOKEN};
-pub use params::{DELTA_SCALE, EPSILON_SCALE, Limits, METRIC_SCALE, Params};
+pub use params::{
+    DELTA_SCALE, EPSILON_SCALE, Limits, METRIC_SCALE, NOISE_SCALE, Params,
+    ROUND_TIMEOUT_BLOCKS_DEFAULT,
+};
 pub use proof::{Proof, StateKey, verify_proof};
 pub use state::{
     Account, ConsentPolicy, Dataset, Metric, Model, Round, RoundOutcome, SCORE_SCALE, Score,
@@ -67,9 +70,9 @@ pub use state::{
     select, selection_seed,
 };
 pub use tx::{
-    ConsentRevoke, ConsentUpdate, DatasetRegister, ModelRegister, RoundOpen, RoundResult, SignedTx,
-    Stake, TaskCancel, TaskClose, TaskCommitValidation, TaskCreate, TaskSetCoordinator, Transfer,
-    Tx, TxBody, Unstake, validation_commitment,
+    ConsentRevoke, ConsentUpdate, DatasetRegister, ModelRegister, RoundExpire, RoundOpen,
+    RoundResult, SignedTx, Stake, TaskCancel, TaskClose, TaskCommitValidation, TaskCreate,
+    TaskSetCoordinator, Transfer, Tx, TxBody, Unstake, validation_commitment,
 };
 pub use types::{Address, Digest, HexError, TxId, allocations, amount, hex_bytes, hex_sig};
 pub use verify::verify_signatures;

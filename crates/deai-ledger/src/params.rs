@@ -4,6 +4,7 @@
 //! - DP ε: [`EPSILON_SCALE`] = 1e6 (ε = 1.5 is `1_500_000`).
 //! - DP δ: [`DELTA_SCALE`] = 1e12 (δ = 1e-5 is `10_000_000`).
 //! - model metrics: [`METRIC_SCALE`] = 1e6 (accuracy 0.9731 is `973_100`), signed.
+//! - DP noise multiplier σ: [`NOISE_SCALE`] = 1e6 (σ = 1.1 is `1_100_000`).
 
 use serde::{Deserialize, Serialize};
 
@@ -13,6 +14,23 @@ pub const EPSILON_SCALE: u64 = 1_000_000;
 pub const DELTA_SCALE: u64 = 1_000_000_000_000;
 /// Model metrics are stored as `value · METRIC_SCALE` in an `i64`.
 pub const METRIC_SCALE: i64 = 1_000_000;
+/// The DP noise multiplier σ (noise standard deviation over the clipping norm) is stored as
+/// `σ · NOISE_SCALE`.
+pub const NOISE_SCALE: u64 = 1_000_000;
+
+/// Default of [`Params::round_timeout_blocks`].
+///
+/// An idle chain makes a block at least every `block_idle_wait` (0.5 s, `deai-chain`
+/// `Config::single`) plus consensus latency, a busy one faster: 7 200 blocks are about one hour
+/// on an idle chain, and still minutes when blocks come ten times faster. An honest round needs
+/// four secure-aggregation message phases, each bounded by the node's 20 s peer timeout, plus
+/// local training (seconds to minutes in the demo), so it reports well inside the deadline;
+/// a coordinator that stalls frees its task after about an hour.
+pub const ROUND_TIMEOUT_BLOCKS_DEFAULT: u64 = 7_200;
+
+fn round_timeout_blocks_default() -> u64 {
+    ROUND_TIMEOUT_BLOCKS_DEFAULT
+}
 
 /// Every protocol limit, named. Part of genesis; the same for every replica.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -43,6 +61,12 @@ pub struct Params {
     pub model_metrics_max: u32,
     /// Most unbonding entries one account may have in flight.
     pub unbonding_entries_max: u32,
+    /// Blocks a round may stay open: a round opened at height `h` gets the deadline
+    /// `h + round_timeout_blocks`, and from height `deadline + 1` anyone may close it as failed
+    /// with `RoundExpire`. Positive. Absent from older genesis files, which get
+    /// [`ROUND_TIMEOUT_BLOCKS_DEFAULT`].
+    #[serde(default = "round_timeout_blocks_default")]
+    pub round_timeout_blocks: u64,
 }
 
 impl Default for Params {
@@ -60,6 +84,7 @@ impl Default for Params {
             task_rounds_max: 10_000,
             model_metrics_max: 16,
             unbonding_entries_max: 32,
+            round_timeout_blocks: ROUND_TIMEOUT_BLOCKS_DEFAULT,
         }
     }
 }

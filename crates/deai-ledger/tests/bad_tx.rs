@@ -210,6 +210,13 @@ fn limits_exceeded() {
         sign(&k[1], 0, 1, transfer(addr(&k[2]), 0)),
         "zero_amount",
     );
+    let mut cap_above_total = policy(&["health"], 9);
+    cap_above_total.epsilon_round_max = cap_above_total.epsilon_max + 1;
+    rejected(
+        &mut s,
+        sign(&k[1], 0, 1, dataset_register(2, cap_above_total)),
+        "invalid_field",
+    );
     rejected(
         &mut s,
         sign(&k[1], 0, 1, task_create(vec![1, 1], "health", 1_000, 1)),
@@ -353,4 +360,51 @@ fn rejected_tx_among_good_ones_changes_only_the_good() {
     assert_eq!(codes, vec![None, Some("nonce_future"), None]);
     assert_eq!(s.account(&addr(&k[2])).balance, FUNDS + 20);
     assert_eq!(s.account(&addr(&k[1])).balance, FUNDS - 22);
+}
+
+#[test]
+fn duplicate_commitment() {
+    let (k, mut s) = fixture();
+    // Dataset 1's commitment again, from a stranger and from its own owner: refused, named.
+    for (key, nonce) in [(&k[1], 0), (&k[0], 2)] {
+        let tx = sign(key, nonce, 1, dataset_register(1, policy(&["health"], 50)));
+        assert_eq!(
+            s.check_tx(&tx).unwrap_err(),
+            TxError::DuplicateCommitment {
+                commitment: Digest::hash(&[1]),
+                existing: 1
+            }
+        );
+        rejected(&mut s, tx, "duplicate_commitment");
+    }
+    assert_eq!(s.datasets().count(), 1);
+    // Still refused after revocation, and by a node restored from a snapshot.
+    ok(
+        &mut s,
+        sign(
+            &k[0],
+            2,
+            1,
+            TxBody::ConsentRevoke(ConsentRevoke { dataset: 1 }),
+        ),
+    );
+    let mut restored = State::from_snapshot(s.snapshot()).unwrap();
+    assert_eq!(restored.dataset_by_commitment(&Digest::hash(&[1])), Some(1));
+    let tx = sign(&k[1], 0, 1, dataset_register(1, policy(&["health"], 50)));
+    rejected(&mut restored, tx.clone(), "duplicate_commitment");
+    rejected(&mut s, tx, "duplicate_commitment");
+    // Another commitment is fine.
+    ok(
+        &mut s,
+        sign(&k[1], 0, 1, dataset_register(2, policy(&["health"], 50))),
+    );
+}
+
+#[test]
+fn round_expire_refusals() {
+    let (k, mut s) = fixture();
+    // Task 1 has no round yet; task 7 does not exist.
+    let expire = |task, round| TxBody::RoundExpire(RoundExpire { task, round });
+    rejected(&mut s, sign(&k[1], 0, 1, expire(7, 1)), "unknown_id");
+    rejected(&mut s, sign(&k[1], 0, 1, expire(1, 1)), "round_not_open");
 }

@@ -10,6 +10,8 @@ use proptest::prelude::*;
 fn all_bodies() -> Vec<TxBody> {
     let mut p = policy(&["health", "research"], 77);
     p.creators = Some(vec![Address([4; 32]), Address([5; 32])]);
+    p.epsilon_round_max = 500_000;
+    p.noise_multiplier_min = 1_100_000;
     vec![
         transfer(Address([1; 32]), u128::MAX),
         TxBody::Stake(Stake { amount: 5 }),
@@ -48,6 +50,7 @@ fn lifecycle_bodies() -> Vec<TxBody> {
             secagg: SecAggParams { n: 3, k: 3, t: 2 },
             epsilon: 250_000,
             delta: 1_000,
+            eligible: 7,
         }),
         TxBody::RoundResult(RoundResult {
             task: 4,
@@ -72,18 +75,50 @@ fn lifecycle_bodies() -> Vec<TxBody> {
                 value: 900_000,
             }],
         }),
+        TxBody::RoundExpire(RoundExpire { task: 4, round: 2 }),
     ]
 }
 
 #[test]
 fn lifecycle_tags_are_fresh_and_json_round_trips() {
     let tags: Vec<u8> = lifecycle_bodies().iter().map(TxBody::tag).collect();
-    assert_eq!(tags, vec![9, 10, 11, 12, 13]);
+    assert_eq!(tags, vec![9, 10, 11, 12, 13, 14]);
     for body in lifecycle_bodies() {
         let json = serde_json::to_string(&body).unwrap();
         let back: TxBody = serde_json::from_str(&json).unwrap();
         assert_eq!(back, body, "{json}");
     }
+}
+
+#[test]
+fn issue_10_json_forms_and_older_documents() {
+    let expire = TxBody::RoundExpire(RoundExpire { task: 4, round: 2 });
+    assert_eq!(
+        serde_json::to_value(&expire).unwrap(),
+        serde_json::json!({"type": "round_expire", "task": 4, "round": 2})
+    );
+    // A policy, a round and parameters written before these fields existed still load.
+    let old_policy = serde_json::json!({"purposes": ["health"], "creators": null,
+        "reward_min": "0", "epsilon_max": 8_000_000, "expiry_height": 9});
+    let p: ConsentPolicy = serde_json::from_value(old_policy).unwrap();
+    assert_eq!((p.epsilon_round_max, p.noise_multiplier_min), (0, 0));
+    let old_round = serde_json::json!({"number": 1, "opened_height": 2, "seed": Digest([1; 32]),
+        "global_model": Digest([2; 32]), "selected": [1], "secagg": {"n": 1, "k": 1, "t": 1},
+        "epsilon": 1, "delta": 1, "outcome": null});
+    let r: Round = serde_json::from_value(old_round).unwrap();
+    assert_eq!(
+        (r.eligible, r.deadline_height, r.expired_height),
+        (0, 0, None)
+    );
+    assert!(r.is_open());
+    let mut params = serde_json::to_value(Params::default()).unwrap();
+    params
+        .as_object_mut()
+        .unwrap()
+        .remove("round_timeout_blocks");
+    let params: Params = serde_json::from_value(params).unwrap();
+    assert_eq!(params.round_timeout_blocks, ROUND_TIMEOUT_BLOCKS_DEFAULT);
+    assert_eq!(NOISE_SCALE, 1_000_000);
 }
 
 fn limits() -> Params {

@@ -105,6 +105,9 @@ fn open(s: &State, task: u64, selected: Vec<u64>, epsilon: u64) -> TxBody {
         secagg: SecAggParams { n, k: n, t: 1 },
         epsilon,
         delta: 1_000_000,
+        eligible: s
+            .round_eligible(task, epsilon)
+            .map_or(0, |e| e.len() as u32),
     })
 }
 
@@ -138,6 +141,17 @@ fn close(task: u64, salt: Digest) -> TxBody {
             value: 950_000,
         }],
     })
+}
+
+fn expire(task: u64, round: u32) -> TxBody {
+    TxBody::RoundExpire(RoundExpire { task, round })
+}
+
+/// Apply `blocks` empty blocks.
+fn advance(s: &mut State, blocks: u64) {
+    for _ in 0..blocks {
+        block(s, Address([0xAB; 32]), vec![]);
+    }
 }
 
 fn selected_of(s: &State, task: u64) -> Vec<u64> {
@@ -347,6 +361,33 @@ fn expired_consent_is_rejected() {
 }
 
 #[test]
+fn a_round_priced_for_another_eligible_count_is_refused() {
+    // A coordinator that prices ε for more eligible datasets than there are (a lower sampling
+    // rate, so a smaller ε) is refused; so is one whose reading went stale.
+    let mut h = H::new();
+    let right = h.s.round_selection(1, 1, EPSILON_SCALE).unwrap();
+    let found = h.s.round_eligible(1, EPSILON_SCALE).unwrap().len() as u32;
+    let mut body = open(&h.s, 1, right.clone(), EPSILON_SCALE);
+    if let TxBody::RoundOpen(o) = &mut body {
+        o.eligible = found + 1;
+    }
+    let err = h.rejected(COORD, body, "eligible_mismatch");
+    assert_eq!(
+        err,
+        TxError::EligibleMismatch {
+            task: 1,
+            round: 1,
+            declared: found + 1,
+            found
+        }
+    );
+    let body = open(&h.s, 1, right, EPSILON_SCALE);
+    h.ok(COORD, body);
+    let eligible = h.s.task(1).unwrap().round_log[0].eligible;
+    assert_eq!(eligible, found);
+}
+
+#[test]
 fn selection_must_be_the_seeded_one() {
     let mut h = H::new();
     let right = h.s.round_selection(1, 1, EPSILON_SCALE).unwrap();
@@ -447,11 +488,13 @@ fn rounds_are_sequential_and_bounded() {
         let body = h.open_body(1, 1);
         h.rejected(COORD, body, "round_still_open");
         h.rejected(COORD, result(1, round + 1, vec![], &[]), "round_not_open");
-        h.rejected(
-            CREATOR,
-            TxBody::TaskCancel(TaskCancel { task: 1 }),
-            "invalid_field",
-        );
+        // Round 1 open, nothing recorded yet: wait for it; later: only TaskClose ends the task.
+        let code = if round == 1 {
+            "round_still_open"
+        } else {
+            "invalid_field"
+        };
+        h.rejected(CREATOR, TxBody::TaskCancel(TaskCancel { task: 1 }), code);
         h.ok(COORD, result(1, round, vec![], &[]));
         h.rejected(COORD, result(1, round, vec![], &[]), "round_not_open");
     }
@@ -523,6 +566,210 @@ fn rounds_need_a_validation_commitment() {
     h.rejected(CREATOR, body, "invalid_field");
 }
 
+#[test]
+fn round_records_eligible_count_and_deadline() {
+    let mut h = H::new();
+    // Two of three eligible datasets selected: q = 2/3 is on the ledger.
+    let body = h.open_body(2, EPSILON_SCALE);
+    let out = h.ok(COORD, body);
+    let opened = h.s.height();
+    let r = h.s.task(1).unwrap().round_log[0].clone();
+    assert_eq!((r.selected.len(), r.eligible), (2, 3));
+    assert_eq!(r.deadline_height, opened + ROUND_TIMEOUT);
+    assert_eq!(
+        out.receipts[0].events[0],
+        Event::RoundOpened {
+            task: 1,
+            round: 1,
+            epsilon: EPSILON_SCALE,
+            eligible: 3,
+            deadline_height: opened + ROUND_TIMEOUT,
+        }
+    );
+    // The task's leaf commits to it: the proof's value holds the round's digest.
+    let proof = h.s.prove(&StateKey::Task(1)).unwrap();
+    verify_proof(&h.s.root(), &proof).unwrap();
+    let digest = r.digest();
+    assert!(proof.value.windows(32).any(|w| w == digest.0));
+    let mut forged = r.clone();
+    forged.eligible = 2;
+    assert_ne!(forged.digest(), digest, "eligible is in the digest");
+    // Revoked datasets are not eligible: the next round records 2.
+    h.ok(COORD, result(1, 1, vec![], &[]));
+    h.ok(4, TxBody::ConsentRevoke(ConsentRevoke { dataset: 2 }));
+    assert_eq!(h.s.round_eligible(1, EPSILON_SCALE).unwrap(), vec![1, 3]);
+    let body = h.open_body(1, EPSILON_SCALE);
+    h.ok(COORD, body);
+    let r = &h.s.task(1).unwrap().round_log[1];
+    assert_eq!((r.selected.len(), r.eligible), (1, 2));
+}
+
+#[test]
+fn stalled_round_expires_and_the_task_goes_on() {
+    let mut h = H::new();
+    let body = h.open_body(3, EPSILON_SCALE);
+    h.ok(COORD, body);
+    let deadline = h.s.height() + ROUND_TIMEOUT;
+    // Too early, up to and including the deadline: named, with the heights.
+    while h.s.height() < deadline {
+        let next = h.s.height() + 1;
+        let err = h.rejected(STRANGER, expire(1, 1), "round_not_expired");
+        assert_eq!(
+            err,
+            TxError::RoundNotExpired {
+                task: 1,
+                round: 1,
+                deadline_height: deadline,
+                height: next,
+            }
+        );
+    }
+    h.rejected(STRANGER, expire(9, 1), "unknown_id");
+    h.rejected(STRANGER, expire(1, 2), "round_not_open");
+    h.rejected(STRANGER, expire(1, 0), "round_not_open");
+    let spent_before: Vec<u64> = (1..=3)
+        .map(|d| h.s.dataset(d).unwrap().epsilon_spent)
+        .collect();
+    let stranger_before = h.s.account(&h.addr(STRANGER)).balance;
+    // Anyone may expire it once the height is past the deadline; it pays nothing but the fee.
+    let at = h.s.height() + 1;
+    let out = h.ok(STRANGER, expire(1, 1));
+    assert_eq!(
+        out.receipts[0].events,
+        vec![Event::RoundExpired { task: 1, round: 1 }]
+    );
+    assert_eq!(h.s.account(&h.addr(STRANGER)).balance, stranger_before - 1);
+    let t = h.s.task(1).unwrap();
+    let r = &t.round_log[0];
+    assert!(r.is_expired() && !r.is_open() && r.outcome.is_none());
+    assert_eq!(r.expired_height, Some(at));
+    assert!(t.open_round().is_none());
+    // ε and δ stay charged, to the task and to every selected dataset.
+    assert_eq!((t.epsilon_spent, t.delta_spent), (EPSILON_SCALE, 1_000_000));
+    for d in 1..=3u64 {
+        let ds = h.s.dataset(d).unwrap();
+        assert_eq!(ds.epsilon_spent, spent_before[d as usize - 1]);
+        assert!(
+            ds.history
+                .iter()
+                .any(|e| e.event == Event::RoundExpired { task: 1, round: 1 })
+        );
+    }
+    // The late result is refused by name; so is a second expiry.
+    let late = result(1, 1, vec![1, 2, 3], &[(1, 5)]);
+    let err = h.rejected(COORD, late, "round_expired");
+    assert_eq!(
+        err,
+        TxError::RoundExpired {
+            task: 1,
+            round: 1,
+            expired_height: at
+        }
+    );
+    h.rejected(STRANGER, expire(1, 1), "round_expired");
+    // The creator replaces the coordinator; round numbers continue.
+    h.ok(CREATOR, set_coordinator(1, h.addr(STRANGER)));
+    let body = h.open_body(2, EPSILON_SCALE);
+    if let TxBody::RoundOpen(o) = &body {
+        assert_eq!(o.round, 2);
+    }
+    h.ok(STRANGER, body);
+    let sel = selected_of(&h.s, 1);
+    h.ok(STRANGER, result(1, 2, sel.clone(), &[(sel[0], 10)]));
+    h.rejected(COORD, expire(1, 2), "round_not_open"); // has a result
+    assert_eq!(h.s.task(1).unwrap().epsilon_spent, 2 * EPSILON_SCALE);
+    // Round 3 expires too: the close registers round 2's model, the last with a result.
+    let body = h.open_body(1, EPSILON_SCALE);
+    h.ok(STRANGER, body);
+    advance(&mut h.s, ROUND_TIMEOUT);
+    h.ok(COORD, expire(1, 3));
+    h.rejected(
+        CREATOR,
+        TxBody::TaskCancel(TaskCancel { task: 1 }),
+        "invalid_field",
+    );
+    h.ok(CREATOR, close(1, SALT));
+    let t = h.s.task(1).unwrap();
+    let model = h.s.model(t.final_model.unwrap()).unwrap();
+    assert_eq!(model.model_hash, Digest::hash(&2u32.to_be_bytes()));
+    assert_eq!(h.s.supply().total, h.s.supply().genesis);
+    let restored = State::from_snapshot(h.s.snapshot()).unwrap();
+    assert_eq!(restored.root(), h.s.root());
+}
+
+#[test]
+fn task_whose_rounds_all_expired_is_not_frozen() {
+    let mut h = H::new();
+    let creator_before = h.s.account(&h.addr(CREATOR)).balance;
+    let body = h.open_body(3, EPSILON_SCALE);
+    h.ok(COORD, body);
+    // While the round is open the creator can neither cancel, close nor replace the coordinator.
+    let cancel = TxBody::TaskCancel(TaskCancel { task: 1 });
+    h.rejected(CREATOR, cancel.clone(), "round_still_open");
+    h.rejected(CREATOR, close(1, SALT), "round_still_open");
+    h.rejected(
+        CREATOR,
+        set_coordinator(1, h.addr(CREATOR)),
+        "round_still_open",
+    );
+    advance(&mut h.s, ROUND_TIMEOUT);
+    h.ok(CREATOR, expire(1, 1));
+    // No round has a result: nothing to close, but the escrow is not stuck.
+    h.rejected(CREATOR, close(1, SALT), "invalid_field");
+    h.ok(CREATOR, cancel);
+    let t = h.s.task(1).unwrap();
+    assert_eq!((t.status, t.escrow), (TaskStatus::Cancelled, 0));
+    assert_eq!(t.epsilon_spent, EPSILON_SCALE, "privacy stays spent");
+    assert_eq!(
+        h.s.account(&h.addr(CREATOR)).balance,
+        creator_before - 2 + REWARD
+    );
+}
+
+#[test]
+fn per_round_epsilon_cap_limits_eligibility() {
+    let mut h = H::new();
+    // Dataset 2 accepts at most ε = 1 per round (and asks for σ ≥ 1.1, which only owners check).
+    let mut capped = policy(&["health"], 1_000);
+    capped.epsilon_round_max = EPSILON_SCALE;
+    capped.noise_multiplier_min = 1_100_000;
+    h.ok(
+        4,
+        TxBody::ConsentUpdate(ConsentUpdate {
+            dataset: 2,
+            policy: capped.clone(),
+        }),
+    );
+    assert_eq!(h.s.dataset(2).unwrap().policy, capped);
+    assert_eq!(h.s.round_eligible(1, EPSILON_SCALE).unwrap(), vec![1, 2, 3]);
+    assert_eq!(
+        h.s.round_eligible(1, EPSILON_SCALE + 1).unwrap(),
+        vec![1, 3]
+    );
+    let body = open(&h.s, 1, vec![1, 2, 3], EPSILON_SCALE + 1);
+    let err = h.rejected(COORD, body, "dataset_round_epsilon_exceeded");
+    assert_eq!(
+        err,
+        TxError::DatasetRoundEpsilonExceeded {
+            dataset: 2,
+            round: EPSILON_SCALE + 1,
+            max: EPSILON_SCALE,
+        }
+    );
+    let body = h.open_body(3, EPSILON_SCALE + 1);
+    h.ok(COORD, body);
+    let r = &h.s.task(1).unwrap().round_log[0];
+    assert_eq!((r.selected.clone(), r.eligible), (vec![1, 3], 2));
+    // A cap above the total is not a policy.
+    let mut bad = policy(&["health"], 1_000);
+    bad.epsilon_round_max = bad.epsilon_max + 1;
+    let body = TxBody::ConsentUpdate(ConsentUpdate {
+        dataset: 2,
+        policy: bad,
+    });
+    h.rejected(4, body, "invalid_field");
+}
+
 mod props {
     use super::*;
     use proptest::prelude::*;
@@ -551,6 +798,8 @@ mod props {
             from: usize,
             amount: u128,
         },
+        /// Anyone expires the task's last round (often too early, or already closed).
+        Expire,
     }
 
     fn op() -> impl Strategy<Value = Op> {
@@ -562,6 +811,7 @@ mod props {
             1 => (3usize..6).prop_map(|owner| Op::Revoke { owner }),
             1 => (3usize..6).prop_map(|owner| Op::Narrow { owner }),
             1 => (0usize..7, 1u128..5_000).prop_map(|(from, amount)| Op::Transfer { from, amount }),
+            2 => Just(Op::Expire),
         ]
     }
 
@@ -606,6 +856,10 @@ mod props {
                 }),
             ),
             Op::Transfer { from, amount } => (from, transfer(Address([0x77; 32]), amount)),
+            Op::Expire => {
+                let round = h.s.task(1).unwrap().rounds_opened().max(1);
+                (STRANGER, expire(1, round))
+            }
         }
     }
 
@@ -613,8 +867,8 @@ mod props {
         #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
 
         /// Random lifecycle runs (one tx per block): supply conserved, a replica replaying the
-        /// same blocks agrees, budgets never exceeded, a close pays out exactly the escrow,
-        /// proofs verify and a snapshot restores the same root.
+        /// same blocks agrees, budgets never exceeded (expired rounds stay charged), a close
+        /// pays out exactly the escrow, proofs verify and a snapshot restores the same root.
         #[test]
         fn lifecycle_conserves_supply_and_budgets(ops in prop::collection::vec(op(), 1..40)) {
             let mut h = H::new();
@@ -630,6 +884,12 @@ mod props {
                 prop_assert_eq!(h.s.supply().total, genesis);
                 let t = h.s.task(1).unwrap();
                 prop_assert!(t.epsilon_spent <= t.epsilon && t.delta_spent <= t.delta);
+                // Expired rounds stay charged; a round is closed at most one way.
+                prop_assert_eq!(t.epsilon_spent, t.round_log.iter().map(|r| r.epsilon).sum::<u64>());
+                for r in &t.round_log {
+                    prop_assert!(!(r.outcome.is_some() && r.is_expired()));
+                    prop_assert!(r.selected.len() <= r.eligible as usize);
+                }
                 for d in h.s.datasets() {
                     prop_assert!(d.epsilon_spent <= d.policy.epsilon_max || d.policy.purposes == ["ads"]);
                 }

@@ -25,9 +25,11 @@ enum Op {
         who: usize,
         amount: u128,
     },
+    /// A registration whose commitment is one of four per account, so some repeat one.
     Register {
         who: usize,
         expiry: u64,
+        data: u8,
     },
     Update {
         who: usize,
@@ -82,6 +84,11 @@ enum Op {
         task: u64,
         good_reveal: bool,
     },
+    /// Anyone expires the task's last round (too early, closed, or past its deadline).
+    Expire {
+        who: usize,
+        task: u64,
+    },
     BadNonce {
         who: usize,
     },
@@ -98,7 +105,7 @@ fn op() -> impl Strategy<Value = Op> {
             .prop_map(|(from, to, amount)| Op::Transfer { from, to, amount }),
         1 => (who.clone(), amount.clone()).prop_map(|(who, amount)| Op::Stake { who, amount }),
         1 => (who.clone(), amount.clone()).prop_map(|(who, amount)| Op::Unstake { who, amount }),
-        2 => (who.clone(), 0u64..12).prop_map(|(who, expiry)| Op::Register { who, expiry }),
+        2 => (who.clone(), 0u64..12, 0u8..4).prop_map(|(who, expiry, data)| Op::Register { who, expiry, data }),
         1 => (who.clone(), 0u64..5).prop_map(|(who, dataset)| Op::Update { who, dataset }),
         1 => (who.clone(), 0u64..5).prop_map(|(who, dataset)| Op::Revoke { who, dataset }),
         2 => (who.clone(), prop::collection::vec(0u64..5, 0..3), amount.clone(), 1u64..10_000_000)
@@ -115,6 +122,7 @@ fn op() -> impl Strategy<Value = Op> {
             .prop_map(|(who, task, keep, score)| Op::Result { who, task, keep, score }),
         2 => (who.clone(), 1u64..4, prop::bool::weighted(0.8))
             .prop_map(|(who, task, good_reveal)| Op::Close { who, task, good_reveal }),
+        2 => (who.clone(), 1u64..4).prop_map(|(who, task)| Op::Expire { who, task }),
         1 => who.clone().prop_map(|who| Op::BadNonce { who }),
         1 => who.prop_map(|who| Op::BadSig { who }),
     ]
@@ -135,9 +143,9 @@ fn build(state: &State, keys: &[ed25519_dalek::SigningKey], ops: &[Op]) -> Vec<S
                 Op::Transfer { from, to, amount } => (from, transfer(target(to), amount), 0, false),
                 Op::Stake { who, amount } => (who, TxBody::Stake(Stake { amount }), 0, false),
                 Op::Unstake { who, amount } => (who, TxBody::Unstake(Unstake { amount }), 0, false),
-                Op::Register { who, expiry } => (
+                Op::Register { who, expiry, data } => (
                     who,
-                    dataset_register(who as u8, policy(&["health", "ads"], expiry)),
+                    dataset_register(who as u8 * 4 + data, policy(&["health", "ads"], expiry)),
                     0,
                     false,
                 ),
@@ -213,6 +221,15 @@ fn build(state: &State, keys: &[ed25519_dalek::SigningKey], ops: &[Op]) -> Vec<S
                     task,
                     good_reveal,
                 } => (who, task_close(task, good_reveal), 0, false),
+                Op::Expire { who, task } => {
+                    let round = state.task(task).map_or(1, |t| t.rounds_opened().max(1));
+                    (
+                        who,
+                        TxBody::RoundExpire(RoundExpire { task, round }),
+                        0,
+                        false,
+                    )
+                }
                 Op::BadSig { who } => (who, transfer(outsider, 1), 0, true),
             };
             let nonce = state.account(&addr(&keys[who])).nonce + pending[who] + nonce_skew;
@@ -260,6 +277,9 @@ fn round_open(state: &State, task: u64, count: usize, epsilon: u64, tamper: bool
         secagg: SecAggParams { n, k: n, t: 1 },
         epsilon,
         delta: 1_000,
+        eligible: state
+            .round_eligible(task, epsilon)
+            .map_or(0, |e| e.len() as u32),
     })
 }
 
@@ -324,6 +344,12 @@ fn check_snapshot(state: &State, k: &[ed25519_dalek::SigningKey]) {
     let mut restored = State::from_snapshot(snap.clone()).unwrap();
     assert_eq!(restored.root(), state.root());
     assert_eq!(restored.supply(), state.supply());
+    // The commitment index is rebuilt, so a restarted node refuses the same duplicates.
+    for d in state.datasets() {
+        let owner = state.dataset_by_commitment(&d.commitment);
+        assert!(owner.is_some_and(|id| id <= d.id));
+        assert_eq!(restored.dataset_by_commitment(&d.commitment), owner);
+    }
     let mut original = state.clone();
     let txs = build(
         &original,

@@ -198,6 +198,7 @@ fn run_roles(
             upstream: upstream.clone(),
             listen,
             blobs_dir: dir.join(BLOBS_DIR),
+            state_dir: dir.clone(),
             blob_max_bytes: roles_blob_max,
             datasets,
             coordinator: roles.coordinator,

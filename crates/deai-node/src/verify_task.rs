@@ -2,7 +2,8 @@
 //! that took no part in it. For every round it re-sums the masked updates with the recorded
 //! unmasking, re-applies the strategy, checks the aggregate and model hashes and recomputes the
 //! scores on the revealed validation set ([`crate::fed::verify_round`]); across rounds it checks
-//! that each round trained from the previous round's model; at the end, that the registered
+//! that each round trained from the previous round's model and recomputes the ε each round
+//! should have been charged ([`crate::fed::privacy`]); at the end, that the registered
 //! model is the last round's and that the rewards follow the recorded scores.
 
 use std::collections::BTreeMap;
@@ -27,6 +28,19 @@ pub struct RoundVerdict {
     pub ok: bool,
     /// What did not, in words.
     pub mismatches: Vec<String>,
+}
+
+impl RoundVerdict {
+    /// The verdict on round `round` given what did not match, reported to `on_round` first.
+    fn new(round: u32, mismatches: Vec<String>, on_round: &mut impl FnMut(&Self)) -> Self {
+        let verdict = Self {
+            round,
+            ok: mismatches.is_empty(),
+            mismatches,
+        };
+        on_round(&verdict);
+        verdict
+    }
 }
 
 /// The verdict on a task.
@@ -157,6 +171,16 @@ pub async fn verify_task(
     if spec.hash() != task.model_spec {
         task_mismatches.push("spec blob does not hash to the task's model_spec".into());
     }
+    // The ε the ledger charged, against the accountant's figure from the spec and the
+    // ledger's own eligible counts (the coordinator's declarations are not trusted).
+    let log: Vec<fed::privacy::ChargedRound> = task
+        .round_log
+        .iter()
+        .map(fed::privacy::ChargedRound::from)
+        .collect();
+    if let Err(e) = fed::privacy::check_rounds(&spec, &log) {
+        task_mismatches.push(format!("privacy accounting: {e}"));
+    }
     let validation = fixed
         .get(&close.validation_data)
         .ok_or_else(|| VerifyTaskError::Task {
@@ -188,6 +212,12 @@ pub async fn verify_task(
                 r.global_model,
                 previous.map(|p| p.to_string()).unwrap_or_default()
             ));
+        }
+        if r.is_expired() {
+            // Closed as failed by `RoundExpire`: no result to check, and the next round trains
+            // from the same model. Its ε stays charged (checked above with the others).
+            rounds.push(RoundVerdict::new(r.number, mismatches, &mut on_round));
+            continue;
         }
         let Some(outcome) = &r.outcome else {
             mismatches.push("round never closed".into());
@@ -233,13 +263,7 @@ pub async fn verify_task(
         let check = fed::verify_round(&spec, &info, &recorded, &fetch, &validation);
         mismatches.extend(check.mismatches.iter().map(|m| m.to_string()));
         previous = Some(outcome.new_model);
-        let verdict = RoundVerdict {
-            round: r.number,
-            ok: mismatches.is_empty(),
-            mismatches,
-        };
-        on_round(&verdict);
-        rounds.push(verdict);
+        rounds.push(RoundVerdict::new(r.number, mismatches, &mut on_round));
     }
     check_close(&task, ledger, previous, &mut task_mismatches).await?;
     let failed_rounds: Vec<u32> = rounds.iter().filter(|r| !r.ok).map(|r| r.round).collect();

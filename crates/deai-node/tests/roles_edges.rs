@@ -1,11 +1,15 @@
 //! Bad input at every edge of the federated roles: unsigned, forged, replayed and stale
 //! messages, requests from the wrong party, and a round result from a non-coordinator are each
 //! refused with a named reason, and the nodes keep answering. Then one real round runs over HTTP
-//! and verifies, so the refusals above are not a node that refuses everything.
+//! and verifies, so the refusals above are not a node that refuses everything, and a re-invite
+//! to that round is refused.
 
 use std::{net::SocketAddr, sync::Arc, time::Duration};
 
-use deai_ledger::{ConsentPolicy, Digest, EPSILON_SCALE, TOKEN, TxBody, tx::RoundResult};
+use deai_ledger::{
+    ConsentPolicy, Digest, EPSILON_SCALE, NOISE_SCALE, TOKEN, TxBody,
+    tx::{RoundExpire, RoundOpen, RoundResult},
+};
 use deai_node::{
     auth,
     client::Client,
@@ -39,6 +43,7 @@ async fn node(
         upstream: validator.into(),
         listen: SocketAddr::from(([127, 0, 0, 1], 0)),
         blobs_dir: dir.join(name),
+        state_dir: dir.join(format!("{name}-state")),
         blob_max_bytes: 1 << 20,
         datasets,
         coordinator,
@@ -47,6 +52,56 @@ async fn node(
     })
     .await
     .expect("role node starts")
+}
+
+/// Registers one dataset per owner of `split` (owner `i` with σ floor `sigma_min(i)`, fixed
+/// point) and starts each owner's node; returns the dataset ids and the owners.
+async fn start_owners(
+    dir: &std::path::Path,
+    ledger: &Client,
+    validator: &str,
+    split: &fed::data::DigitsSplit,
+    sigma_min: impl Fn(usize) -> u64,
+) -> anyhow::Result<(Vec<u64>, Vec<(RoleContext, RoleNode)>)> {
+    let mut datasets = Vec::new();
+    let mut owners = Vec::new();
+    for (i, data) in split.owners.iter().enumerate() {
+        let k = key(i as u8 + 2);
+        let ctx = RoleContext::connect(k.clone(), ledger.clone()).await?;
+        let policy = ConsentPolicy {
+            purposes: vec!["digits".into()],
+            creators: None,
+            reward_min: 0,
+            epsilon_max: 1_000 * EPSILON_SCALE,
+            expiry_height: 1_000_000,
+            epsilon_round_max: 0,
+            noise_multiplier_min: sigma_min(i),
+        };
+        let id = setup::register_dataset(&ctx, data, "digits-8x8", policy).await?;
+        datasets.push(id);
+        let local = LocalDataset {
+            id,
+            data: Arc::new(data.clone()),
+            commitment: setup::commitment(data),
+        };
+        let n = node(dir, &format!("o{i}"), k, validator, vec![local], false).await;
+        owners.push((ctx, n));
+    }
+    Ok((datasets, owners))
+}
+
+/// A `RoundResult` for round 1 of `task` that claims nothing.
+fn empty_result(task: u64) -> RoundResult {
+    RoundResult {
+        task,
+        round: 1,
+        masked_updates: vec![],
+        survivors: vec![],
+        unmasking: Digest([0; 32]),
+        aggregate: Digest([0; 32]),
+        new_model: Digest([0; 32]),
+        scores: vec![],
+    }
 }
 
 /// POSTs `body` to `url`+`path` with the given headers; returns (status, error code).
@@ -86,36 +141,10 @@ fn every_edge_refuses_bad_input_by_name_and_a_real_round_still_verifies() {
         let split = fed::data::digits_split(OWNERS)?;
         let creator = RoleContext::connect(key(1), ledger.clone()).await?;
         let coord = node(tmp.path(), "coord", key(1), &validator, vec![], true).await;
-        let mut datasets = Vec::new();
-        let mut owners = Vec::new();
-        for (i, data) in split.owners.iter().enumerate() {
-            let k = key(i as u8 + 2);
-            let ctx = RoleContext::connect(k.clone(), ledger.clone()).await?;
-            let policy = ConsentPolicy {
-                purposes: vec!["digits".into()],
-                creators: None,
-                reward_min: 0,
-                epsilon_max: 1_000 * EPSILON_SCALE,
-                expiry_height: 1_000_000,
-            };
-            let id = setup::register_dataset(&ctx, data, "digits-8x8", policy).await?;
-            datasets.push(id);
-            let local = LocalDataset {
-                id,
-                data: Arc::new(data.clone()),
-                commitment: setup::commitment(data),
-            };
-            let n = node(
-                tmp.path(),
-                &format!("o{i}"),
-                k,
-                &validator,
-                vec![local],
-                false,
-            )
-            .await;
-            serve::announce(&n, &coord.url).await?;
-            owners.push((ctx, n));
+        let (datasets, owners) =
+            start_owners(tmp.path(), &ledger, &validator, &split, |_| 0).await?;
+        for (_, n) in &owners {
+            serve::announce(n, &coord.url).await?;
         }
         let mut spec = TaskSpec::digits_default();
         spec.rounds = 1;
@@ -189,16 +218,7 @@ fn every_edge_refuses_bad_input_by_name_and_a_real_round_still_verifies() {
         };
         assert_eq!((status, code.as_str()), (403, "not_creator"));
         // A round result from an owner, not the coordinator: the ledger refuses it, by name.
-        let forged = RoundResult {
-            task,
-            round: 1,
-            masked_updates: vec![],
-            survivors: vec![],
-            unmasking: Digest([0; 32]),
-            aggregate: Digest([0; 32]),
-            new_model: Digest([0; 32]),
-            scores: vec![],
-        };
+        let forged = empty_result(task);
         let err = roles::send_tx(&owners[0].0, TxBody::RoundResult(forged))
             .await
             .expect_err("a non-coordinator's round result is refused");
@@ -219,6 +239,124 @@ fn every_edge_refuses_bad_input_by_name_and_a_real_round_still_verifies() {
         assert!(close.model > 0);
         let verdict = deai_node::verify_task::verify_task(&ledger, &ledger, task, |_| {}).await?;
         assert!(verdict.ok, "verify failed: {verdict:?}");
+        // A malicious coordinator re-invites an owner to the round it already ran (to difference
+        // two runs of one group): refused by name, whatever the ledger says now.
+        let later = auth::now_micros() + 1_000;
+        let s = auth::sign_request(&key(1), &chain, "POST", "/v1/fed/invite", later, &invite);
+        let (status, code) = post_raw(&owner_url, "/v1/fed/invite", &invite, Some(s)).await;
+        assert_eq!((status, code.as_str()), (409, "session_used"));
+        Ok(())
+    })
+    .expect("scenario");
+}
+
+/// A malicious coordinator against real owner nodes and the ledger: it opens a round whose ε is
+/// far below the accountant's figure and runs a task whose σ is below one owner's consent floor.
+/// Each owner refuses by name before it trains; the stalled round is then closed as expired by
+/// an owner (anyone may), after which the ledger refuses a late result for it.
+#[test]
+fn owners_refuse_an_undercharging_coordinator_and_anyone_expires_its_round() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let dir = tmp.path().join("validator");
+    deai_node::init::init_with(&dir, NodeConfig::default(), |g| {
+        g.balances = (1..=OWNERS as u8 + 2)
+            .map(|i| (deai_node::keyfile::address(&key(i)), 10_000 * TOKEN))
+            .collect();
+        g.params.round_timeout_blocks = 3;
+    })
+    .expect("init");
+    deai_node::run::with_embedded(&dir, |v| async move {
+        let validator = format!("http://{}", v.http_addr);
+        let ledger = Client::new(validator.clone());
+        let split = fed::data::digits_split(OWNERS)?;
+        let creator = RoleContext::connect(key(1), ledger.clone()).await?;
+        // Owner 0 asks for σ ≥ 1; the task below uses σ = 0.3.
+        let floor = |i: usize| if i == 0 { NOISE_SCALE } else { 0 };
+        let (datasets, owners) =
+            start_owners(tmp.path(), &ledger, &validator, &split, floor).await?;
+        let mut spec = TaskSpec::digits_default();
+        spec.rounds = 2;
+        spec.datasets_per_round = OWNERS as u32;
+        spec.group_size_min = OWNERS as u32;
+        let terms = setup::TaskTerms {
+            purpose: "digits",
+            spec: &spec,
+            datasets: datasets.clone(),
+            epsilon: 1_000 * EPSILON_SCALE,
+            reward: 100 * TOKEN,
+        };
+        let task = setup::create_task(&creator, terms, &split.validation, Digest([9; 32])).await?;
+        // The owners fetch the spec and the global model from the validator's blob store.
+        ledger.put_blob(&spec.canonical_bytes()).await?;
+        let kind = spec.model_kind()?;
+        let global = fed::weights::encode(&kind, &spec.initial_weights()?)?;
+        let global_model = ledger.put_blob(&global).await?;
+
+        // The attack: ε = 10⁻⁶ for a round that selects every dataset (q = 1).
+        let eligible: serde_json::Value = ledger
+            .get(&format!("/v1/tasks/{task}/selection?count=100&epsilon=1"))
+            .await?;
+        let selected: Vec<u64> = serde_json::from_value(eligible["selected"].clone())?;
+        assert_eq!(selected.len(), OWNERS);
+        let open = RoundOpen {
+            task,
+            round: 1,
+            global_model,
+            selected: selected.clone(),
+            secagg: fed::groups::secagg_params(OWNERS, OWNERS as u32),
+            epsilon: 1,
+            delta: spec.delta_per_round(),
+            eligible: OWNERS as u32,
+        };
+        roles::send_tx(&creator, TxBody::RoundOpen(open)).await?;
+
+        let chain = creator.chain_id.clone();
+        let mut now = auth::now_micros();
+        let mut invite = |i: usize| {
+            now += 10;
+            let body = serde_json::to_vec(&roles::owner::Invite {
+                task,
+                round: 1,
+                dataset: datasets[i],
+                blobs: validator.clone(),
+            })
+            .expect("json");
+            let s = auth::sign_request(&key(1), &chain, "POST", "/v1/fed/invite", now, &body);
+            (owners[i].1.url.clone(), body, s)
+        };
+        let (url, body, s) = invite(1);
+        let (status, code) = post_raw(&url, "/v1/fed/invite", &body, Some(s)).await;
+        assert_eq!((status, code.as_str()), (403, "epsilon_undercharged"));
+        let (url, body, s) = invite(0);
+        let (status, code) = post_raw(&url, "/v1/fed/invite", &body, Some(s)).await;
+        assert_eq!((status, code.as_str()), (403, "sigma_below_policy"));
+        // Refused before any secret was drawn: the owner did not burn its session.
+        let (url, body, s) = invite(1);
+        let (status, code) = post_raw(&url, "/v1/fed/invite", &body, Some(s)).await;
+        assert_eq!((status, code.as_str()), (403, "epsilon_undercharged"));
+
+        // The round hangs; after its deadline any account may close it as failed.
+        let expire = || TxBody::RoundExpire(RoundExpire { task, round: 1 });
+        let early = roles::send_tx(&owners[2].0, expire()).await;
+        if let Err(e) = &early {
+            assert!(e.message.contains("round_not_expired"), "{}", e.message);
+        }
+        let mut expired = early.is_ok();
+        for _ in 0..200 {
+            if expired {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            expired = roles::send_tx(&owners[2].0, expire()).await.is_ok();
+        }
+        assert!(expired, "the round could not be expired after its deadline");
+        let t: deai_ledger::Task = ledger.get(&format!("/v1/tasks/{task}")).await?;
+        assert!(t.round_log[0].is_expired() && !t.round_log[0].is_open());
+        let late = empty_result(task);
+        let err = roles::send_tx(&creator, TxBody::RoundResult(late))
+            .await
+            .expect_err("a result for an expired round is refused");
+        assert!(err.message.contains("expired"), "{}", err.message);
         Ok(())
     })
     .expect("scenario");

@@ -1,7 +1,9 @@
-//! Prints the markdown table of `docs/secagg.md`: our `k`, `t` next to the values published by
-//! Google's production parameter finder (σ = 40, η = 20).
+//! Prints the markdown table of `docs/secagg.md`: our `k`, `t` and corrupt-neighbour bound `c`
+//! next to the values published by Google's production parameter finder (σ = 40, η = 20), and
+//! whether the published pair meets the semi-malicious bound `2t > k + 1 + c` (with `c` the
+//! same σ = 40 quantile at the published `k`).
 
-use deai_secagg::params::{Adversary, Params};
+use deai_secagg::params::{Adversary, Params, corrupt_neighbours_bound};
 
 /// (n, corrupt, dropout, adversary, published k, published t), from
 /// `google-parfait/federated-compute` `fcp/secagg/server/graph_parameter_finder_test.cc`.
@@ -37,12 +39,20 @@ const PUBLISHED: &[(u32, f64, f64, Adversary, u32, u32)] = &[
 
 fn main() {
     println!(
-        "| n | corrupt | dropout | server | k (ours) | t (ours) | k (published) | t (published) |"
+        "| n | corrupt | dropout | server | k (ours) | t (ours) | c (ours) | k (published) | t (published) | published 2t > k+1+c |"
     );
-    println!("|---:|---:|---:|---|---:|---:|---:|---:|");
+    println!("|---:|---:|---:|---|---:|---:|---:|---:|---:|---|");
     for &(n, c, d, adversary, k, t) in PUBLISHED {
         let ours = Params::for_threat_model(n, c, d, 40, 20, adversary);
-        let (ok, ot) = ours.map_or((0, 0), |p| (p.degree, p.threshold));
-        println!("| {n} | {c} | {d} | {adversary:?} | {ok} | {ot} | {k} | {t} |");
+        let (ok, ot, oc) = ours.map_or((0, 0, 0), |p| {
+            (p.degree, p.threshold, p.corrupt_neighbours_max)
+        });
+        let published_c = corrupt_neighbours_bound(n, c, k, 40);
+        let meets = match adversary {
+            Adversary::SemiHonest => "n/a".to_string(),
+            Adversary::SemiMalicious if 2 * t > k + 1 + published_c => "yes".to_string(),
+            Adversary::SemiMalicious => format!("no (c = {published_c})"),
+        };
+        println!("| {n} | {c} | {d} | {adversary:?} | {ok} | {ot} | {oc} | {k} | {t} | {meets} |");
     }
 }

@@ -45,9 +45,9 @@ pub struct BenchReport {
     pub survivors: usize,
     /// Rayon threads used.
     pub threads: usize,
-    /// Wall time of all four steps, all clients and the server.
+    /// Wall time of all five steps (the consistency step included), all clients and the server.
     pub round_ms: f64,
-    /// Median per-client time over its four steps.
+    /// Median per-client time over its five steps.
     pub client_ms_p50: f64,
     /// Slowest client.
     pub client_ms_max: f64,

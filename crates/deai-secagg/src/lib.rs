@@ -3,20 +3,31 @@
 //! The protocol is SecAgg+ (Bell et al., CCS 2020) on top of SecAgg (Bonawitz et al., CCS 2017):
 //! each client masks its quantized input with a self mask and with pairwise masks agreed with
 //! its neighbours on a random `k`-regular graph, and Shamir-shares (threshold `t`) the secrets
-//! that let the server remove the masks of whoever drops out. The server learns only the sum.
+//! that let the server remove the masks of whoever drops out. Against a server that lies about
+//! who dropped and colludes with up to `c` corrupt neighbours of any client, it runs the
+//! malicious-model variant: thresholds checked at every step by both sides, a consistency step
+//! in which the survivors sign the survivor list before anyone reveals a share (Bonawitz §4.4),
+//! `2t > k + 1 + c`, and signed masked inputs and self-seed commitments so that the public
+//! re-computation catches a swapped input or seed. The server learns only the sum.
 //!
 //! - [`params`]: `k` and `t` from a threat model; [`quant`]: floats to integers and back.
 //! - [`client`] and [`server`]: the state machines (messages in, messages out; time and
 //!   randomness come from the caller); [`msg`]: their messages and canonical encoding.
 //! - [`verify`]: anyone re-computes the aggregate from the masked inputs and the record.
-//! - [`sim`]: one full round in memory, for tests; [`bench`]: the measured round of
+//! - [`sim`]: one full round in memory, for tests; [`mod@bench`]: the measured round of
 //!   `deai bench secagg`.
 //!
 //! ```
 //! use deai_secagg::{params::Params, sim::{run_round, SimSpec}};
-//! let params = Params { clients: 8, degree: 4, threshold: 3 };
-//! let report = run_round(&SimSpec::with_dropout(params, 16, 0.25, 7)).expect("round completes");
+//! use deai_secagg::params::Adversary;
+//! let params = Params::for_threat_model(8, 0.2, 0.2, 40, 20, Adversary::SemiMalicious)
+//!     .expect("feasible");
+//! assert_eq!((params.degree, params.threshold, params.corrupt_neighbours_max), (6, 5, 1));
+//! let mut spec = SimSpec::with_dropout(params, 16, 0.2, 7);
+//! spec.verify = true;
+//! let report = run_round(&spec).expect("round completes");
 //! assert!(report.exact);
+//! assert_eq!(report.verified, Some(true));
 //! assert_eq!(report.record.survivors.len(), 6);
 //! ```
 

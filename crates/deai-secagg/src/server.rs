@@ -1,8 +1,8 @@
 //! The server state machine.
 //!
 //! ```text
-//! CollectAdverts ─advance─► CollectShares ─advance─► CollectMasked ─advance─► CollectUnmask ─advance─► Done
-//!        U1 = advertised         U2 = shared              U3 = masked input in        aggregate
+//! CollectAdverts ─advance─► CollectShares ─advance─► CollectMasked ─advance─► CollectConsistency ─advance─► CollectUnmask ─advance─► Done
+//!   U1 = advertised          U2 = shared              U3 = masked input in      U4 = signed U3             U5 = revealed: aggregate
 //! any phase ─advance with too few clients or shares─► Aborted
 //! ```
 //!
@@ -11,11 +11,28 @@
 //! drain [`Server::poll_transmit`]. After the last `advance`, [`Server::advance`] returns the
 //! [`Aggregate`].
 //!
+//! Who counts. Each set is a subset of the one before:
+//! - `U1`: clients whose signed advert arrived, and that have at least `t - 1` neighbours in
+//!   `U1` (pruned to a fixed point: a client with fewer could not reach the threshold and would
+//!   refuse the adverts anyway);
+//! - `U2`: members of `U1` whose shares arrived, addressed to exactly their neighbours in
+//!   `U1`, with at least `t - 1` neighbours in `U2` (pruned likewise);
+//! - `U3`: members of `U2` whose signed masked input arrived, with at least `t - 1` neighbours
+//!   in `U3` (pruned likewise: a pruned client counts as dropped, its input stays out of the
+//!   sum and its mask key is recovered instead). **The sum is over `U3`**, the survivor list
+//!   sent to every member of `U3` in the consistency step;
+//! - `U4`: members of `U3` whose signature on that list arrived and verified. Each member of
+//!   `U4` with at least `t` signers among its holders (neighbours and itself) gets the
+//!   unmasking request with those signatures. A member of `U3` that drops at the consistency
+//!   step (or later) still counts: its self seed is rebuilt from its holders' shares;
+//! - `U5`: those whose revealed shares arrived and check.
+//!
 //! A message that is malformed, misaddressed, repeated, late or inconsistent with what the
-//! server knows excludes its sender: from then on the sender counts as dropped (or, once its
-//! masked input is in the sum, only its revealed shares are ignored). Other clients are not
-//! affected. The round aborts, revealing no share, if fewer than `t` clients remain at a step,
-//! and fails if some secret gets fewer than `t` shares.
+//! server knows (among others: a bad advert, masked-input or consistency signature) excludes its
+//! sender: from then on the sender counts as dropped (or, once its masked input is in the sum,
+//! only its later messages are ignored). Other clients are not affected. The round aborts,
+//! revealing no share, if fewer than `t` clients remain at a step, and fails if some secret
+//! gets fewer than `t` shares or a rebuilt secret does not match what its owner committed to.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
@@ -29,6 +46,7 @@ use crate::crypto;
 use crate::graph::Graph;
 use crate::msg::{
     Advert, ClientBody, ClientMsg, RevealedShare, SealedShares, ServerBody, ServerMsg, ShareKind,
+    SignatureBy,
 };
 use crate::prg;
 use crate::shamir::{self, Share};
@@ -44,6 +62,8 @@ pub enum ServerPhase {
     CollectShares,
     /// Collecting masked inputs.
     CollectMasked,
+    /// Collecting signatures on the survivor list.
+    CollectConsistency,
     /// Collecting revealed shares.
     CollectUnmask,
     /// The aggregate is out.
@@ -81,6 +101,13 @@ pub enum Rejection {
     /// The advert's signature does not verify.
     #[error("bad advert signature")]
     BadSignature,
+    /// The masked input's signature does not verify.
+    #[error("bad masked-input signature")]
+    BadMaskedSignature,
+    /// The signature on the survivor list does not verify (forged, replayed from another round
+    /// or list, or made by another client).
+    #[error("bad consistency signature")]
+    BadConsistencySignature,
     /// Encrypted shares are not addressed to exactly the live neighbours.
     #[error("shares addressed to {got:?}, expected {expected:?}")]
     BadRecipients {
@@ -131,6 +158,10 @@ pub enum ServerError {
     /// Shares reconstructed to garbage or to a key that does not match the advert.
     #[error("shares of client {0} are inconsistent")]
     BadReconstruction(u32),
+    /// Shares of a self seed reconstructed to a seed that does not match the owner's advertised
+    /// commitment (a share holder lied).
+    #[error("self seed of client {0} does not match its commitment")]
+    BadSelfSeed(u32),
     /// `advance` after the round ended.
     #[error("round already ended in phase {0:?}")]
     Ended(ServerPhase),
@@ -148,6 +179,12 @@ pub struct UnmaskRecord {
     pub survivors: Vec<u32>,
     /// BLAKE3 of each survivor's masked vector ([`hash_vector`]), aligned with `survivors`.
     pub masked_hashes: Vec<[u8; 32]>,
+    /// Each survivor's signature on its masked vector ([`crypto::sign_masked`]), aligned with
+    /// `survivors`.
+    pub masked_signatures: Vec<[u8; 64]>,
+    /// Signatures on `survivors` ([`crypto::sign_consistency`]) by the clients that signed it
+    /// (`U4`), ascending by signer.
+    pub consistency: Vec<(u32, [u8; 64])>,
     /// Reconstructed self-mask seed of each survivor, aligned with `survivors`.
     pub self_seeds: Vec<[u8; 32]>,
     /// Reconstructed mask secret key of each client in `U2 \ U3`, ascending.
@@ -163,6 +200,12 @@ pub struct Aggregate {
     pub record: UnmaskRecord,
 }
 
+struct Masked {
+    vector: Vec<u32>,
+    hash: [u8; 32],
+    signature: [u8; 64],
+}
+
 /// The server's side of a SecAgg+ round.
 pub struct Server {
     config: Arc<RoundConfig>,
@@ -170,11 +213,16 @@ pub struct Server {
     phase: ServerPhase,
     adverts: BTreeMap<u32, Advert>,
     sealed: BTreeMap<u32, Vec<SealedShares>>,
-    masked: BTreeMap<u32, Vec<u32>>,
+    masked: BTreeMap<u32, Masked>,
+    consistency: BTreeMap<u32, [u8; 64]>,
     revealed: BTreeMap<u32, Vec<RevealedShare>>,
     u1: Vec<u32>,
     u2: Vec<u32>,
     u3: Vec<u32>,
+    /// [`crypto::survivors_hash`] of `u3`, which every consistency signature covers.
+    u3_hash: [u8; 32],
+    /// Members of `U4` sent the unmasking request: the only ones whose shares are taken.
+    asked: Vec<u32>,
     excluded: BTreeMap<u32, Rejection>,
     outbox: VecDeque<ServerMsg>,
 }
@@ -190,10 +238,13 @@ impl Server {
             adverts: BTreeMap::new(),
             sealed: BTreeMap::new(),
             masked: BTreeMap::new(),
+            consistency: BTreeMap::new(),
             revealed: BTreeMap::new(),
             u1: Vec::new(),
             u2: Vec::new(),
             u3: Vec::new(),
+            u3_hash: [0; 32],
+            asked: Vec::new(),
             excluded: BTreeMap::new(),
             outbox: VecDeque::new(),
         }
@@ -274,10 +325,15 @@ impl Server {
             {
                 self.check_shares(from, s)
             }
-            (ServerPhase::CollectMasked, ClientBody::Masked(v))
+            (ServerPhase::CollectMasked, ClientBody::Masked { vector, signature })
                 if !self.masked.contains_key(&from) =>
             {
-                self.check_masked(from, v)
+                self.check_masked(from, vector, signature)
+            }
+            (ServerPhase::CollectConsistency, ClientBody::ConsistencySig(signature))
+                if !self.consistency.contains_key(&from) =>
+            {
+                self.check_consistency(from, signature)
             }
             (ServerPhase::CollectUnmask, ClientBody::Unmask(r))
                 if !self.revealed.contains_key(&from) =>
@@ -290,16 +346,7 @@ impl Server {
 
     fn check_advert(&mut self, from: u32, a: Advert) -> Result<(), Rejection> {
         let id = &self.config.identities[from as usize];
-        if a.from != from
-            || !crypto::verify_advert(
-                id,
-                self.config.round,
-                from,
-                &a.cipher_pk,
-                &a.mask_pk,
-                &a.signature,
-            )
-        {
+        if a.from != from || !crypto::verify_advert(id, self.config.round, &a) {
             return Err(Rejection::BadSignature);
         }
         self.adverts.insert(from, a);
@@ -319,20 +366,48 @@ impl Server {
         Ok(())
     }
 
-    fn check_masked(&mut self, from: u32, v: Vec<u32>) -> Result<(), Rejection> {
+    fn check_masked(
+        &mut self,
+        from: u32,
+        vector: Vec<u32>,
+        signature: [u8; 64],
+    ) -> Result<(), Rejection> {
         if self.u2.binary_search(&from).is_err() {
             return Err(Rejection::NotParticipating(from));
         }
         let max = prg::modulus_mask(self.config.modulus_bits);
-        if v.len() != self.config.vector_len as usize || v.iter().any(|&w| w > max) {
-            return Err(Rejection::BadVector { len: v.len() });
+        if vector.len() != self.config.vector_len as usize || vector.iter().any(|&w| w > max) {
+            return Err(Rejection::BadVector { len: vector.len() });
         }
-        self.masked.insert(from, v);
+        let hash = hash_vector(&vector);
+        let id = &self.config.identities[from as usize];
+        if !crypto::verify_masked(id, self.config.round, from, &hash, &signature) {
+            return Err(Rejection::BadMaskedSignature);
+        }
+        let masked = Masked {
+            vector,
+            hash,
+            signature,
+        };
+        self.masked.insert(from, masked);
+        Ok(())
+    }
+
+    fn check_consistency(&mut self, from: u32, signature: [u8; 64]) -> Result<(), Rejection> {
+        if self.u3.binary_search(&from).is_err() {
+            return Err(Rejection::NotParticipating(from));
+        }
+        let id = &self.config.identities[from as usize];
+        let round = self.config.round;
+        if !crypto::verify_consistency(id, round, from, &self.u3_hash, &signature) {
+            return Err(Rejection::BadConsistencySignature);
+        }
+        self.consistency.insert(from, signature);
         Ok(())
     }
 
     fn check_revealed(&mut self, from: u32, shares: Vec<RevealedShare>) -> Result<(), Rejection> {
-        if self.u3.binary_search(&from).is_err() {
+        if self.asked.binary_search(&from).is_err() {
             return Err(Rejection::NotParticipating(from));
         }
         let mut last = None;
@@ -373,6 +448,33 @@ impl Server {
             .collect()
     }
 
+    /// The largest subset of `set` (ascending) in which every member has at least `t - 1`
+    /// neighbours: those it leaves out could not reach the threshold, and the honest ones would
+    /// refuse to go on (so the next step's messages are not even sent to them).
+    fn prune(&self, mut set: Vec<u32>) -> Vec<u32> {
+        let need = self.config.threshold().saturating_sub(1);
+        loop {
+            let before = set.len();
+            let keep: Vec<bool> = set
+                .iter()
+                .map(|&c| self.live_neighbours(c, &set).len() >= need)
+                .collect();
+            let mut keep = keep.into_iter();
+            set.retain(|_| keep.next().unwrap_or(false));
+            if set.len() == before {
+                return set;
+            }
+        }
+    }
+
+    /// `arrived`, pruned; fails if fewer than `t` arrived or remain.
+    fn pruned(&mut self, arrived: Vec<u32>) -> Result<Vec<u32>, ServerError> {
+        self.require(arrived.len())?;
+        let kept = self.prune(arrived);
+        self.require(kept.len())?;
+        Ok(kept)
+    }
+
     fn require(&mut self, have: usize) -> Result<(), ServerError> {
         let need = self.config.threshold();
         if have < need {
@@ -383,54 +485,71 @@ impl Server {
         Ok(())
     }
 
+    fn send(&mut self, to: u32, body: ServerBody) {
+        self.outbox.push_back(ServerMsg {
+            round: self.config.round,
+            to,
+            body,
+        });
+    }
+
     /// Closes the current step: computes who is still in, queues the next step's messages, and
     /// after the last step returns the aggregate.
     pub fn advance(&mut self) -> Result<Option<Aggregate>, ServerError> {
-        let round = self.config.round;
         match self.phase {
             ServerPhase::CollectAdverts => {
-                self.u1 = self.included(&self.adverts);
-                self.require(self.u1.len())?;
-                for &i in &self.u1 {
+                let arrived = self.included(&self.adverts);
+                self.u1 = self.pruned(arrived)?;
+                for i in self.u1.clone() {
                     let adverts = self
                         .live_neighbours(i, &self.u1)
                         .iter()
                         .map(|j| self.adverts[j].clone())
                         .collect();
-                    self.outbox.push_back(ServerMsg {
-                        round,
-                        to: i,
-                        body: ServerBody::Neighbours(adverts),
-                    });
+                    self.send(i, ServerBody::Neighbours(adverts));
                 }
                 self.phase = ServerPhase::CollectShares;
             }
             ServerPhase::CollectShares => {
-                self.u2 = self.included(&self.sealed);
-                self.require(self.u2.len())?;
-                for &i in &self.u2 {
+                let arrived = self.included(&self.sealed);
+                self.u2 = self.pruned(arrived)?;
+                for i in self.u2.clone() {
                     let shares = self.shares_for(i);
-                    self.outbox.push_back(ServerMsg {
-                        round,
-                        to: i,
-                        body: ServerBody::Shares(shares),
-                    });
+                    self.send(i, ServerBody::Shares(shares));
                 }
                 self.phase = ServerPhase::CollectMasked;
             }
             ServerPhase::CollectMasked => {
-                self.u3 = self.included(&self.masked);
-                self.require(self.u3.len())?;
-                for &i in &self.u3 {
-                    let mut survivors = self.live_neighbours(i, &self.u2);
-                    survivors.push(i);
-                    survivors.sort_unstable();
-                    survivors.retain(|c| self.u3.binary_search(c).is_ok());
-                    self.outbox.push_back(ServerMsg {
-                        round,
-                        to: i,
-                        body: ServerBody::Unmask(survivors),
-                    });
+                let arrived = self.included(&self.masked);
+                self.u3 = self.pruned(arrived)?;
+                self.u3_hash = crypto::survivors_hash(&self.u3);
+                for i in self.u3.clone() {
+                    self.send(i, ServerBody::Consistency(self.u3.clone()));
+                }
+                self.phase = ServerPhase::CollectConsistency;
+            }
+            ServerPhase::CollectConsistency => {
+                let u4 = self.included(&self.consistency);
+                self.require(u4.len())?;
+                let t = self.config.threshold();
+                let requests: Vec<(u32, Vec<SignatureBy>)> = u4
+                    .into_iter()
+                    .map(|i| (i, self.holder_signatures(i)))
+                    // The client would refuse a request with fewer: do not ask it.
+                    .filter(|(_, signatures)| signatures.len() >= t)
+                    .collect();
+                // Checked before anything is queued: an aborted round asks for no share.
+                self.require(requests.len())?;
+                for (i, signatures) in requests {
+                    self.asked.push(i);
+                    let survivors = self.u3.clone();
+                    self.send(
+                        i,
+                        ServerBody::Unmask {
+                            survivors,
+                            signatures,
+                        },
+                    );
                 }
                 self.phase = ServerPhase::CollectUnmask;
             }
@@ -448,6 +567,18 @@ impl Server {
             }
         }
         Ok(None)
+    }
+
+    /// The valid consistency signatures of `client`'s holders (its neighbours in `U3` and
+    /// itself), ascending by signer.
+    fn holder_signatures(&self, client: u32) -> Vec<SignatureBy> {
+        let mut holders = self.live_neighbours(client, &self.u3);
+        let at = holders.partition_point(|&h| h < client);
+        holders.insert(at, client);
+        holders
+            .into_iter()
+            .filter_map(|h| Some((h, *self.consistency.get(&h)?)))
+            .collect()
     }
 
     fn shares_for(&self, to: u32) -> Vec<SealedShares> {
@@ -497,7 +628,14 @@ impl Server {
         let self_seeds = self
             .u3
             .par_iter()
-            .map(|&i| self.reconstruct(i, ShareKind::SelfMask))
+            .map(|&i| {
+                let seed = self.reconstruct(i, ShareKind::SelfMask)?;
+                let commitment = crypto::seed_commitment(self.config.round, i, &seed);
+                if commitment != self.adverts[&i].seed_commitment {
+                    return Err(ServerError::BadSelfSeed(i));
+                }
+                Ok(seed)
+            })
             .collect::<Result<Vec<_>, _>>()?;
         let mut dropped_keys = Vec::new();
         for &j in self.u2.iter().filter(|j| self.u3.binary_search(j).is_err()) {
@@ -516,7 +654,11 @@ impl Server {
             &dropped_keys,
             |i| PublicKey::from(adverts[&i].mask_pk),
         );
-        let inputs: Vec<&[u32]> = self.u3.iter().map(|i| self.masked[i].as_slice()).collect();
+        let inputs: Vec<&[u32]> = self
+            .u3
+            .iter()
+            .map(|i| self.masked[i].vector.as_slice())
+            .collect();
         let sum = unmask::unmasked_sum(
             self.config.vector_len as usize,
             &inputs,
@@ -527,7 +669,11 @@ impl Server {
             round: self.config.round,
             adverts: self.u2.iter().map(|j| self.adverts[j].clone()).collect(),
             survivors: self.u3.clone(),
-            masked_hashes: inputs.par_iter().map(|v| hash_vector(v)).collect(),
+            masked_hashes: self.u3.iter().map(|i| self.masked[i].hash).collect(),
+            masked_signatures: self.u3.iter().map(|i| self.masked[i].signature).collect(),
+            // Every signature kept verified on receipt; one by a client excluded later (for its
+            // shares) is still its valid statement about the list.
+            consistency: self.consistency.iter().map(|(&c, &s)| (c, s)).collect(),
             self_seeds,
             dropped_keys,
         };

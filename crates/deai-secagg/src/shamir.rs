@@ -7,10 +7,14 @@
 //! 128 bits: a share replaced by random garbage yields a random field element, caught here with
 //! probability `1 - 2^-124` (a crafted share can pass, so this is a sanity check, not a
 //! defence against malicious share holders).
+//!
+//! Shares, polynomial coefficients and the byte buffers they pass through are wiped when
+//! dropped: a share is a secret until its owner's fate is known, and `t` of them are the secret.
 
 use curve25519_dalek::scalar::Scalar;
 use rand_core::{CryptoRng, RngCore};
 use thiserror::Error;
+use zeroize::{Zeroize, ZeroizeOnDrop, Zeroizing};
 
 /// Bytes of an encoded [`Share`] value (two canonical scalars).
 pub const SHARE_BYTES: usize = 64;
@@ -22,6 +26,14 @@ pub struct Share {
     pub x: u32,
     halves: [Scalar; 2],
 }
+
+impl Drop for Share {
+    fn drop(&mut self) {
+        self.halves.zeroize();
+    }
+}
+
+impl ZeroizeOnDrop for Share {}
 
 impl std::fmt::Debug for Share {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -54,9 +66,10 @@ pub enum ShamirError {
 }
 
 impl Share {
-    /// The 64-byte encoding of the share's value (its `x` travels separately).
-    pub fn value_bytes(&self) -> [u8; SHARE_BYTES] {
-        let mut out = [0u8; SHARE_BYTES];
+    /// The 64-byte encoding of the share's value (its `x` travels separately), wiped when
+    /// dropped.
+    pub fn value_bytes(&self) -> Zeroizing<[u8; SHARE_BYTES]> {
+        let mut out = Zeroizing::new([0u8; SHARE_BYTES]);
         out[..32].copy_from_slice(self.halves[0].as_bytes());
         out[32..].copy_from_slice(self.halves[1].as_bytes());
         out
@@ -65,8 +78,8 @@ impl Share {
     /// Decodes a share value at point `x`; rejects non-canonical scalars.
     pub fn from_value_bytes(x: u32, bytes: &[u8; SHARE_BYTES]) -> Result<Self, ShamirError> {
         let half = |range: std::ops::Range<usize>| {
-            let arr: [u8; 32] = bytes[range].try_into().expect("32-byte range");
-            Option::<Scalar>::from(Scalar::from_canonical_bytes(arr))
+            let arr = Zeroizing::new(<[u8; 32]>::try_from(&bytes[range]).expect("32-byte range"));
+            Option::<Scalar>::from(Scalar::from_canonical_bytes(*arr))
                 .ok_or(ShamirError::NotCanonical)
         };
         Ok(Share {
@@ -88,8 +101,9 @@ pub fn split<R: RngCore + CryptoRng>(
         "threshold {t} out of 1..={}",
         xs.len()
     );
-    let polys: [Vec<Scalar>; 2] = [0, 1].map(|h| {
-        let mut coeffs = Vec::with_capacity(t);
+    // The coefficients are the secret and its blinding: wiped on return.
+    let polys: [Zeroizing<Vec<Scalar>>; 2] = [0, 1].map(|h| {
+        let mut coeffs = Zeroizing::new(Vec::with_capacity(t));
         coeffs.push(half_to_scalar(&secret[h * 16..h * 16 + 16]));
         coeffs.extend((1..t).map(|_| random_scalar(rng)));
         coeffs
@@ -127,7 +141,7 @@ pub fn reconstruct(shares: &[Share], t: usize) -> Result<[u8; 32], ShamirError> 
         .collect();
     Scalar::batch_invert(&mut denominators);
     let all: Scalar = xs.iter().product();
-    let mut halves = [Scalar::ZERO; 2];
+    let mut halves = Zeroizing::new([Scalar::ZERO; 2]);
     for (i, share) in used.iter().enumerate() {
         let lambda = all * xs[i].invert() * denominators[i];
         for (h, acc) in halves.iter_mut().enumerate() {
@@ -146,14 +160,14 @@ pub fn reconstruct(shares: &[Share], t: usize) -> Result<[u8; 32], ShamirError> 
 }
 
 fn half_to_scalar(half: &[u8]) -> Scalar {
-    let mut bytes = [0u8; 32];
+    let mut bytes = Zeroizing::new([0u8; 32]);
     bytes[..16].copy_from_slice(half);
-    Scalar::from_bytes_mod_order(bytes)
+    Scalar::from_bytes_mod_order(*bytes)
 }
 
 fn random_scalar<R: RngCore + CryptoRng>(rng: &mut R) -> Scalar {
-    let mut wide = [0u8; 64];
-    rng.fill_bytes(&mut wide);
+    let mut wide = Zeroizing::new([0u8; 64]);
+    rng.fill_bytes(wide.as_mut());
     Scalar::from_bytes_mod_order_wide(&wide)
 }
 
@@ -195,6 +209,21 @@ mod tests {
         }
     }
 
+    /// The secret-bearing types wipe themselves on drop: shares here, and the key types the
+    /// client holds (which needs the `zeroize` features of x25519-dalek and ed25519-dalek;
+    /// x25519-dalek 2 derives `Zeroize` with a wiping `Drop` but not the marker trait).
+    #[test]
+    fn secret_types_wipe_on_drop() {
+        fn wipes_on_drop<T: ZeroizeOnDrop>() {}
+        fn zeroize_with_drop<T: Zeroize>() -> bool {
+            std::mem::needs_drop::<T>()
+        }
+        wipes_on_drop::<Share>();
+        wipes_on_drop::<ed25519_dalek::SigningKey>();
+        wipes_on_drop::<Zeroizing<[u8; 32]>>();
+        assert!(zeroize_with_drop::<x25519_dalek::StaticSecret>());
+    }
+
     #[test]
     fn tampered_share_is_detected() {
         let mut rng = ChaCha20Rng::seed_from_u64(1);
@@ -214,6 +243,7 @@ mod tests {
         let share = split(&[5; 32], 2, &[3, 4], &mut rng).remove(0);
         let bytes = share.value_bytes();
         assert_eq!(Share::from_value_bytes(3, &bytes), Ok(share));
+
         assert_eq!(
             Share::from_value_bytes(3, &[0xff; SHARE_BYTES]),
             Err(ShamirError::NotCanonical)

@@ -4,7 +4,8 @@
 //! step runs on the rayon pool and results are merged in client-id order, and each client has
 //! its own ChaCha20 RNG derived from the seed, so a seed gives the same round bit for bit on any
 //! number of threads. Faults pick, per client, a step at which it drops (sends nothing from then
-//! on) or sends a corrupted message. Wall-clock timings are the harness's only use of a clock;
+//! on) or sends a corrupted message. A client that drops at [`Step::Consistency`] or
+//! [`Step::Unmask`] has its masked input in the sum already: it stays a survivor. Wall-clock timings are the harness's only use of a clock;
 //! the protocol state machines never read one.
 
 use std::collections::BTreeMap;
@@ -26,7 +27,7 @@ use crate::server::{Aggregate, Server, ServerError, UnmaskRecord};
 use crate::verify::{VerifyError, verify_aggregate};
 use crate::{prg, unmask};
 
-/// The four client steps, in order.
+/// The five client steps, in order.
 #[derive(
     Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
 )]
@@ -38,13 +39,21 @@ pub enum Step {
     Shares,
     /// Sending the masked input.
     Masked,
+    /// Signing the survivor list.
+    Consistency,
     /// Revealing shares.
     Unmask,
 }
 
 impl Step {
     /// All steps in protocol order.
-    pub const ALL: [Step; 4] = [Step::Advert, Step::Shares, Step::Masked, Step::Unmask];
+    pub const ALL: [Step; 5] = [
+        Step::Advert,
+        Step::Shares,
+        Step::Masked,
+        Step::Consistency,
+        Step::Unmask,
+    ];
 }
 
 /// What goes wrong with one client.
@@ -128,7 +137,7 @@ pub struct SimReport {
     pub excluded: Vec<u32>,
     /// Modulus bits used.
     pub modulus_bits: u32,
-    /// Wall time of the four steps, all clients and the server (ms).
+    /// Wall time of the five steps, all clients and the server (ms).
     pub round_ms: f64,
     /// Per-client time over all steps (ms), for clients that finished.
     pub client_ms: Vec<f64>,
@@ -182,8 +191,8 @@ impl SimClient {
         }
         let start = Instant::now();
         let mut msg = self.client.poll_transmit()?;
-        if keep_masked && let ClientBody::Masked(v) = &msg.body {
-            self.masked = Some(v.clone());
+        if keep_masked && let ClientBody::Masked { vector, .. } = &msg.body {
+            self.masked = Some(vector.clone());
         }
         if self.fault == Some(Fault::WrongRound(step)) {
             msg.round = round + 1;

@@ -9,6 +9,7 @@ use deai_secagg::client::{Client, ClientError, ClientPhase};
 use deai_secagg::config::RoundConfig;
 use deai_secagg::msg::{ClientBody, ServerBody, ServerMsg, ShareKind};
 use deai_secagg::params::Params;
+use deai_secagg::server::ServerPhase;
 use deai_secagg::server::{Server, ServerError};
 use deai_secagg::sim::{Fault, SimError, SimSpec, Step, run_round};
 use ed25519_dalek::SigningKey;
@@ -21,6 +22,7 @@ fn spec(n: u32, k: u32, t: u32, dim: u32, seed: u64, faults: BTreeMap<u32, Fault
         clients: n,
         degree: k,
         threshold: t,
+        corrupt_neighbours_max: 0,
     };
     let mut spec = SimSpec::with_dropout(params, dim, 0.0, seed);
     spec.faults = faults;
@@ -29,14 +31,22 @@ fn spec(n: u32, k: u32, t: u32, dim: u32, seed: u64, faults: BTreeMap<u32, Fault
 }
 
 fn step_strategy() -> impl Strategy<Value = Step> {
-    prop_oneof![Just(Step::Advert), Just(Step::Shares), Just(Step::Masked)]
+    prop_oneof![
+        Just(Step::Advert),
+        Just(Step::Shares),
+        Just(Step::Masked),
+        Just(Step::Consistency),
+        Just(Step::Unmask)
+    ]
 }
 
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(24))]
 
-    /// Complete graph: the round succeeds exactly when at least `t` masked inputs arrive, and
-    /// then the unmasked sum equals the survivors' plain sum and re-verifies publicly.
+    /// Complete graph, dropouts at every step: the round succeeds exactly when at least `t`
+    /// masked inputs arrive (those are the survivors, whoever drops after) and at least `t`
+    /// clients sign the survivor list and reveal; then the unmasked sum equals the survivors'
+    /// plain sum and re-verifies publicly.
     #[test]
     fn masks_cancel_iff_enough_survivors(
         n in 4u32..11,
@@ -46,32 +56,47 @@ proptest! {
     ) {
         let t = ((f64::from(n) * t_frac) as u32).clamp(2, n);
         let faults: BTreeMap<u32, Fault> = drops.into_iter().filter(|(c, _)| *c < n).map(|(c, s)| (c, Fault::Drop(s))).collect();
-        let survivors = n - faults.len() as u32;
+        let gone_by = |step: Step| n - faults.values().filter(|f| matches!(f, Fault::Drop(s) if *s <= step)).count() as u32;
+        let (in_sum, signers, revealers) = (gone_by(Step::Masked), gone_by(Step::Consistency), gone_by(Step::Unmask));
         match run_round(&spec(n, n - 1, t, 24, seed, faults)) {
             Ok(r) => {
-                prop_assert!(survivors >= t);
+                prop_assert!(revealers >= t);
                 prop_assert!(r.exact && r.verified == Some(true));
-                prop_assert_eq!(r.record.survivors.len() as u32, survivors);
+                prop_assert_eq!(r.record.survivors.len() as u32, in_sum);
+                prop_assert_eq!(r.record.consistency.len() as u32, signers);
             }
             Err(SimError::Aborted(ServerError::TooFewClients { need, .. })) => {
-                prop_assert!(survivors < t, "aborted with {} survivors, t = {}", survivors, t);
+                prop_assert!(signers < t, "aborted with {} signers, t = {}", signers, t);
+                prop_assert_eq!(need, t as usize);
+            }
+            Err(SimError::Aborted(ServerError::TooFewShares { need, .. })) => {
+                prop_assert!(revealers < t && signers >= t, "{} revealers, t = {}", revealers, t);
                 prop_assert_eq!(need, t as usize);
             }
             Err(e) => prop_assert!(false, "unexpected error {}", e),
         }
     }
 
-    /// Sparse Harary graphs with dropouts at every step, the unmasking step included: whenever
-    /// the round completes it is exact; otherwise it fails with a threshold error, never another.
+    /// Sparse Harary graphs with dropouts at every step, the consistency and unmasking steps
+    /// included: whenever the round completes it is exact and re-verifies; otherwise it fails
+    /// with a threshold error, never another.
     #[test]
     fn sparse_rounds_are_exact_or_fail_cleanly(
         n in 8u32..24,
-        drops in proptest::collection::btree_map(0u32..24, prop_oneof![step_strategy(), Just(Step::Unmask)], 0..5),
+        drops in proptest::collection::btree_map(0u32..24, step_strategy(), 0..5),
         seed in any::<u64>(),
     ) {
-        let faults = drops.into_iter().filter(|(c, _)| *c < n).map(|(c, s)| (c, Fault::Drop(s))).collect();
+        let faults: BTreeMap<u32, Fault> = drops.into_iter().filter(|(c, _)| *c < n).map(|(c, s)| (c, Fault::Drop(s))).collect();
+        let early = faults.values().filter(|f| matches!(f, Fault::Drop(s) if *s <= Step::Masked)).count();
         match run_round(&spec(n, 6, 3, 16, seed, faults)) {
-            Ok(r) => prop_assert!(r.exact && r.verified == Some(true)),
+            Ok(r) => {
+                prop_assert!(r.exact && r.verified == Some(true));
+                // Late dropouts stay in the sum; only early ones (and clients pruned for too
+                // few live neighbours, which needs early dropouts around them) leave it.
+                if early == 0 {
+                    prop_assert_eq!(r.record.survivors.len() as u32, n);
+                }
+            }
             Err(SimError::Aborted(ServerError::TooFewClients { .. } | ServerError::TooFewShares { .. })) => {}
             Err(e) => prop_assert!(false, "unexpected error {}", e),
         }
@@ -101,9 +126,9 @@ fn bad_messages_exclude_only_their_sender() {
             assert!(r.exact, "{fault:?}");
             assert_eq!(r.excluded, vec![3], "{fault:?}");
             let in_sum = r.record.survivors.contains(&3);
-            // Excluded before its masked input arrived: out of the sum; at unmasking its input
-            // is already in and only its shares are ignored.
-            assert_eq!(in_sum, step == Step::Unmask, "{fault:?}");
+            // Excluded before its masked input arrived: out of the sum; at the consistency or
+            // unmasking step its input is already in and only its later messages are ignored.
+            assert_eq!(in_sum, step >= Step::Consistency, "{fault:?}");
             assert_eq!(r.record.survivors.len(), if in_sum { 12 } else { 11 });
         }
     }
@@ -173,8 +198,9 @@ struct Manual {
 }
 
 impl Manual {
-    /// A round on the complete graph of `n` clients driven by hand up to the unmasking request.
-    fn up_to_unmask(n: u32, t: u32) -> (Self, Vec<ServerMsg>) {
+    /// A round on the complete graph of `n` clients driven by hand up to the survivor lists of
+    /// the consistency step (returned undelivered).
+    fn up_to_consistency(n: u32, t: u32) -> (Self, Vec<ServerMsg>) {
         let keys: Vec<SigningKey> = (0..n)
             .map(|i| SigningKey::from_bytes(&[i as u8 + 1; 32]))
             .collect();
@@ -182,6 +208,7 @@ impl Manual {
             clients: n,
             degree: n - 1,
             threshold: t,
+            corrupt_neighbours_max: 0,
         };
         let config = Arc::new(
             RoundConfig::new(
@@ -220,7 +247,7 @@ impl Manual {
             m.uplink();
             m.server.advance().expect("step");
             let msgs: Vec<ServerMsg> = std::iter::from_fn(|| m.server.poll_transmit()).collect();
-            if let Some(ServerBody::Unmask(_)) = msgs.first().map(|x| &x.body) {
+            if m.server.phase() == ServerPhase::CollectConsistency {
                 return (m, msgs);
             }
             for msg in msgs {
@@ -230,7 +257,7 @@ impl Manual {
                     .expect("honest step");
             }
         }
-        unreachable!("three steps lead to the unmasking request")
+        unreachable!("three steps lead to the consistency step")
     }
 
     fn uplink(&mut self) {
@@ -240,31 +267,75 @@ impl Manual {
             }
         }
     }
+
+    /// Delivers `list` as client `to`'s survivor list and returns its signature, if it signs.
+    fn sign(&mut self, to: u32, list: Vec<u32>) -> Option<[u8; 64]> {
+        let msg = ServerMsg {
+            round: self.config.round,
+            to,
+            body: ServerBody::Consistency(list),
+        };
+        self.clients[to as usize]
+            .handle(msg, &mut self.rngs[to as usize])
+            .ok()?;
+        match self.clients[to as usize].poll_transmit()?.body {
+            ClientBody::ConsistencySig(sig) => Some(sig),
+            other => panic!("signature expected, got {other:?}"),
+        }
+    }
 }
 
 /// The server lies to some holders that client 0 dropped, to get shares of both its self-mask
-/// seed and its mask key. Each holder reveals one kind only, answers once, and refuses a
-/// request that calls itself dropped; with `2t > holders` the server cannot reach `t` of both.
+/// seed and its mask key. Each holder signs the one list it is shown and reveals only for a
+/// list that `t` holders signed: with `n = 7`, `t = 4`, the "alive" side (four clients)
+/// reveals self-mask shares of 0, the "dropped" side (three) cannot get four signatures and
+/// reveals nothing. Each answers once.
 #[test]
 fn lying_about_dropouts_reveals_one_kind_per_holder() {
     let (n, t) = (7u32, 4u32);
-    let (mut m, honest) = Manual::up_to_unmask(n, t);
+    let (mut m, honest) = Manual::up_to_consistency(n, t);
+    let ServerBody::Consistency(all) = honest[0].body.clone() else {
+        panic!("survivor list expected")
+    };
+    let without_zero: Vec<u32> = all.iter().copied().filter(|&c| c != 0).collect();
+    let lie = |c: u32| c >= 4;
+    let mut sigs: BTreeMap<(bool, u32), [u8; 64]> = BTreeMap::new();
+    for c in 0..n {
+        let list = if lie(c) { &without_zero } else { &all };
+        let sig = m.sign(c, list.clone()).expect("a consistent-looking list");
+        sigs.insert((lie(c), c), sig);
+    }
     let mut kinds_of_zero = Vec::new();
-    for msg in honest {
-        let to = msg.to;
-        let ServerBody::Unmask(all) = &msg.body else {
-            panic!("unmask request expected")
+    for to in 0..n {
+        let side = lie(to);
+        let signatures: Vec<(u32, [u8; 64])> = sigs
+            .iter()
+            .filter(|((s, _), _)| *s == side)
+            .map(|((_, c), sig)| (*c, *sig))
+            .collect();
+        let survivors = if side {
+            without_zero.clone()
+        } else {
+            all.clone()
         };
-        let lie = (1..=3).contains(&to);
-        let survivors: Vec<u32> = all.iter().copied().filter(|&c| !(lie && c == 0)).collect();
         let req = ServerMsg {
-            round: msg.round,
+            round: m.config.round,
             to,
-            body: ServerBody::Unmask(survivors),
+            body: ServerBody::Unmask {
+                survivors,
+                signatures,
+            },
         };
-        m.clients[to as usize]
-            .handle(req.clone(), &mut m.rngs[to as usize])
-            .expect("a consistent-looking request");
+        let result = m.clients[to as usize].handle(req.clone(), &mut m.rngs[to as usize]);
+        if side {
+            assert_eq!(
+                result,
+                Err(ClientError::TooFewSignatures { have: 3, need: 4 })
+            );
+            assert!(m.clients[to as usize].poll_transmit().is_none());
+            continue;
+        }
+        assert_eq!(result, Ok(()));
         let reply = m.clients[to as usize].poll_transmit().expect("shares");
         let ClientBody::Unmask(shares) = reply.body else {
             panic!("unmask reply expected")
@@ -274,28 +345,11 @@ fn lying_about_dropouts_reveals_one_kind_per_holder() {
             .filter(|s| s.owner == 0)
             .map(|s| s.kind)
             .collect();
+        assert_eq!(about_zero, vec![ShareKind::SelfMask], "from {to}");
+        kinds_of_zero.extend(about_zero);
+        // Asking again gets nothing.
         assert_eq!(
-            about_zero.len(),
-            1,
-            "exactly one share about client 0 from {to}"
-        );
-        assert_eq!(
-            about_zero[0],
-            if lie {
-                ShareKind::MaskKey
-            } else {
-                ShareKind::SelfMask
-            }
-        );
-        kinds_of_zero.push(about_zero[0]);
-        // Asking again with the opposite story gets nothing.
-        let again = ServerMsg {
-            round: msg.round,
-            to,
-            body: ServerBody::Unmask((0..n).collect()),
-        };
-        assert_eq!(
-            m.clients[to as usize].handle(again, &mut m.rngs[to as usize]),
+            m.clients[to as usize].handle(req, &mut m.rngs[to as usize]),
             Err(ClientError::WrongPhase(ClientPhase::Done))
         );
         assert!(m.clients[to as usize].poll_transmit().is_none());
@@ -304,50 +358,55 @@ fn lying_about_dropouts_reveals_one_kind_per_holder() {
         .iter()
         .filter(|k| **k == ShareKind::MaskKey)
         .count();
-    let seeds = kinds_of_zero.len() - keys;
-    assert!(
-        keys < t as usize || seeds < t as usize,
-        "2t > n holders: never t of both"
-    );
+    assert_eq!((kinds_of_zero.len() - keys, keys), (4, 0));
     assert_eq!(m.config.threshold(), t as usize);
 }
 
 #[test]
-fn client_refuses_requests_that_drop_itself_or_fall_below_threshold() {
-    let (mut m, honest) = Manual::up_to_unmask(6, 4);
-    let round = honest[0].round;
-    let without_self = ServerMsg {
-        round,
-        to: 2,
-        body: ServerBody::Unmask(vec![0, 1, 3, 4, 5]),
+fn client_refuses_lists_that_drop_itself_or_fall_below_threshold() {
+    let (mut m, _) = Manual::up_to_consistency(6, 4);
+    let round = m.config.round;
+    let mut ask = |to: u32, list: Vec<u32>| {
+        let msg = ServerMsg {
+            round,
+            to,
+            body: ServerBody::Consistency(list),
+        };
+        m.clients[to as usize].handle(msg, &mut m.rngs[to as usize])
     };
     assert_eq!(
-        m.clients[2].handle(without_self, &mut m.rngs[2]),
+        ask(2, vec![0, 1, 3, 4, 5]),
         Err(ClientError::BadSurvivors(2))
     );
-    assert_eq!(m.clients[2].phase(), ClientPhase::Aborted);
-    let too_few = ServerMsg {
-        round,
-        to: 3,
-        body: ServerBody::Unmask(vec![1, 3, 5]),
-    };
     assert_eq!(
-        m.clients[3].handle(too_few, &mut m.rngs[3]),
+        ask(3, vec![1, 3, 5]),
         Err(ClientError::TooFewHolders { have: 3, need: 4 })
     );
-    let unknown = ServerMsg {
-        round,
-        to: 4,
-        body: ServerBody::Unmask(vec![0, 1, 4, 9]),
-    };
-    assert_eq!(
-        m.clients[4].handle(unknown, &mut m.rngs[4]),
-        Err(ClientError::BadSurvivors(9))
-    );
-    for c in [2, 3, 4] {
+    assert_eq!(ask(4, vec![0, 1, 4, 9]), Err(ClientError::BadSurvivors(9)));
+    assert_eq!(ask(5, vec![0, 5, 1, 4]), Err(ClientError::BadSurvivors(1)));
+    for c in [2, 3, 4, 5] {
+        assert_eq!(m.clients[c].phase(), ClientPhase::Aborted);
         assert!(
             m.clients[c].poll_transmit().is_none(),
-            "client {c} revealed nothing"
+            "client {c} signed nothing"
         );
     }
+}
+
+/// A client that drops after its masked input (at the consistency step) is a survivor: its
+/// input is in the sum and its self seed is rebuilt from its holders' shares.
+#[test]
+fn dropout_at_consistency_keeps_the_input_in_the_sum() {
+    let faults = [
+        (3, Fault::Drop(Step::Consistency)),
+        (5, Fault::Drop(Step::Unmask)),
+    ]
+    .into_iter()
+    .collect();
+    let r = run_round(&spec(12, 6, 3, 16, 8, faults)).expect("round");
+    assert!(r.exact && r.verified == Some(true));
+    assert_eq!(r.record.survivors, (0..12).collect::<Vec<_>>());
+    let signers: Vec<u32> = r.record.consistency.iter().map(|(c, _)| *c).collect();
+    assert!(!signers.contains(&3) && signers.contains(&5));
+    assert_eq!(signers.len(), 11);
 }

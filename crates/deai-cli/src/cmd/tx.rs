@@ -3,10 +3,11 @@
 
 use clap::Subcommand;
 use deai_ledger::{
-    Address, ConsentPolicy, DELTA_SCALE, Digest, EPSILON_SCALE, METRIC_SCALE, Metric, TxBody,
+    Address, ConsentPolicy, DELTA_SCALE, Digest, EPSILON_SCALE, METRIC_SCALE, Metric, NOISE_SCALE,
+    TxBody,
     tx::{
-        ConsentRevoke, ConsentUpdate, DatasetRegister, ModelRegister, Stake, TaskCancel,
-        TaskCreate, Transfer, Unstake,
+        ConsentRevoke, ConsentUpdate, DatasetRegister, ModelRegister, RoundExpire, Stake,
+        TaskCancel, TaskCreate, Transfer, Unstake,
     },
 };
 
@@ -47,6 +48,8 @@ pub enum Kind {
     TaskCancel(TaskIdArgs),
     /// Register a trained model with its lineage and metrics.
     ModelRegister(ModelRegisterArgs),
+    /// Close a round that passed its deadline without a result as failed (any sender).
+    RoundExpire(RoundExpireArgs),
 }
 
 /// `transfer`.
@@ -86,6 +89,14 @@ pub struct PolicyArgs {
     /// Height after which the consent lapses.
     #[arg(long)]
     pub expiry_height: u64,
+    /// Largest ε one round may spend on the dataset, decimal (the ledger enforces it; none: no
+    /// per-round cap).
+    #[arg(long, value_parser = parse_epsilon)]
+    pub epsilon_round_max: Option<u64>,
+    /// Smallest DP noise multiplier σ accepted, decimal, e.g. 1.1 (the owner's node enforces it
+    /// against the task spec; none: no floor).
+    #[arg(long, value_parser = parse_sigma)]
+    pub sigma_min: Option<u64>,
 }
 
 impl PolicyArgs {
@@ -96,6 +107,8 @@ impl PolicyArgs {
             reward_min: self.reward_min,
             epsilon_max: self.epsilon_max,
             expiry_height: self.expiry_height,
+            epsilon_round_max: self.epsilon_round_max.unwrap_or(0),
+            noise_multiplier_min: self.sigma_min.unwrap_or(0),
         }
     }
 }
@@ -190,6 +203,17 @@ pub struct ModelRegisterArgs {
     pub metrics: Vec<Metric>,
 }
 
+/// `round-expire`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct RoundExpireArgs {
+    /// The task.
+    #[arg(long)]
+    pub task: u64,
+    /// The open round past its deadline.
+    #[arg(long)]
+    pub round: u32,
+}
+
 impl Kind {
     /// The transaction body and a short name for reports.
     pub fn body(&self) -> anyhow::Result<(&'static str, TxBody)> {
@@ -241,6 +265,13 @@ impl Kind {
                     task: a.task,
                     parent: a.parent,
                     metrics: a.metrics.clone(),
+                }),
+            ),
+            Self::RoundExpire(a) => (
+                "round expire",
+                TxBody::RoundExpire(RoundExpire {
+                    task: a.task,
+                    round: a.round,
                 }),
             ),
         })
@@ -320,6 +351,10 @@ fn parse_epsilon(s: &str) -> Result<u64, String> {
     parse_fixed(s, EPSILON_SCALE)
 }
 
+fn parse_sigma(s: &str) -> Result<u64, String> {
+    parse_fixed(s, NOISE_SCALE)
+}
+
 fn parse_delta(s: &str) -> Result<u64, String> {
     parse_fixed(s, DELTA_SCALE)
 }
@@ -354,6 +389,31 @@ mod tests {
         assert!(parse_fixed("1e-5", 1_000_000).is_err());
         assert!(parse_fixed("", 1_000_000).is_err());
         assert!(parse_fixed("99999999999999999999", 1_000_000).is_err());
+    }
+
+    #[test]
+    fn policy_flags_take_human_units() {
+        use clap::Parser;
+        #[derive(Parser)]
+        struct Cli {
+            #[command(flatten)]
+            policy: PolicyArgs,
+        }
+        let base = ["deai", "--purpose", "health", "--epsilon-max", "8"];
+        let cli = Cli::parse_from(base.iter().chain(&["--expiry-height", "9"]));
+        let p = cli.policy.policy();
+        assert_eq!((p.epsilon_round_max, p.noise_multiplier_min), (0, 0));
+        let flags = [
+            "--expiry-height",
+            "9",
+            "--epsilon-round-max",
+            "0.5",
+            "--sigma-min",
+            "1.1",
+        ];
+        let p = Cli::parse_from(base.iter().chain(&flags)).policy.policy();
+        assert_eq!(p.epsilon_round_max, 500_000);
+        assert_eq!(p.noise_multiplier_min, 1_100_000);
     }
 
     #[test]

@@ -25,6 +25,17 @@ pub struct ConsentPolicy {
     pub epsilon_max: u64,
     /// Consent ends at this height: tasks created at or after it cannot select the dataset.
     pub expiry_height: u64,
+    /// Largest DP ε one round may spend on the dataset, fixed point ([`crate::EPSILON_SCALE`]);
+    /// 0 means no per-round cap. Enforced by the ledger: a dataset is not eligible for a round
+    /// whose ε is above it (`dataset_round_epsilon_exceeded`). At most `epsilon_max`.
+    #[serde(default)]
+    pub epsilon_round_max: u64,
+    /// Smallest DP noise multiplier σ the owner accepts, fixed point ([`crate::NOISE_SCALE`],
+    /// σ = 1.1 is `1_100_000`); 0 means no floor. The ledger only stores it: σ lives in the
+    /// off-chain task specification, so the owner's node enforces it by refusing to train for a
+    /// spec whose σ is below it.
+    #[serde(default)]
+    pub noise_multiplier_min: u64,
 }
 
 /// The facts about a task that a consent policy judges.
@@ -54,6 +65,27 @@ impl ConsentPolicy {
                 creators.len(),
                 params.consent_creators_max as usize,
             )?;
+        }
+        if self.epsilon_round_max > self.epsilon_max {
+            return Err(TxError::InvalidField {
+                field: "policy.epsilon_round_max".into(),
+                reason: format!(
+                    "per-round cap {} above the total epsilon_max {}",
+                    self.epsilon_round_max, self.epsilon_max
+                ),
+            });
+        }
+        Ok(())
+    }
+
+    /// Err unless a round spending `epsilon` respects dataset `id`'s per-round cap.
+    pub(crate) fn admits_round(&self, id: u64, epsilon: u64) -> Result<(), TxError> {
+        if self.epsilon_round_max != 0 && epsilon > self.epsilon_round_max {
+            return Err(TxError::DatasetRoundEpsilonExceeded {
+                dataset: id,
+                round: epsilon,
+                max: self.epsilon_round_max,
+            });
         }
         Ok(())
     }
@@ -116,12 +148,21 @@ impl Write for ConsentPolicy {
         self.reward_min.write(buf);
         self.epsilon_max.write(buf);
         self.expiry_height.write(buf);
+        self.epsilon_round_max.write(buf);
+        self.noise_multiplier_min.write(buf);
     }
 }
 
 impl EncodeSize for ConsentPolicy {
     fn encode_size(&self) -> usize {
-        strs_size(&self.purposes) + 1 + self.creators.as_deref().map_or(0, list_size) + 16 + 8 + 8
+        strs_size(&self.purposes)
+            + 1
+            + self.creators.as_deref().map_or(0, list_size)
+            + 16
+            + 8
+            + 8
+            + 8
+            + 8
     }
 }
 
@@ -140,6 +181,8 @@ impl Read for ConsentPolicy {
             reward_min: u128::read_cfg(buf, &())?,
             epsilon_max: u64::read_cfg(buf, &())?,
             expiry_height: u64::read_cfg(buf, &())?,
+            epsilon_round_max: u64::read_cfg(buf, &())?,
+            noise_multiplier_min: u64::read_cfg(buf, &())?,
         })
     }
 }

@@ -28,7 +28,8 @@ impl State {
 
     /// Whether dataset `id` may take part in a round of `task` spending `epsilon`, opened at
     /// `height`: in the task's filter, consent not revoked, policy admits the task at this
-    /// height, and its accumulated ε plus the round's stays within its `epsilon_max`.
+    /// height, the round's ε is within its per-round cap (`epsilon_round_max`, if set), and its
+    /// accumulated ε plus the round's stays within its `epsilon_max`.
     pub(crate) fn eligibility(
         &self,
         task: &Task,
@@ -54,6 +55,7 @@ impl State {
             epsilon: task.epsilon,
         };
         d.policy.admits(id, &terms, height)?;
+        d.policy.admits_round(id, epsilon)?;
         let over = d
             .epsilon_spent
             .checked_add(epsilon)
@@ -85,6 +87,15 @@ impl State {
         round::selection_seed(task, round, &self.root())
     }
 
+    /// The datasets eligible for `task`'s next round spending `epsilon` if its `RoundOpen`
+    /// lands in the next block, ascending. Their number is what the round records as
+    /// [`crate::Round::eligible`], from which owners and verifiers recompute the sampling rate
+    /// `q = selected / eligible` and so the round's ε.
+    pub fn round_eligible(&self, task: u64, epsilon: u64) -> Result<Vec<u64>, TxError> {
+        let t = self.task_checked(task)?;
+        Ok(self.eligible(t, self.height.saturating_add(1), epsilon))
+    }
+
     /// The datasets a `RoundOpen` for `task`'s next round, asking for `count` datasets and
     /// spending `epsilon`, must select if it lands in the next block (what a coordinator calls
     /// before signing). Sorted ascending; shorter than `count` when fewer are eligible.
@@ -94,10 +105,8 @@ impl State {
         count: usize,
         epsilon: u64,
     ) -> Result<Vec<u64>, TxError> {
-        let t = self.task_checked(task)?;
-        let round = t.rounds_opened().saturating_add(1);
-        let height = self.height.saturating_add(1);
-        let eligible = self.eligible(t, height, epsilon);
+        let eligible = self.round_eligible(task, epsilon)?;
+        let round = self.task_checked(task)?.rounds_opened().saturating_add(1);
         Ok(round::select(
             &self.round_seed(task, round),
             &eligible,

@@ -7,7 +7,11 @@
 //!   every entry as of the last applied block;
 //! - tokens are conserved: balances + staked + unbonding + escrow == genesis supply
 //!   (fees move from payer to proposer balances);
-//! - ids are dense, assigned from 1 in application order, and never reused.
+//! - ids are dense, assigned from 1 in application order, and never reused;
+//! - `commitments` maps every registered data commitment to the dataset that registered it
+//!   (the first, for chains that accepted duplicates before they were refused). It is not a leaf
+//!   of its own: it is a function of the dataset leaves (each commits to its `commitment`), so
+//!   the root covers it, and a restored snapshot rebuilds it from the datasets in id order.
 
 mod account;
 mod apply;
@@ -88,6 +92,8 @@ pub struct State {
     datasets: BTreeMap<u64, Dataset>,
     tasks: BTreeMap<u64, Task>,
     models: BTreeMap<u64, Model>,
+    /// data commitment → the dataset that registered it (derived from `datasets`).
+    commitments: BTreeMap<Digest, u64>,
     /// release height → accounts with an entry releasing then.
     unbonding_queue: BTreeMap<u64, BTreeSet<Address>>,
     genesis_supply: u128,
@@ -109,6 +115,7 @@ impl State {
             datasets: BTreeMap::new(),
             tasks: BTreeMap::new(),
             models: BTreeMap::new(),
+            commitments: BTreeMap::new(),
             unbonding_queue: BTreeMap::new(),
             genesis_supply: g.supply()?,
             fees_paid: 0,
@@ -172,6 +179,11 @@ impl State {
     /// All datasets by id.
     pub fn datasets(&self) -> impl Iterator<Item = &Dataset> {
         self.datasets.values()
+    }
+
+    /// The dataset that registered data commitment `commitment`, if any (revoked ones too).
+    pub fn dataset_by_commitment(&self, commitment: &Digest) -> Option<u64> {
+        self.commitments.get(commitment).copied()
     }
 
     /// A task by id.
@@ -352,6 +364,7 @@ impl State {
 
     pub(crate) fn insert_dataset(&mut self, d: Dataset) {
         self.dirty.insert(StateKey::Dataset(d.id));
+        self.commitments.entry(d.commitment).or_insert(d.id);
         self.datasets.insert(d.id, d);
     }
 

@@ -4,7 +4,9 @@
 //!
 //! Invariants:
 //! - a task's rounds are numbered 1, 2, ... without gaps; at most the last one is open
-//!   (`outcome == None`);
+//!   (no `outcome` and no `expired_height`); a closed round has exactly one of the two;
+//! - `selected.len() <= eligible` (the selection is drawn from the eligible datasets) and
+//!   `deadline_height = opened_height + round_timeout_blocks` (saturating), fixed at opening;
 //! - `selected` is sorted ascending; survivors and scored datasets are subsets of it;
 //! - a round's committed form is [`Round::digest`] (BLAKE3 of its canonical encoding), which the
 //!   task's leaf lists, so the state root covers every round.
@@ -88,8 +90,24 @@ pub struct Round {
     pub epsilon: u64,
     /// DP δ spent by the round, fixed point ([`crate::DELTA_SCALE`]).
     pub delta: u64,
-    /// `None` while the round is open.
+    /// How many datasets were eligible when the round opened (in the task's filter, consent
+    /// admitting the task and this round's ε, budget left). With `selected.len()` it gives the
+    /// round's sampling rate `q = selected / eligible`, from which owners and verifiers
+    /// recompute the round's ε instead of trusting the coordinator's.
+    #[serde(default)]
+    pub eligible: u32,
+    /// Last height at which the round may still be reported without anyone being able to
+    /// expire it: `opened_height + round_timeout_blocks`. From `deadline_height + 1` anyone may
+    /// close the round as failed with `RoundExpire` (until then, or until someone does, the
+    /// coordinator's `RoundResult` is still accepted).
+    #[serde(default)]
+    pub deadline_height: u64,
+    /// The result; `None` while the round is open, and for an expired round.
     pub outcome: Option<RoundOutcome>,
+    /// Height of the `RoundExpire` that closed the round as failed (no result, ε and δ stay
+    /// charged); `None` otherwise.
+    #[serde(default)]
+    pub expired_height: Option<u64>,
 }
 
 impl Round {
@@ -100,9 +118,14 @@ impl Round {
         Digest::hash(&out)
     }
 
-    /// Whether the round still waits for its result.
+    /// Whether the round still waits for its result (neither reported nor expired).
     pub fn is_open(&self) -> bool {
-        self.outcome.is_none()
+        self.outcome.is_none() && self.expired_height.is_none()
+    }
+
+    /// Whether the round was closed as failed by `RoundExpire`.
+    pub fn is_expired(&self) -> bool {
+        self.expired_height.is_some()
     }
 }
 
@@ -212,6 +235,8 @@ impl Write for Round {
         self.secagg.write(buf);
         self.epsilon.write(buf);
         self.delta.write(buf);
+        self.eligible.write(buf);
+        self.deadline_height.write(buf);
         match &self.outcome {
             None => buf.put_u8(0),
             Some(o) => {
@@ -219,6 +244,7 @@ impl Write for Round {
                 o.write(buf);
             }
         }
+        self.expired_height.write(buf);
     }
 }
 
@@ -229,8 +255,11 @@ impl EncodeSize for Round {
             + list_size(&self.selected)
             + 12
             + 16
+            + 4
+            + 8
             + 1
             + self.outcome.as_ref().map_or(0, EncodeSize::encode_size)
+            + self.expired_height.encode_size()
     }
 }
 
@@ -271,9 +300,24 @@ mod tests {
             secagg: SecAggParams { n: 2, k: 2, t: 1 },
             epsilon: 1,
             delta: 1,
+            eligible: 3,
+            deadline_height: 12,
             outcome: None,
+            expired_height: None,
         };
         let open = r.digest();
+        for change in [
+            |r: &mut Round| r.eligible += 1,
+            |r: &mut Round| r.deadline_height += 1,
+            |r: &mut Round| r.expired_height = Some(13),
+        ] {
+            let mut changed = r.clone();
+            change(&mut changed);
+            let mut bytes = Vec::new();
+            changed.write(&mut bytes);
+            assert_eq!(bytes.len(), changed.encode_size());
+            assert_ne!(open, changed.digest(), "{changed:?}");
+        }
         let mut bytes = Vec::new();
         r.write(&mut bytes);
         assert_eq!(bytes.len(), r.encode_size());

@@ -3,7 +3,8 @@
 //!
 //! Invariant: restoring rebuilds the tree by re-adding every leaf in its original location
 //! order, so the restored root is bit-for-bit the snapshot's; [`State::from_snapshot`] checks
-//! that and refuses a snapshot whose root does not match (corrupt or tampered file).
+//! that and refuses a snapshot whose root does not match (corrupt or tampered file). The derived
+//! indexes (unbonding queue, commitment → dataset) are rebuilt from the entries, in key order.
 
 use super::{Account, Dataset, Model, State, Task, tree::StateTree};
 use crate::params::Params;
@@ -86,6 +87,7 @@ impl State {
             datasets: s.datasets.into_iter().map(|d| (d.id, d)).collect(),
             tasks: s.tasks.into_iter().map(|t| (t.id, t)).collect(),
             models: s.models.into_iter().map(|m| (m.id, m)).collect(),
+            commitments: BTreeMap::new(),
             unbonding_queue: BTreeMap::new(),
             genesis_supply: s.genesis_supply,
             fees_paid: s.fees_paid,
@@ -115,6 +117,9 @@ impl State {
             .tree
             .append_in_order(&changes)
             .map_err(|k| SnapshotError::Inconsistent(k.to_string()))?;
+        for d in state.datasets.values() {
+            state.commitments.entry(d.commitment).or_insert(d.id);
+        }
         for a in state.accounts.values() {
             for u in &a.unbonding {
                 state

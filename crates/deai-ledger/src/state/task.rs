@@ -67,7 +67,7 @@ pub struct Task {
     /// DP δ spent by opened rounds (the sum), fixed point.
     #[serde(default)]
     pub delta_spent: u64,
-    /// Every round opened so far, in order (round `i` at index `i - 1`).
+    /// Every round opened so far, in order (round `i` at index `i - 1`), expired ones included.
     #[serde(default)]
     pub round_log: Vec<Round>,
     /// The model registered by `TaskClose`.
@@ -114,6 +114,17 @@ impl Task {
     /// The round waiting for its result, if any.
     pub fn open_round(&self) -> Option<&Round> {
         self.round_log.last().filter(|r| r.is_open())
+    }
+
+    /// Round `number` (from 1), if it was opened.
+    pub fn round(&self, number: u32) -> Option<&Round> {
+        let index = usize::try_from(number).ok()?.checked_sub(1)?;
+        self.round_log.get(index)
+    }
+
+    /// The last round that recorded a result (expired rounds have none), if any.
+    pub fn last_completed_round(&self) -> Option<&Round> {
+        self.round_log.iter().rev().find(|r| r.outcome.is_some())
     }
 
     /// Number of rounds opened so far (the next round is this + 1).

@@ -1,5 +1,7 @@
 //! `DatasetRegister`: record a commitment to data that stays with its owner, with its consent
-//! policy. The sender becomes the owner.
+//! policy. The sender becomes the owner. A commitment already registered by any dataset (revoked
+//! ones included) is refused (`duplicate_commitment`), so one body of data cannot be enrolled
+//! twice to be selected, charged and paid twice.
 
 use super::{Action, Env};
 use crate::codec::{read_str, str_size, write_str};
@@ -38,6 +40,12 @@ impl Action for DatasetRegister {
     }
 
     fn validate(&self, state: &State, _: &Env) -> Result<(), TxError> {
+        if let Some(existing) = state.dataset_by_commitment(&self.commitment) {
+            return Err(TxError::DuplicateCommitment {
+                commitment: self.commitment,
+                existing,
+            });
+        }
         state.next_id(EntityKind::Dataset).map(|_| ())
     }
 

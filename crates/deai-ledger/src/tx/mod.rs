@@ -23,6 +23,7 @@ mod consent_revoke;
 mod consent_update;
 mod dataset_register;
 mod model_register;
+mod round_expire;
 mod round_open;
 mod round_result;
 mod stake;
@@ -38,6 +39,7 @@ pub use consent_revoke::ConsentRevoke;
 pub use consent_update::ConsentUpdate;
 pub use dataset_register::DatasetRegister;
 pub use model_register::ModelRegister;
+pub use round_expire::RoundExpire;
 pub use round_open::RoundOpen;
 pub use round_result::RoundResult;
 pub use stake::Stake;
@@ -182,6 +184,7 @@ tx_bodies! {
     11 => RoundOpen(RoundOpen), "Open a task's next round with its deterministic selection and DP spend (coordinator only).";
     12 => RoundResult(RoundResult), "Record a round's result and close it (coordinator only).";
     13 => TaskClose(TaskClose), "Close a task: reveal validation data, pay rewards, refund, register the final model.";
+    14 => RoundExpire(RoundExpire), "Close a round past its deadline without a result as failed (anyone).";
 }
 
 impl Write for Tx {

@@ -6,6 +6,13 @@
 //! previous height's state root ([`crate::select`]). The task must have committed its
 //! validation data first ([`crate::TaskCommitValidation`]). The round's ε/δ are charged when it opens,
 //! whether or not it completes (conservative: updates may already have been released).
+//!
+//! The round records how many datasets were eligible ([`Round::eligible`]), so owners and
+//! verifiers can recompute the sampling rate and the round's ε rather than trust the declared
+//! one, and its deadline ([`Round::deadline_height`] = this height + `round_timeout_blocks`),
+//! after which anyone may close it as failed ([`crate::RoundExpire`]). The ledger does not know
+//! how many datasets a round should select (the task does not record it; it is in the off-chain
+//! task spec), so it checks only that the selection is the seeded one of its size.
 
 use super::{Action, Env};
 use crate::codec::{list_size, read_list, write_list};
@@ -36,6 +43,11 @@ pub struct RoundOpen {
     pub epsilon: u64,
     /// DP δ of the round, fixed point ([`crate::DELTA_SCALE`]), < 1.
     pub delta: u64,
+    /// How many datasets the coordinator found eligible at this ε, the count its ε was priced
+    /// for: it must equal the ledger's own count, or the round is refused
+    /// ([`TxError::EligibleMismatch`]) rather than recorded with a sampling rate its ε does not
+    /// pay for.
+    pub eligible: u32,
 }
 
 /// Err if `ids` holds a duplicate.
@@ -155,6 +167,15 @@ impl Action for RoundOpen {
             state.eligibility(t, id, env.height, self.epsilon)?;
         }
         let eligible = state.eligible(t, env.height, self.epsilon);
+        let found = u32::try_from(eligible.len()).unwrap_or(u32::MAX);
+        if found != self.eligible {
+            return Err(TxError::EligibleMismatch {
+                task: self.task,
+                round: self.round,
+                declared: self.eligible,
+                found,
+            });
+        }
         let seed = state.round_seed(self.task, self.round);
         let expected = select(&seed, &eligible, self.selected.len());
         let got = self.sorted_selection();
@@ -172,6 +193,15 @@ impl Action for RoundOpen {
     fn apply(&self, state: &mut State, env: &Env) -> Vec<Event> {
         let seed = state.round_seed(self.task, self.round);
         let selected = self.sorted_selection();
+        let eligible = {
+            let t = state.task(self.task).expect("validated: task exists");
+            state.eligible(t, env.height, self.epsilon).len()
+        };
+        let eligible =
+            u32::try_from(eligible).expect("eligible datasets are in a filter of u32-bounded size");
+        let deadline_height = env
+            .height
+            .saturating_add(state.params().round_timeout_blocks);
         let task = state.task_mut(self.task);
         task.epsilon_spent += self.epsilon;
         task.delta_spent += self.delta;
@@ -184,12 +214,17 @@ impl Action for RoundOpen {
             secagg: self.secagg,
             epsilon: self.epsilon,
             delta: self.delta,
+            eligible,
+            deadline_height,
             outcome: None,
+            expired_height: None,
         });
         let event = Event::RoundOpened {
             task: self.task,
             round: self.round,
             epsilon: self.epsilon,
+            eligible,
+            deadline_height,
         };
         state.record(EntityKind::Task, self.task, env, event.clone());
         for id in selected {
@@ -209,12 +244,13 @@ impl Write for RoundOpen {
         self.secagg.write(buf);
         self.epsilon.write(buf);
         self.delta.write(buf);
+        self.eligible.write(buf);
     }
 }
 
 impl EncodeSize for RoundOpen {
     fn encode_size(&self) -> usize {
-        8 + 4 + 32 + list_size(&self.selected) + 12 + 8 + 8
+        8 + 4 + 32 + list_size(&self.selected) + 12 + 8 + 8 + 4
     }
 }
 
@@ -229,6 +265,7 @@ impl Read for RoundOpen {
             secagg: SecAggParams::read_cfg(buf, &())?,
             epsilon: u64::read_cfg(buf, &())?,
             delta: u64::read_cfg(buf, &())?,
+            eligible: u32::read_cfg(buf, &())?,
         })
     }
 }

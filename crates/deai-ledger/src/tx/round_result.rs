@@ -2,7 +2,8 @@
 //! hash of every survivor's masked update, the survivors (a subset of the selected datasets),
 //! the unmasking record, the aggregate, the new global model and each survivor's contribution
 //! score. A round whose secure aggregation aborted (fewer than `t` survivors) is recorded with
-//! no survivors, so the task can go on; otherwise at least `t` must survive.
+//! no survivors, so the task can go on; otherwise at least `t` must survive. A round closed as
+//! failed by `RoundExpire` takes no result (`round_expired`).
 
 use super::round_open::distinct;
 use super::{Action, Env};
@@ -86,6 +87,13 @@ impl Action for RoundResult {
             return Err(TxError::TaskNotOpen { id: self.task });
         }
         State::require_coordinator(t, &env.sender, false)?;
+        if let Some(expired_height) = t.round(self.round).and_then(|r| r.expired_height) {
+            return Err(TxError::RoundExpired {
+                task: self.task,
+                round: self.round,
+                expired_height,
+            });
+        }
         let round =
             t.open_round()
                 .filter(|r| r.number == self.round)

@@ -1,6 +1,9 @@
-//! `TaskCancel`: the creator cancels an open task that has not opened a round yet; its unspent
-//! escrow returns to the creator. After the first round only `TaskClose` ends a task, so the
-//! creator cannot take back a reward contributors have started to earn.
+//! `TaskCancel`: the creator cancels an open task none of whose rounds recorded a result (none
+//! opened, or every one opened expired); its unspent escrow returns to the creator. Once a round
+//! has a result only `TaskClose` ends a task, so the creator cannot take back a reward
+//! contributors have started to earn. (A task whose rounds all expired has no scores, so a
+//! close would refund the whole escrow too; without this, a task whose last round expired would
+//! hold its escrow for ever.)
 
 use super::{Action, Env};
 use crate::error::{EntityKind, TxError};
@@ -38,14 +41,19 @@ impl Action for TaskCancel {
             return Err(TxError::TaskNotOpen { id: self.task });
         }
         // Once contributors have trained, the escrow is theirs to earn: only TaskClose ends it.
-        if !t.round_log.is_empty() {
+        if let Some(done) = t.last_completed_round() {
             return Err(TxError::InvalidField {
                 field: "task".into(),
                 reason: format!(
-                    "task {} opened {} round(s); close it with TaskClose",
-                    self.task,
-                    t.round_log.len()
+                    "task {} recorded the result of round {}; close it with TaskClose",
+                    self.task, done.number
                 ),
+            });
+        }
+        if let Some(open) = t.open_round() {
+            return Err(TxError::RoundStillOpen {
+                task: self.task,
+                round: open.number,
             });
         }
         Ok(())

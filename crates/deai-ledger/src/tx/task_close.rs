@@ -2,8 +2,8 @@
 //! reveals the validation data (salt and blob hash, checked against the commitment made before
 //! the first round), pays the escrow to the owners of scored datasets in proportion to their
 //! scores summed over all rounds, refunds the rest to the creator, and registers the final
-//! model (the last round's new model) with its lineage: the task (whose round log lists every
-//! round) and the parent model.
+//! model (the new model of the last round that recorded a result; expired rounds have none)
+//! with its lineage: the task (whose round log lists every round) and the parent model.
 //!
 //! Payout: `pay_i = floor(escrow * score_i / Σ scores)` in exact integer arithmetic, paid in
 //! ascending dataset order; the remainder (unscored share and rounding dust, all of it when
@@ -73,7 +73,7 @@ impl TaskClose {
                 round: open.number,
             });
         }
-        if t.round_log.is_empty() {
+        if t.last_completed_round().is_none() {
             return Err(TxError::InvalidField {
                 field: "task".into(),
                 reason: format!(
@@ -121,10 +121,10 @@ impl Action for TaskClose {
     fn apply(&self, state: &mut State, env: &Env) -> Vec<Event> {
         let (pays, creator, escrow, model_hash) = {
             let t = state.task(self.task).expect("validated: task exists");
-            let last = t.round_log.last().and_then(|r| r.outcome.as_ref());
+            let last = t.last_completed_round().and_then(|r| r.outcome.as_ref());
             let model_hash = last
                 .map(|o| o.new_model)
-                .expect("validated: a closed round");
+                .expect("validated: a round with a result");
             let pays = payouts(t).expect("validated: payouts fit");
             (pays, t.creator, t.escrow, model_hash)
         };

@@ -37,9 +37,13 @@ pub(crate) fn state(keys: &[SigningKey]) -> State {
     State::from_genesis(&genesis(keys, test_params())).expect("valid genesis")
 }
 
+/// Round deadline in the tests: a round opened at `h` may be expired from `h + 4`.
+pub(crate) const ROUND_TIMEOUT: u64 = 3;
+
 pub(crate) fn test_params() -> Params {
     Params {
         unbonding_delay_blocks: 3,
+        round_timeout_blocks: ROUND_TIMEOUT,
         ..Params::default()
     }
 }
@@ -68,6 +72,8 @@ pub(crate) fn policy(purposes: &[&str], expiry_height: u64) -> ConsentPolicy {
         reward_min: 100,
         epsilon_max: 8 * EPSILON_SCALE,
         expiry_height,
+        epsilon_round_max: 0,
+        noise_multiplier_min: 0,
     }
 }
 

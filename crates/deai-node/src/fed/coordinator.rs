@@ -166,6 +166,7 @@ fn step_of(phase: ServerPhase) -> Step {
         ServerPhase::CollectAdverts => Step::Advert,
         ServerPhase::CollectShares => Step::Shares,
         ServerPhase::CollectMasked => Step::Masked,
+        ServerPhase::CollectConsistency => Step::Consistency,
         _ => Step::Unmask,
     }
 }
@@ -236,7 +237,7 @@ impl CoordinatorRound {
             Err(_) => return state.server.handle_bytes(me, bytes).map_err(secagg),
         };
         let masked = match &msg.body {
-            ClientBody::Masked(v) => Some(v.clone()),
+            ClientBody::Masked { vector, .. } => Some(vector.clone()),
             _ => None,
         };
         state.server.handle(me, msg).map_err(secagg)?;
@@ -558,8 +559,8 @@ mod tests {
             for (id, bytes) in uplink.drain(..) {
                 let limits = c.plan().groups[c.plan().position[&id].0].config.limits();
                 let mut msg = ClientMsg::decode(&bytes, &limits).expect("owners send valid bytes");
-                if let (true, ClientBody::Masked(v)) = (id == cheat, &mut msg.body) {
-                    v.pop();
+                if let (true, ClientBody::Masked { vector, .. }) = (id == cheat, &mut msg.body) {
+                    vector.pop();
                 }
                 if let Err(r) = c.handle(id, &msg.encode()) {
                     refused.push(r);

@@ -25,9 +25,13 @@
 //! # Noise
 //!
 //! The coordinator sees every completed group's sum, so each group sum must carry DP noise on its
-//! own. A completed group has at least `t_g` survivors; with `m = min_g t_g`, each owner adds
-//! `N(0, (σC)²/m)` per coordinate, so every released group sum (and the round's total) carries
-//! noise of standard deviation at least `σC`, the Gaussian mechanism for sensitivity `C`.
+//! own. A completed group has at least `t_g` survivors, of which up to `c_g =
+//! ⌊CORRUPT_FRACTION · n_g⌋` may collude with the coordinator and subtract their own noise. With
+//! `m = min_g (t_g − c_g)`, each owner adds `N(0, (σC)²/m)` per coordinate, so every released
+//! group sum (and the round's total) carries noise of standard deviation at least `σC` from
+//! honest owners alone: the Gaussian mechanism for sensitivity `C` under the stated threat model.
+//! (Calibrating for `m = t` instead, as before, left a group of 8 with `√(2/3)·σC ≈ 0.82·σC`
+//! of honest noise once one member colluded.)
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -71,8 +75,10 @@ pub struct RoundPlan {
     pub groups: Vec<Group>,
     /// Clipping range and levels of every owner's quantized update.
     pub quantizer: Quantizer,
-    /// `m`: the fewest survivors a completed group sum has.
+    /// The fewest survivors a completed group sum has (`min_g t_g`).
     pub survivors_min: u32,
+    /// `m`: the fewest honest survivors a completed group sum has (`min_g (t_g − c_g)`).
+    pub honest_min: u32,
     /// Standard deviation of each owner's per-coordinate noise, `σC/√m`.
     pub noise_std: f64,
     /// What `RoundOpen` records.
@@ -140,6 +146,25 @@ pub fn secagg_params(n: usize, group_size_min: u32) -> SecAggParams {
     }
 }
 
+/// Members of a group of `n` assumed to collude with the coordinator: `⌊CORRUPT_FRACTION · n⌋`.
+pub fn colluders(n: u32) -> u32 {
+    (CORRUPT_FRACTION * f64::from(n) + 1e-9).floor() as u32
+}
+
+/// `m = min_g (t_g − c_g)` for `n` selected datasets: the fewest honest owners whose noise is
+/// in any completed group sum (at least 1).
+pub fn honest_survivors_min(n: usize, group_size_min: u32) -> u32 {
+    group_sizes(n, group_size_min)
+        .into_iter()
+        .map(|size| {
+            let size = size as u32;
+            group_params(size).threshold.saturating_sub(colluders(size))
+        })
+        .min()
+        .unwrap_or(1)
+        .max(1)
+}
+
 /// Degree and threshold for a group of `n` (see the module docs for the fallback).
 pub fn group_params(n: u32) -> Params {
     // The analysis rounds `fraction × n` down: below one corrupt client and one dropout it
@@ -163,12 +188,15 @@ pub fn group_params(n: u32) -> Params {
     }
 }
 
-/// Every member neighbours every other; a two-thirds majority reconstructs.
+/// Every member neighbours every other; a two-thirds majority reconstructs. With `c =
+/// ⌊0.2n⌋` colluders among the `n − 1` neighbours, `2⌈2n/3⌉ ≥ 4n/3 > n + c = k + 1 + c`: the
+/// malicious-model bound holds.
 fn complete_graph(n: u32) -> Params {
     Params {
         clients: n,
         degree: n.saturating_sub(1),
         threshold: (2 * n).div_ceil(3),
+        corrupt_neighbours_max: colluders(n).min(n.saturating_sub(1)),
     }
 }
 
@@ -195,8 +223,9 @@ impl RoundPlan {
         }
         let secagg = secagg_params(n, spec.group_size_min);
         let survivors_min = secagg.t;
+        let honest_min = honest_survivors_min(n, spec.group_size_min);
         let clip = f64::from(spec.clip_norm);
-        let noise_std = spec.noise_multiplier * clip / f64::from(survivors_min).sqrt();
+        let noise_std = spec.noise_multiplier * clip / f64::from(honest_min).sqrt();
         let range = clip + QUANT_RANGE_STDS * noise_std;
         let quantizer = Quantizer::new(range as f32, spec.quant_level_bits)?;
         let vector_len = u32::try_from(kind.num_params() + 1)
@@ -217,6 +246,7 @@ impl RoundPlan {
             groups,
             quantizer,
             survivors_min,
+            honest_min,
             noise_std,
             secagg,
             position,
@@ -305,16 +335,17 @@ mod tests {
             assert_eq!((p.degree, p.threshold), (n - 1, t), "n = {n}");
         }
         // From one corrupt client and one dropout on, the SecAgg+ analysis gives sparse graphs.
+        // A group of 8 got k = 4, t = 3 before the malicious-model bound was corrected: with one
+        // corrupt neighbour, 3 + 3 shares of both of a client's secrets could be collected.
         let p = group_params(8);
-        assert_eq!((p.degree, p.threshold), (4, 3));
+        assert_eq!((p.degree, p.threshold), (6, 5));
         let p = secagg_params(8, 4);
         assert_eq!((p.n, p.k, p.t), (8, 3, 3));
         assert_eq!(group_sizes(11, 3), [4, 4, 3]);
         let p = secagg_params(20, 8);
-        assert_eq!(
-            (p.n, p.k, p.t),
-            (20, 8, 6),
-            "two groups of 10: sparse graphs (k < 9)"
+        assert!(
+            p.n == 20 && p.k < 9,
+            "two groups of 10: sparse graphs (k < 9): {p:?}"
         );
         for (n, m) in [(3, 3), (7, 3), (50, 4), (200, 50)] {
             let p = secagg_params(n, m);
@@ -325,5 +356,33 @@ mod tests {
         }
         let big = group_params(200);
         assert!(big.degree < 199 && big.threshold <= big.degree, "{big:?}");
+    }
+
+    /// The malicious-model bound for every group size a round can have (3 to 1,000), whether
+    /// the analysis or the complete-graph fallback picked the parameters: `2t > k + 1 + c`, so
+    /// no split of a member's `k + 1` share holders (its own share included) gives a coordinator
+    /// with `c` corrupt neighbours `t` shares of both of its secrets; `t ≤ k + 1`; and the
+    /// honest noise of a completed group is at least `σC`.
+    #[test]
+    fn every_group_size_meets_the_malicious_bound_and_the_noise_floor() {
+        for n in 3..=1000u32 {
+            let p = group_params(n);
+            let (k, t, c) = (p.degree, p.threshold, p.corrupt_neighbours_max);
+            assert!(2 * t > k + 1 + c, "n = {n}: k = {k}, t = {t}, c = {c}");
+            assert!(t <= k + 1 && k < n, "n = {n}: {p:?}");
+            assert!(t > colluders(n), "n = {n}: colluders alone reach t");
+        }
+        for (selected, group_min) in [(8, 4), (8, 8), (20, 8), (30, 10), (100, 25), (999, 3)] {
+            // Each owner adds variance (σC)²/m; every completed group has at least m honest
+            // survivors, so its honest noise has variance at least (σC)².
+            let m = honest_survivors_min(selected, group_min);
+            for size in group_sizes(selected, group_min) {
+                let p = group_params(size as u32);
+                let honest = p.threshold - colluders(size as u32);
+                assert!(honest >= m, "{selected}/{group_min}: group of {size}");
+            }
+        }
+        // A group of 8 (one colluder) calibrates for 4 honest survivors, not its threshold of 5.
+        assert_eq!(honest_survivors_min(8, 8), 4);
     }
 }

@@ -318,7 +318,7 @@ pub(crate) mod tests {
     }
 
     /// The plain 5-round task, shared by the tests that only read it.
-    fn baseline() -> &'static TaskReport {
+    pub(crate) fn baseline() -> &'static TaskReport {
         static REPORT: OnceLock<TaskReport> = OnceLock::new();
         REPORT.get_or_init(|| {
             run(&HarnessConfig {
@@ -493,7 +493,7 @@ pub(crate) mod tests {
         out
     }
 
-    fn check_with(
+    pub(crate) fn check_with(
         report: &TaskReport,
         blobs: &BTreeMap<Digest, Vec<u8>>,
         recorded: &RecordedRound,
@@ -573,6 +573,7 @@ pub(crate) mod tests {
         let keep = group_params(4).threshold as usize - 1;
         u.survivors.truncate(keep);
         u.masked_hashes.truncate(keep);
+        u.masked_signatures.truncate(keep);
         u.self_seeds.truncate(keep);
         let bytes = record.encode();
         let mut blobs = report.blobs.clone();

@@ -8,6 +8,8 @@
 //!   unmasking record, the aggregate);
 //! - [`groups`]: the round plan every party recomputes (scoring groups, SecAgg parameters,
 //!   quantizer, noise);
+//! - [`privacy`]: the ε a task has spent, recomputed from the spec and the ledger's round log
+//!   (owners refuse a round the ledger undercharges);
 //! - [`owner`] and [`coordinator`]: the two sides of a round;
 //! - [`update`] and [`score`]: the aggregation strategy and contribution scores;
 //! - [`verify`]: re-verification of a recorded round from its blobs;
@@ -18,11 +20,14 @@
 //! owners and coordinator exchange SecAgg messages → `RoundResult`
 //! ([`coordinator::RoundOutcome::round_result`]) with the blobs stored by hash.
 
+#[cfg(test)]
+mod adversary;
 pub mod coordinator;
 pub mod data;
 pub mod groups;
 pub mod harness;
 pub mod owner;
+pub mod privacy;
 pub mod record;
 pub mod score;
 pub mod spec;
@@ -74,6 +79,9 @@ pub enum FedError {
     /// A record or aggregate blob was refused.
     #[error("record: {0}")]
     Record(#[from] record::RecordError),
+    /// The recorded privacy spending or the spec's σ is refused.
+    #[error("privacy: {0}")]
+    Privacy(#[from] privacy::PrivacyError),
     /// The selection is malformed.
     #[error("selection: {0}")]
     Selection(String),

@@ -16,13 +16,13 @@ use deai_secagg::wire::{DecodeError, Reader, Writer};
 use thiserror::Error;
 
 /// First bytes of an unmasking record blob.
-pub const RECORD_MAGIC: &[u8; 8] = b"deai-ur1";
+pub const RECORD_MAGIC: &[u8; 8] = b"deai-ur2";
 /// First bytes of an aggregate blob.
 pub const AGGREGATE_MAGIC: &[u8; 8] = b"deai-ag1";
 /// Longest abort reason kept in a record.
 pub const REASON_BYTES_MAX: usize = 256;
 
-const ADVERT_BYTES: usize = 4 + 32 + 32 + 64;
+const ADVERT_BYTES: usize = 4 + 32 + 32 + 32 + 64;
 
 /// Bounds on decoding.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -113,14 +113,24 @@ fn put_unmask(out: &mut Vec<u8>, r: &UnmaskRecord) {
         out.put_u32(a.from);
         out.extend_from_slice(&a.cipher_pk);
         out.extend_from_slice(&a.mask_pk);
+        out.extend_from_slice(&a.seed_commitment);
         out.extend_from_slice(&a.signature);
     }
     put_u32_list(out, &r.survivors);
-    // masked_hashes and self_seeds are aligned with survivors: no count of their own.
+    // masked_hashes, masked_signatures and self_seeds are aligned with survivors: no count of
+    // their own.
     r.masked_hashes
         .iter()
         .for_each(|h| out.extend_from_slice(h));
+    r.masked_signatures
+        .iter()
+        .for_each(|sig| out.extend_from_slice(sig));
     r.self_seeds.iter().for_each(|s| out.extend_from_slice(s));
+    out.put_count(r.consistency.len());
+    for (c, sig) in &r.consistency {
+        out.put_u32(*c);
+        out.extend_from_slice(sig);
+    }
     out.put_count(r.dropped_keys.len());
     for (c, k) in &r.dropped_keys {
         out.put_u32(*c);
@@ -137,14 +147,20 @@ fn read_unmask(r: &mut Reader<'_>, max: u32) -> Result<UnmaskRecord, DecodeError
                 from: r.u32()?,
                 cipher_pk: r.array()?,
                 mask_pk: r.array()?,
+                seed_commitment: r.array()?,
                 signature: r.array()?,
             })
         })
         .collect::<Result<Vec<_>, DecodeError>>()?;
-    let n = r.count("survivors", max, 4 + 64)?;
+    let n = r.count("survivors", max, 4 + 32 + 64 + 32)?;
     let survivors = (0..n).map(|_| r.u32()).collect::<Result<Vec<_>, _>>()?;
     let masked_hashes = (0..n).map(|_| r.array()).collect::<Result<Vec<_>, _>>()?;
+    let masked_signatures = (0..n).map(|_| r.array()).collect::<Result<Vec<_>, _>>()?;
     let self_seeds = (0..n).map(|_| r.array()).collect::<Result<Vec<_>, _>>()?;
+    let n = r.count("consistency signatures", max, 4 + 64)?;
+    let consistency = (0..n)
+        .map(|_| Ok((r.u32()?, r.array()?)))
+        .collect::<Result<Vec<_>, DecodeError>>()?;
     let n = r.count("dropped keys", max, 36)?;
     let dropped_keys = (0..n)
         .map(|_| Ok((r.u32()?, r.array()?)))
@@ -154,6 +170,8 @@ fn read_unmask(r: &mut Reader<'_>, max: u32) -> Result<UnmaskRecord, DecodeError
         adverts,
         survivors,
         masked_hashes,
+        masked_signatures,
+        consistency,
         self_seeds,
         dropped_keys,
     })
@@ -373,10 +391,13 @@ mod tests {
                             from: 0,
                             cipher_pk: [5; 32],
                             mask_pk: [6; 32],
+                            seed_commitment: [13; 32],
                             signature: [7; 64],
                         }],
                         survivors: vec![0, 2],
                         masked_hashes: vec![[8; 32], [9; 32]],
+                        masked_signatures: vec![[14; 64], [15; 64]],
+                        consistency: vec![(0, [16; 64]), (2, [17; 64])],
                         self_seeds: vec![[10; 32], [11; 32]],
                         dropped_keys: vec![(1, [12; 32])],
                     }),

@@ -24,7 +24,7 @@ use axum::{
     response::Response,
     routing::post,
 };
-use deai_learn::{data::Dataset, dp::rdp};
+use deai_learn::data::Dataset;
 use deai_ledger::{
     Address, DELTA_SCALE, Digest, EPSILON_SCALE, METRIC_SCALE, Metric, Round, RoundOpen, TaskClose,
     TaskStatus, TxBody, validation_commitment,
@@ -38,7 +38,7 @@ use crate::{
     api::ApiError,
     blobs::BlobStore,
     client::Client,
-    fed::{self, CoordinatorRound, TaskSpec},
+    fed::{self, CoordinatorRound, TaskSpec, privacy},
 };
 
 /// An owner's announcement.
@@ -80,8 +80,6 @@ pub struct Assignment {
 struct Progress {
     /// The global model after the last completed round.
     global: Option<(Digest, Vec<f32>)>,
-    /// Rényi DP of every opened round, summed per order.
-    rdp: Vec<f64>,
     /// Accuracy and loss after the last completed round.
     last_eval: Option<(f64, f64)>,
 }
@@ -385,45 +383,42 @@ impl CoordinatorRole {
             });
         }
         let round = task.rounds_opened() + 1;
-        let orders = rdp::default_orders();
-        let rdp_so_far = lock(&self.progress)
-            .get(&task_id)
-            .map(|p| p.rdp.clone())
-            .filter(|r| r.len() == orders.len())
-            .unwrap_or_else(|| vec![0.0; orders.len()]);
-        let delta_total = spec.delta;
+        // The accountant is rebuilt from the ledger's round log every time, never kept in
+        // memory: a restarted or replacement coordinator charges what the first one would.
+        let log: Vec<privacy::ChargedRound> = task
+            .round_log
+            .iter()
+            .map(privacy::ChargedRound::from)
+            .collect();
         let delta_round = spec.delta_per_round();
+        let budget = task.epsilon as f64 / EPSILON_SCALE as f64;
+        let over_budget = |needed: f64| CoordError::Budget {
+            task: task_id,
+            round,
+            needed,
+            budget,
+        };
         let mut last_err = String::new();
         for _attempt in 0..8 {
-            // Eligibility depends on the round's ε (datasets' own maxima), and ε on how many
-            // are eligible (the sampling rate): price the round at the current count, then
-            // ask for the selection at that price.
-            let all = self.selection(task_id, u32::MAX as usize, 1).await?;
-            if all.selected.is_empty() {
-                return Err(CoordError::Task {
-                    task: task_id,
-                    reason: "no eligible dataset left (consent revoked, expired or ε exhausted)"
-                        .into(),
-                });
+            // Eligibility depends on the round's ε (datasets' own maxima and per-round caps),
+            // and ε on how many are eligible (the sampling rate). A higher price only shrinks
+            // the eligible set, which only raises the price, so iterate to the fixed point:
+            // the count the ledger will itself compute at `RoundOpen` (and owners check).
+            let mut eligible = self.eligible_count(task_id, 1).await?;
+            let mut epsilon = 1;
+            for _ in 0..64 {
+                let needed_fixed = privacy::price_round(spec, &log, eligible)
+                    .map_err(|_| over_budget(f64::INFINITY))?;
+                if needed_fixed > task.epsilon {
+                    return Err(over_budget(needed_fixed as f64 / EPSILON_SCALE as f64));
+                }
+                epsilon = needed_fixed.saturating_sub(task.epsilon_spent).max(1);
+                let at_price = self.eligible_count(task_id, epsilon).await?;
+                if at_price == eligible {
+                    break;
+                }
+                eligible = at_price;
             }
-            let q = (f64::from(spec.datasets_per_round) / all.selected.len() as f64).min(1.0);
-            let rdp_now: Vec<f64> = orders
-                .iter()
-                .zip(&rdp_so_far)
-                .map(|(&a, &r)| r + rdp::rdp_step(q, spec.noise_multiplier, a))
-                .collect();
-            let eps_total = rdp::epsilon_from_rdp(&orders, &rdp_now, delta_total);
-            let budget = task.epsilon as f64 / EPSILON_SCALE as f64;
-            let needed_fixed = (eps_total * EPSILON_SCALE as f64).ceil() as u64;
-            if !eps_total.is_finite() || needed_fixed > task.epsilon {
-                return Err(CoordError::Budget {
-                    task: task_id,
-                    round,
-                    needed: eps_total,
-                    budget,
-                });
-            }
-            let epsilon = needed_fixed.saturating_sub(task.epsilon_spent).max(1);
             let sel = self
                 .selection(task_id, spec.datasets_per_round as usize, epsilon)
                 .await?;
@@ -445,10 +440,10 @@ impl CoordinatorRole {
                 secagg: fed::groups::secagg_params(sel.selected.len(), spec.group_size_min),
                 epsilon,
                 delta: delta_round.min(DELTA_SCALE - 1),
+                eligible,
             };
             match super::send_tx(&self.ctx, TxBody::RoundOpen(tx)).await {
                 Ok(_) => {
-                    lock(&self.progress).entry(task_id).or_default().rdp = rdp_now;
                     let task = ledger_view(&self.ctx.ledger, task_id).await?.task;
                     let opened = task
                         .round_log
@@ -471,6 +466,19 @@ impl CoordinatorRole {
         Err(CoordError::Ledger(format!(
             "round {round} of task {task_id} could not be opened: {last_err}"
         )))
+    }
+
+    /// How many datasets are eligible for a round of `task` charging `epsilon`; an error if
+    /// none is left.
+    async fn eligible_count(&self, task: u64, epsilon: u64) -> Result<u32, CoordError> {
+        let all = self.selection(task, u32::MAX as usize, epsilon).await?;
+        if all.selected.is_empty() {
+            return Err(CoordError::Task {
+                task,
+                reason: "no eligible dataset left (consent revoked, expired or ε exhausted)".into(),
+            });
+        }
+        Ok(u32::try_from(all.selected.len()).unwrap_or(u32::MAX))
     }
 
     async fn selection(
@@ -702,6 +710,7 @@ struct Opened {
 fn stale_selection(refusal: &str) -> bool {
     [
         "wrong_selection",
+        "eligible_mismatch",
         "consent_revoked",
         "consent_expired",
         "consent_violated",

@@ -9,6 +9,7 @@ pub mod coordinator;
 pub mod owner;
 pub mod peer;
 pub mod serve;
+pub mod sessions;
 pub mod setup;
 
 use axum::{

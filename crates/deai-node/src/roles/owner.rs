@@ -4,7 +4,11 @@
 //!
 //! Routes (every request signed by the task's coordinator, every answer signed by this node):
 //! - `POST /v1/fed/invite`: JSON [`Invite`]; the answer is the owner's first secure-aggregation
-//!   message (its key advert) as raw bytes.
+//!   message (its key advert) as raw bytes. Before answering, the owner checks the ledger
+//!   (consent, selection, the ε charged against its own accountant, the spec's σ against its
+//!   policy's floor) and records the session durably: a second invite for the same task,
+//!   round and dataset is refused (`409 session_used`), and every round secret is fresh OS
+//!   randomness.
 //! - `POST /v1/fed/step/{task}/{round}/{dataset}`: one server message in, the owner's next
 //!   message out (204 when it has nothing to send).
 
@@ -23,13 +27,18 @@ use axum::{
 };
 use deai_learn::data::Dataset;
 use deai_ledger::{Address, Task, TaskStatus};
+use deai_secagg::client::ClientPhase;
 use ed25519_dalek::{SigningKey, VerifyingKey};
 use serde::{Deserialize, Serialize};
 
-use super::{RoleContext, ledger_view, signed_response};
+use super::{
+    RoleContext, ledger_view,
+    sessions::{SessionError, SessionLog},
+    signed_response,
+};
 use crate::{
     api::ApiError,
-    fed::{self, OwnerRound},
+    fed::{self, OwnerRound, privacy},
 };
 
 /// A dataset this node holds, by its ledger id.
@@ -78,7 +87,8 @@ pub enum FaultAction {
     Offline,
 }
 
-/// A dropout at a chosen step (0 = the invite, 1 = shares, 2 = masked input, 3 = unmasking) of
+/// A dropout at a chosen step (0 = the invite, 1 = shares, 2 = masked input, 3 = consistency
+/// signature, 4 = unmasking) of
 /// the first round of `task` numbered `from_round` or later that this owner is invited to. An
 /// `Abort` fires when the answer to `step` is ready but before it is sent (the process dies
 /// mid-step); `Offline` lets that answer go out and answers nothing after it.
@@ -99,6 +109,7 @@ pub struct Fault {
 pub struct OwnerRole {
     ctx: RoleContext,
     datasets: Arc<BTreeMap<u64, LocalDataset>>,
+    sessions: SessionLog,
     rounds: Arc<Mutex<BTreeMap<RoundKey, (usize, Running)>>>,
     fault: Arc<Mutex<Option<Fault>>>,
     /// Rounds in which a fault fired, as `(task, round)`.
@@ -108,8 +119,8 @@ pub struct OwnerRole {
 }
 
 impl OwnerRole {
-    /// An owner holding `datasets`.
-    pub fn new(ctx: RoleContext, datasets: Vec<LocalDataset>) -> Self {
+    /// An owner holding `datasets`, recording the rounds it joins in `sessions`.
+    pub fn new(ctx: RoleContext, datasets: Vec<LocalDataset>, sessions: SessionLog) -> Self {
         let fault = std::env::var(CRASH_ENV).ok().and_then(|v| {
             let mut it = v.split(':').map(str::parse::<u64>);
             match (it.next(), it.next(), it.next()) {
@@ -125,6 +136,7 @@ impl OwnerRole {
         Self {
             ctx,
             datasets: Arc::new(datasets.into_iter().map(|d| (d.id, d)).collect()),
+            sessions,
             rounds: Arc::new(Mutex::new(BTreeMap::new())),
             fault: Arc::new(Mutex::new(fault)),
             fired: Arc::default(),
@@ -239,7 +251,7 @@ fn check_consent(
     let open = task
         .round_log
         .last()
-        .filter(|r| r.number == round && r.outcome.is_none())
+        .filter(|r| r.number == round && r.is_open())
         .ok_or_else(|| {
             refuse(
                 "round_not_open",
@@ -287,6 +299,43 @@ fn check_consent(
     Ok(())
 }
 
+fn session_used(k: RoundKey) -> ApiError {
+    ApiError {
+        status: StatusCode::CONFLICT,
+        code: "session_used",
+        message: SessionError::Used {
+            task: k.0,
+            round: k.1,
+            dataset: k.2,
+        }
+        .to_string(),
+    }
+}
+
+/// The owner's own privacy checks before it trains (see [`fed::privacy`]): the spec's σ meets
+/// this dataset's floor, the open round selected what the spec's sampling rate allows, and the
+/// ledger's total charge covers the accountant's ε for every round so far.
+fn check_privacy(
+    spec: &fed::TaskSpec,
+    task: &Task,
+    dataset: &deai_ledger::Dataset,
+) -> Result<(), ApiError> {
+    privacy::check_sigma_floor(spec, dataset.policy.noise_multiplier_min)
+        .map_err(|e| refuse("sigma_below_policy", e.to_string()))?;
+    let log: Vec<privacy::ChargedRound> = task
+        .round_log
+        .iter()
+        .map(privacy::ChargedRound::from)
+        .collect();
+    privacy::check_latest(spec, &log).map_err(|e| {
+        let code = match e {
+            privacy::PrivacyError::SelectionSize { .. } => "selection_mismatch",
+            _ => "epsilon_undercharged",
+        };
+        refuse(code, e.to_string())
+    })
+}
+
 async fn invite(
     State(role): State<OwnerRole>,
     headers: HeaderMap,
@@ -297,6 +346,10 @@ async fn invite(
     let (signer, nonce) = role.ctx.verify_post(&headers, &uri, &body)?;
     let inv: Invite = serde_json::from_slice(&body)
         .map_err(|e| ApiError::bad_request("bad_json", format!("invite: {e}")))?;
+    let k = (inv.task, inv.round, inv.dataset);
+    if role.sessions.contains(k) {
+        return Err(session_used(k));
+    }
     let local = role.datasets.get(&inv.dataset).cloned().ok_or_else(|| {
         ApiError::not_found(
             "dataset_not_held",
@@ -349,20 +402,30 @@ async fn invite(
             format!("global model {}: {e}", open.global_model),
         )
     })?;
+    check_privacy(&spec, task, &dataset)?;
     let info = view.round_info(&role.ctx.ledger, &open).await?;
+    // Recorded before any secret is drawn or any message leaves: a second invite for this
+    // session is refused even after a restart (see `sessions`).
+    role.sessions.begin(k).map_err(|e| match e {
+        SessionError::Used { .. } => session_used(k),
+        SessionError::Io { .. } => ApiError::internal(e.to_string()),
+    })?;
     let key: SigningKey = role.ctx.key.clone();
     let data = local.data.clone();
     let dataset_id = inv.dataset;
     let started = tokio::task::spawn_blocking(move || {
         let global = fed::owner::load_global(&spec, &info, &global_bytes)?;
-        let seed = fed::owner::round_seed(&key.to_bytes(), &info, dataset_id);
-        OwnerRound::start(&spec, &info, dataset_id, &data, &global, &key, seed)
+        // Every round secret (training order, noise, rounding, SecAgg keys and seeds) comes
+        // from fresh OS randomness, never from the node's long-term key: a key file stolen
+        // later recovers nothing of past rounds.
+        let mut seed = zeroize::Zeroizing::new([0u8; 32]);
+        rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, seed.as_mut());
+        OwnerRound::start(&spec, &info, dataset_id, &data, &global, &key, *seed)
     })
     .await
     .map_err(|e| ApiError::internal(format!("training task failed: {e}")))?
     .map_err(|e| ApiError::bad_request("round_refused", e.to_string()))?;
     let (round, advert) = started;
-    let k = (inv.task, inv.round, inv.dataset);
     role.rounds
         .lock()
         .map_err(|_| ApiError::internal("round table poisoned"))?
@@ -391,7 +454,7 @@ async fn step(
     role.offline()?;
     let (signer, nonce) = role.ctx.verify_post(&headers, &uri, &body)?;
     let k = (task, round, dataset);
-    let (steps, reply) = {
+    let (steps, reply, over) = {
         let mut rounds = role
             .rounds
             .lock()
@@ -408,15 +471,24 @@ async fn step(
                 "the signer did not start this round",
             ));
         }
-        let reply = running
-            .round
-            .handle(&body)
-            .map_err(|e| ApiError::bad_request("bad_server_message", e.to_string()))?;
+        let reply = match running.round.handle(&body) {
+            Ok(reply) => reply,
+            Err(e) => {
+                // The SecAgg client aborted: it will never answer again, so forget it now.
+                rounds.remove(&k);
+                return Err(ApiError::bad_request("bad_server_message", e.to_string()));
+            }
+        };
         *steps += 1;
-        (*steps, reply)
+        let over = matches!(
+            running.round.phase(),
+            ClientPhase::Done | ClientPhase::Aborted
+        );
+        (*steps, reply, over)
     };
-    if reply.is_none() && steps >= 3 {
-        // Nothing more to say: the round is over for this owner.
+    if over {
+        // The round is over for this owner: drop its state, so its round secrets (SecAgg keys,
+        // self seed, shares) are wiped now rather than kept until the process ends.
         if let Ok(mut rounds) = role.rounds.lock() {
             rounds.remove(&k);
         }

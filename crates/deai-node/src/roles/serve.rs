@@ -19,6 +19,7 @@ use super::{
     coordinator::{CoordinatorRole, Join},
     owner::{LocalDataset, OwnerRole},
     peer::Peer,
+    sessions::SessionLog,
 };
 use crate::{blobs::BlobStore, client::Client};
 
@@ -32,6 +33,8 @@ pub struct RoleNodeConfig {
     pub listen: SocketAddr,
     /// Its blob store directory.
     pub blobs_dir: PathBuf,
+    /// Where its durable role state lives (the owner's session log).
+    pub state_dir: PathBuf,
     /// Largest blob accepted.
     pub blob_max_bytes: u64,
     /// Datasets held (empty: not a data owner).
@@ -122,7 +125,12 @@ pub async fn start(cfg: RoleNodeConfig) -> anyhow::Result<RoleNode> {
     let url = format!("http://{addr}");
     let mut roles = Vec::new();
     let mut app = crate::api::blob_routes(blobs.clone());
-    let owner = (!cfg.datasets.is_empty()).then(|| OwnerRole::new(ctx.clone(), cfg.datasets));
+    let owner = if cfg.datasets.is_empty() {
+        None
+    } else {
+        let sessions = SessionLog::open(&cfg.state_dir)?;
+        Some(OwnerRole::new(ctx.clone(), cfg.datasets, sessions))
+    };
     if let Some(o) = &owner {
         roles.push("owner");
         app = app.merge(o.clone().router());

@@ -1,5 +1,8 @@
 //! Decoding arbitrary bytes as client or server messages never panics, never allocates beyond
 //! the input's size, and anything that decodes re-encodes to the same bytes (canonical form).
+//! Covers every message kind: adverts with their seed commitment, shares, signed masked inputs,
+//! consistency signatures and revealed shares (client); neighbour adverts, shares, the survivor
+//! list and the unmasking request with its signature list (server).
 #![no_main]
 
 use deai_secagg::msg::{ClientMsg, Limits, ServerMsg};

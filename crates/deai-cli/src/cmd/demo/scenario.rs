@@ -120,6 +120,7 @@ async fn role_node(
         upstream: validator.to_string(),
         listen: loopback(),
         blobs_dir: dir.join(name).join("blobs"),
+        state_dir: dir.join(name),
         blob_max_bytes: 64 << 20,
         coordinator: coordinator.is_none(),
         announce_to: coordinator.map(|c| vec![c.to_string()]).unwrap_or_default(),
@@ -167,6 +168,8 @@ pub(super) async fn run(
             reward_min: 100 * TOKEN,
             epsilon_max: 1_000 * EPSILON_SCALE,
             expiry_height: 10_000_000,
+            epsilon_round_max: 0,
+            noise_multiplier_min: 0,
         };
         datasets.push(task_setup::register_dataset(&ctx, data, "digits-8x8", policy).await?);
         owner_ctx.push(ctx);

@@ -1,0 +1,131 @@
+//! A malicious coordinator against real owner rounds and the public verifier, in one process.
+//!
+//! Each test plays one attack from the malicious-coordinator review with the production
+//! [`OwnerRound`] and [`verify_round`]; each attack must end in a named refusal by the owner or
+//! a named mismatch in verification. The attacks that need the ledger or HTTP (re-invites,
+//! undercharged ε, a σ below an owner's floor, a frozen round) are in
+//! `tests/roles_edges.rs`; the SecAgg-level ones (split survivor stories, forged consistency
+//! signatures, the threshold bound) in `deai-secagg/tests/adversary.rs`.
+
+use std::collections::BTreeMap;
+
+use deai_ledger::Digest;
+use deai_secagg::client::ClientError;
+use deai_secagg::hash_vector;
+use deai_secagg::msg::{ServerBody, ServerMsg};
+
+use super::coordinator::CoordinatorRound;
+use super::harness::tests::{baseline, check_with, first_round, owners, spec};
+use super::record::{GroupResult, RecordLimits, RoundRecord, masked_blob, masked_words};
+use super::verify::{Mismatch, RecordedRound};
+use super::{FedError, OwnerRound};
+
+/// The coordinator forwards no shares to one owner, so that owner's masked input would carry
+/// only its self mask (which its neighbours reveal when told it is alive): the owner refuses
+/// the short list and sends nothing more.
+#[test]
+fn an_owner_refuses_a_short_share_list() {
+    let spec = spec();
+    let (owners, _) = owners(10);
+    let (info, global) = first_round(&spec, &owners);
+    let mut coordinator = CoordinatorRound::new(&spec, &info, global.clone()).expect("plan");
+    let mut live = BTreeMap::new();
+    for o in owners.iter().filter(|o| info.selected.contains(&o.dataset)) {
+        let seed = [o.dataset as u8; 32];
+        let (state, advert) =
+            OwnerRound::start(&spec, &info, o.dataset, &o.data, &global, &o.key, seed)
+                .expect("starts");
+        coordinator.handle(o.dataset, &advert).expect("advert");
+        live.insert(o.dataset, state);
+    }
+    coordinator.advance().expect("neighbours");
+    for (id, bytes) in coordinator.outgoing() {
+        let reply = live
+            .get_mut(&id)
+            .and_then(|o| o.handle(&bytes).expect("honest"));
+        coordinator
+            .handle(id, &reply.expect("shares"))
+            .expect("shares");
+    }
+    coordinator.advance().expect("shares");
+    let victim = info.selected[0];
+    let limits = coordinator.plan().groups[coordinator.plan().position[&victim].0]
+        .config
+        .limits();
+    let (_, honest) = coordinator
+        .outgoing()
+        .into_iter()
+        .find(|(id, _)| *id == victim)
+        .expect("the victim is sent its shares");
+    let honest = ServerMsg::decode(&honest, &limits).expect("decodes");
+    let empty = ServerMsg {
+        body: ServerBody::Shares(Vec::new()),
+        ..honest
+    };
+    let owner = live.get_mut(&victim).expect("live");
+    let err = owner.handle(&empty.encode()).expect_err("refused");
+    assert!(
+        matches!(
+            err,
+            FedError::Client(ClientError::TooFewSharers { have: 1, .. })
+        ),
+        "{err}"
+    );
+    // The owner aborted: it answers nothing from now on.
+    assert!(owner.handle(&empty.encode()).is_err());
+}
+
+const LIMITS: RecordLimits = RecordLimits {
+    datasets_max: 64,
+    vector_len_max: 1 << 20,
+};
+
+/// The coordinator swaps one survivor's masked input for another vector (any group sum, hence
+/// any scores and payouts, can be made this way), and rewrites the record and the recorded
+/// hashes to match. Verification names the unsigned input.
+#[test]
+fn a_substituted_masked_input_fails_verification() {
+    let report = baseline();
+    let o = &report.rounds[0].outcome;
+    let mut recorded = RecordedRound::from(&o.round_result(1, 1));
+    let mut record = RoundRecord::decode(&o.record.1, &LIMITS).expect("decodes");
+    let g = record
+        .groups
+        .iter()
+        .position(|g| matches!(g.result, GroupResult::Done(_)))
+        .expect("a group completed");
+    let members = record.groups[g].members.clone();
+    let modulus = (1u64 << record.groups[g].modulus_bits) - 1;
+    let GroupResult::Done(u) = &mut record.groups[g].result else {
+        unreachable!("checked above")
+    };
+    let victim = members[u.survivors[0] as usize];
+    let at = recorded
+        .survivors
+        .iter()
+        .position(|&d| d == victim)
+        .expect("a survivor");
+    let len = o.masked[at].1.len() / 4;
+    let mut words = masked_words(&o.masked[at].1, len).expect("words");
+    words[0] = ((u64::from(words[0]) + 12345) & modulus) as u32;
+    let forged = masked_blob(&words);
+    let forged_hash = Digest(hash_vector(&words));
+    assert_eq!(
+        forged_hash,
+        Digest::hash(&forged),
+        "the blob hash is the vector hash"
+    );
+    u.masked_hashes[0] = forged_hash.0;
+    let bytes = record.encode();
+    let mut blobs = report.blobs.clone();
+    blobs.insert(forged_hash, forged);
+    let record_hash = Digest::hash(&bytes);
+    blobs.insert(record_hash, bytes);
+    recorded.masked_updates[at] = forged_hash;
+    recorded.unmasking = record_hash;
+    let m = check_with(report, &blobs, &recorded);
+    assert!(
+        m.iter().any(|x| matches!(x, Mismatch::GroupSum { reason, .. } if reason.contains("is not the one it signed"))),
+        "{m:?}"
+    );
+}
