@@ -110,16 +110,22 @@ fn five_owners_train_with_a_crash_and_a_revocation_and_verify() {
     );
     // Owners: keys and data first (their datasets must be registered before their nodes start).
     let split = fed::data::digits_split(OWNERS).expect("digits");
-    let owner_keys: Vec<(PathBuf, SigningKey)> = (0..OWNERS)
+    let owner_keys: Vec<(PathBuf, SigningKey, Digest)> = (0..OWNERS)
         .map(|i| {
             let dir = tmp.path().join(format!("owner-{i}"));
             fs::create_dir_all(&dir).expect("mkdir");
             let key = keyfile::create(&dir.join(deai_node::config::NODE_KEY_FILE)).expect("key");
             fs::write(dir.join("data.bin"), fed::data::encode(&split.owners[i])).expect("data");
-            (dir, key)
+            // Half the owners keep their commitment salt beside the data, half in config.toml.
+            let salt = setup::fresh_salt();
+            if i % 2 == 0 {
+                let path = deai_node::roles::serve::salt_path(&dir.join("data.bin"));
+                fs::write(path, format!("{salt}\n")).expect("salt");
+            }
+            (dir, key, salt)
         })
         .collect();
-    for to in std::iter::once(&creator).chain(owner_keys.iter().map(|(_, k)| k)) {
+    for to in std::iter::once(&creator).chain(owner_keys.iter().map(|(_, k, _)| k)) {
         rt.block_on(roles::send_tx(
             &dev_ctx,
             TxBody::Transfer(Transfer {
@@ -130,7 +136,7 @@ fn five_owners_train_with_a_crash_and_a_revocation_and_verify() {
         .expect("fund");
     }
     let mut datasets = Vec::new();
-    for (i, (_, key)) in owner_keys.iter().enumerate() {
+    for (i, (_, key, salt)) in owner_keys.iter().enumerate() {
         let ctx = rt
             .block_on(RoleContext::connect(key.clone(), ledger.clone()))
             .expect("connect");
@@ -147,6 +153,7 @@ fn five_owners_train_with_a_crash_and_a_revocation_and_verify() {
             .block_on(setup::register_dataset(
                 &ctx,
                 &split.owners[i],
+                salt,
                 "digits-8x8",
                 policy,
             ))
@@ -183,7 +190,7 @@ fn five_owners_train_with_a_crash_and_a_revocation_and_verify() {
     // Owner 0 crashes in round 2 while answering the masked-input step (its shares are out).
     let crasher = 0;
     let mut owners = Vec::new();
-    for (i, (dir, _)) in owner_keys.iter().enumerate() {
+    for (i, (dir, _, salt)) in owner_keys.iter().enumerate() {
         let cfg = NodeConfig {
             http_listen: "127.0.0.1:0".parse().expect("addr"),
             p2p_listen: "127.0.0.1:0".parse().expect("addr"),
@@ -193,6 +200,7 @@ fn five_owners_train_with_a_crash_and_a_revocation_and_verify() {
                 datasets: vec![DatasetFile {
                     id: datasets[i],
                     file: PathBuf::from("data.bin"),
+                    salt: (i % 2 == 1).then_some(*salt),
                 }],
                 announce_to: vec![coordinator.url.clone()],
                 ..RolesConfig::default()

@@ -72,7 +72,7 @@ pub use state::{
 pub use tx::{
     ConsentRevoke, ConsentUpdate, DatasetRegister, ModelRegister, RoundExpire, RoundOpen,
     RoundResult, SignedTx, Stake, TaskCancel, TaskClose, TaskCommitValidation, TaskCreate,
-    TaskSetCoordinator, Transfer, Tx, TxBody, Unstake, validation_commitment,
+    TaskSetCoordinator, Transfer, Tx, TxBody, Unstake, dataset_commitment, validation_commitment,
 };
 pub use types::{Address, Digest, HexError, TxId, allocations, amount, hex_bytes, hex_sig};
 pub use verify::verify_signatures;

@@ -71,6 +71,10 @@ pub struct DatasetFile {
     pub id: u64,
     /// The file (the `fed::data` format), relative to the data directory or absolute.
     pub file: PathBuf,
+    /// The commitment's salt (hex). Absent: read from `<file>.salt` if that exists, else the
+    /// commitment is the file's plain BLAKE3 (datasets registered before salting).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub salt: Option<deai_ledger::Digest>,
 }
 
 /// The `[roles]` section: one binary, roles by configuration.
@@ -227,6 +231,7 @@ mod tests {
             datasets: vec![DatasetFile {
                 id: 3,
                 file: "data.bin".into(),
+                salt: Some(deai_ledger::Digest([5; 32])),
             }],
             announce_to: vec!["http://127.0.0.1:7700".into()],
             peer_timeout_ms: 5,

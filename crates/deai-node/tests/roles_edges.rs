@@ -77,12 +77,13 @@ async fn start_owners(
             epsilon_round_max: 0,
             noise_multiplier_min: sigma_min(i),
         };
-        let id = setup::register_dataset(&ctx, data, "digits-8x8", policy).await?;
+        let salt = setup::fresh_salt();
+        let id = setup::register_dataset(&ctx, data, &salt, "digits-8x8", policy).await?;
         datasets.push(id);
         let local = LocalDataset {
             id,
             data: Arc::new(data.clone()),
-            commitment: setup::commitment(data),
+            commitment: setup::salted_commitment(&salt, data),
         };
         let n = node(dir, &format!("o{i}"), k, validator, vec![local], false).await;
         owners.push((ctx, n));

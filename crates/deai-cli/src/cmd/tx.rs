@@ -119,7 +119,9 @@ pub struct DatasetRegisterArgs {
     /// BLAKE3 commitment of the data (hex); or use --file.
     #[arg(long, value_parser = parse_digest, required_unless_present = "file")]
     pub commitment: Option<Digest>,
-    /// Commit to this file's contents (BLAKE3 of its bytes; the file never leaves this machine).
+    /// Commit to this file's contents, salted (the file never leaves this machine): the salt is
+    /// read from `FILE.salt`, or drawn from the OS RNG and written there first. Keep it with the
+    /// data: the owner node needs it to match the ledger's commitment.
     #[arg(long, conflicts_with = "commitment")]
     pub file: Option<std::path::PathBuf>,
     /// Number of samples.
@@ -278,13 +280,41 @@ impl Kind {
     }
 }
 
+/// The commitment salt of the dataset file at `path`: the one in `path.salt`, or a fresh one
+/// written there (synced) before anything is sent, so a registered commitment always has its
+/// salt on disk.
+fn file_salt(path: &std::path::Path) -> anyhow::Result<Digest> {
+    use deai_node::roles::serve::{read_salt_file, salt_path};
+    if let Some(salt) = read_salt_file(path)? {
+        return Ok(salt);
+    }
+    let salt = deai_node::roles::setup::fresh_salt();
+    let out = salt_path(path);
+    let write = || -> std::io::Result<()> {
+        use std::io::Write as _;
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&out)?;
+        f.write_all(format!("{salt}\n").as_bytes())?;
+        f.sync_all()
+    };
+    write().map_err(|e| anyhow::anyhow!("cannot write the salt file {}: {e}", out.display()))?;
+    eprintln!(
+        "commitment salt written to {} (keep it with the data)",
+        out.display()
+    );
+    Ok(salt)
+}
+
 fn dataset_register(a: &DatasetRegisterArgs) -> anyhow::Result<DatasetRegister> {
     let commitment = match (&a.commitment, &a.file) {
         (Some(c), _) => *c,
         (None, Some(path)) => {
             let bytes = std::fs::read(path)
                 .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", path.display()))?;
-            Digest(*blake3::hash(&bytes).as_bytes())
+            let salt = file_salt(path)?;
+            deai_ledger::dataset_commitment(&salt, &Digest::hash(&bytes))
         }
         (None, None) => anyhow::bail!("give --commitment or --file"),
     };
@@ -377,6 +407,34 @@ fn parse_metric(s: &str) -> Result<Metric, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_file_commitment_is_salted_and_its_salt_kept_beside_the_file() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file = dir.path().join("data.bin");
+        std::fs::write(&file, b"some dataset bytes").expect("writes");
+        let first = file_salt(&file).expect("draws a salt");
+        let salt_file = deai_node::roles::serve::salt_path(&file);
+        assert!(
+            salt_file.exists(),
+            "the salt is on disk before anything is sent"
+        );
+        assert_eq!(file_salt(&file).expect("reads it back"), first);
+        let content = Digest::hash(b"some dataset bytes");
+        let salted = deai_ledger::dataset_commitment(&first, &content);
+        assert_ne!(
+            salted, content,
+            "a guess of the file cannot be checked without the salt"
+        );
+        // The owner node computes the same commitment from the same files.
+        let loaded = deai_node::roles::serve::read_salt_file(&file).expect("reads");
+        assert_eq!(loaded, Some(first));
+        std::fs::write(&salt_file, "not hex").expect("writes");
+        assert!(
+            file_salt(&file).is_err(),
+            "a damaged salt file is an error, not a new salt"
+        );
+    }
 
     #[test]
     fn fixed_point_parsing_is_exact() {

@@ -15,10 +15,26 @@ use commonware_codec::Buf;
 use commonware_codec::{EncodeSize, Error as CodecError, Read, Write};
 use serde::{Deserialize, Serialize};
 
+/// Domain of [`dataset_commitment`].
+const DATASET_DOMAIN: &[u8] = b"deai/dataset-commitment/v1";
+
+/// The salted commitment an owner registers: `BLAKE3(domain || salt || content_hash)`, where
+/// `content_hash` is BLAKE3 of the data file and `salt` 32 random bytes the owner keeps (and
+/// shows only to a verifier who needs to check its data). Without the salt, anyone holding a
+/// candidate file could confirm a guess of an owner's whole data against the ledger.
+pub fn dataset_commitment(salt: &Digest, content_hash: &Digest) -> Digest {
+    let mut h = blake3::Hasher::new();
+    h.update(DATASET_DOMAIN);
+    h.update(&salt.0);
+    h.update(&content_hash.0);
+    Digest(*h.finalize().as_bytes())
+}
+
 /// Register a dataset commitment.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DatasetRegister {
-    /// BLAKE3 commitment of the data.
+    /// Commitment to the data ([`dataset_commitment`] for a salted one; the ledger stores any
+    /// digest and never sees the data).
     pub commitment: Digest,
     /// Number of samples (> 0).
     pub samples: u64,

@@ -37,7 +37,7 @@ mod unstake;
 
 pub use consent_revoke::ConsentRevoke;
 pub use consent_update::ConsentUpdate;
-pub use dataset_register::DatasetRegister;
+pub use dataset_register::{DatasetRegister, dataset_commitment};
 pub use model_register::ModelRegister;
 pub use round_expire::RoundExpire;
 pub use round_open::RoundOpen;

@@ -223,8 +223,35 @@ pub async fn announce(node: &RoleNode, coordinator: &str) -> anyhow::Result<()> 
     Ok(())
 }
 
+/// Suffix of the file beside a dataset file that holds its commitment salt (hex).
+pub const SALT_SUFFIX: &str = ".salt";
+
+/// The salt file of the dataset file at `data`.
+pub fn salt_path(data: &Path) -> PathBuf {
+    let mut name = data.as_os_str().to_owned();
+    name.push(SALT_SUFFIX);
+    PathBuf::from(name)
+}
+
+/// The commitment salt kept beside the dataset file at `data`, if there is one.
+pub fn read_salt_file(data: &Path) -> anyhow::Result<Option<deai_ledger::Digest>> {
+    let path = salt_path(data);
+    match std::fs::read_to_string(&path) {
+        Ok(text) => text.trim().parse().map(Some).map_err(|e| {
+            anyhow::anyhow!(
+                "salt file {} is not 64 hex digits: {e}; restore it from a backup (without it the data no longer matches its ledger commitment)",
+                path.display()
+            )
+        }),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(anyhow::anyhow!("salt file {}: {e}", path.display())),
+    }
+}
+
 /// Reads the datasets a config names (paths relative to the data directory), each checked on
-/// decoding. Their commitments are checked against the ledger when a round invites them.
+/// decoding, and computes each one's commitment: salted with the config's `salt` or the salt
+/// file beside the data, else the file's plain BLAKE3. Commitments are checked against the
+/// ledger when a round invites them.
 pub fn load_datasets(
     dir: &Path,
     files: &[crate::config::DatasetFile],
@@ -247,10 +274,19 @@ pub fn load_datasets(
                     path.display()
                 )
             })?;
+            let content = deai_ledger::Digest::hash(&bytes);
+            let salt = match f.salt {
+                Some(salt) => Some(salt),
+                None => read_salt_file(&path)?,
+            };
+            let commitment = match salt {
+                Some(salt) => deai_ledger::dataset_commitment(&salt, &content),
+                None => content,
+            };
             Ok(LocalDataset {
                 id: f.id,
                 data: Arc::new(data),
-                commitment: deai_ledger::Digest(*blake3::hash(&bytes).as_bytes()),
+                commitment,
             })
         })
         .collect()

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use deai_learn::data::Dataset;
 use deai_ledger::{
-    ConsentPolicy, Digest, TxBody,
+    ConsentPolicy, Digest, TxBody, dataset_commitment,
     tx::{DatasetRegister, TaskCommitValidation, TaskCreate},
     validation_commitment,
 };
@@ -25,22 +25,35 @@ pub fn created_id(fin: &Value, event: &str) -> anyhow::Result<u64> {
         .ok_or_else(|| anyhow::anyhow!("no {event} event in the receipt: {}", fin["receipt"]))
 }
 
-/// BLAKE3 of a dataset's encoding: the commitment `DatasetRegister` records.
+/// BLAKE3 of a dataset's encoding (what a dataset file hashes to).
 pub fn commitment(data: &Dataset) -> Digest {
     Digest(*blake3::hash(&fed::data::encode(data)).as_bytes())
 }
 
-/// Registers a commitment to `data` under `policy`; returns the dataset id.
+/// The salted commitment `DatasetRegister` records for `data` ([`dataset_commitment`]).
+pub fn salted_commitment(salt: &Digest, data: &Dataset) -> Digest {
+    dataset_commitment(salt, &commitment(data))
+}
+
+/// 32 bytes from the OS RNG: a fresh commitment salt.
+pub fn fresh_salt() -> Digest {
+    let mut salt = [0u8; 32];
+    rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut salt);
+    Digest(salt)
+}
+
+/// Registers a commitment to `data` salted with `salt` under `policy`; returns the dataset id.
 pub async fn register_dataset(
     owner: &RoleContext,
     data: &Dataset,
+    salt: &Digest,
     schema: &str,
     policy: ConsentPolicy,
 ) -> anyhow::Result<u64> {
     let fin = send_tx(
         owner,
         TxBody::DatasetRegister(DatasetRegister {
-            commitment: commitment(data),
+            commitment: salted_commitment(salt, data),
             samples: data.len() as u64,
             schema: schema.into(),
             policy,

@@ -160,6 +160,7 @@ pub(super) async fn run(
     // Each owner registers a commitment to its data (the data stays on its node).
     let mut owner_ctx = Vec::new();
     let mut datasets = Vec::new();
+    let mut salts = Vec::new();
     for (i, data) in split.owners.iter().enumerate() {
         let ctx = RoleContext::connect(owner_key(i), ledger.clone()).await?;
         let policy = ConsentPolicy {
@@ -171,7 +172,9 @@ pub(super) async fn run(
             epsilon_round_max: 0,
             noise_multiplier_min: 0,
         };
-        datasets.push(task_setup::register_dataset(&ctx, data, "digits-8x8", policy).await?);
+        let salt = task_setup::fresh_salt();
+        datasets.push(task_setup::register_dataset(&ctx, data, &salt, "digits-8x8", policy).await?);
+        salts.push(salt);
         owner_ctx.push(ctx);
     }
 
@@ -209,7 +212,7 @@ pub(super) async fn run(
             vec![LocalDataset {
                 id: datasets[i],
                 data: Arc::new(data.clone()),
-                commitment: task_setup::commitment(data),
+                commitment: task_setup::salted_commitment(&salts[i], data),
             }],
             Some(&coord_node.url),
         )
