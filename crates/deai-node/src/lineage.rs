@@ -87,6 +87,10 @@ pub struct RoundLineage {
     pub dropped: Vec<u64>,
     /// ε charged for the round.
     pub epsilon: f64,
+    /// Datasets eligible when it opened (the sampling rate is `selected / eligible`).
+    pub eligible: u32,
+    /// Closed as failed after its deadline (`RoundExpire`): no result, ε still charged.
+    pub expired: bool,
     /// BLAKE3 of the model the round started from.
     pub global_model: Digest,
     /// BLAKE3 of the model it produced (`None` while open).
@@ -174,6 +178,8 @@ pub fn build(
                     .collect(),
                 survivors,
                 epsilon: ratio(r.epsilon, EPSILON_SCALE),
+                eligible: r.eligible,
+                expired: r.is_expired(),
                 global_model: r.global_model,
                 new_model: r.outcome.as_ref().map(|o| o.new_model),
                 scores: r

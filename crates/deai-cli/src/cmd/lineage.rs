@@ -75,9 +75,14 @@ fn print_tree(l: &Lineage, depth: usize) {
         } else {
             format!(", dropped {:?}", r.dropped)
         };
+        let expired = if r.expired {
+            " (expired: no result)"
+        } else {
+            ""
+        };
         println!(
-            "{pad}   round {:>3}: selected {:?}, in aggregate {:?}{dropped}, ε {:.3}",
-            r.number, r.selected, r.survivors, r.epsilon
+            "{pad}   round {:>3}: selected {:?} of {} eligible, in aggregate {:?}{dropped}, ε {:.3}{expired}",
+            r.number, r.selected, r.eligible, r.survivors, r.epsilon
         );
     }
     for c in &l.datasets {
