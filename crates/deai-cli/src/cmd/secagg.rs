@@ -55,6 +55,9 @@ struct ParamsOut {
     correctness_bits: u32,
     k: u32,
     t: u32,
+    /// Corrupt neighbours tolerated (the bound's `c`: `t > c`, and `2t > k + 1 + c` against a
+    /// semi-malicious server).
+    c: u32,
 }
 
 /// Runs `deai secagg`.
@@ -87,10 +90,11 @@ fn params(a: ParamsArgs) -> anyhow::Result<()> {
         correctness_bits: a.correctness_bits,
         k: p.degree,
         t: p.threshold,
+        c: p.corrupt_neighbours_max,
     };
     crate::output::emit(a.json, &out, |o| {
         println!(
-            "{} clients, corrupt {}, dropout {}, {:?} server (σ={}, η={}): degree k = {}, threshold t = {} of {} holders",
+            "{} clients, corrupt {}, dropout {}, {:?} server (σ={}, η={}): degree k = {}, threshold t = {} of {} holders, at most c = {} corrupt neighbours",
             o.clients,
             o.corrupt,
             o.dropout,
@@ -99,7 +103,8 @@ fn params(a: ParamsArgs) -> anyhow::Result<()> {
             o.correctness_bits,
             o.k,
             o.t,
-            o.k + 1
+            o.k + 1,
+            o.c
         );
     })
 }
