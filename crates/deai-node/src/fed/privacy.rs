@@ -20,6 +20,8 @@
 //!
 //! [`check_rounds`] applies both to every round in turn, for verification.
 
+use std::collections::BTreeMap;
+
 use deai_learn::dp::rdp;
 use deai_ledger::EPSILON_SCALE;
 use thiserror::Error;
@@ -109,6 +111,10 @@ pub struct Accountant {
     rdp: Vec<f64>,
     sigma: f64,
     delta: f64,
+    /// One round's RDP per order, by `(selected, eligible)`: a task's sampling rate rarely
+    /// changes, and each step costs a series per order. Rounds are still added one by one, in
+    /// order, so a replay gives bit for bit what a round-by-round accountant gives.
+    steps: BTreeMap<(u32, u32), Vec<f64>>,
 }
 
 impl Accountant {
@@ -121,6 +127,7 @@ impl Accountant {
             rdp,
             sigma: spec.noise_multiplier,
             delta: spec.delta,
+            steps: BTreeMap::new(),
         }
     }
 
@@ -135,9 +142,13 @@ impl Accountant {
 
     /// Composes one round selecting `selected` of `eligible`.
     pub fn spend(&mut self, selected: u32, eligible: u32) {
-        let q = sampling_rate(selected, eligible);
-        for (r, &a) in self.rdp.iter_mut().zip(&self.orders) {
-            *r += rdp::rdp_step(q, self.sigma, a);
+        let (orders, sigma) = (&self.orders, self.sigma);
+        let step = self.steps.entry((selected, eligible)).or_insert_with(|| {
+            let q = sampling_rate(selected, eligible);
+            orders.iter().map(|&a| rdp::rdp_step(q, sigma, a)).collect()
+        });
+        for (r, s) in self.rdp.iter_mut().zip(step.iter()) {
+            *r += s;
         }
     }
 
