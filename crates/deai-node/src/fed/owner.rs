@@ -178,8 +178,9 @@ impl OwnerRound {
     }
 }
 
-/// The seed of an owner's round derived from a long-term secret: distinct per task, round and
-/// dataset, so no randomness is reused.
+/// A round seed derived from a secret: distinct per task, round and dataset. Only the
+/// deterministic in-process harness uses it (reproducible tests); a real owner node draws every
+/// round's seed from the OS RNG, so a stolen long-term key recovers no past round.
 pub fn round_seed(secret: &[u8; 32], info: &RoundInfo, dataset: u64) -> [u8; 32] {
     let mut material = Vec::with_capacity(32 + 8 + 4 + 8 + 32);
     material.extend_from_slice(secret);
