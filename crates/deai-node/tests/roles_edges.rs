@@ -91,6 +91,23 @@ async fn start_owners(
     Ok((datasets, owners))
 }
 
+/// A validator data directory under `tmp` whose genesis funds the creator and the owners, with
+/// `params` adjusted; returns its path.
+fn init_validator(
+    tmp: &std::path::Path,
+    params: impl FnOnce(&mut deai_ledger::Params),
+) -> std::path::PathBuf {
+    let dir = tmp.join("validator");
+    deai_node::init::init_with(&dir, NodeConfig::default(), |g| {
+        g.balances = (1..=OWNERS as u8 + 2)
+            .map(|i| (deai_node::keyfile::address(&key(i)), 10_000 * TOKEN))
+            .collect();
+        params(&mut g.params);
+    })
+    .expect("init");
+    dir
+}
+
 /// A `RoundResult` for round 1 of `task` that claims nothing.
 fn empty_result(task: u64) -> RoundResult {
     RoundResult {
@@ -129,13 +146,7 @@ async fn post_raw(
 #[test]
 fn every_edge_refuses_bad_input_by_name_and_a_real_round_still_verifies() {
     let tmp = tempfile::tempdir().expect("tmp");
-    let dir = tmp.path().join("validator");
-    deai_node::init::init_with(&dir, NodeConfig::default(), |g| {
-        g.balances = (1..=OWNERS as u8 + 2)
-            .map(|i| (deai_node::keyfile::address(&key(i)), 10_000 * TOKEN))
-            .collect();
-    })
-    .expect("init");
+    let dir = init_validator(tmp.path(), |_| {});
     deai_node::run::with_embedded(&dir, |v| async move {
         let validator = format!("http://{}", v.http_addr);
         let ledger = Client::new(validator.clone());
@@ -258,14 +269,7 @@ fn every_edge_refuses_bad_input_by_name_and_a_real_round_still_verifies() {
 #[test]
 fn owners_refuse_an_undercharging_coordinator_and_anyone_expires_its_round() {
     let tmp = tempfile::tempdir().expect("tmp");
-    let dir = tmp.path().join("validator");
-    deai_node::init::init_with(&dir, NodeConfig::default(), |g| {
-        g.balances = (1..=OWNERS as u8 + 2)
-            .map(|i| (deai_node::keyfile::address(&key(i)), 10_000 * TOKEN))
-            .collect();
-        g.params.round_timeout_blocks = 3;
-    })
-    .expect("init");
+    let dir = init_validator(tmp.path(), |p| p.round_timeout_blocks = 3);
     deai_node::run::with_embedded(&dir, |v| async move {
         let validator = format!("http://{}", v.http_addr);
         let ledger = Client::new(validator.clone());
