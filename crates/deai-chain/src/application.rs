@@ -25,6 +25,7 @@ use commonware_cryptography::{Digested, Digestible as _, ed25519};
 use commonware_runtime::{Clock, Metrics, Spawner};
 use deai_ledger::Address;
 use futures::{StreamExt as _, channel::mpsc};
+use rand_core_010::CryptoRng;
 use std::{
     sync::Arc,
     time::{Duration, UNIX_EPOCH},
@@ -68,9 +69,9 @@ impl App {
         Some(applied == *digest)
     }
 
-    async fn build<E: Clock>(
+    async fn build<E: Clock + CryptoRng>(
         &self,
-        clock: &E,
+        clock: &mut E,
         leader: &ed25519::PublicKey,
         parent: &Digested<Block>,
     ) -> Option<Block> {
@@ -102,12 +103,15 @@ impl App {
             .into_iter()
             .map(|p| p.tx)
             .collect();
+        let mut entropy = [0u8; 32];
+        clock.fill_bytes(&mut entropy);
         Some(Block::new(
             parent.digest(),
             parent_height + 1,
             address_of(leader),
             finalized.state.root(),
             now_ms(clock),
+            entropy,
             txs,
         ))
     }
@@ -147,7 +151,7 @@ impl App {
 
 impl<E> Application<E> for App
 where
-    E: Clock + Spawner + Metrics,
+    E: Clock + Spawner + Metrics + CryptoRng,
 {
     type SigningScheme = Scheme;
     type Context = Ctx;
@@ -156,12 +160,12 @@ where
 
     async fn propose(
         &mut self,
-        (clock, ctx): (E, Ctx),
+        (mut clock, ctx): (E, Ctx),
         mut ancestry: impl Ancestry<Block>,
         _input: (),
     ) -> Option<Digested<Block>> {
         let parent = ancestry.next().await?;
-        let block = self.build(&clock, &ctx.leader, &parent).await?;
+        let block = self.build(&mut clock, &ctx.leader, &parent).await?;
         let digest = block.digest();
         debug!(height = block.height, txs = block.txs().len(), "proposing");
         Some(Digested::precomputed(block, digest))

@@ -5,8 +5,16 @@
 //!
 //! ```text
 //! parent digest (32) | height (u64 BE) | proposer (32) | parent state root (32)
-//! | timestamp_ms (u64 BE) | tx count (varint) | per tx: length (varint) | SignedTx bytes
+//! | timestamp_ms (u64 BE) | entropy (32) | tx count (varint) | per tx: length (varint)
+//! | SignedTx bytes
 //! ```
+//!
+//! `entropy` is drawn by the proposer from its runtime's RNG when it builds the block. The
+//! block's digest, which covers it, is the ledger's beacon for the block
+//! ([`deai_ledger::Block::beacon`]): it seeds the selection of rounds opened in the block, so a
+//! party other than the proposer cannot know the draw before the block exists. A proposer could
+//! still choose among many entropies; a beacon no single validator controls needs a threshold
+//! signature from consensus (Commonware's threshold simplex), which needs several validators.
 //!
 //! Decoding is bounded by [`BlockCfg`]: at most `txs_max` transactions of at most
 //! `tx_bytes_max` bytes each, every transaction decoded by the ledger's bounded decoder and
@@ -27,8 +35,8 @@ use std::sync::Arc;
 /// The digest that names a block (BLAKE3 of its encoding).
 pub type BlockDigest = commonware_cryptography::blake3::Digest;
 
-/// Fixed header length: parent, height, proposer, parent state root, timestamp.
-const HEADER_BYTES: usize = 32 + 8 + 32 + 32 + 8;
+/// Fixed header length: parent, height, proposer, parent state root, timestamp, entropy.
+const HEADER_BYTES: usize = 32 + 8 + 32 + 32 + 8 + 32;
 
 /// Bounds for decoding a block, derived from the genesis [`Params`].
 #[derive(Clone, Debug)]
@@ -66,6 +74,8 @@ pub struct Block {
     pub parent_state_root: deai_ledger::Digest,
     /// The proposer's clock when it built the block (informational, not validated).
     pub timestamp_ms: u64,
+    /// Randomness the proposer drew for the block (see the module docs; not validated).
+    pub entropy: [u8; 32],
     txs: Vec<SignedTx>,
     /// The canonical encoding of each transaction, computed once.
     tx_bytes: Vec<Vec<u8>>,
@@ -87,6 +97,7 @@ impl Block {
         proposer: Address,
         parent_state_root: deai_ledger::Digest,
         timestamp_ms: u64,
+        entropy: [u8; 32],
         txs: Vec<SignedTx>,
     ) -> Self {
         let tx_bytes = txs.iter().map(SignedTx::encode).collect();
@@ -96,6 +107,7 @@ impl Block {
             proposer,
             parent_state_root,
             timestamp_ms,
+            entropy,
             txs,
             tx_bytes,
         }
@@ -109,6 +121,7 @@ impl Block {
             Address([0; 32]),
             genesis_root,
             0,
+            [0; 32],
             Vec::new(),
         )
     }
@@ -123,11 +136,12 @@ impl Block {
         self.tx_bytes.iter().map(Vec::len).sum()
     }
 
-    /// The ledger's view of this block.
+    /// The ledger's view of this block; its beacon is this block's digest.
     pub fn to_ledger(&self) -> deai_ledger::Block {
         deai_ledger::Block {
             height: self.height,
             proposer: self.proposer,
+            beacon: digest_bytes(&self.digest()),
             txs: self.txs.clone(),
         }
     }
@@ -147,6 +161,7 @@ impl Write for Block {
         buf.put_slice(&self.proposer.0);
         buf.put_slice(&self.parent_state_root.0);
         buf.put_u64(self.timestamp_ms);
+        buf.put_slice(&self.entropy);
         UInt(self.tx_bytes.len() as u64).write(buf);
         for bytes in &self.tx_bytes {
             UInt(bytes.len() as u64).write(buf);
@@ -201,6 +216,7 @@ impl Read for Block {
         let proposer = Address(read_array(buf)?);
         let parent_state_root = deai_ledger::Digest(read_array(buf)?);
         let timestamp_ms = read_u64(buf)?;
+        let entropy = read_array(buf)?;
         let count = read_len(buf, cfg.txs_max)?;
         let mut txs = Vec::with_capacity(count);
         let mut tx_bytes = Vec::with_capacity(count);
@@ -228,6 +244,7 @@ impl Read for Block {
             proposer,
             parent_state_root,
             timestamp_ms,
+            entropy,
             txs,
             tx_bytes,
         })
@@ -245,6 +262,7 @@ impl Digestible for Block {
         header.put_slice(&self.proposer.0);
         header.put_slice(&self.parent_state_root.0);
         header.put_u64(self.timestamp_ms);
+        header.put_slice(&self.entropy);
         UInt(self.tx_bytes.len() as u64).write(&mut header);
         hasher.update(&header);
         let mut prefix = Vec::with_capacity(10);
@@ -341,6 +359,7 @@ mod tests {
             Address([2; 32]),
             root,
             99,
+            [6; 32],
             (0..n).map(tx).collect(),
         )
     }
@@ -367,6 +386,10 @@ mod tests {
         let mut other = block(2);
         other.parent_state_root = deai_ledger::Digest([5; 32]);
         assert_ne!(b.digest(), other.digest());
+        let mut other = block(2);
+        other.entropy[0] ^= 1;
+        assert_ne!(b.digest(), other.digest(), "entropy is committed");
+        assert_ne!(b.to_ledger().beacon, other.to_ledger().beacon);
         assert_ne!(b.digest(), block(1).digest());
         assert_ne!(
             Block::genesis(deai_ledger::Digest([1; 32])).digest(),

@@ -174,7 +174,7 @@ fn five_owners_train_with_a_crash_and_a_revocation_and_verify() {
         purpose: PURPOSE,
         spec: &spec,
         datasets: datasets.clone(),
-        epsilon: 500 * EPSILON_SCALE,
+        epsilon: Some(500 * EPSILON_SCALE),
         reward: 1_000 * TOKEN,
     };
     let task = rt

@@ -65,9 +65,11 @@ fn main() {
 
     let start = Instant::now();
     for (h, chunk) in txs.chunks(per_block).enumerate() {
+        let height = h as u64 + 1;
         let block = Block {
-            height: h as u64 + 1,
+            height,
             proposer: addrs[0],
+            beacon: Digest::hash(&height.to_be_bytes()),
             txs: chunk.to_vec(),
         };
         let out = state.apply_block_verified(&block, &vec![true; chunk.len()]);

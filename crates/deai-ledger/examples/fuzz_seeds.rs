@@ -36,6 +36,10 @@ fn bodies() -> Vec<TxBody> {
             datasets: vec![1],
             rounds: 1,
             epsilon: EPSILON_SCALE,
+            epsilon_schedule: vec![EpsilonStep {
+                rounds: 1,
+                epsilon: EPSILON_SCALE,
+            }],
             delta: 10,
             reward: 100,
         }),
@@ -56,16 +60,14 @@ fn bodies() -> Vec<TxBody> {
             task: 1,
             commitment: validation_commitment(&Digest([1; 32]), &Digest([2; 32])),
         }),
-        // Selection depends on the fuzz state's root; the seed exercises the checks either way.
+        // The ledger draws the selection from the block's beacon; one dataset of one.
         TxBody::RoundOpen(RoundOpen {
             task: 1,
             round: 1,
             global_model: Digest([3; 32]),
-            selected: vec![1],
+            count: 1,
             secagg: SecAggParams { n: 1, k: 1, t: 1 },
-            epsilon: EPSILON_SCALE,
             delta: 5,
-            eligible: 1,
         }),
         TxBody::RoundResult(RoundResult {
             task: 1,
@@ -91,6 +93,23 @@ fn bodies() -> Vec<TxBody> {
         TxBody::TaskCancel(TaskCancel { task: 1 }),
         TxBody::ConsentRevoke(ConsentRevoke { dataset: 1 }),
     ]
+}
+
+/// `seed-all` against `block_decode`'s genesis reaches the end of the task lifecycle: the
+/// RoundOpen draws its dataset from the beacon and the RoundResult closes the round.
+fn check_seed_all(block: &Block) {
+    let mut g = Genesis::dev(Address([0; 32]), vec![Address([1; 32])]);
+    g.chain_id = "fuzz".into();
+    g.balances.push((Address([2; 32]), 1_000_000));
+    g.params.unbonding_delay_blocks = 1;
+    let mut state = State::from_genesis(&g).expect("valid genesis");
+    let out = state.apply_block_verified(block, &vec![true; block.txs.len()]);
+    for (tx, r) in block.txs.iter().zip(&out.receipts) {
+        let reached = matches!(tx.tx.body, TxBody::RoundOpen(_) | TxBody::RoundResult(_));
+        assert!(!reached || r.is_ok(), "seed-all: {:?}", r.result);
+    }
+    let round = &state.task(1).expect("seed-all creates task 1").round_log[0];
+    assert_eq!(round.selected, vec![1]);
 }
 
 fn main() -> std::io::Result<()> {
@@ -125,13 +144,16 @@ fn main() -> std::io::Result<()> {
     let block = Block {
         height: 1,
         proposer: Address([1; 32]),
+        beacon: Digest([0x42; 32]),
         txs: txs.clone(),
     };
     std::fs::write(block_dir.join("seed-all"), block.encode())?;
+    check_seed_all(&block);
     for (i, tx) in txs.iter().enumerate() {
         let block = Block {
             height: 1,
             proposer: Address([1; 32]),
+            beacon: Digest::hash(&(i as u64).to_be_bytes()),
             txs: vec![tx.clone()],
         };
         std::fs::write(block_dir.join(format!("seed-{i}")), block.encode())?;

@@ -18,6 +18,10 @@ pub struct Block {
     pub height: u64,
     /// Receives the fees of applied transactions.
     pub proposer: Address,
+    /// Randomness nobody could know before the block was built (the chain passes its block
+    /// digest, which covers a value the proposer drew): it seeds the selection of the rounds
+    /// opened in this block, so a coordinator cannot preview the draw when it signs.
+    pub beacon: Digest,
     /// Transactions in order.
     pub txs: Vec<SignedTx>,
 }
@@ -26,13 +30,14 @@ impl Write for Block {
     fn write(&self, buf: &mut impl BufMut) {
         self.height.write(buf);
         self.proposer.write(buf);
+        self.beacon.write(buf);
         write_list(&self.txs, buf);
     }
 }
 
 impl EncodeSize for Block {
     fn encode_size(&self) -> usize {
-        8 + 32 + crate::codec::list_size(&self.txs)
+        8 + 32 + 32 + crate::codec::list_size(&self.txs)
     }
 }
 
@@ -42,6 +47,7 @@ impl Read for Block {
         Ok(Self {
             height: u64::read_cfg(buf, &())?,
             proposer: Address::read_cfg(buf, &())?,
+            beacon: Digest::read_cfg(buf, &())?,
             txs: read_list(buf, cfg.block_txs_max, cfg)?,
         })
     }

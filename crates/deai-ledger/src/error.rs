@@ -216,20 +216,6 @@ pub enum TxError {
         /// The round named.
         round: u32,
     },
-    /// The selected datasets differ from the deterministic selection.
-    #[error(
-        "task {task} round {round}: selection {got:?} differs from the seeded selection {expected:?}"
-    )]
-    WrongSelection {
-        /// The task.
-        task: u64,
-        /// The round.
-        round: u32,
-        /// What the ledger computed.
-        expected: Vec<u64>,
-        /// What the transaction named.
-        got: Vec<u64>,
-    },
     /// The task's DP budget would be exceeded (basic composition: the rounds' sum).
     #[error("task {task}: {what} spent {spent} + round {round} exceeds budget {budget}")]
     BudgetExceeded {
@@ -292,20 +278,19 @@ pub enum TxError {
         /// Its policy's `epsilon_round_max`.
         max: u64,
     },
-    /// A `RoundOpen` priced its ε for another number of eligible datasets than the ledger
-    /// finds (eligibility changed between the coordinator's reading and the block).
+    /// A `RoundOpen` asks for more datasets than are eligible for the round.
     #[error(
-        "task {task} round {round}: priced for {declared} eligible datasets, the ledger finds {found}"
+        "task {task} round {round}: asks for {asked} datasets but only {eligible} are eligible"
     )]
-    EligibleMismatch {
+    TooFewEligible {
         /// The task.
         task: u64,
         /// The round.
         round: u32,
-        /// The count the transaction names.
-        declared: u32,
-        /// The count the ledger computed.
-        found: u32,
+        /// How many the transaction asks for.
+        asked: u32,
+        /// How many the ledger finds eligible.
+        eligible: u32,
     },
     /// The data commitment is already registered.
     #[error("commitment {commitment} is already registered as dataset {existing}")]
@@ -366,7 +351,6 @@ impl TxError {
             Self::WrongRound { .. } => "wrong_round",
             Self::RoundStillOpen { .. } => "round_still_open",
             Self::RoundNotOpen { .. } => "round_not_open",
-            Self::WrongSelection { .. } => "wrong_selection",
             Self::BudgetExceeded { .. } => "budget_exceeded",
             Self::DatasetBudgetExceeded { .. } => "dataset_budget_exceeded",
             Self::InvalidParticipant { .. } => "invalid_participant",
@@ -375,7 +359,7 @@ impl TxError {
             Self::DuplicateCommitment { .. } => "duplicate_commitment",
             Self::RoundExpired { .. } => "round_expired",
             Self::RoundNotExpired { .. } => "round_not_expired",
-            Self::EligibleMismatch { .. } => "eligible_mismatch",
+            Self::TooFewEligible { .. } => "too_few_eligible",
         }
     }
 
@@ -404,7 +388,6 @@ impl TxError {
         "wrong_round",
         "round_still_open",
         "round_not_open",
-        "wrong_selection",
         "budget_exceeded",
         "dataset_budget_exceeded",
         "invalid_participant",
@@ -413,7 +396,7 @@ impl TxError {
         "duplicate_commitment",
         "round_expired",
         "round_not_expired",
-        "eligible_mismatch",
+        "too_few_eligible",
     ];
 
     pub(crate) fn limit(field: &str, len: usize, max: usize) -> Result<(), Self> {
@@ -573,12 +556,6 @@ mod tests {
             },
             TxError::RoundStillOpen { task: 1, round: 1 },
             TxError::RoundNotOpen { task: 1, round: 1 },
-            TxError::WrongSelection {
-                task: 1,
-                round: 1,
-                expected: vec![1],
-                got: vec![2],
-            },
             TxError::BudgetExceeded {
                 task: 1,
                 what: s(),
@@ -622,11 +599,11 @@ mod tests {
                 deadline_height: 9,
                 height: 5,
             },
-            TxError::EligibleMismatch {
+            TxError::TooFewEligible {
                 task: 1,
                 round: 1,
-                declared: 9,
-                found: 8,
+                asked: 9,
+                eligible: 8,
             },
         ]
     }

@@ -148,6 +148,18 @@ pub enum Event {
         /// The round number.
         round: u32,
     },
+    /// A round selected a dataset and charged it its next step of the task's ε schedule (in the
+    /// dataset's history, where the round's own `round_opened` would show the task's figure).
+    EpsilonCharged {
+        /// The dataset.
+        dataset: u64,
+        /// The task.
+        task: u64,
+        /// The round number.
+        round: u32,
+        /// What this dataset was charged, fixed point ([`crate::EPSILON_SCALE`]).
+        epsilon: u64,
+    },
     /// A contributor was paid from a task's escrow.
     RewardPaid {
         /// The task.
@@ -207,6 +219,7 @@ impl Event {
             Self::RewardPaid { .. } => 15,
             Self::TaskClosed { .. } => 16,
             Self::RoundExpired { .. } => 17,
+            Self::EpsilonCharged { .. } => 18,
         }
     }
 }
@@ -296,6 +309,17 @@ impl Write for Event {
                 task.write(buf);
                 round.write(buf);
             }
+            Self::EpsilonCharged {
+                dataset,
+                task,
+                round,
+                epsilon,
+            } => {
+                dataset.write(buf);
+                task.write(buf);
+                round.write(buf);
+                epsilon.write(buf);
+            }
             Self::RoundClosed {
                 task,
                 round,
@@ -346,6 +370,7 @@ impl EncodeSize for Event {
             Self::CoordinatorSet { .. } | Self::ValidationCommitted { .. } => 8 + 32,
             Self::RoundOpened { .. } => 8 + 4 + 8 + 4 + 8,
             Self::RoundExpired { .. } => 8 + 4,
+            Self::EpsilonCharged { .. } => 8 + 8 + 4 + 8,
             Self::RoundClosed { .. } => 8 + 4 + 32,
             Self::RewardPaid { .. } => 8 + 8 + 32 + 16,
             Self::TaskClosed { .. } => 8 + 16 + 16 + 8,

@@ -24,7 +24,9 @@
 //!     &alice,
 //! );
 //! state.check_tx(&tx).expect("valid transfer");
-//! let outcome = state.apply_block(&Block { height: 1, proposer: bob, txs: vec![tx] });
+//! // The beacon is the block's randomness (it seeds the rounds the block opens).
+//! let beacon = Digest::hash(b"block 1");
+//! let outcome = state.apply_block(&Block { height: 1, proposer: bob, beacon, txs: vec![tx] });
 //! assert!(outcome.receipts[0].is_ok());
 //! assert_eq!(state.account(&bob).balance, 510); // amount + fee (bob proposed the block)
 //!
@@ -65,9 +67,9 @@ pub use params::{
 };
 pub use proof::{Proof, StateKey, verify_proof};
 pub use state::{
-    Account, ConsentPolicy, Dataset, Metric, Model, Round, RoundOutcome, SCORE_SCALE, Score,
-    SecAggParams, Snapshot, SnapshotError, State, SupplyReport, Task, TaskStatus, Unbonding,
-    select, selection_seed,
+    Account, ConsentPolicy, Dataset, EPSILON_SCHEDULE_STEPS_MAX, EpsilonStep, Metric, Model, Round,
+    RoundOutcome, SCORE_SCALE, Score, SecAggParams, Snapshot, SnapshotError, State, SupplyReport,
+    Task, TaskStatus, Unbonding, select, selection_seed,
 };
 pub use tx::{
     ConsentRevoke, ConsentUpdate, DatasetRegister, ModelRegister, RoundExpire, RoundOpen,

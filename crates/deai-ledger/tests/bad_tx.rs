@@ -408,3 +408,115 @@ fn round_expire_refusals() {
     rejected(&mut s, sign(&k[1], 0, 1, expire(7, 1)), "unknown_id");
     rejected(&mut s, sign(&k[1], 0, 1, expire(1, 1)), "round_not_open");
 }
+
+/// A TaskCreate of 3 rounds over dataset 1, budget 5 ε, with `steps` as its schedule.
+fn scheduled(steps: &[(u32, u64)]) -> TaskCreate {
+    let mut t = task(vec![1], "health", 1_000, 5 * EPSILON_SCALE);
+    t.rounds = 3;
+    t.epsilon_schedule = schedule(steps);
+    t
+}
+
+#[test]
+fn epsilon_schedule_rules() {
+    let (k, mut s) = fixture();
+    const E: u64 = EPSILON_SCALE;
+    // Each case breaks exactly one rule; the refusal names the field and the rule.
+    let cases: Vec<(TaskCreate, &str)> = vec![
+        (scheduled(&[]), "no step"),
+        (scheduled(&[(0, E), (3, 2 * E)]), "first step"),
+        (scheduled(&[(1, 0), (3, 2 * E)]), "first step"),
+        (scheduled(&[(2, E), (1, 2 * E), (3, 3 * E)]), "out of order"),
+        (scheduled(&[(1, E), (1, 2 * E), (3, 3 * E)]), "out of order"),
+        (scheduled(&[(1, 2 * E), (2, E), (3, 3 * E)]), "decreases"),
+        (scheduled(&[(1, E), (2, 2 * E)]), "last step"),
+        (scheduled(&[(1, E), (4, 2 * E)]), "last step"),
+        (scheduled(&[(1, E), (3, 5 * E + 1)]), "budget"),
+    ];
+    for (t, rule) in cases {
+        let steps = t.epsilon_schedule.clone();
+        let tx = sign(&k[1], 0, 1, TxBody::TaskCreate(t));
+        match s.check_tx(&tx).unwrap_err() {
+            TxError::InvalidField { field, reason } => {
+                assert_eq!(field, "epsilon_schedule", "{steps:?}");
+                assert!(reason.contains(rule), "{steps:?}: {reason}");
+            }
+            other => panic!("{steps:?}: {other:?}"),
+        }
+        rejected(&mut s, tx, "invalid_field");
+    }
+    // More than EPSILON_SCHEDULE_STEPS_MAX steps, each otherwise fine.
+    let steps_max = EPSILON_SCHEDULE_STEPS_MAX as u32;
+    let long = |n: u32| {
+        let mut t = task(vec![1], "health", 1_000, 5 * E);
+        t.rounds = n;
+        t.epsilon_schedule = (1..=n)
+            .map(|j| EpsilonStep {
+                rounds: j,
+                epsilon: u64::from(j),
+            })
+            .collect();
+        t
+    };
+    let tx = sign(&k[1], 0, 1, TxBody::TaskCreate(long(steps_max + 1)));
+    assert_eq!(
+        s.check_tx(&tx).unwrap_err(),
+        TxError::LimitExceeded {
+            field: "epsilon_schedule".into(),
+            len: EPSILON_SCHEDULE_STEPS_MAX + 1,
+            max: EPSILON_SCHEDULE_STEPS_MAX,
+        }
+    );
+    rejected(&mut s, tx, "limit_exceeded");
+    // Accepted when right: a step per round, a grid of one step, flat steps, the last step at
+    // the budget, the most steps; the task stores the schedule as given.
+    let good = [
+        scheduled(&[(1, E), (2, 2 * E), (3, 3 * E)]),
+        scheduled(&[(3, 5 * E)]),
+        scheduled(&[(1, E), (2, E), (3, E)]),
+        scheduled(&[(2, 1), (3, 5 * E)]),
+        long(steps_max),
+    ];
+    for (nonce, t) in good.into_iter().enumerate() {
+        let tx = sign(&k[1], nonce as u64, 1, TxBody::TaskCreate(t.clone()));
+        s.check_tx(&tx).unwrap();
+        ok(&mut s, tx);
+        let id = s.tasks().map(|t| t.id).max().unwrap();
+        let stored = s.task(id).unwrap();
+        assert_eq!(
+            (&stored.epsilon_schedule, stored.rounds, stored.epsilon),
+            (&t.epsilon_schedule, t.rounds, t.epsilon)
+        );
+        assert_eq!(stored.epsilon_spent, 0);
+    }
+}
+
+#[test]
+fn round_open_refusals() {
+    let (k, mut s) = fixture();
+    let open = |count: u32, n: u32| {
+        TxBody::RoundOpen(RoundOpen {
+            task: 1,
+            round: 1,
+            global_model: Digest([1; 32]),
+            count,
+            secagg: SecAggParams { n, k: n, t: 1 },
+            delta: 1,
+        })
+    };
+    rejected(&mut s, sign(&k[0], 2, 1, open(0, 0)), "zero_amount");
+    rejected(&mut s, sign(&k[0], 2, 1, open(65, 65)), "limit_exceeded");
+    rejected(&mut s, sign(&k[0], 2, 1, open(1, 2)), "invalid_field");
+    // Task 1 has no validation commitment yet; a stranger is not its coordinator.
+    rejected(&mut s, sign(&k[0], 2, 1, open(1, 1)), "invalid_field");
+    rejected(&mut s, sign(&k[1], 0, 1, open(1, 1)), "not_coordinator");
+    let commit = TxBody::TaskCommitValidation(TaskCommitValidation {
+        task: 1,
+        commitment: Digest([2; 32]),
+    });
+    ok(&mut s, sign(&k[0], 2, 1, commit));
+    // One dataset in the filter: two is too many.
+    rejected(&mut s, sign(&k[0], 3, 1, open(2, 2)), "too_few_eligible");
+    ok(&mut s, sign(&k[0], 3, 1, open(1, 1)));
+    assert_eq!(s.task(1).unwrap().round_log[0].selected, vec![1]);
+}

@@ -46,11 +46,9 @@ fn lifecycle_bodies() -> Vec<TxBody> {
             task: 4,
             round: 2,
             global_model: Digest([3; 32]),
-            selected: vec![5, 1, 9],
+            count: 3,
             secagg: SecAggParams { n: 3, k: 3, t: 2 },
-            epsilon: 250_000,
             delta: 1_000,
-            eligible: 7,
         }),
         TxBody::RoundResult(RoundResult {
             task: 4,
@@ -185,6 +183,54 @@ fn over_limit_lengths_are_rejected() {
 }
 
 #[test]
+fn epsilon_schedules_round_trip_and_are_bounded_when_decoded() {
+    let k = keys(1);
+    let with_steps = |n: u32| {
+        let mut t = task(vec![1], "health", 1_000, u64::from(n));
+        t.rounds = n;
+        t.epsilon_schedule = (1..=n)
+            .map(|j| EpsilonStep {
+                rounds: j,
+                epsilon: u64::from(j),
+            })
+            .collect();
+        sign(&k[0], 0, 1, TxBody::TaskCreate(t))
+    };
+    let steps_max = EPSILON_SCHEDULE_STEPS_MAX as u32;
+    let tx = with_steps(steps_max);
+    let back = SignedTx::decode(&tx.encode(), &limits()).unwrap();
+    assert_eq!(back, tx);
+    let TxBody::TaskCreate(t) = &back.tx.body else {
+        panic!("{back:?}")
+    };
+    assert_eq!(t.epsilon_schedule.len(), EPSILON_SCHEDULE_STEPS_MAX);
+    // One step more is refused by the decoder, before any allocation of it.
+    let tx = with_steps(steps_max + 1);
+    assert!(tx.encode().len() < limits().tx_bytes_max as usize);
+    let err = SignedTx::decode(&tx.encode(), &limits()).unwrap_err();
+    assert!(err.to_string().contains("Length"), "{err}");
+    // The schedule is encoded after ε: changing a step changes the bytes and the id.
+    let a = with_steps(3);
+    let mut b = a.tx.clone();
+    if let TxBody::TaskCreate(t) = &mut b.body {
+        t.epsilon_schedule[0].epsilon += 1;
+    }
+    let b = SignedTx::sign(b, &k[0]);
+    assert_ne!(a.encode(), b.encode());
+    assert_ne!(a.id(), b.id());
+    // Its JSON form lists the steps.
+    let json = serde_json::to_value(&a.tx.body).unwrap();
+    assert_eq!(
+        json["epsilon_schedule"],
+        serde_json::json!([
+            {"rounds": 1, "epsilon": 1},
+            {"rounds": 2, "epsilon": 2},
+            {"rounds": 3, "epsilon": 3}
+        ])
+    );
+}
+
+#[test]
 fn unknown_tags_bad_utf8_and_non_canonical_varints_are_rejected() {
     let k = keys(1);
     let tx = sign(&k[0], 0, 1, TxBody::Stake(Stake { amount: 1 }));
@@ -213,6 +259,7 @@ fn blocks_round_trip_and_bound_their_tx_count() {
     let block = Block {
         height: 42,
         proposer: addr(&k[1]),
+        beacon: Digest([0xBE; 32]),
         txs,
     };
     let bytes = block.encode();
@@ -220,6 +267,17 @@ fn blocks_round_trip_and_bound_their_tx_count() {
     assert_eq!(back, block);
     assert_eq!(back.encode(), bytes);
     assert_eq!(back.digest(), block.digest());
+    // height u64 || proposer || beacon || txs: the beacon is covered by the block's digest.
+    assert_eq!(&bytes[8..40], &block.proposer.0);
+    assert_eq!(&bytes[40..72], &[0xBE; 32]);
+    let mut other = block.clone();
+    other.beacon = Digest([0xBF; 32]);
+    assert_ne!(other.digest(), block.digest());
+    let empty = Block {
+        txs: vec![],
+        ..block.clone()
+    };
+    assert_eq!(empty.encode().len(), 8 + 32 + 32 + 1);
     let few = Params {
         block_txs_max: 3,
         ..limits()

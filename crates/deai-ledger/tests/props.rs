@@ -1,6 +1,8 @@
 //! Property tests over random blocks of random (often failing) transactions:
-//! supply is conserved by every block, replicas agree on roots and outcomes, every entry's
-//! inclusion proof verifies and tampered proofs fail, batch verification equals one-by-one.
+//! supply is conserved by every block, replicas agree on roots and outcomes, ε accounting is
+//! exact and within every budget and cap, a RoundOpen is admitted iff a block applies it (whatever
+//! the beacon), every entry's inclusion proof verifies and tampered proofs fail, batch
+//! verification equals one-by-one.
 #![allow(clippy::unwrap_used)] // tests: a panic is the failure report
 
 mod common;
@@ -25,25 +27,33 @@ enum Op {
         who: usize,
         amount: u128,
     },
-    /// A registration whose commitment is one of four per account, so some repeat one.
+    /// A registration whose commitment is one of four per account, so some repeat one, with
+    /// random ε caps (a per-round cap above the total is refused).
     Register {
         who: usize,
         expiry: u64,
         data: u8,
+        caps: (u64, u64),
     },
+    /// New consent with random ε caps (some below what the dataset already spent).
     Update {
         who: usize,
         dataset: u64,
+        caps: (u64, u64),
     },
     Revoke {
         who: usize,
         dataset: u64,
     },
+    /// A task of a random ε schedule, budget at or above its last step (or, when `bad`, a
+    /// schedule broken one of the ways TaskCreate refuses).
     Task {
         who: usize,
         datasets: Vec<u64>,
         reward: u128,
-        epsilon: u64,
+        schedule: Vec<(u32, u64)>,
+        slack: u64,
+        bad: Option<u8>,
     },
     Cancel {
         who: usize,
@@ -63,14 +73,12 @@ enum Op {
         who: usize,
         task: u64,
     },
-    /// A RoundOpen sent by the task's coordinator (when it is one of the keys), with the
-    /// ledger's selection of `count`, or a wrong one when `tamper`.
+    /// A RoundOpen sent by the task's coordinator (when it is one of the keys) asking for
+    /// `count` datasets (0: as many as are eligible now, which a block may change).
     Open {
         who: usize,
         task: u64,
-        count: usize,
-        epsilon: u64,
-        tamper: bool,
+        count: u32,
     },
     /// A RoundResult for the open round: the first `keep` selected survive, each scored `score`.
     Result {
@@ -105,20 +113,35 @@ fn op() -> impl Strategy<Value = Op> {
             .prop_map(|(from, to, amount)| Op::Transfer { from, to, amount }),
         1 => (who.clone(), amount.clone()).prop_map(|(who, amount)| Op::Stake { who, amount }),
         1 => (who.clone(), amount.clone()).prop_map(|(who, amount)| Op::Unstake { who, amount }),
-        2 => (who.clone(), 0u64..12, 0u8..4).prop_map(|(who, expiry, data)| Op::Register { who, expiry, data }),
-        1 => (who.clone(), 0u64..5).prop_map(|(who, dataset)| Op::Update { who, dataset }),
+        2 => (who.clone(), 0u64..12, 0u8..4, caps())
+            .prop_map(|(who, expiry, data, caps)| Op::Register { who, expiry, data, caps }),
+        1 => (who.clone(), 0u64..5, caps()).prop_map(|(who, dataset, caps)| Op::Update { who, dataset, caps }),
         1 => (who.clone(), 0u64..5).prop_map(|(who, dataset)| Op::Revoke { who, dataset }),
-        2 => (who.clone(), prop::collection::vec(0u64..5, 0..3), amount.clone(), 1u64..10_000_000)
-            .prop_map(|(who, datasets, reward, epsilon)| Op::Task { who, datasets, reward, epsilon }),
+        2 => (
+            who.clone(),
+            prop::collection::vec(0u64..5, 0..3),
+            amount.clone(),
+            prop::collection::vec((1u32..3, 0u64..2_000_000), 1..5),
+            0u64..1_000_000,
+            prop::option::weighted(0.1, 0u8..7),
+        )
+            .prop_map(|(who, datasets, reward, schedule, slack, bad)| Op::Task {
+                who,
+                datasets,
+                reward,
+                schedule,
+                slack,
+                bad,
+            }),
         1 => (who.clone(), 0u64..4).prop_map(|(who, task)| Op::Cancel { who, task }),
         1 => (who.clone(), 0u64..4, prop::option::of(0u64..4))
             .prop_map(|(who, task, parent)| Op::Model { who, task, parent }),
         1 => (who.clone(), 1u64..4, 0..ACCOUNTS)
             .prop_map(|(who, task, to)| Op::Coordinator { who, task, to }),
         2 => (who.clone(), 1u64..4).prop_map(|(who, task)| Op::Commit { who, task }),
-        3 => (who.clone(), 1u64..4, 1usize..4, 1u64..3_000_000, prop::bool::weighted(0.2))
-            .prop_map(|(who, task, count, epsilon, tamper)| Op::Open { who, task, count, epsilon, tamper }),
-        3 => (who.clone(), 1u64..4, 0usize..4, 0u64..=SCORE_SCALE)
+        6 => (who.clone(), 1u64..4, 0u32..5)
+            .prop_map(|(who, task, count)| Op::Open { who, task, count }),
+        4 => (who.clone(), 1u64..4, 0usize..4, 0u64..=SCORE_SCALE)
             .prop_map(|(who, task, keep, score)| Op::Result { who, task, keep, score }),
         2 => (who.clone(), 1u64..4, prop::bool::weighted(0.8))
             .prop_map(|(who, task, good_reveal)| Op::Close { who, task, good_reveal }),
@@ -128,8 +151,144 @@ fn op() -> impl Strategy<Value = Op> {
     ]
 }
 
+/// `(epsilon_max, epsilon_round_max)`: 0.5 to 10 ε, no per-round cap or 0.25 to 4 ε.
+fn caps() -> impl Strategy<Value = (u64, u64)> {
+    (
+        500_000u64..10_000_000,
+        prop_oneof![Just(0u64), 250_000u64..4_000_000],
+    )
+}
+
+fn capped_policy(
+    purposes: &[&str],
+    expiry: u64,
+    (epsilon_max, round_max): (u64, u64),
+) -> ConsentPolicy {
+    let mut p = policy(purposes, expiry);
+    p.epsilon_max = epsilon_max;
+    p.epsilon_round_max = round_max;
+    p
+}
+
+/// A task over `datasets` whose schedule has steps `gap` rounds apart each adding `add` ε (the
+/// first at least 1), its rounds those of the last step, its budget the last step's ε plus
+/// `slack`; `bad` breaks it one of seven ways.
+fn scheduled_task(
+    datasets: Vec<u64>,
+    reward: u128,
+    steps: &[(u32, u64)],
+    slack: u64,
+    bad: Option<u8>,
+) -> TxBody {
+    let (mut rounds, mut epsilon) = (0u32, 0u64);
+    let mut schedule: Vec<EpsilonStep> = steps
+        .iter()
+        .map(|&(gap, add)| {
+            rounds += gap;
+            epsilon = (epsilon + add).max(1);
+            EpsilonStep { rounds, epsilon }
+        })
+        .collect();
+    let mut t = task(datasets, "health", reward, epsilon + slack);
+    t.rounds = rounds;
+    match bad {
+        Some(0) => schedule.clear(),
+        Some(1) => schedule[0].epsilon = 0,
+        Some(2) => schedule.insert(0, schedule[0]),
+        Some(3) => t.rounds += 1,
+        Some(4) => t.epsilon = epsilon - 1,
+        Some(5) => {
+            schedule.push(EpsilonStep {
+                rounds: rounds + 1,
+                epsilon: epsilon - 1,
+            });
+            t.rounds += 1;
+        }
+        Some(_) => schedule.insert(
+            0,
+            EpsilonStep {
+                rounds: 0,
+                epsilon: 1,
+            },
+        ),
+        None => {}
+    }
+    t.epsilon_schedule = schedule;
+    TxBody::TaskCreate(t)
+}
+
 fn blocks() -> impl Strategy<Value = Vec<Vec<Op>>> {
     prop::collection::vec(prop::collection::vec(op(), 0..10), 1..6)
+}
+
+/// A first block that makes rounds likely, and datasets' budgets run out: eight datasets (two
+/// per account, ε max 3 to 6, random per-round caps, a quarter of them expiring within the
+/// run), three tasks over random subsets of them with front-loaded schedules of at most 3 ε (so
+/// every filter admits them), each with its validation committed.
+fn setup() -> impl Strategy<Value = Vec<Op>> {
+    let caps = (
+        3_000_000u64..6_000_000,
+        prop_oneof![Just(0u64), 250_000u64..2_000_000],
+    );
+    let expiry = prop_oneof![3 => Just(1_000u64), 1 => 2u64..9];
+    let schedule = (
+        500_000u64..1_500_000,
+        prop::collection::vec((1u32..3, 0u64..400_000), 0..3),
+    )
+        .prop_map(|(first, rest)| {
+            let mut steps = vec![(1, first)];
+            steps.extend(rest);
+            steps
+        });
+    let task = (
+        0..ACCOUNTS,
+        prop::collection::btree_set(1u64..9, 1..6),
+        schedule,
+        0u64..300_000,
+    );
+    (
+        prop::collection::vec((caps, expiry), 8),
+        prop::collection::vec(task, 3),
+    )
+        .prop_map(|(caps, tasks)| {
+            let mut ops: Vec<Op> = caps
+                .into_iter()
+                .enumerate()
+                .map(|(i, (caps, expiry))| Op::Register {
+                    who: i % ACCOUNTS,
+                    expiry,
+                    data: (i / ACCOUNTS) as u8,
+                    caps,
+                })
+                .collect();
+            for (who, datasets, schedule, slack) in &tasks {
+                ops.push(Op::Task {
+                    who: *who,
+                    datasets: datasets.iter().copied().collect(),
+                    reward: 1_000,
+                    schedule: schedule.clone(),
+                    slack: *slack,
+                    bad: None,
+                });
+            }
+            for (task, (who, ..)) in tasks.iter().enumerate() {
+                ops.push(Op::Commit {
+                    who: *who,
+                    task: task as u64 + 1,
+                });
+            }
+            ops
+        })
+}
+
+/// Random blocks, after the [`setup`] block three times in four.
+fn scenario() -> impl Strategy<Value = Vec<Vec<Op>>> {
+    (prop_oneof![1 => Just(Vec::new()), 3 => setup()], blocks()).prop_map(|(setup, mut blocks)| {
+        if !setup.is_empty() {
+            blocks.insert(0, setup);
+        }
+        blocks
+    })
 }
 
 /// Turn ops into signed txs, with nonces that are right unless the op says otherwise.
@@ -143,14 +302,22 @@ fn build(state: &State, keys: &[ed25519_dalek::SigningKey], ops: &[Op]) -> Vec<S
                 Op::Transfer { from, to, amount } => (from, transfer(target(to), amount), 0, false),
                 Op::Stake { who, amount } => (who, TxBody::Stake(Stake { amount }), 0, false),
                 Op::Unstake { who, amount } => (who, TxBody::Unstake(Unstake { amount }), 0, false),
-                Op::Register { who, expiry, data } => (
+                Op::Register {
                     who,
-                    dataset_register(who as u8 * 4 + data, policy(&["health", "ads"], expiry)),
+                    expiry,
+                    data,
+                    caps,
+                } => (
+                    who,
+                    dataset_register(
+                        who as u8 * 4 + data,
+                        capped_policy(&["health", "ads"], expiry, caps),
+                    ),
                     0,
                     false,
                 ),
-                Op::Update { who, dataset } => {
-                    let p = policy(&["health"], 20);
+                Op::Update { who, dataset, caps } => {
+                    let p = capped_policy(&["health"], 20, caps);
                     (
                         who,
                         TxBody::ConsentUpdate(ConsentUpdate { dataset, policy: p }),
@@ -168,12 +335,14 @@ fn build(state: &State, keys: &[ed25519_dalek::SigningKey], ops: &[Op]) -> Vec<S
                     who,
                     mut datasets,
                     reward,
-                    epsilon,
+                    schedule,
+                    slack,
+                    bad,
                 } => {
                     datasets.dedup();
                     (
                         who,
-                        task_create(datasets, "health", reward, epsilon),
+                        scheduled_task(datasets, reward, &schedule, slack, bad),
                         0,
                         false,
                     )
@@ -193,15 +362,9 @@ fn build(state: &State, keys: &[ed25519_dalek::SigningKey], ops: &[Op]) -> Vec<S
                     false,
                 ),
                 Op::Commit { who, task } => (who, commit_validation(task), 0, false),
-                Op::Open {
-                    who,
-                    task,
-                    count,
-                    epsilon,
-                    tamper,
-                } => (
+                Op::Open { who, task, count } => (
                     coordinator_of(state, keys, task).unwrap_or(who),
-                    round_open(state, task, count, epsilon, tamper),
+                    round_open(state, task, count),
                     0,
                     false,
                 ),
@@ -260,26 +423,18 @@ fn coordinator_of(state: &State, keys: &[ed25519_dalek::SigningKey], task: u64) 
     keys.iter().position(|k| addr(k) == c)
 }
 
-fn round_open(state: &State, task: u64, count: usize, epsilon: u64, tamper: bool) -> TxBody {
-    let mut selected = state
-        .round_selection(task, count, epsilon)
-        .unwrap_or_default();
-    if tamper || selected.is_empty() {
-        let other = (1..6).find(|d| !selected.contains(d)).unwrap_or(1);
-        selected.push(other);
-    }
-    let n = selected.len() as u32;
+fn round_open(state: &State, task: u64, count: u32) -> TxBody {
+    let n = match count {
+        0 => state.round_eligible(task).map_or(0, |e| e.len() as u32),
+        n => n,
+    };
     TxBody::RoundOpen(RoundOpen {
         task,
         round: state.task(task).map_or(1, |t| t.rounds_opened() + 1),
         global_model: Digest([1; 32]),
-        selected,
+        count: n,
         secagg: SecAggParams { n, k: n, t: 1 },
-        epsilon,
         delta: 1_000,
-        eligible: state
-            .round_eligible(task, epsilon)
-            .map_or(0, |e| e.len() as u32),
     })
 }
 
@@ -363,9 +518,11 @@ fn check_snapshot(state: &State, k: &[ed25519_dalek::SigningKey]) {
             Op::Unstake { who: 0, amount: 1 },
         ],
     );
+    let height = original.height() + 3;
     let blk = Block {
-        height: original.height() + 3,
+        height,
         proposer: addr(&k[3]),
+        beacon: beacon(height),
         txs,
     };
     assert_eq!(original.apply_block(&blk), restored.apply_block(&blk));
@@ -423,11 +580,71 @@ fn tamperings(p: &Proof) -> Vec<Proof> {
     out
 }
 
+/// Every charge a block made stayed within a policy the dataset had during the block (the one
+/// before it, or one a ConsentUpdate of the block set): its per-round cap for each charge, its
+/// `epsilon_max` for the total.
+fn check_charges_within_caps(pre: &State, post: &State, blk: &Block, out: &BlockOutcome) {
+    for d in post.datasets() {
+        let mut policies: Vec<&ConsentPolicy> =
+            pre.dataset(d.id).map(|p| &p.policy).into_iter().collect();
+        for (tx, r) in blk.txs.iter().zip(&out.receipts) {
+            if let (Ok(()), TxBody::ConsentUpdate(u)) = (&r.result, &tx.tx.body)
+                && u.dataset == d.id
+            {
+                policies.push(&u.policy);
+            }
+        }
+        if policies.is_empty() {
+            policies.push(&d.policy); // registered in this block
+        }
+        let before = pre.dataset(d.id).map_or(0, |p| p.epsilon_spent);
+        if d.epsilon_spent > before {
+            let max = policies.iter().map(|p| p.epsilon_max).max().unwrap();
+            assert!(
+                d.epsilon_spent <= max,
+                "dataset {} spent {} > {max}",
+                d.id,
+                d.epsilon_spent
+            );
+        }
+        let cap = policies
+            .iter()
+            .map(|p| {
+                if p.epsilon_round_max == 0 {
+                    u64::MAX
+                } else {
+                    p.epsilon_round_max
+                }
+            })
+            .max()
+            .unwrap();
+        for t in post.tasks() {
+            for (i, r) in t.round_log.iter().enumerate() {
+                if r.opened_height != blk.height || !r.selected.contains(&d.id) {
+                    continue;
+                }
+                let j = ref_participations_upto(&t.round_log[..=i], d.id);
+                let charge = ref_cumulative(&t.epsilon_schedule, j).unwrap()
+                    - ref_cumulative(&t.epsilon_schedule, j - 1).unwrap();
+                assert!(
+                    charge <= cap,
+                    "dataset {} charged {charge} > cap {cap}",
+                    d.id
+                );
+            }
+        }
+    }
+}
+
+fn ref_participations_upto(rounds: &[Round], id: u64) -> u32 {
+    rounds.iter().filter(|r| r.selected.contains(&id)).count() as u32
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
 
     #[test]
-    fn blocks_conserve_supply_and_replicas_agree(ops in blocks()) {
+    fn blocks_conserve_supply_and_replicas_agree(ops in scenario()) {
         let k = keys(ACCOUNTS);
         let mut a = state(&k);
         let mut b = state(&k);
@@ -436,8 +653,9 @@ proptest! {
         prop_assert_eq!(genesis_supply, FUNDS * ACCOUNTS as u128 + STAKE);
         for (i, block_ops) in ops.iter().enumerate() {
             let txs = build(&a, &k, block_ops);
-            let blk = Block { height: a.height() + 1, proposer: addr(&k[i % ACCOUNTS]), txs };
+            let blk = next_block(&a, addr(&k[i % ACCOUNTS]), txs);
             let root_before = a.root();
+            let pre = a.clone();
             let out_a = a.apply_block(&blk);
             let out_b = b.apply_block(&blk);
             prop_assert_eq!(&out_a, &out_b);
@@ -458,6 +676,8 @@ proptest! {
             for (tx, r) in blk.txs.iter().zip(&out_a.receipts) {
                 prop_assert_eq!(r.tx_id, tx.id());
             }
+            check_epsilon_accounting(&a);
+            check_charges_within_caps(&pre, &a, &blk, &out_a);
         }
         check_all_proofs(&a);
         check_snapshot(&a, &k);
@@ -478,6 +698,45 @@ proptest! {
         prop_assert_eq!(&batch, &single);
         let expect: Vec<bool> = bad.iter().map(|b| !b).collect();
         prop_assert_eq!(batch, expect);
+    }
+
+    /// The Action contract for RoundOpen, from random states: `check_tx` (no beacon) admits it
+    /// iff a block applies it, with the same error otherwise, whatever the block's beacon; and
+    /// when applied it draws `count` datasets from the eligible ones with that block's seed.
+    #[test]
+    fn round_open_is_admitted_iff_it_applies(ops in scenario(), count in 0u32..5, beacons in any::<([u8; 32], [u8; 32])>()) {
+        let k = keys(ACCOUNTS);
+        let mut s = state(&k);
+        for (i, block_ops) in ops.iter().enumerate() {
+            let txs = build(&s, &k, block_ops);
+            let blk = next_block(&s, addr(&k[i % ACCOUNTS]), txs);
+            s.apply_block(&blk);
+        }
+        for task in 1..=4u64 {
+            let who = coordinator_of(&s, &k, task).unwrap_or(0);
+            let tx = sign(&k[who], s.account(&addr(&k[who])).nonce, 1, round_open(&s, task, count));
+            let admitted = s.check_tx(&tx);
+            let eligible = s.round_eligible(task).ok();
+            prop_assert_eq!(eligible.clone(), s.task(task).map(|_| ref_eligible(&s, task, s.height() + 1)));
+            for b in [Digest(beacons.0), Digest(beacons.1)] {
+                let mut applied = s.clone();
+                let blk = Block { height: s.height() + 1, proposer: addr(&k[0]), beacon: b, txs: vec![tx.clone()] };
+                let out = applied.apply_block(&blk);
+                prop_assert_eq!(&admitted, &out.receipts[0].result);
+                if admitted.is_ok() {
+                    let r = applied.task(task).unwrap().round_log.last().unwrap().clone();
+                    let eligible = eligible.clone().unwrap();
+                    let TxBody::RoundOpen(o) = &tx.tx.body else { unreachable!() };
+                    prop_assert_eq!(r.eligible as usize, eligible.len());
+                    prop_assert_eq!(&r.selected, &select(&selection_seed(task, o.round, &b), &eligible, o.count as usize));
+                    prop_assert_eq!(r.selected.len(), o.count as usize);
+                    check_epsilon_accounting(&applied);
+                } else {
+                    prop_assert_eq!(applied.task(task), s.task(task));
+                    prop_assert!(applied.datasets().eq(s.datasets()));
+                }
+            }
+        }
     }
 }
 

@@ -108,6 +108,8 @@ fn digest_field(block: &Value, field: &str, height: u64) -> anyhow::Result<Diges
 
 fn ledger_block(block: &Value, height: u64, params: &deai_ledger::Params) -> anyhow::Result<Block> {
     let proposer = digest_field(block, "proposer", height)?;
+    // The chain's block digest is the ledger's beacon (it seeds round selections).
+    let beacon = digest_field(block, "digest", height)?;
     let txs = block["txs"]
         .as_array()
         .ok_or_else(|| anyhow::anyhow!("block {height} has no `txs` array"))?
@@ -126,6 +128,7 @@ fn ledger_block(block: &Value, height: u64, params: &deai_ledger::Params) -> any
     Ok(Block {
         height,
         proposer: deai_ledger::Address(proposer.0),
+        beacon,
         txs,
     })
 }

@@ -171,14 +171,10 @@ pub async fn verify_task(
     if spec.hash() != task.model_spec {
         task_mismatches.push("spec blob does not hash to the task's model_spec".into());
     }
-    // The ε the ledger charged, against the accountant's figure from the spec and the
-    // ledger's own eligible counts (the coordinator's declarations are not trusted).
-    let log: Vec<fed::privacy::ChargedRound> = task
-        .round_log
-        .iter()
-        .map(fed::privacy::ChargedRound::from)
-        .collect();
-    if let Err(e) = fed::privacy::check_rounds(&spec, &log) {
+    // The ε schedule the ledger charged from, against the accountant's figure from the spec,
+    // and each round's size against the ledger's own eligible count (nothing declared by the
+    // creator or the coordinator is trusted).
+    if let Err(e) = fed::privacy::check_task(&spec, &task) {
         task_mismatches.push(format!("privacy accounting: {e}"));
     }
     let validation = fixed

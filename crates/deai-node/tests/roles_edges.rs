@@ -7,8 +7,9 @@
 use std::{net::SocketAddr, sync::Arc, time::Duration};
 
 use deai_ledger::{
-    ConsentPolicy, Digest, EPSILON_SCALE, NOISE_SCALE, TOKEN, TxBody,
-    tx::{RoundExpire, RoundOpen, RoundResult},
+    ConsentPolicy, Digest, EPSILON_SCALE, EpsilonStep, NOISE_SCALE, TOKEN, TxBody,
+    tx::{RoundExpire, RoundOpen, RoundResult, TaskCommitValidation, TaskCreate},
+    validation_commitment,
 };
 use deai_node::{
     auth,
@@ -167,7 +168,7 @@ fn every_edge_refuses_bad_input_by_name_and_a_real_round_still_verifies() {
             purpose: "digits",
             spec: &spec,
             datasets: datasets.clone(),
-            epsilon: 1_000 * EPSILON_SCALE,
+            epsilon: None,
             reward: 100 * TOKEN,
         };
         let task = setup::create_task(&creator, terms, &split.validation, salt).await?;
@@ -262,8 +263,8 @@ fn every_edge_refuses_bad_input_by_name_and_a_real_round_still_verifies() {
     .expect("scenario");
 }
 
-/// A malicious coordinator against real owner nodes and the ledger: it opens a round whose ε is
-/// far below the accountant's figure and runs a task whose σ is below one owner's consent floor.
+/// A malicious creator-coordinator against real owner nodes and the ledger: its task's ε schedule
+/// charges far below the accountant's figure and its σ is below one owner's consent floor.
 /// Each owner refuses by name before it trains; the stalled round is then closed as expired by
 /// an owner (anyone may), after which the ledger refuses a late result for it.
 #[test]
@@ -283,35 +284,48 @@ fn owners_refuse_an_undercharging_coordinator_and_anyone_expires_its_round() {
         spec.rounds = 2;
         spec.datasets_per_round = OWNERS as u32;
         spec.group_size_min = OWNERS as u32;
-        let terms = setup::TaskTerms {
-            purpose: "digits",
-            spec: &spec,
-            datasets: datasets.clone(),
-            epsilon: 1_000 * EPSILON_SCALE,
-            reward: 100 * TOKEN,
-        };
-        let task = setup::create_task(&creator, terms, &split.validation, Digest([9; 32])).await?;
+        // The attack: a task whose ε schedule charges 10⁻⁶ per round, far below what the
+        // spec's σ costs an owner (the ledger cannot tell; the owners can).
+        let cheap: Vec<EpsilonStep> = (1..=spec.rounds)
+            .map(|rounds| EpsilonStep {
+                rounds,
+                epsilon: u64::from(rounds),
+            })
+            .collect();
+        let created = roles::send_tx(
+            &creator,
+            TxBody::TaskCreate(TaskCreate {
+                purpose: "digits".into(),
+                model_spec: spec.hash(),
+                datasets: datasets.clone(),
+                rounds: spec.rounds,
+                epsilon: EPSILON_SCALE,
+                epsilon_schedule: cheap,
+                delta: spec.delta_budget(),
+                reward: 100 * TOKEN,
+            }),
+        )
+        .await?;
+        let task = setup::created_id(&created, "task_created")?;
+        let commitment =
+            validation_commitment(&Digest([9; 32]), &setup::commitment(&split.validation));
+        roles::send_tx(
+            &creator,
+            TxBody::TaskCommitValidation(TaskCommitValidation { task, commitment }),
+        )
+        .await?;
         // The owners fetch the spec and the global model from the validator's blob store.
         ledger.put_blob(&spec.canonical_bytes()).await?;
         let kind = spec.model_kind()?;
         let global = fed::weights::encode(&kind, &spec.initial_weights()?)?;
         let global_model = ledger.put_blob(&global).await?;
-
-        // The attack: ε = 10⁻⁶ for a round that selects every dataset (q = 1).
-        let eligible: serde_json::Value = ledger
-            .get(&format!("/v1/tasks/{task}/selection?count=100&epsilon=1"))
-            .await?;
-        let selected: Vec<u64> = serde_json::from_value(eligible["selected"].clone())?;
-        assert_eq!(selected.len(), OWNERS);
         let open = RoundOpen {
             task,
             round: 1,
             global_model,
-            selected: selected.clone(),
+            count: OWNERS as u32,
             secagg: fed::groups::secagg_params(OWNERS, OWNERS as u32),
-            epsilon: 1,
             delta: spec.delta_per_round(),
-            eligible: OWNERS as u32,
         };
         roles::send_tx(&creator, TxBody::RoundOpen(open)).await?;
 

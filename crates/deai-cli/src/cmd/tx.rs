@@ -169,9 +169,13 @@ pub struct TaskCreateArgs {
     /// Training rounds.
     #[arg(long)]
     pub rounds: u32,
-    /// DP budget ε, decimal.
+    /// The spec's noise multiplier σ: the task's ε schedule (what each dataset is charged per
+    /// round it takes part in) is computed from it, the rounds and δ.
+    #[arg(long)]
+    pub noise_multiplier: f64,
+    /// DP budget ε, decimal (default: what a dataset taking part in every round is charged).
     #[arg(long, value_parser = parse_epsilon)]
-    pub epsilon: u64,
+    pub epsilon: Option<u64>,
     /// DP budget δ, decimal (e.g. 1e-5 is written 0.00001).
     #[arg(long, value_parser = parse_delta)]
     pub delta: u64,
@@ -216,6 +220,41 @@ pub struct RoundExpireArgs {
     pub round: u32,
 }
 
+/// The task with its ε schedule computed from σ, δ and the rounds (the schedule an owner's
+/// node recomputes from the spec and refuses to train under if it is lower).
+fn task_create(a: &TaskCreateArgs) -> anyhow::Result<TaskCreate> {
+    if !(a.noise_multiplier.is_finite() && a.noise_multiplier > 0.0) {
+        anyhow::bail!(
+            "--noise-multiplier {} must be a positive number (the spec's σ)",
+            a.noise_multiplier
+        );
+    }
+    let delta = a.delta as f64 / DELTA_SCALE as f64;
+    let schedule = deai_node::fed::privacy::schedule_for(a.noise_multiplier, delta, a.rounds)
+        .map_err(|e| anyhow::anyhow!("ε schedule: {e}"))?;
+    let needed = schedule.last().map_or(0, |s| s.epsilon);
+    let epsilon = a.epsilon.unwrap_or(needed);
+    if epsilon < needed {
+        anyhow::bail!(
+            "--epsilon {} is below {} (what a dataset taking part in all {} rounds at σ = {} is charged); raise it, lower --rounds or raise --noise-multiplier",
+            epsilon as f64 / EPSILON_SCALE as f64,
+            needed as f64 / EPSILON_SCALE as f64,
+            a.rounds,
+            a.noise_multiplier
+        );
+    }
+    Ok(TaskCreate {
+        purpose: a.purpose.clone(),
+        model_spec: a.model_spec,
+        datasets: a.datasets.clone(),
+        rounds: a.rounds,
+        epsilon,
+        epsilon_schedule: schedule,
+        delta: a.delta,
+        reward: a.reward,
+    })
+}
+
 impl Kind {
     /// The transaction body and a short name for reports.
     pub fn body(&self) -> anyhow::Result<(&'static str, TxBody)> {
@@ -244,18 +283,7 @@ impl Kind {
                 "consent revoke",
                 TxBody::ConsentRevoke(ConsentRevoke { dataset: a.dataset }),
             ),
-            Self::TaskCreate(a) => (
-                "task create",
-                TxBody::TaskCreate(TaskCreate {
-                    purpose: a.purpose.clone(),
-                    model_spec: a.model_spec,
-                    datasets: a.datasets.clone(),
-                    rounds: a.rounds,
-                    epsilon: a.epsilon,
-                    delta: a.delta,
-                    reward: a.reward,
-                }),
-            ),
+            Self::TaskCreate(a) => ("task create", TxBody::TaskCreate(task_create(a)?)),
             Self::TaskCancel(a) => (
                 "task cancel",
                 TxBody::TaskCancel(TaskCancel { task: a.task }),

@@ -1,5 +1,6 @@
 //! Block decoding never panics; a decoded block re-encodes to the same bytes; applying it
-//! (signatures assumed valid, to reach every execution path) never panics and conserves supply.
+//! (signatures assumed valid, to reach every execution path) never panics, conserves supply, and
+//! gives the same outcome on a replica (rounds draw from the block's beacon).
 #![no_main]
 
 use deai_ledger::{Address, Block, Genesis, Params, State};
@@ -28,6 +29,13 @@ fuzz_target!(|data: &[u8]| {
         let sig_ok = vec![true; block.txs.len()];
         let out = state.apply_block_verified(&block, &sig_ok);
         assert_eq!(out.receipts.len(), block.txs.len());
+        // A replica applying the same block (same beacon, so the same draws) agrees.
+        let mut replica = genesis_state().clone();
+        assert_eq!(
+            replica.apply_block_verified(&block, &sig_ok),
+            out,
+            "replicas disagree"
+        );
         let supply = state.supply();
         assert_eq!(supply.total, supply.genesis, "supply not conserved");
     }

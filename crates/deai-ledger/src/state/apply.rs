@@ -11,6 +11,7 @@ use crate::block::{Block, BlockOutcome, Receipt};
 use crate::error::TxError;
 use crate::event::Event;
 use crate::tx::{Env, SignedTx};
+use crate::types::Digest;
 use crate::verify::verify_signatures;
 use commonware_codec::EncodeSize;
 
@@ -98,6 +99,7 @@ impl State {
             fee: tx.tx.fee,
             height: self.height.saturating_add(1),
             tx_id: tx.id(),
+            beacon: Digest::default(),
         };
         self.validate(tx, &env)
     }
@@ -167,6 +169,7 @@ impl State {
             fee: tx.tx.fee,
             height: block.height,
             tx_id,
+            beacon: block.beacon,
         };
         self.validate(tx, &env)?;
         let events = tx.tx.body.action().apply(self, &env);

@@ -1,13 +1,13 @@
 //! Task-lifecycle queries shared by `RoundOpen`, `RoundResult` and `TaskClose`: who may act for
-//! a task, which datasets a round may use, and the selection a round must name.
+//! a task and which datasets a round may use.
 //!
 //! Invariant: eligibility is judged at the height of the block that opens the round, so a
 //! revocation, expiry or policy change takes effect from the next `RoundOpen`; an open round
 //! is never re-judged.
 
-use super::{State, Task, TaskTerms, round};
+use super::{State, Task, TaskTerms};
 use crate::error::TxError;
-use crate::types::{Address, Digest};
+use crate::types::Address;
 
 impl State {
     /// Err unless `sender` is the task's coordinator (or, with `creator_too`, its creator).
@@ -26,17 +26,12 @@ impl State {
         })
     }
 
-    /// Whether dataset `id` may take part in a round of `task` spending `epsilon`, opened at
-    /// `height`: in the task's filter, consent not revoked, policy admits the task at this
-    /// height, the round's ε is within its per-round cap (`epsilon_round_max`, if set), and its
-    /// accumulated ε plus the round's stays within its `epsilon_max`.
-    pub(crate) fn eligibility(
-        &self,
-        task: &Task,
-        id: u64,
-        height: u64,
-        epsilon: u64,
-    ) -> Result<(), TxError> {
+    /// Whether dataset `id` may take part in the next round of `task`, opened at `height`: in
+    /// the task's filter, consent not revoked, policy admits the task at this height, it has a
+    /// next step in the task's ε schedule, what that step charges it is within its per-round
+    /// cap (`epsilon_round_max`, if set), and its accumulated ε plus that charge stays within
+    /// its `epsilon_max`.
+    pub(crate) fn eligibility(&self, task: &Task, id: u64, height: u64) -> Result<(), TxError> {
         if !task.datasets.contains(&id) {
             return Err(TxError::InvalidParticipant {
                 dataset: id,
@@ -55,62 +50,49 @@ impl State {
             epsilon: task.epsilon,
         };
         d.policy.admits(id, &terms, height)?;
-        d.policy.admits_round(id, epsilon)?;
+        let charge = task
+            .next_charge(id)
+            .ok_or_else(|| TxError::InvalidParticipant {
+                dataset: id,
+                field: "selected".into(),
+                reason: format!("already took part in every round of task {}", task.id),
+            })?;
+        d.policy.admits_round(id, charge)?;
         let over = d
             .epsilon_spent
-            .checked_add(epsilon)
+            .checked_add(charge)
             .is_none_or(|total| total > d.policy.epsilon_max);
         if over {
             return Err(TxError::DatasetBudgetExceeded {
                 dataset: id,
                 spent: d.epsilon_spent,
-                round: epsilon,
+                round: charge,
                 max: d.policy.epsilon_max,
             });
         }
         Ok(())
     }
 
-    /// The datasets of `task`'s filter eligible for a round spending `epsilon` at `height`.
-    pub(crate) fn eligible(&self, task: &Task, height: u64, epsilon: u64) -> Vec<u64> {
-        task.datasets
+    /// The datasets of `task`'s filter eligible for its next round at `height`, ascending.
+    pub(crate) fn eligible(&self, task: &Task, height: u64) -> Vec<u64> {
+        // The filter keeps its creator's order; `select` does not care, callers are promised
+        // ascending ids.
+        let mut ids: Vec<u64> = task
+            .datasets
             .iter()
             .copied()
-            .filter(|&id| self.eligibility(task, id, height, epsilon).is_ok())
-            .collect()
+            .filter(|&id| self.eligibility(task, id, height).is_ok())
+            .collect();
+        ids.sort_unstable();
+        ids
     }
 
-    /// The seed of `task`'s round `round` in the block being applied (or, between blocks, the
-    /// next one): the tree is committed only at the end of a block, so [`Self::root`] is the
-    /// state root of the previous height throughout a block.
-    pub(crate) fn round_seed(&self, task: u64, round: u32) -> Digest {
-        round::selection_seed(task, round, &self.root())
-    }
-
-    /// The datasets eligible for `task`'s next round spending `epsilon` if its `RoundOpen`
-    /// lands in the next block, ascending. Their number is what the round records as
-    /// [`crate::Round::eligible`], from which owners and verifiers recompute the sampling rate
-    /// `q = selected / eligible` and so the round's ε.
-    pub fn round_eligible(&self, task: u64, epsilon: u64) -> Result<Vec<u64>, TxError> {
+    /// The datasets eligible for `task`'s next round if its `RoundOpen` lands in the next
+    /// block, ascending: a coordinator asks for at most this many. The ledger draws which of
+    /// them the round takes from the beacon of the block that includes the `RoundOpen`, so
+    /// nobody can say in advance which.
+    pub fn round_eligible(&self, task: u64) -> Result<Vec<u64>, TxError> {
         let t = self.task_checked(task)?;
-        Ok(self.eligible(t, self.height.saturating_add(1), epsilon))
-    }
-
-    /// The datasets a `RoundOpen` for `task`'s next round, asking for `count` datasets and
-    /// spending `epsilon`, must select if it lands in the next block (what a coordinator calls
-    /// before signing). Sorted ascending; shorter than `count` when fewer are eligible.
-    pub fn round_selection(
-        &self,
-        task: u64,
-        count: usize,
-        epsilon: u64,
-    ) -> Result<Vec<u64>, TxError> {
-        let eligible = self.round_eligible(task, epsilon)?;
-        let round = self.task_checked(task)?.rounds_opened().saturating_add(1);
-        Ok(round::select(
-            &self.round_seed(task, round),
-            &eligible,
-            count,
-        ))
+        Ok(self.eligible(t, self.height.saturating_add(1)))
     }
 }

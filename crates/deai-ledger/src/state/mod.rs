@@ -31,7 +31,7 @@ pub use model::{Metric, Model};
 pub(crate) use round::read_scores;
 pub use round::{Round, RoundOutcome, SCORE_SCALE, Score, SecAggParams, select, selection_seed};
 pub use snapshot::{Snapshot, SnapshotError};
-pub use task::{Task, TaskStatus};
+pub use task::{EPSILON_SCHEDULE_STEPS_MAX, EpsilonStep, Task, TaskStatus};
 
 use crate::error::{EntityKind, GenesisError, TxError};
 use crate::event::{Event, HistoryEntry};

@@ -13,11 +13,11 @@
 //!
 //! # Selection
 //!
-//! `seed = BLAKE3("deai/selection/v1" || task u64 BE || round u32 BE || root)` where `root` is
-//! the state root of the previous height (the root when the block starts). Each eligible
-//! dataset id gets `rank = BLAKE3(seed || id u64 BE)`; ids are sorted by `(rank, id)` and the
-//! first `m` are selected, `m` = the number of datasets the round asks for (at most the number
-//! eligible).
+//! `seed = BLAKE3("deai/selection/v2" || task u64 BE || round u32 BE || beacon)` where `beacon`
+//! is the randomness of the block that includes the `RoundOpen` ([`crate::Block::beacon`]),
+//! which did not exist when the coordinator signed. Each eligible dataset id gets
+//! `rank = BLAKE3(seed || id u64 BE)`; ids are sorted by `(rank, id)` and the first `m` are
+//! selected, `m` = the number of datasets the round asks for (at most the number eligible).
 
 use crate::codec::{list_size, read_list, write_list};
 use crate::types::Digest;
@@ -30,7 +30,7 @@ use serde::{Deserialize, Serialize};
 pub const SCORE_SCALE: u64 = 1_000_000;
 
 /// Domain of the selection seed.
-const SELECTION_DOMAIN: &[u8] = b"deai/selection/v1";
+const SELECTION_DOMAIN: &[u8] = b"deai/selection/v2";
 
 /// Secure-aggregation parameters of a round (SecAgg+: clients, graph degree, threshold).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -86,14 +86,16 @@ pub struct Round {
     pub selected: Vec<u64>,
     /// Secure-aggregation parameters.
     pub secagg: SecAggParams,
-    /// DP ε spent by the round, fixed point ([`crate::EPSILON_SCALE`]).
+    /// How much the round raised the task's `epsilon_spent` (the ε of its most-selected
+    /// dataset), fixed point ([`crate::EPSILON_SCALE`]); each selected dataset was charged its
+    /// own next step of the task's schedule.
     pub epsilon: u64,
     /// DP δ spent by the round, fixed point ([`crate::DELTA_SCALE`]).
     pub delta: u64,
     /// How many datasets were eligible when the round opened (in the task's filter, consent
-    /// admitting the task and this round's ε, budget left). With `selected.len()` it gives the
-    /// round's sampling rate `q = selected / eligible`, from which owners and verifiers
-    /// recompute the round's ε instead of trusting the coordinator's.
+    /// admitting the task and what the round would charge them, budget left): owners and
+    /// verifiers check the selection's size against the spec's `min(datasets_per_round,
+    /// eligible)`.
     #[serde(default)]
     pub eligible: u32,
     /// Last height at which the round may still be reported without anyone being able to
@@ -130,12 +132,12 @@ impl Round {
 }
 
 /// The public seed of a round's selection (see the module docs).
-pub fn selection_seed(task: u64, round: u32, root: &Digest) -> Digest {
+pub fn selection_seed(task: u64, round: u32, beacon: &Digest) -> Digest {
     let mut h = blake3::Hasher::new();
     h.update(SELECTION_DOMAIN);
     h.update(&task.to_be_bytes());
     h.update(&round.to_be_bytes());
-    h.update(&root.0);
+    h.update(&beacon.0);
     Digest(*h.finalize().as_bytes())
 }
 
@@ -281,7 +283,7 @@ mod tests {
         assert_eq!(a.len(), 5);
         assert!(a.windows(2).all(|w| w[0] < w[1]));
         assert_ne!(a, b, "round number changes the seed");
-        assert_ne!(a, c, "root changes the seed");
+        assert_ne!(a, c, "the beacon changes the seed");
         // Input order does not matter.
         let mut rev = eligible.clone();
         rev.reverse();

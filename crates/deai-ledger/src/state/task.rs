@@ -1,13 +1,18 @@
 //! Training tasks: what to train, under which privacy budget, for which escrowed reward, and
 //! the log of its rounds.
 //!
-//! Invariant: `epsilon_spent`/`delta_spent` are the sums of the opened rounds' ε/δ and never
-//! exceed `epsilon`/`delta`.
+//! Invariants: `delta_spent` is the sum of the opened rounds' δ; `epsilon_spent` is the ε of the
+//! dataset that took part in the most rounds (`epsilon_schedule[j - 1]` for the largest
+//! participation count `j`), which is also the sum of the rounds' `epsilon`; neither exceeds
+//! its budget.
 
 use super::round::Round;
+use crate::codec::write_list;
 use crate::event::HistoryEntry;
 use crate::types::{Address, Digest};
+use bytes::BufMut;
 use commonware_codec::Write;
+use commonware_codec::{Buf, EncodeSize, Error as CodecError, Read};
 use serde::{Deserialize, Serialize};
 
 /// Lifecycle of a task.
@@ -20,6 +25,43 @@ pub enum TaskStatus {
     Cancelled,
     /// Closed by `TaskClose`: rewards paid, the rest refunded, the final model registered.
     Closed,
+}
+
+/// Most steps in a task's ε schedule (a task of more rounds prices them on a grid).
+pub const EPSILON_SCHEDULE_STEPS_MAX: usize = 128;
+
+/// One step of a task's ε schedule: a dataset that took part in more than the previous step's
+/// `rounds` and at most this step's `rounds` rounds has spent `epsilon` (fixed point,
+/// [`crate::EPSILON_SCALE`]) of its privacy within the task.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EpsilonStep {
+    /// Rounds taken part in.
+    pub rounds: u32,
+    /// Cumulative ε after them, fixed point.
+    pub epsilon: u64,
+}
+
+impl Write for EpsilonStep {
+    fn write(&self, buf: &mut impl BufMut) {
+        self.rounds.write(buf);
+        self.epsilon.write(buf);
+    }
+}
+
+impl EncodeSize for EpsilonStep {
+    fn encode_size(&self) -> usize {
+        12
+    }
+}
+
+impl Read for EpsilonStep {
+    type Cfg = ();
+    fn read_cfg(buf: &mut impl Buf, _: &()) -> Result<Self, CodecError> {
+        Ok(Self {
+            rounds: u32::read_cfg(buf, &())?,
+            epsilon: u64::read_cfg(buf, &())?,
+        })
+    }
 }
 
 /// A training task.
@@ -39,6 +81,9 @@ pub struct Task {
     pub rounds: u32,
     /// DP ε budget, fixed point ([`crate::EPSILON_SCALE`]).
     pub epsilon: u64,
+    /// What taking part in rounds costs a dataset ([`crate::TaskCreate::epsilon_schedule`]).
+    #[serde(default)]
+    pub epsilon_schedule: Vec<EpsilonStep>,
     /// DP δ, fixed point ([`crate::DELTA_SCALE`]).
     pub delta: u64,
     /// Total reward put up at creation.
@@ -61,7 +106,7 @@ pub struct Task {
     /// Commitment to the validation data ([`crate::validation_commitment`]).
     #[serde(default)]
     pub validation: Option<Digest>,
-    /// DP ε spent by opened rounds (basic composition: the sum), fixed point.
+    /// DP ε of the dataset that took part in the most opened rounds, fixed point.
     #[serde(default)]
     pub epsilon_spent: u64,
     /// DP δ spent by opened rounds (the sum), fixed point.
@@ -86,6 +131,7 @@ impl Task {
         crate::codec::write_list(&self.datasets, &mut out);
         self.rounds.write(&mut out);
         self.epsilon.write(&mut out);
+        write_list(&self.epsilon_schedule, &mut out);
         self.delta.write(&mut out);
         self.reward.write(&mut out);
         self.escrow.write(&mut out);
@@ -125,6 +171,36 @@ impl Task {
     /// The last round that recorded a result (expired rounds have none), if any.
     pub fn last_completed_round(&self) -> Option<&Round> {
         self.round_log.iter().rev().find(|r| r.outcome.is_some())
+    }
+
+    /// In how many opened rounds (expired ones included) dataset `id` was selected.
+    pub fn participations(&self, id: u64) -> u32 {
+        let n = self
+            .round_log
+            .iter()
+            .filter(|r| r.selected.binary_search(&id).is_ok())
+            .count();
+        u32::try_from(n).expect("at most task_rounds_max (u32) rounds")
+    }
+
+    /// A dataset's cumulative ε within the task after taking part in `rounds` rounds: the ε of
+    /// the first schedule step at or after `rounds` (0 for none; `None` past the last step).
+    pub fn cumulative_epsilon(&self, rounds: u32) -> Option<u64> {
+        if rounds == 0 {
+            return Some(0);
+        }
+        let i = self.epsilon_schedule.partition_point(|s| s.rounds < rounds);
+        self.epsilon_schedule.get(i).map(|s| s.epsilon)
+    }
+
+    /// What selecting dataset `id` in the next round charges it (its cumulative ε after one
+    /// more round minus its cumulative ε now), or `None` if it already took part in every
+    /// round of the schedule.
+    pub fn next_charge(&self, id: u64) -> Option<u64> {
+        let j = self.participations(id);
+        let after = self.cumulative_epsilon(j.checked_add(1)?)?;
+        let now = self.cumulative_epsilon(j)?;
+        Some(after.saturating_sub(now))
     }
 
     /// Number of rounds opened so far (the next round is this + 1).

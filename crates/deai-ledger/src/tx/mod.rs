@@ -77,6 +77,9 @@ pub struct Env {
     pub height: u64,
     /// The transaction's id.
     pub tx_id: TxId,
+    /// The randomness of the block being applied ([`crate::Block::beacon`]); all zero when a
+    /// transaction is checked for admission, so no `validate` may depend on it.
+    pub beacon: Digest,
 }
 
 /// The behaviour every transaction body implements.

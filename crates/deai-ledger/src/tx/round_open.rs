@@ -1,25 +1,29 @@
-//! `RoundOpen`: the task's coordinator opens the next training round. The ledger checks that
-//! the round is the next one and within the task's rounds, that the DP spend fits the task's
-//! budget (basic composition: ε and δ of all opened rounds add up) and each selected dataset's
-//! own `epsilon_max` (summed over every task that used it), that every selected dataset's
-//! consent admits the task at this height, and that the selection equals the one seeded by the
-//! previous height's state root ([`crate::select`]). The task must have committed its
-//! validation data first ([`crate::TaskCommitValidation`]). The round's ε/δ are charged when it opens,
-//! whether or not it completes (conservative: updates may already have been released).
+//! `RoundOpen`: the task's coordinator opens the next training round, naming how many datasets
+//! it takes. The ledger checks that the round is the next one and within the task's rounds, that
+//! the δ spend fits the task's budget, and that enough datasets are eligible (in the filter,
+//! consent admitting the task at this height, their own ε caps admitting what this round would
+//! charge them). The task must have committed its validation data first
+//! ([`crate::TaskCommitValidation`]).
 //!
-//! The round records how many datasets were eligible ([`Round::eligible`]), so owners and
-//! verifiers can recompute the sampling rate and the round's ε rather than trust the declared
-//! one, and its deadline ([`Round::deadline_height`] = this height + `round_timeout_blocks`),
-//! after which anyone may close it as failed ([`crate::RoundExpire`]). The ledger does not know
-//! how many datasets a round should select (the task does not record it; it is in the off-chain
-//! task spec), so it checks only that the selection is the seeded one of its size.
+//! The ledger then draws the selection itself, at apply time, from the beacon of the block that
+//! includes the transaction ([`crate::selection_seed`]): a coordinator signs before that
+//! randomness exists, so it cannot preview draws and submit only a favourable one.
+//!
+//! Each selected dataset is charged what its next participation costs under the task's schedule
+//! ([`crate::Task::next_charge`]); the task's `epsilon_spent` becomes the largest cumulative ε of
+//! any dataset. Charges are made when the round opens, whether or not it completes
+//! (conservative: updates may already have been released). The round records how many datasets
+//! were eligible ([`Round::eligible`]) and its deadline ([`Round::deadline_height`] = this
+//! height + `round_timeout_blocks`), after which anyone may close it as failed
+//! ([`crate::RoundExpire`]).
+//! The ledger does not know how many datasets a round should select (that is in the off-chain
+//! spec); owners and verifiers check the recorded count against it.
 
 use super::{Action, Env};
-use crate::codec::{list_size, read_list, write_list};
 use crate::error::{EntityKind, TxError};
 use crate::event::Event;
 use crate::params::{DELTA_SCALE, Limits, Params};
-use crate::state::{Round, SecAggParams, State, Task, TaskStatus, select};
+use crate::state::{Round, SecAggParams, State, Task, TaskStatus, select, selection_seed};
 use crate::types::Digest;
 use bytes::BufMut;
 use commonware_codec::Buf;
@@ -35,19 +39,12 @@ pub struct RoundOpen {
     pub round: u32,
     /// BLAKE3 of the global model the round trains from.
     pub global_model: Digest,
-    /// The selected datasets (distinct; any order; recorded sorted).
-    pub selected: Vec<u64>,
-    /// Secure-aggregation parameters: `n` = number selected, `1 <= t <= k <= n`.
+    /// How many datasets the ledger selects (1..=`task_datasets_max`, at most those eligible).
+    pub count: u32,
+    /// Secure-aggregation parameters: `n` = `count`, `1 <= t <= k <= n`.
     pub secagg: SecAggParams,
-    /// DP ε of the round, fixed point ([`crate::EPSILON_SCALE`]), > 0.
-    pub epsilon: u64,
     /// DP δ of the round, fixed point ([`crate::DELTA_SCALE`]), < 1.
     pub delta: u64,
-    /// How many datasets the coordinator found eligible at this ε, the count its ε was priced
-    /// for: it must equal the ledger's own count, or the round is refused
-    /// ([`TxError::EligibleMismatch`]) rather than recorded with a sampling rate its ε does not
-    /// pay for.
-    pub eligible: u32,
 }
 
 /// Err if `ids` holds a duplicate.
@@ -69,10 +66,10 @@ impl RoundOpen {
             field: "secagg".into(),
             reason,
         };
-        if usize::try_from(n).ok() != Some(self.selected.len()) {
+        if n != self.count {
             return Err(invalid(format!(
-                "n = {n} but {} datasets selected",
-                self.selected.len()
+                "n = {n} but {} datasets asked for",
+                self.count
             )));
         }
         if !(1 <= t && t <= k && k <= n) {
@@ -84,19 +81,17 @@ impl RoundOpen {
     }
 
     fn check_budget(&self, t: &Task) -> Result<(), TxError> {
-        for (what, spent, round, budget) in [
-            ("epsilon", t.epsilon_spent, self.epsilon, t.epsilon),
-            ("delta", t.delta_spent, self.delta, t.delta),
-        ] {
-            if spent.checked_add(round).is_none_or(|total| total > budget) {
-                return Err(TxError::BudgetExceeded {
-                    task: t.id,
-                    what: what.into(),
-                    spent,
-                    round,
-                    budget,
-                });
-            }
+        if t.delta_spent
+            .checked_add(self.delta)
+            .is_none_or(|total| total > t.delta)
+        {
+            return Err(TxError::BudgetExceeded {
+                task: t.id,
+                what: "delta".into(),
+                spent: t.delta_spent,
+                round: self.delta,
+                budget: t.delta,
+            });
         }
         Ok(())
     }
@@ -128,24 +123,16 @@ impl RoundOpen {
         }
         Ok(())
     }
-
-    fn sorted_selection(&self) -> Vec<u64> {
-        let mut s = self.selected.clone();
-        s.sort_unstable();
-        s
-    }
 }
 
 impl Action for RoundOpen {
     fn check(&self, params: &Params) -> Result<(), TxError> {
         TxError::limit(
-            "selected",
-            self.selected.len(),
+            "count",
+            self.count as usize,
             params.task_datasets_max as usize,
         )?;
-        TxError::positive("selected", self.selected.len() as u128)?;
-        distinct("selected", &self.selected)?;
-        TxError::positive("epsilon", u128::from(self.epsilon))?;
+        TxError::positive("count", u128::from(self.count))?;
         if self.delta >= DELTA_SCALE {
             return Err(TxError::InvalidField {
                 field: "delta".into(),
@@ -155,6 +142,7 @@ impl Action for RoundOpen {
         self.check_secagg()
     }
 
+    // Never reads `env.beacon`: admission checks run without it.
     fn validate(&self, state: &State, env: &Env) -> Result<(), TxError> {
         let t = state.task_checked(self.task)?;
         if t.status != TaskStatus::Open {
@@ -163,56 +151,52 @@ impl Action for RoundOpen {
         State::require_coordinator(t, &env.sender, false)?;
         self.check_round(t)?;
         self.check_budget(t)?;
-        for &id in &self.selected {
-            state.eligibility(t, id, env.height, self.epsilon)?;
-        }
-        let eligible = state.eligible(t, env.height, self.epsilon);
-        let found = u32::try_from(eligible.len()).unwrap_or(u32::MAX);
-        if found != self.eligible {
-            return Err(TxError::EligibleMismatch {
+        let eligible = state.eligible(t, env.height);
+        if eligible.len() < self.count as usize {
+            return Err(TxError::TooFewEligible {
                 task: self.task,
                 round: self.round,
-                declared: self.eligible,
-                found,
-            });
-        }
-        let seed = state.round_seed(self.task, self.round);
-        let expected = select(&seed, &eligible, self.selected.len());
-        let got = self.sorted_selection();
-        if expected != got {
-            return Err(TxError::WrongSelection {
-                task: self.task,
-                round: self.round,
-                expected,
-                got,
+                asked: self.count,
+                eligible: u32::try_from(eligible.len()).unwrap_or(u32::MAX),
             });
         }
         Ok(())
     }
 
     fn apply(&self, state: &mut State, env: &Env) -> Vec<Event> {
-        let seed = state.round_seed(self.task, self.round);
-        let selected = self.sorted_selection();
-        let eligible = {
-            let t = state.task(self.task).expect("validated: task exists");
-            state.eligible(t, env.height, self.epsilon).len()
-        };
-        let eligible =
-            u32::try_from(eligible).expect("eligible datasets are in a filter of u32-bounded size");
+        let seed = selection_seed(self.task, self.round, &env.beacon);
+        let t = state.task(self.task).expect("validated: task exists");
+        let eligible = state.eligible(t, env.height);
+        let selected = select(&seed, &eligible, self.count as usize);
+        let charges: Vec<(u64, u64, u32)> = selected
+            .iter()
+            .map(|&id| {
+                let charge = t.next_charge(id).expect("validated: eligible");
+                (id, charge, t.participations(id) + 1)
+            })
+            .collect();
+        let most = charges.iter().map(|&(_, _, j)| j).max().unwrap_or(0);
+        let spent = t
+            .cumulative_epsilon(most)
+            .expect("eligible: within the schedule")
+            .max(t.epsilon_spent);
+        let epsilon = spent - t.epsilon_spent;
+        let eligible = u32::try_from(eligible.len())
+            .expect("eligible datasets are in a filter of u32-bounded size");
         let deadline_height = env
             .height
             .saturating_add(state.params().round_timeout_blocks);
         let task = state.task_mut(self.task);
-        task.epsilon_spent += self.epsilon;
+        task.epsilon_spent = spent;
         task.delta_spent += self.delta;
         task.round_log.push(Round {
             number: self.round,
             opened_height: env.height,
             seed,
             global_model: self.global_model,
-            selected: selected.clone(),
+            selected,
             secagg: self.secagg,
-            epsilon: self.epsilon,
+            epsilon,
             delta: self.delta,
             eligible,
             deadline_height,
@@ -222,16 +206,24 @@ impl Action for RoundOpen {
         let event = Event::RoundOpened {
             task: self.task,
             round: self.round,
-            epsilon: self.epsilon,
+            epsilon,
             eligible,
             deadline_height,
         };
         state.record(EntityKind::Task, self.task, env, event.clone());
-        for id in selected {
-            state.dataset_mut(id).epsilon_spent += self.epsilon;
-            state.record(EntityKind::Dataset, id, env, event.clone());
+        let mut events = vec![event];
+        for (dataset, epsilon, _) in charges {
+            state.dataset_mut(dataset).epsilon_spent += epsilon;
+            let charged = Event::EpsilonCharged {
+                dataset,
+                task: self.task,
+                round: self.round,
+                epsilon,
+            };
+            state.record(EntityKind::Dataset, dataset, env, charged.clone());
+            events.push(charged);
         }
-        vec![event]
+        events
     }
 }
 
@@ -240,32 +232,28 @@ impl Write for RoundOpen {
         self.task.write(buf);
         self.round.write(buf);
         self.global_model.write(buf);
-        write_list(&self.selected, buf);
+        self.count.write(buf);
         self.secagg.write(buf);
-        self.epsilon.write(buf);
         self.delta.write(buf);
-        self.eligible.write(buf);
     }
 }
 
 impl EncodeSize for RoundOpen {
     fn encode_size(&self) -> usize {
-        8 + 4 + 32 + list_size(&self.selected) + 12 + 8 + 8 + 4
+        8 + 4 + 32 + 4 + 12 + 8
     }
 }
 
 impl Read for RoundOpen {
     type Cfg = Limits;
-    fn read_cfg(buf: &mut impl Buf, cfg: &Limits) -> Result<Self, CodecError> {
+    fn read_cfg(buf: &mut impl Buf, _: &Limits) -> Result<Self, CodecError> {
         Ok(Self {
             task: u64::read_cfg(buf, &())?,
             round: u32::read_cfg(buf, &())?,
             global_model: Digest::read_cfg(buf, &())?,
-            selected: read_list(buf, cfg.task_datasets_max, &())?,
+            count: u32::read_cfg(buf, &())?,
             secagg: SecAggParams::read_cfg(buf, &())?,
-            epsilon: u64::read_cfg(buf, &())?,
             delta: u64::read_cfg(buf, &())?,
-            eligible: u32::read_cfg(buf, &())?,
         })
     }
 }

@@ -65,7 +65,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/datasets/{id}", get(query::dataset))
         .route("/v1/tasks", get(query::tasks))
         .route("/v1/tasks/{id}", get(query::task))
-        .route("/v1/tasks/{id}/selection", get(query::selection))
+        .route("/v1/tasks/{id}/eligible", get(query::eligible))
         .route("/v1/models", get(query::models))
         .route("/v1/models/{id}", get(query::model))
         .route("/v1/proofs/{kind}/{id}", get(proofs::prove))

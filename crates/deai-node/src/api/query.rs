@@ -1,10 +1,8 @@
 //! Read-only views of the finalized ledger state: accounts, datasets, tasks, models.
 
-use std::collections::HashMap;
-
 use axum::{
     Json,
-    extract::{Path, Query, State},
+    extract::{Path, State},
 };
 use serde::Serialize;
 
@@ -94,32 +92,21 @@ pub(super) async fn model(
         .map_err(internal)
 }
 
-/// `GET /v1/tasks/{id}/selection?count=N&epsilon=E`: the datasets a `RoundOpen` of the task's
-/// next round must select if it lands in the next block (a coordinator asks this before it
-/// signs), with the height it was computed at. A later block changes the seed: resubmit.
-pub(super) async fn selection(
+/// `GET /v1/tasks/{id}/eligible`: the datasets eligible for the task's next round if its
+/// `RoundOpen` lands in the next block (in the filter, consent admitting the task, able to pay
+/// their next step of the task's ε schedule), with the height it was computed at. Which of them
+/// a round takes is drawn by the ledger from the beacon of the block that includes the
+/// `RoundOpen`; nobody can know it before.
+pub(super) async fn eligible(
     State(app): State<AppState>,
     Path(id): Path<String>,
-    Query(q): Query<HashMap<String, String>>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let id = parse::number("a task id", &id)?;
-    let arg = |name: &'static str| {
-        q.get(name)
-            .ok_or_else(|| {
-                ApiError::bad_request(
-                    "missing_query",
-                    format!("query parameter `{name}` is required"),
-                )
-            })
-            .and_then(|v| parse::number(name, v))
-    };
-    let count = usize::try_from(arg("count")?).unwrap_or(usize::MAX);
-    let epsilon = arg("epsilon")?;
-    let (height, round, selected) = app.chain.read_state(|s| {
+    let (height, round, eligible) = app.chain.read_state(|s| {
         let round = s.task(id).map(|t| t.rounds_opened().saturating_add(1));
-        (s.height(), round, s.round_selection(id, count, epsilon))
+        (s.height(), round, s.round_eligible(id))
     });
-    let selected = selected
+    let eligible = eligible
         .map_err(|_| ApiError::not_found("task_not_found", format!("no task with id {id}")))?;
-    json(serde_json::json!({ "task": id, "round": round, "height": height, "selected": selected }))
+    json(serde_json::json!({ "task": id, "round": round, "height": height, "eligible": eligible }))
 }

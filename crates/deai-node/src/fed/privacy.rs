@@ -1,61 +1,39 @@
-//! The privacy a task has spent, recomputed from public facts only: the task spec (σ, δ,
-//! datasets per round) and the ledger's round log (each round's eligible count, selection and
-//! ε charge). Owners run [`check_rounds`] before they train, the coordinator prices a new round
-//! with [`price_round`] (so a restarted or replaced coordinator charges exactly what the first
-//! would have), and `deai verify task` runs [`check_rounds`] over the whole log.
+//! The privacy a task may spend, recomputed from public facts only: the task spec (σ, δ,
+//! rounds, datasets per round) and what the ledger recorded (the task's ε schedule, each
+//! round's eligible count and selection). The creator records the schedule with
+//! [`schedule`] in `TaskCreate`; owners run [`check_round`] before they train and `deai verify
+//! task` runs [`check_task`].
+//!
+//! # What is charged, and why without amplification
+//!
+//! Each round an owner takes part in is one Gaussian mechanism with sensitivity `C` (its
+//! clipped update) and noise `σC` on the released sum. Selections are public on the ledger, so
+//! whoever sees a round's sum (the coordinator first) knows whether an owner's data is in it:
+//! subsampling amplifies nothing against them. An owner's privacy loss within a task is
+//! therefore the tight RDP composition of its own participations, `ε(j)` for `j` rounds at
+//! `q = 1`, and the ledger charges each dataset by its own count
+//! ([`deai_ledger::Task::next_charge`]). What the coordinator may still steer (which owners a
+//! round takes) then changes whom it charges, never how much an owner loses for what it is
+//! charged; the selection itself is drawn by the ledger from the including block's beacon.
 //!
 //! # Why owners recompute
 //!
-//! The ledger sees no floats, so it cannot run the RDP accountant; it records whatever ε a
-//! coordinator declares. A coordinator that declared less than the accountant's figure (or
-//! selected more datasets than the spec's sampling rate allows, which voids the subsampling
-//! amplification the figure assumes) would spend privacy the ledger does not record. Each
-//! owner therefore refuses a round ([`check_latest`]) unless
-//!
-//! - the round selected exactly `min(datasets_per_round, eligible)` datasets, `eligible` being
-//!   the count the ledger itself computed at `RoundOpen`;
-//! - the ledger's cumulative charge is at least `⌈ε_RDP(rounds so far)·10⁶⌉`, the accountant's
-//!   cumulative ε for the subsampled Gaussian mechanism with `q_r = selected_r / eligible_r`
-//!   and the spec's σ, composed over the rounds at each RDP order.
-//!
-//! [`check_rounds`] applies both to every round in turn, for verification.
-
-use std::collections::BTreeMap;
+//! The ledger sees no floats, so it cannot run the accountant; it records whatever schedule the
+//! creator declares. A schedule below `ε(j)` would spend privacy the ledger does not record, so
+//! each owner refuses to train for a task whose recorded schedule is below the accountant's at
+//! any step ([`PrivacyError::Undercharged`]) or a round whose size differs from the spec's
+//! (`min(datasets_per_round, eligible)`, [`PrivacyError::SelectionSize`]).
 
 use deai_learn::dp::rdp;
-use deai_ledger::EPSILON_SCALE;
+use deai_ledger::{EPSILON_SCALE, EPSILON_SCHEDULE_STEPS_MAX, EpsilonStep, Round, Task};
 use thiserror::Error;
 
 use super::TaskSpec;
 
-/// What the ledger recorded about one round, as the accountant needs it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ChargedRound {
-    /// Round number.
-    pub number: u32,
-    /// Datasets the ledger found eligible at `RoundOpen`.
-    pub eligible: u32,
-    /// Datasets selected.
-    pub selected: u32,
-    /// ε charged for the round, fixed point ([`EPSILON_SCALE`]).
-    pub epsilon: u64,
-}
-
-impl From<&deai_ledger::Round> for ChargedRound {
-    fn from(r: &deai_ledger::Round) -> Self {
-        Self {
-            number: r.number,
-            eligible: r.eligible,
-            selected: u32::try_from(r.selected.len()).unwrap_or(u32::MAX),
-            epsilon: r.epsilon,
-        }
-    }
-}
-
 /// Why the recorded privacy spending is refused.
 #[derive(Debug, Error, Clone, PartialEq)]
 pub enum PrivacyError {
-    /// A round selected another number of datasets than the spec's sampling asks for.
+    /// A round selected another number of datasets than the spec asks for.
     #[error(
         "round {round} selected {selected} datasets; the spec allows exactly {expected} of {eligible} eligible"
     )]
@@ -69,27 +47,33 @@ pub enum PrivacyError {
         /// Eligible datasets.
         eligible: u32,
     },
-    /// The ledger's cumulative ε after a round is below the accountant's.
+    /// The task's schedule charges less than the accountant's ε for some participation count.
     #[error(
-        "after round {round} the ledger records ε = {charged} but the spec's accountant gives {required} (ε undercharged)"
+        "after {rounds} rounds the task's schedule charges ε = {charged} but the spec's accountant gives {required} (ε undercharged)"
     )]
     Undercharged {
-        /// Round number.
-        round: u32,
-        /// Cumulative ε charged on the ledger (real units).
+        /// Rounds taken part in.
+        rounds: u32,
+        /// Cumulative ε the schedule charges (real units).
         charged: f64,
         /// Cumulative ε the accountant requires (real units).
         required: f64,
     },
+    /// The schedule does not cover the spec's rounds.
+    #[error("the task's schedule covers {covered} rounds; the spec runs {rounds}")]
+    ScheduleShort {
+        /// Rounds the last step covers.
+        covered: u32,
+        /// The spec's rounds.
+        rounds: u32,
+    },
     /// The accountant gives no finite ε.
-    #[error("no finite ε after round {round}: σ = {sigma}, q = {q}")]
+    #[error("no finite ε after {rounds} rounds at σ = {sigma}")]
     NoEpsilon {
-        /// Round number.
-        round: u32,
+        /// Rounds taken part in.
+        rounds: u32,
         /// Noise multiplier.
         sigma: f64,
-        /// Sampling rate of that round.
-        q: f64,
     },
     /// The spec's noise multiplier is below a consent policy's floor.
     #[error("the task's noise multiplier σ = {sigma} is below this dataset's floor {floor}")]
@@ -104,72 +88,85 @@ pub enum PrivacyError {
     NoEligible(u32),
 }
 
-/// The running RDP state of a task: one value per order of [`rdp::default_orders`].
-#[derive(Debug, Clone)]
-pub struct Accountant {
-    orders: Vec<f64>,
-    rdp: Vec<f64>,
-    sigma: f64,
-    delta: f64,
-    /// One round's RDP per order, by `(selected, eligible)`: a task's sampling rate rarely
-    /// changes, and each step costs a series per order. Rounds are still added one by one, in
-    /// order, so a replay gives bit for bit what a round-by-round accountant gives.
-    steps: BTreeMap<(u32, u32), Vec<f64>>,
+/// A dataset's cumulative ε after taking part in `rounds` rounds of `spec`'s mechanism (no
+/// amplification), fixed point, rounded up.
+pub fn cumulative_fixed(spec: &TaskSpec, rounds: u32) -> Result<u64, PrivacyError> {
+    cumulative_at(spec.noise_multiplier, spec.delta, rounds)
 }
 
-impl Accountant {
-    /// A fresh accountant for `spec` (no round spent).
-    pub fn new(spec: &TaskSpec) -> Self {
-        let orders = rdp::default_orders();
-        let rdp = vec![0.0; orders.len()];
-        Self {
-            orders,
-            rdp,
-            sigma: spec.noise_multiplier,
-            delta: spec.delta,
-            steps: BTreeMap::new(),
-        }
+/// [`cumulative_fixed`] for noise multiplier `sigma` and total δ `delta`.
+fn cumulative_at(sigma: f64, delta: f64, rounds: u32) -> Result<u64, PrivacyError> {
+    let eps = rdp::epsilon(1.0, sigma, u64::from(rounds), delta);
+    let fixed = eps * EPSILON_SCALE as f64;
+    if !fixed.is_finite() || fixed >= u64::MAX as f64 / 2.0 {
+        return Err(PrivacyError::NoEpsilon { rounds, sigma });
     }
+    Ok(fixed.ceil() as u64)
+}
 
-    /// The accountant after the rounds of `log` (rebuilt from the ledger, never from memory).
-    pub fn replay(spec: &TaskSpec, log: &[ChargedRound]) -> Self {
-        let mut acc = Self::new(spec);
-        for r in log {
-            acc.spend(r.selected, r.eligible);
-        }
-        acc
+/// The participation counts a schedule of `rounds` rounds prices: every count when they fit in
+/// the ledger's step limit, else a geometric grid ending at `rounds` (a dataset is charged, on
+/// reaching a grid interval, the ε of the interval's end: a few percent more than the exact
+/// figure, never less).
+pub fn grid(rounds: u32) -> Vec<u32> {
+    let steps = EPSILON_SCHEDULE_STEPS_MAX as u32;
+    if rounds <= steps {
+        return (1..=rounds).collect();
     }
+    let mut out = Vec::with_capacity(steps as usize);
+    let mut previous = 0u32;
+    for i in 0..steps {
+        let geometric = f64::from(rounds).powf(f64::from(i) / f64::from(steps - 1));
+        // Leave room for the steps still to come, so the last one lands on `rounds`.
+        let room = rounds - (steps - 1 - i);
+        let j = (geometric.round() as u32).max(previous + 1).min(room);
+        out.push(j);
+        previous = j;
+    }
+    out
+}
 
-    /// Composes one round selecting `selected` of `eligible`.
-    pub fn spend(&mut self, selected: u32, eligible: u32) {
-        let (orders, sigma) = (&self.orders, self.sigma);
-        let step = self.steps.entry((selected, eligible)).or_insert_with(|| {
-            let q = sampling_rate(selected, eligible);
-            orders.iter().map(|&a| rdp::rdp_step(q, sigma, a)).collect()
+/// The schedule an honest creator records in `TaskCreate` for `spec`: at each grid point `j`,
+/// `⌈ε(j)·10⁶⌉` (non-decreasing, the first at least 1).
+pub fn schedule(spec: &TaskSpec) -> Result<Vec<EpsilonStep>, PrivacyError> {
+    schedule_for(spec.noise_multiplier, spec.delta, spec.rounds)
+}
+
+/// [`schedule`] for a task of `rounds` rounds with noise multiplier `sigma` and total δ
+/// `delta` (what `deai tx task-create` records when given the spec's numbers).
+pub fn schedule_for(sigma: f64, delta: f64, rounds: u32) -> Result<Vec<EpsilonStep>, PrivacyError> {
+    let mut out = Vec::new();
+    let mut previous = 0u64;
+    for rounds in grid(rounds) {
+        let epsilon = cumulative_at(sigma, delta, rounds)?.max(previous).max(1);
+        out.push(EpsilonStep { rounds, epsilon });
+        previous = epsilon;
+    }
+    Ok(out)
+}
+
+/// Err unless `recorded` charges at least the accountant's ε at every participation count up
+/// to the spec's rounds. A step function covers every count in its interval iff it covers the
+/// interval's end (ε grows with the count), so checking each step's own count suffices.
+pub fn check_schedule(spec: &TaskSpec, recorded: &[EpsilonStep]) -> Result<(), PrivacyError> {
+    let covered = recorded.last().map_or(0, |s| s.rounds);
+    if covered < spec.rounds {
+        return Err(PrivacyError::ScheduleShort {
+            covered,
+            rounds: spec.rounds,
         });
-        for (r, s) in self.rdp.iter_mut().zip(step.iter()) {
-            *r += s;
+    }
+    for step in recorded.iter().filter(|s| s.rounds <= spec.rounds) {
+        let required = cumulative_fixed(spec, step.rounds)?;
+        if step.epsilon < required {
+            return Err(PrivacyError::Undercharged {
+                rounds: step.rounds,
+                charged: step.epsilon as f64 / EPSILON_SCALE as f64,
+                required: required as f64 / EPSILON_SCALE as f64,
+            });
         }
     }
-
-    /// The tight cumulative ε so far, real units.
-    pub fn epsilon(&self) -> f64 {
-        rdp::epsilon_from_rdp(&self.orders, &self.rdp, self.delta)
-    }
-
-    /// The cumulative ε so far in fixed point, rounded up; `None` if not finite.
-    pub fn epsilon_fixed(&self) -> Option<u64> {
-        let fixed = self.epsilon() * EPSILON_SCALE as f64;
-        (fixed.is_finite() && fixed < u64::MAX as f64 / 2.0).then(|| fixed.ceil() as u64)
-    }
-}
-
-/// `selected / eligible`, or 1 when nothing was eligible (never reached on a valid log).
-fn sampling_rate(selected: u32, eligible: u32) -> f64 {
-    if eligible == 0 {
-        return 1.0;
-    }
-    (f64::from(selected) / f64::from(eligible)).min(1.0)
+    Ok(())
 }
 
 /// How many datasets a round with `eligible` eligible selects under `spec`.
@@ -177,75 +174,17 @@ pub fn selection_size(spec: &TaskSpec, eligible: u32) -> u32 {
     spec.datasets_per_round.min(eligible)
 }
 
-/// The cumulative ε (fixed point, rounded up) the ledger must have charged once a round with
-/// `eligible` eligible datasets is added to `log`.
-pub fn price_round(
-    spec: &TaskSpec,
-    log: &[ChargedRound],
-    eligible: u32,
-) -> Result<u64, PrivacyError> {
-    let round = log.last().map_or(1, |r| r.number + 1);
-    if eligible == 0 {
-        return Err(PrivacyError::NoEligible(round));
-    }
-    let mut acc = Accountant::replay(spec, log);
-    let selected = selection_size(spec, eligible);
-    acc.spend(selected, eligible);
-    acc.epsilon_fixed().ok_or(PrivacyError::NoEpsilon {
-        round,
-        sigma: spec.noise_multiplier,
-        q: sampling_rate(selected, eligible),
-    })
-}
-
-/// What an owner checks before it trains in the last round of `log`: that round selected what
-/// the spec asks for, and the ledger's cumulative charge through it covers the accountant's ε
-/// for all rounds so far (each at its recorded sampling rate). An earlier round that was
-/// undercharged and made up for later does not block the owner: what protects its data is
-/// that the total recorded now is enough. `deai verify task` reports such a round
-/// ([`check_rounds`]).
-pub fn check_latest(spec: &TaskSpec, log: &[ChargedRound]) -> Result<(), PrivacyError> {
-    let Some(last) = log.last() else {
-        return Ok(());
-    };
-    check_selection(spec, last)?;
-    let charged = log
-        .iter()
-        .fold(0u64, |sum, r| sum.saturating_add(r.epsilon));
-    check_charge(spec, &Accountant::replay(spec, log), charged, last)
-}
-
-/// Err unless `charged` (fixed point) covers the accountant's cumulative ε after `last`.
-fn check_charge(
-    spec: &TaskSpec,
-    acc: &Accountant,
-    charged: u64,
-    last: &ChargedRound,
-) -> Result<(), PrivacyError> {
-    let required = acc.epsilon_fixed().ok_or(PrivacyError::NoEpsilon {
-        round: last.number,
-        sigma: spec.noise_multiplier,
-        q: sampling_rate(last.selected, last.eligible),
-    })?;
-    if charged < required {
-        return Err(PrivacyError::Undercharged {
-            round: last.number,
-            charged: charged as f64 / EPSILON_SCALE as f64,
-            required: required as f64 / EPSILON_SCALE as f64,
-        });
-    }
-    Ok(())
-}
-
-fn check_selection(spec: &TaskSpec, r: &ChargedRound) -> Result<(), PrivacyError> {
+/// Err unless round `r` selected `min(datasets_per_round, eligible)` datasets.
+pub fn check_selection(spec: &TaskSpec, r: &Round) -> Result<(), PrivacyError> {
     if r.eligible == 0 {
         return Err(PrivacyError::NoEligible(r.number));
     }
     let expected = selection_size(spec, r.eligible);
-    if r.selected != expected {
+    let selected = u32::try_from(r.selected.len()).unwrap_or(u32::MAX);
+    if selected != expected {
         return Err(PrivacyError::SelectionSize {
             round: r.number,
-            selected: r.selected,
+            selected,
             expected,
             eligible: r.eligible,
         });
@@ -253,18 +192,19 @@ fn check_selection(spec: &TaskSpec, r: &ChargedRound) -> Result<(), PrivacyError
     Ok(())
 }
 
-/// Checks every round of `log` against the spec (see the module docs): selection sizes and,
-/// after each round, the ledger's cumulative ε against the accountant's.
-pub fn check_rounds(spec: &TaskSpec, log: &[ChargedRound]) -> Result<(), PrivacyError> {
-    let mut acc = Accountant::new(spec);
-    let mut charged = 0u64;
-    for r in log {
-        check_selection(spec, r)?;
-        acc.spend(r.selected, r.eligible);
-        charged = charged.saturating_add(r.epsilon);
-        check_charge(spec, &acc, charged, r)?;
-    }
-    Ok(())
+/// What an owner checks before it trains in `round` of `task`: the task's schedule covers the
+/// accountant and the round selected what the spec asks for.
+pub fn check_round(spec: &TaskSpec, task: &Task, round: &Round) -> Result<(), PrivacyError> {
+    check_schedule(spec, &task.epsilon_schedule)?;
+    check_selection(spec, round)
+}
+
+/// What `deai verify task` checks: the schedule, and every round's selection size.
+pub fn check_task(spec: &TaskSpec, task: &Task) -> Result<(), PrivacyError> {
+    check_schedule(spec, &task.epsilon_schedule)?;
+    task.round_log
+        .iter()
+        .try_for_each(|r| check_selection(spec, r))
 }
 
 /// Err if the spec's σ is below a consent policy's floor ([`deai_ledger::NOISE_SCALE`]
@@ -291,104 +231,104 @@ mod tests {
         }
     }
 
-    /// The rounds an honest coordinator records for a constant eligible count.
-    fn honest_log(spec: &TaskSpec, eligible: u32, rounds: u32) -> Vec<ChargedRound> {
-        let mut log: Vec<ChargedRound> = Vec::new();
-        let mut spent = 0;
-        for number in 1..=rounds {
-            let total = price_round(spec, &log, eligible).expect("finite");
-            let epsilon = total.saturating_sub(spent).max(1);
-            spent += epsilon;
-            log.push(ChargedRound {
-                number,
-                eligible,
-                selected: selection_size(spec, eligible),
-                epsilon,
-            });
+    #[test]
+    fn an_honest_schedule_checks_and_is_the_unamplified_accountant() {
+        let spec = spec();
+        let s = schedule(&spec).expect("finite");
+        assert_eq!(s.len(), spec.rounds as usize);
+        check_schedule(&spec, &s).expect("honest");
+        for step in &s {
+            let exact = rdp::epsilon(1.0, 1.0, u64::from(step.rounds), spec.delta);
+            let recorded = step.epsilon as f64 / EPSILON_SCALE as f64;
+            assert!(recorded >= exact && recorded - exact <= 1e-6, "{step:?}");
         }
-        log
+        // Without amplification, more than what q = 0.8 would have charged over all rounds.
+        let amplified = rdp::epsilon(0.8, 1.0, u64::from(spec.rounds), spec.delta);
+        let last = s.last().expect("rounds").epsilon as f64 / EPSILON_SCALE as f64;
+        assert!(last > amplified, "{last} vs {amplified}");
+        // And well below basic composition of one round's ε.
+        let basic = rdp::epsilon(1.0, 1.0, 1, spec.delta) * f64::from(spec.rounds);
+        assert!(last < basic * 0.6, "{last} vs basic {basic}");
     }
 
     #[test]
-    fn an_honest_log_checks_and_matches_the_schedule() {
+    fn a_schedule_below_the_accountant_is_refused_at_the_step_that_is_short() {
         let spec = spec();
-        let log = honest_log(&spec, 10, 5);
-        check_rounds(&spec, &log).expect("honest");
-        let schedule = spec.epsilon_schedule(10).expect("finite");
-        // Composing round by round equals the closed form up to float rounding of the last
-        // digit, which the ceiling may move by one unit.
-        let mut charged = 0u64;
-        let mut scheduled = 0u64;
-        for (r, s) in log.iter().zip(&schedule) {
-            charged += r.epsilon;
-            scheduled += s;
-            assert!(charged.abs_diff(scheduled) <= 1, "{charged} vs {scheduled}");
+        let mut s = schedule(&spec).expect("finite");
+        s[6].epsilon = s[5].epsilon;
+        assert!(matches!(
+            check_schedule(&spec, &s),
+            Err(PrivacyError::Undercharged { rounds: 7, .. })
+        ));
+        let short = &schedule(&spec).expect("finite")[..10];
+        assert_eq!(
+            check_schedule(&spec, short),
+            Err(PrivacyError::ScheduleShort {
+                covered: 10,
+                rounds: spec.rounds
+            })
+        );
+    }
+
+    #[test]
+    fn long_tasks_are_priced_on_a_grid_that_never_undercharges() {
+        for rounds in [129, 500, 10_000] {
+            let g = grid(rounds);
+            assert_eq!(g.len(), EPSILON_SCHEDULE_STEPS_MAX, "{rounds}");
+            assert_eq!(g.first(), Some(&1));
+            assert_eq!(g.last(), Some(&rounds));
+            assert!(g.windows(2).all(|w| w[0] < w[1]), "{g:?}");
         }
+        let spec = TaskSpec {
+            rounds: 1000,
+            ..spec()
+        };
+        let s = schedule(&spec).expect("finite");
+        check_schedule(&spec, &s).expect("honest");
+        // Every participation count is charged at least its exact ε (the step at or after it),
+        // and at most a few percent more.
+        for j in [1u32, 37, 128, 129, 500, 999, 1000] {
+            let i = s.partition_point(|st| st.rounds < j);
+            let charged = s[i].epsilon as f64;
+            let exact = cumulative_fixed(&spec, j).expect("finite") as f64;
+            assert!(
+                charged >= exact && charged <= exact * 1.06,
+                "{j}: {charged} vs {exact}"
+            );
+        }
+        assert_eq!(grid(20), (1..=20).collect::<Vec<_>>());
     }
 
     #[test]
-    fn an_undercharged_round_is_refused_by_name() {
+    fn a_round_of_the_wrong_size_is_refused() {
         let spec = spec();
-        let mut log = honest_log(&spec, 10, 3);
-        log[2].epsilon = 1;
-        assert!(matches!(
-            check_rounds(&spec, &log),
-            Err(PrivacyError::Undercharged { round: 3, .. })
-        ));
-    }
-
-    #[test]
-    fn an_owner_checks_the_total_now_and_verification_every_prefix() {
-        let spec = spec();
-        let mut log = honest_log(&spec, 10, 3);
-        // Round 2 undercharged, round 3 made up for it: the total covers all three rounds.
-        let short = log[1].epsilon - 1;
-        log[1].epsilon = 1;
-        log[2].epsilon += short;
-        check_latest(&spec, &log).expect("the total is enough for an owner of round 3");
-        assert!(matches!(
-            check_rounds(&spec, &log),
-            Err(PrivacyError::Undercharged { round: 2, .. })
-        ));
-        // The open round itself undercharged: the owner refuses.
-        log[2].epsilon -= short + 1;
-        assert!(matches!(
-            check_latest(&spec, &log),
-            Err(PrivacyError::Undercharged { round: 3, .. })
-        ));
-        check_latest(&spec, &[]).expect("nothing to check");
-    }
-
-    #[test]
-    fn a_selection_larger_than_the_spec_is_refused() {
-        let spec = spec();
-        let mut log = honest_log(&spec, 10, 2);
-        log[1].selected = 10;
-        assert!(matches!(
-            check_rounds(&spec, &log),
+        let mut r = Round {
+            number: 2,
+            opened_height: 1,
+            seed: deai_ledger::Digest::default(),
+            global_model: deai_ledger::Digest::default(),
+            selected: (1..=8).collect(),
+            secagg: deai_ledger::SecAggParams { n: 8, k: 8, t: 5 },
+            epsilon: 1,
+            delta: 1,
+            eligible: 10,
+            deadline_height: 9,
+            outcome: None,
+            expired_height: None,
+        };
+        check_selection(&spec, &r).expect("8 of 10");
+        r.selected = (1..=10).collect();
+        assert_eq!(
+            check_selection(&spec, &r),
             Err(PrivacyError::SelectionSize {
                 round: 2,
                 selected: 10,
                 expected: 8,
-                ..
+                eligible: 10
             })
-        ));
-    }
-
-    #[test]
-    fn fewer_eligible_cost_more_and_replay_matches_the_running_accountant() {
-        let spec = spec();
-        let log = honest_log(&spec, 10, 2);
-        let with_10 = price_round(&spec, &log, 10).expect("finite");
-        let with_9 = price_round(&spec, &log, 9).expect("finite");
-        assert!(with_9 > with_10, "{with_9} vs {with_10}");
-        let mut running = Accountant::new(&spec);
-        running.spend(8, 10);
-        running.spend(8, 10);
-        assert_eq!(
-            running.epsilon_fixed(),
-            Accountant::replay(&spec, &log).epsilon_fixed()
         );
+        r.eligible = 0;
+        assert_eq!(check_selection(&spec, &r), Err(PrivacyError::NoEligible(2)));
     }
 
     #[test]

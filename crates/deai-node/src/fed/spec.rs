@@ -1,24 +1,16 @@
-//! A training task's specification: what `TaskCreate.model_spec` commits to, and the privacy
-//! schedule derived from it.
+//! A training task's specification: what `TaskCreate.model_spec` commits to.
 //!
 //! The spec is JSON with a fixed field order; [`TaskSpec::canonical_bytes`] is that JSON and
 //! [`TaskSpec::hash`] its BLAKE3, so every node that holds the spec agrees on the digest the
 //! ledger records. Unknown fields are refused: a field a node does not understand would change
 //! the training without changing what it checks.
 //!
-//! # Privacy schedule
-//!
-//! Each round is one step of the subsampled Gaussian mechanism with sampling rate
-//! `q = datasets_per_round / eligible` and noise multiplier `σ` (see [`crate::fed::owner`]
-//! for how the noise is distributed among owners). The ledger composes rounds by adding their
-//! ε, which is loose; [`TaskSpec::epsilon_schedule`] therefore records as round `r`'s ε the
-//! increment of the RDP accountant's tight cumulative ε, so the ledger's sum equals the tight
-//! total (up to fixed-point rounding, always upwards).
+//! The privacy schedule derived from it (what `TaskCreate.epsilon_schedule` records) is
+//! [`crate::fed::privacy::schedule`].
 
-use deai_learn::dp::rdp;
 use deai_learn::model::ModelKind;
 use deai_learn::model::optim::{LocalTrain, Optimizer};
-use deai_ledger::{DELTA_SCALE, Digest, EPSILON_SCALE};
+use deai_ledger::{DELTA_SCALE, Digest};
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
@@ -103,21 +95,6 @@ pub enum SpecError {
         /// Smallest group.
         group: u32,
     },
-    /// The accountant gives no finite ε for these parameters.
-    #[error("no finite ε for q = {q}, σ = {sigma}, {rounds} rounds, δ = {delta}")]
-    NoEpsilon {
-        /// Sampling rate.
-        q: f64,
-        /// Noise multiplier.
-        sigma: f64,
-        /// Rounds.
-        rounds: u32,
-        /// δ.
-        delta: f64,
-    },
-    /// No dataset is eligible, so the sampling rate is undefined.
-    #[error("no eligible datasets: the sampling rate needs at least one")]
-    NoEligible,
 }
 
 fn range(field: &'static str, value: u32, min: u32, max: u32) -> Result<(), SpecError> {
@@ -252,36 +229,6 @@ impl TaskSpec {
         }
     }
 
-    /// Per-round ε in fixed point ([`EPSILON_SCALE`]) for `eligible` datasets: round `r` gets
-    /// `E(r) − E(r−1)` where `E(r) = ⌈ε_RDP(r)·10⁶⌉` is the accountant's cumulative ε after `r`
-    /// rounds, rounded up. Every increment is at least 1 (the ledger refuses ε = 0), so the sum
-    /// is `E(rounds)` unless the accountant's ε grew by less than 10⁻⁶ in some round.
-    pub fn epsilon_schedule(&self, eligible: u32) -> Result<Vec<u64>, SpecError> {
-        self.validate()?;
-        if eligible == 0 {
-            return Err(SpecError::NoEligible);
-        }
-        let q = f64::from(self.datasets_per_round.min(eligible)) / f64::from(eligible);
-        let mut out = Vec::with_capacity(self.rounds as usize);
-        let mut previous = 0u64;
-        for r in 1..=self.rounds {
-            let eps = rdp::epsilon(q, self.noise_multiplier, u64::from(r), self.delta);
-            let fixed = eps * EPSILON_SCALE as f64;
-            if !fixed.is_finite() || fixed >= u64::MAX as f64 / 2.0 {
-                return Err(SpecError::NoEpsilon {
-                    q,
-                    sigma: self.noise_multiplier,
-                    rounds: r,
-                    delta: self.delta,
-                });
-            }
-            let cumulative = (fixed.ceil() as u64).max(previous + 1);
-            out.push(cumulative - previous);
-            previous = cumulative;
-        }
-        Ok(out)
-    }
-
     /// δ charged per round in fixed point ([`DELTA_SCALE`]): `⌈δ·10¹²/rounds⌉`, at least 1.
     pub fn delta_per_round(&self) -> u64 {
         let total = self.delta * DELTA_SCALE as f64;
@@ -370,29 +317,6 @@ mod tests {
             bad(|s| s.datasets_per_round = 3),
             SpecError::GroupTooLarge { .. }
         ));
-    }
-
-    #[test]
-    fn epsilon_schedule_sums_to_the_tight_cumulative_epsilon() {
-        let mut spec = TaskSpec::digits_default();
-        spec.noise_multiplier = 1.0;
-        let eligible = 10;
-        let schedule = spec.epsilon_schedule(eligible).expect("finite");
-        assert_eq!(schedule.len(), spec.rounds as usize);
-        assert!(schedule.iter().all(|&e| e > 0), "{schedule:?}");
-        let q = 8.0 / 10.0;
-        let tight = rdp::epsilon(q, 1.0, u64::from(spec.rounds), spec.delta);
-        let sum: u64 = schedule.iter().sum();
-        let sum = sum as f64 / EPSILON_SCALE as f64;
-        assert!(sum >= tight && sum - tight <= 1e-6, "{sum} vs {tight}");
-        // Basic composition of the one-round ε would be much larger: the schedule is tight.
-        let basic = rdp::epsilon(q, 1.0, 1, spec.delta) * f64::from(spec.rounds);
-        assert!(sum < basic * 0.8, "{sum} vs basic {basic}");
-        // Each prefix is the accountant's cumulative ε after that many rounds.
-        let prefix: u64 = schedule[..5].iter().sum();
-        let tight5 = rdp::epsilon(q, 1.0, 5, spec.delta);
-        assert!((prefix as f64 / 1e6 - tight5).abs() <= 1e-6);
-        assert_eq!(spec.epsilon_schedule(0), Err(SpecError::NoEligible));
     }
 
     #[test]

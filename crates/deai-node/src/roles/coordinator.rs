@@ -142,17 +142,19 @@ pub enum CoordError {
     /// The blob store failed.
     #[error("blob store: {0}")]
     Blobs(String),
-    /// The privacy budget cannot pay for another round.
-    #[error("task {task}: round {round} would spend ε {needed:.4}, above the budget {budget:.4}")]
-    Budget {
+    /// Too few datasets can still take part (consent revoked or expired, their own ε spent).
+    #[error(
+        "task {task}: round {round} cannot open: {eligible} datasets eligible, a round needs {needed} (group_size_min)"
+    )]
+    Exhausted {
         /// The task.
         task: u64,
         /// The round that could not open.
         round: u32,
-        /// Cumulative ε it would reach.
-        needed: f64,
-        /// The task's budget.
-        budget: f64,
+        /// Datasets eligible.
+        eligible: u32,
+        /// Datasets a round needs.
+        needed: u32,
     },
 }
 
@@ -366,8 +368,12 @@ impl CoordinatorRole {
         Ok((hash, init))
     }
 
-    /// Opens the next round on the ledger, retrying when a block lands between reading the
-    /// selection seed and the transaction's inclusion (the seed is the previous block's root).
+    /// Opens the next round on the ledger. The coordinator names only how many datasets the
+    /// round takes (the spec's `datasets_per_round`, or all eligible if fewer); the ledger draws
+    /// which from the beacon of the block that includes the transaction, and charges each its
+    /// next step of the task's ε schedule, so there is nothing to price here and nothing a
+    /// restarted or replacement coordinator could get wrong. Retries when a block in between
+    /// shrank the eligible set.
     async fn open_round(
         &self,
         task_id: u64,
@@ -383,64 +389,26 @@ impl CoordinatorRole {
             });
         }
         let round = task.rounds_opened() + 1;
-        // The accountant is rebuilt from the ledger's round log every time, never kept in
-        // memory: a restarted or replacement coordinator charges what the first one would.
-        let log: Vec<privacy::ChargedRound> = task
-            .round_log
-            .iter()
-            .map(privacy::ChargedRound::from)
-            .collect();
-        let delta_round = spec.delta_per_round();
-        let budget = task.epsilon as f64 / EPSILON_SCALE as f64;
-        let over_budget = |needed: f64| CoordError::Budget {
-            task: task_id,
-            round,
-            needed,
-            budget,
-        };
+        let spent_before = task.epsilon_spent;
         let mut last_err = String::new();
         for _attempt in 0..8 {
-            // Eligibility depends on the round's ε (datasets' own maxima and per-round caps),
-            // and ε on how many are eligible (the sampling rate). A higher price only shrinks
-            // the eligible set, which only raises the price, so iterate to the fixed point:
-            // the count the ledger will itself compute at `RoundOpen` (and owners check).
-            let mut eligible = self.eligible_count(task_id, 1).await?;
-            let mut epsilon = 1;
-            for _ in 0..64 {
-                let needed_fixed = privacy::price_round(spec, &log, eligible)
-                    .map_err(|_| over_budget(f64::INFINITY))?;
-                if needed_fixed > task.epsilon {
-                    return Err(over_budget(needed_fixed as f64 / EPSILON_SCALE as f64));
-                }
-                epsilon = needed_fixed.saturating_sub(task.epsilon_spent).max(1);
-                let at_price = self.eligible_count(task_id, epsilon).await?;
-                if at_price == eligible {
-                    break;
-                }
-                eligible = at_price;
-            }
-            let sel = self
-                .selection(task_id, spec.datasets_per_round as usize, epsilon)
-                .await?;
-            if sel.selected.len() < spec.group_size_min as usize {
-                return Err(CoordError::Task {
+            let eligible = self.eligible(task_id).await?;
+            let count = privacy::selection_size(spec, eligible);
+            if count < spec.group_size_min {
+                return Err(CoordError::Exhausted {
                     task: task_id,
-                    reason: format!(
-                        "only {} datasets eligible, a round needs {} (group_size_min)",
-                        sel.selected.len(),
-                        spec.group_size_min
-                    ),
+                    round,
+                    eligible,
+                    needed: spec.group_size_min,
                 });
             }
             let tx = RoundOpen {
                 task: task_id,
                 round,
                 global_model: global,
-                selected: sel.selected.clone(),
-                secagg: fed::groups::secagg_params(sel.selected.len(), spec.group_size_min),
-                epsilon,
-                delta: delta_round.min(DELTA_SCALE - 1),
-                eligible,
+                count,
+                secagg: fed::groups::secagg_params(count as usize, spec.group_size_min),
+                delta: spec.delta_per_round().min(DELTA_SCALE - 1),
             };
             match super::send_tx(&self.ctx, TxBody::RoundOpen(tx)).await {
                 Ok(_) => {
@@ -453,13 +421,13 @@ impl CoordinatorRole {
                         .ok_or_else(|| CoordError::Ledger("opened round not found".into()))?;
                     return Ok(Opened {
                         round: opened,
-                        epsilon,
+                        epsilon: task.epsilon_spent.saturating_sub(spent_before),
                         epsilon_total: task.epsilon_spent as f64 / EPSILON_SCALE as f64,
                     });
                 }
-                // A block between the selection and the RoundOpen changed who is eligible (a
-                // revocation, an expiry, a dataset's ε): ask the ledger again.
-                Err(e) if stale_selection(&e.message) => last_err = e.to_string(),
+                // A block in between made a dataset ineligible (a revocation, an expiry, its
+                // own ε cap): count again.
+                Err(e) if e.message.contains("too_few_eligible") => last_err = e.to_string(),
                 Err(e) => return Err(e.into()),
             }
         }
@@ -468,32 +436,15 @@ impl CoordinatorRole {
         )))
     }
 
-    /// How many datasets are eligible for a round of `task` charging `epsilon`; an error if
-    /// none is left.
-    async fn eligible_count(&self, task: u64, epsilon: u64) -> Result<u32, CoordError> {
-        let all = self.selection(task, u32::MAX as usize, epsilon).await?;
-        if all.selected.is_empty() {
-            return Err(CoordError::Task {
-                task,
-                reason: "no eligible dataset left (consent revoked, expired or ε exhausted)".into(),
-            });
-        }
-        Ok(u32::try_from(all.selected.len()).unwrap_or(u32::MAX))
-    }
-
-    async fn selection(
-        &self,
-        task: u64,
-        count: usize,
-        epsilon: u64,
-    ) -> Result<Selection, CoordError> {
-        self.ctx
+    /// How many datasets are eligible for `task`'s next round.
+    async fn eligible(&self, task: u64) -> Result<u32, CoordError> {
+        let e: Eligible = self
+            .ctx
             .ledger
-            .get(&format!(
-                "/v1/tasks/{task}/selection?count={count}&epsilon={epsilon}"
-            ))
+            .get(&format!("/v1/tasks/{task}/eligible"))
             .await
-            .map_err(|e| CoordError::Ledger(e.to_string()))
+            .map_err(|e| CoordError::Ledger(e.to_string()))?;
+        Ok(u32::try_from(e.eligible.len()).unwrap_or(u32::MAX))
     }
 
     /// Invites the selected owners and relays the secure-aggregation messages until every
@@ -601,8 +552,8 @@ impl CoordinatorRole {
         })
     }
 
-    /// Runs one task to its end: every remaining round (stopping early if the privacy budget
-    /// cannot pay for another), publication of its blobs to `publish`, and the close.
+    /// Runs one task to its end: every remaining round (stopping early if too few datasets
+    /// can still take part), publication of its blobs to `publish`, and the close.
     pub async fn run_task(
         &self,
         task_id: u64,
@@ -622,8 +573,12 @@ impl CoordinatorRole {
             }
             match self.run_round(task_id).await {
                 Ok(r) => on_round(&r),
-                Err(CoordError::Budget { round, .. }) if round > 1 => {
-                    tracing::warn!(task = task_id, round, "privacy budget spent: closing early");
+                Err(CoordError::Exhausted { round, .. }) if round > 1 => {
+                    tracing::warn!(
+                        task = task_id,
+                        round,
+                        "too few datasets left: closing early"
+                    );
                     break;
                 }
                 Err(e) => return Err(e),
@@ -704,25 +659,9 @@ struct Opened {
     epsilon_total: f64,
 }
 
-/// Whether the ledger refused a `RoundOpen` because its selection went stale between the
-/// coordinator's read and the block (the ledger's code is in the refusal's message, from the
-/// mempool's admission check or from the receipt of the refused transaction).
-fn stale_selection(refusal: &str) -> bool {
-    [
-        "wrong_selection",
-        "eligible_mismatch",
-        "consent_revoked",
-        "consent_expired",
-        "consent_violated",
-        "dataset_budget_exceeded",
-    ]
-    .iter()
-    .any(|code| refusal.contains(code))
-}
-
 #[derive(Deserialize)]
-struct Selection {
-    selected: Vec<u64>,
+struct Eligible {
+    eligible: Vec<u64>,
 }
 
 async fn join(

@@ -313,21 +313,17 @@ fn session_used(k: RoundKey) -> ApiError {
 }
 
 /// The owner's own privacy checks before it trains (see [`fed::privacy`]): the spec's σ meets
-/// this dataset's floor, the open round selected what the spec's sampling rate allows, and the
-/// ledger's total charge covers the accountant's ε for every round so far.
+/// this dataset's floor, the task's ε schedule covers the accountant's figure for every
+/// participation count, and the open round selected what the spec asks for.
 fn check_privacy(
     spec: &fed::TaskSpec,
     task: &Task,
+    round: &deai_ledger::Round,
     dataset: &deai_ledger::Dataset,
 ) -> Result<(), ApiError> {
     privacy::check_sigma_floor(spec, dataset.policy.noise_multiplier_min)
         .map_err(|e| refuse("sigma_below_policy", e.to_string()))?;
-    let log: Vec<privacy::ChargedRound> = task
-        .round_log
-        .iter()
-        .map(privacy::ChargedRound::from)
-        .collect();
-    privacy::check_latest(spec, &log).map_err(|e| {
+    privacy::check_round(spec, task, round).map_err(|e| {
         let code = match e {
             privacy::PrivacyError::SelectionSize { .. } => "selection_mismatch",
             _ => "epsilon_undercharged",
@@ -402,7 +398,7 @@ async fn invite(
             format!("global model {}: {e}", open.global_model),
         )
     })?;
-    check_privacy(&spec, task, &dataset)?;
+    check_privacy(&spec, task, &open, &dataset)?;
     let info = view.round_info(&role.ctx.ledger, &open).await?;
     // Recorded before any secret is drawn or any message leaves: a second invite for this
     // session is refused even after a restart (see `sessions`).

@@ -71,8 +71,8 @@ pub struct TaskTerms<'a> {
     pub spec: &'a fed::TaskSpec,
     /// Datasets the task may select from.
     pub datasets: Vec<u64>,
-    /// ε budget, fixed point.
-    pub epsilon: u64,
+    /// ε budget, fixed point; `None` for exactly what the spec's schedule can spend.
+    pub epsilon: Option<u64>,
     /// Reward in escrow, base units.
     pub reward: u128,
 }
@@ -84,6 +84,8 @@ pub async fn create_task(
     validation: &Dataset,
     salt: Digest,
 ) -> anyhow::Result<u64> {
+    let schedule = fed::privacy::schedule(terms.spec)?;
+    let needed = schedule.last().map_or(0, |s| s.epsilon);
     let fin = send_tx(
         creator,
         TxBody::TaskCreate(TaskCreate {
@@ -91,7 +93,8 @@ pub async fn create_task(
             model_spec: terms.spec.hash(),
             datasets: terms.datasets,
             rounds: terms.spec.rounds,
-            epsilon: terms.epsilon,
+            epsilon: terms.epsilon.unwrap_or(needed),
+            epsilon_schedule: schedule,
             delta: terms.spec.delta_budget(),
             reward: terms.reward,
         }),

@@ -130,11 +130,11 @@ async fn role_node(
     .await
 }
 
-/// The ε budget to put up: the tight ε of all rounds if a fifth of the owners left the task
-/// (fewer eligible raises the sampling rate), rounded up to a tenth.
-pub(super) fn epsilon_budget(spec: &TaskSpec, owners: usize) -> anyhow::Result<u64> {
-    let eligible = ((owners * 4).div_ceil(5)).max(spec.datasets_per_round as usize) as u32;
-    let total: u64 = spec.epsilon_schedule(eligible)?.iter().sum();
+/// The ε budget to put up: what a dataset selected in every round is charged (the last step of
+/// the task's schedule), rounded up to a tenth.
+pub(super) fn epsilon_budget(spec: &TaskSpec) -> anyhow::Result<u64> {
+    let schedule = fed::privacy::schedule(spec)?;
+    let total = schedule.last().map_or(0, |s| s.epsilon);
     let tenth = EPSILON_SCALE / 10;
     Ok(total.div_ceil(tenth) * tenth)
 }
@@ -181,13 +181,13 @@ pub(super) async fn run(
     // The creator posts the task with escrow and a DP budget, commits to validation data, and
     // hands the coordinator its inputs over the coordinator's signed API.
     let spec = &setup.spec;
-    let budget = epsilon_budget(spec, setup.owners)?;
+    let budget = epsilon_budget(spec)?;
     let salt = Digest(*blake3::hash(b"demo validation salt").as_bytes());
     let terms = task_setup::TaskTerms {
         purpose: PURPOSE,
         spec,
         datasets: datasets.clone(),
-        epsilon: budget,
+        epsilon: Some(budget),
         reward: setup.reward_tokens * TOKEN,
     };
     let task = task_setup::create_task(&creator, terms, &split.validation, salt).await?;
