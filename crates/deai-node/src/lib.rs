@@ -11,10 +11,12 @@ pub mod auth;
 pub mod blobs;
 pub mod client;
 pub mod config;
-pub mod fed;
 pub mod init;
 pub mod keyfile;
 pub mod lineage;
 pub mod roles;
 pub mod run;
 pub mod verify_task;
+
+/// The federated-round protocol (its own pure crate; re-exported for the roles and the CLI).
+pub use deai_fed as fed;

@@ -185,6 +185,7 @@ pub fn decode(kind: &ModelKind, bytes: &[u8]) -> Result<Vec<f32>, WeightsError> 
 }
 
 #[cfg(test)]
+#[allow(clippy::disallowed_types)] // safetensors' metadata argument is a HashMap (here None)
 mod tests {
     use super::*;
     use std::collections::HashMap;

@@ -13,7 +13,7 @@
 //! 4. [`CoordinatorRound::finish`] with the validation set gives the [`RoundOutcome`].
 //!
 //! The coordinator keeps each survivor's masked vector (uniformly random on its own) so anyone
-//! can later redo the unmasking from the blobs ([`crate::fed::verify`]).
+//! can later redo the unmasking from the blobs ([`crate::verify`]).
 
 use std::collections::BTreeMap;
 
@@ -412,7 +412,7 @@ impl CoordinatorRound {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::fed::harness::tests::{first_round, owners, spec};
+    use crate::harness::tests::{first_round, owners, spec};
     use deai_secagg::server::Rejection;
 
     /// A coordinator for round 1 and each selected owner's advert.
@@ -424,7 +424,7 @@ mod tests {
             .iter()
             .filter(|o| info.selected.contains(&o.dataset))
             .map(|o| {
-                let (_, advert) = crate::fed::OwnerRound::start(
+                let (_, advert) = crate::OwnerRound::start(
                     &spec,
                     &info,
                     o.dataset,
@@ -540,7 +540,7 @@ mod tests {
         let mut live = BTreeMap::new();
         let mut uplink = Vec::new();
         for o in owners.iter().filter(|o| info.selected.contains(&o.dataset)) {
-            let (state, advert) = crate::fed::OwnerRound::start(
+            let (state, advert) = crate::OwnerRound::start(
                 &spec,
                 &info,
                 o.dataset,
@@ -594,8 +594,8 @@ mod tests {
             weights::encode(&kind, &global).expect("encodes"),
         );
         let fetch = |h: &Digest| blobs.get(h).cloned();
-        let recorded = crate::fed::RecordedRound::from(&outcome.round_result(1, 1));
-        let check = crate::fed::verify_round(&spec, &info, &recorded, &fetch, &validation);
+        let recorded = crate::RecordedRound::from(&outcome.round_result(1, 1));
+        let check = crate::verify_round(&spec, &info, &recorded, &fetch, &validation);
         assert!(check.is_ok(), "{:?}", check.mismatches);
     }
 }

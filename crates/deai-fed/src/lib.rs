@@ -1,22 +1,26 @@
 //! Federated rounds between real nodes, pure and deterministic: the same code runs in the
-//! in-process [`harness`] and between data-owner and coordinator nodes over HTTP.
+//! in-process [`harness`] and between data-owner and coordinator nodes over HTTP (the node's
+//! roles drive it; `deai_node::fed` re-exports this crate).
 //!
-//! No I/O, clocks or sockets here: bytes in, bytes out, randomness from seeds passed in.
+//! No I/O, clocks, threads or sockets here: bytes in, bytes out, randomness from seeds or RNGs
+//! passed in. Cargo keeps it so (no async runtime, HTTP or chain dependency) and `clippy.toml`
+//! bans clocks, ambient randomness and threads.
 //!
-//! - [`spec`]: the task spec (what `TaskCreate.model_spec` hashes) and its ε/δ schedule;
+//! - [`spec`]: the task spec (what `TaskCreate.model_spec` hashes) and its δ split;
 //! - [`weights`], [`data`], [`record`]: the blob formats (safetensors weights, datasets, the
 //!   unmasking record, the aggregate);
 //! - [`groups`]: the round plan every party recomputes (scoring groups, SecAgg parameters,
 //!   quantizer, noise);
-//! - [`privacy`]: the ε a task has spent, recomputed from the spec and the ledger's round log
-//!   (owners refuse a round the ledger undercharges);
+//! - [`privacy`]: the ε schedule a task records (per dataset, no amplification), recomputed
+//!   from the spec (owners refuse a task whose schedule undercharges);
 //! - [`owner`] and [`coordinator`]: the two sides of a round;
 //! - [`update`] and [`score`]: the aggregation strategy and contribution scores;
 //! - [`verify`]: re-verification of a recorded round from its blobs;
 //! - [`harness`]: a whole task in one process, the template for the HTTP roles.
 //!
-//! A round, as the ledger sees it: `RoundOpen` (selection from the round seed, the plan's
-//! [`groups::RoundPlan::secagg`], ε from [`spec::TaskSpec::epsilon_schedule`]) →
+//! A round, as the ledger sees it: `RoundOpen` (a count and the plan's
+//! [`groups::RoundPlan::secagg`]; the ledger draws the selection and charges each dataset from
+//! the schedule of [`privacy::schedule`]) →
 //! owners and coordinator exchange SecAgg messages → `RoundResult`
 //! ([`coordinator::RoundOutcome::round_result`]) with the blobs stored by hash.
 

@@ -6,7 +6,7 @@
 //! the training without changing what it checks.
 //!
 //! The privacy schedule derived from it (what `TaskCreate.epsilon_schedule` records) is
-//! [`crate::fed::privacy::schedule`].
+//! [`crate::privacy::schedule`].
 
 use deai_learn::model::ModelKind;
 use deai_learn::model::optim::{LocalTrain, Optimizer};

@@ -10,7 +10,7 @@
 //!
 //! `Δ = local − global` is clipped to L2 norm `C`, then every coordinate gets
 //! `N(0, (σC)²/m)` noise, `m` the fewest survivors any completed group sum has
-//! ([`crate::fed::groups`]): each group sum, hence the round's total, carries noise of std
+//! ([`crate::groups`]): each group sum, hence the round's total, carries noise of std
 //! `≥ σC`. This is distributed DP: it relies on at least `m` honest owners' noise being in each
 //! released sum, which SecAgg's threshold guarantees for completed groups. Clamping to the
 //! quantizer's range (`C + 4·std`) and stochastic rounding happen after the noise, on the
@@ -202,7 +202,7 @@ pub fn weights_hash(spec: &TaskSpec, global: &[f32]) -> Result<Digest, FedError>
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::fed::harness::tests::{first_round, owners, spec};
+    use crate::harness::tests::{first_round, owners, spec};
 
     #[test]
     fn bad_inputs_are_refused_by_name() {

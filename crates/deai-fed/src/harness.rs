@@ -3,7 +3,7 @@
 //!
 //! It stands in for the ledger (the round seed comes from a simulated state root, selection is
 //! [`deai_ledger::select`] over all owners) and for the blob store (a map by hash). It is the
-//! integration test of [`crate::fed`] and the template the HTTP roles follow: per round,
+//! integration test of this crate and the template the HTTP roles follow: per round,
 //! plan → owners start (adverts) → four coordinator steps, each `handle` all → `advance` →
 //! deliver `outgoing` → owners `handle` → `finish` → store blobs → verify.
 
@@ -267,10 +267,10 @@ fn owner_seed(seed: u64, info: &RoundInfo, dataset: u64) -> [u8; 32] {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
-    use crate::fed::data::digits_split;
-    use crate::fed::groups::group_params;
-    use crate::fed::record::{GroupResult, RecordLimits, RoundRecord};
-    use crate::fed::verify::Mismatch;
+    use crate::data::digits_split;
+    use crate::groups::group_params;
+    use crate::record::{GroupResult, RecordLimits, RoundRecord};
+    use crate::verify::Mismatch;
     use std::sync::OnceLock;
 
     /// `n` owners with digits slices (datasets 100, 101, ...) and the validation set.
@@ -303,7 +303,7 @@ pub(crate) mod tests {
         let global = spec.initial_weights().expect("valid spec");
         let by_id: BTreeMap<u64, &Owner> = owners.iter().map(|o| (o.dataset, o)).collect();
         let eligible: Vec<u64> = by_id.keys().copied().collect();
-        let hash = crate::fed::owner::weights_hash(spec, &global).expect("encodes");
+        let hash = crate::owner::weights_hash(spec, &global).expect("encodes");
         let cfg = HarnessConfig {
             task: 1,
             seed: 1,
