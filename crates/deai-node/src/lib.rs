@@ -3,7 +3,10 @@
 //! [`run::run`] starts a validator on the Commonware tokio runtime with the HTTP API ([`api`]) beside
 //! it; [`init::init`] makes a data directory; [`client::Client`] talks to a node's API.
 //! [`blobs`] stores models and updates by their BLAKE3 hash; [`auth`] signs and checks every
-//! message between nodes.
+//! message between nodes. [`roles`] runs the data owner and coordinator over HTTP, driving the
+//! pure round protocol of [`fed`] (the `deai-fed` crate); [`audit`] holds the checks anyone
+//! runs from public data (chain replay, task re-verification, model lineage); [`config`],
+//! [`init`] and [`keyfile`] make and read a node's data directory.
 
 pub mod api;
 pub mod audit;
@@ -13,10 +16,8 @@ pub mod client;
 pub mod config;
 pub mod init;
 pub mod keyfile;
-pub mod lineage;
 pub mod roles;
 pub mod run;
-pub mod verify_task;
 
 /// The federated-round protocol (its own pure crate; re-exported for the roles and the CLI).
 pub use deai_fed as fed;

@@ -250,7 +250,7 @@ fn every_edge_refuses_bad_input_by_name_and_a_real_round_still_verifies() {
         let c = coord.coordinator.clone().expect("coordinator role");
         let close = c.run_task(task, &ledger, |_| {}).await?;
         assert!(close.model > 0);
-        let verdict = deai_node::verify_task::verify_task(&ledger, &ledger, task, |_| {}).await?;
+        let verdict = deai_node::audit::task::verify_task(&ledger, &ledger, task, |_| {}).await?;
         assert!(verdict.ok, "verify failed: {verdict:?}");
         // A malicious coordinator re-invites an owner to the round it already ran (to difference
         // two runs of one group): refused by name, whatever the ledger says now.

@@ -122,7 +122,7 @@ async fn prove(
 
 async fn verify(client: &deai_node::client::Client, json_out: bool) -> anyhow::Result<()> {
     let bar = crate::progress::bar(json_out, 0, "replaying blocks");
-    let report = deai_node::audit::verify_chain(client, |done, total| {
+    let report = deai_node::audit::chain::verify_chain(client, |done, total| {
         bar.set_length(total);
         bar.set_position(done);
     })

@@ -3,7 +3,7 @@
 
 use clap::Subcommand;
 use deai_ledger::TOKEN;
-use deai_node::lineage::{self, Lineage};
+use deai_node::audit::lineage::{self, Lineage};
 
 use super::common::{NodeArgs, block_on};
 

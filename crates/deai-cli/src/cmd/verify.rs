@@ -1,7 +1,7 @@
 //! `deai verify task <id>`: re-verifies a closed task as a node that took no part in it.
 
 use clap::Subcommand;
-use deai_node::{client::Client, verify_task};
+use deai_node::{audit::task as verify_task, client::Client};
 
 use super::common::{NodeArgs, block_on};
 

@@ -176,7 +176,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             let client = Client::new(url);
             let proof_ok = checks::prove_dataset(&client, outcome.revoked.1).await?;
             round_bar.inc(1);
-            let audit = deai_node::audit::verify_chain(&client, |_, _| {}).await?;
+            let audit = deai_node::audit::chain::verify_chain(&client, |_, _| {}).await?;
             round_bar.inc(1);
             let height = client.status().await?["height"].as_u64().unwrap_or(0);
             Ok((outcome, proof_ok, audit.ok, height))

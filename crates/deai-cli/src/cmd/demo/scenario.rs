@@ -7,6 +7,7 @@ use deai_ledger::{
     ConsentPolicy, DELTA_SCALE, Digest, EPSILON_SCALE, TOKEN, TxBody, tx::ConsentRevoke,
 };
 use deai_node::{
+    audit::task::{self as verify_task, TaskVerdict},
     client::Client,
     fed::{self, TaskSpec},
     roles::{
@@ -16,7 +17,6 @@ use deai_node::{
         serve::{self, RoleNode, RoleNodeConfig},
         setup as task_setup,
     },
-    verify_task::{self, TaskVerdict},
 };
 use ed25519_dalek::SigningKey;
 use serde::Serialize;
