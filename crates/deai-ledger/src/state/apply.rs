@@ -25,9 +25,13 @@ impl State {
     /// Apply `block` whose signatures the caller already checked: `sig_ok[i]` says whether
     /// transaction `i` verified (missing entries count as bad).
     pub fn apply_block_verified(&mut self, block: &Block, sig_ok: &[bool]) -> BlockOutcome {
-        debug_assert!(
+        // Checked in release too: applying a height twice or backwards would silently fork this
+        // replica's state from every other's, which is worse than stopping.
+        assert!(
             block.height > self.height,
-            "blocks apply at increasing heights"
+            "blocks apply at increasing heights (block {} on state at {})",
+            block.height,
+            self.height
         );
         self.height = block.height;
         let mut events = self.release_unbonded(block.height);
@@ -205,5 +209,26 @@ impl State {
             events.push(Event::Unbonded { account, amount });
         }
         events
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Address, Genesis};
+
+    #[test]
+    #[should_panic(expected = "blocks apply at increasing heights")]
+    fn a_height_applied_twice_stops_the_replica() {
+        let genesis = Genesis::dev(Address([1; 32]), vec![Address([2; 32])]);
+        let mut state = State::from_genesis(&genesis).expect("dev genesis");
+        let block = |height| Block {
+            height,
+            proposer: Address([2; 32]),
+            beacon: Digest([height as u8; 32]),
+            txs: Vec::new(),
+        };
+        state.apply_block(&block(1));
+        state.apply_block(&block(1));
     }
 }
