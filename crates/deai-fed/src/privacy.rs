@@ -145,8 +145,8 @@ pub fn schedule_for(sigma: f64, delta: f64, rounds: u32) -> Result<Vec<EpsilonSt
     Ok(out)
 }
 
-/// Err unless `recorded` charges at least the accountant's ε at every participation count up
-/// to the spec's rounds. A step function covers every count in its interval iff it covers the
+/// Err unless `recorded` covers the spec's rounds and charges at least the accountant's ε at
+/// every participation count it prices. A step function covers every count in its interval iff it covers the
 /// interval's end (ε grows with the count), so checking each step's own count suffices.
 pub fn check_schedule(spec: &TaskSpec, recorded: &[EpsilonStep]) -> Result<(), PrivacyError> {
     let covered = recorded.last().map_or(0, |s| s.rounds);
@@ -156,7 +156,9 @@ pub fn check_schedule(spec: &TaskSpec, recorded: &[EpsilonStep]) -> Result<(), P
             rounds: spec.rounds,
         });
     }
-    for step in recorded.iter().filter(|s| s.rounds <= spec.rounds) {
+    // Every step, also past the spec's rounds: a task may record more rounds than its spec
+    // names, and a dataset taking part in them must still pay the accountant's price.
+    for step in recorded {
         let required = cumulative_fixed(spec, step.rounds)?;
         if step.epsilon < required {
             return Err(PrivacyError::Undercharged {
@@ -259,6 +261,17 @@ mod tests {
         assert!(matches!(
             check_schedule(&spec, &s),
             Err(PrivacyError::Undercharged { rounds: 7, .. })
+        ));
+        // A task recording more rounds than its spec: the steps past the spec are checked too.
+        let mut long = schedule(&spec).expect("finite");
+        let last = *long.last().expect("rounds");
+        long.push(EpsilonStep {
+            rounds: spec.rounds + 10,
+            epsilon: last.epsilon,
+        });
+        assert!(matches!(
+            check_schedule(&spec, &long),
+            Err(PrivacyError::Undercharged { rounds, .. }) if rounds == spec.rounds + 10
         ));
         let short = &schedule(&spec).expect("finite")[..10];
         assert_eq!(
