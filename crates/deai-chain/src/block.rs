@@ -136,12 +136,19 @@ impl Block {
         self.tx_bytes.iter().map(Vec::len).sum()
     }
 
-    /// The ledger's view of this block; its beacon is this block's digest.
-    pub fn to_ledger(&self) -> deai_ledger::Block {
+    /// The ledger's view of this block, whose digest is `digest` (the caller has it already;
+    /// hashing the whole block again per applied block would be wasted). The digest is the
+    /// ledger's beacon for the block.
+    pub fn to_ledger(&self, digest: &BlockDigest) -> deai_ledger::Block {
+        debug_assert_eq!(
+            *digest,
+            self.digest(),
+            "to_ledger given another block's digest"
+        );
         deai_ledger::Block {
             height: self.height,
             proposer: self.proposer,
-            beacon: digest_bytes(&self.digest()),
+            beacon: digest_bytes(digest),
             txs: self.txs.clone(),
         }
     }
@@ -389,7 +396,10 @@ mod tests {
         let mut other = block(2);
         other.entropy[0] ^= 1;
         assert_ne!(b.digest(), other.digest(), "entropy is committed");
-        assert_ne!(b.to_ledger().beacon, other.to_ledger().beacon);
+        assert_ne!(
+            b.to_ledger(&b.digest()).beacon,
+            other.to_ledger(&other.digest()).beacon
+        );
         assert_ne!(b.digest(), block(1).digest());
         assert_ne!(
             Block::genesis(deai_ledger::Digest([1; 32])).digest(),

@@ -188,7 +188,9 @@ impl Finalized {
             "blocks apply in height order"
         );
         let parent_state_root = self.state.root();
-        let outcome = self.state.apply_block_verified(&block.to_ledger(), sig_ok);
+        let outcome = self
+            .state
+            .apply_block_verified(&block.to_ledger(&digest), sig_ok);
         for (i, tx) in block.txs().iter().enumerate() {
             let index = u32::try_from(i).expect("block tx count fits u32");
             self.tx_index.insert(tx.id(), (block.height, index));

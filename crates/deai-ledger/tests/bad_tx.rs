@@ -450,12 +450,7 @@ fn epsilon_schedule_rules() {
     let long = |n: u32| {
         let mut t = task(vec![1], "health", 1_000, 5 * E);
         t.rounds = n;
-        t.epsilon_schedule = (1..=n)
-            .map(|j| EpsilonStep {
-                rounds: j,
-                epsilon: u64::from(j),
-            })
-            .collect();
+        t.epsilon_schedule = linear_schedule(n, u64::from(n));
         t
     };
     let tx = sign(&k[1], 0, 1, TxBody::TaskCreate(long(steps_max + 1)));

@@ -188,12 +188,7 @@ fn epsilon_schedules_round_trip_and_are_bounded_when_decoded() {
     let with_steps = |n: u32| {
         let mut t = task(vec![1], "health", 1_000, u64::from(n));
         t.rounds = n;
-        t.epsilon_schedule = (1..=n)
-            .map(|j| EpsilonStep {
-                rounds: j,
-                epsilon: u64::from(j),
-            })
-            .collect();
+        t.epsilon_schedule = linear_schedule(n, u64::from(n));
         sign(&k[0], 0, 1, TxBody::TaskCreate(t))
     };
     let steps_max = EPSILON_SCHEDULE_STEPS_MAX as u32;

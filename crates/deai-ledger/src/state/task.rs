@@ -197,10 +197,18 @@ impl Task {
     /// more round minus its cumulative ε now), or `None` if it already took part in every
     /// round of the schedule.
     pub fn next_charge(&self, id: u64) -> Option<u64> {
+        self.next_step(id).map(|(_, charge)| charge)
+    }
+
+    /// Dataset `id`'s participation count once selected in the next round, and what that round
+    /// charges it ([`Self::next_charge`]); `None` past the schedule's last step.
+    pub fn next_step(&self, id: u64) -> Option<(u32, u64)> {
         let j = self.participations(id);
-        let after = self.cumulative_epsilon(j.checked_add(1)?)?;
-        let now = self.cumulative_epsilon(j)?;
-        Some(after.saturating_sub(now))
+        let after = j.checked_add(1)?;
+        let charge = self
+            .cumulative_epsilon(after)?
+            .saturating_sub(self.cumulative_epsilon(j)?);
+        Some((after, charge))
     }
 
     /// Number of rounds opened so far (the next round is this + 1).

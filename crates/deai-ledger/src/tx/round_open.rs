@@ -168,14 +168,14 @@ impl Action for RoundOpen {
         let t = state.task(self.task).expect("validated: task exists");
         let eligible = state.eligible(t, env.height);
         let selected = select(&seed, &eligible, self.count as usize);
-        let charges: Vec<(u64, u64, u32)> = selected
+        let charges: Vec<(u64, u32, u64)> = selected
             .iter()
             .map(|&id| {
-                let charge = t.next_charge(id).expect("validated: eligible");
-                (id, charge, t.participations(id) + 1)
+                let (j, charge) = t.next_step(id).expect("validated: eligible");
+                (id, j, charge)
             })
             .collect();
-        let most = charges.iter().map(|&(_, _, j)| j).max().unwrap_or(0);
+        let most = charges.iter().map(|&(_, j, _)| j).max().unwrap_or(0);
         let spent = t
             .cumulative_epsilon(most)
             .expect("eligible: within the schedule")
@@ -212,7 +212,7 @@ impl Action for RoundOpen {
         };
         state.record(EntityKind::Task, self.task, env, event.clone());
         let mut events = vec![event];
-        for (dataset, epsilon, _) in charges {
+        for (dataset, _, epsilon) in charges {
             state.dataset_mut(dataset).epsilon_spent += epsilon;
             let charged = Event::EpsilonCharged {
                 dataset,
