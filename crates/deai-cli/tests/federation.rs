@@ -161,11 +161,15 @@ fn five_owners_train_with_a_crash_and_a_revocation_and_verify() {
         datasets.push(id);
     }
 
-    // The task: 4 rounds, 4 of 5 owners per round, one scoring group.
+    // The task: 4 rounds, 4 of 5 owners per round, one scoring group, aggregated by FedAdam:
+    // the coordinator and the verifier must carry the optimiser's moments from round to round
+    // (the demo covers plain FedAvg).
     let mut spec = TaskSpec::digits_default();
     spec.rounds = 4;
     spec.datasets_per_round = 4;
     spec.group_size_min = 4;
+    spec.strategy = "fedadam".into();
+    spec.server_lr = 0.05;
     let creator_ctx = rt
         .block_on(RoleContext::connect(creator.clone(), ledger.clone()))
         .expect("connect");

@@ -10,7 +10,8 @@
 //!    dropped);
 //! 3. deliver [`CoordinatorRound::outgoing`] to the owners; repeat from 1 until `advance`
 //!    returns [`Phase::Finished`] (four advances);
-//! 4. [`CoordinatorRound::finish`] with the validation set gives the [`RoundOutcome`].
+//! 4. [`CoordinatorRound::finish`] with the task's [`ServerState`] (the strategy, stepped once
+//!    per round) and the validation set gives the [`RoundOutcome`].
 //!
 //! The coordinator keeps each survivor's masked vector (uniformly random on its own) so anyone
 //! can later redo the unmasking from the blobs ([`crate::verify`]).
@@ -27,7 +28,8 @@ use thiserror::Error;
 
 use super::groups::RoundPlan;
 use super::record::{AggregateBlob, GroupRecord, GroupResult, RoundRecord, masked_blob};
-use super::{FedError, RoundInfo, TaskSpec, owner, score, update, weights};
+use super::strategy::ServerState;
+use super::{FedError, RoundInfo, TaskSpec, owner, score, weights};
 
 /// Where the round is after an [`CoordinatorRound::advance`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -286,7 +288,11 @@ impl CoordinatorRound {
     }
 
     /// Aggregates, scores and packs the round's blobs. Call once [`Phase::Finished`].
-    pub fn finish(&self, validation: &Dataset) -> Result<RoundOutcome, FedError> {
+    pub fn finish(
+        &self,
+        server: &mut ServerState,
+        validation: &Dataset,
+    ) -> Result<RoundOutcome, FedError> {
         if self.phase() != Phase::Finished {
             return Err(FedError::NotFinished);
         }
@@ -340,7 +346,7 @@ impl CoordinatorRound {
         .encode();
         let q = &self.plan.quantizer;
         let lr = self.spec.server_lr;
-        let new_weights = update::new_weights(&self.global, q, &sums, lr)?;
+        let new_weights = server.step(self.info.round, &self.global, q, &sums)?;
         let new_model = weights::encode(&self.plan.kind, &new_weights)?;
         let group_scores =
             score::group_scores(&self.plan.kind, &self.global, q, &sums, lr, validation)?;
@@ -489,7 +495,10 @@ mod tests {
         ));
         assert_eq!(c.rejections().len(), 5);
         assert!(matches!(
-            c.finish(&owners(10).1),
+            c.finish(
+                &mut ServerState::new(&spec()).expect("builds"),
+                &owners(10).1
+            ),
             Err(FedError::NotFinished)
         ));
     }
@@ -582,7 +591,8 @@ mod tests {
             matches!(&refused[..], [Rejected::SecAgg { dataset, reason: Rejection::BadVector { .. }, .. }] if *dataset == cheat),
             "{refused:?}"
         );
-        let outcome = c.finish(&validation).expect("finishes");
+        let mut server = ServerState::new(&spec).expect("builds");
+        let outcome = c.finish(&mut server, &validation).expect("finishes");
         assert!(!outcome.survivors.contains(&cheat));
         assert_eq!(outcome.survivors.len(), 7);
         assert_eq!(outcome.recovered_groups(), 1);
@@ -595,7 +605,9 @@ mod tests {
         );
         let fetch = |h: &Digest| blobs.get(h).cloned();
         let recorded = crate::RecordedRound::from(&outcome.round_result(1, 1));
-        let check = crate::verify_round(&spec, &info, &recorded, &fetch, &validation);
+        let mut verifier = ServerState::new(&spec).expect("builds");
+        let check =
+            crate::verify_round(&spec, &info, &recorded, &fetch, &validation, &mut verifier);
         assert!(check.is_ok(), "{:?}", check.mismatches);
     }
 }

@@ -200,6 +200,20 @@ fn complete_graph(n: u32) -> Params {
     }
 }
 
+/// Each owner's noise std and the quantizer of a round that selected `n` datasets: the noise
+/// is sized so the least number of honest survivors a group can have still adds `σ·C`, and the
+/// quantizer's range covers the clipped update plus that noise.
+pub fn noise_and_quantizer(spec: &TaskSpec, n: usize) -> Result<(f64, Quantizer), FedError> {
+    let honest_min = honest_survivors_min(n, spec.group_size_min);
+    let clip = f64::from(spec.clip_norm);
+    let noise_std = spec.noise_multiplier * clip / f64::from(honest_min).sqrt();
+    let range = clip + QUANT_RANGE_STDS * noise_std;
+    Ok((
+        noise_std,
+        Quantizer::new(range as f32, spec.quant_level_bits)?,
+    ))
+}
+
 impl RoundPlan {
     /// Builds the plan; fails if the spec is invalid, the selection is malformed, a selected
     /// dataset has no identity, or fewer than `group_size_min` datasets were selected.
@@ -224,10 +238,7 @@ impl RoundPlan {
         let secagg = secagg_params(n, spec.group_size_min);
         let survivors_min = secagg.t;
         let honest_min = honest_survivors_min(n, spec.group_size_min);
-        let clip = f64::from(spec.clip_norm);
-        let noise_std = spec.noise_multiplier * clip / f64::from(honest_min).sqrt();
-        let range = clip + QUANT_RANGE_STDS * noise_std;
-        let quantizer = Quantizer::new(range as f32, spec.quant_level_bits)?;
+        let (noise_std, quantizer) = noise_and_quantizer(spec, n)?;
         let vector_len = u32::try_from(kind.num_params() + 1)
             .map_err(|_| FedError::Selection("model too large for SecAgg".into()))?;
         let mut groups = Vec::new();

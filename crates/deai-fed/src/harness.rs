@@ -17,6 +17,7 @@ use ed25519_dalek::SigningKey;
 use super::coordinator::{CoordinatorRound, Phase, Rejected, RoundOutcome};
 use super::groups::RoundPlan;
 use super::owner::OwnerRound;
+use super::strategy::ServerState;
 use super::verify::{RecordedRound, RoundCheck, verify_round};
 use super::{FedError, RoundInfo, TaskSpec, weights};
 
@@ -113,19 +114,21 @@ pub fn run_task(
     let eligible: Vec<u64> = by_id.keys().copied().collect();
     let mut global_hash = initial_model;
     let mut rounds = Vec::with_capacity(spec.rounds as usize);
+    let mut server = ServerState::new(spec)?;
+    let mut verifier = ServerState::new(spec)?;
     for r in 1..=spec.rounds {
         let info = round_info(cfg, r, global_hash, &eligible, spec, &by_id);
         let plan = RoundPlan::new(spec, &info)?;
         let dropped = dropouts(cfg.dropouts.get(&r).map_or(&[], Vec::as_slice), &plan);
-        let (outcome, rejections) =
-            run_round(spec, &info, &by_id, &global, validation, &dropped, cfg.seed)?;
+        let (coordinator, rejections) = exchange(spec, &info, &by_id, &global, &dropped, cfg.seed)?;
+        let outcome = coordinator.finish(&mut server, validation)?;
         for (h, b) in outcome.blobs() {
             blobs.insert(*h, b.clone());
         }
         let check = cfg.verify.then(|| {
             let recorded = RecordedRound::from(&outcome.round_result(info.task, info.round));
             let fetch = |h: &Digest| blobs.get(h).cloned();
-            verify_round(spec, &info, &recorded, &fetch, validation)
+            verify_round(spec, &info, &recorded, &fetch, validation, &mut verifier)
         });
         global.clone_from(&outcome.new_weights);
         global_hash = outcome.new_model.0;
@@ -198,17 +201,17 @@ fn dropouts(rules: &[Dropout], plan: &RoundPlan) -> BTreeMap<u64, Step> {
     out
 }
 
-/// Drives one round: every selected owner starts, then the coordinator's four steps; owners in
-/// `dropped` go silent from their step on. Returns the outcome and the refused messages.
-pub fn run_round(
+/// Drives one round's messages: every selected owner starts, then the coordinator's four
+/// steps; owners in `dropped` go silent from their step on. Returns the coordinator, ready to
+/// [`CoordinatorRound::finish`], and the refused messages.
+fn exchange(
     spec: &TaskSpec,
     info: &RoundInfo,
     owners: &BTreeMap<u64, &Owner>,
     global: &[f32],
-    validation: &Dataset,
     dropped: &BTreeMap<u64, Step>,
     seed: u64,
-) -> Result<(RoundOutcome, Vec<Rejected>), FedError> {
+) -> Result<(CoordinatorRound, Vec<Rejected>), FedError> {
     let sends = |id: u64, step: Step| dropped.get(&id).is_none_or(|d| step < *d);
     let mut coordinator = CoordinatorRound::new(spec, info, global.to_vec())?;
     let mut live = BTreeMap::new();
@@ -251,8 +254,8 @@ pub fn run_round(
             break;
         }
     }
-    let outcome = coordinator.finish(validation)?;
-    Ok((outcome, coordinator.rejections().to_vec()))
+    let rejections = coordinator.rejections().to_vec();
+    Ok((coordinator, rejections))
 }
 
 /// The owner's secret round seed in the harness (a real owner derives it from its own secret,
@@ -501,7 +504,8 @@ pub(crate) mod tests {
         let (_, validation) = owners(10);
         let fetch = |h: &Digest| blobs.get(h).cloned();
         let info = &report.rounds[0].info;
-        verify_round(&spec(), info, recorded, &fetch, &validation).mismatches
+        let mut verifier = ServerState::new(&spec()).expect("builds");
+        verify_round(&spec(), info, recorded, &fetch, &validation, &mut verifier).mismatches
     }
 
     #[test]

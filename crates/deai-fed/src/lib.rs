@@ -14,7 +14,8 @@
 //! - [`privacy`]: the ε schedule a task records (per dataset, no amplification), recomputed
 //!   from the spec (owners refuse a task whose schedule undercharges);
 //! - [`owner`] and [`coordinator`]: the two sides of a round;
-//! - [`update`] and [`score`]: the aggregation strategy and contribution scores;
+//! - [`strategy`] and [`score`]: the server step (the spec's `deai_learn` strategy over the
+//!   groups' sums, state kept across rounds) and contribution scores;
 //! - [`verify`]: re-verification of a recorded round from its blobs;
 //! - [`harness`]: a whole task in one process, the template for the HTTP roles.
 //!
@@ -35,7 +36,7 @@ pub mod privacy;
 pub mod record;
 pub mod score;
 pub mod spec;
-pub mod update;
+pub mod strategy;
 pub mod verify;
 pub mod weights;
 
@@ -163,6 +164,17 @@ pub enum FedError {
         /// Words found.
         got: usize,
     },
+    /// The server state was asked to step a round out of order.
+    #[error("strategy state expects round {expected}, was given round {got}")]
+    StrategyOrder {
+        /// The next round it can step.
+        expected: u32,
+        /// The round given.
+        got: u32,
+    },
+    /// The strategy refused the round's group means.
+    #[error("strategy: {0}")]
+    Strategy(String),
     /// `finish` before every group ended.
     #[error("round not finished: some group still runs (advance first)")]
     NotFinished,

@@ -114,7 +114,7 @@ impl OwnerRound {
             &plan.kind,
             global,
             local,
-            &spec.local_train(),
+            &spec.local_train()?,
             &mut train_rng,
         )
         .map_err(|e| FedError::LocalData(e.to_string()))?;

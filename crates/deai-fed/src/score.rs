@@ -13,7 +13,7 @@ use deai_learn::model::{self, ModelKind};
 use deai_ledger::{SCORE_SCALE, Score};
 use deai_secagg::quant::Quantizer;
 
-use super::{FedError, update};
+use super::{FedError, strategy};
 
 /// The fixed-point score of a loss going from `base` to `after`.
 pub fn score_fixed(base: f64, after: f64) -> u64 {
@@ -39,8 +39,8 @@ pub fn group_scores(
     sums.iter()
         .map(|sum| {
             let Some(sum) = sum else { return Ok(None) };
-            let (total, weight) = update::dequantize(quantizer, sum, global.len())?;
-            let candidate = update::apply(global, server_lr, &total, weight);
+            let (total, weight) = strategy::dequantize(quantizer, sum, global.len())?;
+            let candidate = strategy::apply(global, server_lr, &total, weight);
             let after = model::evaluate(kind, &candidate, validation).loss;
             Ok(Some(score_fixed(base, after)))
         })

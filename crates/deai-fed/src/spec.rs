@@ -51,6 +51,27 @@ pub struct TaskSpec {
     pub group_size_min: u32,
     /// Target δ of the whole task.
     pub delta: f64,
+    /// The server's aggregation rule, by [`deai_learn::strategy::build`]'s names (see
+    /// [`crate::strategy`]). Left out of the JSON when it is `fedavg`, so specs written before
+    /// the field existed keep their hash.
+    #[serde(default = "fedavg", skip_serializing_if = "is_fedavg")]
+    pub strategy: String,
+    /// Faulty scoring groups per round the robust rules assume (Krum's and Bulyan's `f`, the
+    /// trimmed mean's cut). Left out of the JSON when 0.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub byzantine_groups: u32,
+}
+
+fn fedavg() -> String {
+    "fedavg".into()
+}
+
+fn is_fedavg(name: &str) -> bool {
+    name == "fedavg"
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 /// Why a spec is unusable.
@@ -86,6 +107,15 @@ pub enum SpecError {
         value: f64,
         /// What it must be.
         reason: &'static str,
+    },
+    /// The strategy is unknown, needs what secure aggregation hides, or needs more groups than
+    /// a round forms.
+    #[error("strategy {name:?}: {reason}")]
+    Strategy {
+        /// The name in the spec.
+        name: String,
+        /// Why it cannot run.
+        reason: String,
     },
     /// Fewer datasets per round than one scoring group needs.
     #[error("datasets_per_round {per_round} below group_size_min {group}: no group could form")]
@@ -138,6 +168,8 @@ impl TaskSpec {
             quant_level_bits: 16,
             group_size_min: 4,
             delta: 1e-5,
+            strategy: fedavg(),
+            byzantine_groups: 0,
         }
     }
 
@@ -168,6 +200,7 @@ impl TaskSpec {
         // Two members could each subtract their own update from the group sum and learn the
         // other's; three is the least that hides an update from any single member.
         range("group_size_min", self.group_size_min, 3, DATASETS_MAX)?;
+        range("byzantine_groups", self.byzantine_groups, 0, 1000)?;
         positive("lr", f64::from(self.lr))?;
         positive("server_lr", f64::from(self.server_lr))?;
         positive("clip_norm", f64::from(self.clip_norm))?;
@@ -185,7 +218,9 @@ impl TaskSpec {
                 group: self.group_size_min,
             });
         }
-        Ok(())
+        let groups =
+            crate::groups::group_sizes(self.datasets_per_round as usize, self.group_size_min).len();
+        crate::strategy::check_groups(self, groups)
     }
 
     /// The JSON the hash covers: fields in declaration order, floats in shortest round-trip
@@ -218,15 +253,16 @@ impl TaskSpec {
         )))
     }
 
-    /// What each owner runs locally: plain SGD.
-    pub fn local_train(&self) -> LocalTrain {
-        LocalTrain {
+    /// What each owner runs locally: plain SGD, with the proximal term if the strategy asks
+    /// for one (FedProx).
+    pub fn local_train(&self) -> Result<LocalTrain, SpecError> {
+        Ok(LocalTrain {
             lr: self.lr,
             epochs: self.local_epochs as usize,
             batch: self.batch as usize,
             optimizer: Optimizer::SGD,
-            prox_mu: 0.0,
-        }
+            prox_mu: crate::strategy::prox_mu(self)?,
+        })
     }
 
     /// δ charged per round in fixed point ([`DELTA_SCALE`]): `⌈δ·10¹²/rounds⌉`, at least 1.

@@ -8,6 +8,11 @@
 //! with fewer survivors than its threshold (that would expose individual updates), re-applies
 //! the strategy and recomputes the scores. Every disagreement is reported as a named
 //! [`Mismatch`]; an empty list means the round checks out.
+//!
+//! Rounds are verified in order with one [`ServerState`] for the task, since a server
+//! optimiser's step depends on the rounds before. A round whose groups cannot be re-summed
+//! steps that state with the recorded aggregate instead (its mismatch is already reported), so
+//! later rounds are still checked against what the coordinator claimed.
 
 use deai_learn::data::Dataset;
 use deai_ledger::{Digest, RoundResult, Score};
@@ -16,7 +21,8 @@ use thiserror::Error;
 
 use super::groups::{Group, RoundPlan};
 use super::record::{AggregateBlob, GroupResult, RecordLimits, RoundRecord, masked_words};
-use super::{RoundInfo, TaskSpec, score, update, weights};
+use super::strategy::ServerState;
+use super::{RoundInfo, TaskSpec, score, weights};
 
 /// The recorded fields of a round's result (from a `RoundResult` or the ledger's round log).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -123,6 +129,10 @@ pub enum Mismatch {
         /// Recomputed.
         recomputed: Digest,
     },
+    /// The strategy could not be re-applied (typically: an earlier round could not be
+    /// re-verified, so the server optimiser's state before this round is unknown).
+    #[error("strategy: {0}")]
+    Strategy(String),
     /// The recorded new model is not the strategy applied to the aggregate.
     #[error("new model: recorded {recorded}, recomputed {recomputed}")]
     NewModel {
@@ -199,20 +209,25 @@ impl Checker<'_> {
     }
 }
 
-/// Re-verifies one recorded round (see the module docs).
+/// Re-verifies one recorded round (see the module docs); `server` is the task's strategy
+/// state after the rounds before, stepped past this one.
 pub fn verify_round(
     spec: &TaskSpec,
     info: &RoundInfo,
     recorded: &RecordedRound,
     fetch: Fetch<'_>,
     validation: &Dataset,
+    server: &mut ServerState,
 ) -> RoundCheck {
     let mut c = Checker {
         fetch,
         out: Vec::new(),
     };
-    if let Err(e) = run(&mut c, spec, info, recorded, validation) {
+    if let Err(e) = run(&mut c, spec, info, recorded, validation, server) {
         c.out.push(e);
+    }
+    if server.stepped() + 1 == info.round {
+        step_with_recorded(fetch, spec, info, recorded, server);
     }
     RoundCheck {
         task: info.task,
@@ -221,12 +236,32 @@ pub fn verify_round(
     }
 }
 
+/// Steps `server` through a round that could not be re-summed, with the sums the coordinator
+/// recorded; leaves it behind (later rounds then report it) when even those are unavailable.
+fn step_with_recorded(
+    fetch: Fetch<'_>,
+    spec: &TaskSpec,
+    info: &RoundInfo,
+    recorded: &RecordedRound,
+    server: &mut ServerState,
+) {
+    let checked = |hash: &Digest| fetch(hash).filter(|b| Digest::hash(b) == *hash);
+    let (Some(global), Some(aggregate)) =
+        (checked(&info.global_model), checked(&recorded.aggregate))
+    else {
+        return;
+    };
+    // A failure here leaves the state behind, which the next round reports.
+    let _ = server.replay(spec, info.round, info.selected.len(), &global, &aggregate);
+}
+
 fn run(
     c: &mut Checker<'_>,
     spec: &TaskSpec,
     info: &RoundInfo,
     recorded: &RecordedRound,
     validation: &Dataset,
+    server: &mut ServerState,
 ) -> Result<(), Mismatch> {
     let plan = RoundPlan::new(spec, info).map_err(|e| Mismatch::Plan(e.to_string()))?;
     let global = c.blob("global model", &info.global_model).and_then(|b| {
@@ -298,7 +333,7 @@ fn run(
         c.blob("aggregate", &recorded.aggregate);
     }
     let Some(global) = global else { return Ok(()) };
-    check_model(c, spec, &plan, &global, &sums, recorded)?;
+    check_model(c, info, &plan, &global, &sums, recorded, server)?;
     let scores = score::group_scores(
         &plan.kind,
         &global,
@@ -419,14 +454,21 @@ fn resum(
 
 fn check_model(
     c: &mut Checker<'_>,
-    spec: &TaskSpec,
+    info: &RoundInfo,
     plan: &RoundPlan,
     global: &[f32],
     sums: &[Option<Vec<u32>>],
     recorded: &RecordedRound,
+    server: &mut ServerState,
 ) -> Result<(), Mismatch> {
-    let new = update::new_weights(global, &plan.quantizer, sums, spec.server_lr)
-        .map_err(|e| Mismatch::Plan(e.to_string()))?;
+    let new = match server.step(info.round, global, &plan.quantizer, sums) {
+        Ok(new) => new,
+        Err(e) => {
+            // The scores do not depend on the strategy: report and go on to them.
+            c.out.push(Mismatch::Strategy(e.to_string()));
+            return Ok(());
+        }
+    };
     let bytes = weights::encode(&plan.kind, &new).map_err(|e| Mismatch::Plan(e.to_string()))?;
     let recomputed = weights::model_hash(&bytes);
     if recomputed != recorded.new_model {

@@ -11,7 +11,9 @@ use rand_distr::{Distribution, Normal};
 use super::{add_noise, clip_reply};
 use crate::error::Result;
 use crate::rng::{self, Rng};
-use crate::strategy::{Failure, Reply, Sampling, Strategy, TrainPlan, check_reply};
+use crate::strategy::{
+    Failure, Reply, Sampling, Strategy, Streaming, TrainPlan, check_reply, streaming_of,
+};
 
 /// DP wrapper with a clipping norm that tracks a quantile of update norms.
 pub struct DpAdaptive {
@@ -100,20 +102,6 @@ impl Strategy for DpAdaptive {
         plan
     }
 
-    fn streaming(&self) -> bool {
-        self.inner.streaming()
-    }
-
-    fn accept(&mut self, round: u64, global: &[f32], mut reply: Reply) -> Result<()> {
-        self.within += usize::from(clip_reply(&mut reply, global, self.clip));
-        self.inner.accept(round, global, reply)
-    }
-
-    fn finish(&mut self, round: u64, global: &[f32], failures: &[Failure]) -> Result<Vec<f32>> {
-        let model = self.inner.finish(round, global, failures)?;
-        Ok(self.end_round(round, model))
-    }
-
     fn aggregate_train(
         &mut self,
         round: u64,
@@ -128,6 +116,23 @@ impl Strategy for DpAdaptive {
         let model = self
             .inner
             .aggregate_train(round, global, replies, failures)?;
+        Ok(self.end_round(round, model))
+    }
+
+    fn streaming(&mut self) -> Option<&mut dyn Streaming> {
+        self.inner.streaming()?;
+        Some(self)
+    }
+}
+
+impl Streaming for DpAdaptive {
+    fn accept(&mut self, round: u64, global: &[f32], mut reply: Reply) -> Result<()> {
+        self.within += usize::from(clip_reply(&mut reply, global, self.clip));
+        streaming_of(self.inner.as_mut())?.accept(round, global, reply)
+    }
+
+    fn finish(&mut self, round: u64, global: &[f32], failures: &[Failure]) -> Result<Vec<f32>> {
+        let model = streaming_of(self.inner.as_mut())?.finish(round, global, failures)?;
         Ok(self.end_round(round, model))
     }
 }

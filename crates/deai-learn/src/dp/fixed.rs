@@ -4,7 +4,7 @@
 use super::{add_noise, clip_reply};
 use crate::error::Result;
 use crate::rng::Rng;
-use crate::strategy::{Failure, Reply, Sampling, Strategy, TrainPlan};
+use crate::strategy::{Failure, Reply, Sampling, Strategy, Streaming, TrainPlan, streaming_of};
 
 /// DP wrapper with a fixed clipping norm.
 pub struct DpFixed {
@@ -70,21 +70,6 @@ impl Strategy for DpFixed {
         plan
     }
 
-    fn streaming(&self) -> bool {
-        self.inner.streaming()
-    }
-
-    fn accept(&mut self, round: u64, global: &[f32], mut reply: Reply) -> Result<()> {
-        // Client-side mode re-clips too: a no-op for honest clients, a bound for the rest.
-        clip_reply(&mut reply, global, self.clip);
-        self.inner.accept(round, global, reply)
-    }
-
-    fn finish(&mut self, round: u64, global: &[f32], failures: &[Failure]) -> Result<Vec<f32>> {
-        let model = self.inner.finish(round, global, failures)?;
-        Ok(self.noised(round, model))
-    }
-
     fn aggregate_train(
         &mut self,
         round: u64,
@@ -99,6 +84,24 @@ impl Strategy for DpFixed {
         let model = self
             .inner
             .aggregate_train(round, global, replies, failures)?;
+        Ok(self.noised(round, model))
+    }
+
+    fn streaming(&mut self) -> Option<&mut dyn Streaming> {
+        self.inner.streaming()?;
+        Some(self)
+    }
+}
+
+impl Streaming for DpFixed {
+    fn accept(&mut self, round: u64, global: &[f32], mut reply: Reply) -> Result<()> {
+        // Client-side mode re-clips too: a no-op for honest clients, a bound for the rest.
+        clip_reply(&mut reply, global, self.clip);
+        streaming_of(self.inner.as_mut())?.accept(round, global, reply)
+    }
+
+    fn finish(&mut self, round: u64, global: &[f32], failures: &[Failure]) -> Result<Vec<f32>> {
+        let model = streaming_of(self.inner.as_mut())?.finish(round, global, failures)?;
         Ok(self.noised(round, model))
     }
 }

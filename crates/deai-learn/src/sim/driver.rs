@@ -15,7 +15,9 @@ use crate::model::optim::{self, LocalTrain};
 use crate::model::{ModelKind, evaluate};
 use crate::params::{self, clip_to_norm};
 use crate::rng;
-use crate::strategy::{self, EvalReply, Failure, Reply, Strategy, TrainPlan, check_reply};
+use crate::strategy::{
+    self, EvalReply, Failure, Reply, Strategy, TrainPlan, check_reply, streaming_of,
+};
 
 /// Replies trained concurrently before being folded in: bounds live model copies per round.
 const CHUNK: usize = 256;
@@ -190,7 +192,7 @@ fn run_round(
     global: &[f32],
 ) -> Result<(Vec<f32>, usize, usize)> {
     let omniscient = ctx.cfg.attack.is_some_and(|a| a.is_omniscient());
-    let streaming = strategy.streaming() && !omniscient;
+    let streaming = !omniscient && strategy.streaming().is_some();
     let (mut kept, mut failures, mut count) = (Vec::new(), Vec::new(), 0);
     for chunk in plan.clients.chunks(CHUNK) {
         let results: Vec<Result<Reply>> = chunk
@@ -201,7 +203,7 @@ fn run_round(
             match result.and_then(|r| check_reply(&r, global.len()).map(|()| r)) {
                 Ok(reply) if streaming => {
                     count += 1;
-                    strategy.accept(round, global, reply)?;
+                    streaming_of(strategy)?.accept(round, global, reply)?;
                 }
                 Ok(reply) => kept.push(reply),
                 Err(e) => failures.push(Failure {
@@ -218,7 +220,7 @@ fn run_round(
     }
     if streaming {
         return Ok((
-            strategy.finish(round, global, &failures)?,
+            streaming_of(strategy)?.finish(round, global, &failures)?,
             count,
             failures.len(),
         ));

@@ -2,7 +2,7 @@
 //!
 //! Streaming: one `f64` accumulator per round, fed in client-id order.
 
-use super::{Failure, Reply, Sampling, Strategy, check_reply};
+use super::{Failure, Reply, Sampling, Strategy, Streaming, check_reply};
 use crate::error::{LearnError, Result};
 use crate::params::WeightedSum;
 
@@ -40,10 +40,12 @@ impl Strategy for FedAvg {
         self.sampling
     }
 
-    fn streaming(&self) -> bool {
-        true
+    fn streaming(&mut self) -> Option<&mut dyn Streaming> {
+        Some(self)
     }
+}
 
+impl Streaming for FedAvg {
     fn accept(&mut self, _round: u64, global: &[f32], reply: Reply) -> Result<()> {
         check_reply(&reply, global.len())?;
         self.sum

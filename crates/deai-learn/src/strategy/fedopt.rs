@@ -113,17 +113,19 @@ macro_rules! fedopt_strategy {
                 super::Strategy::sampling(&self.0.inner)
             }
 
-            fn streaming(&self) -> bool {
-                true
+            fn streaming(&mut self) -> Option<&mut dyn super::Streaming> {
+                Some(self)
             }
+        }
 
+        impl super::Streaming for $ty {
             fn accept(
                 &mut self,
                 round: u64,
                 global: &[f32],
                 reply: super::Reply,
             ) -> crate::error::Result<()> {
-                self.0.inner.accept(round, global, reply)
+                super::Streaming::accept(&mut self.0.inner, round, global, reply)
             }
 
             fn finish(

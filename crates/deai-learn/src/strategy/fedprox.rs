@@ -1,8 +1,7 @@
 //! FedProx (Li et al. 2020): FedAvg aggregation; clients add `μ/2 ‖w − w_global‖²` to their loss.
 
 use super::fedavg::FedAvg;
-use super::{Failure, Reply, Sampling, Strategy, TrainPlan};
-use crate::error::Result;
+use super::{Sampling, Strategy, Streaming, TrainPlan};
 use crate::rng::Rng;
 
 /// FedAvg with a proximal term sent to clients.
@@ -38,15 +37,7 @@ impl Strategy for FedProx {
         }
     }
 
-    fn streaming(&self) -> bool {
-        true
-    }
-
-    fn accept(&mut self, round: u64, global: &[f32], reply: Reply) -> Result<()> {
-        self.inner.accept(round, global, reply)
-    }
-
-    fn finish(&mut self, round: u64, global: &[f32], failures: &[Failure]) -> Result<Vec<f32>> {
-        self.inner.finish(round, global, failures)
+    fn streaming(&mut self) -> Option<&mut dyn Streaming> {
+        self.inner.streaming()
     }
 }

@@ -133,24 +133,10 @@ pub trait Strategy: Send {
         }
     }
 
-    /// Whether replies can be fed one at a time through [`Strategy::accept`].
-    fn streaming(&self) -> bool {
-        false
-    }
-
-    /// Takes one reply (client ids ascending within a round). Only for streaming strategies.
-    fn accept(&mut self, round: u64, global: &[f32], reply: Reply) -> Result<()> {
-        let _ = (round, global, reply);
-        unreachable!("accept called on a non-streaming strategy");
-    }
-
-    /// Ends a streaming round: the new global model. Only for streaming strategies.
-    fn finish(&mut self, round: u64, global: &[f32], failures: &[Failure]) -> Result<Vec<f32>> {
-        let _ = (round, global, failures);
-        unreachable!("finish called on a non-streaming strategy");
-    }
-
-    /// The new global model from all replies (sorted by client id) and failures.
+    /// The new global model from all replies (sorted by client id) and failures. Replies are
+    /// validated before any arithmetic, so a bad one leaves no partial round behind. Rules
+    /// that need every reply at once implement this; streaming rules get it from
+    /// [`Strategy::streaming`] (a rule with neither answers an error, never a panic).
     fn aggregate_train(
         &mut self,
         round: u64,
@@ -158,18 +144,13 @@ pub trait Strategy: Send {
         replies: Vec<Reply>,
         failures: &[Failure],
     ) -> Result<Vec<f32>> {
-        assert!(
-            self.streaming(),
-            "non-streaming strategies implement aggregate_train"
-        );
-        // Validate everything first so a bad reply leaves no partial round behind.
-        for reply in &replies {
-            check_reply(reply, global.len())?;
-        }
-        for reply in replies {
-            self.accept(round, global, reply)?;
-        }
-        self.finish(round, global, failures)
+        stream_all(streaming_of(self)?, round, global, replies, failures)
+    }
+
+    /// This rule's streaming form, if replies can be folded in one at a time (see
+    /// [`Streaming`]); `None` for rules that need every reply at once.
+    fn streaming(&mut self) -> Option<&mut dyn Streaming> {
+        None
     }
 
     /// Which clients evaluate the global model in `round` (none by default: central evaluation).
@@ -183,6 +164,41 @@ pub trait Strategy: Send {
         let _ = round;
         weighted_metrics(replies)
     }
+}
+
+/// A rule of the weighted-mean family, fed one reply at a time so a round holds one accumulator
+/// instead of one model copy per client.
+pub trait Streaming {
+    /// Takes one validated reply (client ids ascending within a round).
+    fn accept(&mut self, round: u64, global: &[f32], reply: Reply) -> Result<()>;
+
+    /// Ends the round: the new global model.
+    fn finish(&mut self, round: u64, global: &[f32], failures: &[Failure]) -> Result<Vec<f32>>;
+}
+
+/// [`Strategy::aggregate_train`] of a streaming rule: validates every reply, then folds them in.
+pub fn stream_all(
+    rule: &mut dyn Streaming,
+    round: u64,
+    global: &[f32],
+    replies: Vec<Reply>,
+    failures: &[Failure],
+) -> Result<Vec<f32>> {
+    for reply in &replies {
+        check_reply(reply, global.len())?;
+    }
+    for reply in replies {
+        rule.accept(round, global, reply)?;
+    }
+    rule.finish(round, global, failures)
+}
+
+/// The streaming form of `rule`: an error, never a panic, when a driver or a wrapper asks it of a
+/// rule that has none.
+pub(crate) fn streaming_of<S: Strategy + ?Sized>(rule: &mut S) -> Result<&mut dyn Streaming> {
+    let name = rule.name();
+    rule.streaming()
+        .ok_or_else(|| LearnError::config("strategy", name, "this rule cannot stream its replies"))
 }
 
 /// Checks a reply: right length, finite values, at least one sample.
@@ -257,6 +273,14 @@ pub const NAMES: &[&str] = &[
 /// ([`bucketing::Bucketing`], pairs), e.g. `bucketed-centered-clip+momentum`.
 pub fn build(name: &str, sampling: Sampling, f: usize) -> Result<Box<dyn Strategy>> {
     build_with(name, sampling, f, None)
+}
+
+/// Whether [`build_with`] gives `name` the server learning rate (FedAvgM and the adaptive
+/// optimisers, alone or inside a wrapper); other rules ignore it.
+pub fn takes_server_lr(name: &str) -> bool {
+    let base = name.strip_suffix("+momentum").unwrap_or(name);
+    let base = base.strip_prefix("bucketed-").unwrap_or(base);
+    matches!(base, "fedavgm" | "fedadagrad" | "fedadam" | "fedyogi")
 }
 
 /// Like [`build`], with the server learning rate of FedAvgM and the adaptive optimisers set

@@ -5,7 +5,7 @@
 //! honest updates, and the variance the robust rule adds is damped. With sampled, stateless
 //! clients the momentum lives on the server (as in FedAvgM).
 
-use super::{Failure, Reply, Sampling, Strategy};
+use super::{Failure, Reply, Sampling, Strategy, Streaming, streaming_of};
 use crate::error::Result;
 
 /// A rule followed by server momentum.
@@ -63,19 +63,6 @@ impl Strategy for ServerMomentum {
         self.inner.sampling()
     }
 
-    fn streaming(&self) -> bool {
-        self.inner.streaming()
-    }
-
-    fn accept(&mut self, round: u64, global: &[f32], reply: Reply) -> Result<()> {
-        self.inner.accept(round, global, reply)
-    }
-
-    fn finish(&mut self, round: u64, global: &[f32], failures: &[Failure]) -> Result<Vec<f32>> {
-        let next = self.inner.finish(round, global, failures)?;
-        Ok(self.step(global, &next))
-    }
-
     fn aggregate_train(
         &mut self,
         round: u64,
@@ -86,6 +73,22 @@ impl Strategy for ServerMomentum {
         let next = self
             .inner
             .aggregate_train(round, global, replies, failures)?;
+        Ok(self.step(global, &next))
+    }
+
+    fn streaming(&mut self) -> Option<&mut dyn Streaming> {
+        self.inner.streaming()?;
+        Some(self)
+    }
+}
+
+impl Streaming for ServerMomentum {
+    fn accept(&mut self, round: u64, global: &[f32], reply: Reply) -> Result<()> {
+        streaming_of(self.inner.as_mut())?.accept(round, global, reply)
+    }
+
+    fn finish(&mut self, round: u64, global: &[f32], failures: &[Failure]) -> Result<Vec<f32>> {
+        let next = streaming_of(self.inner.as_mut())?.finish(round, global, failures)?;
         Ok(self.step(global, &next))
     }
 }

@@ -4,7 +4,7 @@
 //! k's loss at the global model: `w ← w − Σ Fₖ^q Δₖ / Σ hₖ`. `q = 0` is the unweighted mean;
 //! larger `q` favours clients with high loss. Streaming: two running sums.
 
-use super::{Failure, Reply, Sampling, Strategy, TrainPlan, check_reply};
+use super::{Failure, Reply, Sampling, Strategy, Streaming, TrainPlan, check_reply};
 use crate::error::{LearnError, Result};
 use crate::rng::Rng;
 
@@ -49,10 +49,12 @@ impl Strategy for QFedAvg {
         }
     }
 
-    fn streaming(&self) -> bool {
-        true
+    fn streaming(&mut self) -> Option<&mut dyn Streaming> {
+        Some(self)
     }
+}
 
+impl Streaming for QFedAvg {
     fn accept(&mut self, _round: u64, global: &[f32], reply: Reply) -> Result<()> {
         check_reply(&reply, global.len())?;
         let loss = match reply.loss_before {

@@ -200,6 +200,12 @@ pub async fn verify_task(
     let mut owners: BTreeMap<u64, VerifyingKey> = BTreeMap::new();
     let mut rounds = Vec::new();
     let mut previous: Option<Digest> = initial;
+    // One strategy state for the whole task: a server optimiser's step depends on every round
+    // before (`spec` was validated above, so its strategy builds).
+    let mut server = fed::strategy::ServerState::new(&spec).map_err(|e| VerifyTaskError::Task {
+        task: task_id,
+        reason: format!("task spec: {e}"),
+    })?;
     for r in &task.round_log {
         let mut mismatches = Vec::new();
         if previous.is_some_and(|p| p != r.global_model) {
@@ -212,6 +218,9 @@ pub async fn verify_task(
         if r.is_expired() {
             // Closed as failed by `RoundExpire`: no result to check, and the next round trains
             // from the same model. Its ε stays charged (checked above with the others).
+            if let Err(e) = server.skip(r.number) {
+                mismatches.push(e.to_string());
+            }
             rounds.push(RoundVerdict::new(r.number, mismatches, &mut on_round));
             continue;
         }
@@ -256,7 +265,7 @@ pub async fn verify_task(
         )
         .await;
         let fetch = |h: &Digest| store.get(h).cloned();
-        let check = fed::verify_round(&spec, &info, &recorded, &fetch, &validation);
+        let check = fed::verify_round(&spec, &info, &recorded, &fetch, &validation, &mut server);
         mismatches.extend(check.mismatches.iter().map(|m| m.to_string()));
         previous = Some(outcome.new_model);
         rounds.push(RoundVerdict::new(r.number, mismatches, &mut on_round));

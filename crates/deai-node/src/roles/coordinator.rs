@@ -26,8 +26,8 @@ use axum::{
 };
 use deai_learn::data::Dataset;
 use deai_ledger::{
-    Address, DELTA_SCALE, Digest, EPSILON_SCALE, METRIC_SCALE, Metric, Round, RoundOpen, TaskClose,
-    TaskStatus, TxBody, validation_commitment,
+    Address, DELTA_SCALE, Digest, EPSILON_SCALE, METRIC_SCALE, Metric, Round, RoundOpen, Task,
+    TaskClose, TaskStatus, TxBody, validation_commitment,
 };
 use ed25519_dalek::VerifyingKey;
 use futures::future::join_all;
@@ -38,7 +38,7 @@ use crate::{
     api::ApiError,
     blobs::BlobStore,
     client::Client,
-    fed::{self, CoordinatorRound, TaskSpec, privacy},
+    fed::{self, CoordinatorRound, TaskSpec, privacy, strategy::ServerState},
 };
 
 /// An owner's announcement.
@@ -78,6 +78,9 @@ pub struct Assignment {
 
 #[derive(Default)]
 struct Progress {
+    /// The strategy's state after the last round this node recorded; rebuilt from the ledger and
+    /// this node's blobs when absent (after a restart, or after a round that failed midway).
+    server: Option<ServerState>,
     /// The global model after the last completed round.
     global: Option<(Digest, Vec<f32>)>,
     /// Accuracy and loss after the last completed round.
@@ -305,13 +308,14 @@ impl CoordinatorRole {
     pub async fn run_round(&self, task_id: u64) -> Result<RoundReport, CoordError> {
         let started = Instant::now();
         let a = self.assignment(task_id)?;
-        let (global_hash, global) = self.global(task_id, &a.spec)?;
+        let task = ledger_view(&self.ctx.ledger, task_id).await?.task;
+        let (mut server, (global_hash, global)) = self.catch_up(&task, &a.spec)?;
         let opened = self.open_round(task_id, &a.spec, global_hash).await?;
         let view = ledger_view(&self.ctx.ledger, task_id).await?;
         let info = view.round_info(&self.ctx.ledger, &opened.round).await?;
         let mut round = CoordinatorRound::new(&a.spec, &info, global)?;
         self.exchange(&mut round, &info).await;
-        let outcome = round.finish(&a.validation)?;
+        let outcome = round.finish(&mut server, &a.validation)?;
         for (hash, bytes) in
             outcome
                 .masked
@@ -328,6 +332,7 @@ impl CoordinatorRole {
         {
             let mut progress = lock(&self.progress);
             let p = progress.entry(task_id).or_default();
+            p.server = Some(server);
             p.global = Some((outcome.new_model.0, outcome.new_weights.clone()));
             p.last_eval = Some((outcome.accuracy, outcome.loss));
         }
@@ -352,20 +357,69 @@ impl CoordinatorRole {
         })
     }
 
-    /// The model the next round trains from: the last round's, or the spec's initial weights
-    /// (stored so owners can fetch them by hash).
-    fn global(&self, task: u64, spec: &TaskSpec) -> Result<(Digest, Vec<f32>), CoordError> {
-        if let Some(g) = lock(&self.progress)
-            .get(&task)
-            .and_then(|p| p.global.clone())
-        {
-            return Ok(g);
-        }
+    /// The strategy's state and the model the next round trains from, as of the task's last
+    /// recorded round: this node's cached state when it is current, else rebuilt by replaying
+    /// the recorded rounds from this node's blobs (a coordinator that restarted, or whose last
+    /// round failed after it stepped). Before any round: the spec's initial weights, stored so
+    /// owners can fetch them by hash.
+    fn catch_up(
+        &self,
+        task: &Task,
+        spec: &TaskSpec,
+    ) -> Result<(ServerState, (Digest, Vec<f32>)), CoordError> {
+        let (cached, cached_global) = {
+            let mut progress = lock(&self.progress);
+            let p = progress.entry(task.id).or_default();
+            (p.server.take(), p.global.clone())
+        };
+        let mut server = match cached {
+            Some(s) => s,
+            None => ServerState::new(spec).map_err(fed::FedError::from)?,
+        };
         let kind = spec.model_kind().map_err(fed::FedError::from)?;
-        let init = spec.initial_weights().map_err(fed::FedError::from)?;
-        let bytes = fed::weights::encode(&kind, &init).map_err(fed::FedError::from)?;
-        let hash = self.put_blob(&bytes)?;
-        Ok((hash, init))
+        let mut last_model = None;
+        for r in &task.round_log {
+            let result = r.outcome.as_ref().map(|o| (o.new_model, o.aggregate));
+            last_model = result.map(|(m, _)| m).or(last_model);
+            if r.number <= server.stepped() {
+                continue;
+            }
+            match result {
+                _ if r.is_expired() => server.skip(r.number)?,
+                Some((_, aggregate)) => {
+                    let global = self.own_blob(&r.global_model)?;
+                    let aggregate = self.own_blob(&aggregate)?;
+                    server.replay(spec, r.number, r.selected.len(), &global, &aggregate)?;
+                }
+                // Still open: the ledger refuses the next `RoundOpen` and says why.
+                None => break,
+            }
+        }
+        let global = match last_model {
+            None => {
+                let init = spec.initial_weights().map_err(fed::FedError::from)?;
+                let bytes = fed::weights::encode(&kind, &init).map_err(fed::FedError::from)?;
+                (self.put_blob(&bytes)?, init)
+            }
+            Some(hash) => match cached_global {
+                Some((h, w)) if h == hash => (h, w),
+                _ => {
+                    let bytes = self.own_blob(&hash)?;
+                    let weights =
+                        fed::weights::decode(&kind, &bytes).map_err(fed::FedError::from)?;
+                    (hash, weights)
+                }
+            },
+        };
+        Ok((server, global))
+    }
+
+    /// A blob this node stored for one of its rounds.
+    fn own_blob(&self, hash: &Digest) -> Result<Vec<u8>, CoordError> {
+        self.blobs
+            .get(hash)
+            .map_err(|e| CoordError::Blobs(e.to_string()))?
+            .ok_or_else(|| CoordError::Blobs(format!("blob {hash} of an earlier round is missing")))
     }
 
     /// Opens the next round on the ledger. The coordinator names only how many datasets the

@@ -33,6 +33,14 @@ pub struct Args {
     /// Noise multiplier σ (the noise on every released sum has std ≥ σ·C).
     #[arg(long)]
     pub noise_multiplier: Option<f64>,
+    /// The coordinator's aggregation rule over the groups' sums: any `deai simulate
+    /// --strategy` rule except qfedavg (e.g. fedadam, median, krum+momentum)
+    #[arg(long, default_value = "fedavg")]
+    pub strategy: String,
+    /// Server step: the optimisers' η (fedadam, fedyogi, fedadagrad, fedavgm), else the step
+    /// toward the rule's model (1 = all the way)
+    #[arg(long, default_value_t = 1.0)]
+    pub server_lr: f32,
     /// Print one JSON object instead of a human summary.
     #[arg(long)]
     pub json: bool,
@@ -117,12 +125,14 @@ pub struct Report {
 }
 
 /// The demo's task: logistic regression on 8×8 digits, groups of four.
-pub fn demo_spec(rounds: u32, noise_multiplier: Option<f64>) -> TaskSpec {
+pub fn demo_spec(args: &Args) -> TaskSpec {
     let mut spec = TaskSpec::digits_default();
-    spec.rounds = rounds;
-    if let Some(s) = noise_multiplier {
+    spec.rounds = args.rounds;
+    if let Some(s) = args.noise_multiplier {
         spec.noise_multiplier = s;
     }
+    spec.strategy.clone_from(&args.strategy);
+    spec.server_lr = args.server_lr;
     spec
 }
 
@@ -135,7 +145,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
          selects eight or fewer)",
         args.owners
     );
-    let spec = demo_spec(args.rounds, args.noise_multiplier);
+    let spec = demo_spec(&args);
     spec.validate()?;
     let setup = Setup {
         owners: args.owners,
