@@ -254,7 +254,7 @@ fn five_owners_train_with_a_crash_and_a_revocation_and_verify() {
             TxBody::ConsentRevoke(ConsentRevoke { dataset: revoked }),
         ))
         .expect("revoke");
-    let revoked_at = fin["height"].as_u64().expect("height");
+    let revoked_at = fin.height;
 
     let t: Task = wait_until("the task to close", Duration::from_secs(180), || {
         let t: Task = rt.block_on(ledger.get(&format!("/v1/tasks/{task}"))).ok()?;

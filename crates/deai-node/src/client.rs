@@ -2,9 +2,14 @@
 
 use std::time::Duration;
 
-use deai_ledger::{Digest, SignedTx, TxId};
+use deai_ledger::{Address, Digest, SignedTx, Tx, TxBody, TxId};
+use ed25519_dalek::SigningKey;
 use serde::de::DeserializeOwned;
-use serde_json::Value;
+
+use crate::api::types::{
+    AccountView, BlockView, EligibleView, ErrorBody, ProofView, PutBlobResponse, StatusView,
+    SubmitRequest, SubmitResponse, TxState,
+};
 
 /// Why a request to a node failed.
 #[derive(Debug, thiserror::Error)]
@@ -54,6 +59,15 @@ pub enum ClientError {
         url: String,
         /// The caller's limit.
         max: u64,
+    },
+    /// A transaction finalized but the ledger refused it inside its block, or the mempool
+    /// dropped it.
+    #[error("transaction {id} was refused: {reason}")]
+    Refused {
+        /// The transaction.
+        id: TxId,
+        /// The ledger's or the mempool's reason.
+        reason: String,
     },
     /// A transaction did not finalize in time.
     #[error("transaction {id} not finalized after {waited_ms} ms (last status: {last})")]
@@ -118,16 +132,19 @@ impl Client {
                 source,
             })?;
         if !status.is_success() {
-            let v: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
-            let code = v["error"]["code"].as_str().unwrap_or("unknown").to_string();
-            let message = v["error"]["message"]
-                .as_str()
-                .map(str::to_string)
-                .unwrap_or_else(|| String::from_utf8_lossy(&bytes).into_owned());
-            return Err(ClientError::Api {
-                status: status.as_u16(),
-                code,
-                message,
+            return Err(match serde_json::from_slice::<ErrorBody>(&bytes) {
+                Ok(ErrorBody { error }) => ClientError::Api {
+                    status: status.as_u16(),
+                    code: error.code,
+                    message: error.message,
+                },
+                Err(_) => ClientError::Protocol {
+                    url,
+                    reason: format!(
+                        "status {status} with a body that is not the API's error shape: {}",
+                        String::from_utf8_lossy(&bytes)
+                    ),
+                },
             });
         }
         serde_json::from_slice(&bytes).map_err(|e| ClientError::Protocol {
@@ -137,14 +154,34 @@ impl Client {
     }
 
     /// `GET /v1/status`.
-    pub async fn status(&self) -> Result<Value, ClientError> {
+    pub async fn status(&self) -> Result<StatusView, ClientError> {
         self.get("/v1/status").await
+    }
+
+    /// `GET /v1/accounts/{address}`.
+    pub async fn account(&self, address: &Address) -> Result<AccountView, ClientError> {
+        self.get(&format!("/v1/accounts/{address}")).await
+    }
+
+    /// `GET /v1/blocks/{height}`.
+    pub async fn block(&self, height: u64) -> Result<BlockView, ClientError> {
+        self.get(&format!("/v1/blocks/{height}")).await
+    }
+
+    /// `GET /v1/proofs/{kind}/{id}`.
+    pub async fn proof(&self, kind: &str, id: &str) -> Result<ProofView, ClientError> {
+        self.get(&format!("/v1/proofs/{kind}/{id}")).await
+    }
+
+    /// `GET /v1/tasks/{task}/eligible`.
+    pub async fn eligible(&self, task: u64) -> Result<EligibleView, ClientError> {
+        self.get(&format!("/v1/tasks/{task}/eligible")).await
     }
 
     /// Submits a signed transaction; returns its id.
     pub async fn submit(&self, tx: &SignedTx) -> Result<TxId, ClientError> {
         let url = format!("{}/v1/txs", self.base);
-        let body = serde_json::json!({ "tx": hex::encode(tx.encode()) });
+        let body = SubmitRequest::of(tx);
         let resp = self
             .http
             .post(&url)
@@ -155,18 +192,12 @@ impl Client {
                 url: url.clone(),
                 source,
             })?;
-        let v: Value = Self::parse(url.clone(), resp).await?;
-        let id = v["id"].as_str().unwrap_or_default();
-        let mut raw = [0u8; 32];
-        hex::decode_to_slice(id, &mut raw).map_err(|e| ClientError::Protocol {
-            url,
-            reason: format!("bad tx id {id:?}: {e}"),
-        })?;
-        Ok(deai_ledger::Digest(raw))
+        let answer: SubmitResponse = Self::parse(url, resp).await?;
+        Ok(answer.id)
     }
 
     /// `GET /v1/txs/{id}`; `None` while the node does not know it.
-    pub async fn tx(&self, id: &TxId) -> Result<Option<Value>, ClientError> {
+    pub async fn tx(&self, id: &TxId) -> Result<Option<TxState>, ClientError> {
         match self.get(&format!("/v1/txs/{id}")).await {
             Ok(v) => Ok(Some(v)),
             Err(ClientError::Api { status: 404, .. }) => Ok(None),
@@ -174,25 +205,83 @@ impl Client {
         }
     }
 
-    /// Polls until the transaction is finalized (or rejected); returns its last status.
-    pub async fn wait_final(&self, id: &TxId, timeout: Duration) -> Result<Value, ClientError> {
+    /// Polls until the transaction is final (finalized or dropped); returns that state.
+    pub async fn wait_final(&self, id: &TxId, timeout: Duration) -> Result<TxState, ClientError> {
         let start = std::time::Instant::now();
-        let mut last = Value::Null;
+        let mut last = None;
         while start.elapsed() < timeout {
-            if let Some(v) = self.tx(id).await? {
-                if tx_is_final(&v) {
-                    return Ok(v);
+            if let Some(state) = self.tx(id).await? {
+                if state.is_final() {
+                    return Ok(state);
                 }
-                last = v;
+                last = Some(state);
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         Err(ClientError::Timeout {
             id: id.to_string(),
             waited_ms: timeout.as_millis() as u64,
-            last: last.to_string(),
+            last: last.map_or_else(|| "unknown".into(), |s| format!("{s:?}")),
         })
     }
+
+    /// Signs `body` with `key` at the sender's next nonce (asked of the node), offering `fee`
+    /// (the ledger's minimum if `None`), submits it and, with `wait`, waits that long for it to
+    /// be final. A transaction the ledger refused inside its block, or the mempool dropped, is
+    /// [`ClientError::Refused`]: final is not the same as applied.
+    pub async fn send(
+        &self,
+        key: &SigningKey,
+        body: TxBody,
+        fee: Option<u128>,
+        wait: Option<Duration>,
+    ) -> Result<Sent, ClientError> {
+        let sender = Address(key.verifying_key().to_bytes());
+        let status = self.status().await?;
+        let account = self.account(&sender).await?;
+        let tx = Tx {
+            chain_id: status.chain_id,
+            sender,
+            nonce: account.account.nonce,
+            fee: fee.unwrap_or(status.fee_min),
+            body,
+        };
+        let id = self.submit(&SignedTx::sign(tx, key)).await?;
+        let Some(wait) = wait else {
+            return Ok(Sent { id, state: None });
+        };
+        let state = self.wait_final(&id, wait).await?;
+        match &state {
+            TxState::Finalized { applied: true, .. } => Ok(Sent {
+                id,
+                state: Some(state),
+            }),
+            TxState::Finalized { receipt, .. } => Err(ClientError::Refused {
+                id,
+                reason: match &receipt.result {
+                    Err(e) => e.to_string(),
+                    Ok(()) => "not applied".into(),
+                },
+            }),
+            TxState::Rejected { code, reason } => Err(ClientError::Refused {
+                id,
+                reason: format!("{code}: {reason}"),
+            }),
+            TxState::Pending => Err(ClientError::Protocol {
+                url: self.base.clone(),
+                reason: "a pending transaction was reported final".into(),
+            }),
+        }
+    }
+}
+
+/// A submitted transaction.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Sent {
+    /// Its id.
+    pub id: TxId,
+    /// Its final state, when the sender waited for it (always applied).
+    pub state: Option<TxState>,
 }
 
 impl Client {
@@ -212,8 +301,8 @@ impl Client {
                 url: url.clone(),
                 source,
             })?;
-        let answer: crate::api::PutBlobResponse = Self::parse(url.clone(), resp).await?;
-        if answer.hash != hash.to_string() || answer.size != bytes.len() as u64 {
+        let answer: PutBlobResponse = Self::parse(url.clone(), resp).await?;
+        if answer.hash != hash || answer.size != bytes.len() as u64 {
             return Err(ClientError::Protocol {
                 url,
                 reason: format!(
@@ -246,7 +335,7 @@ impl Client {
         };
         let mut resp = self.http.get(&url).send().await.map_err(unreachable)?;
         if !resp.status().is_success() {
-            return Err(Self::parse::<Value>(url.clone(), resp)
+            return Err(Self::parse::<serde::de::IgnoredAny>(url.clone(), resp)
                 .await
                 .err()
                 .unwrap_or_else(|| ClientError::Protocol {
@@ -284,8 +373,3 @@ impl Client {
 
 /// The most bytes [`Client::get_blob`] accepts for one blob: the default blob limit of a node.
 pub const BLOB_DOWNLOAD_MAX_BYTES: u64 = crate::config::BLOB_MAX_BYTES_DEFAULT;
-
-/// Whether a `GET /v1/txs/{id}` answer is final (finalized or rejected).
-pub fn tx_is_final(v: &Value) -> bool {
-    matches!(v["status"].as_str(), Some("finalized" | "rejected"))
-}

@@ -215,12 +215,9 @@ fn run_roles(
         fs::write(dir.join(HTTP_ADDR_FILE), &http)?;
         on_start(&Started {
             http,
-            chain_id: status["chain_id"].as_str().unwrap_or_default().to_string(),
-            height: status["height"].as_u64().unwrap_or(0),
-            state_root: status["state_root"]
-                .as_str()
-                .unwrap_or_default()
-                .to_string(),
+            chain_id: status.chain_id,
+            height: status.height,
+            state_root: status.state_root.to_string(),
         });
         shutdown_signal().await;
         let _ = fs::remove_file(dir.join(HTTP_ADDR_FILE));

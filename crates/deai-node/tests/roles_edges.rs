@@ -306,7 +306,7 @@ fn owners_refuse_an_undercharging_coordinator_and_anyone_expires_its_round() {
             }),
         )
         .await?;
-        let task = setup::created_id(&created, "task_created")?;
+        let task = setup::created_id(&created.receipt, "task_created")?;
         let commitment =
             validation_commitment(&Digest([9; 32]), &setup::commitment(&split.validation));
         roles::send_tx(

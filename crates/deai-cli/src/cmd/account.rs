@@ -4,7 +4,6 @@ use std::path::PathBuf;
 
 use clap::Subcommand;
 use deai_ledger::Address;
-use serde_json::Value;
 
 use super::common::{NodeArgs, block_on};
 
@@ -42,13 +41,13 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         (None, None) => anyhow::bail!("give an address or --key FILE"),
     };
     let client = args.node.client();
-    let v: Value = block_on(async move { client.get(&format!("/v1/accounts/{address}")).await })??;
+    let v = block_on(async move { client.account(&address).await })??;
     crate::output::emit(args.node.json, &v, |v| {
-        let a = &v["account"];
-        println!("account {address} at height {}", v["height"]);
+        let a = &v.account;
+        println!("account {address} at height {}", v.height);
         println!(
             "  balance {}  nonce {}  staked {}",
-            a["balance"], a["nonce"], a["staked"]
+            a.balance, a.nonce, a.staked
         );
     })
 }

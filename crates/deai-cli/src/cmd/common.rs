@@ -2,8 +2,10 @@
 
 use std::{path::PathBuf, time::Duration};
 
-use deai_ledger::{SignedTx, Tx, TxBody};
-use deai_node::client::Client;
+use deai_ledger::{TxBody, TxId};
+use deai_node::api::types::TxState;
+use deai_node::client::{Client, Sent};
+use serde::Serialize;
 
 /// Where the node's API is.
 #[derive(Debug, Clone, clap::Args)]
@@ -54,69 +56,30 @@ pub fn block_on<F: std::future::Future>(f: F) -> anyhow::Result<F::Output> {
 }
 
 /// Signs `body` with the key in `sign`, using the sender's next nonce from the node, submits it and
-/// (unless `--no-wait`) waits for its final status. Returns `(tx id, final status or null)`.
-pub async fn send(
-    node: &NodeArgs,
-    sign: &SignArgs,
-    body: TxBody,
-) -> anyhow::Result<(String, serde_json::Value)> {
+/// (unless `--no-wait`) waits until it is final and applied ([`Client::send`]).
+pub async fn send(node: &NodeArgs, sign: &SignArgs, body: TxBody) -> anyhow::Result<Sent> {
     let key = deai_node::keyfile::read(&sign.key)?;
-    let sender = deai_node::keyfile::address(&key);
-    let client = node.client();
-    let status = client.status().await?;
-    let chain_id = status["chain_id"].as_str().unwrap_or_default().to_string();
-    let account = client
-        .get::<serde_json::Value>(&format!("/v1/accounts/{sender}"))
-        .await?;
-    let nonce = account["account"]["nonce"].as_u64().unwrap_or(0);
-    let fee = match sign.fee {
-        Some(fee) => fee,
-        None => status["fee_min"]
-            .as_str()
-            .and_then(|s| s.parse().ok())
-            .unwrap_or(0),
-    };
-    let tx = SignedTx::sign(
-        Tx {
-            chain_id,
-            sender,
-            nonce,
-            fee,
-            body,
-        },
-        &key,
-    );
-    let id = client.submit(&tx).await?;
-    if sign.no_wait {
-        return Ok((id.to_string(), serde_json::Value::Null));
-    }
-    let fin = client
-        .wait_final(&id, Duration::from_secs(sign.wait_s))
-        .await?;
-    // Finalized is not enough: a transaction can be included in a block and refused there.
-    if fin["status"] == "rejected" || fin["applied"] == false {
-        anyhow::bail!("transaction {id} was rejected: {}", fin);
-    }
-    Ok((id.to_string(), fin))
+    let wait = (!sign.no_wait).then(|| Duration::from_secs(sign.wait_s));
+    Ok(node.client().send(&key, body, sign.fee, wait).await?)
+}
+
+/// What `--json` prints for a sent transaction.
+#[derive(Serialize)]
+struct SentReport<'a> {
+    tx: TxId,
+    status: Option<&'a TxState>,
 }
 
 /// Prints the outcome of a sent transaction.
-pub fn report_sent(
-    json: bool,
-    what: &str,
-    id: &str,
-    status: &serde_json::Value,
-) -> anyhow::Result<()> {
-    let out = serde_json::json!({ "tx": id, "status": status });
+pub fn report_sent(json: bool, what: &str, sent: &Sent) -> anyhow::Result<()> {
+    let out = SentReport {
+        tx: sent.id,
+        status: sent.state.as_ref(),
+    };
     crate::output::emit(json, &out, |_| {
-        let height = status["height"]
-            .as_u64()
-            .map(|h| format!(" at height {h}"))
-            .unwrap_or_default();
-        if status.is_null() {
-            println!("{what}: submitted {id} (not waiting for finality)");
-        } else {
-            println!("{what}: finalized {id}{height}");
+        match sent.state.as_ref().and_then(TxState::height) {
+            None => println!("{what}: submitted {} (not waiting for finality)", sent.id),
+            Some(h) => println!("{what}: finalized {} at height {h}", sent.id),
         }
     })
 }

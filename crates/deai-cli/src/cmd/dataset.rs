@@ -70,7 +70,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         Which::Revoke { args: a, sign } => {
             tx::send_kind(&Kind::ConsentRevoke(a), &sign, &args.node)
         }
-        Which::List => query::list(&args.node, "datasets"),
-        Which::Show { id } => query::show(&args.node, "datasets", id),
+        Which::List => query::list::<deai_ledger::Dataset>(&args.node, "datasets"),
+        Which::Show { id } => query::show::<deai_ledger::Dataset>(&args.node, "datasets", id),
     }
 }

@@ -1,7 +1,6 @@
 //! `deai ledger status|block|tx|prove|verify`: read the chain, check proofs, audit the whole history.
 
 use clap::Subcommand;
-use serde_json::{Value, json};
 
 use super::common::{NodeArgs, block_on};
 use crate::output::emit;
@@ -55,22 +54,27 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                 emit(json_out, &s, |s| {
                     println!(
                         "chain {}  height {}  root {}",
-                        s["chain_id"], s["height"], s["state_root"]
+                        s.chain_id, s.height, s.state_root
                     );
-                    println!("peers {}  mempool {}", s["peers"], s["mempool_size"]);
+                    println!("peers {}  mempool {}", s.peers, s.mempool_size);
                 })
             }
             Which::Block { height } => {
-                let b: Value = client.get(&format!("/v1/blocks/{height}")).await?;
+                let b = client.block(height).await?;
                 emit(json_out, &b, |b| {
-                    let n = b["txs"].as_array().map_or(0, Vec::len);
-                    println!("block {height}  digest {}  txs {n}", b["digest"]);
-                    println!("  parent state root {}", b["parent_state_root"]);
-                    println!("  state root        {}", b["state_root"]);
+                    let n = b.txs.len();
+                    println!("block {height}  digest {}  txs {n}", b.digest);
+                    println!("  parent state root {}", b.parent_state_root);
+                    println!("  state root        {}", b.state_root);
                 })
             }
             Which::Tx { id } => {
-                let t: Value = client.get(&format!("/v1/txs/{id}")).await?;
+                let tx_id: deai_ledger::TxId = id
+                    .parse()
+                    .map_err(|e| anyhow::anyhow!("{id:?} is not a transaction id: {e}"))?;
+                let t = client.tx(&tx_id).await?.ok_or_else(|| {
+                    anyhow::anyhow!("no transaction {id} is known to {}", client.base())
+                })?;
                 emit(json_out, &t, |t| {
                     println!("{}", serde_json::to_string_pretty(t).unwrap_or_default())
                 })
@@ -87,37 +91,18 @@ async fn prove(
     id: &str,
     json_out: bool,
 ) -> anyhow::Result<()> {
-    let answer: Value = client.get(&format!("/v1/proofs/{kind}/{id}")).await?;
-    let height = answer["height"].as_u64().unwrap_or(0);
-    let proof: deai_ledger::Proof = serde_json::from_value(answer["proof"].clone())
-        .map_err(|e| anyhow::anyhow!("the node's proof is malformed: {e}"))?;
-    // The root must come from a finalized block, not from the same answer as the proof.
-    let root_hex = if height == 0 {
-        let genesis: deai_ledger::Genesis = client.get("/v1/genesis").await?;
-        deai_ledger::State::from_genesis(&genesis)?
-            .root()
-            .to_string()
-    } else {
-        let block: Value = client.get(&format!("/v1/blocks/{height}")).await?;
-        block["state_root"].as_str().unwrap_or_default().to_string()
-    };
-    let mut raw = [0u8; 32];
-    hex::decode_to_slice(&root_hex, &mut raw)
-        .map_err(|e| anyhow::anyhow!("block {height} root: {e}"))?;
-    let root = deai_ledger::Digest(raw);
-    let verdict = deai_ledger::verify_proof(&root, &proof);
-    let out = json!({ "kind": kind, "id": id, "height": height, "root": root_hex,
-                      "valid": verdict.is_ok(), "error": verdict.as_ref().err().map(ToString::to_string),
-                      "proof": answer["proof"] });
-    emit(json_out, &out, |o| {
-        let ok = if o["valid"] == true {
-            "VALID"
-        } else {
-            "INVALID"
-        };
-        println!("{ok}: {kind} {id} against the root of finalized block {height} ({root_hex})");
+    let check = deai_node::audit::chain::check_proof(client, kind, id).await?;
+    emit(json_out, &check, |c| {
+        let ok = if c.valid { "VALID" } else { "INVALID" };
+        println!(
+            "{ok}: {kind} {id} against the root of finalized block {} ({})",
+            c.height, c.root
+        );
     })?;
-    verdict.map_err(|e| anyhow::anyhow!("proof does not verify: {e}"))
+    match check.error {
+        Some(e) => anyhow::bail!("proof does not verify: {e}"),
+        None => Ok(()),
+    }
 }
 
 async fn verify(client: &deai_node::client::Client, json_out: bool) -> anyhow::Result<()> {

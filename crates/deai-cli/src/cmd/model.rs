@@ -46,7 +46,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         Which::Register { args: a, sign } => {
             tx::send_kind(&Kind::ModelRegister(a), &sign, &args.node)
         }
-        Which::List => query::list(&args.node, "models"),
-        Which::Show { id } => query::show(&args.node, "models", id),
+        Which::List => query::list::<deai_ledger::Model>(&args.node, "models"),
+        Which::Show { id } => query::show::<deai_ledger::Model>(&args.node, "models", id),
     }
 }

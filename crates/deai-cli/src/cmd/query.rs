@@ -1,16 +1,17 @@
 //! Listing and showing ledger entities (datasets, tasks, models) for the group commands.
 
+use serde::{Serialize, de::DeserializeOwned};
 use serde_json::Value;
 
 use super::common::{NodeArgs, block_on};
 
-/// `GET /v1/{what}` printed as a table or JSON.
-pub fn list(node: &NodeArgs, what: &str) -> anyhow::Result<()> {
+/// `GET /v1/{what}`, read as the ledger's `T` (a missing field is an error), printed as one
+/// line per entity or JSON.
+pub fn list<T: DeserializeOwned + Serialize>(node: &NodeArgs, what: &str) -> anyhow::Result<()> {
     let client = node.client();
     let path = format!("/v1/{what}");
-    let v: Value = block_on(async move { client.get(&path).await })??;
-    crate::output::emit(node.json, &v, |v| {
-        let items = v.as_array().map(Vec::as_slice).unwrap_or_default();
+    let items: Vec<T> = block_on(async move { client.get(&path).await })??;
+    crate::output::emit(node.json, &items, |items| {
         if items.is_empty() {
             println!("no {what}");
         }
@@ -20,19 +21,26 @@ pub fn list(node: &NodeArgs, what: &str) -> anyhow::Result<()> {
     })
 }
 
-/// `GET /v1/{what}/{id}` printed as JSON (the human form is the pretty JSON).
-pub fn show(node: &NodeArgs, what: &str, id: u64) -> anyhow::Result<()> {
+/// `GET /v1/{what}/{id}`, read as the ledger's `T`, printed as JSON (the human form is the
+/// pretty JSON).
+pub fn show<T: DeserializeOwned + Serialize>(
+    node: &NodeArgs,
+    what: &str,
+    id: u64,
+) -> anyhow::Result<()> {
     let client = node.client();
     let path = format!("/v1/{what}/{id}");
-    let v: Value = block_on(async move { client.get(&path).await })??;
-    crate::output::emit(node.json, &v, |v| {
-        println!("{}", serde_json::to_string_pretty(v).unwrap_or_default())
+    let item: T = block_on(async move { client.get(&path).await })??;
+    crate::output::emit(node.json, &item, |item| {
+        println!("{}", serde_json::to_string_pretty(item).unwrap_or_default())
     })
 }
 
-fn one_line(item: &Value) -> String {
+/// The entity's scalar fields as `key=value`.
+fn one_line(item: &impl Serialize) -> String {
     let mut parts = Vec::new();
-    if let Some(obj) = item.as_object() {
+    if let Ok(Value::Object(obj)) = serde_json::to_value(item) {
+        let obj = &obj;
         for (k, v) in obj {
             if matches!(v, Value::Array(_) | Value::Object(_)) {
                 continue;

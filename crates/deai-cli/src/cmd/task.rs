@@ -54,7 +54,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     match args.which {
         Which::Create { args: a, sign } => tx::send_kind(&Kind::TaskCreate(a), &sign, &args.node),
         Which::Cancel { args: a, sign } => tx::send_kind(&Kind::TaskCancel(a), &sign, &args.node),
-        Which::List => query::list(&args.node, "tasks"),
-        Which::Show { id } => query::show(&args.node, "tasks", id),
+        Which::List => query::list::<deai_ledger::Task>(&args.node, "tasks"),
+        Which::Show { id } => query::show::<deai_ledger::Task>(&args.node, "tasks", id),
     }
 }

@@ -357,8 +357,8 @@ fn dataset_register(a: &DatasetRegisterArgs) -> anyhow::Result<DatasetRegister> 
 /// Signs and sends one transaction kind; used by `deai tx` and the `dataset`/`task`/`model` groups.
 pub fn send_kind(kind: &Kind, sign: &SignArgs, node: &NodeArgs) -> anyhow::Result<()> {
     let (what, body) = kind.body()?;
-    let (id, status) = block_on(send(node, sign, body))??;
-    report_sent(node.json, what, &id, &status)
+    let sent = block_on(send(node, sign, body))??;
+    report_sent(node.json, what, &sent)
 }
 
 /// Runs `deai tx`.

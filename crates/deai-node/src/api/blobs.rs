@@ -16,7 +16,6 @@ use axum::{
     routing::get,
 };
 use http_body_util::BodyExt as _;
-use serde::{Deserialize, Serialize};
 
 use super::ApiError;
 use crate::blobs::{BlobError, BlobStore, parse_hash};
@@ -34,15 +33,6 @@ where
         // The body is streamed and bounded by the store itself, never buffered by an extractor.
         .layer(DefaultBodyLimit::disable())
         .with_state(store)
-}
-
-/// The answer to a successful `PUT`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct PutBlobResponse {
-    /// The blob's BLAKE3 hash, hex.
-    pub hash: String,
-    /// Its size in bytes.
-    pub size: u64,
 }
 
 impl From<BlobError> for ApiError {
@@ -159,8 +149,8 @@ async fn store_upload(
     } else {
         StatusCode::OK
     };
-    let answer = PutBlobResponse {
-        hash: outcome.hash.to_string(),
+    let answer = super::types::PutBlobResponse {
+        hash: outcome.hash,
         size: outcome.size,
     };
     Ok((status, Json(answer)).into_response())

@@ -5,26 +5,23 @@ use axum::{
     extract::{Path, State},
 };
 
-use super::{ApiError, AppState, parse, txs::internal, views};
+use super::types::{BlockView, StatusView};
+use super::{ApiError, AppState, parse};
 
-pub(super) async fn status(
-    State(app): State<AppState>,
-) -> Result<Json<serde_json::Value>, ApiError> {
+pub(super) async fn status(State(app): State<AppState>) -> Result<Json<StatusView>, ApiError> {
     // Clients need the minimum fee to build a transaction; it lives in the ledger's parameters.
     let fee_min = app.chain.read_state(|s| s.params().fee_min);
-    Ok(Json(views::status(&app.chain.status(), fee_min)))
+    Ok(Json(StatusView::new(&app.chain.status(), fee_min)))
 }
 
-pub(super) async fn genesis(
-    State(app): State<AppState>,
-) -> Result<Json<serde_json::Value>, ApiError> {
-    Ok(Json(serde_json::to_value(&*app.genesis).map_err(internal)?))
+pub(super) async fn genesis(State(app): State<AppState>) -> Json<deai_ledger::Genesis> {
+    Json(app.genesis.as_ref().clone())
 }
 
 pub(super) async fn block(
     State(app): State<AppState>,
     Path(height): Path<String>,
-) -> Result<Json<serde_json::Value>, ApiError> {
+) -> Result<Json<BlockView>, ApiError> {
     let height = parse::number("a block height", &height)?;
     let Some(block) = app.chain.block(height) else {
         let tip = app.chain.status().height;
@@ -33,5 +30,5 @@ pub(super) async fn block(
             format!("no finalized block at height {height}; the finalized tip is {tip}"),
         ));
     };
-    Ok(Json(views::block(&block)))
+    Ok(Json(BlockView::from(block.as_ref())))
 }

@@ -11,12 +11,13 @@ mod parse;
 mod proofs;
 mod query;
 mod txs;
-mod views;
+pub mod types;
 
-pub use blobs::{PutBlobResponse, blob_routes};
+pub use blobs::blob_routes;
 pub use error::ApiError;
 pub use metrics::HttpMetrics;
-pub use txs::{SubmitRequest, SubmitResponse, decode_submission};
+pub use txs::decode_submission;
+pub use types::{PutBlobResponse, SubmitRequest, SubmitResponse};
 
 use std::sync::Arc;
 

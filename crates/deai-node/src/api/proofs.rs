@@ -9,12 +9,13 @@ use axum::{
 };
 use deai_ledger::StateKey;
 
-use super::{ApiError, AppState, parse, txs::internal};
+use super::types::ProofView;
+use super::{ApiError, AppState, parse};
 
 pub(super) async fn prove(
     State(app): State<AppState>,
     Path((kind, id)): Path<(String, String)>,
-) -> Result<Json<serde_json::Value>, ApiError> {
+) -> Result<Json<ProofView>, ApiError> {
     let key = match kind.as_str() {
         "account" | "accounts" => StateKey::Account(parse::address(&id)?),
         "dataset" | "datasets" => StateKey::Dataset(parse::number("a dataset id", &id)?),
@@ -36,6 +37,9 @@ pub(super) async fn prove(
             format!("no {kind} {id} in the state at height {height}"),
         )
     })?;
-    let body = serde_json::json!({ "height": height, "root": root.to_string(), "proof": proof });
-    Ok(Json(serde_json::to_value(body).map_err(internal)?))
+    Ok(Json(ProofView {
+        height,
+        root,
+        proof,
+    }))
 }

@@ -7,19 +7,9 @@ use axum::{
     http::StatusCode,
 };
 use deai_ledger::SignedTx;
-use serde::{Deserialize, Serialize};
 
+use super::types::{SubmitResponse, TxState};
 use super::{ApiError, AppState, parse};
-
-/// The body of `POST /v1/txs`: the transaction's canonical encoding, hex.
-pub use deai_ledger::submission::Submission as SubmitRequest;
-
-/// The answer to a successful submission.
-#[derive(Debug, Serialize, Deserialize)]
-pub struct SubmitResponse {
-    /// The transaction id (BLAKE3 of its canonical encoding), hex.
-    pub id: String,
-}
 
 /// Parses a submission body into a transaction, checking everything that needs no state
 /// ([`deai_ledger::submission::decode_submission`], which the fuzz target `submission_decode`
@@ -42,10 +32,7 @@ pub(super) async fn submit(
         }
     };
     match app.chain.submit(tx).await {
-        Ok(id) => Ok((
-            StatusCode::ACCEPTED,
-            Json(SubmitResponse { id: id.to_string() }),
-        )),
+        Ok(id) => Ok((StatusCode::ACCEPTED, Json(SubmitResponse { id }))),
         Err(e) => {
             let code = e.code();
             app.http.reject(code);
@@ -62,9 +49,9 @@ pub(super) async fn submit(
 pub(super) async fn status(
     State(app): State<AppState>,
     Path(id): Path<String>,
-) -> Result<Json<serde_json::Value>, ApiError> {
+) -> Result<Json<TxState>, ApiError> {
     let id = parse::tx_id(&id)?;
-    super::views::tx_status(&app.chain.tx_status(&id))
+    TxState::new(&app.chain.tx_status(&id))
         .map(Json)
         .ok_or_else(|| {
             ApiError::not_found(
@@ -72,15 +59,6 @@ pub(super) async fn status(
                 format!("no transaction {id} is known to this node"),
             )
         })
-}
-
-/// Turns a serialization failure (a bug) into a 500 with a stable code.
-pub(super) fn internal(e: impl std::fmt::Display) -> ApiError {
-    ApiError {
-        status: StatusCode::INTERNAL_SERVER_ERROR,
-        code: "internal",
-        message: format!("the node failed to encode its answer: {e}"),
-    }
 }
 
 #[cfg(test)]

@@ -7,8 +7,8 @@
 
 use deai_ledger::{Block, Digest, Genesis, SignedTx, State};
 use serde::Serialize;
-use serde_json::Value;
 
+use crate::api::types::BlockView;
 use crate::client::Client;
 
 /// The result of an audit.
@@ -47,11 +47,11 @@ pub async fn verify_chain(
 ) -> anyhow::Result<AuditReport> {
     let genesis: Genesis = client.get("/v1/genesis").await?;
     let mut state = State::from_genesis(&genesis)?;
-    let tip = client.status().await?["height"].as_u64().unwrap_or(0);
+    let tip = client.status().await?.height;
     let mut txs_total = 0u64;
     for height in 1..=tip {
-        let block: Value = client.get(&format!("/v1/blocks/{height}")).await?;
-        let parent_root = digest_field(&block, "parent_state_root", height)?;
+        let block = client.block(height).await?;
+        let parent_root = block.parent_state_root;
         if parent_root != state.root() {
             return Ok(report(
                 height - 1,
@@ -63,7 +63,7 @@ pub async fn verify_chain(
         let ledger_block = ledger_block(&block, height, state.params())?;
         txs_total += ledger_block.txs.len() as u64;
         let outcome = state.apply_block(&ledger_block);
-        let root = digest_field(&block, "state_root", height)?;
+        let root = block.state_root;
         if root != outcome.root {
             return Ok(report(
                 height,
@@ -96,29 +96,16 @@ fn mismatch(height: u64, what: &str, expected: Digest, computed: Digest) -> Opti
     })
 }
 
-fn digest_field(block: &Value, field: &str, height: u64) -> anyhow::Result<Digest> {
-    let s = block[field]
-        .as_str()
-        .ok_or_else(|| anyhow::anyhow!("block {height} has no `{field}` string"))?;
-    let mut raw = [0u8; 32];
-    hex::decode_to_slice(s, &mut raw)
-        .map_err(|e| anyhow::anyhow!("block {height} `{field}` is not 32-byte hex: {e}"))?;
-    Ok(Digest(raw))
-}
-
-fn ledger_block(block: &Value, height: u64, params: &deai_ledger::Params) -> anyhow::Result<Block> {
-    let proposer = digest_field(block, "proposer", height)?;
-    // The chain's block digest is the ledger's beacon (it seeds round selections).
-    let beacon = digest_field(block, "digest", height)?;
-    let txs = block["txs"]
-        .as_array()
-        .ok_or_else(|| anyhow::anyhow!("block {height} has no `txs` array"))?
+fn ledger_block(
+    block: &BlockView,
+    height: u64,
+    params: &deai_ledger::Params,
+) -> anyhow::Result<Block> {
+    let txs = block
+        .txs
         .iter()
         .enumerate()
-        .map(|(i, t)| {
-            let hex_tx = t
-                .as_str()
-                .ok_or_else(|| anyhow::anyhow!("block {height} tx {i} is not a hex string"))?;
+        .map(|(i, hex_tx)| {
             let bytes = hex::decode(hex_tx)
                 .map_err(|e| anyhow::anyhow!("block {height} tx {i}: bad hex: {e}"))?;
             SignedTx::decode(&bytes, params)
@@ -127,8 +114,51 @@ fn ledger_block(block: &Value, height: u64, params: &deai_ledger::Params) -> any
         .collect::<anyhow::Result<Vec<_>>>()?;
     Ok(Block {
         height,
-        proposer: deai_ledger::Address(proposer.0),
-        beacon,
+        proposer: block.proposer,
+        // The chain's block digest is the ledger's beacon (it seeds round selections).
+        beacon: block.digest,
         txs,
+    })
+}
+
+/// An inclusion proof checked the way a light client checks it.
+#[derive(Debug, Clone, Serialize)]
+pub struct ProofCheck {
+    /// The kind of entry (`account`, `dataset`, `task`, `model`).
+    pub kind: String,
+    /// Its id or address.
+    pub id: String,
+    /// The finalized height the proof was made at.
+    pub height: u64,
+    /// The state root of that height, read from its block (or replayed from genesis at 0).
+    pub root: Digest,
+    /// Whether the proof verifies against that root.
+    pub valid: bool,
+    /// Why not, when it does not.
+    pub error: Option<String>,
+    /// The proof.
+    pub proof: deai_ledger::Proof,
+}
+
+/// Asks the node at `client` for an inclusion proof of entry `kind`/`id` and checks it against
+/// the state root of the finalized block it names: the root comes from the block, never from
+/// the same answer as the proof.
+pub async fn check_proof(client: &Client, kind: &str, id: &str) -> anyhow::Result<ProofCheck> {
+    let answer = client.proof(kind, id).await?;
+    let root = if answer.height == 0 {
+        let genesis: Genesis = client.get("/v1/genesis").await?;
+        State::from_genesis(&genesis)?.root()
+    } else {
+        client.block(answer.height).await?.state_root
+    };
+    let verdict = deai_ledger::verify_proof(&root, &answer.proof);
+    Ok(ProofCheck {
+        kind: kind.into(),
+        id: id.into(),
+        height: answer.height,
+        root,
+        valid: verdict.is_ok(),
+        error: verdict.err().map(|e| e.to_string()),
+        proof: answer.proof,
     })
 }

@@ -86,15 +86,9 @@ async fn close_tx(ledger: &Client, task: &Task) -> Result<deai_ledger::TaskClose
         .iter()
         .find(|h| matches!(h.event, Event::TaskClosed { .. }))
         .ok_or_else(|| bad("no TaskClosed event in its history".into()))?;
-    let block: serde_json::Value = ledger.get(&format!("/v1/blocks/{}", entry.height)).await?;
+    let block = ledger.block(entry.height).await?;
     let params = Params::default();
-    let txs = block["txs"].as_array().cloned().unwrap_or_default();
-    for t in txs {
-        let hex_tx = t
-            .as_str()
-            .or_else(|| t["tx"].as_str())
-            .or_else(|| t["hex"].as_str())
-            .unwrap_or_default();
+    for hex_tx in &block.txs {
         let Ok(bytes) = hex::decode(hex_tx) else {
             continue;
         };

@@ -35,7 +35,10 @@ use serde::{Deserialize, Serialize};
 
 use super::{RoleContext, ledger_view, peer::Peer, signed_response};
 use crate::{
-    api::ApiError,
+    api::{
+        ApiError,
+        types::{Directory, JoinAccepted},
+    },
     blobs::BlobStore,
     client::Client,
     fed::{self, CoordinatorRound, TaskSpec, privacy, strategy::ServerState},
@@ -492,10 +495,10 @@ impl CoordinatorRole {
 
     /// How many datasets are eligible for `task`'s next round.
     async fn eligible(&self, task: u64) -> Result<u32, CoordError> {
-        let e: Eligible = self
+        let e = self
             .ctx
             .ledger
-            .get(&format!("/v1/tasks/{task}/eligible"))
+            .eligible(task)
             .await
             .map_err(|e| CoordError::Ledger(e.to_string()))?;
         Ok(u32::try_from(e.eligible.len()).unwrap_or(u32::MAX))
@@ -713,11 +716,6 @@ struct Opened {
     epsilon_total: f64,
 }
 
-#[derive(Deserialize)]
-struct Eligible {
-    eligible: Vec<u64>,
-}
-
 async fn join(
     State(role): State<CoordinatorRole>,
     headers: HeaderMap,
@@ -749,14 +747,18 @@ async fn join(
         dir.insert(d, (j.url.clone(), signer));
     }
     drop(dir);
-    let body = serde_json::to_vec(&serde_json::json!({ "accepted": accepted })).unwrap_or_default();
+    let body = serde_json::to_vec(&JoinAccepted { accepted })
+        .map_err(|e| ApiError::internal(e.to_string()))?;
     Ok(signed_response(&role.ctx, nonce, StatusCode::OK, body))
 }
 
 /// `GET /v1/fed/directory`: datasets whose owners joined, and tasks assigned (public facts).
-async fn directory(State(role): State<CoordinatorRole>) -> axum::Json<serde_json::Value> {
+async fn directory(State(role): State<CoordinatorRole>) -> axum::Json<Directory> {
     let tasks: Vec<u64> = lock(&role.assignments).keys().copied().collect();
-    axum::Json(serde_json::json!({ "datasets": role.known_datasets(), "tasks": tasks }))
+    axum::Json(Directory {
+        datasets: role.known_datasets(),
+        tasks,
+    })
 }
 
 async fn assign(

@@ -20,7 +20,7 @@ use deai_ledger::{Address, Dataset, Round, Task};
 use ed25519_dalek::{SigningKey, VerifyingKey};
 
 use crate::{
-    api::ApiError,
+    api::{ApiError, types::TxState},
     auth::{self, ReplayGuard},
     client::{Client, ClientError},
     fed,
@@ -43,7 +43,7 @@ impl RoleContext {
     /// A context for `key` on the chain behind `ledger` (asks it for the chain id).
     pub async fn connect(key: SigningKey, ledger: Client) -> Result<Self, ClientError> {
         let status = ledger.status().await?;
-        let chain_id = status["chain_id"].as_str().unwrap_or_default().to_string();
+        let chain_id = status.chain_id;
         Ok(Self {
             key,
             chain_id,
@@ -147,7 +147,7 @@ pub async fn ledger_view(ledger: &Client, task: u64) -> Result<LedgerView, ApiEr
         })?;
     Ok(LedgerView {
         task,
-        height: status["height"].as_u64().unwrap_or(0),
+        height: status.height,
     })
 }
 
@@ -185,52 +185,48 @@ impl LedgerView {
     }
 }
 
+/// A transaction the ledger applied.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Applied {
+    /// Its id.
+    pub id: deai_ledger::TxId,
+    /// The height of its block.
+    pub height: u64,
+    /// Its receipt (events, fee).
+    pub receipt: deai_ledger::Receipt,
+}
+
 /// Signs `body` with this node's key at its next nonce, submits it to the validator and waits
-/// until it is final. A transaction finalized but refused inside its block is an error naming
-/// the ledger's reason.
-pub async fn send_tx(
-    ctx: &RoleContext,
-    body: deai_ledger::TxBody,
-) -> Result<serde_json::Value, ApiError> {
-    let sender = ctx.address();
-    let status = ctx.ledger.status().await.map_err(upstream)?;
-    let account: serde_json::Value = ctx
+/// until it is final ([`Client::send`]). A transaction refused by the mempool or inside its
+/// block is an error naming the ledger's reason.
+pub async fn send_tx(ctx: &RoleContext, body: deai_ledger::TxBody) -> Result<Applied, ApiError> {
+    let wait = Some(std::time::Duration::from_secs(30));
+    let sent = ctx
         .ledger
-        .get(&format!("/v1/accounts/{sender}"))
+        .send(&ctx.key, body, None, wait)
         .await
-        .map_err(upstream)?;
-    let nonce = account["account"]["nonce"].as_u64().unwrap_or(0);
-    let fee = status["fee_min"]
-        .as_str()
-        .and_then(|s| s.parse::<u128>().ok())
-        .unwrap_or(0);
-    let tx = deai_ledger::SignedTx::sign(
-        deai_ledger::Tx {
-            chain_id: ctx.chain_id.clone(),
-            sender,
-            nonce,
-            fee,
-            body,
-        },
-        &ctx.key,
-    );
-    let id = ctx.ledger.submit(&tx).await.map_err(|e| match e {
-        ClientError::Api { code, message, .. } => ApiError::bad_request(
-            "tx_refused",
-            format!("the validator refused the transaction: {code}: {message}"),
-        ),
-        e => upstream(e),
-    })?;
-    let fin = ctx
-        .ledger
-        .wait_final(&id, std::time::Duration::from_secs(30))
-        .await
-        .map_err(upstream)?;
-    if fin["status"] == "rejected" || fin["applied"] == false {
-        return Err(ApiError::bad_request(
-            "tx_refused",
-            format!("transaction {id} was refused: {fin}"),
-        ));
+        .map_err(|e| match e {
+            ClientError::Api { code, message, .. } => ApiError::bad_request(
+                "tx_refused",
+                format!("the validator refused the transaction: {code}: {message}"),
+            ),
+            e @ ClientError::Refused { .. } => ApiError::bad_request("tx_refused", e.to_string()),
+            e => upstream(e),
+        })?;
+    match sent.state {
+        Some(TxState::Finalized {
+            applied: true,
+            height,
+            receipt,
+            ..
+        }) => Ok(Applied {
+            id: sent.id,
+            height,
+            receipt,
+        }),
+        _ => Err(upstream(ClientError::Protocol {
+            url: ctx.ledger.base().into(),
+            reason: format!("transaction {} is not reported applied", sent.id),
+        })),
     }
-    Ok(fin)
 }

@@ -6,23 +6,27 @@ use std::time::Duration;
 
 use deai_learn::data::Dataset;
 use deai_ledger::{
-    ConsentPolicy, Digest, TxBody, dataset_commitment,
+    ConsentPolicy, Digest, Event, Receipt, TxBody, dataset_commitment,
     tx::{DatasetRegister, TaskCommitValidation, TaskCreate},
     validation_commitment,
 };
-use serde_json::Value;
 
 use super::{RoleContext, coordinator::Assign, peer::Peer, send_tx};
 use crate::{client::Client, fed};
 
-/// The id of the entity a finalized transaction created, read from its receipt's events
+/// The id of the entity an applied transaction created, read from its receipt's events
 /// (`dataset_registered`, `task_created`, `model_registered`).
-pub fn created_id(fin: &Value, event: &str) -> anyhow::Result<u64> {
-    fin["receipt"]["events"]
-        .as_array()
-        .and_then(|es| es.iter().find(|e| e["type"] == event))
-        .and_then(|e| e["id"].as_u64())
-        .ok_or_else(|| anyhow::anyhow!("no {event} event in the receipt: {}", fin["receipt"]))
+pub fn created_id(receipt: &Receipt, event: &str) -> anyhow::Result<u64> {
+    receipt
+        .events
+        .iter()
+        .find_map(|e| match (event, e) {
+            ("dataset_registered", Event::DatasetRegistered { id, .. })
+            | ("task_created", Event::TaskCreated { id, .. })
+            | ("model_registered", Event::ModelRegistered { id, .. }) => Some(*id),
+            _ => None,
+        })
+        .ok_or_else(|| anyhow::anyhow!("no {event} event in the receipt of {}", receipt.tx_id))
 }
 
 /// BLAKE3 of a dataset's encoding (what a dataset file hashes to).
@@ -60,7 +64,7 @@ pub async fn register_dataset(
         }),
     )
     .await?;
-    created_id(&fin, "dataset_registered")
+    created_id(&fin.receipt, "dataset_registered")
 }
 
 /// What a creator puts up.
@@ -100,7 +104,7 @@ pub async fn create_task(
         }),
     )
     .await?;
-    let task = created_id(&fin, "task_created")?;
+    let task = created_id(&fin.receipt, "task_created")?;
     send_tx(
         creator,
         TxBody::TaskCommitValidation(TaskCommitValidation {

@@ -188,7 +188,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             round_bar.inc(1);
             let audit = deai_node::audit::chain::verify_chain(&client, |_, _| {}).await?;
             round_bar.inc(1);
-            let height = client.status().await?["height"].as_u64().unwrap_or(0);
+            let height = client.status().await?.height;
             Ok((outcome, proof_ok, audit.ok, height))
         })?;
     bar.finish_and_clear();

@@ -1,0 +1,293 @@
+//! Every request and answer of the HTTP API, as types: the server builds its answers from them,
+//! and the Rust client ([`crate::client`]), the roles and the CLI read answers into them. A
+//! field missing from an answer is an error, never a default.
+//!
+//! Ledger objects (accounts, datasets, tasks, models, receipts, events, proofs) appear as the
+//! ledger's own serde shapes; amounts are decimal strings ([`deai_ledger::amount`]), hashes and
+//! addresses lowercase hex.
+
+use deai_chain::{FinalizedBlock, Status};
+use deai_ledger::{Account, Address, Digest, Event, Proof, Receipt, TxId, amount};
+use serde::{Deserialize, Serialize};
+
+/// `GET /v1/status`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StatusView {
+    /// The chain id every signature is bound to.
+    pub chain_id: String,
+    /// Last finalized height.
+    pub height: u64,
+    /// State root after that height.
+    pub state_root: Digest,
+    /// Connected validator peers.
+    pub peers: u64,
+    /// Transactions in the mempool.
+    pub mempool_size: u64,
+    /// Finality latency of the most recently finalized transaction submitted here.
+    pub last_finality_latency_ms: Option<u64>,
+    /// The least fee a transaction may offer, base units.
+    #[serde(with = "amount")]
+    pub fee_min: u128,
+}
+
+impl StatusView {
+    /// The answer for the chain's `status` and the genesis fee.
+    pub fn new(s: &Status, fee_min: u128) -> Self {
+        Self {
+            chain_id: s.chain_id.clone(),
+            height: s.height,
+            state_root: s.state_root,
+            peers: s.peers as u64,
+            mempool_size: s.mempool_size as u64,
+            last_finality_latency_ms: s.last_finality_latency_ms,
+            fee_min,
+        }
+    }
+}
+
+/// `GET /v1/blocks/{height}`: a finalized block, its transactions as canonical bytes in hex
+/// (what an auditor decodes and replays) next to their ids.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BlockView {
+    /// Height.
+    pub height: u64,
+    /// The consensus digest of the block.
+    pub digest: Digest,
+    /// The parent's digest.
+    pub parent: Digest,
+    /// Who proposed it.
+    pub proposer: Address,
+    /// Proposer's timestamp.
+    pub timestamp_ms: u64,
+    /// Transaction ids, in block order.
+    pub tx_ids: Vec<TxId>,
+    /// Transactions, canonical encoding in hex, in block order.
+    pub txs: Vec<String>,
+    /// One receipt per transaction.
+    pub receipts: Vec<Receipt>,
+    /// Events the block emitted.
+    pub events: Vec<Event>,
+    /// State root before the block.
+    pub parent_state_root: Digest,
+    /// State root after the block.
+    pub state_root: Digest,
+    /// When this node saw it finalized.
+    pub finalized_at_ms: u64,
+}
+
+impl From<&FinalizedBlock> for BlockView {
+    fn from(b: &FinalizedBlock) -> Self {
+        Self {
+            height: b.height,
+            digest: b.digest,
+            parent: b.parent,
+            proposer: b.proposer,
+            timestamp_ms: b.timestamp_ms,
+            tx_ids: b.txs.iter().map(|t| t.id()).collect(),
+            txs: b.txs.iter().map(|t| hex::encode(t.encode())).collect(),
+            receipts: b.receipts.clone(),
+            events: b.events.clone(),
+            parent_state_root: b.parent_state_root,
+            state_root: b.state_root,
+            finalized_at_ms: b.finalized_at_ms,
+        }
+    }
+}
+
+/// `POST /v1/txs` request: a signed transaction's canonical bytes in hex.
+pub use deai_ledger::submission::Submission as SubmitRequest;
+
+/// `POST /v1/txs` answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SubmitResponse {
+    /// The transaction id (BLAKE3 of its canonical encoding).
+    pub id: TxId,
+}
+
+/// `GET /v1/txs/{id}`: where a transaction stands.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "status", rename_all = "snake_case")]
+pub enum TxState {
+    /// In the mempool.
+    Pending,
+    /// In a finalized block; `applied` says whether the ledger applied it or refused it there.
+    Finalized {
+        /// Whether it applied (its receipt's result is `Ok`).
+        applied: bool,
+        /// Block height.
+        height: u64,
+        /// Position in the block.
+        index: u32,
+        /// Its receipt.
+        receipt: Receipt,
+    },
+    /// Dropped from the mempool without being included.
+    Rejected {
+        /// Stable reason code.
+        code: String,
+        /// For a person.
+        reason: String,
+    },
+}
+
+impl TxState {
+    /// The answer for the chain's view of a transaction; `None` when it does not know it.
+    pub fn new(s: &deai_chain::TxStatus) -> Option<Self> {
+        use deai_chain::TxStatus as S;
+        Some(match s {
+            S::Pending => Self::Pending,
+            S::Finalized {
+                height,
+                index,
+                receipt,
+            } => Self::Finalized {
+                applied: receipt.result.is_ok(),
+                height: *height,
+                index: *index,
+                receipt: receipt.clone(),
+            },
+            S::Rejected { code, reason } => Self::Rejected {
+                code: code.clone(),
+                reason: reason.clone(),
+            },
+            S::Unknown => return None,
+        })
+    }
+
+    /// Whether it will not change any more (finalized or dropped).
+    pub fn is_final(&self) -> bool {
+        !matches!(self, Self::Pending)
+    }
+
+    /// The receipt of a transaction the ledger applied; `None` otherwise.
+    pub fn applied_receipt(&self) -> Option<&Receipt> {
+        match self {
+            Self::Finalized {
+                applied: true,
+                receipt,
+                ..
+            } => Some(receipt),
+            _ => None,
+        }
+    }
+
+    /// The height of its block, once finalized.
+    pub fn height(&self) -> Option<u64> {
+        match self {
+            Self::Finalized { height, .. } => Some(*height),
+            _ => None,
+        }
+    }
+}
+
+/// `GET /v1/accounts/{address}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AccountView {
+    /// The address asked for.
+    pub address: Address,
+    /// The height the answer is read at.
+    pub height: u64,
+    /// The account (a fresh one, all zero, if it never received anything).
+    pub account: Account,
+}
+
+/// `GET /v1/tasks/{id}/eligible`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EligibleView {
+    /// The task.
+    pub task: u64,
+    /// The round the answer is for (the next to open).
+    pub round: u32,
+    /// The height the answer is read at.
+    pub height: u64,
+    /// Dataset ids a `RoundOpen` at this height could select, ascending.
+    pub eligible: Vec<u64>,
+}
+
+/// `GET /v1/proofs/{kind}/{id}`: an inclusion proof against the root at `height`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProofView {
+    /// The height the proof was made at.
+    pub height: u64,
+    /// The state root it proves against (the block at `height` records it).
+    pub root: Digest,
+    /// The proof.
+    pub proof: Proof,
+}
+
+/// `PUT /v1/blobs/{hash}` answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PutBlobResponse {
+    /// The blob's BLAKE3 hash.
+    pub hash: Digest,
+    /// Its size in bytes.
+    pub size: u64,
+}
+
+/// The body of every error answer: `{"error": {"code": …, "message": …}}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrorBody {
+    /// What went wrong.
+    pub error: ErrorDetail,
+}
+
+/// A stable code for scripts and a message for people.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrorDetail {
+    /// Stable, machine-readable (`bad_hex`, `tx_not_found`, …).
+    pub code: String,
+    /// What was wrong and, where it helps, what to do.
+    pub message: String,
+}
+
+/// `POST /v1/fed/join` answer (signed by the coordinator).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JoinAccepted {
+    /// The datasets the coordinator now routes to the caller.
+    pub accepted: Vec<u64>,
+}
+
+/// `GET /v1/fed/directory`: what a coordinator knows.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Directory {
+    /// Datasets whose owners announced a node.
+    pub datasets: Vec<u64>,
+    /// Tasks it holds private inputs for.
+    pub tasks: Vec<u64>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_missing_field_is_an_error_not_a_default() {
+        let full = serde_json::json!({
+            "chain_id": "deai-dev", "height": 7, "state_root": "00".repeat(32), "peers": 0,
+            "mempool_size": 2, "last_finality_latency_ms": null, "fee_min": "10"
+        });
+        let status: StatusView = serde_json::from_value(full.clone()).expect("complete");
+        assert_eq!((status.height, status.fee_min), (7, 10));
+        for field in ["height", "fee_min", "chain_id", "state_root"] {
+            let mut partial = full.clone();
+            partial.as_object_mut().expect("object").remove(field);
+            let err = serde_json::from_value::<StatusView>(partial).expect_err(field);
+            assert!(err.to_string().contains(field), "{field}: {err}");
+        }
+    }
+
+    #[test]
+    fn tx_states_keep_their_wire_shape() {
+        let rejected = TxState::Rejected {
+            code: "evicted".into(),
+            reason: "fee too low".into(),
+        };
+        let v = serde_json::to_value(&rejected).expect("serializes");
+        assert_eq!(v["status"], "rejected");
+        assert_eq!(v["code"], "evicted");
+        assert!(rejected.is_final() && rejected.applied_receipt().is_none());
+        let pending: TxState = serde_json::from_str(r#"{"status":"pending"}"#).expect("parses");
+        assert!(!pending.is_final());
+        assert!(serde_json::from_str::<TxState>(r#"{"status":"finalised"}"#).is_err());
+    }
+}
