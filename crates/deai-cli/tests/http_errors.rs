@@ -83,3 +83,92 @@ fn malformed_input_gets_json_4xx() {
     assert_eq!(status, 200, "{v}");
     assert_eq!(v["chain_id"], "deai-dev");
 }
+
+/// The field names of schema `name` in the OpenAPI document.
+fn schema_fields(doc: &serde_json::Value, name: &str) -> Vec<String> {
+    let mut keys: Vec<String> = doc["components"]["schemas"][name]["properties"]
+        .as_object()
+        .unwrap_or_else(|| panic!("schema {name} missing: {}", doc["components"]))
+        .keys()
+        .cloned()
+        .collect();
+    keys.sort();
+    keys
+}
+
+fn fields(v: &serde_json::Value) -> Vec<String> {
+    let mut keys: Vec<String> = v.as_object().unwrap().keys().cloned().collect();
+    keys.sort();
+    keys
+}
+
+#[test]
+fn the_openapi_document_describes_the_live_api() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("node");
+    common::init(&dir);
+    let node = common::NodeProcess::start(&dir);
+    let (status, doc) = common::get(&format!("{}/v1/openapi.json", node.url));
+    assert_eq!(status, 200, "{doc}");
+    assert!(doc["openapi"].as_str().is_some_and(|v| v.starts_with("3.")));
+    let paths = doc["paths"].as_object().unwrap();
+    for route in [
+        "/v1/txs",
+        "/v1/txs/{id}",
+        "/v1/status",
+        "/v1/genesis",
+        "/v1/blocks/{height}",
+        "/v1/accounts/{addr}",
+        "/v1/datasets",
+        "/v1/datasets/{id}",
+        "/v1/tasks",
+        "/v1/tasks/{id}",
+        "/v1/tasks/{id}/eligible",
+        "/v1/models",
+        "/v1/models/{id}",
+        "/v1/proofs/{kind}/{id}",
+        "/v1/blobs/{hash}",
+    ] {
+        assert!(paths.contains_key(route), "{route} undocumented");
+    }
+    // Every documented path is a route of the node.
+    let hex = "00".repeat(32);
+    for (path, item) in paths {
+        let filled = path
+            .replace("{height}", "1")
+            .replace("{kind}", "account")
+            .replace("{addr}", &hex)
+            .replace("{hash}", &hex)
+            .replace("{id}", "1");
+        let (status, v) = if item.get("get").is_some() {
+            common::get(&format!("{}{filled}", node.url))
+        } else {
+            post(
+                &format!("{}{filled}", node.url),
+                "application/json",
+                b"{}".to_vec(),
+            )
+        };
+        assert_ne!(v["error"]["code"], "no_such_route", "{path}: {status} {v}");
+    }
+    // The schemas name exactly the fields the node sends.
+    let (_, live) = common::get(&format!("{}/v1/status", node.url));
+    assert_eq!(fields(&live), schema_fields(&doc, "StatusView"));
+    let required = doc["components"]["schemas"]["StatusView"]["required"]
+        .as_array()
+        .unwrap();
+    assert!(required.contains(&"fee_min".into()), "{required:?}");
+    let (_, account) = common::get(&format!("{}/v1/accounts/{hex}", node.url));
+    assert_eq!(fields(&account), schema_fields(&doc, "AccountView"));
+    let block = (0..200)
+        .find_map(|_| {
+            let (status, b) = common::get(&format!("{}/v1/blocks/1", node.url));
+            if status == 200 {
+                return Some(b);
+            }
+            std::thread::sleep(Duration::from_millis(50));
+            None
+        })
+        .expect("block 1 finalizes");
+    assert_eq!(fields(&block), schema_fields(&doc, "BlockView"));
+}

@@ -18,7 +18,13 @@ use axum::{
 use http_body_util::BodyExt as _;
 
 use super::ApiError;
+use super::types::{ErrorBody, PutBlobResponse};
 use crate::blobs::{BlobError, BlobStore, parse_hash};
+
+/// The OpenAPI description of [`blob_routes`].
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(put_blob, get_blob, head_blob))]
+pub(super) struct BlobApi;
 
 /// The blob routes, serving `store`; merge them into any router (their state is their own).
 pub fn blob_routes<S>(store: BlobStore) -> Router<S>
@@ -85,6 +91,16 @@ const REFUSED_DRAIN_BYTES: u64 = 128 << 20;
 /// The time bound of that read.
 const REFUSED_DRAIN_TIME: std::time::Duration = std::time::Duration::from_secs(10);
 
+/// Store a blob under its BLAKE3 hash (the body must hash to it).
+#[utoipa::path(put, path = "/v1/blobs/{hash}", tag = "blobs", params(("hash" = String, Path, description = "BLAKE3 of the bytes, hex")),
+    request_body(content = Vec<u8>, content_type = "application/octet-stream"),
+    responses(
+        (status = 201, description = "stored", body = PutBlobResponse),
+        (status = 200, description = "already held", body = PutBlobResponse),
+        (status = 400, description = "bytes do not hash to the name", body = ErrorBody),
+        (status = 413, description = "larger than the store accepts", body = ErrorBody),
+        (status = 503, description = "too many uploads at once", body = ErrorBody),
+    ))]
 async fn put_blob(
     State(store): State<BlobStore>,
     Path(hash): Path<String>,
@@ -149,13 +165,19 @@ async fn store_upload(
     } else {
         StatusCode::OK
     };
-    let answer = super::types::PutBlobResponse {
+    let answer = PutBlobResponse {
         hash: outcome.hash,
         size: outcome.size,
     };
     Ok((status, Json(answer)).into_response())
 }
 
+/// A blob's bytes.
+#[utoipa::path(get, path = "/v1/blobs/{hash}", tag = "blobs", params(("hash" = String, Path, description = "BLAKE3 of the bytes, hex")),
+    responses(
+        (status = 200, body = Vec<u8>, content_type = "application/octet-stream"),
+        (status = 404, body = ErrorBody),
+    ))]
 async fn get_blob(
     State(store): State<BlobStore>,
     Path(hash): Path<String>,
@@ -167,6 +189,9 @@ async fn get_blob(
     Ok(([(header::CONTENT_TYPE, "application/octet-stream")], bytes).into_response())
 }
 
+/// Whether a blob is held, and its size (`content-length`).
+#[utoipa::path(head, path = "/v1/blobs/{hash}", tag = "blobs", params(("hash" = String, Path, description = "BLAKE3 of the bytes, hex")),
+    responses((status = 200, description = "held"), (status = 404, description = "not held")))]
 async fn head_blob(
     State(store): State<BlobStore>,
     Path(hash): Path<String>,

@@ -27,7 +27,7 @@ use axum::{
     extract::DefaultBodyLimit,
     http::{Response, StatusCode, header},
     middleware,
-    routing::{get, post},
+    routing::get,
 };
 
 /// What every handler can reach.
@@ -49,27 +49,22 @@ pub fn request_bytes_max(tx_bytes_max: usize) -> usize {
     tx_bytes_max.saturating_mul(2).saturating_add(1024)
 }
 
-/// Builds the router with all `/v1` routes and `/metrics`. The blob routes take bodies up to the
-/// blob store's limit instead of the transaction limit.
+/// Builds the router with all `/v1` routes, `/v1/openapi.json` and `/metrics`. The blob routes
+/// take bodies up to the blob store's limit instead of the transaction limit.
 pub fn router(state: AppState) -> Router {
     let body_max = state
         .chain
         .read_state(|s| request_bytes_max(s.params().tx_bytes_max as usize));
-    Router::new()
-        .route("/v1/txs", post(txs::submit))
-        .route("/v1/txs/{id}", get(txs::status))
-        .route("/v1/status", get(blocks::status))
-        .route("/v1/genesis", get(blocks::genesis))
-        .route("/v1/blocks/{height}", get(blocks::block))
-        .route("/v1/accounts/{addr}", get(query::account))
-        .route("/v1/datasets", get(query::datasets))
-        .route("/v1/datasets/{id}", get(query::dataset))
-        .route("/v1/tasks", get(query::tasks))
-        .route("/v1/tasks/{id}", get(query::task))
-        .route("/v1/tasks/{id}/eligible", get(query::eligible))
-        .route("/v1/models", get(query::models))
-        .route("/v1/models/{id}", get(query::model))
-        .route("/v1/proofs/{kind}/{id}", get(proofs::prove))
+    let (routes, doc) = documented_routes();
+    let doc = Arc::new(doc);
+    routes
+        .route(
+            "/v1/openapi.json",
+            get(move || {
+                let doc = doc.clone();
+                async move { axum::Json(doc.as_ref().clone()) }
+            }),
+        )
         .route("/metrics", get(metrics::render))
         .merge(blob_routes(state.blobs.clone()))
         .fallback(not_found)
@@ -77,6 +72,44 @@ pub fn router(state: AppState) -> Router {
         .layer(middleware::map_response(json_errors))
         .with_state(state)
 }
+
+/// The `/v1` routes and the OpenAPI document generated from the same handler annotations, so a
+/// route cannot exist undocumented (blob routes are documented by [`blobs::BlobApi`]).
+fn documented_routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
+    use utoipa::OpenApi as _;
+    use utoipa_axum::{router::OpenApiRouter, routes};
+    let (router, mut doc) = OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .routes(routes!(txs::submit))
+        .routes(routes!(txs::status))
+        .routes(routes!(blocks::status))
+        .routes(routes!(blocks::genesis))
+        .routes(routes!(blocks::block))
+        .routes(routes!(query::account))
+        .routes(routes!(query::datasets))
+        .routes(routes!(query::dataset))
+        .routes(routes!(query::tasks))
+        .routes(routes!(query::task))
+        .routes(routes!(query::eligible))
+        .routes(routes!(query::models))
+        .routes(routes!(query::model))
+        .routes(routes!(proofs::prove))
+        .split_for_parts();
+    doc.merge(blobs::BlobApi::openapi());
+    (router, doc)
+}
+
+/// The document's header and the answer types every route shares.
+#[derive(utoipa::OpenApi)]
+#[openapi(
+    info(
+        title = "deai node API",
+        description = "The ledger, state and blob routes of a deai node. Every failure answers \
+                       ErrorBody with a stable code. Amounts are decimal strings in base units; \
+                       hashes and addresses are lowercase hex.",
+    ),
+    components(schemas(types::ErrorBody, types::TxState))
+)]
+struct ApiDoc;
 
 pub(crate) async fn not_found() -> ApiError {
     ApiError::not_found(

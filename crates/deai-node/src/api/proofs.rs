@@ -9,9 +9,20 @@ use axum::{
 };
 use deai_ledger::StateKey;
 
-use super::types::ProofView;
+use super::types::{ErrorBody, ProofView};
 use super::{ApiError, AppState, parse};
 
+/// An inclusion proof of one state entry against the finalized root at the answer's height.
+#[utoipa::path(get, path = "/v1/proofs/{kind}/{id}", tag = "ledger",
+    params(
+        ("kind" = String, Path, description = "account, dataset, task or model"),
+        ("id" = String, Path, description = "an address (account) or a number"),
+    ),
+    responses(
+        (status = 200, body = ProofView),
+        (status = 400, description = "unknown kind or bad id", body = ErrorBody),
+        (status = 404, description = "no such entry", body = ErrorBody),
+    ))]
 pub(super) async fn prove(
     State(app): State<AppState>,
     Path((kind, id)): Path<(String, String)>,

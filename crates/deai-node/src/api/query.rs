@@ -6,9 +6,13 @@ use axum::{
 };
 use deai_ledger::{Dataset, Model, Task};
 
-use super::types::{AccountView, EligibleView};
+use super::types::{AccountView, EligibleView, ErrorBody};
 use super::{ApiError, AppState, parse};
 
+/// An account: balance, nonce, stake.
+#[utoipa::path(get, path = "/v1/accounts/{addr}", tag = "state",
+    params(("addr" = String, Path, description = "address, hex")),
+    responses((status = 200, body = AccountView), (status = 400, body = ErrorBody)))]
 pub(super) async fn account(
     State(app): State<AppState>,
     Path(addr): Path<String>,
@@ -22,10 +26,16 @@ pub(super) async fn account(
     }))
 }
 
+/// Every registered dataset (commitment, owner, consent policy, ε spent).
+#[utoipa::path(get, path = "/v1/datasets", tag = "state", responses((status = 200, body = Vec<Object>)))]
 pub(super) async fn datasets(State(app): State<AppState>) -> Json<Vec<Dataset>> {
     Json(app.chain.read_state(|s| s.datasets().cloned().collect()))
 }
 
+/// One dataset.
+#[utoipa::path(get, path = "/v1/datasets/{id}", tag = "state",
+    params(("id" = u64, Path, description = "dataset id")),
+    responses((status = 200, body = Object), (status = 404, body = ErrorBody)))]
 pub(super) async fn dataset(
     State(app): State<AppState>,
     Path(id): Path<String>,
@@ -37,10 +47,16 @@ pub(super) async fn dataset(
         .ok_or_else(|| ApiError::not_found("dataset_not_found", format!("no dataset with id {id}")))
 }
 
+/// Every task (spec hash, budget, rounds, ε spent, status).
+#[utoipa::path(get, path = "/v1/tasks", tag = "state", responses((status = 200, body = Vec<Object>)))]
 pub(super) async fn tasks(State(app): State<AppState>) -> Json<Vec<Task>> {
     Json(app.chain.read_state(|s| s.tasks().cloned().collect()))
 }
 
+/// One task with its round log and history.
+#[utoipa::path(get, path = "/v1/tasks/{id}", tag = "state",
+    params(("id" = u64, Path, description = "task id")),
+    responses((status = 200, body = Object), (status = 404, body = ErrorBody)))]
 pub(super) async fn task(
     State(app): State<AppState>,
     Path(id): Path<String>,
@@ -52,10 +68,16 @@ pub(super) async fn task(
         .ok_or_else(|| ApiError::not_found("task_not_found", format!("no task with id {id}")))
 }
 
+/// Every registered model with its lineage.
+#[utoipa::path(get, path = "/v1/models", tag = "state", responses((status = 200, body = Vec<Object>)))]
 pub(super) async fn models(State(app): State<AppState>) -> Json<Vec<Model>> {
     Json(app.chain.read_state(|s| s.models().cloned().collect()))
 }
 
+/// One model.
+#[utoipa::path(get, path = "/v1/models/{id}", tag = "state",
+    params(("id" = u64, Path, description = "model id")),
+    responses((status = 200, body = Object), (status = 404, body = ErrorBody)))]
 pub(super) async fn model(
     State(app): State<AppState>,
     Path(id): Path<String>,
@@ -72,6 +94,9 @@ pub(super) async fn model(
 /// their next step of the task's ε schedule), with the height it was computed at. Which of them
 /// a round takes is drawn by the ledger from the beacon of the block that includes the
 /// `RoundOpen`; nobody can know it before.
+#[utoipa::path(get, path = "/v1/tasks/{id}/eligible", tag = "state",
+    params(("id" = u64, Path, description = "task id")),
+    responses((status = 200, body = EligibleView), (status = 404, body = ErrorBody)))]
 pub(super) async fn eligible(
     State(app): State<AppState>,
     Path(id): Path<String>,

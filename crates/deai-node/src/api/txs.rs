@@ -8,7 +8,7 @@ use axum::{
 };
 use deai_ledger::SignedTx;
 
-use super::types::{SubmitResponse, TxState};
+use super::types::{ErrorBody, SubmitRequestSchema, SubmitResponse, TxState};
 use super::{ApiError, AppState, parse};
 
 /// Parses a submission body into a transaction, checking everything that needs no state
@@ -19,6 +19,15 @@ pub fn decode_submission(body: &[u8], params: &deai_ledger::Params) -> Result<Si
         .map_err(|e| ApiError::bad_request(e.code(), e.to_string()))
 }
 
+/// Submit a signed transaction.
+#[utoipa::path(post, path = "/v1/txs", tag = "ledger",
+    request_body = SubmitRequestSchema,
+    responses(
+        (status = 202, description = "accepted into the mempool", body = SubmitResponse),
+        (status = 400, description = "not a well-formed transaction", body = ErrorBody),
+        (status = 422, description = "refused by the mempool (nonce, fee, balance)", body = ErrorBody),
+        (status = 503, description = "mempool full", body = ErrorBody),
+    ))]
 pub(super) async fn submit(
     State(app): State<AppState>,
     body: Bytes,
@@ -46,6 +55,13 @@ pub(super) async fn submit(
     }
 }
 
+/// Where a transaction stands: pending, finalized (with its receipt) or dropped.
+#[utoipa::path(get, path = "/v1/txs/{id}", tag = "ledger",
+    params(("id" = String, Path, description = "transaction id, hex")),
+    responses(
+        (status = 200, body = TxState),
+        (status = 404, description = "unknown to this node", body = ErrorBody),
+    ))]
 pub(super) async fn status(
     State(app): State<AppState>,
     Path(id): Path<String>,

@@ -9,15 +9,17 @@
 use deai_chain::{FinalizedBlock, Status};
 use deai_ledger::{Account, Address, Digest, Event, Proof, Receipt, TxId, amount};
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 /// `GET /v1/status`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct StatusView {
     /// The chain id every signature is bound to.
     pub chain_id: String,
     /// Last finalized height.
     pub height: u64,
     /// State root after that height.
+    #[schema(value_type = String, format = "hex")]
     pub state_root: Digest,
     /// Connected validator peers.
     pub peers: u64,
@@ -27,6 +29,7 @@ pub struct StatusView {
     pub last_finality_latency_ms: Option<u64>,
     /// The least fee a transaction may offer, base units.
     #[serde(with = "amount")]
+    #[schema(value_type = String, example = "10")]
     pub fee_min: u128,
 }
 
@@ -47,29 +50,37 @@ impl StatusView {
 
 /// `GET /v1/blocks/{height}`: a finalized block, its transactions as canonical bytes in hex
 /// (what an auditor decodes and replays) next to their ids.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct BlockView {
     /// Height.
     pub height: u64,
     /// The consensus digest of the block.
+    #[schema(value_type = String, format = "hex")]
     pub digest: Digest,
     /// The parent's digest.
+    #[schema(value_type = String, format = "hex")]
     pub parent: Digest,
     /// Who proposed it.
+    #[schema(value_type = String, format = "hex")]
     pub proposer: Address,
     /// Proposer's timestamp.
     pub timestamp_ms: u64,
     /// Transaction ids, in block order.
+    #[schema(value_type = Vec<String>)]
     pub tx_ids: Vec<TxId>,
     /// Transactions, canonical encoding in hex, in block order.
     pub txs: Vec<String>,
     /// One receipt per transaction.
+    #[schema(value_type = Vec<Object>)]
     pub receipts: Vec<Receipt>,
     /// Events the block emitted.
+    #[schema(value_type = Vec<Object>)]
     pub events: Vec<Event>,
     /// State root before the block.
+    #[schema(value_type = String, format = "hex")]
     pub parent_state_root: Digest,
     /// State root after the block.
+    #[schema(value_type = String, format = "hex")]
     pub state_root: Digest,
     /// When this node saw it finalized.
     pub finalized_at_ms: u64,
@@ -97,15 +108,25 @@ impl From<&FinalizedBlock> for BlockView {
 /// `POST /v1/txs` request: a signed transaction's canonical bytes in hex.
 pub use deai_ledger::submission::Submission as SubmitRequest;
 
+/// The schema of [`SubmitRequest`] (the ledger's type, which knows nothing of OpenAPI).
+#[derive(ToSchema)]
+#[schema(as = SubmitRequest)]
+#[allow(dead_code)] // documentation only
+pub(crate) struct SubmitRequestSchema {
+    /// `SignedTx::encode()`, hex.
+    tx: String,
+}
+
 /// `POST /v1/txs` answer.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct SubmitResponse {
     /// The transaction id (BLAKE3 of its canonical encoding).
+    #[schema(value_type = String, format = "hex")]
     pub id: TxId,
 }
 
 /// `GET /v1/txs/{id}`: where a transaction stands.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(tag = "status", rename_all = "snake_case")]
 pub enum TxState {
     /// In the mempool.
@@ -119,6 +140,7 @@ pub enum TxState {
         /// Position in the block.
         index: u32,
         /// Its receipt.
+        #[schema(value_type = Object)]
         receipt: Receipt,
     },
     /// Dropped from the mempool without being included.
@@ -181,18 +203,20 @@ impl TxState {
 }
 
 /// `GET /v1/accounts/{address}`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct AccountView {
     /// The address asked for.
+    #[schema(value_type = String, format = "hex")]
     pub address: Address,
     /// The height the answer is read at.
     pub height: u64,
     /// The account (a fresh one, all zero, if it never received anything).
+    #[schema(value_type = Object)]
     pub account: Account,
 }
 
 /// `GET /v1/tasks/{id}/eligible`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct EligibleView {
     /// The task.
     pub task: u64,
@@ -205,34 +229,37 @@ pub struct EligibleView {
 }
 
 /// `GET /v1/proofs/{kind}/{id}`: an inclusion proof against the root at `height`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct ProofView {
     /// The height the proof was made at.
     pub height: u64,
     /// The state root it proves against (the block at `height` records it).
+    #[schema(value_type = String, format = "hex")]
     pub root: Digest,
     /// The proof.
+    #[schema(value_type = Object)]
     pub proof: Proof,
 }
 
 /// `PUT /v1/blobs/{hash}` answer.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct PutBlobResponse {
     /// The blob's BLAKE3 hash.
+    #[schema(value_type = String, format = "hex")]
     pub hash: Digest,
     /// Its size in bytes.
     pub size: u64,
 }
 
 /// The body of every error answer: `{"error": {"code": …, "message": …}}`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct ErrorBody {
     /// What went wrong.
     pub error: ErrorDetail,
 }
 
 /// A stable code for scripts and a message for people.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct ErrorDetail {
     /// Stable, machine-readable (`bad_hex`, `tx_not_found`, …).
     pub code: String,
@@ -241,14 +268,14 @@ pub struct ErrorDetail {
 }
 
 /// `POST /v1/fed/join` answer (signed by the coordinator).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct JoinAccepted {
     /// The datasets the coordinator now routes to the caller.
     pub accepted: Vec<u64>,
 }
 
 /// `GET /v1/fed/directory`: what a coordinator knows.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct Directory {
     /// Datasets whose owners announced a node.
     pub datasets: Vec<u64>,
