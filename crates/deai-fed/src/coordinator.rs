@@ -421,6 +421,25 @@ mod tests {
     use crate::harness::tests::{first_round, owners, spec};
     use deai_secagg::server::Rejection;
 
+    /// Owner `o`'s side of the round, started, and its advert.
+    fn start(
+        spec: &TaskSpec,
+        info: &RoundInfo,
+        o: &crate::harness::Owner,
+        global: &[f32],
+    ) -> (crate::OwnerRound, Vec<u8>) {
+        crate::OwnerRound::start(
+            spec,
+            info,
+            o.dataset,
+            &o.data,
+            global,
+            &o.key,
+            [o.dataset as u8; 32],
+        )
+        .expect("starts")
+    }
+
     /// A coordinator for round 1 and each selected owner's advert.
     fn setup() -> (CoordinatorRound, Vec<(u64, Vec<u8>)>) {
         let spec = spec();
@@ -429,19 +448,7 @@ mod tests {
         let adverts = owners
             .iter()
             .filter(|o| info.selected.contains(&o.dataset))
-            .map(|o| {
-                let (_, advert) = crate::OwnerRound::start(
-                    &spec,
-                    &info,
-                    o.dataset,
-                    &o.data,
-                    &global,
-                    &o.key,
-                    [o.dataset as u8; 32],
-                )
-                .expect("starts");
-                (o.dataset, advert)
-            })
+            .map(|o| (o.dataset, start(&spec, &info, o, &global).1))
             .collect();
         (
             CoordinatorRound::new(&spec, &info, global).expect("plans"),
@@ -549,16 +556,7 @@ mod tests {
         let mut live = BTreeMap::new();
         let mut uplink = Vec::new();
         for o in owners.iter().filter(|o| info.selected.contains(&o.dataset)) {
-            let (state, advert) = crate::OwnerRound::start(
-                &spec,
-                &info,
-                o.dataset,
-                &o.data,
-                &global,
-                &o.key,
-                [o.dataset as u8; 32],
-            )
-            .expect("starts");
+            let (state, advert) = start(&spec, &info, o, &global);
             live.insert(o.dataset, state);
             uplink.push((o.dataset, advert));
         }

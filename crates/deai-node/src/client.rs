@@ -81,6 +81,14 @@ pub enum ClientError {
     },
 }
 
+/// The error of a request to `url` that got no answer.
+fn unreachable(url: &str) -> impl Fn(reqwest::Error) -> ClientError + '_ {
+    move |source| ClientError::Unreachable {
+        url: url.to_string(),
+        source,
+    }
+}
+
 /// A client of one node's HTTP API.
 #[derive(Debug, Clone)]
 pub struct Client {
@@ -112,10 +120,7 @@ impl Client {
             .get(&url)
             .send()
             .await
-            .map_err(|source| ClientError::Unreachable {
-                url: url.clone(),
-                source,
-            })?;
+            .map_err(unreachable(&url))?;
         Self::parse(url, resp).await
     }
 
@@ -124,13 +129,7 @@ impl Client {
         resp: reqwest::Response,
     ) -> Result<T, ClientError> {
         let status = resp.status();
-        let bytes = resp
-            .bytes()
-            .await
-            .map_err(|source| ClientError::Unreachable {
-                url: url.clone(),
-                source,
-            })?;
+        let bytes = resp.bytes().await.map_err(unreachable(&url))?;
         if !status.is_success() {
             return Err(match serde_json::from_slice::<ErrorBody>(&bytes) {
                 Ok(ErrorBody { error }) => ClientError::Api {
@@ -188,10 +187,7 @@ impl Client {
             .json(&body)
             .send()
             .await
-            .map_err(|source| ClientError::Unreachable {
-                url: url.clone(),
-                source,
-            })?;
+            .map_err(unreachable(&url))?;
         let answer: SubmitResponse = Self::parse(url, resp).await?;
         Ok(answer.id)
     }
@@ -297,10 +293,7 @@ impl Client {
             .body(bytes.to_vec())
             .send()
             .await
-            .map_err(|source| ClientError::Unreachable {
-                url: url.clone(),
-                source,
-            })?;
+            .map_err(unreachable(&url))?;
         let answer: PutBlobResponse = Self::parse(url.clone(), resp).await?;
         if answer.hash != hash || answer.size != bytes.len() as u64 {
             return Err(ClientError::Protocol {
@@ -329,11 +322,12 @@ impl Client {
         max_bytes: u64,
     ) -> Result<Vec<u8>, ClientError> {
         let url = format!("{}/v1/blobs/{hash}", self.base);
-        let unreachable = |source| ClientError::Unreachable {
-            url: url.clone(),
-            source,
-        };
-        let mut resp = self.http.get(&url).send().await.map_err(unreachable)?;
+        let mut resp = self
+            .http
+            .get(&url)
+            .send()
+            .await
+            .map_err(unreachable(&url))?;
         if !resp.status().is_success() {
             return Err(Self::parse::<serde::de::IgnoredAny>(url.clone(), resp)
                 .await
@@ -352,7 +346,7 @@ impl Client {
         }
         let mut bytes = Vec::new();
         let mut hasher = blake3::Hasher::new();
-        while let Some(chunk) = resp.chunk().await.map_err(unreachable)? {
+        while let Some(chunk) = resp.chunk().await.map_err(unreachable(&url))? {
             if (bytes.len() + chunk.len()) as u64 > max_bytes {
                 return Err(too_large());
             }

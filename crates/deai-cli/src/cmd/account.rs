@@ -5,18 +5,10 @@ use std::path::PathBuf;
 use clap::Subcommand;
 use deai_ledger::Address;
 
-use super::common::{NodeArgs, block_on};
+use super::common::block_on;
 
 /// Arguments of `deai account`.
-#[derive(Debug, clap::Args)]
-pub struct Args {
-    /// What to do.
-    #[command(subcommand)]
-    pub which: Which,
-    /// The node.
-    #[command(flatten)]
-    pub node: NodeArgs,
-}
+pub type Args = super::common::NodeGroup<Which>;
 
 /// The account subcommands.
 #[derive(Debug, Subcommand)]

@@ -30,6 +30,25 @@ impl NodeArgs {
     }
 }
 
+/// A command group that talks to a node: its subcommand and where the node is.
+#[derive(Debug, clap::Args)]
+pub struct NodeGroup<W: clap::Subcommand> {
+    /// What to do.
+    #[command(subcommand)]
+    pub which: W,
+    /// The node.
+    #[command(flatten)]
+    pub node: NodeArgs,
+}
+
+/// A command group of local tools: only its subcommand.
+#[derive(Debug, clap::Args)]
+pub struct Group<W: clap::Subcommand> {
+    /// What to do.
+    #[command(subcommand)]
+    pub which: W,
+}
+
 /// How a transaction is signed and sent.
 #[derive(Debug, Clone, clap::Args)]
 pub struct SignArgs {

@@ -3,21 +3,13 @@
 use clap::Subcommand;
 
 use super::{
-    common::{NodeArgs, SignArgs},
+    common::SignArgs,
     query,
     tx::{self, ConsentUpdateArgs, DatasetIdArgs, DatasetRegisterArgs, Kind},
 };
 
 /// Arguments of `deai dataset`.
-#[derive(Debug, clap::Args)]
-pub struct Args {
-    /// What to do.
-    #[command(subcommand)]
-    pub which: Which,
-    /// The node.
-    #[command(flatten)]
-    pub node: NodeArgs,
-}
+pub type Args = super::common::NodeGroup<Which>;
 
 /// The dataset subcommands.
 #[derive(Debug, Subcommand)]
@@ -49,13 +41,9 @@ pub enum Which {
         #[command(flatten)]
         sign: SignArgs,
     },
-    /// List registered datasets.
-    List,
-    /// Show one dataset with its history.
-    Show {
-        /// The dataset id.
-        id: u64,
-    },
+    /// Read the ledger's entries.
+    #[command(flatten)]
+    Query(query::Query),
 }
 
 /// Runs `deai dataset`.
@@ -70,7 +58,6 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         Which::Revoke { args: a, sign } => {
             tx::send_kind(&Kind::ConsentRevoke(a), &sign, &args.node)
         }
-        Which::List => query::list::<deai_ledger::Dataset>(&args.node, "datasets"),
-        Which::Show { id } => query::show::<deai_ledger::Dataset>(&args.node, "datasets", id),
+        Which::Query(q) => q.run::<deai_ledger::Dataset>(&args.node, "datasets"),
     }
 }

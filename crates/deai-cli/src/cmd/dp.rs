@@ -5,12 +5,7 @@ use deai_learn::dp::{pld, rdp};
 use serde::Serialize;
 
 /// Arguments of `deai dp`.
-#[derive(Debug, clap::Args)]
-pub struct Args {
-    /// Which tool.
-    #[command(subcommand)]
-    pub which: Which,
-}
+pub type Args = super::common::Group<Which>;
 
 /// The `deai dp` tools.
 #[derive(Debug, Subcommand)]

@@ -6,12 +6,7 @@ use clap::Subcommand;
 use serde::Serialize;
 
 /// Arguments of `deai key`.
-#[derive(Debug, clap::Args)]
-pub struct Args {
-    /// What to do.
-    #[command(subcommand)]
-    pub which: Which,
-}
+pub type Args = super::common::Group<Which>;
 
 /// The key subcommands.
 #[derive(Debug, Subcommand)]

@@ -2,19 +2,11 @@
 
 use clap::Subcommand;
 
-use super::common::{NodeArgs, block_on};
+use super::common::block_on;
 use crate::output::emit;
 
 /// Arguments of `deai ledger`.
-#[derive(Debug, clap::Args)]
-pub struct Args {
-    /// What to do.
-    #[command(subcommand)]
-    pub which: Which,
-    /// The node to ask.
-    #[command(flatten)]
-    pub node: NodeArgs,
-}
+pub type Args = super::common::NodeGroup<Which>;
 
 /// The ledger subcommands.
 #[derive(Debug, Subcommand)]

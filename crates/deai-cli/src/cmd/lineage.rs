@@ -5,18 +5,10 @@ use clap::Subcommand;
 use deai_ledger::TOKEN;
 use deai_node::audit::lineage::{self, Lineage};
 
-use super::common::{NodeArgs, block_on};
+use super::common::block_on;
 
 /// Arguments of `deai lineage`.
-#[derive(Debug, clap::Args)]
-pub struct Args {
-    /// What to trace.
-    #[command(subcommand)]
-    pub which: Which,
-    /// The node.
-    #[command(flatten)]
-    pub node: NodeArgs,
-}
+pub type Args = super::common::NodeGroup<Which>;
 
 /// The lineage subcommands.
 #[derive(Debug, Subcommand)]

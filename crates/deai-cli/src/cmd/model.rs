@@ -3,21 +3,13 @@
 use clap::Subcommand;
 
 use super::{
-    common::{NodeArgs, SignArgs},
+    common::SignArgs,
     query,
     tx::{self, Kind, ModelRegisterArgs},
 };
 
 /// Arguments of `deai model`.
-#[derive(Debug, clap::Args)]
-pub struct Args {
-    /// What to do.
-    #[command(subcommand)]
-    pub which: Which,
-    /// The node.
-    #[command(flatten)]
-    pub node: NodeArgs,
-}
+pub type Args = super::common::NodeGroup<Which>;
 
 /// The model subcommands.
 #[derive(Debug, Subcommand)]
@@ -31,13 +23,9 @@ pub enum Which {
         #[command(flatten)]
         sign: SignArgs,
     },
-    /// List registered models.
-    List,
-    /// Show one model with its lineage and history.
-    Show {
-        /// The model id.
-        id: u64,
-    },
+    /// Read the ledger's entries.
+    #[command(flatten)]
+    Query(query::Query),
 }
 
 /// Runs `deai model`.
@@ -46,7 +34,6 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         Which::Register { args: a, sign } => {
             tx::send_kind(&Kind::ModelRegister(a), &sign, &args.node)
         }
-        Which::List => query::list::<deai_ledger::Model>(&args.node, "models"),
-        Which::Show { id } => query::show::<deai_ledger::Model>(&args.node, "models", id),
+        Which::Query(q) => q.run::<deai_ledger::Model>(&args.node, "models"),
     }
 }

@@ -5,6 +5,32 @@ use serde_json::Value;
 
 use super::common::{NodeArgs, block_on};
 
+/// The read commands every entity group has.
+#[derive(Debug, clap::Subcommand)]
+pub enum Query {
+    /// List them all.
+    List,
+    /// Show one by id, with its history.
+    Show {
+        /// The id.
+        id: u64,
+    },
+}
+
+impl Query {
+    /// Runs it against `GET /v1/{what}`, reading the ledger's `T`.
+    pub fn run<T: DeserializeOwned + Serialize>(
+        &self,
+        node: &NodeArgs,
+        what: &str,
+    ) -> anyhow::Result<()> {
+        match self {
+            Self::List => list::<T>(node, what),
+            Self::Show { id } => show::<T>(node, what, *id),
+        }
+    }
+}
+
 /// `GET /v1/{what}`, read as the ledger's `T` (a missing field is an error), printed as one
 /// line per entity or JSON.
 pub fn list<T: DeserializeOwned + Serialize>(node: &NodeArgs, what: &str) -> anyhow::Result<()> {

@@ -5,12 +5,7 @@ use deai_secagg::params::{Adversary, Params};
 use serde::Serialize;
 
 /// Arguments of `deai secagg`.
-#[derive(Debug, clap::Args)]
-pub struct Args {
-    /// Which tool.
-    #[command(subcommand)]
-    pub which: Which,
-}
+pub type Args = super::common::Group<Which>;
 
 /// The `deai secagg` tools.
 #[derive(Debug, Subcommand)]

@@ -3,21 +3,13 @@
 use clap::Subcommand;
 
 use super::{
-    common::{NodeArgs, SignArgs},
+    common::SignArgs,
     query,
     tx::{self, Kind, TaskCreateArgs, TaskIdArgs},
 };
 
 /// Arguments of `deai task`.
-#[derive(Debug, clap::Args)]
-pub struct Args {
-    /// What to do.
-    #[command(subcommand)]
-    pub which: Which,
-    /// The node.
-    #[command(flatten)]
-    pub node: NodeArgs,
-}
+pub type Args = super::common::NodeGroup<Which>;
 
 /// The task subcommands.
 #[derive(Debug, Subcommand)]
@@ -40,13 +32,9 @@ pub enum Which {
         #[command(flatten)]
         sign: SignArgs,
     },
-    /// List tasks.
-    List,
-    /// Show one task with its history.
-    Show {
-        /// The task id.
-        id: u64,
-    },
+    /// Read the ledger's entries.
+    #[command(flatten)]
+    Query(query::Query),
 }
 
 /// Runs `deai task`.
@@ -54,7 +42,6 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     match args.which {
         Which::Create { args: a, sign } => tx::send_kind(&Kind::TaskCreate(a), &sign, &args.node),
         Which::Cancel { args: a, sign } => tx::send_kind(&Kind::TaskCancel(a), &sign, &args.node),
-        Which::List => query::list::<deai_ledger::Task>(&args.node, "tasks"),
-        Which::Show { id } => query::show::<deai_ledger::Task>(&args.node, "tasks", id),
+        Which::Query(q) => q.run::<deai_ledger::Task>(&args.node, "tasks"),
     }
 }

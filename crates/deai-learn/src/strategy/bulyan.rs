@@ -2,20 +2,19 @@
 //! coordinate average the `β = θ − 2f` values closest to their median. Needs `n ≥ 4f + 3`.
 
 use super::krum::{need, select};
-use super::{Failure, Reply, Sampling, Strategy, checked_params};
+use super::{Reply, Robust, RobustRule, Sampling, checked_params};
 use crate::error::Result;
 
 /// Bulyan aggregation for `f` Byzantine clients.
 #[derive(Debug, Clone)]
 pub struct Bulyan {
-    sampling: Sampling,
     f: usize,
 }
 
 impl Bulyan {
     /// Bulyan assuming `f` Byzantine clients.
-    pub fn new(sampling: Sampling, f: usize) -> Self {
-        Self { sampling, f }
+    pub fn new(sampling: Sampling, f: usize) -> Robust<Self> {
+        Robust::new(sampling, Self { f })
     }
 }
 
@@ -55,24 +54,14 @@ pub fn bulyan(models: &[&[f32]], f: usize) -> Vec<f32> {
         .collect()
 }
 
-impl Strategy for Bulyan {
-    fn name(&self) -> String {
-        format!("bulyan(f={})", self.f)
-    }
-
-    fn sampling(&self) -> Sampling {
-        self.sampling
-    }
-
-    fn aggregate_train(
-        &mut self,
-        _round: u64,
-        global: &[f32],
-        replies: Vec<Reply>,
-        _: &[Failure],
-    ) -> Result<Vec<f32>> {
-        let models = checked_params(&replies, global.len())?;
+impl RobustRule for Bulyan {
+    fn aggregate(&mut self, _round: u64, global: &[f32], replies: &[Reply]) -> Result<Vec<f32>> {
+        let models = checked_params(replies, global.len())?;
         need("bulyan", models.len(), 4 * self.f + 3)?;
         Ok(bulyan(&models, self.f))
+    }
+
+    fn name(&self) -> String {
+        format!("bulyan(f={})", self.f)
     }
 }

@@ -8,7 +8,7 @@
 //! CenteredClip), so it adapts to the task's scale; a majority of honest clients bounds it.
 
 use super::median::coordinate_median;
-use super::{Failure, Reply, Sampling, Strategy, checked_params};
+use super::{Reply, Robust, RobustRule, Sampling, checked_params};
 use crate::error::{LearnError, Result};
 use crate::params::{WeightedSum, clip_to_norm, l2_norm, sub};
 
@@ -33,81 +33,51 @@ fn deltas(round: u64, global: &[f32], replies: &[Reply]) -> Result<Vec<Vec<f32>>
 /// Norm-bounded averaging.
 #[derive(Debug, Clone)]
 pub struct NormBounded {
-    sampling: Sampling,
     scale: f64,
 }
 
 impl NormBounded {
     /// Clips updates to `scale ×` the round's median update norm.
-    pub fn new(sampling: Sampling, scale: f64) -> Self {
-        Self { sampling, scale }
+    pub fn new(sampling: Sampling, scale: f64) -> Robust<Self> {
+        Robust::new(sampling, Self { scale })
     }
 }
 
-impl Strategy for NormBounded {
-    fn name(&self) -> String {
-        "norm-clip".into()
-    }
-
-    fn sampling(&self) -> Sampling {
-        self.sampling
-    }
-
-    fn aggregate_train(
-        &mut self,
-        round: u64,
-        global: &[f32],
-        replies: Vec<Reply>,
-        _: &[Failure],
-    ) -> Result<Vec<f32>> {
-        let mut ds = deltas(round, global, &replies)?;
+impl RobustRule for NormBounded {
+    fn aggregate(&mut self, round: u64, global: &[f32], replies: &[Reply]) -> Result<Vec<f32>> {
+        let mut ds = deltas(round, global, replies)?;
         let tau = self.scale * median(ds.iter().map(|d| l2_norm(d)).collect());
         let mut sum = WeightedSum::new(global.len());
-        for (d, r) in ds.iter_mut().zip(&replies) {
+        for (d, r) in ds.iter_mut().zip(replies) {
             clip_to_norm(d, tau);
             sum.add(d, r.samples as f64);
         }
         let mean = sum.mean().expect("non-empty round");
         Ok(global.iter().zip(&mean).map(|(g, d)| g + d).collect())
     }
+
+    fn name(&self) -> String {
+        "norm-clip".into()
+    }
 }
 
 /// Centered clipping.
 #[derive(Debug, Clone)]
 pub struct CenteredClip {
-    sampling: Sampling,
     scale: f64,
     iterations: usize,
 }
 
 impl CenteredClip {
     /// `iterations` rounds of clipping at `scale ×` the median distance to the start point.
-    pub fn new(sampling: Sampling, scale: f64, iterations: usize) -> Self {
-        Self {
-            sampling,
-            scale,
-            iterations,
-        }
+    pub fn new(sampling: Sampling, scale: f64, iterations: usize) -> Robust<Self> {
+        Robust::new(sampling, Self { scale, iterations })
     }
 }
 
-impl Strategy for CenteredClip {
-    fn name(&self) -> String {
-        "centered-clip".into()
-    }
-
-    fn sampling(&self) -> Sampling {
-        self.sampling
-    }
-
-    fn aggregate_train(
-        &mut self,
-        round: u64,
-        global: &[f32],
-        replies: Vec<Reply>,
-        _: &[Failure],
-    ) -> Result<Vec<f32>> {
-        let ds = deltas(round, global, &replies)?;
+impl RobustRule for CenteredClip {
+    fn aggregate(&mut self, round: u64, global: &[f32], replies: &[Reply]) -> Result<Vec<f32>> {
+        let ds = deltas(round, global, replies)?;
         let refs: Vec<&[f32]> = ds.iter().map(Vec::as_slice).collect();
         let mut v = coordinate_median(&refs);
         let tau = self.scale * median(ds.iter().map(|d| l2_norm(&sub(d, &v))).collect());
@@ -123,6 +93,10 @@ impl Strategy for CenteredClip {
         }
         Ok(global.iter().zip(&v).map(|(g, d)| g + d).collect())
     }
+
+    fn name(&self) -> String {
+        "centered-clip".into()
+    }
 }
 
 #[cfg(test)]
@@ -137,7 +111,8 @@ mod tests {
             .collect();
         replies.push(reply(6, vec![1e6, -1e6], 1));
         for mut s in [
-            Box::new(NormBounded::new(Sampling::count(7), 1.0)) as Box<dyn Strategy>,
+            Box::new(NormBounded::new(Sampling::count(7), 1.0))
+                as Box<dyn crate::strategy::Strategy>,
             Box::new(CenteredClip::new(Sampling::count(7), 1.0, 3)),
         ] {
             let out = s

@@ -4,26 +4,21 @@
 //! returns the lowest-scoring model, Multi-Krum the mean of the `m` lowest. Needs `n ≥ 2f + 3`.
 //! Ties break toward the lower client id (replies are sorted), so results are deterministic.
 
-use super::{Failure, Reply, Sampling, Strategy, checked_params};
+use super::{Reply, Robust, RobustRule, Sampling, checked_params};
 use crate::error::{LearnError, Result};
 use crate::params::{WeightedSum, dist2};
 
 /// Krum (`select = 1`) or Multi-Krum (`select = m`, or `0` for `n − f`).
 #[derive(Debug, Clone)]
 pub struct Krum {
-    sampling: Sampling,
     f: usize,
     select: usize,
 }
 
 impl Krum {
     /// Krum assuming `f` Byzantine clients, averaging the `select` best (0 = `n − f`).
-    pub fn new(sampling: Sampling, f: usize, select: usize) -> Self {
-        Self {
-            sampling,
-            f,
-            select,
-        }
+    pub fn new(sampling: Sampling, f: usize, select: usize) -> Robust<Self> {
+        Robust::new(sampling, Self { f, select })
     }
 }
 
@@ -69,27 +64,9 @@ pub(crate) fn need(rule: &'static str, n: usize, needed: usize) -> Result<()> {
     Ok(())
 }
 
-impl Strategy for Krum {
-    fn name(&self) -> String {
-        if self.select == 1 {
-            format!("krum(f={})", self.f)
-        } else {
-            format!("multi-krum(f={})", self.f)
-        }
-    }
-
-    fn sampling(&self) -> Sampling {
-        self.sampling
-    }
-
-    fn aggregate_train(
-        &mut self,
-        _round: u64,
-        global: &[f32],
-        replies: Vec<Reply>,
-        _: &[Failure],
-    ) -> Result<Vec<f32>> {
-        let models = checked_params(&replies, global.len())?;
+impl RobustRule for Krum {
+    fn aggregate(&mut self, _round: u64, global: &[f32], replies: &[Reply]) -> Result<Vec<f32>> {
+        let models = checked_params(replies, global.len())?;
         need("krum", models.len(), 2 * self.f + 3)?;
         let m = if self.select == 0 {
             models.len() - self.f
@@ -101,6 +78,14 @@ impl Strategy for Krum {
             sum.add(models[i], 1.0);
         }
         Ok(sum.mean().expect("at least one model selected"))
+    }
+
+    fn name(&self) -> String {
+        if self.select == 1 {
+            format!("krum(f={})", self.f)
+        } else {
+            format!("multi-krum(f={})", self.f)
+        }
     }
 }
 

@@ -2,19 +2,17 @@
 //! Unweighted; with an even count, the mean of the two middle values. Tolerates up to
 //! ⌈n/2⌉ − 1 arbitrary replies per coordinate.
 
-use super::{Failure, Reply, Sampling, Strategy, checked_params};
+use super::{Reply, Robust, RobustRule, Sampling, checked_params};
 use crate::error::{LearnError, Result};
 
 /// Coordinate-wise median aggregation.
 #[derive(Debug, Clone)]
-pub struct FedMedian {
-    sampling: Sampling,
-}
+pub struct FedMedian;
 
 impl FedMedian {
     /// FedMedian sampling as `sampling` says.
-    pub fn new(sampling: Sampling) -> Self {
-        Self { sampling }
+    pub fn new(sampling: Sampling) -> Robust<Self> {
+        Robust::new(sampling, Self)
     }
 }
 
@@ -37,27 +35,17 @@ pub fn coordinate_median(models: &[&[f32]]) -> Vec<f32> {
         .collect()
 }
 
-impl Strategy for FedMedian {
-    fn name(&self) -> String {
-        "median".into()
-    }
-
-    fn sampling(&self) -> Sampling {
-        self.sampling
-    }
-
-    fn aggregate_train(
-        &mut self,
-        round: u64,
-        global: &[f32],
-        replies: Vec<Reply>,
-        _: &[Failure],
-    ) -> Result<Vec<f32>> {
-        let models = checked_params(&replies, global.len())?;
+impl RobustRule for FedMedian {
+    fn aggregate(&mut self, round: u64, global: &[f32], replies: &[Reply]) -> Result<Vec<f32>> {
+        let models = checked_params(replies, global.len())?;
         if models.is_empty() {
             return Err(LearnError::NoReplies { round });
         }
         Ok(coordinate_median(&models))
+    }
+
+    fn name(&self) -> String {
+        "median".into()
     }
 }
 

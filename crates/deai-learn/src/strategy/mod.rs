@@ -166,6 +166,51 @@ pub trait Strategy: Send {
     }
 }
 
+/// A robust rule: aggregates each round from all of its replies, with no state between rounds
+/// (median, trimmed mean, Krum, Bulyan, norm and centered clipping). [`Robust`] makes one a
+/// [`Strategy`].
+pub trait RobustRule: Send {
+    /// The new global model from the round's replies (sorted by client id).
+    fn aggregate(&mut self, round: u64, global: &[f32], replies: &[Reply]) -> Result<Vec<f32>>;
+
+    /// Display name, e.g. `krum(f=2)`.
+    fn name(&self) -> String;
+}
+
+/// A [`RobustRule`] sampling clients as `sampling` says.
+#[derive(Debug, Clone)]
+pub struct Robust<R> {
+    rule: R,
+    sampling: Sampling,
+}
+
+impl<R> Robust<R> {
+    /// `rule`, sampling as `sampling` says.
+    pub fn new(sampling: Sampling, rule: R) -> Self {
+        Self { rule, sampling }
+    }
+}
+
+impl<R: RobustRule> Strategy for Robust<R> {
+    fn name(&self) -> String {
+        self.rule.name()
+    }
+
+    fn sampling(&self) -> Sampling {
+        self.sampling
+    }
+
+    fn aggregate_train(
+        &mut self,
+        round: u64,
+        global: &[f32],
+        replies: Vec<Reply>,
+        _: &[Failure],
+    ) -> Result<Vec<f32>> {
+        self.rule.aggregate(round, global, &replies)
+    }
+}
+
 /// A rule of the weighted-mean family, fed one reply at a time so a round holds one accumulator
 /// instead of one model copy per client.
 pub trait Streaming {

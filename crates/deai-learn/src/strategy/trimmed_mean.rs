@@ -1,20 +1,19 @@
 //! Coordinate-wise trimmed mean (Yin et al. 2018): per coordinate, drop the `f` largest and `f`
 //! smallest values and average the rest. Needs `n > 2f`; unweighted.
 
-use super::{Failure, Reply, Sampling, Strategy, checked_params};
+use super::{Reply, Robust, RobustRule, Sampling, checked_params};
 use crate::error::{LearnError, Result};
 
 /// Trimmed-mean aggregation.
 #[derive(Debug, Clone)]
 pub struct TrimmedMean {
-    sampling: Sampling,
     trim: usize,
 }
 
 impl TrimmedMean {
     /// Drops `trim` values at each end of every coordinate.
-    pub fn new(sampling: Sampling, trim: usize) -> Self {
-        Self { sampling, trim }
+    pub fn new(sampling: Sampling, trim: usize) -> Robust<Self> {
+        Robust::new(sampling, Self { trim })
     }
 }
 
@@ -38,23 +37,9 @@ pub fn trimmed_mean(models: &[&[f32]], trim: usize) -> Vec<f32> {
         .collect()
 }
 
-impl Strategy for TrimmedMean {
-    fn name(&self) -> String {
-        format!("trimmed-mean(f={})", self.trim)
-    }
-
-    fn sampling(&self) -> Sampling {
-        self.sampling
-    }
-
-    fn aggregate_train(
-        &mut self,
-        _round: u64,
-        global: &[f32],
-        replies: Vec<Reply>,
-        _: &[Failure],
-    ) -> Result<Vec<f32>> {
-        let models = checked_params(&replies, global.len())?;
+impl RobustRule for TrimmedMean {
+    fn aggregate(&mut self, _round: u64, global: &[f32], replies: &[Reply]) -> Result<Vec<f32>> {
+        let models = checked_params(replies, global.len())?;
         if models.len() <= 2 * self.trim {
             return Err(LearnError::TooFewReplies {
                 rule: "trimmed-mean",
@@ -63,6 +48,10 @@ impl Strategy for TrimmedMean {
             });
         }
         Ok(trimmed_mean(&models, self.trim))
+    }
+
+    fn name(&self) -> String {
+        format!("trimmed-mean(f={})", self.trim)
     }
 }
 

@@ -50,6 +50,21 @@ fn ascending(field: &str, ids: &[u64]) -> Result<(), TxError> {
     Ok(())
 }
 
+impl RoundResult {
+    /// What the round log records for this result, closed at `closed_height`.
+    pub fn outcome(&self, closed_height: u64) -> RoundOutcome {
+        RoundOutcome {
+            closed_height,
+            masked_updates: self.masked_updates.clone(),
+            survivors: self.survivors.clone(),
+            unmasking: self.unmasking,
+            aggregate: self.aggregate,
+            new_model: self.new_model,
+            scores: self.scores.clone(),
+        }
+    }
+}
+
 impl Action for RoundResult {
     fn check(&self, params: &Params) -> Result<(), TxError> {
         let max = params.task_datasets_max as usize;
@@ -142,15 +157,7 @@ impl Action for RoundResult {
             .round_log
             .last_mut()
             .expect("validated: the round is open");
-        round.outcome = Some(RoundOutcome {
-            closed_height: env.height,
-            masked_updates: self.masked_updates.clone(),
-            survivors: self.survivors.clone(),
-            unmasking: self.unmasking,
-            aggregate: self.aggregate,
-            new_model: self.new_model,
-            scores: self.scores.clone(),
-        });
+        round.outcome = Some(self.outcome(env.height));
         let event = Event::RoundClosed {
             task: self.task,
             round: self.round,

@@ -722,9 +722,9 @@ async fn join(
     uri: Uri,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    let (signer, nonce) = role.ctx.verify_post(&headers, &uri, &body)?;
-    let j: Join = serde_json::from_slice(&body)
-        .map_err(|e| ApiError::bad_request("bad_json", format!("join: {e}")))?;
+    let (signer, nonce, j) = role
+        .ctx
+        .verify_json::<Join>(&headers, &uri, &body, "join")?;
     let mut accepted = Vec::new();
     for &d in &j.datasets {
         let ds: deai_ledger::Dataset = role
@@ -767,9 +767,9 @@ async fn assign(
     uri: Uri,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    let (signer, nonce) = role.ctx.verify_post(&headers, &uri, &body)?;
-    let a: Assign = serde_json::from_slice(&body)
-        .map_err(|e| ApiError::bad_request("bad_json", format!("assign: {e}")))?;
+    let (signer, nonce, a) = role
+        .ctx
+        .verify_json::<Assign>(&headers, &uri, &body, "assign")?;
     role.accept_assignment(&Address(signer.to_bytes()), &a)
         .await?;
     Ok(signed_response(

@@ -92,6 +92,20 @@ impl RoleContext {
         let nonce = auth::request_nonce(headers).unwrap_or_default();
         Ok((signer, nonce))
     }
+
+    /// [`Self::verify_post`], then the body as the JSON of `T` (`what` names it in a refusal).
+    pub fn verify_json<T: serde::de::DeserializeOwned>(
+        &self,
+        headers: &HeaderMap,
+        uri: &axum::http::Uri,
+        body: &[u8],
+        what: &str,
+    ) -> Result<(VerifyingKey, u64, T), ApiError> {
+        let (signer, nonce) = self.verify_post(headers, uri, body)?;
+        let parsed = serde_json::from_slice(body)
+            .map_err(|e| ApiError::bad_request("bad_json", format!("{what}: {e}")))?;
+        Ok((signer, nonce, parsed))
+    }
 }
 
 /// A raw-bytes answer signed by this node and bound to the request's nonce.

@@ -200,25 +200,14 @@ impl OwnerRole {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .push((key.0, key.1));
+        let what = match f.action {
+            FaultAction::Abort => "injected crash: aborting",
+            FaultAction::Offline => "injected dropout: offline",
+        };
+        tracing::warn!(task = key.0, round = key.1, step, "{what}");
         match f.action {
-            FaultAction::Abort => {
-                tracing::warn!(
-                    task = key.0,
-                    round = key.1,
-                    step,
-                    "injected crash: aborting"
-                );
-                std::process::abort();
-            }
-            FaultAction::Offline => {
-                tracing::warn!(
-                    task = key.0,
-                    round = key.1,
-                    step,
-                    "injected dropout: offline"
-                );
-                self.go_offline();
-            }
+            FaultAction::Abort => std::process::abort(),
+            FaultAction::Offline => self.go_offline(),
         }
     }
 }
@@ -339,9 +328,9 @@ async fn invite(
     body: Bytes,
 ) -> Result<Response, ApiError> {
     role.offline()?;
-    let (signer, nonce) = role.ctx.verify_post(&headers, &uri, &body)?;
-    let inv: Invite = serde_json::from_slice(&body)
-        .map_err(|e| ApiError::bad_request("bad_json", format!("invite: {e}")))?;
+    let (signer, nonce, inv) = role
+        .ctx
+        .verify_json::<Invite>(&headers, &uri, &body, "invite")?;
     let k = (inv.task, inv.round, inv.dataset);
     if role.sessions.contains(k) {
         return Err(session_used(k));

@@ -8,12 +8,7 @@ pub mod secagg;
 use clap::Subcommand;
 
 /// Arguments of `deai bench`.
-#[derive(Debug, clap::Args)]
-pub struct Args {
-    /// Which benchmark.
-    #[command(subcommand)]
-    pub which: Which,
-}
+pub type Args = super::common::Group<Which>;
 
 /// The benchmarks.
 #[derive(Debug, Subcommand)]
