@@ -2,6 +2,11 @@
 //! on), compared with single-core ed25519 verification of the same transactions.
 //!
 //! `cargo run --release -p deai-chain --example throughput -- [txs] [senders]`
+
+#![allow(
+    clippy::disallowed_methods,
+    reason = "a benchmark measures wall time; the chain itself reads the runtime's clock"
+)]
 #![allow(clippy::unwrap_used, missing_docs)] // a measurement tool: failures should be loud
 
 use commonware_cryptography::{Signer as _, ed25519};

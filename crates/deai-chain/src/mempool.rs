@@ -21,7 +21,8 @@
 //!   ([`Mempool::prune_sender`]).
 //!
 //! Invariants: `by_id`, `by_sender` and `by_fee` always index exactly the same set of entries,
-//! and `bytes` is the sum of their sizes. [`Mempool::check_invariants`] asserts this in tests.
+//! and `bytes` is the sum of their sizes. [`Mempool::check_invariants`] asserts this in tests and,
+//! amortized, after every change in debug builds.
 
 use std::{
     cmp::Reverse,
@@ -189,6 +190,12 @@ impl<T: PoolTx> Mempool<T> {
 
     /// Admits `tx`, whose sender's next nonce in the latest finalized state is `next_nonce`.
     pub fn insert(&mut self, tx: T, next_nonce: u64) -> Result<Admitted<T::Id>, PoolError> {
+        let admitted = self.admit(tx, next_nonce);
+        self.debug_check();
+        admitted
+    }
+
+    fn admit(&mut self, tx: T, next_nonce: u64) -> Result<Admitted<T::Id>, PoolError> {
         let (id, sender, nonce, fee, size) =
             (tx.id(), tx.sender(), tx.nonce(), tx.fee(), tx.size());
         if self.by_id.contains_key(&id) {
@@ -211,7 +218,7 @@ impl<T: PoolTx> Mempool<T> {
                 return Err(PoolError::ReplacementUnderpriced { fee, pooled_fee });
             }
             let pooled_id = pooled.tx.id();
-            self.remove(&pooled_id);
+            self.take(&pooled_id);
             admitted.replaced = Some(pooled_id);
         }
         admitted.evicted = self.make_room(fee, size, sender)?;
@@ -303,7 +310,7 @@ impl<T: PoolTx> Mempool<T> {
             ids.extend(m.range(nonce + 1..).map(|(_, e)| e.tx.id()));
         }
         for id in &ids {
-            self.remove(id);
+            self.take(id);
         }
         ids
     }
@@ -320,6 +327,20 @@ impl<T: PoolTx> Mempool<T> {
 
     /// Removes one transaction; returns it if it was pooled.
     pub fn remove(&mut self, id: &T::Id) -> Option<T> {
+        let tx = self.take(id);
+        self.debug_check();
+        tx
+    }
+
+    /// In debug builds, [`Self::check_invariants`] after a change: always while the pool is
+    /// small, then once every 1024 admissions (a full check is linear in the pool).
+    fn debug_check(&self) {
+        if cfg!(debug_assertions) && (self.by_id.len() <= 64 || self.seq.is_multiple_of(1024)) {
+            self.check_invariants();
+        }
+    }
+
+    fn take(&mut self, id: &T::Id) -> Option<T> {
         let (sender, nonce) = self.by_id.remove(id)?;
         let by_nonce = self.by_sender.get_mut(&sender)?;
         let entry = by_nonce.remove(&nonce)?;
@@ -337,9 +358,9 @@ impl<T: PoolTx> Mempool<T> {
     where
         T::Id: 'a,
     {
-        ids.into_iter()
-            .filter(|id| self.remove(id).is_some())
-            .count()
+        let removed = ids.into_iter().filter(|id| self.take(id).is_some()).count();
+        self.debug_check();
+        removed
     }
 
     /// Drops `sender`'s transactions whose nonce is now below `next_nonce`; returns their ids.
@@ -349,8 +370,9 @@ impl<T: PoolTx> Mempool<T> {
             None => return Vec::new(),
         };
         for id in &stale {
-            self.remove(id);
+            self.take(id);
         }
+        self.debug_check();
         stale
     }
 

@@ -21,9 +21,9 @@ use std::collections::BTreeMap;
 use deai_learn::data::Dataset;
 use deai_learn::model;
 use deai_ledger::{Digest, RoundResult, Score};
+use deai_secagg::msg::Step;
 use deai_secagg::msg::{ClientBody, ClientMsg};
 use deai_secagg::server::{Aggregate, Rejection, Server, ServerPhase};
-use deai_secagg::sim::Step;
 use thiserror::Error;
 
 use super::groups::RoundPlan;

@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 
 use deai_learn::data::Dataset;
 use deai_ledger::{Digest, select, selection_seed};
-use deai_secagg::sim::Step;
+use deai_secagg::msg::Step;
 use ed25519_dalek::SigningKey;
 
 use super::coordinator::{CoordinatorRound, Phase, Rejected, RoundOutcome};

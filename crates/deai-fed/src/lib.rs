@@ -47,7 +47,7 @@ use ed25519_dalek::VerifyingKey;
 use thiserror::Error;
 
 pub use coordinator::{CoordinatorRound, Phase, Rejected, RoundOutcome};
-pub use deai_secagg::sim::Step;
+pub use deai_secagg::msg::Step;
 pub use owner::OwnerRound;
 pub use spec::{SpecError, TaskSpec};
 pub use verify::{Mismatch, RecordedRound, RoundCheck, verify_round};

@@ -19,6 +19,36 @@ use crate::wire::{DecodeError, Reader, Writer, check_ascending};
 /// Bytes of one encrypted share pair: two share values plus the AEAD tag.
 pub const SEALED_BYTES: usize = 2 * SHARE_BYTES + crate::crypto::TAG_BYTES;
 
+/// The five steps of a round from a client's side, in protocol order (what a client sends at
+/// each; a driver that counts deadlines or injects faults names them).
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "kebab-case")]
+pub enum Step {
+    /// Sending the key advert.
+    Advert,
+    /// Sending encrypted shares.
+    Shares,
+    /// Sending the masked input.
+    Masked,
+    /// Signing the survivor list.
+    Consistency,
+    /// Revealing shares.
+    Unmask,
+}
+
+impl Step {
+    /// All steps in protocol order.
+    pub const ALL: [Step; 5] = [
+        Step::Advert,
+        Step::Shares,
+        Step::Masked,
+        Step::Consistency,
+        Step::Unmask,
+    ];
+}
+
 /// Bounds for decoding, from the round's configuration.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limits {

@@ -20,41 +20,12 @@ use thiserror::Error;
 
 use crate::client::{Client, ClientError, ClientPhase};
 use crate::config::{ConfigError, RoundConfig};
-use crate::msg::{ClientBody, ClientMsg, ServerMsg};
+use crate::msg::{ClientBody, ClientMsg, ServerMsg, Step};
 use crate::params::Params;
 use crate::quant::{QuantError, Quantizer};
 use crate::server::{Aggregate, Server, ServerError, UnmaskRecord};
 use crate::verify::{VerifyError, verify_aggregate};
 use crate::{prg, unmask};
-
-/// The five client steps, in order.
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
-)]
-#[serde(rename_all = "kebab-case")]
-pub enum Step {
-    /// Sending the key advert.
-    Advert,
-    /// Sending encrypted shares.
-    Shares,
-    /// Sending the masked input.
-    Masked,
-    /// Signing the survivor list.
-    Consistency,
-    /// Revealing shares.
-    Unmask,
-}
-
-impl Step {
-    /// All steps in protocol order.
-    pub const ALL: [Step; 5] = [
-        Step::Advert,
-        Step::Shares,
-        Step::Masked,
-        Step::Consistency,
-        Step::Unmask,
-    ];
-}
 
 /// What goes wrong with one client.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

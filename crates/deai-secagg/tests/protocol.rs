@@ -7,11 +7,11 @@ use std::sync::Arc;
 
 use deai_secagg::client::{Client, ClientError, ClientPhase};
 use deai_secagg::config::RoundConfig;
-use deai_secagg::msg::{ClientBody, ServerBody, ServerMsg, ShareKind};
+use deai_secagg::msg::{ClientBody, ServerBody, ServerMsg, ShareKind, Step};
 use deai_secagg::params::Params;
 use deai_secagg::server::ServerPhase;
 use deai_secagg::server::{Server, ServerError};
-use deai_secagg::sim::{Fault, SimError, SimSpec, Step, run_round};
+use deai_secagg::sim::{Fault, SimError, SimSpec, run_round};
 use ed25519_dalek::SigningKey;
 use proptest::prelude::*;
 use rand_chacha::ChaCha20Rng;
