@@ -1,7 +1,9 @@
 //! The deai node daemon: HTTP API, blob store and roles wired to the chain.
 //!
 //! [`run::run`] starts a validator on the Commonware tokio runtime with the HTTP API ([`api`]) beside
-//! it; [`init::init`] makes a data directory; [`client::Client`] talks to a node's API.
+//! it; [`init::init`] makes a data directory; [`client::Client`] talks to a node's API and sends
+//! transactions ([`client::Client::send`]), reading answers into the types of [`api::types`]
+//! (also served as OpenAPI at `/v1/openapi.json`).
 //! [`blobs`] stores models and updates by their BLAKE3 hash; [`auth`] signs and checks every
 //! message between nodes. [`roles`] runs the data owner and coordinator over HTTP, driving the
 //! pure round protocol of [`fed`] (the `deai-fed` crate); [`audit`] holds the checks anyone
