@@ -442,4 +442,33 @@ mod tests {
             check.mismatches
         );
     }
+
+    #[test]
+    fn a_round_that_cannot_be_checked_does_not_hide_the_next() {
+        let (_, validation) = crate::harness::tests::owners(12);
+        let spec = TaskSpec {
+            rounds: 3,
+            ..crate::harness::tests::spec()
+        };
+        let report = networked(&spec);
+        let first = &report.rounds[0].outcome;
+        let hidden = [first.record.0, first.aggregate.0];
+        let fetch = |h: &deai_ledger::Digest| {
+            (!hidden.contains(h))
+                .then(|| report.blobs.get(h).cloned())
+                .flatten()
+        };
+        let mut server = ServerState::new(&spec).expect("builds");
+        let checks: Vec<_> = report
+            .rounds
+            .iter()
+            .map(|r| {
+                let recorded = crate::RecordedRound::from(&r.outcome.round_result(1, r.info.round));
+                crate::verify_round(&spec, &r.info, &recorded, &fetch, &validation, &mut server)
+            })
+            .collect();
+        assert!(!checks[0].is_ok(), "round 1's blobs are missing");
+        assert!(checks[1].is_ok(), "{:?}", checks[1].mismatches);
+        assert!(checks[2].is_ok(), "{:?}", checks[2].mismatches);
+    }
 }

@@ -12,7 +12,8 @@
 //! Rounds are verified in order with one [`ServerState`] for the task, since a server
 //! optimiser's step depends on the rounds before. A round whose groups cannot be re-summed
 //! steps that state with the recorded aggregate instead (its mismatch is already reported), so
-//! later rounds are still checked against what the coordinator claimed.
+//! later rounds are still checked against what the coordinator claimed; a round without even
+//! that is passed over.
 
 use deai_learn::data::Dataset;
 use deai_ledger::{Digest, RoundResult, Score};
@@ -223,6 +224,12 @@ pub fn verify_round(
     if server.stepped() + 1 == info.round {
         step_with_recorded(fetch, spec, info, recorded, server);
     }
+    if server.stepped() + 1 == info.round {
+        // Not even the recorded aggregate is usable (that is reported above). Move on without a
+        // step: a stateless rule checks the next rounds exactly, an optimiser's later models are
+        // reported as not reproducible.
+        let _ = server.skip(info.round);
+    }
     RoundCheck {
         task: info.task,
         round: info.round,
@@ -231,7 +238,7 @@ pub fn verify_round(
 }
 
 /// Steps `server` through a round that could not be re-summed, with the sums the coordinator
-/// recorded; leaves it behind (later rounds then report it) when even those are unavailable.
+/// recorded, when those are available and decode.
 fn step_with_recorded(
     fetch: Fetch<'_>,
     spec: &TaskSpec,
@@ -245,7 +252,7 @@ fn step_with_recorded(
     else {
         return;
     };
-    // A failure here leaves the state behind, which the next round reports.
+    // A failure leaves the state where it was; the caller moves the round counter on.
     let _ = server.replay(spec, info.round, info.selected.len(), &global, &aggregate);
 }
 
