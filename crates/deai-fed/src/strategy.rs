@@ -131,13 +131,8 @@ impl ServerState {
         self.stepped
     }
 
-    /// The strategy's display name.
-    pub fn name(&self) -> String {
-        self.rule.name()
-    }
-
-    /// Moves past a round that closed without a result (expired): the model and the rule's
-    /// state stay as they were.
+    /// Moves past a round without stepping: one that closed without a result (expired), or one
+    /// a verifier could not read. The rule's state stays as it was.
     pub fn skip(&mut self, round: u32) -> Result<(), FedError> {
         self.check_next(round)?;
         self.stepped = round;

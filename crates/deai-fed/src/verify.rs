@@ -221,13 +221,12 @@ pub fn verify_round(
     if let Err(e) = run(&mut c, spec, info, recorded, validation, server) {
         c.out.push(e);
     }
-    if server.stepped() + 1 == info.round {
-        step_with_recorded(fetch, spec, info, recorded, server);
-    }
-    if server.stepped() + 1 == info.round {
-        // Not even the recorded aggregate is usable (that is reported above). Move on without a
-        // step: a stateless rule checks the next rounds exactly, an optimiser's later models are
-        // reported as not reproducible.
+    // Not re-summed: step with what the coordinator recorded. Not even that usable (reported
+    // above): move on without a step, so a stateless rule checks the next rounds exactly and an
+    // optimiser's later models are reported as not reproducible.
+    if server.stepped() + 1 == info.round
+        && !step_with_recorded(fetch, spec, info, recorded, server)
+    {
         let _ = server.skip(info.round);
     }
     RoundCheck {
@@ -238,22 +237,23 @@ pub fn verify_round(
 }
 
 /// Steps `server` through a round that could not be re-summed, with the sums the coordinator
-/// recorded, when those are available and decode.
+/// recorded; whether those were available and decoded.
 fn step_with_recorded(
     fetch: Fetch<'_>,
     spec: &TaskSpec,
     info: &RoundInfo,
     recorded: &RecordedRound,
     server: &mut ServerState,
-) {
+) -> bool {
     let checked = |hash: &Digest| fetch(hash).filter(|b| Digest::hash(b) == *hash);
     let (Some(global), Some(aggregate)) =
         (checked(&info.global_model), checked(&recorded.aggregate))
     else {
-        return;
+        return false;
     };
-    // A failure leaves the state where it was; the caller moves the round counter on.
-    let _ = server.replay(spec, info.round, info.selected.len(), &global, &aggregate);
+    server
+        .replay(spec, info.round, info.selected.len(), &global, &aggregate)
+        .is_ok()
 }
 
 fn run(

@@ -272,7 +272,7 @@ impl Client {
 }
 
 /// A submitted transaction.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Sent {
     /// Its id.
     pub id: TxId,

@@ -181,18 +181,6 @@ impl TxState {
         !matches!(self, Self::Pending)
     }
 
-    /// The receipt of a transaction the ledger applied; `None` otherwise.
-    pub fn applied_receipt(&self) -> Option<&Receipt> {
-        match self {
-            Self::Finalized {
-                applied: true,
-                receipt,
-                ..
-            } => Some(receipt),
-            _ => None,
-        }
-    }
-
     /// The height of its block, once finalized.
     pub fn height(&self) -> Option<u64> {
         match self {
@@ -312,7 +300,7 @@ mod tests {
         let v = serde_json::to_value(&rejected).expect("serializes");
         assert_eq!(v["status"], "rejected");
         assert_eq!(v["code"], "evicted");
-        assert!(rejected.is_final() && rejected.applied_receipt().is_none());
+        assert!(rejected.is_final() && rejected.height().is_none());
         let pending: TxState = serde_json::from_str(r#"{"status":"pending"}"#).expect("parses");
         assert!(!pending.is_final());
         assert!(serde_json::from_str::<TxState>(r#"{"status":"finalised"}"#).is_err());
