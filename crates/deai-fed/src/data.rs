@@ -1,17 +1,19 @@
 //! A compact, checked binary format for a dataset slice (an owner's local data, a task's
 //! validation set), and the deterministic cut of the vendored digits set into owner slices.
 //!
-//! Format (little-endian): magic `deai-ds1`, `sample_len: u32`, `classes: u32`,
-//! `samples: u32`, then `samples · sample_len` `f32` features, then `samples` `u32` labels.
+//! Format (the one codec, [`deai_secagg::wire`]: big-endian): magic `deai-ds2`, `sample_len: u32`,
+//! `classes: u32`, `samples: u32`, then `samples · sample_len` `f32` features, then `samples`
+//! `u32` labels.
 //! Decoding refuses a size that disagrees with the header, values that are not finite, labels
 //! out of range, and anything beyond [`DataLimits`]; its output re-encodes to the same bytes.
 
+use bytes::BufMut as _;
+use commonware_codec::{Copying, ReadExt as _, Write as _};
 use deai_learn::data::{Dataset, digits};
-use deai_secagg::wire::{Reader, Writer};
 use thiserror::Error;
 
 /// First bytes of every dataset blob.
-pub const MAGIC: &[u8; 8] = b"deai-ds1";
+pub const MAGIC: &[u8; 8] = b"deai-ds2";
 
 /// Bounds on what [`decode`] accepts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -79,19 +81,19 @@ pub enum DataError {
     Digits(String),
 }
 
+/// Bytes before the features: magic and three `u32` header fields.
+const HEADER_BYTES: usize = MAGIC.len() + 3 * 4;
+
 /// Encodes a dataset.
 pub fn encode(data: &Dataset) -> Vec<u8> {
-    let mut out = Vec::with_capacity(20 + data.features.len() * 4 + data.labels.len() * 4);
-    out.extend_from_slice(MAGIC);
+    let mut out =
+        Vec::with_capacity(HEADER_BYTES + data.features.len() * 4 + data.labels.len() * 4);
+    out.put_slice(MAGIC);
     out.put_u32(u32::try_from(data.sample_len).expect("datasets are far below 2^32 features"));
     out.put_u32(u32::try_from(data.classes).expect("classes fit u32"));
-    out.put_count(data.labels.len());
-    for f in &data.features {
-        out.extend_from_slice(&f.to_le_bytes());
-    }
-    for l in &data.labels {
-        out.put_u32(*l);
-    }
+    out.put_u32(u32::try_from(data.labels.len()).expect("samples are bounded by DataLimits"));
+    data.features.iter().for_each(|f| f.write(&mut out));
+    data.labels.iter().for_each(|l| l.write(&mut out));
     out
 }
 
@@ -104,36 +106,34 @@ fn header(field: &'static str, value: u32, max: u32) -> Result<u32, DataError> {
 
 /// Decodes and checks a dataset blob.
 pub fn decode(bytes: &[u8], limits: &DataLimits) -> Result<Dataset, DataError> {
-    let mut r = Reader::new(bytes);
-    if r.take(8).ok() != Some(MAGIC.as_slice()) {
+    if bytes.len() < HEADER_BYTES || !bytes.starts_with(MAGIC) {
         return Err(DataError::Magic);
     }
-    let mut field = || r.u32().map_err(|_| DataError::Magic);
+    let mut buf = Copying(&bytes[MAGIC.len()..]);
+    let mut field = || u32::read(&mut buf).map_err(|_| DataError::Magic);
     let (sample_len, classes, samples) = (field()?, field()?, field()?);
     let sample_len = header("sample_len", sample_len, limits.sample_len_max)?;
     let classes = header("classes", classes, limits.classes_max)?;
     let samples = header("samples", samples, limits.samples_max)?;
     let values = u64::from(samples) * u64::from(sample_len);
-    let expected = 20 + 4 * values + 4 * u64::from(samples);
+    let expected = HEADER_BYTES as u64 + 4 * values + 4 * u64::from(samples);
     if bytes.len() as u64 != expected {
         return Err(DataError::Size {
             expected,
             got: bytes.len(),
         });
     }
-    let body = &bytes[20..];
-    let (feat, lab) = body.split_at(4 * values as usize);
-    let features: Vec<f32> = feat
-        .chunks_exact(4)
-        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-        .collect();
+    // The size check above makes every read below succeed.
+    let mut read = |n: u64| -> Vec<u32> {
+        (0..n)
+            .map(|_| u32::read(&mut buf).expect("size checked"))
+            .collect()
+    };
+    let features: Vec<f32> = read(values).into_iter().map(f32::from_bits).collect();
     if let Some(index) = features.iter().position(|v| !v.is_finite()) {
         return Err(DataError::NonFinite { index });
     }
-    let labels: Vec<u32> = lab
-        .chunks_exact(4)
-        .map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-        .collect();
+    let labels = read(u64::from(samples));
     if let Some((sample, &label)) = labels.iter().enumerate().find(|(_, l)| **l >= classes) {
         return Err(DataError::Label {
             sample,
@@ -213,14 +213,14 @@ mod tests {
             Err(DataError::Size { .. })
         ));
         let mut nan = good.clone();
-        nan[20..24].copy_from_slice(&f32::NAN.to_le_bytes());
+        nan[20..24].copy_from_slice(&f32::NAN.to_be_bytes());
         assert_eq!(
             decode(&nan, &limits),
             Err(DataError::NonFinite { index: 0 })
         );
         let mut label = good.clone();
         let at = good.len() - 4;
-        label[at..].copy_from_slice(&3u32.to_le_bytes());
+        label[at..].copy_from_slice(&3u32.to_be_bytes());
         assert!(matches!(
             decode(&label, &limits),
             Err(DataError::Label {
@@ -241,7 +241,7 @@ mod tests {
             })
         ));
         let mut zero = good.clone();
-        zero[8..12].copy_from_slice(&0u32.to_le_bytes());
+        zero[8..12].copy_from_slice(&0u32.to_be_bytes());
         assert!(matches!(
             decode(&zero, &limits),
             Err(DataError::Header {

@@ -1,28 +1,33 @@
 //! The round's public blobs besides the models: the unmasking record (what
 //! `RoundResult.unmasking` hashes) and the aggregate (what `RoundResult.aggregate` hashes).
 //!
-//! Both encodings are canonical: little-endian fixed-width integers, `u32`-counted lists, one
-//! byte per tag; decoding is bounded by [`RecordLimits`], refuses trailing bytes, and its output
-//! re-encodes to the input. A survivor's masked-update blob is its masked vector as
-//! little-endian `u32` words ([`masked_blob`]), so the blob's BLAKE3 is exactly the hash
+//! Both are written with the one codec ([`deai_secagg::wire`]: big-endian fixed-width integers,
+//! varint-counted lists, one byte per tag) and are canonical; decoding is bounded by
+//! [`RecordLimits`], refuses trailing bytes, and its output re-encodes to the input. A
+//! survivor's masked-update blob is its masked vector as big-endian `u32` words
+//! ([`masked_blob`]), so the blob's BLAKE3 is exactly the hash
 //! [`deai_secagg::hash_vector`] puts in the group's `UnmaskRecord::masked_hashes`: the record
 //! lists each survivor's blob hash once, aligned with the group's survivors.
 
+use bytes::BufMut as _;
+use commonware_codec::{Buf, Copying, ReadExt as _, Write as _};
 use deai_ledger::Digest;
 use deai_secagg::msg::Advert;
 use deai_secagg::quant::Quantizer;
 use deai_secagg::server::UnmaskRecord;
-use deai_secagg::wire::{DecodeError, Reader, Writer};
+use deai_secagg::wire::{
+    DecodeError, put_words_be, read_count, read_items, read_words, write_count, write_words,
+};
 use thiserror::Error;
 
 /// First bytes of an unmasking record blob.
-pub const RECORD_MAGIC: &[u8; 8] = b"deai-ur2";
+pub const RECORD_MAGIC: &[u8; 8] = b"deai-ur3";
 /// First bytes of an aggregate blob.
-pub const AGGREGATE_MAGIC: &[u8; 8] = b"deai-ag1";
+pub const AGGREGATE_MAGIC: &[u8; 8] = b"deai-ag2";
 /// Longest abort reason kept in a record.
 pub const REASON_BYTES_MAX: usize = 256;
 
-const ADVERT_BYTES: usize = 4 + 32 + 32 + 32 + 64;
+const ADVERT_BYTES: usize = <Advert as commonware_codec::FixedSize>::SIZE;
 
 /// Bounds on decoding.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -40,8 +45,9 @@ pub enum RecordError {
     #[error("not a {0} blob (bad magic)")]
     Magic(&'static str),
     /// The bytes do not follow the format.
+    /// (The codec's error, as text, so the error stays comparable.)
     #[error("malformed blob: {0}")]
-    Decode(#[from] DecodeError),
+    Decode(String),
     /// An abort reason is not UTF-8.
     #[error("abort reason is not UTF-8")]
     Reason,
@@ -53,6 +59,12 @@ pub enum RecordError {
         /// Bytes received.
         got: usize,
     },
+}
+
+impl From<DecodeError> for RecordError {
+    fn from(e: DecodeError) -> Self {
+        Self::Decode(e.to_string())
+    }
 }
 
 /// How one group's secure aggregation ended.
@@ -101,70 +113,43 @@ pub struct RoundRecord {
     pub groups: Vec<GroupRecord>,
 }
 
-fn put_u32_list(out: &mut Vec<u8>, list: &[u32]) {
-    out.put_count(list.len());
-    list.iter().for_each(|v| out.put_u32(*v));
-}
-
-fn put_unmask(out: &mut Vec<u8>, r: &UnmaskRecord) {
-    out.put_u64(r.round);
-    out.put_count(r.adverts.len());
-    for a in &r.adverts {
-        out.put_u32(a.from);
-        out.extend_from_slice(&a.cipher_pk);
-        out.extend_from_slice(&a.mask_pk);
-        out.extend_from_slice(&a.seed_commitment);
-        out.extend_from_slice(&a.signature);
-    }
-    put_u32_list(out, &r.survivors);
+fn write_unmask(r: &UnmaskRecord, buf: &mut Vec<u8>) {
+    buf.put_u64(r.round);
+    write_count(r.adverts.len(), buf);
+    r.adverts.iter().for_each(|a| a.write(buf));
+    write_words(&r.survivors, buf);
     // masked_hashes, masked_signatures and self_seeds are aligned with survivors: no count of
     // their own.
-    r.masked_hashes
-        .iter()
-        .for_each(|h| out.extend_from_slice(h));
+    r.masked_hashes.iter().for_each(|h| buf.put_slice(h));
     r.masked_signatures
         .iter()
-        .for_each(|sig| out.extend_from_slice(sig));
-    r.self_seeds.iter().for_each(|s| out.extend_from_slice(s));
-    out.put_count(r.consistency.len());
+        .for_each(|sig| buf.put_slice(sig));
+    r.self_seeds.iter().for_each(|s| buf.put_slice(s));
+    write_count(r.consistency.len(), buf);
     for (c, sig) in &r.consistency {
-        out.put_u32(*c);
-        out.extend_from_slice(sig);
+        buf.put_u32(*c);
+        buf.put_slice(sig);
     }
-    out.put_count(r.dropped_keys.len());
+    write_count(r.dropped_keys.len(), buf);
     for (c, k) in &r.dropped_keys {
-        out.put_u32(*c);
-        out.extend_from_slice(k);
+        buf.put_u32(*c);
+        buf.put_slice(k);
     }
 }
 
-fn read_unmask(r: &mut Reader<'_>, max: u32) -> Result<UnmaskRecord, DecodeError> {
-    let round = r.u64()?;
-    let n = r.count("adverts", max, ADVERT_BYTES)?;
-    let adverts = (0..n)
-        .map(|_| {
-            Ok(Advert {
-                from: r.u32()?,
-                cipher_pk: r.array()?,
-                mask_pk: r.array()?,
-                seed_commitment: r.array()?,
-                signature: r.array()?,
-            })
-        })
-        .collect::<Result<Vec<_>, DecodeError>>()?;
-    let n = r.count("survivors", max, 4 + 32 + 64 + 32)?;
-    let survivors = (0..n).map(|_| r.u32()).collect::<Result<Vec<_>, _>>()?;
-    let masked_hashes = (0..n).map(|_| r.array()).collect::<Result<Vec<_>, _>>()?;
-    let masked_signatures = (0..n).map(|_| r.array()).collect::<Result<Vec<_>, _>>()?;
-    let self_seeds = (0..n).map(|_| r.array()).collect::<Result<Vec<_>, _>>()?;
-    let n = r.count("consistency signatures", max, 4 + 64)?;
-    let consistency = (0..n)
-        .map(|_| Ok((r.u32()?, r.array()?)))
-        .collect::<Result<Vec<_>, DecodeError>>()?;
-    let n = r.count("dropped keys", max, 36)?;
-    let dropped_keys = (0..n)
-        .map(|_| Ok((r.u32()?, r.array()?)))
-        .collect::<Result<Vec<_>, DecodeError>>()?;
+fn read_unmask(buf: &mut impl Buf, max: usize) -> Result<UnmaskRecord, DecodeError> {
+    let round = u64::read(buf)?;
+    let n = read_count(buf, max, ADVERT_BYTES)?;
+    let adverts = read_items(buf, n, |b| Advert::read(b))?;
+    let n = read_count(buf, max, 4 + 32 + 64 + 32)?;
+    let survivors = read_items(buf, n, |b| u32::read(b))?;
+    let masked_hashes = read_items(buf, n, |b| <[u8; 32]>::read(b))?;
+    let masked_signatures = read_items(buf, n, |b| <[u8; 64]>::read(b))?;
+    let self_seeds = read_items(buf, n, |b| <[u8; 32]>::read(b))?;
+    let n = read_count(buf, max, 4 + 64)?;
+    let consistency = read_items(buf, n, |b| Ok((u32::read(b)?, <[u8; 64]>::read(b)?)))?;
+    let n = read_count(buf, max, 4 + 32)?;
+    let dropped_keys = read_items(buf, n, |b| Ok((u32::read(b)?, <[u8; 32]>::read(b)?)))?;
     Ok(UnmaskRecord {
         round,
         adverts,
@@ -177,20 +162,36 @@ fn read_unmask(r: &mut Reader<'_>, max: u32) -> Result<UnmaskRecord, DecodeError
     })
 }
 
+/// Checks the magic and decodes the rest with `read`, refusing trailing bytes.
+fn decode_blob<T>(
+    bytes: &[u8],
+    magic: &[u8; 8],
+    what: &'static str,
+    read: impl FnOnce(&mut Copying<'_>) -> Result<T, RecordError>,
+) -> Result<T, RecordError> {
+    let body = bytes.strip_prefix(magic).ok_or(RecordError::Magic(what))?;
+    let mut buf = Copying(body);
+    let value = read(&mut buf)?;
+    match bytes::Buf::remaining(&buf) {
+        0 => Ok(value),
+        n => Err(DecodeError::ExtraData(n).into()),
+    }
+}
+
 impl RoundRecord {
     /// The canonical bytes.
     pub fn encode(&self) -> Vec<u8> {
         let mut out = Vec::new();
-        out.extend_from_slice(RECORD_MAGIC);
+        out.put_slice(RECORD_MAGIC);
         out.put_u64(self.task);
         out.put_u32(self.round);
-        out.extend_from_slice(&self.spec_hash.0);
-        out.extend_from_slice(&self.global_model.0);
+        out.put_slice(&self.spec_hash.0);
+        out.put_slice(&self.global_model.0);
         out.put_u32(self.quantizer.clip.to_bits());
         out.put_u32(self.quantizer.level_bits);
-        out.put_count(self.groups.len());
+        write_count(self.groups.len(), &mut out);
         for g in &self.groups {
-            out.put_count(g.members.len());
+            write_count(g.members.len(), &mut out);
             g.members.iter().for_each(|m| out.put_u64(*m));
             out.put_u64(g.secagg_round);
             out.put_u32(g.degree);
@@ -198,14 +199,14 @@ impl RoundRecord {
             out.put_u32(g.modulus_bits);
             match &g.result {
                 GroupResult::Aborted { reason } => {
-                    out.push(0);
+                    out.put_u8(0);
                     let reason = truncate(reason);
-                    out.put_count(reason.len());
-                    out.extend_from_slice(reason.as_bytes());
+                    write_count(reason.len(), &mut out);
+                    out.put_slice(reason.as_bytes());
                 }
                 GroupResult::Done(u) => {
-                    out.push(1);
-                    put_unmask(&mut out, u);
+                    out.put_u8(1);
+                    write_unmask(u, &mut out);
                 }
             }
         }
@@ -214,60 +215,52 @@ impl RoundRecord {
 
     /// Decodes a record blob within `limits`.
     pub fn decode(bytes: &[u8], limits: &RecordLimits) -> Result<Self, RecordError> {
-        let mut r = Reader::new(bytes);
-        if r.take(8).ok() != Some(RECORD_MAGIC.as_slice()) {
-            return Err(RecordError::Magic("unmasking record"));
-        }
-        let task = r.u64()?;
-        let round = r.u32()?;
-        let spec_hash = Digest(r.array()?);
-        let global_model = Digest(r.array()?);
-        let quantizer = Quantizer {
-            clip: f32::from_bits(r.u32()?),
-            level_bits: r.u32()?,
-        };
-        let max = limits.datasets_max;
-        let n = r.count("groups", max, 4 + 8 + 12 + 1)?;
-        let mut groups = Vec::with_capacity(n);
-        for _ in 0..n {
-            let m = r.count("members", max, 8)?;
-            let members = (0..m).map(|_| r.u64()).collect::<Result<Vec<_>, _>>()?;
-            let secagg_round = r.u64()?;
-            let (degree, threshold, modulus_bits) = (r.u32()?, r.u32()?, r.u32()?);
-            let result = match r.u8()? {
-                0 => {
-                    let len = r.count("reason", REASON_BYTES_MAX as u32, 1)?;
-                    let text = r.take(len)?.to_vec();
-                    GroupResult::Aborted {
-                        reason: String::from_utf8(text).map_err(|_| RecordError::Reason)?,
-                    }
-                }
-                1 => GroupResult::Done(read_unmask(&mut r, max)?),
-                tag => {
-                    return Err(DecodeError::Tag {
-                        what: "group result",
-                        tag,
-                    }
-                    .into());
-                }
+        decode_blob(bytes, RECORD_MAGIC, "unmasking record", |buf| {
+            let task = u64::read(buf)?;
+            let round = u32::read(buf)?;
+            let spec_hash = Digest(<[u8; 32]>::read(buf)?);
+            let global_model = Digest(<[u8; 32]>::read(buf)?);
+            let quantizer = Quantizer {
+                clip: f32::from_bits(u32::read(buf)?),
+                level_bits: u32::read(buf)?,
             };
-            groups.push(GroupRecord {
-                members,
-                secagg_round,
-                degree,
-                threshold,
-                modulus_bits,
-                result,
-            });
-        }
-        r.finish()?;
-        Ok(Self {
-            task,
-            round,
-            spec_hash,
-            global_model,
-            quantizer,
-            groups,
+            let max = limits.datasets_max as usize;
+            let n = read_count(buf, max, 1 + 8 + 12 + 1)?;
+            let mut groups = Vec::with_capacity(n);
+            for _ in 0..n {
+                let m = read_count(buf, max, 8)?;
+                let members = read_items(buf, m, |b| u64::read(b))?;
+                let secagg_round = u64::read(buf)?;
+                let (degree, threshold, modulus_bits) =
+                    (u32::read(buf)?, u32::read(buf)?, u32::read(buf)?);
+                let result = match u8::read(buf)? {
+                    0 => {
+                        let len = read_count(buf, REASON_BYTES_MAX, 1)?;
+                        let text = read_items(buf, len, |b| u8::read(b))?;
+                        GroupResult::Aborted {
+                            reason: String::from_utf8(text).map_err(|_| RecordError::Reason)?,
+                        }
+                    }
+                    1 => GroupResult::Done(read_unmask(buf, max)?),
+                    tag => return Err(DecodeError::InvalidEnum(tag).into()),
+                };
+                groups.push(GroupRecord {
+                    members,
+                    secagg_round,
+                    degree,
+                    threshold,
+                    modulus_bits,
+                    result,
+                });
+            }
+            Ok(Self {
+                task,
+                round,
+                spec_hash,
+                global_model,
+                quantizer,
+                groups,
+            })
         })
     }
 }
@@ -292,14 +285,14 @@ impl AggregateBlob {
     /// The canonical bytes.
     pub fn encode(&self) -> Vec<u8> {
         let mut out = Vec::new();
-        out.extend_from_slice(AGGREGATE_MAGIC);
-        out.put_count(self.groups.len());
+        out.put_slice(AGGREGATE_MAGIC);
+        write_count(self.groups.len(), &mut out);
         for g in &self.groups {
             match g {
-                None => out.push(0),
+                None => out.put_u8(0),
                 Some(sum) => {
-                    out.push(1);
-                    put_u32_list(&mut out, sum);
+                    out.put_u8(1);
+                    write_words(sum, &mut out);
                 }
             }
         }
@@ -308,36 +301,24 @@ impl AggregateBlob {
 
     /// Decodes an aggregate blob within `limits`.
     pub fn decode(bytes: &[u8], limits: &RecordLimits) -> Result<Self, RecordError> {
-        let mut r = Reader::new(bytes);
-        if r.take(8).ok() != Some(AGGREGATE_MAGIC.as_slice()) {
-            return Err(RecordError::Magic("aggregate"));
-        }
-        let n = r.count("groups", limits.datasets_max, 1)?;
-        let mut groups = Vec::with_capacity(n);
-        for _ in 0..n {
-            groups.push(match r.u8()? {
-                0 => None,
-                1 => {
-                    let len = r.count("sum", limits.vector_len_max, 4)?;
-                    Some((0..len).map(|_| r.u32()).collect::<Result<Vec<_>, _>>()?)
-                }
-                tag => {
-                    return Err(DecodeError::Tag {
-                        what: "group sum",
-                        tag,
-                    }
-                    .into());
-                }
-            });
-        }
-        r.finish()?;
-        Ok(Self { groups })
+        decode_blob(bytes, AGGREGATE_MAGIC, "aggregate", |buf| {
+            let n = read_count(buf, limits.datasets_max as usize, 1)?;
+            let groups = read_items(buf, n, |b| match u8::read(b)? {
+                0 => Ok(None),
+                1 => read_words(b, limits.vector_len_max as usize).map(Some),
+                tag => Err(DecodeError::InvalidEnum(tag)),
+            })?;
+            Ok(Self { groups })
+        })
     }
 }
 
-/// A masked vector as a blob: its words, little-endian.
+/// A masked vector as a blob: its words, big-endian, uncounted (so its BLAKE3 is
+/// [`deai_secagg::hash_vector`] of the words).
 pub fn masked_blob(words: &[u32]) -> Vec<u8> {
-    words.iter().flat_map(|w| w.to_le_bytes()).collect()
+    let mut out = vec![0; 4 * words.len()];
+    put_words_be(&mut out, words);
+    out
 }
 
 /// The words of a masked blob, which must hold exactly `vector_len` of them.
@@ -350,7 +331,7 @@ pub fn masked_words(bytes: &[u8], vector_len: usize) -> Result<Vec<u32>, RecordE
     }
     Ok(bytes
         .chunks_exact(4)
-        .map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+        .map(|c| u32::from_be_bytes([c[0], c[1], c[2], c[3]]))
         .collect())
 }
 
@@ -444,7 +425,7 @@ mod tests {
         trailing.push(0);
         assert_eq!(
             RoundRecord::decode(&trailing, &LIMITS),
-            Err(RecordError::Decode(DecodeError::Trailing(1)))
+            Err(RecordError::Decode(DecodeError::ExtraData(1).to_string()))
         );
         let tight = RecordLimits {
             datasets_max: 2,
@@ -452,17 +433,14 @@ mod tests {
         };
         assert!(matches!(
             RoundRecord::decode(&bytes, &tight),
-            Err(RecordError::Decode(DecodeError::TooLong {
-                what: "members",
-                ..
-            }))
+            Err(RecordError::Decode(m)) if m == DecodeError::InvalidLength(3).to_string()
         ));
         let agg = AggregateBlob {
             groups: vec![Some(vec![0; 17])],
         };
         assert!(AggregateBlob::decode(&agg.encode(), &LIMITS).is_err());
         assert_eq!(
-            AggregateBlob::decode(b"deai-ur1", &LIMITS),
+            AggregateBlob::decode(RECORD_MAGIC, &LIMITS),
             Err(RecordError::Magic("aggregate"))
         );
         assert!(matches!(

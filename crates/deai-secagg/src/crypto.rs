@@ -58,9 +58,9 @@ pub fn pairwise_seed(
 ) -> Zeroizing<[u8; 32]> {
     let mut material = Zeroizing::new([0u8; 32 + 8 + 4 + 4]);
     material[..32].copy_from_slice(agree(secret, peer).as_ref());
-    material[32..40].copy_from_slice(&round.to_le_bytes());
-    material[40..44].copy_from_slice(&a.min(b).to_le_bytes());
-    material[44..].copy_from_slice(&a.max(b).to_le_bytes());
+    material[32..40].copy_from_slice(&round.to_be_bytes());
+    material[40..44].copy_from_slice(&a.min(b).to_be_bytes());
+    material[44..].copy_from_slice(&a.max(b).to_be_bytes());
     Zeroizing::new(blake3::derive_key(PAIRWISE_CONTEXT, material.as_ref()))
 }
 
@@ -69,8 +69,8 @@ pub fn pairwise_seed(
 /// a self seed the server reconstructs without learning it before.
 pub fn seed_commitment(round: u64, from: u32, seed: &[u8; 32]) -> [u8; 32] {
     let mut material = Zeroizing::new([0u8; 8 + 4 + 32]);
-    material[..8].copy_from_slice(&round.to_le_bytes());
-    material[8..12].copy_from_slice(&from.to_le_bytes());
+    material[..8].copy_from_slice(&round.to_be_bytes());
+    material[8..12].copy_from_slice(&from.to_be_bytes());
     material[12..].copy_from_slice(seed);
     blake3::derive_key(SEED_COMMITMENT_CONTEXT, material.as_ref())
 }
@@ -95,9 +95,9 @@ impl ShareChannel {
         // The agreement's copy and the derived key are wiped as well when they go out of scope.
         let mut material = Zeroizing::new([0u8; 32 + 8 + 4 + 4]);
         material[..32].copy_from_slice(self.shared.as_ref());
-        material[32..40].copy_from_slice(&round.to_le_bytes());
-        material[40..44].copy_from_slice(&from.to_le_bytes());
-        material[44..].copy_from_slice(&to.to_le_bytes());
+        material[32..40].copy_from_slice(&round.to_be_bytes());
+        material[40..44].copy_from_slice(&from.to_be_bytes());
+        material[44..].copy_from_slice(&to.to_be_bytes());
         let key = Zeroizing::new(blake3::derive_key(SHARE_KEY_CONTEXT, material.as_ref()));
         ChaCha20Poly1305::new(Key::from_slice(key.as_ref()))
     }
@@ -141,9 +141,9 @@ impl ShareChannel {
 
 fn share_aad(round: u64, from: u32, to: u32) -> [u8; 16] {
     let mut aad = [0u8; 16];
-    aad[..8].copy_from_slice(&round.to_le_bytes());
-    aad[8..12].copy_from_slice(&from.to_le_bytes());
-    aad[12..].copy_from_slice(&to.to_le_bytes());
+    aad[..8].copy_from_slice(&round.to_be_bytes());
+    aad[8..12].copy_from_slice(&from.to_be_bytes());
+    aad[12..].copy_from_slice(&to.to_be_bytes());
     aad
 }
 
@@ -156,8 +156,8 @@ fn advert_message(
 ) -> Vec<u8> {
     let mut m = Vec::with_capacity(ADVERT_DOMAIN.len() + 8 + 4 + 96);
     m.extend_from_slice(ADVERT_DOMAIN);
-    m.extend_from_slice(&round.to_le_bytes());
-    m.extend_from_slice(&from.to_le_bytes());
+    m.extend_from_slice(&round.to_be_bytes());
+    m.extend_from_slice(&from.to_be_bytes());
     m.extend_from_slice(cipher_pk);
     m.extend_from_slice(mask_pk);
     m.extend_from_slice(seed_commitment);
@@ -218,8 +218,8 @@ pub fn verify_adverts<'a>(
 fn masked_message(round: u64, from: u32, hash: &[u8; 32]) -> Vec<u8> {
     let mut m = Vec::with_capacity(MASKED_DOMAIN.len() + 8 + 4 + 32);
     m.extend_from_slice(MASKED_DOMAIN);
-    m.extend_from_slice(&round.to_le_bytes());
-    m.extend_from_slice(&from.to_le_bytes());
+    m.extend_from_slice(&round.to_be_bytes());
+    m.extend_from_slice(&from.to_be_bytes());
     m.extend_from_slice(hash);
     m
 }
@@ -268,19 +268,19 @@ pub fn verify_masked_all<'a>(
 fn consistency_message(round: u64, signer: u32, survivors_hash: &[u8; 32]) -> Vec<u8> {
     let mut m = Vec::with_capacity(CONSISTENCY_DOMAIN.len() + 8 + 4 + 32);
     m.extend_from_slice(CONSISTENCY_DOMAIN);
-    m.extend_from_slice(&round.to_le_bytes());
-    m.extend_from_slice(&signer.to_le_bytes());
+    m.extend_from_slice(&round.to_be_bytes());
+    m.extend_from_slice(&signer.to_be_bytes());
     m.extend_from_slice(survivors_hash);
     m
 }
 
-/// BLAKE3 of a survivor list (count, then ids little-endian), as the consistency statement
+/// BLAKE3 of a survivor list (count, then ids big-endian), as the consistency statement
 /// binds it.
 pub fn survivors_hash(survivors: &[u32]) -> [u8; 32] {
     let mut hasher = blake3::Hasher::new();
-    hasher.update(&(survivors.len() as u64).to_le_bytes());
+    hasher.update(&(survivors.len() as u64).to_be_bytes());
     for id in survivors {
-        hasher.update(&id.to_le_bytes());
+        hasher.update(&id.to_be_bytes());
     }
     *hasher.finalize().as_bytes()
 }

@@ -1,7 +1,8 @@
 //! Protocol messages and their canonical binary encoding.
 //!
-//! Every message starts with a tag byte, the round (`u64`) and the client id (`u32`: the sender
-//! of a client message, the recipient of a server message). Lists of per-peer items are strictly
+//! Encoded with the one codec ([`crate::wire`]: big-endian, varint counts). Every message starts
+//! with a tag byte, the round (`u64`) and the client id (`u32`: the sender of a client message,
+//! the recipient of a server message). Lists of per-peer items are strictly
 //! ascending by peer id, so each message has exactly one encoding; decoding enforces this and the
 //! bounds of [`Limits`], and re-encoding a decoded message gives back the same bytes.
 //!
@@ -14,7 +15,13 @@
 //! | 4 | `Unmask` (revealed shares) | — |
 
 use crate::shamir::SHARE_BYTES;
-use crate::wire::{DecodeError, Reader, Writer, check_ascending};
+use bytes::BufMut;
+use commonware_codec::{Buf, EncodeSize, FixedSize, Read, ReadExt as _, Write};
+
+use crate::wire::{
+    DecodeError, check_ascending, count_size, decode_all, read_count, read_ids, read_items,
+    read_words, words_size, write_count, write_words,
+};
 
 /// Bytes of one encrypted share pair: two share values plus the AEAD tag.
 pub const SEALED_BYTES: usize = 2 * SHARE_BYTES + crate::crypto::TAG_BYTES;
@@ -174,67 +181,97 @@ const ADVERT_BYTES: usize = 4 + 32 + 32 + 32 + 64;
 const SIGNATURE_ITEM_BYTES: usize = 4 + 64;
 const SEALED_ITEM_BYTES: usize = 4 + SEALED_BYTES;
 const REVEALED_BYTES: usize = 4 + 1 + SHARE_BYTES;
+/// Tag, round and peer id.
+const HEADER_BYTES: usize = 1 + 8 + 4;
 
-fn put_advert(out: &mut Vec<u8>, a: &Advert) {
-    out.put_u32(a.from);
-    out.extend_from_slice(&a.cipher_pk);
-    out.extend_from_slice(&a.mask_pk);
-    out.extend_from_slice(&a.seed_commitment);
-    out.extend_from_slice(&a.signature);
-}
-
-fn read_advert(r: &mut Reader<'_>) -> Result<Advert, DecodeError> {
-    Ok(Advert {
-        from: r.u32()?,
-        cipher_pk: r.array()?,
-        mask_pk: r.array()?,
-        seed_commitment: r.array()?,
-        signature: r.array()?,
-    })
-}
-
-fn put_ids(out: &mut Vec<u8>, ids: &[u32]) {
-    out.put_count(ids.len());
-    ids.iter().for_each(|id| out.put_u32(*id));
-}
-
-fn read_ids(
-    r: &mut Reader<'_>,
-    what: &'static str,
-    limits: &Limits,
-) -> Result<Vec<u32>, DecodeError> {
-    let n = r.count(what, limits.clients, 4)?;
-    let ids = (0..n).map(|_| r.u32()).collect::<Result<Vec<_>, _>>()?;
-    check_ascending(what, ids.iter().copied())?;
-    Ok(ids)
-}
-
-fn put_sealed(out: &mut Vec<u8>, list: &[SealedShares]) {
-    out.put_count(list.len());
-    for s in list {
-        out.put_u32(s.peer);
-        out.extend_from_slice(&s.ciphertext);
+impl Write for Advert {
+    fn write(&self, buf: &mut impl BufMut) {
+        self.from.write(buf);
+        self.cipher_pk.write(buf);
+        self.mask_pk.write(buf);
+        self.seed_commitment.write(buf);
+        self.signature.write(buf);
     }
 }
 
-fn read_sealed(r: &mut Reader<'_>, limits: &Limits) -> Result<Vec<SealedShares>, DecodeError> {
-    let n = r.count("shares", limits.clients, SEALED_ITEM_BYTES)?;
-    let list = (0..n)
-        .map(|_| {
-            Ok(SealedShares {
-                peer: r.u32()?,
-                ciphertext: r.array()?,
-            })
+impl FixedSize for Advert {
+    const SIZE: usize = ADVERT_BYTES;
+}
+
+impl Read for Advert {
+    type Cfg = ();
+    fn read_cfg(buf: &mut impl Buf, _: &()) -> Result<Self, DecodeError> {
+        Ok(Self {
+            from: u32::read(buf)?,
+            cipher_pk: <[u8; 32]>::read(buf)?,
+            mask_pk: <[u8; 32]>::read(buf)?,
+            seed_commitment: <[u8; 32]>::read(buf)?,
+            signature: <[u8; 64]>::read(buf)?,
         })
-        .collect::<Result<Vec<_>, DecodeError>>()?;
+    }
+}
+
+fn write_list<T>(list: &[T], buf: &mut impl BufMut, mut item: impl FnMut(&T, &mut dyn BufMut)) {
+    write_count(list.len(), buf);
+    for x in list {
+        item(x, &mut *buf);
+    }
+}
+
+fn write_sealed(list: &[SealedShares], buf: &mut impl BufMut) {
+    write_list(list, buf, |s, b| {
+        b.put_u32(s.peer);
+        b.put_slice(&s.ciphertext);
+    });
+}
+
+fn read_sealed(buf: &mut impl Buf, limits: &Limits) -> Result<Vec<SealedShares>, DecodeError> {
+    let n = read_count(buf, limits.clients as usize, SEALED_ITEM_BYTES)?;
+    let list = read_items(buf, n, |b| {
+        Ok(SealedShares {
+            peer: u32::read(b)?,
+            ciphertext: <[u8; SEALED_BYTES]>::read(b)?,
+        })
+    })?;
     check_ascending("shares", list.iter().map(|s| s.peer))?;
     Ok(list)
 }
 
-impl ClientMsg {
-    /// The canonical encoding.
-    pub fn encode(&self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(self.encoded_len_hint());
+fn write_signatures(list: &[SignatureBy], buf: &mut impl BufMut) {
+    write_list(list, buf, |(signer, signature), b| {
+        b.put_u32(*signer);
+        b.put_slice(signature);
+    });
+}
+
+fn read_signatures(buf: &mut impl Buf, limits: &Limits) -> Result<Vec<SignatureBy>, DecodeError> {
+    let n = read_count(buf, limits.clients as usize, SIGNATURE_ITEM_BYTES)?;
+    let list = read_items(buf, n, |b| Ok((u32::read(b)?, <[u8; 64]>::read(b)?)))?;
+    check_ascending("signatures", list.iter().map(|(id, _)| *id))?;
+    Ok(list)
+}
+
+fn read_revealed(buf: &mut impl Buf, limits: &Limits) -> Result<Vec<RevealedShare>, DecodeError> {
+    let n = read_count(buf, limits.clients as usize, REVEALED_BYTES)?;
+    let list = read_items(buf, n, |b| {
+        let owner = u32::read(b)?;
+        let kind = match u8::read(b)? {
+            0 => ShareKind::SelfMask,
+            1 => ShareKind::MaskKey,
+            tag => return Err(DecodeError::InvalidEnum(tag)),
+        };
+        Ok(RevealedShare {
+            owner,
+            kind,
+            value: <[u8; SHARE_BYTES]>::read(b)?,
+        })
+    })?;
+    check_ascending("revealed shares", list.iter().map(|s| s.owner))?;
+    Ok(list)
+}
+
+impl Write for ClientMsg {
+    fn write(&self, buf: &mut impl BufMut) {
         let tag = match &self.body {
             ClientBody::Advert(_) => 0u8,
             ClientBody::Shares(_) => 1,
@@ -242,180 +279,165 @@ impl ClientMsg {
             ClientBody::ConsistencySig(_) => 3,
             ClientBody::Unmask(_) => 4,
         };
-        out.push(tag);
-        out.put_u64(self.round);
-        out.put_u32(self.from);
+        buf.put_u8(tag);
+        buf.put_u64(self.round);
+        buf.put_u32(self.from);
         match &self.body {
-            ClientBody::Advert(a) => put_advert(&mut out, a),
-            ClientBody::Shares(list) => put_sealed(&mut out, list),
+            ClientBody::Advert(a) => a.write(buf),
+            ClientBody::Shares(list) => write_sealed(list, buf),
             ClientBody::Masked { vector, signature } => {
-                out.put_count(vector.len());
-                out.put_words(vector);
-                out.extend_from_slice(signature);
+                write_words(vector, buf);
+                buf.put_slice(signature);
             }
-            ClientBody::ConsistencySig(signature) => out.extend_from_slice(signature),
-            ClientBody::Unmask(list) => {
-                out.put_count(list.len());
-                for s in list {
-                    out.put_u32(s.owner);
-                    out.push(s.kind as u8);
-                    out.extend_from_slice(&s.value);
-                }
-            }
-        }
-        out
-    }
-
-    fn encoded_len_hint(&self) -> usize {
-        13 + match &self.body {
-            ClientBody::Advert(_) => ADVERT_BYTES,
-            ClientBody::Shares(l) => 4 + l.len() * SEALED_ITEM_BYTES,
-            ClientBody::Masked { vector, .. } => 4 + 4 * vector.len() + 64,
-            ClientBody::ConsistencySig(_) => 64,
-            ClientBody::Unmask(l) => 4 + l.len() * REVEALED_BYTES,
+            ClientBody::ConsistencySig(signature) => buf.put_slice(signature),
+            ClientBody::Unmask(list) => write_list(list, buf, |s, b| {
+                b.put_u32(s.owner);
+                b.put_u8(s.kind as u8);
+                b.put_slice(&s.value);
+            }),
         }
     }
+}
 
-    /// Decodes one message, enforcing `limits`, ascending lists and no trailing bytes.
-    pub fn decode(bytes: &[u8], limits: &Limits) -> Result<Self, DecodeError> {
-        let mut r = Reader::new(bytes);
-        let tag = r.u8()?;
-        let round = r.u64()?;
-        let from = r.u32()?;
+impl EncodeSize for ClientMsg {
+    fn encode_size(&self) -> usize {
+        HEADER_BYTES
+            + match &self.body {
+                ClientBody::Advert(_) => ADVERT_BYTES,
+                ClientBody::Shares(l) => count_size(l.len()) + l.len() * SEALED_ITEM_BYTES,
+                ClientBody::Masked { vector, .. } => words_size(vector) + 64,
+                ClientBody::ConsistencySig(_) => 64,
+                ClientBody::Unmask(l) => count_size(l.len()) + l.len() * REVEALED_BYTES,
+            }
+    }
+}
+
+impl Read for ClientMsg {
+    type Cfg = Limits;
+    fn read_cfg(buf: &mut impl Buf, limits: &Limits) -> Result<Self, DecodeError> {
+        let tag = u8::read(buf)?;
+        let round = u64::read(buf)?;
+        let from = u32::read(buf)?;
         let body = match tag {
             0 => {
-                let advert = read_advert(&mut r)?;
+                let advert = Advert::read(buf)?;
                 if advert.from != from {
-                    return Err(DecodeError::Invalid("advert sender"));
+                    return Err(DecodeError::Invalid(
+                        "advert",
+                        "sender differs from message's",
+                    ));
                 }
                 ClientBody::Advert(advert)
             }
-            1 => ClientBody::Shares(read_sealed(&mut r, limits)?),
-            2 => {
-                let n = r.count("masked vector", limits.vector_len, 4)?;
-                let words = r.take(4 * n)?;
-                let vector = words
-                    .chunks_exact(4)
-                    .map(|c| u32::from_le_bytes(c.try_into().expect("4-byte chunk")))
-                    .collect();
-                ClientBody::Masked {
-                    vector,
-                    signature: r.array()?,
-                }
-            }
-            3 => ClientBody::ConsistencySig(r.array()?),
-            4 => ClientBody::Unmask(read_revealed(&mut r, limits)?),
-            tag => {
-                return Err(DecodeError::Tag {
-                    what: "client message",
-                    tag,
-                });
-            }
+            1 => ClientBody::Shares(read_sealed(buf, limits)?),
+            2 => ClientBody::Masked {
+                vector: read_words(buf, limits.vector_len as usize)?,
+                signature: <[u8; 64]>::read(buf)?,
+            },
+            3 => ClientBody::ConsistencySig(<[u8; 64]>::read(buf)?),
+            4 => ClientBody::Unmask(read_revealed(buf, limits)?),
+            tag => return Err(DecodeError::InvalidEnum(tag)),
         };
-        r.finish()?;
         Ok(Self { round, from, body })
     }
 }
 
-fn read_revealed(r: &mut Reader<'_>, limits: &Limits) -> Result<Vec<RevealedShare>, DecodeError> {
-    let n = r.count("revealed shares", limits.clients, REVEALED_BYTES)?;
-    let list = (0..n)
-        .map(|_| {
-            let owner = r.u32()?;
-            let kind = match r.u8()? {
-                0 => ShareKind::SelfMask,
-                1 => ShareKind::MaskKey,
-                tag => {
-                    return Err(DecodeError::Tag {
-                        what: "share kind",
-                        tag,
-                    });
-                }
-            };
-            Ok(RevealedShare {
-                owner,
-                kind,
-                value: r.array()?,
-            })
-        })
-        .collect::<Result<Vec<_>, DecodeError>>()?;
-    check_ascending("revealed shares", list.iter().map(|s| s.owner))?;
-    Ok(list)
-}
-
-impl ServerMsg {
+impl ClientMsg {
     /// The canonical encoding.
     pub fn encode(&self) -> Vec<u8> {
-        let mut out = Vec::new();
+        let mut out = Vec::with_capacity(self.encode_size());
+        self.write(&mut out);
+        out
+    }
+
+    /// Decodes one message, enforcing `limits`, ascending lists and no trailing bytes.
+    pub fn decode(bytes: &[u8], limits: &Limits) -> Result<Self, DecodeError> {
+        decode_all(bytes, |b| Self::read_cfg(b, limits))
+    }
+}
+
+impl Write for ServerMsg {
+    fn write(&self, buf: &mut impl BufMut) {
         let tag = match &self.body {
             ServerBody::Neighbours(_) => 0u8,
             ServerBody::Shares(_) => 1,
             ServerBody::Consistency(_) => 2,
             ServerBody::Unmask { .. } => 3,
         };
-        out.push(tag);
-        out.put_u64(self.round);
-        out.put_u32(self.to);
+        buf.put_u8(tag);
+        buf.put_u64(self.round);
+        buf.put_u32(self.to);
         match &self.body {
-            ServerBody::Neighbours(list) => {
-                out.put_count(list.len());
-                list.iter().for_each(|a| put_advert(&mut out, a));
-            }
-            ServerBody::Shares(list) => put_sealed(&mut out, list),
-            ServerBody::Consistency(ids) => put_ids(&mut out, ids),
+            ServerBody::Neighbours(list) => write_list(list, buf, |a, mut b| a.write(&mut b)),
+            ServerBody::Shares(list) => write_sealed(list, buf),
+            ServerBody::Consistency(ids) => write_words(ids, buf),
             ServerBody::Unmask {
                 survivors,
                 signatures,
             } => {
-                put_ids(&mut out, survivors);
-                out.put_count(signatures.len());
-                for (signer, signature) in signatures {
-                    out.put_u32(*signer);
-                    out.extend_from_slice(signature);
-                }
+                write_words(survivors, buf);
+                write_signatures(signatures, buf);
             }
         }
+    }
+}
+
+impl EncodeSize for ServerMsg {
+    fn encode_size(&self) -> usize {
+        HEADER_BYTES
+            + match &self.body {
+                ServerBody::Neighbours(l) => count_size(l.len()) + l.len() * ADVERT_BYTES,
+                ServerBody::Shares(l) => count_size(l.len()) + l.len() * SEALED_ITEM_BYTES,
+                ServerBody::Consistency(ids) => words_size(ids),
+                ServerBody::Unmask {
+                    survivors,
+                    signatures,
+                } => {
+                    words_size(survivors)
+                        + count_size(signatures.len())
+                        + signatures.len() * SIGNATURE_ITEM_BYTES
+                }
+            }
+    }
+}
+
+impl Read for ServerMsg {
+    type Cfg = Limits;
+    fn read_cfg(buf: &mut impl Buf, limits: &Limits) -> Result<Self, DecodeError> {
+        let tag = u8::read(buf)?;
+        let round = u64::read(buf)?;
+        let to = u32::read(buf)?;
+        let clients = limits.clients as usize;
+        let body = match tag {
+            0 => {
+                let n = read_count(buf, clients, ADVERT_BYTES)?;
+                let list = read_items(buf, n, |b| Advert::read(b))?;
+                check_ascending("adverts", list.iter().map(|a| a.from))?;
+                ServerBody::Neighbours(list)
+            }
+            1 => ServerBody::Shares(read_sealed(buf, limits)?),
+            2 => ServerBody::Consistency(read_ids(buf, "survivors", clients)?),
+            3 => ServerBody::Unmask {
+                survivors: read_ids(buf, "survivors", clients)?,
+                signatures: read_signatures(buf, limits)?,
+            },
+            tag => return Err(DecodeError::InvalidEnum(tag)),
+        };
+        Ok(Self { round, to, body })
+    }
+}
+
+impl ServerMsg {
+    /// The canonical encoding.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(self.encode_size());
+        self.write(&mut out);
         out
     }
 
     /// Decodes one message, enforcing `limits`, ascending lists and no trailing bytes.
     pub fn decode(bytes: &[u8], limits: &Limits) -> Result<Self, DecodeError> {
-        let mut r = Reader::new(bytes);
-        let tag = r.u8()?;
-        let round = r.u64()?;
-        let to = r.u32()?;
-        let body = match tag {
-            0 => {
-                let n = r.count("adverts", limits.clients, ADVERT_BYTES)?;
-                let list = (0..n)
-                    .map(|_| read_advert(&mut r))
-                    .collect::<Result<Vec<_>, _>>()?;
-                check_ascending("adverts", list.iter().map(|a| a.from))?;
-                ServerBody::Neighbours(list)
-            }
-            1 => ServerBody::Shares(read_sealed(&mut r, limits)?),
-            2 => ServerBody::Consistency(read_ids(&mut r, "survivors", limits)?),
-            3 => {
-                let survivors = read_ids(&mut r, "survivors", limits)?;
-                let n = r.count("signatures", limits.clients, SIGNATURE_ITEM_BYTES)?;
-                let signatures = (0..n)
-                    .map(|_| Ok((r.u32()?, r.array()?)))
-                    .collect::<Result<Vec<(u32, [u8; 64])>, DecodeError>>()?;
-                check_ascending("signatures", signatures.iter().map(|(id, _)| *id))?;
-                ServerBody::Unmask {
-                    survivors,
-                    signatures,
-                }
-            }
-            tag => {
-                return Err(DecodeError::Tag {
-                    what: "server message",
-                    tag,
-                });
-            }
-        };
-        r.finish()?;
-        Ok(Self { round, to, body })
+        decode_all(bytes, |b| Self::read_cfg(b, limits))
     }
 }
 
@@ -533,6 +555,7 @@ mod tests {
         #[test]
         fn client_messages_round_trip(msg in client_msg()) {
             let bytes = msg.encode();
+            prop_assert_eq!(bytes.len(), msg.encode_size());
             let back = ClientMsg::decode(&bytes, &LIMITS).expect("own encoding decodes");
             prop_assert_eq!(&back, &msg);
             prop_assert_eq!(back.encode(), bytes);
@@ -552,6 +575,7 @@ mod tests {
         #[test]
         fn server_messages_round_trip_and_reject_cuts(msg in server_msg(), cut in any::<prop::sample::Index>()) {
             let bytes = msg.encode();
+            prop_assert_eq!(bytes.len(), msg.encode_size());
             let back = ServerMsg::decode(&bytes, &LIMITS).expect("own encoding decodes");
             prop_assert_eq!(&back, &msg);
             prop_assert_eq!(back.encode(), bytes.clone());
@@ -593,13 +617,16 @@ mod tests {
                 to: 2,
                 body,
             };
-            assert_eq!(ServerMsg::decode(&msg.encode(), &LIMITS), Ok(msg));
+            assert_eq!(
+                ServerMsg::decode(&msg.encode(), &LIMITS).expect("decodes"),
+                msg
+            );
         }
     }
 
     #[test]
     fn huge_counts_and_disorder_are_rejected() {
-        let mut bytes = ClientMsg {
+        let bytes = ClientMsg {
             round: 1,
             from: 0,
             body: ClientBody::Masked {
@@ -608,10 +635,13 @@ mod tests {
             },
         }
         .encode();
-        bytes[13..17].copy_from_slice(&u32::MAX.to_le_bytes());
+        // A count far above the limit and the input, in place of the vector's count of 2.
+        let mut huge = bytes[..HEADER_BYTES].to_vec();
+        write_count(u32::MAX as usize, &mut huge);
+        huge.extend_from_slice(&bytes[HEADER_BYTES + 1..]);
         assert!(matches!(
-            ClientMsg::decode(&bytes, &LIMITS),
-            Err(DecodeError::TooLong { .. })
+            ClientMsg::decode(&huge, &LIMITS),
+            Err(DecodeError::InvalidLength(_))
         ));
         let unsorted = ServerMsg {
             round: 1,
@@ -619,13 +649,10 @@ mod tests {
             body: ServerBody::Consistency(vec![5, 5]),
         }
         .encode();
-        assert_eq!(
+        assert!(matches!(
             ServerMsg::decode(&unsorted, &LIMITS),
-            Err(DecodeError::Order {
-                what: "survivors",
-                value: 5
-            })
-        );
+            Err(DecodeError::Invalid("survivors", _))
+        ));
         let too_long = ClientMsg {
             round: 1,
             from: 0,
@@ -637,7 +664,7 @@ mod tests {
         .encode();
         assert!(matches!(
             ClientMsg::decode(&too_long, &LIMITS),
-            Err(DecodeError::TooLong { .. })
+            Err(DecodeError::InvalidLength(_))
         ));
         let unsorted_signers = ServerMsg {
             round: 1,
@@ -648,13 +675,10 @@ mod tests {
             },
         }
         .encode();
-        assert_eq!(
+        assert!(matches!(
             ServerMsg::decode(&unsorted_signers, &LIMITS),
-            Err(DecodeError::Order {
-                what: "signatures",
-                value: 1
-            })
-        );
+            Err(DecodeError::Invalid("signatures", _))
+        ));
         let too_many_signers = ServerMsg {
             round: 1,
             to: 0,
@@ -666,7 +690,7 @@ mod tests {
         .encode();
         assert!(matches!(
             ServerMsg::decode(&too_many_signers, &LIMITS),
-            Err(DecodeError::TooLong { .. })
+            Err(DecodeError::InvalidLength(_))
         ));
     }
 }

@@ -103,7 +103,7 @@ pub(crate) fn unmasked_sum(
     sum
 }
 
-/// BLAKE3 of a masked vector's words in little-endian order: how masked inputs are stored and
+/// BLAKE3 of a masked vector's words in big-endian order (the codec's, [`crate::wire`]): how masked inputs are stored and
 /// signed. Long vectors are hashed as BLAKE3 subtrees on the rayon pool (the server hashes each
 /// masked input as it arrives, one message at a time); the result is the plain BLAKE3 hash of
 /// the bytes, tested against `blake3::hash` across the split points.
@@ -154,7 +154,7 @@ fn update_words(hasher: &mut blake3::Hasher, words: &[u32]) {
     let mut buf = [0u8; 4 * 4096];
     for chunk in words.chunks(4096) {
         let bytes = &mut buf[..4 * chunk.len()];
-        crate::wire::write_words(bytes, chunk);
+        crate::wire::put_words_be(bytes, chunk);
         hasher.update(bytes);
     }
 }
@@ -163,7 +163,7 @@ fn update_words(hasher: &mut blake3::Hasher, words: &[u32]) {
 mod tests {
     use super::*;
 
-    /// The subtree split gives BLAKE3 of the little-endian bytes, at lengths around every
+    /// The subtree split gives BLAKE3 of the big-endian bytes, at lengths around every
     /// split point up to a few subtree levels.
     #[test]
     fn hash_vector_is_blake3_of_the_bytes() {
@@ -184,7 +184,7 @@ mod tests {
             let words: Vec<u32> = (0..len as u32)
                 .map(|i| i.wrapping_mul(2_654_435_761))
                 .collect();
-            let bytes: Vec<u8> = words.iter().flat_map(|w| w.to_le_bytes()).collect();
+            let bytes: Vec<u8> = words.iter().flat_map(|w| w.to_be_bytes()).collect();
             assert_eq!(
                 hash_vector(&words),
                 *blake3::hash(&bytes).as_bytes(),

@@ -1,127 +1,79 @@
-//! A length-checked little-endian byte reader and writer for the canonical message encoding.
+//! The one binary codec of deai, as secure aggregation and the round's blobs use it.
 //!
-//! Integers are fixed-width little-endian; a list is a `u32` count followed by its elements. The
-//! reader refuses to read past the end, to accept a count above its bound or above what the
-//! remaining bytes can hold (so no allocation is ever sized by a peer beyond the input length),
-//! and [`Reader::finish`] refuses trailing bytes.
+//! Every format that crosses a trust boundary (ledger transactions and blocks, SecAgg+
+//! messages, dataset, record and aggregate blobs) is written with `commonware-codec`: integers
+//! are fixed-width **big-endian**, a list or byte string is a varint count followed by its items,
+//! one byte per enum tag. The helpers here add what these formats need on top: a count is
+//! checked against its bound *and* against what the remaining bytes can hold before anything is
+//! allocated (so a peer can never size an allocation beyond its input), and lists of peer ids are
+//! strictly ascending so each message has exactly one encoding.
 
-use thiserror::Error;
+use bytes::BufMut;
+pub use commonware_codec::Error as DecodeError;
+use commonware_codec::{Buf, EncodeSize, RangeCfg, Read, ReadExt as _, Write};
 
-/// Why bytes did not decode.
-#[derive(Debug, Error, Clone, PartialEq, Eq)]
-pub enum DecodeError {
-    /// The input ended early.
-    #[error("truncated: needed {need} more bytes at offset {at}")]
-    Truncated {
-        /// Offset of the read.
-        at: usize,
-        /// Bytes needed.
-        need: usize,
-    },
-    /// A list is longer than allowed.
-    #[error("{what}: {len} elements, at most {max}")]
-    TooLong {
-        /// Which list.
-        what: &'static str,
-        /// Count read.
-        len: u64,
-        /// The bound.
-        max: u64,
-    },
-    /// Bytes left after the message.
-    #[error("{0} trailing bytes")]
-    Trailing(usize),
-    /// An unknown message or enum tag.
-    #[error("unknown {what} tag {tag}")]
-    Tag {
-        /// Which enum.
-        what: &'static str,
-        /// The tag.
-        tag: u8,
-    },
-    /// A list that must be strictly ascending is not.
-    #[error("{what}: {value} out of order or repeated")]
-    Order {
-        /// Which list.
-        what: &'static str,
-        /// The offending id.
-        value: u32,
-    },
-    /// A field value is invalid.
-    #[error("invalid {0}")]
-    Invalid(&'static str),
+/// Reads a list count of at most `max` items of at least `item_bytes` bytes each.
+pub fn read_count(buf: &mut impl Buf, max: usize, item_bytes: usize) -> Result<usize, DecodeError> {
+    let len = usize::read_cfg(buf, &RangeCfg::new(..=max))?;
+    if len > buf.remaining() / item_bytes.max(1) {
+        return Err(DecodeError::InvalidLength(len));
+    }
+    Ok(len)
 }
 
-/// Reads from a byte slice with bounds checks.
-pub struct Reader<'a> {
-    buf: &'a [u8],
-    at: usize,
+/// Writes a list count.
+pub fn write_count(len: usize, buf: &mut impl BufMut) {
+    len.write(buf);
 }
 
-impl<'a> Reader<'a> {
-    /// A reader at the start of `buf`.
-    pub fn new(buf: &'a [u8]) -> Self {
-        Self { buf, at: 0 }
-    }
+/// Encoded size of a list count.
+pub fn count_size(len: usize) -> usize {
+    len.encode_size()
+}
 
-    /// The next `n` bytes.
-    pub fn take(&mut self, n: usize) -> Result<&'a [u8], DecodeError> {
-        let end = self.at.checked_add(n).filter(|&e| e <= self.buf.len());
-        let end = end.ok_or(DecodeError::Truncated {
-            at: self.at,
-            need: n.saturating_sub(self.buf.len() - self.at),
-        })?;
-        let out = &self.buf[self.at..end];
-        self.at = end;
-        Ok(out)
-    }
+/// Reads `len` items with `read` (after [`read_count`] has bounded `len`).
+pub fn read_items<B: Buf, T>(
+    buf: &mut B,
+    len: usize,
+    mut read: impl FnMut(&mut B) -> Result<T, DecodeError>,
+) -> Result<Vec<T>, DecodeError> {
+    (0..len).map(|_| read(buf)).collect()
+}
 
-    /// A fixed-size array.
-    pub fn array<const N: usize>(&mut self) -> Result<[u8; N], DecodeError> {
-        Ok(self.take(N)?.try_into().expect("take returned N bytes"))
-    }
+/// Writes words as a counted list.
+pub fn write_words(words: &[u32], buf: &mut impl BufMut) {
+    write_count(words.len(), buf);
+    words.iter().for_each(|w| buf.put_u32(*w));
+}
 
-    /// One byte.
-    pub fn u8(&mut self) -> Result<u8, DecodeError> {
-        Ok(self.array::<1>()?[0])
-    }
+/// Encoded size of [`write_words`].
+pub fn words_size(words: &[u32]) -> usize {
+    count_size(words.len()) + 4 * words.len()
+}
 
-    /// A little-endian `u32`.
-    pub fn u32(&mut self) -> Result<u32, DecodeError> {
-        Ok(u32::from_le_bytes(self.array()?))
-    }
+/// Reads a counted list of at most `max` words.
+pub fn read_words(buf: &mut impl Buf, max: usize) -> Result<Vec<u32>, DecodeError> {
+    let len = read_count(buf, max, 4)?;
+    read_items(buf, len, |b| u32::read(b))
+}
 
-    /// A little-endian `u64`.
-    pub fn u64(&mut self) -> Result<u64, DecodeError> {
-        Ok(u64::from_le_bytes(self.array()?))
+/// Writes `words` big-endian into `out` (exactly `4 * words.len()` bytes): the uncounted form
+/// that [`crate::hash_vector`] hashes and a masked-update blob stores.
+pub fn put_words_be(out: &mut [u8], words: &[u32]) {
+    for (b, w) in out.chunks_exact_mut(4).zip(words) {
+        b.copy_from_slice(&w.to_be_bytes());
     }
+}
 
-    /// A list count of elements of at least `elem_bytes` each, at most `max`.
-    pub fn count(
-        &mut self,
-        what: &'static str,
-        max: u32,
-        elem_bytes: usize,
-    ) -> Result<usize, DecodeError> {
-        let len = self.u32()?;
-        let fits = (self.buf.len() - self.at) / elem_bytes.max(1);
-        if len > max || len as usize > fits {
-            return Err(DecodeError::TooLong {
-                what,
-                len: u64::from(len),
-                max: u64::from(max).min(fits as u64),
-            });
-        }
-        Ok(len as usize)
-    }
-
-    /// Succeeds only if every byte was read.
-    pub fn finish(self) -> Result<(), DecodeError> {
-        match self.buf.len() - self.at {
-            0 => Ok(()),
-            n => Err(DecodeError::Trailing(n)),
-        }
-    }
+/// Reads a counted list of at most `max` strictly ascending ids.
+pub fn read_ids(
+    buf: &mut impl Buf,
+    what: &'static str,
+    max: usize,
+) -> Result<Vec<u32>, DecodeError> {
+    let ids = read_words(buf, max)?;
+    check_ascending(what, ids.iter().copied())?;
+    Ok(ids)
 }
 
 /// Checks that ids are strictly ascending.
@@ -132,45 +84,60 @@ pub fn check_ascending(
     let mut last: Option<u32> = None;
     for id in ids {
         if last.is_some_and(|l| l >= id) {
-            return Err(DecodeError::Order { what, value: id });
+            return Err(DecodeError::Invalid(what, "ids out of order or repeated"));
         }
         last = Some(id);
     }
     Ok(())
 }
 
-/// Appends fixed-width little-endian values to a buffer.
-pub trait Writer {
-    /// Appends a `u32`.
-    fn put_u32(&mut self, v: u32);
-    /// Appends a `u64`.
-    fn put_u64(&mut self, v: u64);
-    /// Appends a list count.
-    fn put_count(&mut self, n: usize);
-    /// Appends words, each little-endian (one resize, then a loop the compiler vectorises).
-    fn put_words(&mut self, words: &[u32]);
-}
-
-impl Writer for Vec<u8> {
-    fn put_u32(&mut self, v: u32) {
-        self.extend_from_slice(&v.to_le_bytes());
-    }
-    fn put_u64(&mut self, v: u64) {
-        self.extend_from_slice(&v.to_le_bytes());
-    }
-    fn put_count(&mut self, n: usize) {
-        self.put_u32(u32::try_from(n).expect("lists are bounded by u32 counts"));
-    }
-    fn put_words(&mut self, words: &[u32]) {
-        let start = self.len();
-        self.resize(start + 4 * words.len(), 0);
-        write_words(&mut self[start..], words);
+/// Decodes `bytes` with `read`, refusing trailing bytes.
+pub fn decode_all<T>(
+    bytes: &[u8],
+    read: impl FnOnce(&mut commonware_codec::Copying<'_>) -> Result<T, DecodeError>,
+) -> Result<T, DecodeError> {
+    let mut buf = commonware_codec::Copying(bytes);
+    let value = read(&mut buf)?;
+    match bytes::Buf::remaining(&buf) {
+        0 => Ok(value),
+        n => Err(DecodeError::ExtraData(n)),
     }
 }
 
-/// Writes `words` little-endian into `out` (exactly `4 * words.len()` bytes).
-pub fn write_words(out: &mut [u8], words: &[u32]) {
-    for (b, w) in out.chunks_exact_mut(4).zip(words) {
-        b.copy_from_slice(&w.to_le_bytes());
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counts_are_bounded_by_limit_and_input() {
+        let mut out = Vec::new();
+        write_words(&[1, 2, 3], &mut out);
+        assert_eq!(out.len(), words_size(&[1, 2, 3]));
+        assert_eq!(&out[1..5], &[0, 0, 0, 1], "big-endian");
+        assert_eq!(
+            decode_all(&out, |b| read_words(b, 3)).expect("decodes"),
+            vec![1, 2, 3]
+        );
+        assert!(matches!(
+            decode_all(&out, |b| read_words(b, 2)),
+            Err(DecodeError::InvalidLength(3))
+        ));
+        // A count the remaining bytes cannot hold is refused before any allocation.
+        let mut huge = Vec::new();
+        write_count(1 << 30, &mut huge);
+        assert!(matches!(
+            decode_all(&huge, |b| read_words(b, usize::MAX)),
+            Err(DecodeError::InvalidLength(_))
+        ));
+        assert!(matches!(
+            decode_all(&[out.as_slice(), &[0]].concat(), |b| read_words(b, 3)),
+            Err(DecodeError::ExtraData(1))
+        ));
+        let mut disorder = Vec::new();
+        write_words(&[2, 2], &mut disorder);
+        assert!(matches!(
+            decode_all(&disorder, |b| read_ids(b, "ids", 8)),
+            Err(DecodeError::Invalid("ids", _))
+        ));
     }
 }
