@@ -229,14 +229,14 @@ impl RoundRecord {
             let mut groups = Vec::with_capacity(n);
             for _ in 0..n {
                 let m = read_count(buf, max, 8)?;
-                let members = read_items(buf, m, |b| u64::read(b))?;
+                let members = read_items(buf, m, u64::read)?;
                 let secagg_round = u64::read(buf)?;
                 let (degree, threshold, modulus_bits) =
                     (u32::read(buf)?, u32::read(buf)?, u32::read(buf)?);
                 let result = match u8::read(buf)? {
                     0 => {
                         let len = read_count(buf, REASON_BYTES_MAX, 1)?;
-                        let text = read_items(buf, len, |b| u8::read(b))?;
+                        let text = read_items(buf, len, u8::read)?;
                         GroupResult::Aborted {
                             reason: String::from_utf8(text).map_err(|_| RecordError::Reason)?,
                         }
