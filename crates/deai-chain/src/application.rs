@@ -13,6 +13,7 @@
 
 use crate::{
     block::{Block, BlockDigest},
+    engine::MAX_PENDING_ACKS,
     replica::Shared,
 };
 use commonware_actor::Feedback;
@@ -25,6 +26,7 @@ use commonware_cryptography::{Digested, Digestible as _, ed25519};
 use commonware_runtime::{Clock, Metrics, Spawner};
 use deai_ledger::Address;
 use futures::{StreamExt as _, channel::mpsc};
+use prometheus_client::metrics::gauge::Gauge;
 use rand_core_010::CryptoRng;
 use std::{
     sync::Arc,
@@ -187,18 +189,46 @@ where
 }
 
 /// Receives marshal's ordered finalized blocks and hands them to the executor task.
+///
+/// The channel is bounded without backpressure, because marshal already bounds it:
+/// - marshal dispatches an [`Update::Block`] only while fewer than `max_pending_acks`
+///   ([`MAX_PENDING_ACKS`]) dispatched blocks wait for their acknowledgement
+///   (`commonware_consensus::marshal::core::Actor::try_dispatch_blocks`, which loops on
+///   `PendingAcks::has_capacity`), and the executor acknowledges a block only after taking it
+///   off this channel, journaling and applying it. So at most `MAX_PENDING_ACKS` blocks are
+///   ever in the channel, its capacity.
+/// - [`Update::Tip`] is not acknowledged, so marshal sends one per new finalized tip however far
+///   the executor lags (a slow disk, a replica catching up). The executor has no use for tips,
+///   so they are not forwarded; an unbounded channel would hold them all.
+///
+/// A full channel thus means marshal broke its window. Dropping the block would drop its
+/// acknowledgement too, which stops marshal with the block unprocessed (it stays in marshal's
+/// archive and is delivered again after a restart): the chain halts rather than skip a block.
+/// That cannot happen silently, so it is a panic: a broken invariant, not an expected error.
 #[derive(Clone)]
 pub(crate) struct Finalizer {
-    pub(crate) sender: mpsc::UnboundedSender<Update<Block>>,
+    pub(crate) sender: mpsc::Sender<Update<Block>>,
+    /// Blocks in the channel (exported as `deai_executor_queue_blocks`).
+    pub(crate) queued: Gauge,
 }
 
 impl Reporter for Finalizer {
     type Activity = Update<Block>;
 
     fn report(&mut self, activity: Update<Block>) -> Feedback {
-        match self.sender.unbounded_send(activity) {
-            Ok(()) => Feedback::Ok,
-            Err(_) => Feedback::Closed,
+        if matches!(activity, Update::Tip(..)) {
+            return Feedback::Ok;
+        }
+        match self.sender.try_send(activity) {
+            Ok(()) => {
+                self.queued.inc();
+                Feedback::Ok
+            }
+            Err(e) if e.is_disconnected() => Feedback::Closed,
+            Err(_) => panic!(
+                "marshal sent more than {MAX_PENDING_ACKS} unacknowledged finalized blocks; \
+                 refusing to drop one"
+            ),
         }
     }
 }

@@ -42,6 +42,10 @@ pub struct Config {
     pub fetch_timeout: Duration,
     /// Whether the p2p network may dial private (e.g. loopback) addresses.
     pub allow_private_ips: bool,
+    /// Fault injection: how long the executor stalls before each finalized block, as a slow
+    /// disk would. Zero by default.
+    #[cfg(feature = "test-utils")]
+    pub executor_delay: Duration,
 }
 
 impl Config {
@@ -64,6 +68,8 @@ impl Config {
             timeout_retry: Duration::from_secs(5),
             fetch_timeout: Duration::from_secs(2),
             allow_private_ips: true,
+            #[cfg(feature = "test-utils")]
+            executor_delay: Duration::ZERO,
         }
     }
 

@@ -17,6 +17,7 @@ use crate::{
     handle::Handle,
     mempool::{Mempool, MempoolLimits},
     replica::{Finalized, PoolMeta, Shared},
+    telemetry::{Telemetry, set_count},
 };
 use commonware_broadcast::buffered;
 use commonware_consensus::{
@@ -74,6 +75,9 @@ pub mod channel {
 }
 
 const MAILBOX: NonZeroUsize = NZUsize!(4096);
+/// Finalized blocks marshal hands the executor before it waits for their acknowledgements; also
+/// the capacity of the channel between them (see [`Finalizer`]).
+pub(crate) const MAX_PENDING_ACKS: NonZeroUsize = NZUsize!(4);
 const WRITE_BUFFER: NonZeroUsize = NZUsize!(1 << 20);
 const REPLAY_BUFFER: NonZeroUsize = NZUsize!(4 << 20);
 
@@ -138,6 +142,9 @@ where
     )
     .await?;
     let height = finalized.height();
+    let telemetry = Telemetry::register(&context);
+    set_count(&telemetry.height, height);
+    set_count(&telemetry.peers, cfg.participants.len().saturating_sub(1));
     let clock = context.child("clock");
     let shared = Arc::new(Shared {
         finalized: RwLock::new(finalized),
@@ -151,6 +158,7 @@ where
         tx_arrived: tokio::sync::Notify::new(),
         peers: std::sync::atomic::AtomicUsize::new(cfg.participants.len().saturating_sub(1)),
         now_ms: Box::new(move || now_ms(&clock)),
+        telemetry,
     });
 
     let me = cfg.signer.public_key();
@@ -238,7 +246,7 @@ where
             value_write_buffer: WRITE_BUFFER,
             block_codec_config: block_cfg.clone(),
             max_repair: NZUsize!(16),
-            max_pending_acks: NZUsize!(4),
+            max_pending_acks: MAX_PENDING_ACKS,
             strategy: Sequential,
         },
     )
@@ -252,12 +260,23 @@ where
     };
     let inline = Inline::new(context.child("application"), app, marshal_mailbox, epocher);
 
-    let (updates_tx, updates_rx) = futures::channel::mpsc::unbounded();
+    // futures' channel holds `buffer` messages plus one per sender; marshal keeps the one
+    // finalizer it is given (`Reporter` is `Clone`, but marshal never clones it), so the capacity
+    // is exactly MAX_PENDING_ACKS.
+    let (updates_tx, updates_rx) = futures::channel::mpsc::channel(MAX_PENDING_ACKS.get() - 1);
     let executor_shared = shared.clone();
+    #[cfg(feature = "test-utils")]
+    let delay = cfg.executor_delay;
+    #[cfg(not(feature = "test-utils"))]
+    let delay = Duration::ZERO;
     context
         .child("executor")
-        .spawn(move |ctx| executor::run(ctx, executor_shared, journal, updates_rx));
-    marshal_actor.start(Finalizer { sender: updates_tx }, buffer, resolver);
+        .spawn(move |ctx| executor::run(ctx, executor_shared, journal, updates_rx, delay));
+    let finalizer = Finalizer {
+        sender: updates_tx,
+        queued: shared.telemetry.executor_queue_blocks.metric().clone(),
+    };
+    marshal_actor.start(finalizer, buffer, resolver);
 
     let engine = simplex::Engine::new(
         context.child("consensus"),

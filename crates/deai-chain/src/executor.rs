@@ -27,7 +27,7 @@ use commonware_runtime::{Clock, Metrics, Storage, buffer::paged::CacheRef};
 use commonware_storage::journal::contiguous::{Contiguous as _, variable};
 use commonware_utils::{Acknowledgement as _, NZU16, NZU64, NZUsize};
 use futures::{StreamExt as _, channel::mpsc};
-use std::sync::Arc;
+use std::{sync::Arc, time::Duration};
 use tracing::{error, info};
 
 /// The block journal.
@@ -99,19 +99,25 @@ fn replay_one(
     Ok(())
 }
 
-/// Runs until marshal's channel closes or storage fails.
+/// Runs until marshal's channel closes or storage fails. `delay` stalls before each block
+/// (fault injection for tests; zero otherwise).
 pub(crate) async fn run<E>(
     clock: E,
     shared: Arc<Shared>,
     mut journal: BlockJournal<E>,
-    mut updates: mpsc::UnboundedReceiver<Update<Block>>,
+    mut updates: mpsc::Receiver<Update<Block>>,
+    delay: Duration,
 ) where
     E: Storage + Clock + Metrics,
 {
     while let Some(update) = updates.next().await {
+        shared.telemetry.executor_queue_blocks.dec();
         let Update::Block(block, ack) = update else {
             continue;
         };
+        if !delay.is_zero() {
+            clock.sleep(delay).await;
+        }
         let height = height_of(&block);
         let (applied, known) = {
             let f = shared.finalized.read();
@@ -156,7 +162,6 @@ pub(crate) async fn run<E>(
         shared.after_apply(&applied);
         ack.acknowledge();
     }
-    drop(clock);
 }
 
 async fn persist<E: Storage + Clock + Metrics>(

@@ -177,4 +177,12 @@ impl Handle {
     pub fn metrics(&self) -> ChainMetrics {
         self.shared.metrics()
     }
+
+    /// Counts a transaction refused before it reached the chain (for example one the API could
+    /// not decode) under `code`, with the chain's own rejections: operators see every refused
+    /// transaction in one place, whichever layer refused it.
+    pub fn count_rejected(&self, code: &str) {
+        let mut meta = self.shared.pool_meta.lock();
+        self.shared.count_rejected(&mut meta, code);
+    }
 }

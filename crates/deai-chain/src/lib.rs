@@ -11,7 +11,8 @@
 //! return a [`Handle`] for submitting transactions and reading finalized state.
 //!
 //! Modules: [`block`] (format and codec), [`mempool`] (pure admission/selection policy),
-//! `application` (propose/verify), `executor` (durable execution), `engine` (wiring).
+//! `application` (propose/verify), `executor` (durable execution), `engine` (wiring),
+//! `telemetry` (the `deai_*` metrics, registered in the runtime's registry beside Commonware's).
 
 pub mod block;
 mod config;
@@ -24,6 +25,7 @@ mod engine;
 mod executor;
 mod network;
 mod replica;
+mod telemetry;
 
 pub use block::{Block, BlockCfg, BlockDigest};
 pub use config::Config;

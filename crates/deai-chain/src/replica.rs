@@ -15,6 +15,7 @@ use crate::{
     error::MempoolError,
     handle::{ChainMetrics, FinalizedBlock, TxStatus},
     mempool::{Mempool, PoolTx},
+    telemetry::{Telemetry, set_count},
 };
 use commonware_utils::sync::{Mutex, RwLock};
 use deai_ledger::{Address, SignedTx, State, TxId};
@@ -223,6 +224,7 @@ pub(crate) struct Shared {
     pub(crate) tx_arrived: tokio::sync::Notify,
     pub(crate) peers: std::sync::atomic::AtomicUsize,
     pub(crate) now_ms: Box<dyn Fn() -> u64 + Send + Sync>,
+    pub(crate) telemetry: Telemetry,
 }
 
 /// Book-keeping around the mempool: admission times, signatures known good, dropped txs,
@@ -275,13 +277,22 @@ impl Shared {
                     );
                 }
             }
-            Err(e) => meta.count_rejected(e.code()),
+            Err(e) => self.count_rejected(&mut meta, e.code()),
         }
         drop(meta);
+        if result.is_ok() {
+            set_count(&self.telemetry.mempool_txs, self.mempool.lock().len());
+        }
         result.map(|_| {
             self.tx_arrived.notify_one();
             id
         })
+    }
+
+    /// Counts a rejected transaction in the replica's book and in the exported metric.
+    pub(crate) fn count_rejected(&self, meta: &mut PoolMeta, code: &str) {
+        meta.count_rejected(code);
+        self.telemetry.reject(code);
     }
 
     fn admit(&self, pooled: PooledTx) -> Result<Vec<TxId>, MempoolError> {
@@ -385,10 +396,12 @@ impl Shared {
         let stale: Vec<TxId> = {
             let mut pool = self.mempool.lock();
             pool.remove_included(ids.iter());
-            nonces
+            let stale = nonces
                 .iter()
                 .flat_map(|(s, n)| pool.prune_sender(s, *n))
-                .collect()
+                .collect();
+            set_count(&self.telemetry.mempool_txs, pool.len());
+            stale
         };
         let mut meta = self.pool_meta.lock();
         for id in &stale {
@@ -398,15 +411,18 @@ impl Shared {
         }
         for (id, receipt) in ids.iter().zip(&block.receipts) {
             if let Some(at) = meta.submitted_at.remove(id) {
-                meta.latency
-                    .record(block.finalized_at_ms.saturating_sub(at));
+                let ms = block.finalized_at_ms.saturating_sub(at);
+                meta.latency.record(ms);
+                self.telemetry.finality_latency_ms.observe(ms as f64);
             }
             meta.finalized_txs += 1;
             if let Err(e) = &receipt.result {
-                meta.count_rejected(e.code());
+                self.count_rejected(&mut meta, e.code());
             }
         }
         drop(meta);
+        self.telemetry.finalized_txs.inc_by(ids.len() as u64);
+        set_count(&self.telemetry.height, block.height);
         self.height_tx.send_replace(block.height);
     }
 

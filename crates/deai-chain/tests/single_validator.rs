@@ -6,7 +6,7 @@ mod common;
 
 use common::*;
 use commonware_cryptography::Signer as _;
-use commonware_runtime::{Runner as _, Supervisor as _, deterministic};
+use commonware_runtime::{Metrics as _, Runner as _, Supervisor as _, deterministic};
 use deai_chain::{MempoolError, TxStatus};
 use deai_ledger::Address;
 use std::time::Duration;
@@ -91,6 +91,30 @@ fn one_validator_finalizes_transfers() {
         let metrics = handle.metrics();
         assert_eq!(metrics.finalized_txs_total, 20);
         assert!(metrics.finality_latency_count == 20);
+
+        // The same counts are in the runtime's registry, beside consensus's own metrics.
+        let text = context.encode();
+        let sample = |line: &str| text.lines().any(|l| l == line);
+        assert!(sample("validator_deai_finalized_txs_total 20"), "{text}");
+        assert!(
+            sample("validator_deai_finality_latency_ms_count 20"),
+            "{text}"
+        );
+        assert!(
+            sample(&format!("validator_deai_height {}", handle.height())),
+            "{text}"
+        );
+        assert!(
+            sample("# TYPE validator_deai_finality_latency_ms histogram"),
+            "{text}"
+        );
+        assert!(
+            text.lines()
+                .any(|l| l.starts_with("validator_deai_rejected_txs_total{reason=")),
+            "{text}"
+        );
+        assert!(text.contains("validator_consensus_"), "{text}");
+        assert!(text.ends_with("# EOF\n"), "{text}");
     });
 }
 

@@ -40,12 +40,14 @@ use std::{
     path::{Path, PathBuf},
     sync::{
         Arc,
-        atomic::{AtomicU64, AtomicUsize, Ordering},
+        atomic::{AtomicUsize, Ordering},
     },
     time::{Duration, SystemTime},
 };
 
+use commonware_runtime::telemetry::metrics::Registered;
 use deai_ledger::Digest;
+use prometheus_client::metrics::counter::Counter;
 use rand::RngCore as _;
 
 /// Name of the directory, inside a store's directory, holding uploads in progress.
@@ -152,12 +154,25 @@ struct Inner {
     stats: Counters,
 }
 
+/// Prometheus counters, so the node can register these very values (a clone shares the count).
 #[derive(Debug, Default)]
 struct Counters {
-    stored: AtomicU64,
-    stored_bytes: AtomicU64,
-    present: AtomicU64,
-    rejected: AtomicU64,
+    stored: Counter,
+    stored_bytes: Counter,
+    present: Counter,
+    rejected: Counter,
+}
+
+/// The store's counters registered in a runtime's metrics registry (see
+/// [`BlobStore::register_metrics`]); dropping it unregisters them.
+pub struct BlobMetrics {
+    _registered: [Registered<Counter>; 4],
+}
+
+impl std::fmt::Debug for BlobMetrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BlobMetrics").finish_non_exhaustive()
+    }
 }
 
 /// Counters since the store was opened (exported as Prometheus metrics by the API).
@@ -379,15 +394,43 @@ impl BlobStore {
     pub fn stats(&self) -> BlobStats {
         let s = &self.inner.stats;
         BlobStats {
-            stored_total: s.stored.load(Ordering::Relaxed),
-            stored_bytes_total: s.stored_bytes.load(Ordering::Relaxed),
-            already_present_total: s.present.load(Ordering::Relaxed),
-            rejected_total: s.rejected.load(Ordering::Relaxed),
+            stored_total: s.stored.get(),
+            stored_bytes_total: s.stored_bytes.get(),
+            already_present_total: s.present.get(),
+            rejected_total: s.rejected.get(),
+        }
+    }
+
+    /// Registers the store's counters on `registry` as `<prefix>_blobs_stored_total`,
+    /// `_blob_bytes_stored_total`, `_blob_puts_present_total` and `_blob_puts_rejected_total`.
+    pub fn register_metrics(&self, registry: &impl commonware_runtime::Metrics) -> BlobMetrics {
+        let s = &self.inner.stats;
+        // Counters are registered without `_total`: the OpenMetrics encoder appends it.
+        let counters = [
+            ("blobs_stored", "Blobs newly stored", &s.stored),
+            (
+                "blob_bytes_stored",
+                "Bytes of the blobs newly stored",
+                &s.stored_bytes,
+            ),
+            (
+                "blob_puts_present",
+                "Uploads of a blob already stored (nothing written)",
+                &s.present,
+            ),
+            (
+                "blob_puts_rejected",
+                "Uploads refused: too large, wrong hash, or a storage failure",
+                &s.rejected,
+            ),
+        ];
+        BlobMetrics {
+            _registered: counters.map(|(name, help, c)| registry.register(name, help, c.clone())),
         }
     }
 
     fn count_rejected(&self) {
-        self.inner.stats.rejected.fetch_add(1, Ordering::Relaxed);
+        self.inner.stats.rejected.inc();
     }
 
     fn shard_of(&self, hash: &Digest) -> PathBuf {
@@ -487,11 +530,7 @@ impl BlobUpload {
         }
         let size = self.size;
         let Some((writer, path)) = &mut self.file else {
-            self.store
-                .inner
-                .stats
-                .present
-                .fetch_add(1, Ordering::Relaxed);
+            self.store.inner.stats.present.inc();
             return Ok(PutOutcome {
                 hash,
                 size,
@@ -503,10 +542,10 @@ impl BlobUpload {
         let created = self.store.install(path, &hash)?;
         let stats = &self.store.inner.stats;
         if created {
-            stats.stored.fetch_add(1, Ordering::Relaxed);
-            stats.stored_bytes.fetch_add(size, Ordering::Relaxed);
+            stats.stored.inc();
+            stats.stored_bytes.inc_by(size);
         } else {
-            stats.present.fetch_add(1, Ordering::Relaxed);
+            stats.present.inc();
         }
         // The blob is in place under its name; the temporary name goes with `Drop`.
         Ok(PutOutcome {

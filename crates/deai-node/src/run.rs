@@ -12,7 +12,7 @@ use serde::Serialize;
 use tokio::net::TcpListener;
 
 use crate::{
-    api::{self, AppState, HttpMetrics},
+    api::{self, AppState},
     blobs::{self, BlobStore},
     config::{self, BLOBS_DIR, CHAIN_DIR, NODE_KEY_FILE, NodeConfig},
     keyfile,
@@ -111,6 +111,8 @@ pub async fn start(
     let genesis = Arc::new(chain_cfg.genesis.clone());
     let blobs = BlobStore::open(&dir.join(BLOBS_DIR), cfg.blob_max_bytes)?;
     blobs::spawn_sweeper(blobs.clone(), blobs::SWEEP_EVERY, blobs::UNFINISHED_MAX_AGE);
+    // The API encodes the runtime's registry: the chain's and consensus's metrics with its own.
+    let metrics = Arc::new(api::Metrics::register(&context, &blobs));
     let chain = deai_chain::start(context, chain_cfg).await?;
     let http = overrides.http_listen.unwrap_or(cfg.http_listen);
     let listener = TcpListener::bind(http).await.map_err(|e| {
@@ -119,7 +121,7 @@ pub async fn start(
     let http_addr = listener.local_addr()?;
     let app = api::router(AppState {
         chain: chain.clone(),
-        http: Arc::new(HttpMetrics::default()),
+        metrics,
         genesis,
         blobs,
     });

@@ -98,9 +98,16 @@ impl IntoResponse for ApiError {
                 message: &self.message,
             },
         };
-        (self.status, Json(body)).into_response()
+        let mut response = (self.status, Json(body)).into_response();
+        // For the metrics layer, which counts answers by code without parsing bodies.
+        response.extensions_mut().insert(ErrorCode(self.code));
+        response
     }
 }
+
+/// The code of an [`ApiError`] answer, kept in its response's extensions.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct ErrorCode(pub(crate) &'static str);
 
 impl std::fmt::Display for ApiError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {

@@ -15,7 +15,7 @@ pub mod types;
 
 pub use blobs::blob_routes;
 pub use error::ApiError;
-pub use metrics::HttpMetrics;
+pub use metrics::{CONTENT_TYPE as METRICS_CONTENT_TYPE, Metrics};
 pub use txs::decode_submission;
 pub use types::{PutBlobResponse, SubmitRequest, SubmitResponse};
 
@@ -35,8 +35,8 @@ use axum::{
 pub struct AppState {
     /// The chain this node runs or follows.
     pub chain: deai_chain::Handle,
-    /// Counters of the HTTP layer itself.
-    pub http: Arc<HttpMetrics>,
+    /// The node's metrics registry (the runtime's) and the API's own counters.
+    pub metrics: Arc<Metrics>,
     /// The chain's genesis, served to auditors who replay the chain from the start.
     pub genesis: Arc<deai_ledger::Genesis>,
     /// The content-addressed blob store (`/v1/blobs`).
@@ -70,6 +70,10 @@ pub fn router(state: AppState) -> Router {
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(body_max))
         .layer(middleware::map_response(json_errors))
+        .layer(middleware::map_response_with_state(
+            state.metrics.clone(),
+            metrics::count_errors,
+        ))
         .with_state(state)
 }
 

@@ -36,7 +36,8 @@ pub(super) async fn submit(
     let tx = match decode_submission(&body, &params) {
         Ok(tx) => tx,
         Err(e) => {
-            app.http.reject(e.code);
+            // It never reached the chain, which counts the rejections it makes itself.
+            app.chain.count_rejected(e.code);
             return Err(e);
         }
     };
@@ -44,7 +45,6 @@ pub(super) async fn submit(
         Ok(id) => Ok((StatusCode::ACCEPTED, Json(SubmitResponse { id }))),
         Err(e) => {
             let code = e.code();
-            app.http.reject(code);
             let err = if code == "mempool_full" {
                 ApiError::unavailable(code, e.to_string())
             } else {
