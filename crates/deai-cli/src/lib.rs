@@ -2,6 +2,7 @@
 
 pub mod cmd;
 pub mod output;
+pub mod plot;
 pub mod progress;
 
 use clap::{Parser, Subcommand};

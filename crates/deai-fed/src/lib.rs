@@ -1,5 +1,5 @@
 //! Federated rounds between real nodes, pure and deterministic: the same code runs in the
-//! in-process [`harness`] and between data-owner and coordinator nodes over HTTP (the node's
+//! in-process `harness` (feature `harness`) and between data-owner and coordinator nodes over HTTP (the node's
 //! roles drive it; `deai_node::fed` re-exports this crate).
 //!
 //! No I/O, clocks, threads or sockets here: bytes in, bytes out, randomness from seeds or RNGs
@@ -17,7 +17,7 @@
 //! - [`strategy`] and [`score`]: the server step (the spec's `deai_learn` strategy over the
 //!   groups' sums, state kept across rounds) and contribution scores;
 //! - [`verify`]: re-verification of a recorded round from its blobs;
-//! - [`harness`]: a whole task in one process, the template for the HTTP roles.
+//! - `harness` (feature `harness`): a whole task in one process, the template for the HTTP roles.
 //!
 //! A round, as the ledger sees it: `RoundOpen` (a count and the plan's
 //! [`groups::RoundPlan::secagg`]; the ledger draws the selection and charges each dataset from
@@ -30,6 +30,7 @@ mod adversary;
 pub mod coordinator;
 pub mod data;
 pub mod groups;
+#[cfg(any(test, feature = "harness"))]
 pub mod harness;
 pub mod owner;
 pub mod privacy;

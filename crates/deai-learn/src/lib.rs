@@ -18,13 +18,13 @@
 //! ```
 
 pub mod attack;
+#[cfg(feature = "bench")]
 pub mod bench;
 pub mod data;
 pub mod dp;
 pub mod error;
 pub mod model;
 pub mod params;
-pub mod plot;
 pub mod rng;
 pub mod robust;
 pub mod sim;

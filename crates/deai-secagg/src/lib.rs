@@ -31,6 +31,7 @@
 //! assert_eq!(report.record.survivors.len(), 6);
 //! ```
 
+#[cfg(feature = "sim")]
 pub mod bench;
 pub mod client;
 pub mod config;
@@ -42,6 +43,7 @@ pub mod prg;
 pub mod quant;
 pub mod server;
 pub mod shamir;
+#[cfg(feature = "sim")]
 #[allow(
     clippy::disallowed_methods,
     reason = "the in-memory harness times its steps; the protocol itself never reads a clock"

@@ -266,7 +266,7 @@ fn plot(args: &Args, runs: &[Report]) -> anyhow::Result<()> {
         "{} / {} / {}",
         runs[0].task, runs[0].dataset, runs[0].partition
     );
-    std::fs::write(path, deai_learn::plot::accuracy_svg(&title, &series))
+    std::fs::write(path, crate::plot::accuracy_svg(&title, &series))
         .with_context(|| format!("writing {}", path.display()))
 }
 

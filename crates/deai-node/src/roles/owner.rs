@@ -78,6 +78,28 @@ struct Running {
 /// dropout-recovery tests.
 pub const CRASH_ENV: &str = "DEAI_TEST_CRASH_AT";
 
+/// The fault [`CRASH_ENV`] arms, if the node was built with the `test-hooks` feature (only
+/// test builds are: a release binary never reads the variable).
+#[cfg(feature = "test-hooks")]
+fn crash_from_env() -> Option<Fault> {
+    let v = std::env::var(CRASH_ENV).ok()?;
+    let mut it = v.split(':').map(str::parse::<u64>);
+    match (it.next(), it.next(), it.next()) {
+        (Some(Ok(task)), Some(Ok(r)), Some(Ok(s))) => Some(Fault {
+            task,
+            from_round: u32::try_from(r).ok()?,
+            step: usize::try_from(s).ok()?,
+            action: FaultAction::Abort,
+        }),
+        _ => None,
+    }
+}
+
+#[cfg(not(feature = "test-hooks"))]
+fn crash_from_env() -> Option<Fault> {
+    None
+}
+
 /// What an injected fault does when it fires.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FaultAction {
@@ -121,24 +143,12 @@ pub struct OwnerRole {
 impl OwnerRole {
     /// An owner holding `datasets`, recording the rounds it joins in `sessions`.
     pub fn new(ctx: RoleContext, datasets: Vec<LocalDataset>, sessions: SessionLog) -> Self {
-        let fault = std::env::var(CRASH_ENV).ok().and_then(|v| {
-            let mut it = v.split(':').map(str::parse::<u64>);
-            match (it.next(), it.next(), it.next()) {
-                (Some(Ok(task)), Some(Ok(r)), Some(Ok(s))) => Some(Fault {
-                    task,
-                    from_round: u32::try_from(r).ok()?,
-                    step: usize::try_from(s).ok()?,
-                    action: FaultAction::Abort,
-                }),
-                _ => None,
-            }
-        });
         Self {
             ctx,
             datasets: Arc::new(datasets.into_iter().map(|d| (d.id, d)).collect()),
             sessions,
             rounds: Arc::new(Mutex::new(BTreeMap::new())),
-            fault: Arc::new(Mutex::new(fault)),
+            fault: Arc::new(Mutex::new(crash_from_env())),
             fired: Arc::default(),
             gone: Arc::default(),
         }
