@@ -32,29 +32,27 @@ fn an_owner_refuses_a_short_share_list() {
     let mut live = BTreeMap::new();
     for o in owners.iter().filter(|o| info.selected.contains(&o.dataset)) {
         let seed = [o.dataset as u8; 32];
-        let (state, advert) =
-            OwnerRound::start(&spec, &info, o.dataset, &o.data, &global, &o.key, seed)
-                .expect("starts");
-        coordinator.handle(o.dataset, &advert).expect("advert");
+        let mut state = OwnerRound::start(&spec, &info, o.dataset, &o.data, &global, &o.key, seed)
+            .expect("starts");
+        let advert = state.poll_transmit().expect("an advert");
+        coordinator
+            .handle_client_msg(o.dataset, &advert)
+            .expect("advert");
         live.insert(o.dataset, state);
     }
     coordinator.advance().expect("neighbours");
-    for (id, bytes) in coordinator.outgoing() {
-        let reply = live
-            .get_mut(&id)
-            .and_then(|o| o.handle(&bytes).expect("honest"));
-        coordinator
-            .handle(id, &reply.expect("shares"))
-            .expect("shares");
+    while let Some((id, bytes)) = coordinator.poll_transmit() {
+        let owner = live.get_mut(&id).expect("a live owner");
+        owner.handle_server_msg(&bytes).expect("honest");
+        let reply = owner.poll_transmit().expect("shares");
+        coordinator.handle_client_msg(id, &reply).expect("shares");
     }
     coordinator.advance().expect("shares");
     let victim = info.selected[0];
     let limits = coordinator.plan().groups[coordinator.plan().position[&victim].0]
         .config
         .limits();
-    let (_, honest) = coordinator
-        .outgoing()
-        .into_iter()
+    let (_, honest) = std::iter::from_fn(|| coordinator.poll_transmit())
         .find(|(id, _)| *id == victim)
         .expect("the victim is sent its shares");
     let honest = ServerMsg::decode(&honest, &limits).expect("decodes");
@@ -63,7 +61,9 @@ fn an_owner_refuses_a_short_share_list() {
         ..honest
     };
     let owner = live.get_mut(&victim).expect("live");
-    let err = owner.handle(&empty.encode()).expect_err("refused");
+    let err = owner
+        .handle_server_msg(&empty.encode())
+        .expect_err("refused");
     assert!(
         matches!(
             err,
@@ -72,7 +72,8 @@ fn an_owner_refuses_a_short_share_list() {
         "{err}"
     );
     // The owner aborted: it answers nothing from now on.
-    assert!(owner.handle(&empty.encode()).is_err());
+    assert!(owner.handle_server_msg(&empty.encode()).is_err());
+    assert!(owner.poll_transmit().is_none());
 }
 
 const LIMITS: RecordLimits = RecordLimits {

@@ -3,12 +3,12 @@
 //!
 //! Drive it in steps (the driver owns the clock and decides when a step's deadline passed):
 //!
-//! 1. [`CoordinatorRound::handle`] each owner message as it arrives (bad ones are refused
+//! 1. [`CoordinatorRound::handle_client_msg`] each owner message as it arrives (bad ones are refused
 //!    with a [`Rejected`] reason and never panic);
 //! 2. at the deadline, [`CoordinatorRound::advance`]: every running group moves on with
 //!    whoever answered (a group below its threshold aborts alone, its members count as
 //!    dropped);
-//! 3. deliver [`CoordinatorRound::outgoing`] to the owners; repeat from 1 until `advance`
+//! 3. deliver what [`CoordinatorRound::poll_transmit`] gives to the owners; repeat from 1 until `advance`
 //!    returns [`Phase::Finished`] (four advances);
 //! 4. [`CoordinatorRound::finish`] with the task's [`ServerState`] (the strategy, stepped once
 //!    per round) and the validation set gives the [`RoundOutcome`].
@@ -16,7 +16,7 @@
 //! The coordinator keeps each survivor's masked vector (uniformly random on its own) so anyone
 //! can later redo the unmasking from the blobs ([`crate::verify`]).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 
 use deai_learn::data::Dataset;
 use deai_learn::model;
@@ -159,7 +159,7 @@ pub struct CoordinatorRound {
     plan: RoundPlan,
     global: Vec<f32>,
     groups: Vec<GroupState>,
-    outbox: Vec<(u64, Vec<u8>)>,
+    outbox: VecDeque<(u64, Vec<u8>)>,
     rejected: Vec<Rejected>,
 }
 
@@ -193,7 +193,7 @@ impl CoordinatorRound {
             plan,
             global,
             groups,
-            outbox: Vec::new(),
+            outbox: VecDeque::new(),
             rejected: Vec::new(),
         })
     }
@@ -209,7 +209,11 @@ impl CoordinatorRound {
     }
 
     /// Handles one message attributed (by the transport's authentication) to `dataset_id`.
-    pub fn handle(&mut self, dataset_id: u64, client_msg: &[u8]) -> Result<(), Rejected> {
+    pub fn handle_client_msg(
+        &mut self,
+        dataset_id: u64,
+        client_msg: &[u8],
+    ) -> Result<(), Rejected> {
         let result = self.route(dataset_id, client_msg);
         if let Err(r) = &result {
             self.rejected.push(r.clone());
@@ -236,13 +240,13 @@ impl CoordinatorRound {
         let msg = match ClientMsg::decode(bytes, &limits) {
             Ok(msg) => msg,
             // Let the server see the garbage too, so the sender is excluded for good.
-            Err(_) => return state.server.handle_bytes(me, bytes).map_err(secagg),
+            Err(_) => return state.server.handle_client_bytes(me, bytes).map_err(secagg),
         };
         let masked = match &msg.body {
             ClientBody::Masked { vector, .. } => Some(vector.clone()),
             _ => None,
         };
-        state.server.handle(me, msg).map_err(secagg)?;
+        state.server.handle_client_msg(me, msg).map_err(secagg)?;
         if let Some(v) = masked {
             state.masked.insert(me, v);
         }
@@ -262,7 +266,7 @@ impl CoordinatorRound {
                         let to = members
                             .get(msg.to as usize)
                             .ok_or(FedError::Protocol("server addressed an unknown client"))?;
-                        self.outbox.push((*to, msg.encode()));
+                        self.outbox.push_back((*to, msg.encode()));
                     }
                 }
                 Ok(Some(aggregate)) => state.status = Status::Done(aggregate),
@@ -282,9 +286,10 @@ impl CoordinatorRound {
             })
     }
 
-    /// Server messages to deliver, `(dataset id, bytes)`, queued by the last advance.
-    pub fn outgoing(&mut self) -> Vec<(u64, Vec<u8>)> {
-        std::mem::take(&mut self.outbox)
+    /// The next server message to deliver, `(dataset id, bytes)`, of those the last
+    /// [`Self::advance`] queued.
+    pub fn poll_transmit(&mut self) -> Option<(u64, Vec<u8>)> {
+        self.outbox.pop_front()
     }
 
     /// Aggregates, scores and packs the round's blobs. Call once [`Phase::Finished`].
@@ -437,6 +442,10 @@ mod tests {
             &o.key,
             [o.dataset as u8; 32],
         )
+        .map(|mut owner| {
+            let advert = owner.poll_transmit().expect("an advert");
+            (owner, advert)
+        })
         .expect("starts")
     }
 
@@ -461,17 +470,17 @@ mod tests {
         let (mut c, adverts) = setup();
         let (a, b) = (adverts[0].0, adverts[1].0);
         assert_eq!(
-            c.handle(999, &adverts[0].1),
+            c.handle_client_msg(999, &adverts[0].1),
             Err(Rejected::NotSelected { dataset: 999 })
         );
-        let garbage = c.handle(a, b"\x07garbage");
+        let garbage = c.handle_client_msg(a, b"\x07garbage");
         assert!(
             matches!(&garbage, Err(Rejected::SecAgg { dataset, reason: Rejection::Decode(_), .. }) if *dataset == a),
             "{garbage:?}"
         );
         // The garbage excluded `a` for the round: even its real advert is refused now.
         assert!(matches!(
-            c.handle(a, &adverts[0].1),
+            c.handle_client_msg(a, &adverts[0].1),
             Err(Rejected::SecAgg {
                 reason: Rejection::Excluded(_),
                 ..
@@ -482,7 +491,7 @@ mod tests {
         let mut msg = ClientMsg::decode(&adverts[1].1, &limits).expect("decodes");
         msg.round += 1;
         assert!(matches!(
-            c.handle(b, &msg.encode()),
+            c.handle_client_msg(b, &msg.encode()),
             Err(Rejected::SecAgg {
                 reason: Rejection::Misaddressed { .. },
                 ..
@@ -494,7 +503,7 @@ mod tests {
         });
         let (other, _) = other.expect("groups have 4 members, at most 3 used");
         assert!(matches!(
-            c.handle(*other, c_advert),
+            c.handle_client_msg(*other, c_advert),
             Err(Rejected::SecAgg {
                 reason: Rejection::Misaddressed { .. },
                 ..
@@ -515,17 +524,17 @@ mod tests {
         let (mut c, adverts) = setup();
         assert_eq!(c.phase(), Phase::Collecting(Step::Advert));
         for (id, bytes) in &adverts {
-            c.handle(*id, bytes).expect("a valid advert");
+            c.handle_client_msg(*id, bytes).expect("a valid advert");
         }
         assert_eq!(
             c.advance().expect("advances"),
             Phase::Collecting(Step::Shares)
         );
-        let out = c.outgoing();
+        let out: Vec<_> = std::iter::from_fn(|| c.poll_transmit()).collect();
         let mut to: Vec<u64> = out.iter().map(|(id, _)| *id).collect();
         to.sort_unstable();
         assert_eq!(to, adverts.iter().map(|(id, _)| *id).collect::<Vec<_>>());
-        assert!(c.outgoing().is_empty(), "outgoing drains");
+        assert!(c.poll_transmit().is_none(), "the queue drains");
     }
 
     #[test]
@@ -569,19 +578,17 @@ mod tests {
                 if let (true, ClientBody::Masked { vector, .. }) = (id == cheat, &mut msg.body) {
                     vector.pop();
                 }
-                if let Err(r) = c.handle(id, &msg.encode()) {
+                if let Err(r) = c.handle_client_msg(id, &msg.encode()) {
                     refused.push(r);
                 }
             }
             if c.advance().expect("advances") == Phase::Finished {
                 break;
             }
-            for (id, bytes) in c.outgoing() {
-                if let Some(reply) = live
-                    .get_mut(&id)
-                    .and_then(|o| o.handle(&bytes).ok().flatten())
-                {
-                    uplink.push((id, reply));
+            while let Some((id, bytes)) = c.poll_transmit() {
+                let Some(o) = live.get_mut(&id) else { continue };
+                if o.handle_server_msg(&bytes).is_ok() {
+                    uplink.extend(o.poll_transmit().map(|reply| (id, reply)));
                 }
             }
         }

@@ -4,8 +4,8 @@
 //! It stands in for the ledger (the round seed comes from a simulated state root, selection is
 //! [`deai_ledger::select`] over all owners) and for the blob store (a map by hash). It is the
 //! integration test of this crate and the template the HTTP roles follow: per round,
-//! plan → owners start (adverts) → four coordinator steps, each `handle` all → `advance` →
-//! deliver `outgoing` → owners `handle` → `finish` → store blobs → verify.
+//! plan → owners start (adverts) → four coordinator steps, each `handle_client_msg` all →
+//! `advance` → deliver what `poll_transmit` gives → owners `handle_server_msg` → `finish` → store blobs → verify.
 
 use std::collections::BTreeMap;
 
@@ -221,10 +221,11 @@ fn exchange(
             continue;
         };
         let round_seed = owner_seed(seed, info, id);
-        let (state, advert) =
+        let mut state =
             OwnerRound::start(spec, info, id, &owner.data, global, &owner.key, round_seed)?;
+        let advert = state.poll_transmit();
         if sends(id, Step::Advert) {
-            uplink.push((id, advert));
+            uplink.extend(advert.map(|a| (id, a)));
         }
         live.insert(id, state);
     }
@@ -232,15 +233,18 @@ fn exchange(
     for _ in 0..Step::ALL.len() {
         for (id, bytes) in uplink.drain(..) {
             // A refusal is logged by the coordinator; the harness goes on like a real driver.
-            let _ = coordinator.handle(id, &bytes);
+            let _ = coordinator.handle_client_msg(id, &bytes);
         }
         let phase = coordinator.advance()?;
-        for (id, bytes) in coordinator.outgoing() {
+        while let Some((id, bytes)) = coordinator.poll_transmit() {
             let Some(state) = live.get_mut(&id) else {
                 continue;
             };
             // An owner that refuses a server message stops, like a dropout.
-            if let Ok(Some(reply)) = state.handle(&bytes) {
+            if state.handle_server_msg(&bytes).is_err() {
+                continue;
+            }
+            if let Some(reply) = state.poll_transmit() {
                 let step = match phase {
                     Phase::Collecting(step) => step,
                     Phase::Finished => continue,

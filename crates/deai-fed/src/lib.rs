@@ -1,6 +1,6 @@
 //! Federated rounds between real nodes, pure and deterministic: the same code runs in the
-//! in-process `harness` (feature `harness`) and between data-owner and coordinator nodes over HTTP (the node's
-//! roles drive it; `deai_node::fed` re-exports this crate).
+//! in-process `harness` (feature `harness`) and between data-owner and coordinator nodes over
+//! HTTP (the node's roles drive it; `deai_node::fed` re-exports this crate).
 //!
 //! No I/O, clocks, threads or sockets here: bytes in, bytes out, randomness from seeds or RNGs
 //! passed in. Cargo keeps it so (no async runtime, HTTP or chain dependency) and `clippy.toml`
@@ -13,7 +13,8 @@
 //!   quantizer, noise);
 //! - [`privacy`]: the ε schedule a task records (per dataset, no amplification), recomputed
 //!   from the spec (owners refuse a task whose schedule undercharges);
-//! - [`owner`] and [`coordinator`]: the two sides of a round;
+//! - [`owner`] and [`coordinator`]: the two sides of a round, in `deai-secagg`'s sans-IO shape
+//!   (`handle_*` in, `poll_transmit` out, `advance` at the driver's deadline);
 //! - [`strategy`] and [`score`]: the server step (the spec's `deai_learn` strategy over the
 //!   groups' sums, state kept across rounds) and contribution scores;
 //! - [`verify`]: re-verification of a recorded round from its blobs;

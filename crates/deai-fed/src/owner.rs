@@ -2,9 +2,10 @@
 //! run the group's SecAgg+ client. The owner's data and its unmasked update never leave this
 //! type; what it emits are SecAgg messages (its update only ever masked).
 //!
-//! Use: [`OwnerRound::start`] returns the first message (the key advert) to send to the
-//! coordinator; then pass each message the coordinator sends to [`OwnerRound::handle`] and send
-//! back what it returns, until it returns `None` (three server messages in all).
+//! Use (the sans-IO idiom of this crate and of `deai-secagg`: `handle_*` in, `poll_transmit`
+//! out): after [`OwnerRound::start`], send what [`OwnerRound::poll_transmit`] gives (the key
+//! advert); then pass each message the coordinator sends to [`OwnerRound::handle_server_msg`]
+//! and send what `poll_transmit` gives after it (three server messages in all).
 //!
 //! # Privacy of the update
 //!
@@ -82,8 +83,8 @@ pub struct OwnerRound {
 }
 
 impl OwnerRound {
-    /// Trains, privatizes and masks this owner's update; returns the state and the advert to
-    /// send. `seed` drives local shuffling, noise, rounding and SecAgg keys: fresh secret
+    /// Trains, privatizes and masks this owner's update; the key advert is then the first
+    /// message [`Self::poll_transmit`] gives. `seed` drives local shuffling, noise, rounding and SecAgg keys: fresh secret
     /// randomness for every round (the owner's own, never shared).
     pub fn start(
         spec: &TaskSpec,
@@ -93,7 +94,7 @@ impl OwnerRound {
         global: &[f32],
         identity: &SigningKey,
         seed: [u8; 32],
-    ) -> Result<(Self, Vec<u8>), FedError> {
+    ) -> Result<Self, FedError> {
         let plan = RoundPlan::new(spec, round)?;
         let &(group, me) = plan
             .position
@@ -134,32 +135,32 @@ impl OwnerRound {
         let mut secagg_rng = rng("deai-node fed owner secagg v1", &seed);
         let config = plan.groups[group].config.clone();
         let limits = config.limits();
-        let mut client = Client::new(config, me, identity, words, &mut secagg_rng)?;
-        let advert = client
-            .poll_transmit()
-            .ok_or(FedError::Protocol("SecAgg client queued no advert"))?
-            .encode();
+        let client = Client::new(config, me, identity, words, &mut secagg_rng)?;
         let stats = LocalStats {
             train_loss: trained.loss,
             update_norm,
             clipped,
         };
-        let owner = Self {
+        Ok(Self {
             client,
             limits,
             rng: secagg_rng,
             group,
             stats,
-        };
-        Ok((owner, advert))
+        })
     }
 
-    /// Handles one message from the group's SecAgg server; returns the reply to send, if any.
-    /// An error aborts this owner's round (it sends nothing more).
-    pub fn handle(&mut self, server_msg: &[u8]) -> Result<Option<Vec<u8>>, FedError> {
+    /// Handles one message from the group's SecAgg server; the reply, if any, is then what
+    /// [`Self::poll_transmit`] gives. An error aborts this owner's round (it sends nothing more).
+    pub fn handle_server_msg(&mut self, server_msg: &[u8]) -> Result<(), FedError> {
         let msg = ServerMsg::decode(server_msg, &self.limits).map_err(FedError::ServerMessage)?;
-        self.client.handle(msg, &mut self.rng)?;
-        Ok(self.client.poll_transmit().map(|m| m.encode()))
+        self.client.handle_server_msg(msg, &mut self.rng)?;
+        Ok(())
+    }
+
+    /// The next message to send to the group's server, encoded.
+    pub fn poll_transmit(&mut self) -> Option<Vec<u8>> {
+        self.client.poll_transmit().map(|m| m.encode())
     }
 
     /// The group this owner's update is summed in (plan order).
@@ -238,12 +239,13 @@ mod tests {
             Err(FedError::WrongIdentity(_))
         ));
 
-        let (mut owner, _) = OwnerRound::start(
+        let mut owner = OwnerRound::start(
             &spec, &info, me.dataset, &me.data, &global, &me.key, [1; 32],
         )
         .expect("starts");
+        assert!(owner.poll_transmit().is_some(), "the advert is queued");
         assert!(matches!(
-            owner.handle(b"junk"),
+            owner.handle_server_msg(b"junk"),
             Err(FedError::ServerMessage(_))
         ));
         assert!(owner.stats().update_norm > 0.0);

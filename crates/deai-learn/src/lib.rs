@@ -8,7 +8,10 @@
 //! - [`strategy`]: Flower-shaped aggregation strategies and robust rules, pure and sans-IO.
 //! - [`dp`]: DP wrapper strategies and the RDP and PLD accountants.
 //! - [`attack`]: Byzantine client models for robustness tests.
-//! - [`sim`]: the deterministic in-process simulator that drives all of the above.
+//! - [`sim`]: the deterministic in-process simulator that drives all of the above
+//!   ([`sim::run`] is `deai simulate`); [`rng`]: the seeded streams it draws from.
+//! - `bench`, `robust` (feature `bench`): the timing harnesses of `deai bench fl` and the
+//!   attack-by-rule table of `deai bench robust`.
 //!
 //! ```
 //! let cfg = deai_learn::sim::SimConfig { rounds: 2, ..deai_learn::sim::SimConfig::digits_100() };
@@ -26,6 +29,7 @@ pub mod error;
 pub mod model;
 pub mod params;
 pub mod rng;
+#[cfg(feature = "bench")]
 pub mod robust;
 pub mod sim;
 pub mod strategy;

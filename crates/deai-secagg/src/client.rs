@@ -6,7 +6,7 @@
 //! any error ─► Aborted (nothing more is ever sent)
 //! ```
 //!
-//! Drive it with [`Client::handle`] for each server message and [`Client::poll_transmit`] after
+//! Drive it with [`Client::handle_server_msg`] for each server message and [`Client::poll_transmit`] after
 //! each call (and after [`Client::new`]) until it returns `None`.
 //!
 //! The server is not trusted. What each step checks, with `t` the threshold and the client's
@@ -270,7 +270,7 @@ impl Client {
 
     /// Handles one server message. An error aborts the client (except after it is done, when
     /// the message is only refused): it will send nothing more this round.
-    pub fn handle<R: RngCore + CryptoRng>(
+    pub fn handle_server_msg<R: RngCore + CryptoRng>(
         &mut self,
         msg: ServerMsg,
         rng: &mut R,

@@ -11,11 +11,17 @@
 //! re-computation catches a swapped input or seed. The server learns only the sum.
 //!
 //! - [`params`]: `k` and `t` from a threat model; [`quant`]: floats to integers and back.
-//! - [`client`] and [`server`]: the state machines (messages in, messages out; time and
-//!   randomness come from the caller); [`msg`]: their messages and canonical encoding.
+//! - [`client`] and [`server`]: the state machines; [`msg`]: their messages and canonical
+//!   encoding ([`wire`]: the codec's rules, shared with the ledger and the round's blobs).
+//! - [`sim`], [`mod@bench`] (feature `sim`): one full round in memory for tests, and the
+//!   measured round of `deai bench secagg`.
+//!
+//! Every state machine of this crate and of `deai-fed` has one shape (quinn-proto's): input
+//! through `handle_*` methods (`Client::handle_server_msg`, `Server::handle_client_msg` /
+//! `handle_client_bytes`), output through `poll_transmit` until it gives `None`, and no clock: a
+//! server step closes when its driver calls `advance` (at the driver's deadline, or when every
+//! member answered). Randomness comes from the caller.
 //! - [`verify`]: anyone re-computes the aggregate from the masked inputs and the record.
-//! - [`sim`]: one full round in memory, for tests; [`mod@bench`]: the measured round of
-//!   `deai bench secagg`.
 //!
 //! ```
 //! use deai_secagg::{params::Params, sim::{run_round, SimSpec}};

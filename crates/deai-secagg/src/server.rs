@@ -6,7 +6,7 @@
 //! any phase ─advance with too few clients or shares─► Aborted
 //! ```
 //!
-//! Feed each client message to [`Server::handle`] (or raw bytes to [`Server::handle_bytes`]);
+//! Feed each client message to [`Server::handle_client_msg`] (or raw bytes to [`Server::handle_client_bytes`]);
 //! when the step's deadline passes (the driver's clock, not ours) call [`Server::advance`], then
 //! drain [`Server::poll_transmit`]. After the last `advance`, [`Server::advance`] returns the
 //! [`Aggregate`].
@@ -267,26 +267,26 @@ impl Server {
     }
 
     /// Decodes and handles a message that the transport attributes to client `from`.
-    pub fn handle_bytes(&mut self, from: u32, bytes: &[u8]) -> Result<(), Rejection> {
-        self.handle_decoded(from, ClientMsg::decode(bytes, &self.config.limits()))
+    pub fn handle_client_bytes(&mut self, from: u32, bytes: &[u8]) -> Result<(), Rejection> {
+        self.handle_client_decoded(from, ClientMsg::decode(bytes, &self.config.limits()))
     }
 
     /// Handles the result of decoding a message from `from` with this round's limits
     /// ([`RoundConfig::limits`]): what a transport that decodes on its own threads calls.
-    pub fn handle_decoded(
+    pub fn handle_client_decoded(
         &mut self,
         from: u32,
         decoded: Result<ClientMsg, DecodeError>,
     ) -> Result<(), Rejection> {
         match decoded {
-            Ok(msg) => self.handle(from, msg),
+            Ok(msg) => self.handle_client_msg(from, msg),
             Err(e) => self.reject(from, Rejection::Decode(e.to_string())),
         }
     }
 
     /// Handles a message that the transport attributes to client `from`. A rejection excludes
     /// the client.
-    pub fn handle(&mut self, from: u32, msg: ClientMsg) -> Result<(), Rejection> {
+    pub fn handle_client_msg(&mut self, from: u32, msg: ClientMsg) -> Result<(), Rejection> {
         if from >= self.config.clients() {
             return Err(Rejection::UnknownSender(from));
         }

@@ -184,7 +184,7 @@ impl SimClient {
         let start = Instant::now();
         // A client that cannot use the server's message aborts; the server sees a dropout.
         if let Ok(msg) = ServerMsg::decode(&bytes, &config.limits()) {
-            let _ = self.client.handle(msg, &mut self.rng);
+            let _ = self.client.handle_server_msg(msg, &mut self.rng);
         }
         self.ms += ms_since(start);
     }
@@ -286,7 +286,7 @@ pub fn run_round(spec: &SimSpec) -> Result<SimReport, SimError> {
             .collect();
         for (i, msg) in decoded.into_iter().enumerate() {
             if let Some(msg) = msg {
-                let _ = server.handle_decoded(i as u32, msg);
+                let _ = server.handle_client_decoded(i as u32, msg);
             }
         }
         let result = server.advance();

@@ -90,7 +90,9 @@ impl Round {
                 if let ClientBody::Masked { vector, .. } = &msg.body {
                     self.masked.insert(c.id(), vector.clone());
                 }
-                self.server.handle(c.id(), msg).expect("honest message");
+                self.server
+                    .handle_client_msg(c.id(), msg)
+                    .expect("honest message");
             }
         }
     }
@@ -106,7 +108,7 @@ impl Round {
         for msg in msgs {
             let to = msg.to as usize;
             self.clients[to]
-                .handle(msg, &mut self.rngs[to])
+                .handle_server_msg(msg, &mut self.rngs[to])
                 .expect("honest step");
         }
     }
@@ -147,7 +149,7 @@ impl Round {
 
     fn handle(&mut self, msg: ServerMsg) -> Result<(), ClientError> {
         let to = msg.to as usize;
-        self.clients[to].handle(msg, &mut self.rngs[to])
+        self.clients[to].handle_server_msg(msg, &mut self.rngs[to])
     }
 
     fn msg(&self, to: u32, body: ServerBody) -> ServerMsg {
@@ -498,7 +500,7 @@ fn server_rejects_forged_and_replayed_consistency_signatures() {
             ..honest
         };
         assert_eq!(
-            r.server.handle(c, forged),
+            r.server.handle_client_msg(c, forged),
             Err(Rejection::BadConsistencySignature),
             "client {c}"
         );

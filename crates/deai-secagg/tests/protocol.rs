@@ -253,7 +253,7 @@ impl Manual {
             for msg in msgs {
                 let to = msg.to as usize;
                 m.clients[to]
-                    .handle(msg, &mut m.rngs[to])
+                    .handle_server_msg(msg, &mut m.rngs[to])
                     .expect("honest step");
             }
         }
@@ -263,7 +263,9 @@ impl Manual {
     fn uplink(&mut self) {
         for c in &mut self.clients {
             while let Some(msg) = c.poll_transmit() {
-                self.server.handle(c.id(), msg).expect("honest message");
+                self.server
+                    .handle_client_msg(c.id(), msg)
+                    .expect("honest message");
             }
         }
     }
@@ -276,7 +278,7 @@ impl Manual {
             body: ServerBody::Consistency(list),
         };
         self.clients[to as usize]
-            .handle(msg, &mut self.rngs[to as usize])
+            .handle_server_msg(msg, &mut self.rngs[to as usize])
             .ok()?;
         match self.clients[to as usize].poll_transmit()?.body {
             ClientBody::ConsistencySig(sig) => Some(sig),
@@ -326,7 +328,8 @@ fn lying_about_dropouts_reveals_one_kind_per_holder() {
                 signatures,
             },
         };
-        let result = m.clients[to as usize].handle(req.clone(), &mut m.rngs[to as usize]);
+        let result =
+            m.clients[to as usize].handle_server_msg(req.clone(), &mut m.rngs[to as usize]);
         if side {
             assert_eq!(
                 result,
@@ -349,7 +352,7 @@ fn lying_about_dropouts_reveals_one_kind_per_holder() {
         kinds_of_zero.extend(about_zero);
         // Asking again gets nothing.
         assert_eq!(
-            m.clients[to as usize].handle(req, &mut m.rngs[to as usize]),
+            m.clients[to as usize].handle_server_msg(req, &mut m.rngs[to as usize]),
             Err(ClientError::WrongPhase(ClientPhase::Done))
         );
         assert!(m.clients[to as usize].poll_transmit().is_none());
@@ -372,7 +375,7 @@ fn client_refuses_lists_that_drop_itself_or_fall_below_threshold() {
             to,
             body: ServerBody::Consistency(list),
         };
-        m.clients[to as usize].handle(msg, &mut m.rngs[to as usize])
+        m.clients[to as usize].handle_server_msg(msg, &mut m.rngs[to as usize])
     };
     assert_eq!(
         ask(2, vec![0, 1, 3, 4, 5]),

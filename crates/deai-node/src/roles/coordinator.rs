@@ -528,7 +528,7 @@ impl CoordinatorRole {
         for (d, reply) in join_all(invites).await {
             match reply {
                 Ok(bytes) => {
-                    if let Err(e) = round.handle(d, &bytes) {
+                    if let Err(e) = round.handle_client_msg(d, &bytes) {
                         tracing::warn!(dataset = d, error = %e, "advert refused");
                     }
                 }
@@ -540,7 +540,7 @@ impl CoordinatorRole {
                 Ok(fed::Phase::Finished) | Err(_) => break,
                 Ok(_) => {}
             }
-            let outgoing = round.outgoing();
+            let outgoing: Vec<_> = std::iter::from_fn(|| round.poll_transmit()).collect();
             if outgoing.is_empty() {
                 continue;
             }
@@ -553,7 +553,7 @@ impl CoordinatorRole {
             for (d, reply) in join_all(calls).await {
                 match reply {
                     Ok(bytes) if !bytes.is_empty() => {
-                        if let Err(e) = round.handle(d, &bytes) {
+                        if let Err(e) = round.handle_client_msg(d, &bytes) {
                             tracing::warn!(dataset = d, error = %e, "message refused");
                         }
                     }

@@ -420,7 +420,10 @@ async fn invite(
     .await
     .map_err(|e| ApiError::internal(format!("training task failed: {e}")))?
     .map_err(|e| ApiError::bad_request("round_refused", e.to_string()))?;
-    let (round, advert) = started;
+    let mut round = started;
+    let advert = round
+        .poll_transmit()
+        .ok_or_else(|| ApiError::internal("the SecAgg client queued no advert"))?;
     role.rounds
         .lock()
         .map_err(|_| ApiError::internal("round table poisoned"))?
@@ -466,8 +469,8 @@ async fn step(
                 "the signer did not start this round",
             ));
         }
-        let reply = match running.round.handle(&body) {
-            Ok(reply) => reply,
+        let reply = match running.round.handle_server_msg(&body) {
+            Ok(()) => running.round.poll_transmit(),
             Err(e) => {
                 // The SecAgg client aborted: it will never answer again, so forget it now.
                 rounds.remove(&k);
