@@ -1,5 +1,29 @@
 //! The deai command line: one module per subcommand under [`cmd`].
 
+// Every command prints through these instead of std's, which panic when stdout is a closed pipe
+// (`deai ledger status | head -1`) or a full disk: see [`output::write_stdout`]. Defined before
+// the modules so that their textual scope covers all of them.
+macro_rules! println {
+    () => {
+        $crate::output::write_stdout(format_args!("\n"))
+    };
+    ($($arg:tt)*) => {
+        $crate::output::write_stdout(format_args!("{}\n", format_args!($($arg)*)))
+    };
+}
+
+macro_rules! print {
+    ($($arg:tt)*) => {
+        $crate::output::write_stdout(format_args!($($arg)*))
+    };
+}
+
+macro_rules! eprintln {
+    ($($arg:tt)*) => {
+        $crate::output::write_stderr(format_args!("{}\n", format_args!($($arg)*)))
+    };
+}
+
 pub mod cmd;
 pub mod output;
 pub mod plot;

@@ -5,7 +5,7 @@ use clap::Parser;
 fn main() {
     let cli = deai_cli::Cli::parse();
     if let Err(err) = deai_cli::run(cli) {
-        eprintln!("error: {err:#}");
+        deai_cli::output::write_stderr(format_args!("error: {err:#}\n"));
         std::process::exit(1);
     }
 }

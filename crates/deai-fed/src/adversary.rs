@@ -4,7 +4,7 @@
 //! [`OwnerRound`] and [`verify_round`]; each attack must end in a named refusal by the owner or
 //! a named mismatch in verification. The attacks that need the ledger or HTTP (re-invites,
 //! undercharged ε, a σ below an owner's floor, a frozen round) are in
-//! `tests/roles_edges.rs`; the SecAgg-level ones (split survivor stories, forged consistency
+//! `tests/it/roles_edges.rs`; the SecAgg-level ones (split survivor stories, forged consistency
 //! signatures, the threshold bound) in `deai-secagg/tests/adversary.rs`.
 
 use std::collections::BTreeMap;

@@ -137,7 +137,7 @@ fn dp() {
         let start = std::time::Instant::now();
         let rdp = deai_learn::dp::rdp::epsilon(q, s, t, d);
         let mid = start.elapsed().as_secs_f64();
-        let pld = deai_learn::dp::pld::epsilon(q, s, t, d);
+        let pld = deai_learn::dp::pld::epsilon(q, s, t, d).unwrap_or(f64::NAN);
         let end = start.elapsed().as_secs_f64() - mid;
         println!(
             "q={q} sigma={s} T={t} delta={d}: rdp {rdp:.10} ({mid:.3}s) pld {pld:.10} ({end:.3}s)"

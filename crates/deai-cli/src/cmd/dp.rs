@@ -53,14 +53,23 @@ fn epsilon(a: EpsilonArgs) -> anyhow::Result<()> {
         "--sampling-rate must be in [0, 1]"
     );
     anyhow::ensure!(
-        a.noise_multiplier >= 0.0 && a.noise_multiplier.is_finite(),
-        "--noise-multiplier must be ≥ 0"
+        a.noise_multiplier > 0.0 && a.noise_multiplier.is_finite(),
+        "--noise-multiplier must be a number above 0 (without noise ε is infinite)"
     );
     anyhow::ensure!(a.delta > 0.0 && a.delta < 1.0, "--delta must be in (0, 1)");
-    let out = Epsilon {
-        rdp: rdp::epsilon(a.sampling_rate, a.noise_multiplier, a.steps, a.delta),
-        pld: pld::epsilon(a.sampling_rate, a.noise_multiplier, a.steps, a.delta),
-    };
+    anyhow::ensure!(
+        a.steps >= 1,
+        "--steps must be at least 1 (no step spends no privacy)"
+    );
+    let rdp = rdp::epsilon(a.sampling_rate, a.noise_multiplier, a.steps, a.delta);
+    anyhow::ensure!(
+        rdp.is_finite(),
+        "ε is not finite at σ = {}: the noise is too small to bound; raise --noise-multiplier",
+        a.noise_multiplier
+    );
+    let pld = pld::epsilon(a.sampling_rate, a.noise_multiplier, a.steps, a.delta)
+        .map_err(|e| anyhow::anyhow!("PLD accountant: {e}; RDP gives ε ≤ {rdp:.6}"))?;
+    let out = Epsilon { rdp, pld };
     crate::output::emit(a.json, &out, |e| {
         println!(
             "ε at δ = {:e} after {} steps (q = {}, σ = {}):",

@@ -17,6 +17,26 @@ use rustfft::num_complex::Complex;
 pub const DISCRETIZATION: f64 = 1e-4;
 /// Tail mass truncated per convolution.
 pub const TAIL: f64 = 1e-15;
+/// Most grid points a PLD may hold (8 MiB of masses; a convolution of two such needs an FFT of
+/// 4 Mi points). A tiny σ for its q (the loss range grows like `1/σ²`) or a huge step count needs
+/// more: the accountant refuses then, rather than allocating and computing without bound.
+pub const GRID_MAX: usize = 1 << 20;
+
+/// Why ε was not computed.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum PldError {
+    /// The distribution outgrew [`GRID_MAX`].
+    #[error(
+        "the privacy-loss distribution needs {needed} grid points, more than {max}: the noise is \
+         too small for this sampling rate, or the steps too many (the RDP bound still applies)"
+    )]
+    GridTooLarge {
+        /// Points needed.
+        needed: u64,
+        /// The bound.
+        max: usize,
+    },
+}
 
 /// A discrete PLD: `mass[i]` at loss `(offset + i) Δ`, plus `infinity` at `+∞`.
 #[derive(Debug, Clone, PartialEq)]
@@ -54,7 +74,7 @@ fn delta_add(q: f64, sigma: f64, eps: f64) -> f64 {
 
 impl Pld {
     /// One step of the Poisson-subsampled Gaussian (`remove` or add adjacency).
-    pub fn subsampled_gaussian(q: f64, sigma: f64, remove: bool) -> Self {
+    pub fn subsampled_gaussian(q: f64, sigma: f64, remove: bool) -> Result<Self, PldError> {
         let delta = |e: f64| {
             if remove {
                 delta_remove(q, sigma, e)
@@ -70,8 +90,20 @@ impl Pld {
         } else {
             (-loss(hi_x), -loss(lo_x))
         };
-        let kmin = (lo / DISCRETIZATION).floor() as i64;
-        let kmax = (hi / DISCRETIZATION).ceil() as i64;
+        let (kmin, kmax) = ((lo / DISCRETIZATION).floor(), (hi / DISCRETIZATION).ceil());
+        // Checked before anything is allocated (NaN, from a degenerate q or σ, fails too).
+        let needed = kmax - kmin + 1.0;
+        if needed.is_nan() || needed > GRID_MAX as f64 {
+            return Err(PldError::GridTooLarge {
+                needed: if needed.is_finite() {
+                    needed as u64
+                } else {
+                    u64::MAX
+                },
+                max: GRID_MAX,
+            });
+        }
+        let (kmin, kmax) = (kmin as i64, kmax as i64);
         let f: Vec<f64> = (kmin..=kmax)
             .map(|k| delta(k as f64 * DISCRETIZATION))
             .collect();
@@ -86,26 +118,33 @@ impl Pld {
         }
         let mut mass: Vec<f64> = (1..n).map(|j| above[j - 1] - above[j]).collect();
         mass.insert(0, (1.0 - infinity - above[0]).max(0.0));
-        Self {
+        Ok(Self {
             offset: kmin,
             mass,
             infinity,
-        }
+        })
     }
 
-    /// The PLD of running `self` then `other`.
-    pub fn compose(&self, other: &Self) -> Self {
+    /// The PLD of running `self` then `other` (each within [`GRID_MAX`], so the convolution is
+    /// bounded too).
+    pub fn compose(&self, other: &Self) -> Result<Self, PldError> {
         let mut out = Self {
             offset: self.offset + other.offset,
             mass: convolve(&self.mass, &other.mass),
             infinity: 1.0 - (1.0 - self.infinity) * (1.0 - other.infinity),
         };
         out.truncate();
-        out
+        if out.mass.len() > GRID_MAX {
+            return Err(PldError::GridTooLarge {
+                needed: out.mass.len() as u64,
+                max: GRID_MAX,
+            });
+        }
+        Ok(out)
     }
 
     /// `self` composed with itself `times` times (`times ≥ 1`).
-    pub fn self_compose(&self, times: u64) -> Self {
+    pub fn self_compose(&self, times: u64) -> Result<Self, PldError> {
         assert!(times >= 1, "compose at least once");
         let mut result: Option<Self> = None;
         let mut base = self.clone();
@@ -113,7 +152,7 @@ impl Pld {
         loop {
             if t & 1 == 1 {
                 result = Some(match result {
-                    Some(r) => r.compose(&base),
+                    Some(r) => r.compose(&base)?,
                     None => base.clone(),
                 });
             }
@@ -121,9 +160,9 @@ impl Pld {
             if t == 0 {
                 break;
             }
-            base = base.compose(&base);
+            base = base.compose(&base)?;
         }
-        result.expect("times ≥ 1")
+        Ok(result.expect("times ≥ 1"))
     }
 
     fn truncate(&mut self) {
@@ -210,21 +249,20 @@ fn convolve(a: &[f64], b: &[f64]) -> Vec<f64> {
 }
 
 /// ε after `steps` rounds of the Poisson-subsampled Gaussian: the worse of add and remove.
-pub fn epsilon(q: f64, sigma: f64, steps: u64, delta: f64) -> f64 {
+/// Memory and time are bounded by [`GRID_MAX`]: a distribution that would outgrow it is an error.
+pub fn epsilon(q: f64, sigma: f64, steps: u64, delta: f64) -> Result<f64, PldError> {
     if q == 0.0 || steps == 0 {
-        return 0.0;
+        return Ok(0.0);
     }
     if sigma == 0.0 {
-        return f64::INFINITY;
+        return Ok(f64::INFINITY);
     }
-    [true, false]
-        .iter()
-        .map(|&remove| {
-            Pld::subsampled_gaussian(q, sigma, remove)
-                .self_compose(steps)
-                .epsilon(delta)
-        })
-        .fold(0.0, f64::max)
+    let mut worst = 0.0f64;
+    for remove in [true, false] {
+        let pld = Pld::subsampled_gaussian(q, sigma, remove)?.self_compose(steps)?;
+        worst = worst.max(pld.epsilon(delta));
+    }
+    Ok(worst)
 }
 
 #[cfg(test)]
@@ -242,7 +280,7 @@ mod tests {
     #[test]
     fn matches_dp_accounting() {
         for &(q, s, t, d, want) in REFERENCE {
-            let got = epsilon(q, s, t, d);
+            let got = epsilon(q, s, t, d).expect("within the grid");
             assert!(
                 (got - want).abs() / want < 1e-3,
                 "q={q} σ={s} T={t} δ={d}: {got} vs {want}"
@@ -252,7 +290,7 @@ mod tests {
 
     #[test]
     fn one_step_is_a_distribution_matching_the_exact_curve() {
-        let p = Pld::subsampled_gaussian(0.1, 1.0, true);
+        let p = Pld::subsampled_gaussian(0.1, 1.0, true).expect("small grid");
         let total: f64 = p.mass.iter().sum::<f64>() + p.infinity;
         assert!((total - 1.0).abs() < 1e-9, "{total}");
         for eps in [0.01, 0.1, 0.5] {
@@ -263,12 +301,31 @@ mod tests {
 
     #[test]
     fn monotone_in_steps_and_noise() {
-        let e = epsilon(0.05, 1.0, 20, 1e-5);
-        assert!(epsilon(0.05, 1.0, 40, 1e-5) > e);
-        assert!(epsilon(0.05, 1.5, 20, 1e-5) < e);
+        let eps = |q, s, t, d| epsilon(q, s, t, d).expect("within the grid");
+        let e = eps(0.05, 1.0, 20, 1e-5);
+        assert!(eps(0.05, 1.0, 40, 1e-5) > e);
+        assert!(eps(0.05, 1.5, 20, 1e-5) < e);
         assert!(
             e < crate::dp::rdp::epsilon(0.05, 1.0, 20, 1e-5),
             "PLD is tighter than RDP"
         );
+    }
+
+    /// Inputs whose distribution would not fit are refused before the big allocation, and huge
+    /// step counts stop once the composed distribution outgrows the grid (no panic, no hours).
+    #[test]
+    fn uncomputable_inputs_are_refused_not_attempted() {
+        assert!(matches!(
+            epsilon(0.5, 0.01, 10, 1e-5),
+            Err(PldError::GridTooLarge { needed, .. }) if needed > 50_000_000
+        ));
+        assert!(matches!(
+            epsilon(0.5, 0.05, 1, 1e-5),
+            Err(PldError::GridTooLarge { .. })
+        ));
+        assert!(matches!(
+            epsilon(0.01, 1.1, 100_000_000, 1e-5),
+            Err(PldError::GridTooLarge { .. })
+        ));
     }
 }

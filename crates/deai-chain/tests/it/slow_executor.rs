@@ -2,11 +2,7 @@
 //! finalizing as a quorum, and still applies every finalized block in order with the same state
 //! roots. What waits for its executor stays within marshal's acknowledgement window: the
 //! finalizer panics rather than queue more, or drop one.
-#![allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed test
-
-mod common;
-
-use common::*;
+use crate::common::*;
 use commonware_cryptography::Signer as _;
 use commonware_p2p::simulated::Link;
 use commonware_runtime::{

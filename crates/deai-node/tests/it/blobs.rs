@@ -1,7 +1,5 @@
 //! The blob routes on a real node over loopback HTTP, and the client's check of what it downloads.
 
-#![allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed test
-
 use std::{path::Path, time::Duration};
 
 use axum::{Router, routing::get};

@@ -1,10 +1,6 @@
 //! One validator finalizes alone (n = 1) over the same code path as many, applies transfers,
 //! reports statuses, receipts and roots, and resumes from durable storage after a restart.
-#![allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed test
-
-mod common;
-
-use common::*;
+use crate::common::*;
 use commonware_cryptography::Signer as _;
 use commonware_runtime::{Metrics as _, Runner as _, Supervisor as _, deterministic};
 use deai_chain::{MempoolError, TxStatus};

@@ -2,8 +2,6 @@
 //! the chain's, the API's, the blob store's and consensus's metrics, whose values follow what
 //! the node does.
 
-#![allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed test
-
 use std::{
     collections::{BTreeMap, BTreeSet},
     time::Duration,

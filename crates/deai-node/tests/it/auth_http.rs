@@ -1,8 +1,6 @@
 //! Signed peer messages over real loopback HTTP: reqwest signs, an axum handler verifies with
 //! `verify_http_request` and signs its answer, and the caller checks the answer.
 
-#![allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed test
-
 use axum::{
     Router,
     body::Bytes,

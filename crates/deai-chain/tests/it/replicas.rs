@@ -1,11 +1,7 @@
 //! Four validators on Commonware's deterministic runtime and simulated network, with lossy
 //! links and one validator crashed then restarted, finalize the same blocks with the same state
 //! roots; the same seed gives the same chain.
-#![allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed test
-
-mod common;
-
-use common::*;
+use crate::common::*;
 use commonware_cryptography::Signer as _;
 use commonware_p2p::simulated::Link;
 use commonware_runtime::{Clock as _, Runner as _, Spawner as _, Supervisor as _, deterministic};

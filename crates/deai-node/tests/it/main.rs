@@ -1,0 +1,9 @@
+//! deai-node's integration tests, one module per concern, in one binary: every test binary links
+//! the whole dependency tree again, so a crate has one.
+
+#![allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed test
+
+mod auth_http;
+mod blobs;
+mod metrics;
+mod roles_edges;
