@@ -7,8 +7,8 @@
 //! validator waits likewise before checking a proposal's parent state root. With one validator
 //! this serializes blocks (propose → finalize → apply → propose); big blocks keep throughput up.
 //!
-//! A leader whose mempool is empty waits up to `block_idle_wait` for a transaction before
-//! proposing an empty block, so an idle chain advances at a modest pace without spinning, and a
+//! A leader whose mempool holds nothing executable (empty, or only gapped nonces) waits up to
+//! `block_idle_wait` for a transaction it can run before proposing an empty block, so an idle chain advances at a modest pace without spinning, and a
 //! transaction arriving at an idle chain is proposed at once.
 
 use crate::{
@@ -62,6 +62,16 @@ pub(crate) struct App {
 }
 
 impl App {
+    /// Whether the mempool holds a transaction the next block could run (some sender's next
+    /// nonce on the finalized state).
+    fn has_executable(&self) -> bool {
+        let finalized = self.shared.finalized.read();
+        self.shared
+            .mempool
+            .lock()
+            .has_executable(|s| finalized.state.account(s).nonce)
+    }
+
     /// Waits until the block at `height` is applied here; returns whether the applied block at
     /// that height is `digest` (false: the parent is not on the finalized chain).
     async fn await_applied(&self, height: u64, digest: &BlockDigest) -> Option<bool> {
@@ -85,10 +95,13 @@ impl App {
             );
             return None;
         }
-        if self.shared.mempool.lock().is_empty() {
+        // Wait for work a block can do: a pool of gapped nonces (or of senders whose earlier
+        // transaction failed) is not, and proposing at once for it made the chain spin.
+        let deadline = clock.current() + self.idle_wait;
+        while !self.has_executable() && clock.current() < deadline {
             commonware_macros::select! {
                 _ = self.shared.tx_arrived.notified() => {},
-                _ = clock.sleep(self.idle_wait) => {},
+                _ = clock.sleep_until(deadline) => {},
             }
         }
         let finalized = self.shared.finalized.read();

@@ -376,6 +376,14 @@ impl<T: PoolTx> Mempool<T> {
         stale
     }
 
+    /// Whether any sender's next nonce is waiting: whether [`Self::select`] would pick anything
+    /// (byte and count limits aside). A pool of gapped nonces alone is not work for a block.
+    pub fn has_executable(&self, mut next_nonce: impl FnMut(&T::Sender) -> u64) -> bool {
+        self.by_sender
+            .iter()
+            .any(|(sender, by_nonce)| by_nonce.contains_key(&next_nonce(sender)))
+    }
+
     /// Picks transactions for a block: per sender the contiguous nonce run from
     /// `next_nonce(sender)`, highest-fee heads first, within `txs_max` and `bytes_max`.
     pub fn select(
@@ -595,6 +603,9 @@ mod tests {
         assert_eq!(two, vec![(2, 5), (1, 0)]);
         let by_bytes = p.select(10, 250, next);
         assert_eq!(by_bytes.len(), 2, "byte limit of 2.5 transactions");
+        assert!(p.has_executable(next));
+        // Sender 3 holds only nonce 1 and sender 1 has a gap at 2: nothing runs from nonce 2.
+        assert!(!p.has_executable(|s: &u8| if *s == 3 { 0 } else { 2 }));
     }
 
     #[test]

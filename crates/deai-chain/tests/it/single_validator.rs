@@ -2,7 +2,7 @@
 //! reports statuses, receipts and roots, and resumes from durable storage after a restart.
 use crate::common::*;
 use commonware_cryptography::Signer as _;
-use commonware_runtime::{Metrics as _, Runner as _, Supervisor as _, deterministic};
+use commonware_runtime::{Clock as _, Metrics as _, Runner as _, Supervisor as _, deterministic};
 use deai_chain::{MempoolError, TxStatus};
 use deai_ledger::Address;
 use std::time::Duration;
@@ -131,6 +131,42 @@ fn idle_chain_produces_empty_blocks() {
         let block = handle.block(3).unwrap();
         assert!(block.txs.is_empty());
         assert_eq!(block.parent_state_root, handle.block(2).unwrap().state_root);
+    });
+}
+
+/// A transaction that cannot run yet (its nonce is ahead of its sender's) is not work for a
+/// block: the leader still waits `block_idle_wait` between empty blocks instead of proposing as
+/// fast as consensus allows (which took an idle chain from 2 to ~100 blocks a second).
+#[test]
+fn a_gapped_nonce_does_not_make_the_leader_spin() {
+    let runner = deterministic::Runner::new(
+        deterministic::Config::default()
+            .with_seed(3)
+            .with_timeout(Some(Duration::from_secs(120))),
+    );
+    runner.start(|context| async move {
+        let keys = validator_keys(1);
+        let genesis = genesis(&keys);
+        let dev = dev_key();
+        let cfg = config(&genesis, &keys, 0);
+        let idle = cfg.block_idle_wait;
+        let oracle = network(&context, &cfg, vec![keys[0].public_key()]).await;
+        let handle = start_validator(context.child("validator"), &oracle, cfg).await;
+        wait_height(&context, &handle, 1, LIMIT).await;
+        handle
+            .submit(transfer(&genesis, &dev, Address([7; 32]), 1, 5))
+            .await
+            .expect("a gapped nonce is admitted");
+        let start = handle.height();
+        let span = Duration::from_secs(10);
+        context.sleep(span).await;
+        let blocks = handle.height() - start;
+        let at_idle_pace = (span.as_millis() / idle.as_millis()) as u64;
+        assert!(
+            blocks <= at_idle_pace + 2,
+            "{blocks} blocks in {span:?} with only a gapped transaction pending (idle pace {at_idle_pace})"
+        );
+        assert!(blocks >= 2, "the chain still advances: {blocks}");
     });
 }
 
