@@ -5,9 +5,10 @@ use std::io::{self, Write as _};
 
 use serde::Serialize;
 
-/// Writes to stdout. A reader that went away (a closed pipe) ends the process quietly with
-/// success, as it would end `cat`; any other failure (a full disk) ends it with a message and
-/// exit code 1. Output is the last thing a command does, so nothing is left half done.
+/// Writes to stdout. A reader that went away (a closed pipe: `deai task list | head -1`) ends
+/// the process quietly with success, since the reader has what it wanted; any other failure (a
+/// full disk) ends it with a message and exit code 1. Commands print their results after their
+/// work is done, so ending here leaves nothing half done.
 pub fn write_stdout(args: fmt::Arguments<'_>) {
     if let Err(e) = io::stdout().lock().write_fmt(args) {
         if e.kind() == io::ErrorKind::BrokenPipe {
