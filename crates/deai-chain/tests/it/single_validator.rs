@@ -3,26 +3,40 @@
 use crate::common::*;
 use commonware_cryptography::Signer as _;
 use commonware_runtime::{Clock as _, Metrics as _, Runner as _, Supervisor as _, deterministic};
-use deai_chain::{MempoolError, TxStatus};
-use deai_ledger::Address;
+use deai_chain::{Handle, MempoolError, TxStatus};
+use deai_ledger::{Address, Genesis};
 use std::time::Duration;
 
 const LIMIT: Duration = Duration::from_secs(60);
 
-#[test]
-fn one_validator_finalizes_transfers() {
+/// One validator on a fresh deterministic runtime seeded with `seed`; `test` gets the context,
+/// the genesis, the validator's `block_idle_wait` and its handle.
+fn one_validator<F, Fut>(seed: u64, test: F)
+where
+    F: FnOnce(Ctx, Genesis, Duration, Handle) -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
     let runner = deterministic::Runner::new(
         deterministic::Config::default()
-            .with_seed(1)
+            .with_seed(seed)
             .with_timeout(Some(Duration::from_secs(120))),
     );
     runner.start(|context| async move {
         let keys = validator_keys(1);
         let genesis = genesis(&keys);
         let cfg = config(&genesis, &keys, 0);
+        let idle = cfg.block_idle_wait;
+        // Held to the end: the simulated network lives as long as its oracle.
         let oracle = network(&context, &cfg, vec![keys[0].public_key()]).await;
         let handle = start_validator(context.child("validator"), &oracle, cfg).await;
+        test(context, genesis, idle, handle).await;
+        drop(oracle);
+    });
+}
 
+#[test]
+fn one_validator_finalizes_transfers() {
+    one_validator(1, |context, genesis, _, handle| async move {
         let dev = dev_key();
         let bob = Address([9u8; 32]);
         let mut ids = Vec::new();
@@ -116,17 +130,7 @@ fn one_validator_finalizes_transfers() {
 
 #[test]
 fn idle_chain_produces_empty_blocks() {
-    let runner = deterministic::Runner::new(
-        deterministic::Config::default()
-            .with_seed(2)
-            .with_timeout(Some(Duration::from_secs(60))),
-    );
-    runner.start(|context| async move {
-        let keys = validator_keys(1);
-        let genesis = genesis(&keys);
-        let cfg = config(&genesis, &keys, 0);
-        let oracle = network(&context, &cfg, vec![keys[0].public_key()]).await;
-        let handle = start_validator(context.child("validator"), &oracle, cfg).await;
+    one_validator(2, |context, _, _, handle| async move {
         wait_height(&context, &handle, 3, LIMIT).await;
         let block = handle.block(3).unwrap();
         assert!(block.txs.is_empty());
@@ -139,19 +143,8 @@ fn idle_chain_produces_empty_blocks() {
 /// fast as consensus allows (which took an idle chain from 2 to ~100 blocks a second).
 #[test]
 fn a_gapped_nonce_does_not_make_the_leader_spin() {
-    let runner = deterministic::Runner::new(
-        deterministic::Config::default()
-            .with_seed(3)
-            .with_timeout(Some(Duration::from_secs(120))),
-    );
-    runner.start(|context| async move {
-        let keys = validator_keys(1);
-        let genesis = genesis(&keys);
+    one_validator(3, |context, genesis, idle, handle| async move {
         let dev = dev_key();
-        let cfg = config(&genesis, &keys, 0);
-        let idle = cfg.block_idle_wait;
-        let oracle = network(&context, &cfg, vec![keys[0].public_key()]).await;
-        let handle = start_validator(context.child("validator"), &oracle, cfg).await;
         wait_height(&context, &handle, 1, LIMIT).await;
         handle
             .submit(transfer(&genesis, &dev, Address([7; 32]), 1, 5))
