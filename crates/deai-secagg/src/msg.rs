@@ -19,8 +19,8 @@ use bytes::BufMut;
 use commonware_codec::{Buf, EncodeSize, FixedSize, Read, ReadExt as _, Write};
 
 use crate::wire::{
-    DecodeError, check_ascending, count_size, decode_all, read_count, read_ids, read_items,
-    read_words, words_size, write_count, write_words,
+    DecodeError, check_ascending, count_size, decode_all, encode_vec, read_count, read_ids,
+    read_items, read_words, words_size, write_count, write_words,
 };
 
 /// Bytes of one encrypted share pair: two share values plus the AEAD tag.
@@ -345,9 +345,7 @@ impl Read for ClientMsg {
 impl ClientMsg {
     /// The canonical encoding.
     pub fn encode(&self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(self.encode_size());
-        self.write(&mut out);
-        out
+        encode_vec(self)
     }
 
     /// Decodes one message, enforcing `limits`, ascending lists and no trailing bytes.
@@ -430,9 +428,7 @@ impl Read for ServerMsg {
 impl ServerMsg {
     /// The canonical encoding.
     pub fn encode(&self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(self.encode_size());
-        self.write(&mut out);
-        out
+        encode_vec(self)
     }
 
     /// Decodes one message, enforcing `limits`, ascending lists and no trailing bytes.

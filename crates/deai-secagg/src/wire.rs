@@ -91,6 +91,13 @@ pub fn check_ascending(
     Ok(())
 }
 
+/// The encoding of `value` in one exactly sized allocation.
+pub fn encode_vec<T: Write + EncodeSize>(value: &T) -> Vec<u8> {
+    let mut out = Vec::with_capacity(value.encode_size());
+    value.write(&mut out);
+    out
+}
+
 /// Decodes `bytes` with `read`, refusing trailing bytes.
 pub fn decode_all<T>(
     bytes: &[u8],
