@@ -77,11 +77,10 @@ fn main() {
             handle.submit(tx).await.unwrap();
         }
         let mut rx = handle.subscribe_finalized();
-        while !ids
-            .iter()
-            .all(|id| matches!(handle.tx_status(id), TxStatus::Finalized { .. }))
-        {
-            rx.changed().await.unwrap();
+        for id in &ids {
+            while !matches!(handle.tx_status(id).await, TxStatus::Finalized { .. }) {
+                rx.changed().await.unwrap();
+            }
         }
         let elapsed = start.elapsed().as_secs_f64();
         let m = handle.metrics();

@@ -4,6 +4,7 @@
 //! `storage_directory`), so this config names only a partition prefix; the node puts the
 //! runtime's storage directory inside its data directory.
 
+use crate::history::SnapshotPolicy;
 use commonware_cryptography::{Signer as _, ed25519};
 use deai_ledger::Genesis;
 use std::{net::SocketAddr, time::Duration};
@@ -42,6 +43,8 @@ pub struct Config {
     pub fetch_timeout: Duration,
     /// Whether the p2p network may dial private (e.g. loopback) addresses.
     pub allow_private_ips: bool,
+    /// How often the executor snapshots the state (restart replays only what follows).
+    pub snapshots: SnapshotPolicy,
     /// Fault injection: how long the executor stalls before each finalized block, as a slow
     /// disk would. Zero by default.
     #[cfg(feature = "test-utils")]
@@ -68,6 +71,7 @@ impl Config {
             timeout_retry: Duration::from_secs(5),
             fetch_timeout: Duration::from_secs(2),
             allow_private_ips: true,
+            snapshots: SnapshotPolicy::default(),
             #[cfg(feature = "test-utils")]
             executor_delay: Duration::ZERO,
         }

@@ -15,8 +15,9 @@ use crate::{
     error::ChainError,
     executor,
     handle::Handle,
+    history::History,
     mempool::{Mempool, MempoolLimits},
-    replica::{Finalized, PoolMeta, Shared},
+    replica::{PoolMeta, Shared},
     telemetry::{Telemetry, set_count},
 };
 use commonware_broadcast::buffered;
@@ -78,6 +79,8 @@ const MAILBOX: NonZeroUsize = NZUsize!(4096);
 /// Finalized blocks marshal hands the executor before it waits for their acknowledgements; also
 /// the capacity of the channel between them (see [`Finalizer`]).
 pub(crate) const MAX_PENDING_ACKS: NonZeroUsize = NZUsize!(4);
+/// Reads of old history waiting for the executor; senders wait beyond it.
+const READS_QUEUE: usize = 256;
 const WRITE_BUFFER: NonZeroUsize = NZUsize!(1 << 20);
 const REPLAY_BUFFER: NonZeroUsize = NZUsize!(4 << 20);
 
@@ -133,16 +136,19 @@ where
     let genesis = Block::genesis(state.root());
     let genesis_digest = genesis.digest();
     let block_cfg = BlockCfg::from_params(&cfg.genesis.params);
-    let mut finalized = Finalized::new(state, genesis_digest);
-    let journal = executor::open_journal(
-        context.child("journal"),
+    let telemetry = Telemetry::register(&context);
+    let (history, finalized) = History::open(
+        context.child("history"),
         &cfg.partition_prefix,
         block_cfg.clone(),
-        &mut finalized,
+        state,
+        genesis_digest,
+        cfg.snapshots,
+        &telemetry,
     )
     .await?;
     let height = finalized.height();
-    let telemetry = Telemetry::register(&context);
+    let (reads_tx, reads_rx) = futures::channel::mpsc::channel(READS_QUEUE);
     set_count(&telemetry.height, height);
     set_count(&telemetry.peers, cfg.participants.len().saturating_sub(1));
     let clock = context.child("clock");
@@ -159,6 +165,7 @@ where
         peers: std::sync::atomic::AtomicUsize::new(cfg.participants.len().saturating_sub(1)),
         now_ms: Box::new(move || now_ms(&clock)),
         telemetry,
+        reads: reads_tx,
     });
 
     let me = cfg.signer.public_key();
@@ -269,9 +276,9 @@ where
     let delay = cfg.executor_delay;
     #[cfg(not(feature = "test-utils"))]
     let delay = Duration::ZERO;
-    context
-        .child("executor")
-        .spawn(move |ctx| executor::run(ctx, executor_shared, journal, updates_rx, delay));
+    context.child("executor").spawn(move |ctx| {
+        executor::run(ctx, executor_shared, history, updates_rx, reads_rx, delay)
+    });
     let finalizer = Finalizer {
         sender: updates_tx,
         queued: shared.telemetry.executor_queue_blocks.metric().clone(),

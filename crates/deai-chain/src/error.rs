@@ -26,6 +26,13 @@ pub enum ChainError {
     /// The block journal could not be opened or read.
     #[error("storage: {0}")]
     Storage(#[from] commonware_storage::journal::Error),
+    /// A snapshot could not be written or read.
+    #[error("snapshot: {0}")]
+    Snapshot(String),
+    /// The finalized history (executed blocks, transaction index) could not be opened, read or
+    /// written.
+    #[error("history storage: {0}")]
+    History(String),
     /// A stored block failed to replay (corrupt or foreign storage).
     #[error("stored block at height {height} does not replay: {reason}")]
     Replay {

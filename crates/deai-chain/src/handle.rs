@@ -1,9 +1,13 @@
 //! [`Handle`]: the node's view of a running chain, callable from any thread or async runtime.
 //!
 //! Every read sees the latest finalized and durable state: a block becomes visible here only
-//! after it is in the fsynced journal.
+//! after it is in the fsynced journal. Reads of recent blocks and transactions are answered from
+//! memory; older ones are read from disk by the executor, so they are `async`.
 
-use crate::{error::MempoolError, replica::Shared};
+use crate::{
+    error::MempoolError,
+    replica::{HistoryRead, Shared},
+};
 use deai_ledger::{Address, Event, Receipt, SignedTx, State, TxId};
 use std::{collections::BTreeMap, sync::Arc};
 
@@ -101,6 +105,10 @@ pub struct ChainMetrics {
     pub rejected_txs_by_code: BTreeMap<String, u64>,
     /// Connected validator peers.
     pub peers: usize,
+    /// Height of the newest durable state snapshot.
+    pub snapshot_height: u64,
+    /// Blocks replayed from the journal at start, after the snapshot was restored.
+    pub replayed_blocks_at_start: u64,
 }
 
 /// A cheap, cloneable handle to a running chain (`Send + Sync`).
@@ -151,16 +159,35 @@ impl Handle {
         }
     }
 
-    /// The finalized block at `height` (1-based), if any.
-    pub fn block(&self, height: u64) -> Option<Arc<FinalizedBlock>> {
-        let f = self.shared.finalized.read();
-        let index = usize::try_from(height.checked_sub(1)?).ok()?;
-        f.blocks.get(index).cloned()
+    /// The finalized block at `height` (1-based), if any. Recent blocks come from memory, older
+    /// ones from disk.
+    pub async fn block(&self, height: u64) -> Option<Arc<FinalizedBlock>> {
+        let tip = {
+            let f = self.shared.finalized.read();
+            if let Some(block) = f.recent_block(height) {
+                return Some(block);
+            }
+            f.height()
+        };
+        if height == 0 || height > tip {
+            return None;
+        }
+        self.shared
+            .read_history(|reply| HistoryRead::Block(height, reply))
+            .await
+            .flatten()
     }
 
     /// Where a transaction stands.
-    pub fn tx_status(&self, id: &TxId) -> TxStatus {
-        self.shared.tx_status(id)
+    pub async fn tx_status(&self, id: &TxId) -> TxStatus {
+        if let Some(status) = self.shared.recent_tx_status(id) {
+            return status;
+        }
+        self.shared
+            .read_history(|reply| HistoryRead::Tx(*id, reply))
+            .await
+            .flatten()
+            .unwrap_or(TxStatus::Unknown)
     }
 
     /// Runs `f` on the latest finalized, durable state (holding a read lock: keep `f` short).

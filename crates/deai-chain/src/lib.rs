@@ -2,9 +2,11 @@
 //!
 //! A validator runs Commonware `simplex` consensus (ed25519 votes, round-robin leaders) with
 //! `marshal` delivering finalized blocks in height order. Each finalized block is appended to a
-//! fsynced journal, then applied to the [`deai_ledger::State`], then acknowledged; a restart
-//! replays the journal from genesis and resumes at the last durable height with the same state
-//! root. One validator finalizes alone over the same code path as many.
+//! fsynced journal, then applied to the [`deai_ledger::State`], then acknowledged, then recorded
+//! (receipts, transaction index) on disk, with a state snapshot every few thousand transactions;
+//! a restart restores the newest snapshot, replays the journal after it and resumes at the last
+//! durable height with the same state root. Memory holds the state and a window of recent blocks,
+//! not the history. One validator finalizes alone over the same code path as many.
 //!
 //! Entry points: [`start`] (real network, `p2p::authenticated`) and [`start_with_network`]
 //! (caller-provided channels, e.g. `p2p::simulated` under the deterministic runtime). Both
@@ -23,8 +25,10 @@ pub mod mempool;
 mod application;
 mod engine;
 mod executor;
+mod history;
 mod network;
 mod replica;
+mod snapshot;
 mod telemetry;
 
 pub use block::{Block, BlockCfg, BlockDigest};
@@ -32,4 +36,5 @@ pub use config::Config;
 pub use engine::{Channels, channel, max_message_size, start_with_network};
 pub use error::{ChainError, MempoolError};
 pub use handle::{ChainMetrics, FinalizedBlock, Handle, Status, TxStatus};
+pub use history::SnapshotPolicy;
 pub use network::start;

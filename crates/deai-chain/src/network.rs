@@ -19,6 +19,14 @@ use commonware_utils::{NZU32, NZUsize, ordered::Map};
 use rand_core_010::CryptoRng;
 use std::time::Duration;
 
+// Commonware sizes each channel's inbound queue (and the router's outbound one) to hold one full
+// burst from every peer, allocated up front: a burst of 100,000 cost 2.1 GB resident at height 0.
+// A peer that exceeds its rate is slowed (its messages wait), not dropped, so a small burst with a
+// generous sustained rate loses nothing. Consensus sends a few votes and certificates per view;
+// blocks and backfill are one message per block.
+const CONSENSUS_QUOTA: Quota = Quota::per_second(NZU32!(4096)).allow_burst(NZU32!(256));
+const FETCH_QUOTA: Quota = Quota::per_second(NZU32!(1024)).allow_burst(NZU32!(64));
+
 /// Starts a validator: opens the p2p network on `cfg.p2p_listen`, replays the durable chain,
 /// and joins consensus. With one participant it finalizes alone over the same code path.
 pub async fn start<E>(context: E, cfg: Config) -> Result<Handle, ChainError>
@@ -62,13 +70,12 @@ where
     p2p_cfg.allow_private_ips = cfg.allow_private_ips;
     let (mut network, mut oracle) = lookup::Network::new(context.child("p2p"), p2p_cfg);
     let _ = oracle.track(0, peers);
-    let quota = Quota::per_second(NZU32!(100_000));
     let channels = Channels {
-        votes: network.register(channel::VOTES, quota),
-        certificates: network.register(channel::CERTIFICATES, quota),
-        resolver: network.register(channel::RESOLVER, quota),
-        broadcast: network.register(channel::BROADCAST, quota),
-        backfill: network.register(channel::BACKFILL, quota),
+        votes: network.register(channel::VOTES, CONSENSUS_QUOTA),
+        certificates: network.register(channel::CERTIFICATES, CONSENSUS_QUOTA),
+        resolver: network.register(channel::RESOLVER, FETCH_QUOTA),
+        broadcast: network.register(channel::BROADCAST, FETCH_QUOTA),
+        backfill: network.register(channel::BACKFILL, FETCH_QUOTA),
     };
     network.start();
     start_with_network(context, cfg, channels, oracle.clone(), oracle).await

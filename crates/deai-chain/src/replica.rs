@@ -1,12 +1,15 @@
-//! The local replica: the finalized ledger state, the finalized blocks with their receipts,
-//! the transaction index, and the mempool, shared by consensus tasks and [`crate::Handle`].
+//! The local replica: the finalized ledger state, a window of recent finalized blocks with their
+//! receipts, and the mempool, shared by consensus tasks and [`crate::Handle`]. Older blocks and
+//! the full transaction index live on disk ([`crate::history`]), read through the executor.
 //!
 //! Invariants:
-//! - `state.height() == blocks.len()`: block `h` (1-based) is `blocks[h - 1]`, and `state` is
-//!   the result of applying blocks `1..=h` to the genesis state in order.
-//! - Every block in `blocks` is durable in the journal before it is applied here, so whatever
-//!   a reader sees survives a crash.
-//! - `tx_index` maps the id of every transaction in `blocks` to its position.
+//! - `state` is the result of applying blocks `1..=height` to the genesis state in order; the
+//!   window holds a contiguous run of blocks ending at `height` (none right after a restore from
+//!   a snapshot until the first block), at least [`WINDOW_BLOCKS_MIN`] of them once that many exist
+//!   since the restore.
+//! - Every applied block is durable in the journal before it is applied here, so whatever a
+//!   reader sees survives a crash.
+//! - `recent_txs` maps the id of every transaction in the window to its position.
 //! - Every mempool transaction passed the ledger's stateless checks (its signature included),
 //!   so at execution its signature result is known without verifying again.
 
@@ -127,50 +130,110 @@ impl Latency {
     }
 }
 
-/// The finalized part of the replica (behind one lock so readers see a consistent height).
+fn gauge_value(g: &prometheus_client::metrics::gauge::Gauge) -> u64 {
+    u64::try_from(g.get()).unwrap_or(0)
+}
+
+/// Fewest recent blocks the replica keeps in memory (more than marshal may redeliver).
+pub(crate) const WINDOW_BLOCKS_MIN: usize = 8;
+/// Beyond [`WINDOW_BLOCKS_MIN`] blocks, the window keeps at most this many transactions; older
+/// blocks are read from the [`crate::history::History`] on disk.
+const WINDOW_TXS_MAX: usize = 20_000;
+/// And at most this many blocks (an idle chain still makes empty blocks).
+const WINDOW_BLOCKS_MAX: usize = 1024;
+
+/// The finalized part of the replica (behind one lock so readers see a consistent height): the
+/// state, and a window of recent blocks. Memory does not grow with history.
 pub(crate) struct Finalized {
     pub(crate) state: State,
     pub(crate) genesis_root: deai_ledger::Digest,
     pub(crate) genesis_digest: BlockDigest,
-    pub(crate) blocks: Vec<Arc<FinalizedBlock>>,
-    pub(crate) digests: Vec<BlockDigest>,
-    pub(crate) tx_index: HashMap<TxId, (u64, u32)>,
+    height: u64,
+    recent: VecDeque<(BlockDigest, Arc<FinalizedBlock>)>,
+    recent_txs: HashMap<TxId, (u64, u32)>,
 }
 
 impl Finalized {
+    /// The replica at genesis.
     pub(crate) fn new(state: State, genesis_digest: BlockDigest) -> Self {
         let genesis_root = state.root();
+        Self::restored(state, genesis_root, genesis_digest, 0)
+    }
+
+    /// The replica with `state` at `height` (restored from a snapshot), no blocks in its window.
+    pub(crate) fn restored(
+        state: State,
+        genesis_root: deai_ledger::Digest,
+        genesis_digest: BlockDigest,
+        height: u64,
+    ) -> Self {
         Self {
             state,
             genesis_root,
             genesis_digest,
-            blocks: Vec::new(),
-            digests: Vec::new(),
-            tx_index: HashMap::new(),
+            height,
+            recent: VecDeque::new(),
+            recent_txs: HashMap::new(),
         }
     }
 
     /// The last applied height.
     pub(crate) fn height(&self) -> u64 {
-        self.blocks.len() as u64
+        self.height
     }
 
-    /// The state root after `height`, if applied.
+    fn recent_entry(&self, height: u64) -> Option<&(BlockDigest, Arc<FinalizedBlock>)> {
+        let first = self.recent.front()?.1.height;
+        self.recent
+            .get(usize::try_from(height.checked_sub(first)?).ok()?)
+    }
+
+    /// A recent block, if still in the window.
+    pub(crate) fn recent_block(&self, height: u64) -> Option<Arc<FinalizedBlock>> {
+        self.recent_entry(height).map(|(_, b)| b.clone())
+    }
+
+    /// A recent transaction's block height, position and receipt, if still in the window.
+    pub(crate) fn recent_tx(&self, id: &TxId) -> Option<(u64, u32, deai_ledger::Receipt)> {
+        let &(height, index) = self.recent_txs.get(id)?;
+        let block = self.recent_block(height)?;
+        let receipt = block.receipts.get(usize::try_from(index).ok()?)?.clone();
+        Some((height, index, receipt))
+    }
+
+    /// The state root after `height`, if it is genesis, the tip, or in the window.
     pub(crate) fn root_at(&self, height: u64) -> Option<deai_ledger::Digest> {
         match height {
             0 => Some(self.genesis_root),
-            h => self
-                .blocks
-                .get(usize::try_from(h - 1).ok()?)
-                .map(|b| b.state_root),
+            h if h == self.height => Some(self.state.root()),
+            h => self.recent_entry(h).map(|(_, b)| b.state_root),
         }
     }
 
-    /// The digest of the finalized block at `height`, if applied.
+    /// The digest of the finalized block at `height`, if it is genesis or in the window.
     pub(crate) fn digest_at(&self, height: u64) -> Option<BlockDigest> {
         match height {
             0 => Some(self.genesis_digest),
-            h => self.digests.get(usize::try_from(h - 1).ok()?).copied(),
+            h => self.recent_entry(h).map(|(d, _)| *d),
+        }
+    }
+
+    /// Adds a block to the window (the next height after the window's last) and trims the window.
+    pub(crate) fn push_recent(&mut self, digest: BlockDigest, block: Arc<FinalizedBlock>) {
+        for (i, tx) in block.txs.iter().enumerate() {
+            let index = u32::try_from(i).expect("block tx count fits u32");
+            self.recent_txs.insert(tx.id(), (block.height, index));
+        }
+        self.recent.push_back((digest, block));
+        while self.recent.len() > WINDOW_BLOCKS_MIN
+            && (self.recent_txs.len() > WINDOW_TXS_MAX || self.recent.len() > WINDOW_BLOCKS_MAX)
+        {
+            let Some((_, old)) = self.recent.pop_front() else {
+                break;
+            };
+            for tx in &old.txs {
+                self.recent_txs.remove(&tx.id());
+            }
         }
     }
 
@@ -192,10 +255,6 @@ impl Finalized {
         let outcome = self
             .state
             .apply_block_verified(&block.to_ledger(&digest), sig_ok);
-        for (i, tx) in block.txs().iter().enumerate() {
-            let index = u32::try_from(i).expect("block tx count fits u32");
-            self.tx_index.insert(tx.id(), (block.height, index));
-        }
         let finalized = Arc::new(FinalizedBlock {
             height: block.height,
             digest: digest_bytes(&digest),
@@ -209,8 +268,8 @@ impl Finalized {
             state_root: outcome.root,
             finalized_at_ms,
         });
-        self.blocks.push(finalized.clone());
-        self.digests.push(digest);
+        self.height = block.height;
+        self.push_recent(digest, finalized.clone());
         finalized
     }
 }
@@ -225,6 +284,19 @@ pub(crate) struct Shared {
     pub(crate) peers: std::sync::atomic::AtomicUsize,
     pub(crate) now_ms: Box<dyn Fn() -> u64 + Send + Sync>,
     pub(crate) telemetry: Telemetry,
+    /// Requests for history older than the window, served by the executor.
+    pub(crate) reads: futures::channel::mpsc::Sender<HistoryRead>,
+}
+
+/// A read of the history on disk.
+pub(crate) enum HistoryRead {
+    /// The block at a height.
+    Block(
+        u64,
+        futures::channel::oneshot::Sender<Option<Arc<FinalizedBlock>>>,
+    ),
+    /// Where a transaction finalized, with its receipt.
+    Tx(TxId, futures::channel::oneshot::Sender<Option<TxStatus>>),
 }
 
 /// Book-keeping around the mempool: admission times, signatures known good, dropped txs,
@@ -243,7 +315,7 @@ impl PoolMeta {
     pub(crate) fn new() -> Self {
         Self {
             submitted_at: HashMap::new(),
-            sig_verified: BoundedMap::new(1 << 20),
+            sig_verified: BoundedMap::new(1 << 17),
             dropped: BoundedMap::new(1 << 16),
             rejected_by_code: BTreeMap::new(),
             latency: Latency::default(),
@@ -297,8 +369,9 @@ impl Shared {
 
     fn admit(&self, pooled: PooledTx) -> Result<Vec<TxId>, MempoolError> {
         let finalized = self.finalized.read();
-        if let Some((height, _)) = finalized.tx_index.get(&pooled.id) {
-            return Err(MempoolError::AlreadyFinalized { height: *height });
+        // Older finalized transactions fail the nonce check below: their nonce is spent.
+        if let Some((height, _, _)) = finalized.recent_tx(&pooled.id) {
+            return Err(MempoolError::AlreadyFinalized { height });
         }
         if self.mempool.lock().contains(&pooled.id) {
             return Err(MempoolError::Pool(crate::mempool::PoolError::Duplicate));
@@ -318,30 +391,38 @@ impl Shared {
             .collect())
     }
 
-    /// The status of a transaction.
-    pub(crate) fn tx_status(&self, id: &TxId) -> TxStatus {
-        {
-            let finalized = self.finalized.read();
-            if let Some(&(height, index)) = finalized.tx_index.get(id) {
-                let block = &finalized.blocks[usize::try_from(height - 1).expect("height fits")];
-                let receipt = block.receipts[index as usize].clone();
-                return TxStatus::Finalized {
-                    height,
-                    index,
-                    receipt,
-                };
-            }
+    /// The status of a transaction as far as memory knows: `None` means it is in no recent
+    /// block, not pending and not recently dropped, so only the history on disk can tell.
+    pub(crate) fn recent_tx_status(&self, id: &TxId) -> Option<TxStatus> {
+        if let Some((height, index, receipt)) = self.finalized.read().recent_tx(id) {
+            return Some(TxStatus::Finalized {
+                height,
+                index,
+                receipt,
+            });
         }
         if self.mempool.lock().contains(id) {
-            return TxStatus::Pending;
+            return Some(TxStatus::Pending);
         }
-        match self.pool_meta.lock().dropped.get(id) {
-            Some((code, reason)) => TxStatus::Rejected {
+        self.pool_meta
+            .lock()
+            .dropped
+            .get(id)
+            .map(|(code, reason)| TxStatus::Rejected {
                 code: code.clone(),
                 reason: reason.clone(),
-            },
-            None => TxStatus::Unknown,
-        }
+            })
+    }
+
+    /// Asks the executor, which owns the history on disk; `None` if it has stopped.
+    pub(crate) async fn read_history<R>(
+        &self,
+        request: impl FnOnce(futures::channel::oneshot::Sender<R>) -> HistoryRead,
+    ) -> Option<R> {
+        let (tx, rx) = futures::channel::oneshot::channel();
+        let mut reads = self.reads.clone();
+        futures::SinkExt::send(&mut reads, request(tx)).await.ok()?;
+        rx.await.ok()
     }
 
     /// Signature results for a block's transactions: known-good ones from admission or an
@@ -446,6 +527,8 @@ impl Shared {
             last_finality_latency_ms: meta.latency.last_ms,
             rejected_txs_by_code: meta.rejected_by_code.clone(),
             peers: self.peers.load(std::sync::atomic::Ordering::Relaxed),
+            snapshot_height: gauge_value(self.telemetry.snapshot_height.metric()),
+            replayed_blocks_at_start: gauge_value(self.telemetry.replayed_blocks.metric()),
         }
     }
 }

@@ -36,6 +36,8 @@ pub(crate) struct Telemetry {
     pub(crate) finality_latency_ms: Registered<Histogram>,
     rejected_txs: Registered<Family<Reason, Counter>>,
     pub(crate) executor_queue_blocks: Registered<Gauge>,
+    pub(crate) snapshot_height: Registered<Gauge>,
+    pub(crate) replayed_blocks: Registered<Gauge>,
 }
 
 impl Telemetry {
@@ -73,6 +75,16 @@ impl Telemetry {
             executor_queue_blocks: ctx.register(
                 "executor_queue_blocks",
                 "Finalized blocks handed to the executor and not yet taken up by it",
+                Gauge::default(),
+            ),
+            snapshot_height: ctx.register(
+                "snapshot_height",
+                "Height of the newest durable state snapshot (restart replays only later blocks)",
+                Gauge::default(),
+            ),
+            replayed_blocks: ctx.register(
+                "replayed_blocks",
+                "Blocks replayed from the journal at the last start (after the snapshot restored)",
                 Gauge::default(),
             ),
         }

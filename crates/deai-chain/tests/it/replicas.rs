@@ -95,9 +95,9 @@ fn scenario(seed: u64) -> Vec<(u64, Digest, Digest)> {
         let common = handles.iter().map(Handle::height).min().unwrap();
         let mut chain = Vec::new();
         for height in 1..=common {
-            let b0 = handles[0].block(height).unwrap();
+            let b0 = handles[0].block(height).await.unwrap();
             for (i, h) in handles.iter().enumerate().skip(1) {
-                let b = h.block(height).unwrap();
+                let b = h.block(height).await.unwrap();
                 assert_eq!(b.digest, b0.digest, "validator {i} block {height}");
                 assert_eq!(b.state_root, b0.state_root, "validator {i} root {height}");
             }

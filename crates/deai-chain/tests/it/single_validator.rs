@@ -52,7 +52,7 @@ fn one_validator_finalizes_transfers() {
         let dup = handle.submit(transfer(&genesis, &dev, bob, 10, 0)).await;
         assert!(matches!(dup, Err(MempoolError::Pool(_))), "{dup:?}");
         assert!(matches!(
-            handle.tx_status(&ids[0]),
+            handle.tx_status(&ids[0]).await,
             TxStatus::Pending | TxStatus::Finalized { .. }
         ));
 
@@ -66,10 +66,10 @@ fn one_validator_finalizes_transfers() {
         // Every block links to its parent, carries the parent's root, and its receipts match.
         let mut parent_root = None;
         for h in 1..=status.height {
-            let block = handle.block(h).unwrap();
+            let block = handle.block(h).await.unwrap();
             if let Some(root) = parent_root {
                 assert_eq!(block.parent_state_root, root, "block {h} parent root");
-                assert_eq!(block.parent, handle.block(h - 1).unwrap().digest);
+                assert_eq!(block.parent, handle.block(h - 1).await.unwrap().digest);
             }
             assert_eq!(block.receipts.len(), block.txs.len());
             parent_root = Some(block.state_root);
@@ -79,13 +79,13 @@ fn one_validator_finalizes_transfers() {
             height,
             index,
             receipt,
-        } = handle.tx_status(&ids[7])
+        } = handle.tx_status(&ids[7]).await
         else {
             panic!("finalized")
         };
         assert!(receipt.result.is_ok());
         assert_eq!(
-            handle.block(height).unwrap().txs[index as usize].id(),
+            handle.block(height).await.unwrap().txs[index as usize].id(),
             ids[7]
         );
 
@@ -132,9 +132,12 @@ fn one_validator_finalizes_transfers() {
 fn idle_chain_produces_empty_blocks() {
     one_validator(2, |context, _, _, handle| async move {
         wait_height(&context, &handle, 3, LIMIT).await;
-        let block = handle.block(3).unwrap();
+        let block = handle.block(3).await.unwrap();
         assert!(block.txs.is_empty());
-        assert_eq!(block.parent_state_root, handle.block(2).unwrap().state_root);
+        assert_eq!(
+            block.parent_state_root,
+            handle.block(2).await.unwrap().state_root
+        );
     });
 }
 
@@ -206,13 +209,16 @@ fn restart_resumes_at_durable_height_and_root() {
             "resumed at {} < {height}",
             handle.height()
         );
-        assert_eq!(handle.block(height).unwrap().state_root, root);
+        assert_eq!(handle.block(height).await.unwrap().state_root, root);
         for id in &ids {
-            assert!(matches!(handle.tx_status(id), TxStatus::Finalized { .. }));
+            assert!(matches!(
+                handle.tx_status(id).await,
+                TxStatus::Finalized { .. }
+            ));
         }
         // And it keeps finalizing on top.
         let next = handle.height() + 2;
         wait_height(&context, &handle, next, LIMIT).await;
-        assert_eq!(handle.block(height).unwrap().state_root, root);
+        assert_eq!(handle.block(height).await.unwrap().state_root, root);
     });
 }

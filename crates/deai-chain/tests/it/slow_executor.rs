@@ -124,8 +124,8 @@ fn slow_executor_falls_behind_and_loses_no_block() {
 
         wait_finalized(&context, &handles[SLOW], &ids, LIMIT).await;
         for height in 1..=target {
-            let fast = handles[0].block(height).unwrap();
-            let slow = handles[SLOW].block(height).unwrap();
+            let fast = handles[0].block(height).await.unwrap();
+            let slow = handles[SLOW].block(height).await.unwrap();
             assert_eq!(slow.digest, fast.digest, "block {height}");
             assert_eq!(slow.state_root, fast.state_root, "root {height}");
         }

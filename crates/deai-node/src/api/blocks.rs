@@ -34,7 +34,7 @@ pub(super) async fn block(
     Path(height): Path<String>,
 ) -> Result<Json<BlockView>, ApiError> {
     let height = parse::number("a block height", &height)?;
-    let Some(block) = app.chain.block(height) else {
+    let Some(block) = app.chain.block(height).await else {
         let tip = app.chain.status().height;
         return Err(ApiError::not_found(
             "block_not_found",

@@ -67,7 +67,7 @@ pub(super) async fn status(
     Path(id): Path<String>,
 ) -> Result<Json<TxState>, ApiError> {
     let id = parse::tx_id(&id)?;
-    TxState::new(&app.chain.tx_status(&id))
+    TxState::new(&app.chain.tx_status(&id).await)
         .map(Json)
         .ok_or_else(|| {
             ApiError::not_found(

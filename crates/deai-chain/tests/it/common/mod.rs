@@ -148,10 +148,12 @@ pub async fn wait_finalized(context: &Ctx, handle: &Handle, ids: &[TxId], limit:
     let step = Duration::from_millis(50);
     let mut waited = Duration::ZERO;
     loop {
-        let pending = ids
-            .iter()
-            .filter(|id| !matches!(handle.tx_status(id), TxStatus::Finalized { .. }))
-            .count();
+        let mut pending = 0;
+        for id in ids {
+            if !matches!(handle.tx_status(id).await, TxStatus::Finalized { .. }) {
+                pending += 1;
+            }
+        }
         if pending == 0 {
             return;
         }

@@ -212,7 +212,7 @@ async fn drive(
         let tip = *watch.borrow_and_update();
         let now = Instant::now();
         for h in seen + 1..=tip {
-            let Some(block) = node.chain.block(h) else {
+            let Some(block) = node.chain.block(h).await else {
                 continue;
             };
             let times = submitted.lock().unwrap_or_else(|p| p.into_inner());
