@@ -532,3 +532,102 @@ impl Shared {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed test
+    use super::*;
+    use deai_ledger::{Genesis, Transfer, Tx, TxBody};
+    use ed25519_dalek::SigningKey;
+
+    fn block(height: u64, txs: Vec<SignedTx>) -> (BlockDigest, Arc<FinalizedBlock>) {
+        let digest = commonware_cryptography::blake3::Digest([height as u8; 32]);
+        let receipts = txs
+            .iter()
+            .map(|tx| deai_ledger::Receipt {
+                tx_id: tx.id(),
+                result: Ok(()),
+                events: Vec::new(),
+                fee_paid: 0,
+            })
+            .collect();
+        let b = FinalizedBlock {
+            height,
+            digest: digest_bytes(&digest),
+            parent: deai_ledger::Digest([0; 32]),
+            proposer: Address([0; 32]),
+            timestamp_ms: 0,
+            txs,
+            receipts,
+            events: Vec::new(),
+            parent_state_root: deai_ledger::Digest([0; 32]),
+            state_root: deai_ledger::Digest([height as u8; 32]),
+            finalized_at_ms: 0,
+        };
+        (digest, Arc::new(b))
+    }
+
+    fn finalized() -> Finalized {
+        let key = SigningKey::from_bytes(&[1; 32]);
+        let genesis = Genesis::dev(Address(key.verifying_key().to_bytes()), Vec::new());
+        let state = State::from_genesis(&genesis).unwrap();
+        Finalized::new(state, commonware_cryptography::blake3::Digest([0; 32]))
+    }
+
+    #[test]
+    fn the_window_does_not_grow_with_history() {
+        let mut f = finalized();
+        let total = WINDOW_BLOCKS_MAX as u64 * 3;
+        for h in 1..=total {
+            let (d, b) = block(h, Vec::new());
+            f.push_recent(d, b);
+        }
+        assert_eq!(f.recent.len(), WINDOW_BLOCKS_MAX, "empty blocks pile up");
+        let oldest = total - WINDOW_BLOCKS_MAX as u64 + 1;
+        assert!(f.recent_block(oldest).is_some());
+        assert!(f.recent_block(oldest - 1).is_none(), "an evicted block is still held");
+        assert_eq!(f.recent_block(total).unwrap().height, total);
+        assert!(f.digest_at(oldest - 1).is_none());
+        assert!(f.digest_at(0).is_some(), "genesis is always known");
+    }
+
+    #[test]
+    fn a_window_of_full_blocks_keeps_at_most_its_transaction_budget() {
+        let key = SigningKey::from_bytes(&[2; 32]);
+        let per_block = WINDOW_TXS_MAX / 4 + 1;
+        let mut nonce = 0;
+        let mut f = finalized();
+        let mut first_ids = Vec::new();
+        for h in 1..=(WINDOW_BLOCKS_MIN as u64 + 2) {
+            let txs: Vec<SignedTx> = (0..per_block)
+                .map(|_| {
+                    nonce += 1;
+                    let tx = Tx {
+                        chain_id: "t".into(),
+                        sender: Address(key.verifying_key().to_bytes()),
+                        nonce,
+                        fee: 1,
+                        body: TxBody::Transfer(Transfer {
+                            to: Address([9; 32]),
+                            amount: 1,
+                        }),
+                    };
+                    // The window indexes by id only; a signature would cost time and test nothing.
+                    SignedTx {
+                        tx,
+                        signature: [0; 64],
+                    }
+                })
+                .collect();
+            if h == 1 {
+                first_ids = txs.iter().map(SignedTx::id).collect();
+            }
+            let (d, b) = block(h, txs);
+            f.push_recent(d, b);
+        }
+        // Eight full blocks exceed the budget, yet the window keeps its minimum of blocks.
+        assert_eq!(f.recent.len(), WINDOW_BLOCKS_MIN);
+        assert!(f.recent_tx(&first_ids[0]).is_none(), "an evicted tx is still indexed");
+        assert_eq!(f.recent_txs.len(), WINDOW_BLOCKS_MIN * per_block);
+    }
+}

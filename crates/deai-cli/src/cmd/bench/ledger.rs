@@ -43,6 +43,9 @@ pub struct Args {
     /// Submissions in flight at once.
     #[arg(long, default_value_t = 64)]
     pub concurrency: usize,
+    /// Afterwards, stop the node and time its restart on the same data (snapshot + replay).
+    #[arg(long)]
+    pub restart: bool,
     /// Print one JSON object instead of a human summary.
     #[arg(long)]
     pub json: bool,
@@ -73,6 +76,23 @@ pub struct Report {
     pub rejected: usize,
     /// Whole run, seconds.
     pub wall_s: f64,
+    /// With `--restart`: how the node came back.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub restart: Option<Restart>,
+}
+
+/// A restart of the node on the benchmark's data, timed from opening the runtime to the node
+/// serving (chain replayed, API bound).
+#[derive(Debug, Serialize)]
+pub struct Restart {
+    /// Milliseconds until the node served again.
+    pub ms: f64,
+    /// Height it resumed at.
+    pub height: u64,
+    /// Height of the snapshot it restored.
+    pub snapshot_height: u64,
+    /// Blocks it replayed after the snapshot.
+    pub replayed_blocks: u64,
 }
 
 /// Runs `deai bench ledger`.
@@ -100,6 +120,21 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let outcome =
         deai_node::run::with_embedded(&data, |node| drive(node, txs, &args, bar.clone()))?;
     bar.finish_and_clear();
+    let restart = if args.restart {
+        let opened = Instant::now();
+        Some(deai_node::run::with_embedded(&data, |node| async move {
+            let ms = opened.elapsed().as_secs_f64() * 1e3;
+            let m = node.chain.metrics();
+            Ok(Restart {
+                ms,
+                height: m.height,
+                snapshot_height: m.snapshot_height,
+                replayed_blocks: m.replayed_blocks_at_start,
+            })
+        })?)
+    } else {
+        None
+    };
     let finalized_tps = args.txs as f64 / outcome.span.as_secs_f64();
     let report = Report {
         txs: args.txs,
@@ -113,6 +148,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         ratio: finalized_tps / verify_per_s,
         rejected: outcome.rejected,
         wall_s: started.elapsed().as_secs_f64(),
+        restart,
     };
     crate::output::emit(args.json, &report, |r| {
         println!(
@@ -129,6 +165,12 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             "  finality       p50 {:.1} ms  p99 {:.1} ms",
             r.p50_finality_ms, r.p99_finality_ms
         );
+        if let Some(x) = &r.restart {
+            println!(
+                "  restart        {:.0} ms to serve at height {} (snapshot at {}, {} blocks replayed)",
+                x.ms, x.height, x.snapshot_height, x.replayed_blocks
+            );
+        }
     })?;
     anyhow::ensure!(
         outcome.rejected == 0,
@@ -187,13 +229,13 @@ async fn drive(
     let ids: Vec<TxId> = txs.iter().map(SignedTx::id).collect();
     let submitted: Arc<std::sync::Mutex<BTreeMap<TxId, Instant>>> = Arc::default();
     let first = Instant::now();
-    let sender = tokio::spawn(submit_all(
+    let mut sender = Some(tokio::spawn(submit_all(
         node.clone(),
         txs,
         args.via,
         args.concurrency,
         submitted.clone(),
-    ));
+    )));
     let mut pending: std::collections::BTreeSet<TxId> = ids.into_iter().collect();
     let mut latencies_ms = Vec::with_capacity(pending.len());
     let mut rejected = 0usize;
@@ -201,6 +243,12 @@ async fn drive(
     let mut watch = node.chain.subscribe_finalized();
     let mut last = first;
     while !pending.is_empty() {
+        // A failed submission ends the run at once, not after waiting for what never comes.
+        if sender.as_ref().is_some_and(|s| s.is_finished()) {
+            if let Some(s) = sender.take() {
+                s.await??;
+            }
+        }
         tokio::time::timeout(Duration::from_secs(60), watch.changed())
             .await
             .map_err(|_| {
@@ -230,7 +278,9 @@ async fn drive(
         seen = tip;
         bar.set_position(latencies_ms.len() as u64);
     }
-    sender.await??;
+    if let Some(s) = sender {
+        s.await??;
+    }
     Ok(Outcome {
         span: last.duration_since(first),
         latencies_ms,
@@ -258,18 +308,25 @@ async fn submit_all(
         let (node, client) = (node.clone(), client.clone());
         tasks.spawn(async move {
             let _permit = permit;
-            match via {
-                Via::Inproc => node
-                    .chain
-                    .submit(tx)
-                    .await
-                    .map(|_| ())
-                    .map_err(anyhow::Error::from),
-                Via::Http => client
-                    .submit(&tx)
-                    .await
-                    .map(|_| ())
-                    .map_err(anyhow::Error::from),
+            let mut finalized = node.chain.subscribe_finalized();
+            // A full mempool is backpressure, not failure: wait for a block to make room.
+            loop {
+                let result = match via {
+                    Via::Inproc => node.chain.submit(tx.clone()).await.map(|_| ()).map_err(|e| {
+                        (e.code() == "mempool_full", anyhow::Error::from(e))
+                    }),
+                    Via::Http => client.submit(&tx).await.map(|_| ()).map_err(|e| {
+                        let full = matches!(&e, deai_node::client::ClientError::Api { code, .. } if code == "mempool_full");
+                        (full, anyhow::Error::from(e))
+                    }),
+                };
+                match result {
+                    Ok(()) => return Ok(()),
+                    Err((true, _)) => {
+                        finalized.changed().await?;
+                    }
+                    Err((false, e)) => return Err(e),
+                }
             }
         });
         while let Some(done) = tasks.try_join_next() {
