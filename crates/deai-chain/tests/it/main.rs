@@ -4,6 +4,7 @@
 #![allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed test
 
 mod common;
+mod mempool_admission;
 mod replicas;
 mod single_validator;
 mod slow_executor;
