@@ -436,7 +436,7 @@ impl Shared {
     /// transactions due for expiry only, never the whole pool.
     fn recheck_pool(&self, block: &FinalizedBlock, ids: &[TxId]) -> Vec<(TxId, Dropped)> {
         // Whether each sender had a transaction fail: the ledger then left its nonce unused.
-        let mut senders: HashMap<Address, bool> = HashMap::new();
+        let mut senders: BTreeMap<Address, bool> = BTreeMap::new();
         for (tx, receipt) in block.txs.iter().zip(&block.receipts) {
             *senders.entry(tx.tx.sender).or_default() |= receipt.result.is_err();
         }
