@@ -462,7 +462,7 @@ impl<T: PoolTx> Mempool<T> {
         let ids = if sender == newcomer {
             vec![*id]
         } else {
-            self.from_nonce(&sender, nonce)
+            self.ids_from_nonce(&sender, nonce)
         };
         for id in &ids {
             self.take(id);
@@ -471,7 +471,7 @@ impl<T: PoolTx> Mempool<T> {
     }
 
     /// The ids of `sender`'s transactions from `nonce` up.
-    fn from_nonce(&self, sender: &T::Sender, nonce: u64) -> Vec<T::Id> {
+    fn ids_from_nonce(&self, sender: &T::Sender, nonce: u64) -> Vec<T::Id> {
         self.by_sender
             .get(sender)
             .map(|m| m.range(nonce..).map(|(_, e)| e.tx.id()).collect())

@@ -125,7 +125,7 @@ impl<T: PoolTx> Mempool<T> {
                 continue;
             }
             // Its higher nonces cannot run either while it is missing.
-            for id in self.from_nonce(&sender, nonce) {
+            for id in self.ids_from_nonce(&sender, nonce) {
                 self.take(&id);
                 dropped.push((id, Dropped::Expired));
             }
