@@ -67,7 +67,10 @@ fn main() {
     }
     let verify_per_s = signed.len() as f64 / start.elapsed().as_secs_f64();
 
-    let cfg = Config::single(genesis, signer);
+    let mut cfg = Config::single(genesis, signer);
+    // Everything is submitted before anything finalizes: each sender's whole run is pending.
+    cfg.mempool_sender_txs_max = cfg.mempool_sender_txs_max.max(per_sender as usize);
+    cfg.mempool_nonce_window = cfg.mempool_nonce_window.max(per_sender);
     let runner = tokio::Runner::new(tokio::Config::new().with_storage_directory(dir.path()));
     let (tps, p50, p99, height) = runner.start(|context| async move {
         let handle = deai_chain::start(context, cfg).await.unwrap();

@@ -30,6 +30,11 @@ pub struct Config {
     pub mempool_bytes_max: usize,
     /// How far above an account's next nonce the mempool admits transactions.
     pub mempool_nonce_window: u64,
+    /// Most transactions the mempool holds for one sender.
+    pub mempool_sender_txs_max: usize,
+    /// Blocks after which a pooled transaction that cannot run (a lower nonce of its sender is
+    /// missing) leaves the mempool.
+    pub mempool_expiry_blocks: u64,
     /// How long a leader with an empty mempool waits for a transaction before proposing an
     /// empty block. Must stay below `leader_timeout`.
     pub block_idle_wait: Duration,
@@ -52,6 +57,13 @@ pub struct Config {
 }
 
 impl Config {
+    /// Default of [`Self::mempool_sender_txs_max`]: enough for a client pipelining a few
+    /// blocks' worth, few enough that one funded key holds a small share of the pool.
+    pub const MEMPOOL_SENDER_TXS_MAX_DEFAULT: usize = 64;
+    /// Default of [`Self::mempool_expiry_blocks`]: about five minutes at the idle pace of two
+    /// blocks a second, less under load.
+    pub const MEMPOOL_EXPIRY_BLOCKS_DEFAULT: u64 = 600;
+
     /// A single-validator config with sensible defaults: `signer` is the only participant.
     pub fn single(genesis: Genesis, signer: ed25519::PrivateKey) -> Self {
         let participants = vec![signer.public_key()];
@@ -64,7 +76,11 @@ impl Config {
             bootstrappers: Vec::new(),
             mempool_txs_max: 100_000,
             mempool_bytes_max: 256 << 20,
-            mempool_nonce_window: 1024,
+            // A window wider than the per-sender cap only lets a sender park its few slots
+            // far ahead, where they cannot run.
+            mempool_nonce_window: 64,
+            mempool_sender_txs_max: Self::MEMPOOL_SENDER_TXS_MAX_DEFAULT,
+            mempool_expiry_blocks: Self::MEMPOOL_EXPIRY_BLOCKS_DEFAULT,
             block_idle_wait: Duration::from_millis(500),
             leader_timeout: Duration::from_secs(2),
             certification_timeout: Duration::from_secs(3),

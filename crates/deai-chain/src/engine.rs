@@ -158,6 +158,8 @@ where
             txs_max: cfg.mempool_txs_max,
             bytes_max: cfg.mempool_bytes_max,
             nonce_window: cfg.mempool_nonce_window,
+            sender_txs_max: cfg.mempool_sender_txs_max,
+            expiry_blocks: cfg.mempool_expiry_blocks,
         })),
         pool_meta: Mutex::new(PoolMeta::new()),
         height_tx: tokio::sync::watch::Sender::new(height),

@@ -75,6 +75,8 @@ impl MempoolError {
             Self::Pool(PoolError::NonceTooLow { .. }) => "nonce_too_low",
             Self::Pool(PoolError::NonceTooHigh { .. }) => "nonce_too_high",
             Self::Pool(PoolError::ReplacementUnderpriced { .. }) => "replacement_underpriced",
+            Self::Pool(PoolError::SenderFull { .. }) => "sender_mempool_full",
+            Self::Pool(PoolError::Unaffordable { .. }) => "pending_unaffordable",
             Self::Pool(PoolError::Full { .. }) => "mempool_full",
             Self::Pool(PoolError::TooLarge { .. }) => "tx_too_large",
             Self::AlreadyFinalized { .. } => "already_finalized",

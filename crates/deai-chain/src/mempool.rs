@@ -1,28 +1,64 @@
 //! The mempool: signed transactions waiting for a block, kept per sender in nonce order.
 //!
-//! This module is pure (no I/O, no clocks): the chain wraps it in a lock and feeds it the
-//! ledger's next nonces. It is generic over [`PoolTx`] so its policy is tested on its own.
+//! This module is pure (no I/O, no clocks): the chain wraps it in a lock and feeds it what it
+//! needs of the latest finalized state (a sender's next nonce and balance, the height). It is
+//! generic over [`PoolTx`] so its policy is tested on its own.
 //!
-//! Policy (each rule is a test below):
+//! Threat model: anyone may submit any number of validly signed transactions from any number of
+//! fresh keys, with any nonce and fee. A pooled transaction holds a slot that honest ones must
+//! then outbid, and the ledger charges nothing for a transaction that never runs. So every slot
+//! is backed by funds its sender holds: a fee counts towards holding the pool only if the sender
+//! could pay it, and what cannot run leaves after a bounded number of blocks.
+//!
+//! Policy (each rule is a test in `mempool/tests.rs`):
 //! - **Nonce window.** A transaction is admitted when `next_nonce <= nonce < next_nonce +
 //!   nonce_window`, where `next_nonce` is the sender's next nonce in the latest finalized state.
 //!   Lower nonces are replays; higher ones would sit unexecutable for too long.
+//! - **Paid for.** A sender's pooled transactions never cost more, together, than its balance:
+//!   a newcomer is admitted only if `cost(newcomer) + Σ cost(the sender's other pooled
+//!   transactions) <= balance`, where [`PoolTx::cost`] is the fee plus whatever amount the body
+//!   moves out of the sender. This holds for a gapped nonce as for the next one, so a
+//!   never-funded key gets nothing in.
+//! - **Per-sender cap.** At most `sender_txs_max` pooled transactions per sender.
 //! - **Duplicates.** The same transaction id is rejected. The same `(sender, nonce)` with a
 //!   different id replaces the pooled one only if it pays a strictly higher fee
-//!   (replace-by-fee); otherwise it is rejected.
+//!   (replace-by-fee; the replaced one's cost no longer counts); otherwise it is rejected.
 //! - **Size limits.** At most `txs_max` transactions and `bytes_max` encoded bytes. When full,
 //!   the lowest-fee transaction is evicted (together with the same sender's higher nonces,
 //!   which could no longer execute) if and only if the newcomer pays strictly more than it;
 //!   otherwise the newcomer is rejected. Among equal fees the most recent arrival goes first.
+//!   With the two rules above, holding `k` slots at fee `f` or more takes `k * f` of balance.
+//! - **After each block** ([`Mempool::recheck_sender`], for each sender in the block):
+//!   nonces below the new next nonce leave (stale). A transaction that fails inside a block
+//!   changes nothing, its nonce included, so the sender's later nonces would wait for ever on
+//!   one that will not come: if one of the sender's transactions failed and the pool does not
+//!   hold the new next nonce, the sender's others leave (`predecessor_failed`). Then the run is
+//!   checked against the new balance, in nonce order; from the first nonce it no longer covers,
+//!   the rest leave.
+//! - **Expiry** ([`Mempool::expire`]): a transaction looked at again `expiry_blocks` blocks
+//!   after its admission (or its last look) leaves, with its sender's higher nonces, if it
+//!   cannot run (a nonce between the sender's next and its own is missing); if it can run, it
+//!   is looked at again `expiry_blocks` later. So a transaction that never could run leaves
+//!   after exactly `expiry_blocks` blocks, and none waits unexecutable for `2 * expiry_blocks`.
 //! - **Selection.** A block takes, for each sender, the contiguous run of nonces starting at the
 //!   sender's next nonce; across senders the run with the highest-fee head goes first (ties by
 //!   arrival). Selection does not remove anything: transactions leave the pool when a finalized
-//!   block includes them ([`Mempool::remove_included`]) or their nonce becomes stale
-//!   ([`Mempool::prune_sender`]).
+//!   block includes them ([`Mempool::remove_included`]) or by the rules above.
 //!
-//! Invariants: `by_id`, `by_sender` and `by_fee` always index exactly the same set of entries,
-//! and `bytes` is the sum of their sizes. [`Mempool::check_invariants`] asserts this in tests and,
-//! amortized, after every change in debug builds.
+//! Cost: admission is `O(sender_txs_max + log n)`; after a block, the work is proportional to
+//! the block's senders and the transactions due for expiry, never to the whole pool.
+//!
+//! Invariants: `by_id`, `by_sender`, `by_fee` and `by_age` always index exactly the same set of
+//! entries, and `bytes` is the sum of their sizes. [`Mempool::check_invariants`] asserts this
+//! in tests and, amortized, after every change in debug builds.
+
+mod after_block;
+#[cfg(test)]
+mod honest_prop;
+#[cfg(test)]
+mod tests;
+
+pub use after_block::Dropped;
 
 use std::{
     cmp::Reverse,
@@ -47,6 +83,18 @@ pub trait PoolTx: Clone {
     fn fee(&self) -> u128;
     /// Its encoded size in bytes.
     fn size(&self) -> usize;
+    /// What running it takes from the sender's balance: the fee plus any amount the body moves
+    /// out (saturating). Must be at least [`Self::fee`].
+    fn cost(&self) -> u128;
+}
+
+/// What the mempool needs to know of a sender's account in the latest finalized state.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SenderState {
+    /// The nonce its next transaction must use.
+    pub next_nonce: u64,
+    /// Its spendable balance.
+    pub balance: u128,
 }
 
 /// Limits of a [`Mempool`].
@@ -58,6 +106,10 @@ pub struct MempoolLimits {
     pub bytes_max: usize,
     /// How far above a sender's next nonce a transaction may be admitted.
     pub nonce_window: u64,
+    /// Most transactions held at once for one sender.
+    pub sender_txs_max: usize,
+    /// Blocks after which a transaction that cannot run leaves (see [`Mempool::expire`]).
+    pub expiry_blocks: u64,
 }
 
 /// Why the mempool refused a transaction.
@@ -76,7 +128,8 @@ pub enum PoolError {
     },
     /// The nonce is too far ahead of the sender's next nonce.
     #[error(
-        "nonce {nonce} is beyond the admission window (next nonce {next_nonce}, window {window})"
+        "nonce {nonce} is beyond the admission window (next nonce {next_nonce}, window {window}); \
+         submit the missing nonces first"
     )]
     NonceTooHigh {
         /// The transaction's nonce.
@@ -93,6 +146,31 @@ pub enum PoolError {
         fee: u128,
         /// The pooled transaction's fee.
         pooled_fee: u128,
+    },
+    /// The sender already has as many pooled transactions as one sender may.
+    #[error(
+        "the sender already has {pending} pending transactions, the most one sender may have \
+         ({max}); wait for some to finalize"
+    )]
+    SenderFull {
+        /// The sender's pooled transactions.
+        pending: usize,
+        /// The per-sender cap.
+        max: usize,
+    },
+    /// The sender's balance does not pay for this transaction and its pending ones together.
+    #[error(
+        "balance {balance} cannot pay {needed}, the fee and amount of this transaction plus \
+         those of the sender's {pending} pending ones; fund the account or wait for them to \
+         finalize"
+    )]
+    Unaffordable {
+        /// What this transaction and the sender's other pooled ones cost together (saturating).
+        needed: u128,
+        /// The sender's balance in the latest finalized state.
+        balance: u128,
+        /// The sender's other pooled transactions.
+        pending: usize,
     },
     /// The pool is full and the newcomer does not outbid the cheapest transaction.
     #[error("mempool full: fee {fee} does not exceed the lowest pooled fee {lowest_fee}")]
@@ -126,18 +204,23 @@ struct Entry<T> {
     tx: T,
     seq: u64,
     size: usize,
+    /// The height at admission or at the last expiry look ([`Mempool::expire`]).
+    checked_at: u64,
 }
 
 /// Fee-ordered key: lowest fee first, and among equal fees the newest (highest seq) first.
 type FeeKey<Id> = (u128, Reverse<u64>, Id);
+/// Age-ordered key: (height of the last look, seq, id), oldest first.
+type AgeKey<Id> = (u64, u64, Id);
 
-/// Pending transactions, indexed by id, by sender and nonce, and by fee.
+/// Pending transactions, indexed by id, by sender and nonce, by fee and by age.
 #[derive(Clone, Debug)]
 pub struct Mempool<T: PoolTx> {
     limits: MempoolLimits,
     by_id: HashMap<T::Id, (T::Sender, u64)>,
     by_sender: HashMap<T::Sender, BTreeMap<u64, Entry<T>>>,
     by_fee: BTreeSet<FeeKey<T::Id>>,
+    by_age: BTreeSet<AgeKey<T::Id>>,
     bytes: usize,
     seq: u64,
 }
@@ -150,6 +233,7 @@ impl<T: PoolTx> Mempool<T> {
             by_id: HashMap::new(),
             by_sender: HashMap::new(),
             by_fee: BTreeSet::new(),
+            by_age: BTreeSet::new(),
             bytes: 0,
             seq: 0,
         }
@@ -177,8 +261,7 @@ impl<T: PoolTx> Mempool<T> {
 
     /// The pooled transaction with this id.
     pub fn get(&self, id: &T::Id) -> Option<&T> {
-        let (sender, nonce) = self.by_id.get(id)?;
-        self.by_sender.get(sender)?.get(nonce).map(|e| &e.tx)
+        self.entry(id).map(|e| &e.tx)
     }
 
     /// The highest pooled nonce of `sender`, if any.
@@ -188,53 +271,66 @@ impl<T: PoolTx> Mempool<T> {
             .and_then(|m| m.keys().next_back().copied())
     }
 
-    /// Admits `tx`, whose sender's next nonce in the latest finalized state is `next_nonce`.
-    pub fn insert(&mut self, tx: T, next_nonce: u64) -> Result<Admitted<T::Id>, PoolError> {
-        let admitted = self.admit(tx, next_nonce);
+    /// How many transactions of `sender` are pooled.
+    pub fn sender_len(&self, sender: &T::Sender) -> usize {
+        self.by_sender.get(sender).map_or(0, BTreeMap::len)
+    }
+
+    /// Admits `tx`, whose sender is in `state` in the latest finalized state, at `height` (the
+    /// latest finalized height, from which its expiry counts).
+    pub fn insert(
+        &mut self,
+        tx: T,
+        state: SenderState,
+        height: u64,
+    ) -> Result<Admitted<T::Id>, PoolError> {
+        let admitted = self.admit(tx, state, height);
         self.debug_check();
         admitted
     }
 
-    fn admit(&mut self, tx: T, next_nonce: u64) -> Result<Admitted<T::Id>, PoolError> {
+    fn admit(
+        &mut self,
+        tx: T,
+        state: SenderState,
+        height: u64,
+    ) -> Result<Admitted<T::Id>, PoolError> {
         let (id, sender, nonce, fee, size) =
             (tx.id(), tx.sender(), tx.nonce(), tx.fee(), tx.size());
         if self.by_id.contains_key(&id) {
             return Err(PoolError::Duplicate);
         }
-        self.check_nonce(nonce, next_nonce)?;
+        self.check_nonce(nonce, state.next_nonce)?;
         if size > self.limits.bytes_max {
             return Err(PoolError::TooLarge {
                 size,
                 bytes_max: self.limits.bytes_max,
             });
         }
-        let mut admitted = Admitted {
-            replaced: None,
-            evicted: Vec::new(),
-        };
-        if let Some(pooled) = self.by_sender.get(&sender).and_then(|m| m.get(&nonce)) {
-            let pooled_fee = pooled.tx.fee();
-            if fee <= pooled_fee {
-                return Err(PoolError::ReplacementUnderpriced { fee, pooled_fee });
-            }
-            let pooled_id = pooled.tx.id();
-            self.take(&pooled_id);
-            admitted.replaced = Some(pooled_id);
+        let replaced = self.replaceable(sender, nonce, fee)?;
+        self.check_sender(&tx, state.balance, replaced)?;
+        // Every check that can refuse runs before anything changes.
+        self.check_room(fee, size, replaced)?;
+        if let Some(pooled) = replaced {
+            self.take(&pooled);
         }
-        admitted.evicted = self.make_room(fee, size, sender)?;
+        let evicted = self.evict_until_fits(size, sender);
         self.seq += 1;
         self.by_fee.insert((fee, Reverse(self.seq), id));
+        self.by_age.insert((height, self.seq, id));
         self.by_id.insert(id, (sender, nonce));
         self.bytes += size;
-        self.by_sender.entry(sender).or_default().insert(
-            nonce,
-            Entry {
-                tx,
-                seq: self.seq,
-                size,
-            },
-        );
-        Ok(admitted)
+        let entry = Entry {
+            tx,
+            seq: self.seq,
+            size,
+            checked_at: height,
+        };
+        self.by_sender
+            .entry(sender)
+            .or_default()
+            .insert(nonce, entry);
+        Ok(Admitted { replaced, evicted })
     }
 
     fn check_nonce(&self, nonce: u64, next_nonce: u64) -> Result<(), PoolError> {
@@ -251,42 +347,102 @@ impl<T: PoolTx> Mempool<T> {
         Ok(())
     }
 
+    /// The pooled transaction at `(sender, nonce)` that a newcomer paying `fee` replaces.
+    fn replaceable(
+        &self,
+        sender: T::Sender,
+        nonce: u64,
+        fee: u128,
+    ) -> Result<Option<T::Id>, PoolError> {
+        let Some(pooled) = self.by_sender.get(&sender).and_then(|m| m.get(&nonce)) else {
+            return Ok(None);
+        };
+        let pooled_fee = pooled.tx.fee();
+        if fee <= pooled_fee {
+            return Err(PoolError::ReplacementUnderpriced { fee, pooled_fee });
+        }
+        Ok(Some(pooled.tx.id()))
+    }
+
+    /// The per-sender cap, and whether `balance` pays for `tx` with the sender's other pooled
+    /// transactions (but the one it replaces).
+    fn check_sender(
+        &self,
+        tx: &T,
+        balance: u128,
+        replaced: Option<T::Id>,
+    ) -> Result<(), PoolError> {
+        let others: Vec<&Entry<T>> = self
+            .by_sender
+            .get(&tx.sender())
+            .into_iter()
+            .flat_map(BTreeMap::values)
+            .filter(|e| Some(e.tx.id()) != replaced)
+            .collect();
+        if others.len() >= self.limits.sender_txs_max {
+            return Err(PoolError::SenderFull {
+                pending: others.len(),
+                max: self.limits.sender_txs_max,
+            });
+        }
+        let needed = others
+            .iter()
+            .fold(tx.cost(), |sum, e| sum.saturating_add(e.tx.cost()));
+        if needed > balance {
+            return Err(PoolError::Unaffordable {
+                needed,
+                balance,
+                pending: others.len(),
+            });
+        }
+        Ok(())
+    }
+
     fn is_full_for(&self, size: usize) -> bool {
         self.by_id.len() >= self.limits.txs_max || self.bytes + size > self.limits.bytes_max
     }
 
-    /// Evicts lowest-fee transactions until `size` more bytes fit, provided each victim pays
-    /// strictly less than `fee`. Checks before evicting, so a refusal leaves the pool unchanged.
-    fn make_room(
-        &mut self,
-        fee: u128,
-        size: usize,
-        newcomer: T::Sender,
-    ) -> Result<Vec<T::Id>, PoolError> {
-        if !self.is_full_for(size) {
-            return Ok(Vec::new());
-        }
-        // Dry run: would evicting cheaper transactions (lowest first) free enough room?
-        let (mut count, mut bytes) = (self.by_id.len(), self.bytes);
+    /// Whether `size` more bytes fit once `replaced` leaves and lowest-fee transactions that
+    /// each pay strictly less than `fee` are evicted. Changes nothing.
+    fn check_room(&self, fee: u128, size: usize, replaced: Option<T::Id>) -> Result<(), PoolError> {
+        let freed = replaced
+            .and_then(|id| self.entry(&id))
+            .map_or(0, |e| e.size);
+        let (mut count, mut bytes) = (
+            self.by_id.len() - usize::from(replaced.is_some()),
+            self.bytes - freed,
+        );
+        let fits = |count: usize, bytes: usize| {
+            count < self.limits.txs_max && bytes + size <= self.limits.bytes_max
+        };
+        let full = || PoolError::Full {
+            fee,
+            lowest_fee: self.lowest_fee().unwrap_or(0),
+        };
         for (victim_fee, _, victim) in &self.by_fee {
-            if count < self.limits.txs_max && bytes + size <= self.limits.bytes_max {
-                break;
+            if fits(count, bytes) {
+                return Ok(());
+            }
+            if Some(*victim) == replaced {
+                continue;
             }
             if *victim_fee >= fee {
-                return Err(PoolError::Full {
-                    fee,
-                    lowest_fee: self.lowest_fee().unwrap_or(0),
-                });
+                return Err(full());
             }
             count -= 1;
             bytes -= self.entry(victim).map_or(0, |e| e.size);
         }
-        if count >= self.limits.txs_max || bytes + size > self.limits.bytes_max {
-            return Err(PoolError::Full {
-                fee,
-                lowest_fee: self.lowest_fee().unwrap_or(0),
-            });
+        if fits(count, bytes) {
+            Ok(())
+        } else {
+            Err(full())
         }
+    }
+
+    /// Evicts lowest-fee transactions until `size` more bytes fit. [`Self::check_room`] said
+    /// they all pay less than the newcomer, and they go in the order it counted them (a
+    /// victim's successors only free more).
+    fn evict_until_fits(&mut self, size: usize, newcomer: T::Sender) -> Vec<T::Id> {
         let mut evicted = Vec::new();
         while self.is_full_for(size) {
             let Some(&(_, _, victim)) = self.by_fee.first() else {
@@ -294,7 +450,7 @@ impl<T: PoolTx> Mempool<T> {
             };
             evicted.extend(self.evict_with_successors(&victim, newcomer));
         }
-        Ok(evicted)
+        evicted
     }
 
     /// Removes `id` and, unless its sender is the newcomer's, the sender's higher nonces, which
@@ -303,16 +459,23 @@ impl<T: PoolTx> Mempool<T> {
         let Some(&(sender, nonce)) = self.by_id.get(id) else {
             return Vec::new();
         };
-        let mut ids = vec![*id];
-        if sender != newcomer
-            && let Some(m) = self.by_sender.get(&sender)
-        {
-            ids.extend(m.range(nonce + 1..).map(|(_, e)| e.tx.id()));
-        }
+        let ids = if sender == newcomer {
+            vec![*id]
+        } else {
+            self.ids_from_nonce(&sender, nonce)
+        };
         for id in &ids {
             self.take(id);
         }
         ids
+    }
+
+    /// The ids of `sender`'s transactions from `nonce` up.
+    fn ids_from_nonce(&self, sender: &T::Sender, nonce: u64) -> Vec<T::Id> {
+        self.by_sender
+            .get(sender)
+            .map(|m| m.range(nonce..).map(|(_, e)| e.tx.id()).collect())
+            .unwrap_or_default()
     }
 
     fn entry(&self, id: &T::Id) -> Option<&Entry<T>> {
@@ -349,6 +512,7 @@ impl<T: PoolTx> Mempool<T> {
         }
         self.by_fee
             .remove(&(entry.tx.fee(), Reverse(entry.seq), *id));
+        self.by_age.remove(&(entry.checked_at, entry.seq, *id));
         self.bytes -= entry.size;
         Some(entry.tx)
     }
@@ -428,6 +592,11 @@ impl<T: PoolTx> Mempool<T> {
             self.by_id.len(),
             "by_fee and by_id disagree"
         );
+        assert_eq!(
+            self.by_age.len(),
+            self.by_id.len(),
+            "by_age and by_id disagree"
+        );
         let bytes: usize = self
             .by_sender
             .values()
@@ -438,215 +607,10 @@ impl<T: PoolTx> Mempool<T> {
         for (sender, m) in &self.by_sender {
             assert!(!m.is_empty(), "empty sender map kept");
             for (nonce, e) in m {
-                assert_eq!(self.by_id.get(&e.tx.id()), Some(&(*sender, *nonce)));
-                assert!(
-                    self.by_fee
-                        .contains(&(e.tx.fee(), Reverse(e.seq), e.tx.id()))
-                );
-            }
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use proptest::prelude::*;
-
-    #[derive(Clone, Debug, PartialEq)]
-    struct T {
-        sender: u8,
-        nonce: u64,
-        fee: u128,
-        salt: u8,
-    }
-
-    impl PoolTx for T {
-        type Id = (u8, u64, u128, u8);
-        type Sender = u8;
-        fn id(&self) -> Self::Id {
-            (self.sender, self.nonce, self.fee, self.salt)
-        }
-        fn sender(&self) -> u8 {
-            self.sender
-        }
-        fn nonce(&self) -> u64 {
-            self.nonce
-        }
-        fn fee(&self) -> u128 {
-            self.fee
-        }
-        fn size(&self) -> usize {
-            100
-        }
-    }
-
-    fn t(sender: u8, nonce: u64, fee: u128) -> T {
-        T {
-            sender,
-            nonce,
-            fee,
-            salt: 0,
-        }
-    }
-
-    fn pool(txs_max: usize) -> Mempool<T> {
-        Mempool::new(MempoolLimits {
-            txs_max,
-            bytes_max: 1 << 20,
-            nonce_window: 8,
-        })
-    }
-
-    #[test]
-    fn rejects_duplicate_id() {
-        let mut p = pool(10);
-        assert!(p.insert(t(1, 0, 5), 0).is_ok());
-        assert_eq!(p.insert(t(1, 0, 5), 0), Err(PoolError::Duplicate));
-        assert_eq!(p.len(), 1);
-    }
-
-    #[test]
-    fn same_nonce_replaces_only_with_higher_fee() {
-        let mut p = pool(10);
-        p.insert(t(1, 0, 5), 0).expect("first");
-        let cheaper = T {
-            salt: 1,
-            ..t(1, 0, 5)
-        };
-        assert_eq!(
-            p.insert(cheaper, 0),
-            Err(PoolError::ReplacementUnderpriced {
-                fee: 5,
-                pooled_fee: 5
-            })
-        );
-        let admitted = p.insert(t(1, 0, 6), 0).expect("higher fee replaces");
-        assert_eq!(admitted.replaced, Some(t(1, 0, 5).id()));
-        assert_eq!(p.len(), 1);
-        assert_eq!(p.get(&t(1, 0, 6).id()).map(|x| x.fee), Some(6));
-        p.check_invariants();
-    }
-
-    #[test]
-    fn nonce_window_bounds() {
-        let mut p = pool(10);
-        assert_eq!(
-            p.insert(t(1, 2, 5), 3),
-            Err(PoolError::NonceTooLow {
-                nonce: 2,
-                next_nonce: 3
-            })
-        );
-        assert!(matches!(
-            p.insert(t(1, 11, 5), 3),
-            Err(PoolError::NonceTooHigh { .. })
-        ));
-        assert!(
-            p.insert(t(1, 10, 5), 3).is_ok(),
-            "3 + 8 - 1 is the last admitted nonce"
-        );
-    }
-
-    #[test]
-    fn full_pool_evicts_lowest_fee_only_for_a_higher_bid() {
-        let mut p = pool(3);
-        p.insert(t(1, 0, 10), 0).expect("a");
-        p.insert(t(2, 0, 3), 0).expect("b");
-        p.insert(t(3, 0, 7), 0).expect("c");
-        assert_eq!(
-            p.insert(t(4, 0, 3), 0),
-            Err(PoolError::Full {
-                fee: 3,
-                lowest_fee: 3
-            })
-        );
-        let admitted = p.insert(t(4, 0, 4), 0).expect("outbids the lowest");
-        assert_eq!(admitted.evicted, vec![t(2, 0, 3).id()]);
-        assert!(!p.contains(&t(2, 0, 3).id()));
-        assert_eq!(p.len(), 3);
-        p.check_invariants();
-    }
-
-    #[test]
-    fn eviction_takes_the_victims_higher_nonces() {
-        let mut p = pool(3);
-        p.insert(t(1, 0, 2), 0).expect("a");
-        p.insert(t(1, 1, 9), 0).expect("b");
-        p.insert(t(2, 0, 5), 0).expect("c");
-        let admitted = p.insert(t(3, 0, 6), 0).expect("d");
-        assert_eq!(admitted.evicted, vec![t(1, 0, 2).id(), t(1, 1, 9).id()]);
-        assert_eq!(p.len(), 2);
-        p.check_invariants();
-    }
-
-    #[test]
-    fn select_takes_contiguous_runs_by_fee() {
-        let mut p = pool(100);
-        p.insert(t(1, 0, 1), 0).expect("ok");
-        p.insert(t(1, 1, 50), 0).expect("ok");
-        p.insert(t(1, 3, 50), 0).expect("gap after 1");
-        p.insert(t(2, 5, 9), 5).expect("ok");
-        p.insert(t(3, 1, 100), 0).expect("sender 3 lacks nonce 0");
-        let next = |s: &u8| if *s == 2 { 5 } else { 0 };
-        let picked: Vec<_> = p
-            .select(10, 1 << 20, next)
-            .iter()
-            .map(|x| (x.sender, x.nonce))
-            .collect();
-        assert_eq!(picked, vec![(2, 5), (1, 0), (1, 1)]);
-        let two: Vec<_> = p
-            .select(2, 1 << 20, next)
-            .iter()
-            .map(|x| (x.sender, x.nonce))
-            .collect();
-        assert_eq!(two, vec![(2, 5), (1, 0)]);
-        let by_bytes = p.select(10, 250, next);
-        assert_eq!(by_bytes.len(), 2, "byte limit of 2.5 transactions");
-        assert!(p.has_executable(next));
-        // Sender 3 holds only nonce 1 and sender 1 has a gap at 2: nothing runs from nonce 2.
-        assert!(!p.has_executable(|s: &u8| if *s == 3 { 0 } else { 2 }));
-    }
-
-    #[test]
-    fn prune_and_remove_included() {
-        let mut p = pool(100);
-        for n in 0..5 {
-            p.insert(t(1, n, 1), 0).expect("ok");
-        }
-        assert_eq!(p.remove_included(&[t(1, 0, 1).id(), t(9, 9, 9).id()]), 1);
-        assert_eq!(p.prune_sender(&1, 3).len(), 2);
-        assert_eq!(p.len(), 2);
-        assert_eq!(p.highest_nonce(&1), Some(4));
-        p.check_invariants();
-    }
-
-    proptest! {
-        #[test]
-        fn invariants_hold_under_random_ops(ops in proptest::collection::vec(
-            (0u8..4, 0u8..5, 0u64..10, 1u128..20, 0u8..2), 1..200)) {
-            let mut p = pool(12);
-            let mut next = [0u64; 5];
-            for (op, sender, nonce, fee, salt) in ops {
-                match op {
-                    0 | 1 => {
-                        let _ = p.insert(T { sender, nonce, fee, salt }, next[sender as usize]);
-                    }
-                    2 => {
-                        let picked = p.select(4, 1 << 20, |s| next[*s as usize]);
-                        for tx in &picked {
-                            prop_assert_eq!(tx.nonce, next[tx.sender as usize]);
-                            next[tx.sender as usize] += 1;
-                            p.remove(&tx.id());
-                        }
-                    }
-                    _ => {
-                        next[sender as usize] += 1;
-                        p.prune_sender(&sender, next[sender as usize]);
-                    }
-                }
-                p.check_invariants();
-                prop_assert!(p.len() <= 12);
+                let id = e.tx.id();
+                assert_eq!(self.by_id.get(&id), Some(&(*sender, *nonce)));
+                assert!(self.by_fee.contains(&(e.tx.fee(), Reverse(e.seq), id)));
+                assert!(self.by_age.contains(&(e.checked_at, e.seq, id)));
             }
         }
     }

@@ -17,29 +17,42 @@ use crate::{
     block::{Block, BlockDigest, digest_bytes},
     error::MempoolError,
     handle::{ChainMetrics, FinalizedBlock, TxStatus},
-    mempool::{Mempool, PoolTx},
+    mempool::{Dropped, Mempool, PoolTx, SenderState},
     telemetry::{Telemetry, set_count},
 };
 use commonware_utils::sync::{Mutex, RwLock};
-use deai_ledger::{Address, SignedTx, State, TxId};
+use deai_ledger::{Address, SignedTx, State, TxBody, TxId};
 use std::{
-    collections::{BTreeMap, HashMap, HashSet, VecDeque},
+    collections::{BTreeMap, HashMap, VecDeque},
     sync::Arc,
 };
 
-/// A mempool entry: the transaction with its id and size computed once.
+/// A mempool entry: the transaction with its id, size and cost computed once.
 #[derive(Clone, Debug)]
 pub(crate) struct PooledTx {
     pub(crate) tx: SignedTx,
     id: TxId,
     size: usize,
+    cost: u128,
 }
 
 impl PooledTx {
     pub(crate) fn new(tx: SignedTx) -> Self {
         let size = tx.encode().len();
         let id = tx.id();
-        Self { tx, id, size }
+        let cost = tx.tx.fee.saturating_add(amount_out(&tx.tx.body));
+        Self { tx, id, size, cost }
+    }
+}
+
+/// What a body moves out of its sender's balance besides the fee, where the body says so
+/// (every kind that debits the sender in the ledger); zero for the rest.
+fn amount_out(body: &TxBody) -> u128 {
+    match body {
+        TxBody::Transfer(t) => t.amount,
+        TxBody::Stake(s) => s.amount,
+        TxBody::TaskCreate(t) => t.reward,
+        _ => 0,
     }
 }
 
@@ -60,6 +73,9 @@ impl PoolTx for PooledTx {
     }
     fn size(&self) -> usize {
         self.size
+    }
+    fn cost(&self) -> u128 {
+        self.cost
     }
 }
 
@@ -339,14 +355,7 @@ impl Shared {
             Ok(evicted) => {
                 meta.submitted_at.insert(id, (self.now_ms)());
                 for victim in evicted {
-                    meta.submitted_at.remove(victim);
-                    meta.dropped.insert(
-                        *victim,
-                        (
-                            "evicted".into(),
-                            "outbid by a higher-fee transaction".into(),
-                        ),
-                    );
+                    self.record_dropped(&mut meta, *victim, Dropped::Evicted);
                 }
             }
             Err(e) => self.count_rejected(&mut meta, e.code()),
@@ -376,14 +385,21 @@ impl Shared {
         if self.mempool.lock().contains(&pooled.id) {
             return Err(MempoolError::Pool(crate::mempool::PoolError::Duplicate));
         }
-        let next_nonce = finalized.state.account(&pooled.sender()).nonce;
-        // One signature check either way: `check_tx` includes the stateless checks.
-        if pooled.nonce() == next_nonce {
+        let account = finalized.state.account(&pooled.sender());
+        let sender = SenderState {
+            next_nonce: account.nonce,
+            balance: account.balance,
+        };
+        // One signature check either way: `check_tx` includes the stateless checks. A later
+        // nonce cannot be checked against state yet; the mempool checks that the balance pays
+        // for it with everything the sender has pending.
+        if pooled.nonce() == sender.next_nonce {
             finalized.state.check_tx(&pooled.tx)?;
         } else {
             finalized.state.check_tx_stateless(&pooled.tx)?;
         }
-        let admitted = self.mempool.lock().insert(pooled, next_nonce)?;
+        let height = finalized.height();
+        let admitted = self.mempool.lock().insert(pooled, sender, height)?;
         Ok(admitted
             .replaced
             .into_iter()
@@ -462,33 +478,23 @@ impl Shared {
         }
     }
 
-    /// After a block is applied: drops included and stale transactions from the mempool and
-    /// records latency and outcomes.
+    /// Marks a pooled transaction as dropped: its status, and the rejection counters.
+    fn record_dropped(&self, meta: &mut PoolMeta, id: TxId, why: Dropped) {
+        meta.submitted_at.remove(&id);
+        meta.dropped
+            .insert(id, (why.code().into(), why.reason().into()));
+        self.count_rejected(meta, why.code());
+    }
+
+    /// After a block is applied: removes the included transactions from the mempool, re-checks
+    /// the pooled runs of the block's senders against their new accounts, expires what cannot
+    /// run, and records latency and outcomes.
     pub(crate) fn after_apply(&self, block: &FinalizedBlock) {
         let ids: Vec<TxId> = block.txs.iter().map(SignedTx::id).collect();
-        let senders: HashSet<Address> = block.txs.iter().map(|tx| tx.tx.sender).collect();
-        let nonces: Vec<(Address, u64)> = {
-            let finalized = self.finalized.read();
-            senders
-                .into_iter()
-                .map(|s| (s, finalized.state.account(&s).nonce))
-                .collect()
-        };
-        let stale: Vec<TxId> = {
-            let mut pool = self.mempool.lock();
-            pool.remove_included(ids.iter());
-            let stale = nonces
-                .iter()
-                .flat_map(|(s, n)| pool.prune_sender(s, *n))
-                .collect();
-            set_count(&self.telemetry.mempool_txs, pool.len());
-            stale
-        };
+        let dropped = self.recheck_pool(block, &ids);
         let mut meta = self.pool_meta.lock();
-        for id in &stale {
-            meta.submitted_at.remove(id);
-            meta.dropped
-                .insert(*id, ("nonce_stale".into(), "nonce already used".into()));
+        for (id, why) in dropped {
+            self.record_dropped(&mut meta, id, why);
         }
         for (id, receipt) in ids.iter().zip(&block.receipts) {
             if let Some(at) = meta.submitted_at.remove(id) {
@@ -505,6 +511,32 @@ impl Shared {
         self.telemetry.finalized_txs.inc_by(ids.len() as u64);
         set_count(&self.telemetry.height, block.height);
         self.height_tx.send_replace(block.height);
+    }
+
+    /// The mempool's part of [`Self::after_apply`]: touches the block's senders and the
+    /// transactions due for expiry only, never the whole pool.
+    fn recheck_pool(&self, block: &FinalizedBlock, ids: &[TxId]) -> Vec<(TxId, Dropped)> {
+        // Whether each sender had a transaction fail: the ledger then left its nonce unused.
+        let mut senders: BTreeMap<Address, bool> = BTreeMap::new();
+        for (tx, receipt) in block.txs.iter().zip(&block.receipts) {
+            *senders.entry(tx.tx.sender).or_default() |= receipt.result.is_err();
+        }
+        // Lock order as everywhere: the finalized state, then the mempool.
+        let finalized = self.finalized.read();
+        let mut pool = self.mempool.lock();
+        pool.remove_included(ids.iter());
+        let mut dropped = Vec::new();
+        for (sender, failed) in senders {
+            let account = finalized.state.account(&sender);
+            let state = SenderState {
+                next_nonce: account.nonce,
+                balance: account.balance,
+            };
+            dropped.extend(pool.recheck_sender(&sender, state, failed));
+        }
+        dropped.extend(pool.expire(finalized.height(), |s| finalized.state.account(s).nonce));
+        set_count(&self.telemetry.mempool_txs, pool.len());
+        dropped
     }
 
     /// Counters for Prometheus.

@@ -55,6 +55,13 @@ pub struct NodeConfig {
     pub bootstrappers: Vec<Bootstrapper>,
     /// Most transactions the mempool holds.
     pub mempool_txs_max: usize,
+    /// Most transactions the mempool holds for one sender.
+    #[serde(default = "mempool_sender_txs_max_default")]
+    pub mempool_sender_txs_max: usize,
+    /// Blocks after which a pooled transaction that cannot run (a lower nonce of its sender is
+    /// missing) leaves the mempool.
+    #[serde(default = "mempool_expiry_blocks_default")]
+    pub mempool_expiry_blocks: u64,
     /// Largest blob the blob store accepts, in bytes.
     #[serde(default = "blob_max_bytes_default")]
     pub blob_max_bytes: u64,
@@ -130,6 +137,14 @@ impl RolesConfig {
     }
 }
 
+fn mempool_sender_txs_max_default() -> usize {
+    deai_chain::Config::MEMPOOL_SENDER_TXS_MAX_DEFAULT
+}
+
+fn mempool_expiry_blocks_default() -> u64 {
+    deai_chain::Config::MEMPOOL_EXPIRY_BLOCKS_DEFAULT
+}
+
 fn blob_max_bytes_default() -> u64 {
     BLOB_MAX_BYTES_DEFAULT
 }
@@ -141,6 +156,8 @@ impl Default for NodeConfig {
             p2p_listen: SocketAddr::from(([127, 0, 0, 1], 7651)),
             bootstrappers: Vec::new(),
             mempool_txs_max: 100_000,
+            mempool_sender_txs_max: mempool_sender_txs_max_default(),
+            mempool_expiry_blocks: mempool_expiry_blocks_default(),
             blob_max_bytes: BLOB_MAX_BYTES_DEFAULT,
             roles: RolesConfig::default(),
         }
@@ -253,6 +270,23 @@ mod tests {
         let set: NodeConfig =
             toml::from_str(&format!("{old}blob_max_bytes = 1024\n")).expect("parse");
         assert_eq!(set.blob_max_bytes, 1024);
+    }
+
+    #[test]
+    fn configs_without_mempool_limits_load_the_chain_defaults() {
+        let old =
+            "http_listen = \"127.0.0.1:1\"\np2p_listen = \"127.0.0.1:2\"\nmempool_txs_max = 5\n";
+        let cfg: NodeConfig = toml::from_str(old).expect("parse");
+        assert_eq!(cfg.mempool_sender_txs_max, 64);
+        assert_eq!(cfg.mempool_expiry_blocks, 600);
+        let set: NodeConfig = toml::from_str(&format!(
+            "{old}mempool_sender_txs_max = 3\nmempool_expiry_blocks = 9\n"
+        ))
+        .expect("parse");
+        assert_eq!(
+            (set.mempool_sender_txs_max, set.mempool_expiry_blocks),
+            (3, 9)
+        );
     }
 
     #[test]

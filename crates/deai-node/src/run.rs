@@ -89,6 +89,8 @@ pub fn chain_config(
     chain.p2p_listen = overrides.p2p_listen.unwrap_or(cfg.p2p_listen);
     chain.bootstrappers = bootstrappers;
     chain.mempool_txs_max = cfg.mempool_txs_max;
+    chain.mempool_sender_txs_max = cfg.mempool_sender_txs_max;
+    chain.mempool_expiry_blocks = cfg.mempool_expiry_blocks;
     Ok(chain)
 }
 

@@ -5,6 +5,7 @@
 
 mod common;
 mod history;
+mod mempool_admission;
 mod replicas;
 mod single_validator;
 mod slow_executor;

@@ -26,7 +26,7 @@ pub fn decode_submission(body: &[u8], params: &deai_ledger::Params) -> Result<Si
         (status = 202, description = "accepted into the mempool", body = SubmitResponse),
         (status = 400, description = "not a well-formed transaction", body = ErrorBody),
         (status = 422, description = "refused by the mempool (nonce, fee, balance)", body = ErrorBody),
-        (status = 503, description = "mempool full", body = ErrorBody),
+        (status = 503, description = "mempool full, or the sender's share of it", body = ErrorBody),
     ))]
 pub(super) async fn submit(
     State(app): State<AppState>,
@@ -45,7 +45,8 @@ pub(super) async fn submit(
         Ok(id) => Ok((StatusCode::ACCEPTED, Json(SubmitResponse { id }))),
         Err(e) => {
             let code = e.code();
-            let err = if code == "mempool_full" {
+            // Both pass once transactions finalize: retrying later may work.
+            let err = if matches!(code, "mempool_full" | "sender_mempool_full") {
                 ApiError::unavailable(code, e.to_string())
             } else {
                 ApiError::rejected(code, e.to_string())
