@@ -66,7 +66,7 @@ mod tests {
 
     fn with(ct: &str) -> HeaderMap {
         let mut h = HeaderMap::new();
-        h.insert(header::CONTENT_TYPE, HeaderValue::from_str(ct).unwrap());
+        h.insert(header::CONTENT_TYPE, HeaderValue::from_str(ct).expect("test"));
         h
     }
 
@@ -79,7 +79,7 @@ mod tests {
             "application/x-www-form-urlencoded",
             "application/jsonx",
         ] {
-            let e = require_json(&with(bad)).unwrap_err();
+            let e = require_json(&with(bad)).expect_err("test");
             assert_eq!(
                 (e.status.as_u16(), e.code),
                 (415, "bad_content_type"),

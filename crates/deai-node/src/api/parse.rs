@@ -55,7 +55,7 @@ mod tests {
     #[test]
     fn only_canonical_decimals_are_numbers() {
         for ok in ["0", "1", "42", "18446744073709551615"] {
-            assert_eq!(number("n", ok).unwrap().to_string(), ok);
+            assert_eq!(number("n", ok).expect("test").to_string(), ok);
         }
         for bad in [
             "+1",
@@ -69,7 +69,7 @@ mod tests {
             "0x1",
             "18446744073709551616",
         ] {
-            let err = number("n", bad).unwrap_err();
+            let err = number("n", bad).expect_err("test");
             assert_eq!(err.code, "bad_id", "{bad:?}");
         }
     }

@@ -298,10 +298,10 @@ mod tests {
     fn hyper_empty_errors_become_json() {
         let head = b"HTTP/1.1 431 Request Header Fields Too Large\r\nconnection: close\r\n\
                      content-length: 0\r\ndate: Thu, 01 Jan 2026 00:00:00 GMT\r\n\r\n";
-        let out = String::from_utf8(hyper_error_as_json(head).expect("replaced")).unwrap();
+        let out = String::from_utf8(hyper_error_as_json(head).expect("replaced")).expect("test");
         assert!(out.starts_with("HTTP/1.1 431 "), "{out}");
-        let body = out.split("\r\n\r\n").nth(1).unwrap();
-        let v: serde_json::Value = serde_json::from_str(body).unwrap();
+        let body = out.split("\r\n\r\n").nth(1).expect("test");
+        let v: serde_json::Value = serde_json::from_str(body).expect("test");
         assert_eq!(v["error"]["code"], "headers_too_large");
         assert!(out.contains(&format!("content-length: {}\r\n", body.len())));
     }

@@ -36,6 +36,7 @@ pub fn raise_fd_limit() -> u64 {
                 );
             }
         }
+        #[allow(clippy::unnecessary_cast)] // rlim_t is u64 on Linux, not on every unix
         (limit.rlim_cur as u64).min(UNLIMITED_AS)
     }
     #[cfg(not(unix))]

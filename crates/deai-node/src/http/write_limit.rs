@@ -107,20 +107,20 @@ mod tests {
 
     #[test]
     fn ipv6_hosts_share_their_64_and_v4_mapped_is_v4() {
-        let a: IpAddr = "2001:db8:1:2:aaaa::1".parse().unwrap();
-        let b: IpAddr = "2001:db8:1:2:bbbb::9".parse().unwrap();
-        let c: IpAddr = "2001:db8:1:3::1".parse().unwrap();
+        let a: IpAddr = "2001:db8:1:2:aaaa::1".parse().expect("test");
+        let b: IpAddr = "2001:db8:1:2:bbbb::9".parse().expect("test");
+        let c: IpAddr = "2001:db8:1:3::1".parse().expect("test");
         assert_eq!(key(a), key(b));
         assert_ne!(key(a), key(c));
-        let mapped: IpAddr = "::ffff:10.0.0.1".parse().unwrap();
-        assert_eq!(key(mapped), "10.0.0.1".parse::<IpAddr>().unwrap());
+        let mapped: IpAddr = "::ffff:10.0.0.1".parse().expect("test");
+        assert_eq!(key(mapped), "10.0.0.1".parse::<IpAddr>().expect("test"));
     }
 
     #[test]
     fn the_burst_then_the_rate() {
-        let limit = WriteLimit::new(1, 3, HttpMetrics::detached()).unwrap();
-        let ip: IpAddr = "10.0.0.1".parse().unwrap();
-        let other: IpAddr = "10.0.0.2".parse().unwrap();
+        let limit = WriteLimit::new(1, 3, HttpMetrics::detached()).expect("test");
+        let ip: IpAddr = "10.0.0.1".parse().expect("test");
+        let other: IpAddr = "10.0.0.2".parse().expect("test");
         for _ in 0..3 {
             assert!(limit.limiter.check_key(&ip).is_ok());
         }
