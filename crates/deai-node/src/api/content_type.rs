@@ -66,7 +66,10 @@ mod tests {
 
     fn with(ct: &str) -> HeaderMap {
         let mut h = HeaderMap::new();
-        h.insert(header::CONTENT_TYPE, HeaderValue::from_str(ct).expect("test"));
+        h.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_str(ct).expect("test"),
+        );
         h
     }
 
