@@ -68,6 +68,65 @@ pub struct NodeConfig {
     /// What this node does besides serving its API: validate, coordinate, hold datasets.
     #[serde(default)]
     pub roles: RolesConfig,
+    /// Limits of the HTTP server against clients that misbehave (`[http]`).
+    #[serde(default)]
+    pub http: HttpConfig,
+}
+
+/// The `[http]` section: what one client, or many, may cost the HTTP server. Every field has a
+/// default (`docs/chain.md`, "HTTP server limits", says why each is what it is).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(default, deny_unknown_fields)]
+pub struct HttpConfig {
+    /// Most connections served at once; one more is answered `503 too_many_connections` and
+    /// closed. 0: a quarter of the process's open-file limit (raised to its hard limit at start),
+    /// between 32 and 8192, so storage and p2p keep descriptors to spare.
+    pub connections_max: usize,
+    /// Milliseconds a client has to send a request's head, counted from the connection's start
+    /// or the end of the previous answer (so it is also the keep-alive idle timeout).
+    pub header_read_timeout_ms: u64,
+    /// Milliseconds a connection may stay with no byte moving either way while no handler runs
+    /// (a client that stops reading an answer).
+    pub idle_timeout_ms: u64,
+    /// Milliseconds a handler may take, reading its body included (blob uploads excepted: the
+    /// body rate floor bounds them).
+    pub request_timeout_ms: u64,
+    /// Largest request head (request line and headers) in bytes; at least 8192.
+    pub head_bytes_max: usize,
+    /// Longest request target (path and query) in bytes.
+    pub uri_bytes_max: usize,
+    /// Slowest a request body may arrive, in bytes per second, averaged over each window.
+    pub body_rate_min_bytes_per_s: u64,
+    /// The window of that average in milliseconds; the first window is the grace a client has.
+    pub body_rate_window_ms: u64,
+    /// After answering, milliseconds the node keeps reading (and discarding) what a client still
+    /// sends before closing, so a client that writes before it reads sees the answer.
+    pub linger_ms: u64,
+    /// The most bytes read that way per connection.
+    pub linger_bytes_max: u64,
+    /// Writes (POST, PUT, PATCH, DELETE) one client IP may make per second, on average.
+    pub writes_per_ip_per_s: u32,
+    /// Writes one client IP may make at once above that rate.
+    pub writes_per_ip_burst: u32,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        Self {
+            connections_max: 0,
+            header_read_timeout_ms: 10_000,
+            idle_timeout_ms: 30_000,
+            request_timeout_ms: 30_000,
+            head_bytes_max: 64 << 10,
+            uri_bytes_max: 8 << 10,
+            body_rate_min_bytes_per_s: 16 << 10,
+            body_rate_window_ms: 5_000,
+            linger_ms: 5_000,
+            linger_bytes_max: 64 << 20,
+            writes_per_ip_per_s: 1_000,
+            writes_per_ip_burst: 2_000,
+        }
+    }
 }
 
 /// A local dataset a data-owner node holds (never uploaded).
@@ -160,6 +219,7 @@ impl Default for NodeConfig {
             mempool_expiry_blocks: mempool_expiry_blocks_default(),
             blob_max_bytes: BLOB_MAX_BYTES_DEFAULT,
             roles: RolesConfig::default(),
+            http: HttpConfig::default(),
         }
     }
 }
@@ -287,6 +347,20 @@ mod tests {
             (set.mempool_sender_txs_max, set.mempool_expiry_blocks),
             (3, 9)
         );
+    }
+
+    #[test]
+    fn the_http_section_is_optional_and_partial() {
+        let old =
+            "http_listen = \"127.0.0.1:1\"\np2p_listen = \"127.0.0.1:2\"\nmempool_txs_max = 5\n";
+        let cfg: NodeConfig = toml::from_str(old).expect("parse");
+        assert_eq!(cfg.http, HttpConfig::default());
+        let set: NodeConfig =
+            toml::from_str(&format!("{old}[http]\nconnections_max = 7\n")).expect("parse");
+        assert_eq!(set.http.connections_max, 7);
+        assert_eq!(set.http.linger_ms, HttpConfig::default().linger_ms);
+        let typo = format!("{old}[http]\nconnection_max = 7\n");
+        assert!(toml::from_str::<NodeConfig>(&typo).is_err());
     }
 
     #[test]

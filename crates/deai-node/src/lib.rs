@@ -16,6 +16,7 @@ pub mod auth;
 pub mod blobs;
 pub mod client;
 pub mod config;
+pub mod http;
 pub mod init;
 pub mod keyfile;
 pub mod roles;

@@ -121,17 +121,18 @@ pub async fn start(
         anyhow::anyhow!("cannot listen for HTTP on {http}: {e}; is another node running there?")
     })?;
     let http_addr = listener.local_addr()?;
-    let app = api::router(AppState {
-        chain: chain.clone(),
-        metrics,
-        genesis,
-        blobs,
-    });
-    tokio::spawn(async move {
-        if let Err(e) = axum::serve(listener, app).await {
-            tracing::error!(error = %e, "HTTP server stopped");
-        }
-    });
+    let http_metrics = metrics.http();
+    let app = api::router(
+        AppState {
+            chain: chain.clone(),
+            metrics,
+            genesis,
+            blobs,
+        },
+        &cfg.http,
+    );
+    let limits = cfg.http.clone();
+    tokio::spawn(async move { crate::http::serve(listener, app, &limits, http_metrics).await });
     fs::write(dir.join(HTTP_ADDR_FILE), http_addr.to_string())?;
     Ok(RunningNode { chain, http_addr })
 }
@@ -196,8 +197,9 @@ fn run_roles(
     let dir = dir.to_path_buf();
     let roles = cfg.roles.clone();
     let roles_blob_max = cfg.blob_max_bytes;
+    let http = cfg.http.clone();
     rt.block_on(async move {
-        let node = crate::roles::serve::start(crate::roles::serve::RoleNodeConfig {
+        let role_cfg = crate::roles::serve::RoleNodeConfig {
             key,
             upstream: upstream.clone(),
             listen,
@@ -208,8 +210,8 @@ fn run_roles(
             coordinator: roles.coordinator,
             announce_to: roles.announce_to.clone(),
             peer_timeout: std::time::Duration::from_millis(roles.peer_timeout_ms),
-        })
-        .await?;
+        };
+        let node = crate::roles::serve::start_with_limits(role_cfg, http).await?;
         let ledger = crate::client::Client::new(upstream);
         if let Some(c) = node.coordinator.clone() {
             tokio::spawn(c.drive(ledger.clone()));

@@ -38,6 +38,9 @@ where
         )
         // The body is streamed and bounded by the store itself, never buffered by an extractor.
         .layer(DefaultBodyLimit::disable())
+        .route_layer(axum::middleware::from_fn(
+            super::content_type::octet_stream_puts,
+        ))
         .with_state(store)
 }
 

@@ -36,6 +36,7 @@ struct Code {
 pub struct Metrics {
     encode: Box<dyn Fn() -> String + Send + Sync>,
     errors: Registered<Family<Code, Counter>>,
+    http: crate::http::HttpMetrics,
     _blobs: BlobMetrics,
 }
 
@@ -56,12 +57,19 @@ impl Metrics {
             Family::default(),
         );
         let blobs = blobs.register_metrics(&ctx);
+        let http = crate::http::HttpMetrics::register(&ctx);
         Self {
             // Every context of a runtime encodes the runtime's whole registry.
             encode: Box::new(move || ctx.encode()),
             errors,
+            http,
             _blobs: blobs,
         }
+    }
+
+    /// The HTTP server's metrics (connections, refusals, cut bodies), in the same registry.
+    pub fn http(&self) -> crate::http::HttpMetrics {
+        self.http.clone()
     }
 
     /// The whole registry in the OpenMetrics text format.

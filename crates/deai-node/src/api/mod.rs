@@ -5,6 +5,7 @@
 
 mod blobs;
 mod blocks;
+mod content_type;
 mod error;
 mod metrics;
 mod parse;
@@ -50,13 +51,16 @@ pub fn request_bytes_max(tx_bytes_max: usize) -> usize {
 }
 
 /// Builds the router with all `/v1` routes, `/v1/openapi.json` and `/metrics`. The blob routes
-/// take bodies up to the blob store's limit instead of the transaction limit.
-pub fn router(state: AppState) -> Router {
+/// take bodies up to the blob store's limit instead of the transaction limit, and are bounded by
+/// the server's body rate floor instead of `http.request_timeout_ms`, which the others have.
+pub fn router(state: AppState, http: &crate::config::HttpConfig) -> Router {
     let body_max = state
         .chain
         .read_state(|s| request_bytes_max(s.params().tx_bytes_max as usize));
     let (routes, doc) = documented_routes();
     let doc = Arc::new(doc);
+    let timeout = std::time::Duration::from_millis(http.request_timeout_ms);
+    let routes = crate::http::request_timeout(routes, timeout);
     routes
         .route(
             "/v1/openapi.json",
@@ -143,6 +147,10 @@ pub(crate) async fn json_errors(response: Response<Body>) -> Response<Body> {
         StatusCode::UNSUPPORTED_MEDIA_TYPE => {
             ("bad_content_type", "send the body as application/json")
         }
+        StatusCode::REQUEST_TIMEOUT => (
+            "request_timeout",
+            "the request took longer than the node waits",
+        ),
         _ if status.is_client_error() => ("bad_request", "the request could not be read"),
         _ => ("internal", "the node failed to answer; see its log"),
     };

@@ -4,7 +4,7 @@ use axum::{
     Json,
     body::Bytes,
     extract::{Path, State},
-    http::StatusCode,
+    http::{HeaderMap, StatusCode},
 };
 use deai_ledger::SignedTx;
 
@@ -25,13 +25,16 @@ pub fn decode_submission(body: &[u8], params: &deai_ledger::Params) -> Result<Si
     responses(
         (status = 202, description = "accepted into the mempool", body = SubmitResponse),
         (status = 400, description = "not a well-formed transaction", body = ErrorBody),
+        (status = 415, description = "not sent as application/json", body = ErrorBody),
         (status = 422, description = "refused by the mempool (nonce, fee, balance)", body = ErrorBody),
         (status = 503, description = "mempool full, or the sender's share of it", body = ErrorBody),
     ))]
 pub(super) async fn submit(
     State(app): State<AppState>,
+    headers: HeaderMap,
     body: Bytes,
 ) -> Result<(StatusCode, Json<SubmitResponse>), ApiError> {
+    super::content_type::require_json(&headers)?;
     let params = app.chain.read_state(|s| s.params().clone());
     let tx = match decode_submission(&body, &params) {
         Ok(tx) => tx,

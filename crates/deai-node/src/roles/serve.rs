@@ -106,8 +106,17 @@ async fn info(State(i): State<Arc<Info>>) -> Json<InfoView> {
     })
 }
 
-/// Starts a role node and, for an owner, keeps announcing its datasets to the coordinators.
+/// Starts a role node under the default `[http]` limits; see [`start_with_limits`].
 pub async fn start(cfg: RoleNodeConfig) -> anyhow::Result<RoleNode> {
+    start_with_limits(cfg, crate::config::HttpConfig::default()).await
+}
+
+/// Starts a role node serving under `http`'s limits and, for an owner, keeps announcing its
+/// datasets to the coordinators.
+pub async fn start_with_limits(
+    cfg: RoleNodeConfig,
+    http: crate::config::HttpConfig,
+) -> anyhow::Result<RoleNode> {
     let ledger = Client::new(cfg.upstream.clone());
     let ctx = RoleContext::connect(cfg.key.clone(), ledger)
         .await
@@ -154,19 +163,18 @@ pub async fn start(cfg: RoleNodeConfig) -> anyhow::Result<RoleNode> {
         upstream: cfg.upstream.clone(),
         datasets: datasets.clone(),
     });
+    let info = Router::new()
+        .route("/v1/node", get(info))
+        .with_state(info_state);
+    let timeout = Duration::from_millis(http.request_timeout_ms);
     let app = app
-        .merge(
-            Router::new()
-                .route("/v1/node", get(info))
-                .with_state(info_state),
-        )
+        .merge(crate::http::request_timeout(info, timeout))
         .fallback(crate::api::not_found)
         .layer(axum::middleware::map_response(crate::api::json_errors));
-    let server = tokio::spawn(async move {
-        if let Err(e) = axum::serve(listener, app).await {
-            tracing::error!(error = %e, "role node HTTP server stopped");
-        }
-    });
+    // A role node has no metrics registry: its server's counters stay detached.
+    let metrics = crate::http::HttpMetrics::detached();
+    let server =
+        tokio::spawn(async move { crate::http::serve(listener, app, &http, metrics).await });
     let announcer = (!datasets.is_empty() && !cfg.announce_to.is_empty()).then(|| {
         let peer = Peer::new(ctx.key.clone(), ctx.chain_id.clone(), cfg.peer_timeout);
         tokio::spawn(announce_loop(peer, cfg.announce_to, datasets, url.clone()))

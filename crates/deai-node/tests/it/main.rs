@@ -5,5 +5,6 @@
 
 mod auth_http;
 mod blobs;
+mod http_limits;
 mod metrics;
 mod roles_edges;
