@@ -61,6 +61,52 @@ pub struct NodeConfig {
     /// What this node does besides serving its API: validate, coordinate, hold datasets.
     #[serde(default)]
     pub roles: RolesConfig,
+    /// Who may write to this node (signed requests, blob uploads) and what it reads from peers.
+    #[serde(default)]
+    pub access: AccessConfig,
+}
+
+/// The `[access]` section: signed writes and bounded fetches (see docs/api.md, "Who may write").
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct AccessConfig {
+    /// Most senders the signed-request replay guard remembers at once. Only keys a route
+    /// authorized take a slot.
+    pub replay_senders_max: usize,
+    /// Keys (64 hex) that may upload blobs besides the node's own and funded ledger accounts.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub upload_keys: Vec<String>,
+    /// Least balance plus stake, in base units, a ledger account needs to upload blobs.
+    pub upload_balance_min: u64,
+    /// Most bytes one key may upload per `upload_key_period_secs`.
+    pub upload_key_bytes_max: u64,
+    /// The period of `upload_key_bytes_max`, seconds.
+    pub upload_key_period_secs: u64,
+    /// Most bytes the blob store holds in all; uploads that would pass it are refused (507).
+    pub blob_store_bytes_max: u64,
+    /// Least free space on the blob store's filesystem an upload must leave (507 below it).
+    pub disk_free_bytes_min: u64,
+    /// Most bytes read of one answer from a peer (a blob, a round message); error answers are
+    /// read to at most 64 KiB and quoted to at most 300 characters.
+    pub peer_answer_bytes_max: u64,
+}
+
+/// Default of `replay_senders_max`.
+pub const REPLAY_SENDERS_MAX_DEFAULT: usize = crate::auth::SENDERS_MAX;
+
+impl Default for AccessConfig {
+    fn default() -> Self {
+        Self {
+            replay_senders_max: REPLAY_SENDERS_MAX_DEFAULT,
+            upload_keys: Vec::new(),
+            upload_balance_min: 1,
+            upload_key_bytes_max: 4 << 30,
+            upload_key_period_secs: 24 * 3600,
+            blob_store_bytes_max: 64 << 30,
+            disk_free_bytes_min: 1 << 30,
+            peer_answer_bytes_max: BLOB_MAX_BYTES_DEFAULT,
+        }
+    }
 }
 
 /// A local dataset a data-owner node holds (never uploaded).
@@ -143,6 +189,7 @@ impl Default for NodeConfig {
             mempool_txs_max: 100_000,
             blob_max_bytes: BLOB_MAX_BYTES_DEFAULT,
             roles: RolesConfig::default(),
+            access: AccessConfig::default(),
         }
     }
 }
@@ -253,6 +300,23 @@ mod tests {
         let set: NodeConfig =
             toml::from_str(&format!("{old}blob_max_bytes = 1024\n")).expect("parse");
         assert_eq!(set.blob_max_bytes, 1024);
+    }
+
+    #[test]
+    fn access_round_trips_and_old_configs_get_safe_defaults() {
+        let old =
+            "http_listen = \"127.0.0.1:1\"\np2p_listen = \"127.0.0.1:2\"\nmempool_txs_max = 5\n";
+        let cfg: NodeConfig = toml::from_str(old).expect("parse");
+        assert_eq!(cfg.access, AccessConfig::default());
+        let mut cfg = NodeConfig::default();
+        cfg.access.upload_keys = vec!["ab".repeat(32)];
+        cfg.access.disk_free_bytes_min = 7;
+        let back: NodeConfig = toml::from_str(&cfg.to_toml()).expect("parse");
+        assert_eq!(back, cfg);
+        let partial: NodeConfig =
+            toml::from_str(&format!("{old}[access]\nblob_store_bytes_max = 9\n")).expect("parse");
+        assert_eq!(partial.access.blob_store_bytes_max, 9);
+        assert_eq!(partial.access.upload_balance_min, 1);
     }
 
     #[test]

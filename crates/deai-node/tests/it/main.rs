@@ -7,3 +7,4 @@ mod auth_http;
 mod blobs;
 mod metrics;
 mod roles_edges;
+mod writes_and_fetches;
