@@ -794,7 +794,8 @@ mod tests {
         s.insert(HDR_SIG, HeaderValue::from_str(&hex::encode(sig)).unwrap());
         assert_eq!(bad(verify(&s, b"update", &guard)), "bad_signature");
         // A response signature is not a request signature.
-        let r = sign_response(&key(1), CHAIN, T0, 200, b"update").to_header_map();
+        let mut r = sign_response(&key(1), CHAIN, T0, 200, b"update").to_header_map();
+        r.insert(HDR_TO, h[HDR_TO].clone());
         assert_eq!(bad(verify(&r, b"update", &guard)), "bad_signature");
         // None of these moved the sender's nonce: the genuine message still passes.
         assert_eq!(guard.senders(), 0);
