@@ -7,20 +7,27 @@
 //! - [`HDR_NONCE`] `x-deai-nonce`: on a request, the sender's clock in microseconds since the Unix
 //!   epoch, strictly increasing per sender ([`NonceClock`]); on an answer, the nonce of the request
 //!   it answers;
+//! - [`HDR_TO`] `x-deai-to` (requests only): the recipient node's ed25519 public key, 64 hex;
 //! - [`HDR_SIG`] `x-deai-sig`: the ed25519 signature, 128 hex, over
-//!   - a request: `"deai/peer-request/v1" || chain_id || method || path || nonce || BLAKE3(body)`,
+//!   - a request: `"deai/peer-request/v2" || chain_id || recipient key || method || path with
+//!     query || nonce || BLAKE3(body)`,
 //!   - an answer: `"deai/peer-response/v1" || chain_id || request nonce || status || BLAKE3(body)`,
 //!
 //!   where strings are prefixed by their length (u32, big endian), the nonce is a big-endian u64
 //!   and the status a big-endian u16. The domain tags keep a request signature from ever being a
 //!   valid answer signature and the other way round; the chain id keeps a message of one chain
-//!   from being replayed on another; the request nonce binds an answer to its request, so a
+//!   from being replayed on another; the recipient key keeps a request captured by (or sent to)
+//!   one node from being replayed to any other; the path is signed with its query, so a request
+//!   cannot be moved to another query; the request nonce binds an answer to its request, so a
 //!   recorded answer cannot be passed off as the answer to another one.
 //!
-//! A receiver checks, in order: all three headers present and well formed, the signature
-//! (`verify_strict`: no weak keys, no malleable signatures), then with its [`ReplayGuard`] that the
-//! key is allowed, the nonce is within the freshness window of its own clock, and that it has not
-//! accepted this nonce from that key before. Concurrent requests from one sender may arrive out of
+//! A receiver checks, in order ([`authenticate`]): all four headers present and well formed, the
+//! recipient is itself, the nonce is within the freshness window of its own clock, the signature
+//! (`verify_strict`: no weak keys, no malleable signatures). None of that remembers anything. Then
+//! the route decides whether this key may ask this (a role check, a ledger lookup), and only a
+//! request that passed it is [admitted](ReplayGuard::admit): the [`ReplayGuard`] checks that it
+//! has not accepted this nonce from that key before and records it. A stranger's self-signed keys
+//! therefore never take a slot of the guard: only keys a route authorized do. Concurrent requests from one sender may arrive out of
 //! order, so a nonce below the newest one seen is still accepted (once) if it is no more than
 //! [`REORDER_WINDOW`] older; anything older than that is refused as a replay. Only a message that
 //! passed the signature check is recorded, so forged messages cannot move a sender's nonces forward
@@ -36,15 +43,15 @@
 //! use deai_node::auth::{self, NonceClock, ReplayGuard};
 //! let key = ed25519_dalek::SigningKey::from_bytes(&[7; 32]);
 //! let clock = NonceClock::default();
+//! let to = ed25519_dalek::SigningKey::from_bytes(&[8; 32]).verifying_key();
 //! let nonce = clock.next();
-//! let signed = auth::sign_request(&key, "deai-dev", "POST", "/v1/fed/join", nonce, b"{}");
+//! let signed = auth::sign_request(&key, "deai-dev", &to, "POST", "/v1/fed/join", nonce, b"{}");
 //! let guard = ReplayGuard::default();
 //! let headers = signed.to_header_map();
-//! let who = auth::verify_request(&headers, "deai-dev", "POST", "/v1/fed/join", b"{}", &guard, nonce);
-//! assert_eq!(who.unwrap(), key.verifying_key());
+//! let verify = || auth::verify_request(&headers, "deai-dev", &to, "POST", "/v1/fed/join", b"{}", &guard, nonce);
+//! assert_eq!(verify().unwrap(), key.verifying_key());
 //! // The same message again is a replay.
-//! let again = auth::verify_request(&headers, "deai-dev", "POST", "/v1/fed/join", b"{}", &guard, nonce);
-//! assert_eq!(again.unwrap_err().code(), "replayed");
+//! assert_eq!(verify().unwrap_err().code(), "replayed");
 //! ```
 
 use std::{
@@ -68,9 +75,11 @@ pub const HDR_KEY: &str = "x-deai-key";
 pub const HDR_NONCE: &str = "x-deai-nonce";
 /// Header carrying the ed25519 signature (128 hex).
 pub const HDR_SIG: &str = "x-deai-sig";
+/// Header carrying the recipient node's ed25519 public key (64 hex), on requests.
+pub const HDR_TO: &str = "x-deai-to";
 
 /// Domain tag of signed requests.
-pub const REQUEST_DOMAIN: &[u8] = b"deai/peer-request/v1";
+pub const REQUEST_DOMAIN: &[u8] = b"deai/peer-request/v2";
 /// Domain tag of signed answers.
 pub const RESPONSE_DOMAIN: &[u8] = b"deai/peer-response/v1";
 /// How far a request's nonce may be from the receiver's clock, either way.
@@ -105,7 +114,7 @@ pub enum AuthError {
     BadKey,
     /// The signature does not verify over this message with this key.
     #[error(
-        "the signature does not match this key and message (chain id, method, path, nonce, body); was the message changed, or signed for another chain?"
+        "the signature does not match this key and message (chain id, recipient, method, path with query, nonce, body); was the message changed, or signed for another chain?"
     )]
     BadSig,
     /// The nonce is too far from the receiver's clock.
@@ -143,6 +152,17 @@ pub enum AuthError {
         /// The nonce the answer carries.
         got: u64,
     },
+    /// The request was signed for another node.
+    #[error(
+        "this request is signed for node {to}, not for this node ({me}); a request is accepted \
+         only by the node it was signed for"
+    )]
+    WrongRecipient {
+        /// The recipient the request names, hex.
+        to: String,
+        /// This node's key, hex.
+        me: String,
+    },
     /// The receiver remembers as many senders as it may; retry later.
     #[error("this node is tracking the most senders it may ({max}); retry later")]
     TooManySenders {
@@ -153,7 +173,7 @@ pub enum AuthError {
 
 impl AuthError {
     /// A stable code for scripts: `unsigned`, `bad_header`, `bad_key`, `bad_signature`, `stale`,
-    /// `replayed`, `not_allowed`, `wrong_request`, `too_many_senders`.
+    /// `replayed`, `not_allowed`, `wrong_request`, `wrong_recipient`, `too_many_senders`.
     pub fn code(&self) -> &'static str {
         match self {
             Self::Missing(_) => "unsigned",
@@ -164,6 +184,7 @@ impl AuthError {
             Self::Replayed { .. } => "replayed",
             Self::NotAllowed { .. } => "not_allowed",
             Self::WrongRequest { .. } => "wrong_request",
+            Self::WrongRecipient { .. } => "wrong_recipient",
             Self::TooManySenders { .. } => "too_many_senders",
         }
     }
@@ -197,23 +218,30 @@ pub struct SignedHeaders {
     pub nonce: u64,
     /// The signature, hex.
     pub sig: String,
+    /// The recipient's public key, hex (requests only).
+    pub to: Option<String>,
 }
 
 impl SignedHeaders {
-    fn new(key: &SigningKey, nonce: u64, message: &[u8]) -> Self {
+    fn new(key: &SigningKey, nonce: u64, message: &[u8], to: Option<&VerifyingKey>) -> Self {
         Self {
             key: hex::encode(key.verifying_key().as_bytes()),
             nonce,
             sig: hex::encode(key.sign(message).to_bytes()),
+            to: to.map(|k| hex::encode(k.as_bytes())),
         }
     }
 
     /// Adds the headers to an outgoing request.
     pub fn apply(&self, request: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
-        request
+        let request = request
             .header(HDR_KEY, &self.key)
             .header(HDR_NONCE, self.nonce.to_string())
-            .header(HDR_SIG, &self.sig)
+            .header(HDR_SIG, &self.sig);
+        match &self.to {
+            Some(to) => request.header(HDR_TO, to),
+            None => request,
+        }
     }
 
     /// Sets the headers in `headers` (an answer's, or a request being built by hand).
@@ -222,6 +250,9 @@ impl SignedHeaders {
         headers.insert(HDR_KEY, hex_value(&self.key));
         headers.insert(HDR_NONCE, HeaderValue::from(self.nonce));
         headers.insert(HDR_SIG, hex_value(&self.sig));
+        if let Some(to) = &self.to {
+            headers.insert(HDR_TO, hex_value(to));
+        }
     }
 
     /// The headers as a map of their own.
@@ -232,20 +263,34 @@ impl SignedHeaders {
     }
 }
 
-/// Signs a request: `method` as sent (uppercase), `path` with its query as sent.
+/// Signs a request for the node whose key is `to`: `method` as sent (uppercase), `path` with
+/// its query as sent.
 pub fn sign_request(
     key: &SigningKey,
     chain_id: &str,
+    to: &VerifyingKey,
     method: &str,
     path: &str,
     nonce: u64,
     body: &[u8],
 ) -> SignedHeaders {
-    SignedHeaders::new(
-        key,
-        nonce,
-        &request_message(chain_id, method, path, nonce, body),
-    )
+    let body_hash = *blake3::hash(body).as_bytes();
+    sign_request_hashed(key, chain_id, to, method, path, nonce, &body_hash)
+}
+
+/// [`sign_request`] given the body's BLAKE3 instead of the body (a blob upload: the blob's name
+/// is that hash, so the body can be streamed, never held).
+pub fn sign_request_hashed(
+    key: &SigningKey,
+    chain_id: &str,
+    to: &VerifyingKey,
+    method: &str,
+    path: &str,
+    nonce: u64,
+    body_hash: &[u8; 32],
+) -> SignedHeaders {
+    let message = request_message(chain_id, to, method, path, nonce, body_hash);
+    SignedHeaders::new(key, nonce, &message, Some(to))
 }
 
 /// Signs an answer to the request that carried `request_nonce`.
@@ -260,24 +305,27 @@ pub fn sign_response(
         key,
         request_nonce,
         &response_message(chain_id, request_nonce, status, body),
+        None,
     )
 }
 
 /// The bytes a request's signature covers.
 pub fn request_message(
     chain_id: &str,
+    to: &VerifyingKey,
     method: &str,
     path: &str,
     nonce: u64,
-    body: &[u8],
+    body_hash: &[u8; 32],
 ) -> Vec<u8> {
-    let mut m = Vec::with_capacity(REQUEST_DOMAIN.len() + chain_id.len() + path.len() + 64);
+    let mut m = Vec::with_capacity(REQUEST_DOMAIN.len() + chain_id.len() + path.len() + 96);
     m.extend_from_slice(REQUEST_DOMAIN);
     put_str(&mut m, chain_id);
+    m.extend_from_slice(to.as_bytes());
     put_str(&mut m, method);
     put_str(&mut m, path);
     m.extend_from_slice(&nonce.to_be_bytes());
-    m.extend_from_slice(blake3::hash(body).as_bytes());
+    m.extend_from_slice(body_hash);
     m
 }
 
@@ -345,26 +393,79 @@ pub fn request_nonce(headers: &HeaderMap) -> Option<u64> {
     headers.get(HDR_NONCE)?.to_str().ok()?.parse().ok()
 }
 
-/// Verifies a signed request and records its nonce; the sender's key when it passes.
-///
-/// `method` and `path` are as received (`path` with its query); `now_micros` is the receiver's
-/// clock ([`now_micros`]), passed in so tests control time.
+/// A request whose signature, recipient and freshness checked out, not yet admitted: the route
+/// decides whether the key may ask this, then [`ReplayGuard::admit`]s it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[must_use = "a request is not replay-checked until it is admitted"]
+pub struct Authenticated {
+    /// The sender's key.
+    pub key: VerifyingKey,
+    /// Its nonce (the answer is signed for it).
+    pub nonce: u64,
+    /// The receiver's clock when it was checked.
+    now_micros: u64,
+}
+
+/// Checks a signed request for this node (`me`) without recording anything: headers, recipient,
+/// freshness against `now_micros`, signature. `method` and `path` are as received (`path` with
+/// its query); `body_hash` is the BLAKE3 of the body.
+pub fn authenticate(
+    headers: &HeaderMap,
+    chain_id: &str,
+    me: &VerifyingKey,
+    method: &str,
+    path: &str,
+    body_hash: &[u8; 32],
+    now_micros: u64,
+) -> Result<Authenticated, AuthError> {
+    let p = parse(headers)?;
+    let to = header(headers, HDR_TO)?;
+    if !to.eq_ignore_ascii_case(&hex::encode(me.as_bytes())) {
+        return Err(AuthError::WrongRecipient {
+            to: to.chars().take(64).collect(),
+            me: hex::encode(me.as_bytes()),
+        });
+    }
+    check_fresh(p.nonce, now_micros, FRESHNESS_WINDOW)?;
+    let message = request_message(chain_id, me, method, path, p.nonce, body_hash);
+    p.key
+        .verify_strict(&message, &p.sig)
+        .map_err(|_| AuthError::BadSig)?;
+    Ok(Authenticated {
+        key: p.key,
+        nonce: p.nonce,
+        now_micros,
+    })
+}
+
+fn check_fresh(nonce: u64, now_micros: u64, window: Duration) -> Result<(), AuthError> {
+    let window_micros = u64::try_from(window.as_micros()).unwrap_or(u64::MAX);
+    if nonce.abs_diff(now_micros) > window_micros {
+        return Err(AuthError::Stale {
+            nonce,
+            now: now_micros,
+            window_micros,
+        });
+    }
+    Ok(())
+}
+
+/// [`authenticate`] and [`ReplayGuard::admit`] at once, for a route that admits every signer
+/// (tests, examples). A route that checks who may call it authenticates, checks, then admits.
+#[allow(clippy::too_many_arguments)] // the fields of one signed message
 pub fn verify_request(
     headers: &HeaderMap,
     chain_id: &str,
+    me: &VerifyingKey,
     method: &str,
     path: &str,
     body: &[u8],
     guard: &ReplayGuard,
     now_micros: u64,
 ) -> Result<VerifyingKey, AuthError> {
-    let p = parse(headers)?;
-    let message = request_message(chain_id, method, path, p.nonce, body);
-    p.key
-        .verify_strict(&message, &p.sig)
-        .map_err(|_| AuthError::BadSig)?;
-    guard.accept(&p.key, p.nonce, now_micros)?;
-    Ok(p.key)
+    let body_hash = *blake3::hash(body).as_bytes();
+    let a = authenticate(headers, chain_id, me, method, path, &body_hash, now_micros)?;
+    guard.admit(&a)
 }
 
 /// Verifies an answer to our request `request_nonce`: signed by `expected_key`, for that request.
@@ -404,19 +505,25 @@ pub fn verify_http_request(
     uri: &Uri,
     body: &[u8],
     chain_id: &str,
+    me: &VerifyingKey,
     guard: &ReplayGuard,
 ) -> Result<VerifyingKey, ApiError> {
-    let path = uri.path_and_query().map_or(uri.path(), |p| p.as_str());
     verify_request(
         headers,
         chain_id,
+        me,
         method.as_str(),
-        path,
+        signed_path(uri),
         body,
         guard,
         now_micros(),
     )
     .map_err(ApiError::from)
+}
+
+/// What of a request's URI a signature covers: the path with its query, exactly as sent.
+pub fn signed_path(uri: &Uri) -> &str {
+    uri.path_and_query().map_or(uri.path(), |p| p.as_str())
 }
 
 /// This machine's clock in microseconds since the Unix epoch (0 if it is set before 1970).
@@ -563,8 +670,16 @@ impl ReplayGuard {
         self.inner.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// Records an authenticated request the route has authorized; refuses a replay. Call it
+    /// only after the route checked that the key may ask this, so that keys nobody authorized
+    /// never take one of the guard's `senders_max` slots.
+    pub fn admit(&self, a: &Authenticated) -> Result<VerifyingKey, AuthError> {
+        self.accept(&a.key, a.nonce, a.now_micros)?;
+        Ok(a.key)
+    }
+
     /// Accepts `nonce` from `key` at receiver time `now_micros`, or says why not. Call only for a
-    /// message whose signature verified.
+    /// message whose signature verified, from a key the route authorized.
     pub fn accept(&self, key: &VerifyingKey, nonce: u64, now_micros: u64) -> Result<(), AuthError> {
         if nonce.abs_diff(now_micros) > self.window_micros {
             return Err(AuthError::Stale {
@@ -621,12 +736,17 @@ mod tests {
         SigningKey::from_bytes(&[seed; 32])
     }
 
+    /// The receiving node.
+    fn me() -> VerifyingKey {
+        key(100).verifying_key()
+    }
+
     fn signed(nonce: u64, body: &[u8]) -> HeaderMap {
-        sign_request(&key(1), CHAIN, "POST", PATH, nonce, body).to_header_map()
+        sign_request(&key(1), CHAIN, &me(), "POST", PATH, nonce, body).to_header_map()
     }
 
     fn verify(h: &HeaderMap, body: &[u8], guard: &ReplayGuard) -> Result<VerifyingKey, AuthError> {
-        verify_request(h, CHAIN, "POST", PATH, body, guard, T0)
+        verify_request(h, CHAIN, &me(), "POST", PATH, body, guard, T0)
     }
 
     #[test]
@@ -647,7 +767,7 @@ mod tests {
         let h = signed(T0, b"update");
         let bad = |r: Result<VerifyingKey, AuthError>| r.unwrap_err().code();
         let other =
-            |m: &str, p: &str, c: &str, b: &[u8]| verify_request(&h, c, m, p, b, &guard, T0);
+            |m: &str, p: &str, c: &str, b: &[u8]| verify_request(&h, c, &me(), m, p, b, &guard, T0);
         assert_eq!(bad(other("POST", PATH, CHAIN, b"updatf")), "bad_signature");
         assert_eq!(
             bad(other("POST", "/v1/fed/train?round=4", CHAIN, b"update")),
@@ -674,7 +794,8 @@ mod tests {
         s.insert(HDR_SIG, HeaderValue::from_str(&hex::encode(sig)).unwrap());
         assert_eq!(bad(verify(&s, b"update", &guard)), "bad_signature");
         // A response signature is not a request signature.
-        let r = sign_response(&key(1), CHAIN, T0, 200, b"update").to_header_map();
+        let mut r = sign_response(&key(1), CHAIN, T0, 200, b"update").to_header_map();
+        r.insert(HDR_TO, h[HDR_TO].clone());
         assert_eq!(bad(verify(&r, b"update", &guard)), "bad_signature");
         // None of these moved the sender's nonce: the genuine message still passes.
         assert_eq!(guard.senders(), 0);
@@ -743,7 +864,7 @@ mod tests {
                 .code(),
             "replayed"
         );
-        let other = sign_request(&key(2), CHAIN, "POST", PATH, T0, b"a").to_header_map();
+        let other = sign_request(&key(2), CHAIN, &me(), "POST", PATH, T0, b"a").to_header_map();
         verify(&other, b"a", &clone).unwrap();
     }
 
@@ -818,7 +939,7 @@ mod tests {
         let e = verify_response(&moved, CHAIN, T0 + 1, 200, b"ok", &expect).unwrap_err();
         assert_eq!(e.code(), "bad_signature");
         // A request signature over the same bytes is no answer.
-        let req = sign_request(&server, CHAIN, "POST", PATH, T0, b"ok").to_header_map();
+        let req = sign_request(&server, CHAIN, &me(), "POST", PATH, T0, b"ok").to_header_map();
         assert_eq!(
             verify_response(&req, CHAIN, T0, 200, b"ok", &expect)
                 .unwrap_err()
@@ -861,14 +982,61 @@ mod tests {
         let now = now_micros();
         let k = key(1);
         let uri: Uri = "/v1/fed/train?round=3".parse().unwrap();
-        let h = sign_request(&k, CHAIN, "POST", "/v1/fed/train?round=3", now, b"b").to_header_map();
-        let who = verify_http_request(&h, &Method::POST, &uri, b"b", CHAIN, &guard).unwrap();
+        let h = sign_request(&k, CHAIN, &me(), "POST", "/v1/fed/train?round=3", now, b"b")
+            .to_header_map();
+        let check = |h: &HeaderMap, uri: &Uri| {
+            verify_http_request(h, &Method::POST, uri, b"b", CHAIN, &me(), &guard)
+        };
+        // Another query than the one signed: refused, and nothing recorded.
+        let moved: Uri = "/v1/fed/train?round=4".parse().unwrap();
+        assert_eq!(check(&h, &moved).unwrap_err().code, "bad_signature");
+        let bare: Uri = "/v1/fed/train".parse().unwrap();
+        assert_eq!(check(&h, &bare).unwrap_err().code, "bad_signature");
+        let who = check(&h, &uri).unwrap();
         assert_eq!(who, k.verifying_key());
-        let e = verify_http_request(&h, &Method::POST, &uri, b"b", CHAIN, &guard).unwrap_err();
+        let e = check(&h, &uri).unwrap_err();
         assert_eq!((e.status, e.code), (StatusCode::UNAUTHORIZED, "replayed"));
-        let e = verify_http_request(&HeaderMap::new(), &Method::POST, &uri, b"b", CHAIN, &guard)
-            .unwrap_err();
+        let e = check(&HeaderMap::new(), &uri).unwrap_err();
         assert_eq!((e.status, e.code), (StatusCode::UNAUTHORIZED, "unsigned"));
+    }
+
+    #[test]
+    fn a_request_for_another_node_is_refused_by_name() {
+        let guard = ReplayGuard::default();
+        let other = key(101).verifying_key();
+        let h = sign_request(&key(1), CHAIN, &other, "POST", PATH, T0, b"a").to_header_map();
+        let e = verify(&h, b"a", &guard).unwrap_err();
+        assert_eq!(e.code(), "wrong_recipient");
+        assert_eq!(e.status(), StatusCode::UNAUTHORIZED);
+        // Claiming this node in the header does not help: the signature names the other one.
+        let mut claimed = h.clone();
+        let mine = hex::encode(me().as_bytes());
+        claimed.insert(HDR_TO, HeaderValue::from_str(&mine).unwrap());
+        assert_eq!(
+            verify(&claimed, b"a", &guard).unwrap_err().code(),
+            "bad_signature"
+        );
+        let mut none = h.clone();
+        none.remove(HDR_TO);
+        assert_eq!(verify(&none, b"a", &guard).unwrap_err().code(), "unsigned");
+        assert_eq!(guard.senders(), 0);
+    }
+
+    #[test]
+    fn authentication_alone_takes_no_guard_slot() {
+        // Finding 11: a flood of self-signed strangers that a route refuses after authenticating
+        // them leaves every slot for the keys it admits.
+        let guard = ReplayGuard::default().with_senders_max(4);
+        for seed in 0..200u8 {
+            let k = SigningKey::from_bytes(&[seed.wrapping_add(17); 32]);
+            let h = sign_request(&k, CHAIN, &me(), "POST", PATH, T0, b"x").to_header_map();
+            let hash = *blake3::hash(b"x").as_bytes();
+            let a = authenticate(&h, CHAIN, &me(), "POST", PATH, &hash, T0).unwrap();
+            assert_eq!(a.key, k.verifying_key());
+        }
+        assert_eq!(guard.senders(), 0);
+        verify(&signed(T0, b"x"), b"x", &guard).unwrap();
+        assert_eq!(guard.senders(), 1);
     }
 
     proptest! {
@@ -922,8 +1090,9 @@ mod tests {
             a in "[a-z/]{0,6}", b in "[a-z/]{0,6}", c in "[a-z/]{0,6}",
         ) {
             // Moving bytes between chain id, method and path changes the signed message.
-            let ab = request_message(&a, &b, &c, 1, b"");
-            let shifted = request_message(&format!("{a}{b}"), "", &c, 1, b"");
+            let to = key(3).verifying_key();
+            let ab = request_message(&a, &to, &b, &c, 1, &[0; 32]);
+            let shifted = request_message(&format!("{a}{b}"), &to, "", &c, 1, &[0; 32]);
             prop_assert!(b.is_empty() || ab != shifted);
         }
     }

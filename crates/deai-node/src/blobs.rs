@@ -47,7 +47,10 @@ use std::{
 
 use commonware_runtime::telemetry::metrics::Registered;
 use deai_ledger::Digest;
-use prometheus_client::metrics::counter::Counter;
+use prometheus_client::{
+    encoding::EncodeLabelSet,
+    metrics::{counter::Counter, family::Family, gauge::Gauge},
+};
 use rand::RngCore as _;
 
 /// Name of the directory, inside a store's directory, holding uploads in progress.
@@ -152,6 +155,16 @@ struct Inner {
     uploads_max: usize,
     uploads: AtomicUsize,
     stats: Counters,
+    /// Bytes of the blobs stored (measured at open, then counted).
+    bytes: Gauge,
+    /// Who may upload over HTTP, and how much; none: uploads are closed.
+    policy: std::sync::OnceLock<crate::blob_access::UploadPolicy>,
+}
+
+/// The `reason` label of refused uploads: the refusal's stable code.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct Reason {
+    reason: &'static str,
 }
 
 /// Prometheus counters, so the node can register these very values (a clone shares the count).
@@ -161,12 +174,15 @@ struct Counters {
     stored_bytes: Counter,
     present: Counter,
     rejected: Counter,
+    refused: Family<Reason, Counter>,
 }
 
 /// The store's counters registered in a runtime's metrics registry (see
 /// [`BlobStore::register_metrics`]); dropping it unregisters them.
 pub struct BlobMetrics {
     _registered: [Registered<Counter>; 4],
+    _refused: Registered<Family<Reason, Counter>>,
+    _bytes: Registered<Gauge>,
 }
 
 impl std::fmt::Debug for BlobMetrics {
@@ -222,10 +238,35 @@ impl BlobStore {
                 uploads_max,
                 uploads: AtomicUsize::new(0),
                 stats: Counters::default(),
+                bytes: Gauge::default(),
+                policy: std::sync::OnceLock::new(),
             }),
         };
         store.sweep_unfinished(Duration::ZERO)?;
+        let held = store.measure_bytes()?;
+        store
+            .inner
+            .bytes
+            .set(i64::try_from(held).unwrap_or(i64::MAX));
         Ok(store)
+    }
+
+    /// Bytes of the blobs on disk: the shard directories' files (`tmp/` left out).
+    fn measure_bytes(&self) -> Result<u64, BlobError> {
+        let dir = &self.inner.dir;
+        let mut total = 0u64;
+        for shard in fs::read_dir(dir).map_err(BlobError::io(dir))? {
+            let shard = shard.map_err(BlobError::io(dir))?.path();
+            if !shard.is_dir() || shard == self.inner.tmp {
+                continue;
+            }
+            for blob in fs::read_dir(&shard).map_err(BlobError::io(&shard))? {
+                let meta = blob.and_then(|b| b.metadata());
+                total =
+                    total.saturating_add(meta.map_or(0, |m| if m.is_file() { m.len() } else { 0 }));
+            }
+        }
+        Ok(total)
     }
 
     /// The largest blob accepted, in bytes.
@@ -426,7 +467,42 @@ impl BlobStore {
         ];
         BlobMetrics {
             _registered: counters.map(|(name, help, c)| registry.register(name, help, c.clone())),
+            _refused: registry.register(
+                "blob_uploads_refused",
+                "Uploads refused before storing, by reason (who may upload, quotas, disk floor)",
+                s.refused.clone(),
+            ),
+            _bytes: registry.register(
+                "blob_store_bytes",
+                "Bytes of the blobs the store holds",
+                self.inner.bytes.clone(),
+            ),
         }
+    }
+
+    /// Counts an upload refused by the upload policy, by its code.
+    pub fn count_upload_refused(&self, reason: &'static str) {
+        self.inner
+            .stats
+            .refused
+            .get_or_create(&Reason { reason })
+            .inc();
+    }
+
+    /// Bytes of the blobs stored.
+    pub fn stored_bytes(&self) -> u64 {
+        u64::try_from(self.inner.bytes.get()).unwrap_or(0)
+    }
+
+    /// Opens uploads over HTTP to the keys and within the quotas of `policy` (once; a second
+    /// policy is ignored and `false` returned). Without one, the store refuses every upload.
+    pub fn set_upload_policy(&self, policy: crate::blob_access::UploadPolicy) -> bool {
+        self.inner.policy.set(policy).is_ok()
+    }
+
+    /// The upload policy, if uploads are open.
+    pub fn upload_policy(&self) -> Option<&crate::blob_access::UploadPolicy> {
+        self.inner.policy.get()
     }
 
     fn count_rejected(&self) {
@@ -463,6 +539,10 @@ impl BlobStore {
             File::open(&shard)
                 .and_then(|d| d.sync_all())
                 .map_err(BlobError::io(&shard))?;
+            let size = fs::metadata(&target).map_or(0, |m| m.len());
+            self.inner
+                .bytes
+                .inc_by(i64::try_from(size).unwrap_or(i64::MAX));
         }
         Ok(created)
     }

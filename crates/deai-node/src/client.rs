@@ -1,4 +1,11 @@
-//! An HTTP client for a node's API, used by the CLI, the demo and tests.
+//! An HTTP client for a node's API, used by the CLI, the demo, the roles and tests.
+//!
+//! Whatever a node answers is read within bounds: a success body up to the client's
+//! `answer_bytes_max`, an error body up to [`ERROR_BODY_BYTES_MAX`], and what of a peer's text
+//! reaches an error message is [`quote`]d (at most [`QUOTE_CHARS_MAX`] characters, no control
+//! characters). Redirects are never followed: a node that answers 3xx gets no second request
+//! to a URL nobody checked. [`Client::peer`] builds a client for a URL a peer chose, refusing
+//! anything but plain `http(s)://host[:port][/path]` of sane length.
 
 use std::time::Duration;
 
@@ -10,10 +17,36 @@ use crate::api::types::{
     AccountView, BlockView, EligibleView, ErrorBody, ProofView, PutBlobResponse, StatusView,
     SubmitRequest, SubmitResponse, TxState,
 };
+use crate::blob_access::Identity;
+
+/// Most bytes of an error answer read (the rest is not read at all).
+pub const ERROR_BODY_BYTES_MAX: u64 = 64 << 10;
+/// Most characters of a peer's text quoted in an error message.
+pub const QUOTE_CHARS_MAX: usize = 300;
+/// Longest URL a peer may give us.
+pub const PEER_URL_BYTES_MAX: usize = 2048;
+/// Most bytes of a success answer read by default (the default largest blob).
+pub const ANSWER_BYTES_MAX: u64 = crate::config::BLOB_MAX_BYTES_DEFAULT;
 
 /// Why a request to a node failed.
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
+    /// A URL given by a peer that this node will not fetch from.
+    #[error("refusing URL {url}: {reason}")]
+    BadUrl {
+        /// The URL, quoted.
+        url: String,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
+    /// The node answered more than the client reads.
+    #[error("{url} answered more than {max} bytes; refusing the rest")]
+    TooLarge {
+        /// The URL asked.
+        url: String,
+        /// The bound.
+        max: u64,
+    },
     /// The node could not be reached.
     #[error("cannot reach the node at {url}: {source}; is `deai node` running?")]
     Unreachable {
@@ -81,6 +114,29 @@ pub enum ClientError {
     },
 }
 
+/// The error an error answer stands for: the API's error shape with its code and message
+/// quoted, or a quoted start of whatever else came (a redirect included).
+async fn error_answer(url: String, resp: reqwest::Response) -> ClientError {
+    let status = resp.status();
+    let bytes = read_bounded(resp, ERROR_BODY_BYTES_MAX)
+        .await
+        .unwrap_or_else(|partial| partial);
+    match serde_json::from_slice::<ErrorBody>(&bytes) {
+        Ok(ErrorBody { error }) => ClientError::Api {
+            status: status.as_u16(),
+            code: quote(error.code.as_bytes()),
+            message: quote(error.message.as_bytes()),
+        },
+        Err(_) => ClientError::Protocol {
+            url,
+            reason: format!(
+                "status {status} with a body that is not the API's error shape: {}",
+                quote(&bytes)
+            ),
+        },
+    }
+}
+
 /// The error of a request to `url` that got no answer.
 fn unreachable(url: &str) -> impl Fn(reqwest::Error) -> ClientError + '_ {
     move |source| ClientError::Unreachable {
@@ -89,11 +145,75 @@ fn unreachable(url: &str) -> impl Fn(reqwest::Error) -> ClientError + '_ {
     }
 }
 
+/// Reads `resp`'s body up to `max` bytes: `Err` with what was read when it is longer or broke off.
+pub async fn read_bounded(mut resp: reqwest::Response, max: u64) -> Result<Vec<u8>, Vec<u8>> {
+    if resp.content_length().is_some_and(|n| n > max) {
+        return Err(Vec::new());
+    }
+    let mut bytes = Vec::new();
+    loop {
+        match resp.chunk().await {
+            Ok(Some(chunk)) => {
+                let room = usize::try_from(max).unwrap_or(usize::MAX) - bytes.len();
+                if chunk.len() > room {
+                    bytes.extend_from_slice(&chunk[..room]);
+                    return Err(bytes);
+                }
+                bytes.extend_from_slice(&chunk);
+            }
+            Ok(None) => return Ok(bytes),
+            Err(_) => return Err(bytes),
+        }
+    }
+}
+
+/// A peer's bytes as they may appear in a message: UTF-8 (lossy), control characters shown as
+/// `�`, at most [`QUOTE_CHARS_MAX`] characters, a longer text marked as cut.
+pub fn quote(bytes: &[u8]) -> String {
+    let text = String::from_utf8_lossy(bytes);
+    let mut out: String = text
+        .chars()
+        .take(QUOTE_CHARS_MAX)
+        .map(|c| if c.is_control() { '\u{fffd}' } else { c })
+        .collect();
+    if text.chars().nth(QUOTE_CHARS_MAX).is_some() {
+        out.push_str(&format!(" [cut: {} bytes in all]", bytes.len()));
+    }
+    out
+}
+
+/// Checks a URL a peer chose before anything is fetched from it: `http` or `https`, a host, no
+/// credentials, no fragment, at most [`PEER_URL_BYTES_MAX`] bytes.
+pub fn check_peer_url(url: &str) -> Result<reqwest::Url, ClientError> {
+    let bad = |reason| ClientError::BadUrl {
+        url: quote(url.as_bytes()),
+        reason,
+    };
+    if url.len() > PEER_URL_BYTES_MAX {
+        return Err(bad("longer than 2048 bytes"));
+    }
+    let parsed = reqwest::Url::parse(url).map_err(|_| bad("not a URL"))?;
+    if !matches!(parsed.scheme(), "http" | "https") {
+        return Err(bad("only http and https are fetched"));
+    }
+    if parsed.host_str().is_none_or(str::is_empty) {
+        return Err(bad("no host"));
+    }
+    if !parsed.username().is_empty() || parsed.password().is_some() {
+        return Err(bad("credentials in a URL are refused"));
+    }
+    if parsed.fragment().is_some() || parsed.query().is_some() {
+        return Err(bad("a base URL has no query or fragment"));
+    }
+    Ok(parsed)
+}
+
 /// A client of one node's HTTP API.
 #[derive(Debug, Clone)]
 pub struct Client {
     base: String,
     http: reqwest::Client,
+    answer_bytes_max: u64,
 }
 
 impl Client {
@@ -102,9 +222,26 @@ impl Client {
         let base = base.into().trim_end_matches('/').to_string();
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(30))
+            .redirect(reqwest::redirect::Policy::none())
             .build()
-            .expect("a client with only a timeout always builds");
-        Self { base, http }
+            .expect("a client with a timeout and no redirects always builds");
+        Self {
+            base,
+            http,
+            answer_bytes_max: ANSWER_BYTES_MAX,
+        }
+    }
+
+    /// A client for a URL a peer chose ([`check_peer_url`] first).
+    pub fn peer(base: &str) -> Result<Self, ClientError> {
+        check_peer_url(base)?;
+        Ok(Self::new(base))
+    }
+
+    /// Reads at most `max` bytes of a success answer.
+    pub fn with_answer_bytes_max(mut self, max: u64) -> Self {
+        self.answer_bytes_max = max;
+        self
     }
 
     /// The node's base URL.
@@ -121,31 +258,25 @@ impl Client {
             .send()
             .await
             .map_err(unreachable(&url))?;
-        Self::parse(url, resp).await
+        self.parse(url, resp).await
     }
 
     async fn parse<T: DeserializeOwned>(
+        &self,
         url: String,
         resp: reqwest::Response,
     ) -> Result<T, ClientError> {
         let status = resp.status();
-        let bytes = resp.bytes().await.map_err(unreachable(&url))?;
         if !status.is_success() {
-            return Err(match serde_json::from_slice::<ErrorBody>(&bytes) {
-                Ok(ErrorBody { error }) => ClientError::Api {
-                    status: status.as_u16(),
-                    code: error.code,
-                    message: error.message,
-                },
-                Err(_) => ClientError::Protocol {
-                    url,
-                    reason: format!(
-                        "status {status} with a body that is not the API's error shape: {}",
-                        String::from_utf8_lossy(&bytes)
-                    ),
-                },
-            });
+            return Err(error_answer(url, resp).await);
         }
+        let max = self.answer_bytes_max;
+        let bytes = read_bounded(resp, max)
+            .await
+            .map_err(|_| ClientError::TooLarge {
+                url: url.clone(),
+                max,
+            })?;
         serde_json::from_slice(&bytes).map_err(|e| ClientError::Protocol {
             url,
             reason: e.to_string(),
@@ -188,7 +319,7 @@ impl Client {
             .send()
             .await
             .map_err(unreachable(&url))?;
-        let answer: SubmitResponse = Self::parse(url, resp).await?;
+        let answer: SubmitResponse = self.parse(url, resp).await?;
         Ok(answer.id)
     }
 
@@ -281,20 +412,44 @@ pub struct Sent {
 }
 
 impl Client {
-    /// Uploads `bytes` to the node's blob store (`PUT /v1/blobs/{hash}`); returns their hash.
-    /// Storing a blob the node already holds is fine.
-    pub async fn put_blob(&self, bytes: &[u8]) -> Result<Digest, ClientError> {
+    /// `GET /v1/identity`: the key and chain a signed request to this node must name.
+    pub async fn identity(&self) -> Result<Identity, ClientError> {
+        self.get("/v1/identity").await
+    }
+
+    /// Uploads `bytes` to the node's blob store (`PUT /v1/blobs/{hash}`), signed with `key` for
+    /// the node as it names itself ([`Client::identity`]); returns their hash. Storing a blob
+    /// the node already holds is fine. The node stores it only from a key it accepts (its own,
+    /// one it lists, or a funded ledger account).
+    pub async fn put_blob(&self, key: &SigningKey, bytes: &[u8]) -> Result<Digest, ClientError> {
+        let id = self.identity().await?;
+        let to = parse_identity_key(&self.base, &id)?;
+        self.put_blob_to(key, &id.chain_id, &to, bytes).await
+    }
+
+    /// [`Client::put_blob`] for a node whose key the caller knows (from the ledger): signed for
+    /// `to` on `chain_id`, so no other node accepts it.
+    pub async fn put_blob_to(
+        &self,
+        key: &SigningKey,
+        chain_id: &str,
+        to: &ed25519_dalek::VerifyingKey,
+        bytes: &[u8],
+    ) -> Result<Digest, ClientError> {
         let hash = crate::blobs::hash_bytes(bytes);
-        let url = format!("{}/v1/blobs/{hash}", self.base);
-        let resp = self
-            .http
-            .put(&url)
+        let path = format!("/v1/blobs/{hash}");
+        let url = format!("{}{path}", self.base);
+        let nonce = crate::auth::NonceClock::process().next();
+        let signed =
+            crate::auth::sign_request_hashed(key, chain_id, to, "PUT", &path, nonce, &hash.0);
+        let resp = signed
+            .apply(self.http.put(&url))
             .header("content-type", "application/octet-stream")
             .body(bytes.to_vec())
             .send()
             .await
             .map_err(unreachable(&url))?;
-        let answer: PutBlobResponse = Self::parse(url.clone(), resp).await?;
+        let answer: PutBlobResponse = self.parse(url.clone(), resp).await?;
         if answer.hash != hash || answer.size != bytes.len() as u64 {
             return Err(ClientError::Protocol {
                 url,
@@ -329,13 +484,7 @@ impl Client {
             .await
             .map_err(unreachable(&url))?;
         if !resp.status().is_success() {
-            return Err(Self::parse::<serde::de::IgnoredAny>(url.clone(), resp)
-                .await
-                .err()
-                .unwrap_or_else(|| ClientError::Protocol {
-                    url: url.clone(),
-                    reason: "an error status with a success body".into(),
-                }));
+            return Err(error_answer(url, resp).await);
         }
         let too_large = || ClientError::BlobTooLarge {
             url: url.clone(),
@@ -363,6 +512,21 @@ impl Client {
         }
         Ok(bytes)
     }
+}
+
+/// The recipient key a node names in its identity.
+fn parse_identity_key(
+    base: &str,
+    id: &Identity,
+) -> Result<ed25519_dalek::VerifyingKey, ClientError> {
+    let mut raw = [0u8; 32];
+    hex::decode_to_slice(&id.key, &mut raw)
+        .ok()
+        .and_then(|()| ed25519_dalek::VerifyingKey::from_bytes(&raw).ok())
+        .ok_or_else(|| ClientError::Protocol {
+            url: format!("{base}/v1/identity"),
+            reason: format!("{} is not an ed25519 public key", quote(id.key.as_bytes())),
+        })
 }
 
 /// The most bytes [`Client::get_blob`] accepts for one blob: the default blob limit of a node.

@@ -71,6 +71,9 @@ pub struct NodeConfig {
     /// Limits of the HTTP server against clients that misbehave (`[http]`).
     #[serde(default)]
     pub http: HttpConfig,
+    /// Who may write to this node (signed requests, blob uploads) and what it reads from peers.
+    #[serde(default)]
+    pub access: AccessConfig,
 }
 
 /// The `[http]` section: what one client, or many, may cost the HTTP server. Every field has a
@@ -125,6 +128,49 @@ impl Default for HttpConfig {
             linger_bytes_max: 64 << 20,
             writes_per_ip_per_s: 1_000,
             writes_per_ip_burst: 2_000,
+        }
+    }
+}
+
+/// The `[access]` section: signed writes and bounded fetches (see docs/api.md, "Who may write").
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct AccessConfig {
+    /// Most senders the signed-request replay guard remembers at once. Only keys a route
+    /// authorized take a slot.
+    pub replay_senders_max: usize,
+    /// Keys (64 hex) that may upload blobs besides the node's own and funded ledger accounts.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub upload_keys: Vec<String>,
+    /// Least balance plus stake, in base units, a ledger account needs to upload blobs.
+    pub upload_balance_min: u64,
+    /// Most bytes one key may upload per `upload_key_period_secs`.
+    pub upload_key_bytes_max: u64,
+    /// The period of `upload_key_bytes_max`, seconds.
+    pub upload_key_period_secs: u64,
+    /// Most bytes the blob store holds in all; uploads that would pass it are refused (507).
+    pub blob_store_bytes_max: u64,
+    /// Least free space on the blob store's filesystem an upload must leave (507 below it).
+    pub disk_free_bytes_min: u64,
+    /// Most bytes read of one answer from a peer (a blob, a round message); error answers are
+    /// read to at most 64 KiB and quoted to at most 300 characters.
+    pub peer_answer_bytes_max: u64,
+}
+
+/// Default of `replay_senders_max`.
+pub const REPLAY_SENDERS_MAX_DEFAULT: usize = crate::auth::SENDERS_MAX;
+
+impl Default for AccessConfig {
+    fn default() -> Self {
+        Self {
+            replay_senders_max: REPLAY_SENDERS_MAX_DEFAULT,
+            upload_keys: Vec::new(),
+            upload_balance_min: 1,
+            upload_key_bytes_max: 4 << 30,
+            upload_key_period_secs: 24 * 3600,
+            blob_store_bytes_max: 64 << 30,
+            disk_free_bytes_min: 1 << 30,
+            peer_answer_bytes_max: BLOB_MAX_BYTES_DEFAULT,
         }
     }
 }
@@ -220,6 +266,7 @@ impl Default for NodeConfig {
             blob_max_bytes: BLOB_MAX_BYTES_DEFAULT,
             roles: RolesConfig::default(),
             http: HttpConfig::default(),
+            access: AccessConfig::default(),
         }
     }
 }
@@ -361,6 +408,23 @@ mod tests {
         assert_eq!(set.http.linger_ms, HttpConfig::default().linger_ms);
         let typo = format!("{old}[http]\nconnection_max = 7\n");
         assert!(toml::from_str::<NodeConfig>(&typo).is_err());
+    }
+
+    #[test]
+    fn access_round_trips_and_old_configs_get_safe_defaults() {
+        let old =
+            "http_listen = \"127.0.0.1:1\"\np2p_listen = \"127.0.0.1:2\"\nmempool_txs_max = 5\n";
+        let cfg: NodeConfig = toml::from_str(old).expect("parse");
+        assert_eq!(cfg.access, AccessConfig::default());
+        let mut cfg = NodeConfig::default();
+        cfg.access.upload_keys = vec!["ab".repeat(32)];
+        cfg.access.disk_free_bytes_min = 7;
+        let back: NodeConfig = toml::from_str(&cfg.to_toml()).expect("parse");
+        assert_eq!(back, cfg);
+        let partial: NodeConfig =
+            toml::from_str(&format!("{old}[access]\nblob_store_bytes_max = 9\n")).expect("parse");
+        assert_eq!(partial.access.blob_store_bytes_max, 9);
+        assert_eq!(partial.access.upload_balance_min, 1);
     }
 
     #[test]

@@ -13,6 +13,7 @@
 pub mod api;
 pub mod audit;
 pub mod auth;
+pub mod blob_access;
 pub mod blobs;
 pub mod client;
 pub mod config;

@@ -116,6 +116,11 @@ pub async fn start(
     // The API encodes the runtime's registry: the chain's and consensus's metrics with its own.
     let metrics = Arc::new(api::Metrics::register(&context, &blobs));
     let chain = deai_chain::start(context, chain_cfg).await?;
+    blobs.set_upload_policy(crate::blob_access::validator_policy(
+        &cfg.access,
+        dir,
+        &chain,
+    )?);
     let http = overrides.http_listen.unwrap_or(cfg.http_listen);
     let listener = TcpListener::bind(http).await.map_err(|e| {
         anyhow::anyhow!("cannot listen for HTTP on {http}: {e}; is another node running there?")
@@ -198,6 +203,7 @@ fn run_roles(
     let roles = cfg.roles.clone();
     let roles_blob_max = cfg.blob_max_bytes;
     let http = cfg.http.clone();
+    let roles_access = cfg.access.clone();
     rt.block_on(async move {
         let role_cfg = crate::roles::serve::RoleNodeConfig {
             key,
@@ -210,6 +216,7 @@ fn run_roles(
             coordinator: roles.coordinator,
             announce_to: roles.announce_to.clone(),
             peer_timeout: std::time::Duration::from_millis(roles.peer_timeout_ms),
+            access: roles_access,
         };
         let node = crate::roles::serve::start_with_limits(role_cfg, http).await?;
         let ledger = crate::client::Client::new(upstream);

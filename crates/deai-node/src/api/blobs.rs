@@ -6,12 +6,16 @@
 //! the upload with it), leaves nothing behind. A refused upload's body is still read (bounded)
 //! before the answer, so that clients which write before they read see it. These routes carry their own size limit, the
 //! store's, instead of the API's limit for transactions.
+//!
+//! An upload is a signed request for this node, from a key the store's
+//! [`UploadPolicy`](crate::blob_access::UploadPolicy) accepts, within its quotas (see
+//! [`crate::blob_access`]); `GET /v1/identity` tells a signer which key and chain to sign for.
 
 use axum::{
     Json, Router,
     body::Body,
     extract::{DefaultBodyLimit, Path, State},
-    http::{HeaderMap, StatusCode, header},
+    http::{HeaderMap, StatusCode, Uri, header},
     response::{IntoResponse, Response},
     routing::get,
 };
@@ -19,11 +23,18 @@ use http_body_util::BodyExt as _;
 
 use super::ApiError;
 use super::types::{ErrorBody, PutBlobResponse};
-use crate::blobs::{BlobError, BlobStore, parse_hash};
+use crate::{
+    auth,
+    blob_access::{Identity, UploadPolicy, UploadRefusal},
+    blobs::{BlobError, BlobStore, parse_hash},
+};
 
 /// The OpenAPI description of [`blob_routes`].
 #[derive(utoipa::OpenApi)]
-#[openapi(paths(put_blob, get_blob, head_blob))]
+#[openapi(
+    paths(put_blob, get_blob, head_blob, identity),
+    components(schemas(Identity))
+)]
 pub(super) struct BlobApi;
 
 /// The blob routes, serving `store`; merge them into any router (their state is their own).
@@ -36,6 +47,7 @@ where
             "/v1/blobs/{hash}",
             get(get_blob).head(head_blob).put(put_blob),
         )
+        .route("/v1/identity", get(identity))
         // The body is streamed and bounded by the store itself, never buffered by an extractor.
         .layer(DefaultBodyLimit::disable())
         .route_layer(axum::middleware::from_fn(
@@ -101,20 +113,73 @@ const REFUSED_DRAIN_TIME: std::time::Duration = std::time::Duration::from_secs(1
         (status = 201, description = "stored", body = PutBlobResponse),
         (status = 200, description = "already held", body = PutBlobResponse),
         (status = 400, description = "bytes do not hash to the name", body = ErrorBody),
-        (status = 413, description = "larger than the store accepts", body = ErrorBody),
+        (status = 401, description = "unsigned, badly signed, stale, replayed, or signed for another node", body = ErrorBody),
+        (status = 403, description = "the key may not upload here (upload_not_allowed)", body = ErrorBody),
+        (status = 413, description = "larger than the store accepts, or over the key's quota", body = ErrorBody),
         (status = 503, description = "too many uploads at once", body = ErrorBody),
+        (status = 507, description = "the store's total quota or the disk's free-space floor", body = ErrorBody),
     ))]
 async fn put_blob(
     State(store): State<BlobStore>,
     Path(hash): Path<String>,
+    uri: Uri,
     headers: HeaderMap,
     mut body: Body,
 ) -> Result<Response, ApiError> {
-    let answer = store_upload(&store, &hash, &headers, &mut body).await;
+    let answer = store_upload(&store, &hash, &uri, &headers, &mut body).await;
     if answer.is_err() {
         drain(&mut body).await;
     }
     answer
+}
+
+/// The key and chain a signed request to this node names (`GET /v1/identity`).
+#[utoipa::path(get, path = "/v1/identity", tag = "blobs",
+    responses(
+        (status = 200, description = "what signed requests to this node must name", body = Identity),
+        (status = 404, description = "this node takes no signed uploads", body = ErrorBody),
+    ))]
+async fn identity(State(store): State<BlobStore>) -> Result<Json<Identity>, ApiError> {
+    let policy = store
+        .upload_policy()
+        .ok_or_else(|| ApiError::not_found("no_identity", "this node takes no signed uploads"))?;
+    Ok(Json(policy.identity()))
+}
+
+/// Rules 1 and 2 of [`crate::blob_access`]: a signed request for this node over the blob's
+/// name, from a key the policy accepts; only then recorded in the replay guard.
+async fn admit_uploader(
+    store: &BlobStore,
+    expected: &deai_ledger::Digest,
+    uri: &Uri,
+    headers: &HeaderMap,
+) -> Result<(UploadPolicy, ed25519_dalek::VerifyingKey), ApiError> {
+    let refused = |e: UploadRefusal| {
+        store.count_upload_refused(e.code());
+        ApiError::from(e)
+    };
+    let policy = store
+        .upload_policy()
+        .cloned()
+        .ok_or_else(|| refused(UploadRefusal::Closed))?;
+    // The blob's name is the BLAKE3 of its bytes: the signature over the body is checked now,
+    // the bytes against the name as they stream in.
+    let signed = auth::authenticate(
+        headers,
+        policy.chain_id(),
+        policy.me(),
+        "PUT",
+        auth::signed_path(uri),
+        &expected.0,
+        auth::now_micros(),
+    )
+    .map_err(|e| {
+        store.count_upload_refused(e.code());
+        ApiError::from(e)
+    })?;
+    policy.authorize(&signed.key).await.map_err(refused)?;
+    let key = policy.guard().admit(&signed).map_err(ApiError::from)?;
+    Ok((policy, key))
 }
 
 /// Reads and discards what is left of `body`, up to [`REFUSED_DRAIN_BYTES`] and
@@ -137,10 +202,12 @@ async fn drain(body: &mut Body) {
 async fn store_upload(
     store: &BlobStore,
     hash: &str,
+    uri: &Uri,
     headers: &HeaderMap,
     body: &mut Body,
 ) -> Result<Response, ApiError> {
     let expected = parse_hash(hash)?;
+    let (policy, key) = admit_uploader(store, &expected, uri, headers).await?;
     let max = store.max_size();
     // An honest Content-Length over the limit is refused before a byte is stored.
     let declared = headers
@@ -149,6 +216,15 @@ async fn store_upload(
     if let Some(size) = declared.filter(|&s| s > max) {
         return Err(BlobError::TooLarge { size, max }.into());
     }
+    let refused = |e: UploadRefusal| {
+        store.count_upload_refused(e.code());
+        ApiError::from(e)
+    };
+    // The announced length is reserved at once; a chunked body is reserved as it arrives. A
+    // blob already held is only hashed, never written: it costs no quota.
+    let held = store.contains(&expected);
+    let first = if held { 0 } else { declared.unwrap_or(0) };
+    let mut reservation = policy.reserve(store, &key, first).map_err(refused)?;
     let mut upload = store.upload(Some(expected))?;
     while let Some(frame) = body.frame().await {
         let frame = frame.map_err(|e| {
@@ -158,11 +234,17 @@ async fn store_upload(
             )
         })?;
         if let Ok(chunk) = frame.into_data() {
+            if !held {
+                reservation
+                    .cover(upload.size().saturating_add(chunk.len() as u64))
+                    .map_err(refused)?;
+            }
             // A chunk goes to the page cache (microseconds); the fsync is in `finish`, off the executor.
             upload.write(&chunk)?;
         }
     }
     let outcome = blocking(move || upload.finish()).await?;
+    reservation.commit(outcome.created, outcome.size);
     let status = if outcome.created {
         StatusCode::CREATED
     } else {

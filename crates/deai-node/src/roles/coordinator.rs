@@ -44,6 +44,9 @@ use crate::{
     fed::{self, CoordinatorRound, TaskSpec, privacy, strategy::ServerState},
 };
 
+/// Most datasets one announcement names (each is looked up on the ledger).
+pub const JOIN_DATASETS_MAX: usize = 64;
+
 /// An owner's announcement.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -194,7 +197,7 @@ impl CoordinatorRole {
     /// A coordinator storing blobs in `blobs`; owners get `peer_timeout` per message before they
     /// count as dropped.
     pub fn new(ctx: RoleContext, blobs: BlobStore, peer_timeout: Duration) -> Self {
-        let peer = Peer::new(ctx.key.clone(), ctx.chain_id.clone(), peer_timeout);
+        let peer = ctx.peer(peer_timeout);
         Self {
             ctx,
             peer,
@@ -702,7 +705,7 @@ impl CoordinatorRole {
                 .get(h)
                 .map_err(|e| CoordError::Blobs(e.to_string()))?
                 .ok_or_else(|| CoordError::Blobs(format!("blob {h} missing")))?;
-            to.put_blob(&bytes)
+            to.put_blob(&self.ctx.key, &bytes)
                 .await
                 .map_err(|e| CoordError::Blobs(e.to_string()))?;
         }
@@ -722,9 +725,24 @@ async fn join(
     uri: Uri,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    let (signer, nonce, j) = role
+    let (signed, j) = role
         .ctx
-        .verify_json::<Join>(&headers, &uri, &body, "join")?;
+        .authenticate_json::<Join>(&headers, &uri, &body, "join")?;
+    let not_owner = |message: String| ApiError {
+        status: StatusCode::FORBIDDEN,
+        code: "not_owner",
+        message,
+    };
+    // Only an owner of every dataset it names may join; anyone else never reaches the guard.
+    if j.datasets.is_empty() || j.datasets.len() > JOIN_DATASETS_MAX {
+        return Err(not_owner(format!(
+            "a join names 1 to {JOIN_DATASETS_MAX} datasets the signer owns, not {}",
+            j.datasets.len()
+        )));
+    }
+    // This node will POST round messages there: the same rules as any peer-given URL.
+    crate::client::check_peer_url(&j.url)
+        .map_err(|e| ApiError::bad_request("bad_peer_url", e.to_string()))?;
     let mut accepted = Vec::new();
     for &d in &j.datasets {
         let ds: deai_ledger::Dataset = role
@@ -732,16 +750,18 @@ async fn join(
             .ledger
             .get(&format!("/v1/datasets/{d}"))
             .await
-            .map_err(|e| ApiError::bad_request("unknown_dataset", format!("dataset {d}: {e}")))?;
-        if ds.owner.0 != signer.to_bytes() {
-            return Err(ApiError {
-                status: StatusCode::FORBIDDEN,
-                code: "not_owner",
-                message: format!("dataset {d} is not the signer's"),
-            });
+            .map_err(|e| match e {
+                crate::client::ClientError::Api { status: 404, .. } => {
+                    not_owner(format!("there is no dataset {d} on the ledger"))
+                }
+                e => ApiError::bad_request("unknown_dataset", format!("dataset {d}: {e}")),
+            })?;
+        if ds.owner.0 != signed.key.to_bytes() {
+            return Err(not_owner(format!("dataset {d} is not the signer's")));
         }
         accepted.push(d);
     }
+    let (signer, nonce) = role.ctx.admit(&signed)?;
     let mut dir = lock(&role.directory);
     for &d in &accepted {
         dir.insert(d, (j.url.clone(), signer));
@@ -767,9 +787,19 @@ async fn assign(
     uri: Uri,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    let (signer, nonce, a) = role
+    let (signed, a) = role
         .ctx
-        .verify_json::<Assign>(&headers, &uri, &body, "assign")?;
+        .authenticate_json::<Assign>(&headers, &uri, &body, "assign")?;
+    // Only the task's creator takes a slot of the replay guard.
+    let task = ledger_view(&role.ctx.ledger, a.task).await?.task;
+    if task.creator.0 != signed.key.to_bytes() {
+        return Err(ApiError {
+            status: StatusCode::FORBIDDEN,
+            code: "not_creator",
+            message: format!("only task {}'s creator can assign it", task.id),
+        });
+    }
+    let (signer, nonce) = role.ctx.admit(&signed)?;
     role.accept_assignment(&Address(signer.to_bytes()), &a)
         .await?;
     Ok(signed_response(

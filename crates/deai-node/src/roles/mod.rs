@@ -12,6 +12,8 @@ pub mod serve;
 pub mod sessions;
 pub mod setup;
 
+use std::sync::Arc;
+
 use axum::{
     http::{HeaderMap, HeaderValue, StatusCode},
     response::{IntoResponse, Response},
@@ -21,8 +23,9 @@ use ed25519_dalek::{SigningKey, VerifyingKey};
 
 use crate::{
     api::{ApiError, types::TxState},
-    auth::{self, ReplayGuard},
+    auth::{self, Authenticated, ReplayGuard},
     client::{Client, ClientError},
+    config::AccessConfig,
     fed,
 };
 
@@ -35,12 +38,15 @@ pub struct RoleContext {
     pub chain_id: String,
     /// A validator's API.
     pub ledger: Client,
-    /// Replays and stale messages are refused.
+    /// Replays and stale messages are refused. Only requests a route authorized are recorded.
     pub guard: ReplayGuard,
+    /// Who may write here and what is read from peers (`[access]`).
+    pub access: Arc<AccessConfig>,
 }
 
 impl RoleContext {
-    /// A context for `key` on the chain behind `ledger` (asks it for the chain id).
+    /// A context for `key` on the chain behind `ledger` (asks it for the chain id), with the
+    /// default `[access]` limits.
     pub async fn connect(key: SigningKey, ledger: Client) -> Result<Self, ClientError> {
         let status = ledger.status().await?;
         let chain_id = status.chain_id;
@@ -49,7 +55,16 @@ impl RoleContext {
             chain_id,
             ledger,
             guard: ReplayGuard::default(),
+            access: Arc::default(),
         })
+    }
+
+    /// The same context under the `[access]` limits of `access` (a fresh replay guard sized by
+    /// `replay_senders_max`).
+    pub fn with_access(mut self, access: &AccessConfig) -> Self {
+        self.guard = ReplayGuard::default().with_senders_max(access.replay_senders_max);
+        self.access = Arc::new(access.clone());
+        self
     }
 
     /// This node's ledger address.
@@ -57,54 +72,57 @@ impl RoleContext {
         Address(self.key.verifying_key().to_bytes())
     }
 
-    /// Checks a signed request; the signer's key or a 401 naming what was wrong.
-    pub fn verify(
-        &self,
-        headers: &HeaderMap,
-        method: &str,
-        path: &str,
-        body: &[u8],
-    ) -> Result<VerifyingKey, ApiError> {
-        auth::verify_request(
-            headers,
-            &self.chain_id,
-            method,
-            path,
-            body,
-            &self.guard,
-            auth::now_micros(),
-        )
-        .map_err(|e| ApiError {
-            status: StatusCode::UNAUTHORIZED,
-            code: e.code(),
-            message: e.to_string(),
-        })
+    /// This node's public key: the recipient every signed request to it names.
+    pub fn me(&self) -> VerifyingKey {
+        self.key.verifying_key()
     }
 
-    /// Checks a signed POST; the signer's key and the request's nonce (to sign the answer with).
-    pub fn verify_post(
+    /// A client that signs requests with this node's key, `timeout` per call, reading answers
+    /// up to `peer_answer_bytes_max`.
+    pub fn peer(&self, timeout: std::time::Duration) -> peer::Peer {
+        peer::Peer::new(self.key.clone(), self.chain_id.clone(), timeout)
+            .with_answer_bytes_max(self.access.peer_answer_bytes_max)
+    }
+
+    /// Checks a signed POST for this node (signature, recipient, freshness, the path with its
+    /// query) without recording it: the route checks who may ask, then [`Self::admit`]s it.
+    pub fn authenticate(
         &self,
         headers: &HeaderMap,
         uri: &axum::http::Uri,
         body: &[u8],
-    ) -> Result<(VerifyingKey, u64), ApiError> {
-        let signer = self.verify(headers, "POST", uri.path(), body)?;
-        let nonce = auth::request_nonce(headers).unwrap_or_default();
-        Ok((signer, nonce))
+    ) -> Result<Authenticated, ApiError> {
+        auth::authenticate(
+            headers,
+            &self.chain_id,
+            &self.me(),
+            "POST",
+            auth::signed_path(uri),
+            blake3::hash(body).as_bytes(),
+            auth::now_micros(),
+        )
+        .map_err(ApiError::from)
     }
 
-    /// [`Self::verify_post`], then the body as the JSON of `T` (`what` names it in a refusal).
-    pub fn verify_json<T: serde::de::DeserializeOwned>(
+    /// [`Self::authenticate`], then the body as the JSON of `T` (`what` names it in a refusal).
+    pub fn authenticate_json<T: serde::de::DeserializeOwned>(
         &self,
         headers: &HeaderMap,
         uri: &axum::http::Uri,
         body: &[u8],
         what: &str,
-    ) -> Result<(VerifyingKey, u64, T), ApiError> {
-        let (signer, nonce) = self.verify_post(headers, uri, body)?;
+    ) -> Result<(Authenticated, T), ApiError> {
+        let signed = self.authenticate(headers, uri, body)?;
         let parsed = serde_json::from_slice(body)
             .map_err(|e| ApiError::bad_request("bad_json", format!("{what}: {e}")))?;
-        Ok((signer, nonce, parsed))
+        Ok((signed, parsed))
+    }
+
+    /// Records a request the route authorized in the replay guard (a replay is refused); the
+    /// signer and the nonce to sign the answer with.
+    pub fn admit(&self, signed: &Authenticated) -> Result<(VerifyingKey, u64), ApiError> {
+        let key = self.guard.admit(signed).map_err(ApiError::from)?;
+        Ok((key, signed.nonce))
     }
 }
 

@@ -338,9 +338,24 @@ async fn invite(
     body: Bytes,
 ) -> Result<Response, ApiError> {
     role.offline()?;
-    let (signer, nonce, inv) = role
+    let (signed, inv) = role
         .ctx
-        .verify_json::<Invite>(&headers, &uri, &body, "invite")?;
+        .authenticate_json::<Invite>(&headers, &uri, &body, "invite")?;
+    // The coordinator chooses where the owner fetches from: checked before anything is asked.
+    let blobs = crate::client::Client::peer(&inv.blobs)
+        .map_err(|e| ApiError::bad_request("bad_blob_url", e.to_string()))?
+        .with_answer_bytes_max(role.ctx.access.peer_answer_bytes_max);
+    let view = ledger_view(&role.ctx.ledger, inv.task).await?;
+    let task = &view.task;
+    let coordinator = task.coordinator.unwrap_or(task.creator);
+    if coordinator.0 != signed.key.to_bytes() {
+        return Err(refuse(
+            "not_coordinator",
+            format!("the signer is not task {}'s coordinator", task.id),
+        ));
+    }
+    // Only the task's coordinator takes a slot of the replay guard.
+    let (signer, nonce) = role.ctx.admit(&signed)?;
     let k = (inv.task, inv.round, inv.dataset);
     if role.sessions.contains(k) {
         return Err(session_used(k));
@@ -351,15 +366,6 @@ async fn invite(
             format!("this node holds no dataset {}", inv.dataset),
         )
     })?;
-    let view = ledger_view(&role.ctx.ledger, inv.task).await?;
-    let task = &view.task;
-    let coordinator = task.coordinator.unwrap_or(task.creator);
-    if coordinator.0 != signer.to_bytes() {
-        return Err(refuse(
-            "not_coordinator",
-            format!("the signer is not task {}'s coordinator", task.id),
-        ));
-    }
     let dataset = view.dataset(&role.ctx.ledger, inv.dataset).await?;
     check_consent(task, inv.round, &dataset, &role.ctx.address(), view.height)?;
     if dataset.commitment != local.commitment {
@@ -376,7 +382,6 @@ async fn invite(
         .last()
         .cloned()
         .ok_or_else(|| refuse("round_not_open", "no round"))?;
-    let blobs = crate::client::Client::new(inv.blobs.clone());
     let spec_bytes = blobs.get_blob(&task.model_spec).await.map_err(|e| {
         refuse(
             "spec_unavailable",
@@ -450,9 +455,9 @@ async fn step(
     body: Bytes,
 ) -> Result<Response, ApiError> {
     role.offline()?;
-    let (signer, nonce) = role.ctx.verify_post(&headers, &uri, &body)?;
+    let signed = role.ctx.authenticate(&headers, &uri, &body)?;
     let k = (task, round, dataset);
-    let (steps, reply, over) = {
+    let (steps, reply, over, nonce) = {
         let mut rounds = role
             .rounds
             .lock()
@@ -463,12 +468,14 @@ async fn step(
                 format!("no running round {round} of task {task} for dataset {dataset}"),
             )
         })?;
-        if running.coordinator != signer {
+        if running.coordinator != signed.key {
             return Err(refuse(
                 "not_coordinator",
                 "the signer did not start this round",
             ));
         }
+        // Only the round's coordinator takes a slot of the replay guard.
+        let (_, nonce) = role.ctx.admit(&signed)?;
         let reply = match running.round.handle_server_msg(&body) {
             Ok(()) => running.round.poll_transmit(),
             Err(e) => {
@@ -482,7 +489,7 @@ async fn step(
             running.round.phase(),
             ClientPhase::Done | ClientPhase::Aborted
         );
-        (*steps, reply, over)
+        (*steps, reply, over, nonce)
     };
     if over {
         // The round is over for this owner: drop its state, so its round secrets (SecAgg keys,

@@ -45,6 +45,8 @@ pub struct RoleNodeConfig {
     pub announce_to: Vec<String>,
     /// How long a peer may take to answer one message before it counts as dropped.
     pub peer_timeout: Duration,
+    /// Who may write to it and what it reads from peers (`[access]`).
+    pub access: crate::config::AccessConfig,
 }
 
 /// A running role node.
@@ -120,8 +122,10 @@ pub async fn start_with_limits(
     let ledger = Client::new(cfg.upstream.clone());
     let ctx = RoleContext::connect(cfg.key.clone(), ledger)
         .await
-        .map_err(|e| anyhow::anyhow!("cannot reach the validator at {}: {e}", cfg.upstream))?;
+        .map_err(|e| anyhow::anyhow!("cannot reach the validator at {}: {e}", cfg.upstream))?
+        .with_access(&cfg.access);
     let blobs = BlobStore::open(&cfg.blobs_dir, cfg.blob_max_bytes)?;
+    blobs.set_upload_policy(crate::blob_access::role_policy(&cfg.access, &ctx)?);
     let sweeper = crate::blobs::spawn_sweeper(
         blobs.clone(),
         crate::blobs::SWEEP_EVERY,

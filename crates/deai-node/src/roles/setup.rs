@@ -134,8 +134,23 @@ pub async fn assign(
     let named = task_view.coordinator.unwrap_or(task_view.creator);
     let coordinator_key = ed25519_dalek::VerifyingKey::from_bytes(&named.0)?;
     let api = Client::new(coordinator.to_string());
-    api.put_blob(&spec.canonical_bytes()).await?;
-    let validation_hash = api.put_blob(&fed::data::encode(validation)).await?;
+    // Signed for the coordinator the ledger names, so no other node would take these uploads.
+    let chain = &creator.chain_id;
+    api.put_blob_to(
+        &creator.key,
+        chain,
+        &coordinator_key,
+        &spec.canonical_bytes(),
+    )
+    .await?;
+    let validation_hash = api
+        .put_blob_to(
+            &creator.key,
+            chain,
+            &coordinator_key,
+            &fed::data::encode(validation),
+        )
+        .await?;
     let body = serde_json::to_vec(&Assign {
         task,
         salt,

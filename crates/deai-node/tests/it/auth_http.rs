@@ -32,7 +32,8 @@ async fn echo(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    let who = auth::verify_http_request(&headers, &method, &uri, &body, CHAIN, &peer.guard)?;
+    let me = peer.key.verifying_key();
+    let who = auth::verify_http_request(&headers, &method, &uri, &body, CHAIN, &me, &peer.guard)?;
     let nonce = auth::request_nonce(&headers).unwrap();
     let answer = format!("hello {}", hex::encode(who.as_bytes()));
     let signed = auth::sign_response(&peer.key, CHAIN, nonce, 200, answer.as_bytes());
@@ -84,13 +85,14 @@ async fn signed_round_trip_and_every_refusal_over_http() {
     })
     .await;
     let client_key = SigningKey::from_bytes(&[1; 32]);
+    let to = server_key.verifying_key();
     let clock = NonceClock::default();
     let path = "/v1/echo?round=3";
     let url = format!("{base}{path}");
 
     // Signed over method, path with query, body: accepted, and the answer checks out.
     let nonce = clock.next();
-    let signed = auth::sign_request(&client_key, CHAIN, "POST", path, nonce, b"update");
+    let signed = auth::sign_request(&client_key, CHAIN, &to, "POST", path, nonce, b"update");
     let headers = signed.to_header_map();
     let ok = send(&url, &headers, b"update").await;
     assert_eq!(ok.status, 200, "{}", String::from_utf8_lossy(&ok.body));
@@ -117,30 +119,46 @@ async fn signed_round_trip_and_every_refusal_over_http() {
         (unsigned.status, code(&unsigned).as_str()),
         (401, "unsigned")
     );
-    let fresh = auth::sign_request(&client_key, CHAIN, "POST", path, clock.next(), b"update");
+    let fresh = auth::sign_request(
+        &client_key,
+        CHAIN,
+        &to,
+        "POST",
+        path,
+        clock.next(),
+        b"update",
+    );
     let tampered = send(&url, &fresh.to_header_map(), b"updatE").await;
     assert_eq!(
         (tampered.status, code(&tampered).as_str()),
         (401, "bad_signature")
     );
-    let elsewhere = auth::sign_request(&client_key, CHAIN, "POST", "/v1/echo", clock.next(), b"u");
+    let elsewhere = auth::sign_request(
+        &client_key,
+        CHAIN,
+        &to,
+        "POST",
+        "/v1/echo",
+        clock.next(),
+        b"u",
+    );
     let moved = send(&url, &elsewhere.to_header_map(), b"u").await;
     assert_eq!(
         (moved.status, code(&moved).as_str()),
         (401, "bad_signature")
     );
     let old = auth::now_micros() - 10 * 60 * 1_000_000;
-    let stale = auth::sign_request(&client_key, CHAIN, "POST", path, old, b"u");
+    let stale = auth::sign_request(&client_key, CHAIN, &to, "POST", path, old, b"u");
     let stale = send(&url, &stale.to_header_map(), b"u").await;
     assert_eq!((stale.status, code(&stale).as_str()), (401, "stale"));
 
     // Refusals did not lock the sender out: its next message passes.
-    let next = auth::sign_request(&client_key, CHAIN, "POST", path, clock.next(), b"u");
+    let next = auth::sign_request(&client_key, CHAIN, &to, "POST", path, clock.next(), b"u");
     assert_eq!(send(&url, &next.to_header_map(), b"u").await.status, 200);
 
     // `SignedHeaders::apply` on a reqwest builder carries the same headers.
     let nonce = clock.next();
-    let signed = auth::sign_request(&client_key, CHAIN, "POST", path, nonce, b"built");
+    let signed = auth::sign_request(&client_key, CHAIN, &to, "POST", path, nonce, b"built");
     let resp = signed
         .apply(reqwest::Client::new().post(&url))
         .body(b"built".to_vec())

@@ -34,9 +34,47 @@ fn stored_files(blobs: &Path) -> Vec<String> {
     out
 }
 
-async fn put(url: &str, body: Vec<u8>) -> (u16, Value) {
-    let resp = reqwest::Client::new()
-        .put(url)
+/// Who uploads, to which node: the account the node's genesis funds (`deai init`'s dev key)
+/// signing for the node's key (uploads are signed: docs/api.md).
+struct Uploader {
+    key: ed25519_dalek::SigningKey,
+    chain: String,
+    to: ed25519_dalek::VerifyingKey,
+}
+
+impl Uploader {
+    fn sign(&self, path: &str, hash: &[u8; 32]) -> deai_node::auth::SignedHeaders {
+        let nonce = deai_node::auth::NonceClock::process().next();
+        deai_node::auth::sign_request_hashed(
+            &self.key,
+            &self.chain,
+            &self.to,
+            "PUT",
+            path,
+            nonce,
+            hash,
+        )
+    }
+
+    /// The signing headers as raw HTTP/1.1 header lines.
+    fn raw_headers(&self, path: &str, hash: &[u8; 32]) -> String {
+        let s = self.sign(path, hash);
+        let to = s.to.clone().unwrap_or_default();
+        format!(
+            "x-deai-key: {}\r\nx-deai-nonce: {}\r\nx-deai-sig: {}\r\nx-deai-to: {to}\r\n",
+            s.key, s.nonce, s.sig
+        )
+    }
+}
+
+/// A PUT signed by `up` (the hash signed is the one in the URL, as a node checks it).
+async fn put(up: &Uploader, url: &str, body: Vec<u8>) -> (u16, Value) {
+    let path = &url[url.find("/v1/").expect("a node URL")..];
+    let named = path.trim_start_matches("/v1/blobs/");
+    let hash = deai_node::blobs::parse_hash(named).map_or([0; 32], |d| d.0);
+    let resp = up
+        .sign(path, &hash)
+        .apply(reqwest::Client::new().put(url))
         .header("content-type", "application/octet-stream")
         .body(body)
         .send()
@@ -69,20 +107,28 @@ fn blob_routes_on_a_running_node() {
     };
     deai_node::init::init(&dir, cfg).unwrap();
     let blobs_dir = dir.join(BLOBS_DIR);
+    let dev = deai_node::keyfile::read(&dir.join(deai_node::config::DEV_KEY_FILE)).unwrap();
+    let me = deai_node::keyfile::read(&dir.join(deai_node::config::NODE_KEY_FILE)).unwrap();
     deai_node::run::with_embedded(&dir, |node| async move {
         let base = format!("http://{}", node.http_addr);
         let client = Client::new(base.clone());
+        let chain = client.status().await.unwrap().chain_id;
+        let up = Uploader {
+            key: dev.clone(),
+            chain,
+            to: me.verifying_key(),
+        };
         let url = |h: &str| format!("{base}/v1/blobs/{h}");
 
         // 201 when stored, 200 when already present; both name the hash and size.
         // Bigger than the API's limit for transactions: the blob route has its own.
         let data: Vec<u8> = (0..600_000u32).map(|i| (i * 7 % 253) as u8).collect();
         let h = hash_bytes(&data).to_string();
-        let (status, v) = put(&url(&h), data.clone()).await;
+        let (status, v) = put(&up, &url(&h), data.clone()).await;
         assert_eq!(status, 201, "{v}");
         assert_eq!(v["hash"], h);
         assert_eq!(v["size"], data.len());
-        let (status, v) = put(&url(&h), data.clone()).await;
+        let (status, v) = put(&up, &url(&h), data.clone()).await;
         assert_eq!(status, 200, "{v}");
         assert_eq!(v["hash"], h);
 
@@ -96,7 +142,7 @@ fn blob_routes_on_a_running_node() {
         assert_eq!(head.headers()["content-length"], data.len().to_string().as_str());
 
         // The client: put_blob returns the hash, get_blob re-checks it.
-        let small = client.put_blob(b"unmasking record").await.unwrap();
+        let small = client.put_blob(&dev, b"unmasking record").await.unwrap();
         assert_eq!(small, hash_bytes(b"unmasking record"));
         assert_eq!(client.get_blob(&small).await.unwrap(), b"unmasking record");
 
@@ -113,12 +159,12 @@ fn blob_routes_on_a_running_node() {
             other => panic!("{other:?}"),
         }
         for bad in ["abc", &"zz".repeat(32), &format!("{h}00")] {
-            let (status, v) = put(&url(bad), b"x".to_vec()).await;
+            let (status, v) = put(&up, &url(bad), b"x".to_vec()).await;
             assert_eq!((status, v["error"]["code"].as_str()), (400, Some("bad_hash")), "{bad}");
             let resp = reqwest::get(url(bad)).await.unwrap();
             assert_eq!(resp.status().as_u16(), 400, "{bad}");
         }
-        let (status, v) = put(&url(&absent), b"not the absent bytes".to_vec()).await;
+        let (status, v) = put(&up, &url(&absent), b"not the absent bytes".to_vec()).await;
         assert_eq!((status, v["error"]["code"].as_str()), (400, Some("hash_mismatch")));
         let message = v["error"]["message"].as_str().unwrap();
         assert!(message.contains(&absent), "names the expected hash: {message}");
@@ -127,18 +173,18 @@ fn blob_routes_on_a_running_node() {
             "names the hash got: {message}"
         );
         let big = vec![1u8; MAX as usize + 1];
-        let (status, v) = put(&url(&hash_bytes(&big).to_string()), big).await;
+        let (status, v) = put(&up, &url(&hash_bytes(&big).to_string()), big).await;
         assert_eq!((status, v["error"]["code"].as_str()), (413, Some("blob_too_large")));
         assert!(v["error"]["message"].as_str().unwrap().contains(&MAX.to_string()));
         // Far over the kernel's socket buffers: the client still writes it all before reading,
         // and sees the 413, not a broken pipe (the node reads a refused body before answering).
         for _ in 0..3 {
             let bigger = vec![3u8; 8 * MAX as usize];
-            let (status, v) = put(&url(&hash_bytes(&bigger).to_string()), bigger).await;
+            let (status, v) = put(&up, &url(&hash_bytes(&bigger).to_string()), bigger).await;
             assert_eq!((status, v["error"]["code"].as_str()), (413, Some("blob_too_large")));
         }
         let exact = vec![2u8; MAX as usize];
-        let (status, _) = put(&url(&hash_bytes(&exact).to_string()), exact).await;
+        let (status, _) = put(&up, &url(&hash_bytes(&exact).to_string()), exact).await;
         assert_eq!(status, 201, "exactly the limit is accepted");
 
         // Chunked, with no length announced: cut off at the limit while streaming.
@@ -151,15 +197,18 @@ fn blob_routes_on_a_running_node() {
             body.extend_from_slice(b"\r\n");
         }
         body.extend_from_slice(b"0\r\n\r\n");
+        let signed = up.raw_headers(&format!("/v1/blobs/{huge}"), &hash_bytes(b"whatever").0);
         let head = format!(
-            "PUT /v1/blobs/{huge} HTTP/1.1\r\nhost: x\r\ntransfer-encoding: chunked\r\nconnection: close\r\n\r\n"
+            "PUT /v1/blobs/{huge} HTTP/1.1\r\nhost: x\r\ntransfer-encoding: chunked\r\n{signed}connection: close\r\n\r\n"
         );
         assert_eq!(raw(node.http_addr, &head, &body).await, Some(413));
 
         // A client that disconnects mid-upload leaves nothing behind.
         let partial = hash_bytes(b"never finished").to_string();
+        let signed =
+            up.raw_headers(&format!("/v1/blobs/{partial}"), &hash_bytes(b"never finished").0);
         let head = format!(
-            "PUT /v1/blobs/{partial} HTTP/1.1\r\nhost: x\r\ncontent-length: 100000\r\n\r\n"
+            "PUT /v1/blobs/{partial} HTTP/1.1\r\nhost: x\r\ncontent-length: 100000\r\n{signed}\r\n"
         );
         let mut s = TcpStream::connect(node.http_addr).await.unwrap();
         s.write_all(head.as_bytes()).await.unwrap();

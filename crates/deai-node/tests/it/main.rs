@@ -8,3 +8,4 @@ mod blobs;
 mod http_limits;
 mod metrics;
 mod roles_edges;
+mod writes_and_fetches;

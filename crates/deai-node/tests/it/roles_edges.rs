@@ -50,6 +50,7 @@ async fn node(
         coordinator,
         announce_to: vec![],
         peer_timeout: Duration::from_secs(10),
+        access: Default::default(),
     })
     .await
     .expect("role node starts")
@@ -173,6 +174,8 @@ fn every_edge_refuses_bad_input_by_name_and_a_real_round_still_verifies() {
         };
         let task = setup::create_task(&creator, terms, &split.validation, salt).await?;
         let owner_url = owners[0].1.url.clone();
+        let owner_key = owners[0].1.ctx.key.verifying_key();
+        let coord_key = key(1).verifying_key();
         let chain = creator.chain_id.clone();
         let invite = serde_json::to_vec(&roles::owner::Invite {
             task,
@@ -187,27 +190,60 @@ fn every_edge_refuses_bad_input_by_name_and_a_real_round_still_verifies() {
         // Signed by a key that is not the task's coordinator.
         let stranger = key(99);
         let now = auth::now_micros();
-        let s = auth::sign_request(&stranger, &chain, "POST", "/v1/fed/invite", now, &invite);
+        let s = auth::sign_request(
+            &stranger,
+            &chain,
+            &owner_key,
+            "POST",
+            "/v1/fed/invite",
+            now,
+            &invite,
+        );
         let (status, code) = post_raw(&owner_url, "/v1/fed/invite", &invite, Some(s.clone())).await;
         assert_eq!((status, code.as_str()), (403, "not_coordinator"));
-        // The same signed request again: a replay.
+        // The same signed request again: refused the same way. A key the route refused never
+        // took a slot of the replay guard (issue 12, finding 11), so there is nothing to replay.
         let (status, code) = post_raw(&owner_url, "/v1/fed/invite", &invite, Some(s)).await;
-        assert_eq!((status, code.as_str()), (401, "replayed"));
+        assert_eq!((status, code.as_str()), (403, "not_coordinator"));
         // Signed for another body (a forgery of this one).
-        let s = auth::sign_request(&key(1), &chain, "POST", "/v1/fed/invite", now + 10, b"{}");
+        let s = auth::sign_request(
+            &key(1),
+            &chain,
+            &owner_key,
+            "POST",
+            "/v1/fed/invite",
+            now + 10,
+            b"{}",
+        );
         let (status, code) = post_raw(&owner_url, "/v1/fed/invite", &invite, Some(s)).await;
         assert_eq!((status, code.as_str()), (401, "bad_signature"));
         // A nonce from long ago.
-        let s = auth::sign_request(&key(1), &chain, "POST", "/v1/fed/invite", 1, &invite);
+        let s = auth::sign_request(
+            &key(1),
+            &chain,
+            &owner_key,
+            "POST",
+            "/v1/fed/invite",
+            1,
+            &invite,
+        );
         let (status, code) = post_raw(&owner_url, "/v1/fed/invite", &invite, Some(s)).await;
         assert_eq!((status, code.as_str()), (401, "stale"));
         // The coordinator itself, but no round is open yet.
-        let s = auth::sign_request(&key(1), &chain, "POST", "/v1/fed/invite", now + 20, &invite);
+        let s = auth::sign_request(
+            &key(1),
+            &chain,
+            &owner_key,
+            "POST",
+            "/v1/fed/invite",
+            now + 20,
+            &invite,
+        );
         let (status, code) = post_raw(&owner_url, "/v1/fed/invite", &invite, Some(s)).await;
         assert_eq!((status, code.as_str()), (403, "round_not_open"));
         // A step of a round that never started.
         let path = format!("/v1/fed/step/{task}/1/{}", datasets[0]);
-        let s = auth::sign_request(&key(1), &chain, "POST", &path, now + 30, b"x");
+        let s = auth::sign_request(&key(1), &chain, &owner_key, "POST", &path, now + 30, b"x");
         let (status, code) = post_raw(&owner_url, &path, b"x", Some(s)).await;
         assert_eq!((status, code.as_str()), (404, "no_such_round"));
         // Announcing someone else's dataset.
@@ -215,7 +251,15 @@ fn every_edge_refuses_bad_input_by_name_and_a_real_round_still_verifies() {
             datasets: vec![datasets[1]],
             url: owner_url.clone(),
         })?;
-        let s = auth::sign_request(&key(2), &chain, "POST", "/v1/fed/join", now + 40, &join);
+        let s = auth::sign_request(
+            &key(2),
+            &chain,
+            &coord_key,
+            "POST",
+            "/v1/fed/join",
+            now + 40,
+            &join,
+        );
         let (status, code) = post_raw(&coord.url, "/v1/fed/join", &join, Some(s)).await;
         assert_eq!((status, code.as_str()), (403, "not_owner"));
         // Assigning a task one did not create.
@@ -225,8 +269,15 @@ fn every_edge_refuses_bad_input_by_name_and_a_real_round_still_verifies() {
                 salt,
                 validation: setup::commitment(&split.validation),
             })?;
-            let s =
-                auth::sign_request(&key(2), &chain, "POST", "/v1/fed/assign", now + 50, &assign);
+            let s = auth::sign_request(
+                &key(2),
+                &chain,
+                &coord_key,
+                "POST",
+                "/v1/fed/assign",
+                now + 50,
+                &assign,
+            );
             post_raw(&coord.url, "/v1/fed/assign", &assign, Some(s)).await
         };
         assert_eq!((status, code.as_str()), (403, "not_creator"));
@@ -255,7 +306,15 @@ fn every_edge_refuses_bad_input_by_name_and_a_real_round_still_verifies() {
         // A malicious coordinator re-invites an owner to the round it already ran (to difference
         // two runs of one group): refused by name, whatever the ledger says now.
         let later = auth::now_micros() + 1_000;
-        let s = auth::sign_request(&key(1), &chain, "POST", "/v1/fed/invite", later, &invite);
+        let s = auth::sign_request(
+            &key(1),
+            &chain,
+            &owner_key,
+            "POST",
+            "/v1/fed/invite",
+            later,
+            &invite,
+        );
         let (status, code) = post_raw(&owner_url, "/v1/fed/invite", &invite, Some(s)).await;
         assert_eq!((status, code.as_str()), (409, "session_used"));
         Ok(())
@@ -315,10 +374,10 @@ fn owners_refuse_an_undercharging_coordinator_and_anyone_expires_its_round() {
         )
         .await?;
         // The owners fetch the spec and the global model from the validator's blob store.
-        ledger.put_blob(&spec.canonical_bytes()).await?;
+        ledger.put_blob(&key(1), &spec.canonical_bytes()).await?;
         let kind = spec.model_kind()?;
         let global = fed::weights::encode(&kind, &spec.initial_weights()?)?;
-        let global_model = ledger.put_blob(&global).await?;
+        let global_model = ledger.put_blob(&key(1), &global).await?;
         let open = RoundOpen {
             task,
             round: 1,
@@ -340,7 +399,8 @@ fn owners_refuse_an_undercharging_coordinator_and_anyone_expires_its_round() {
                 blobs: validator.clone(),
             })
             .expect("json");
-            let s = auth::sign_request(&key(1), &chain, "POST", "/v1/fed/invite", now, &body);
+            let to = owners[i].1.ctx.key.verifying_key();
+            let s = auth::sign_request(&key(1), &chain, &to, "POST", "/v1/fed/invite", now, &body);
             (owners[i].1.url.clone(), body, s)
         };
         let (url, body, s) = invite(1);

@@ -126,6 +126,7 @@ async fn role_node(
         announce_to: coordinator.map(|c| vec![c.to_string()]).unwrap_or_default(),
         datasets,
         peer_timeout: Duration::from_secs(20),
+        access: Default::default(),
     })
     .await
 }
