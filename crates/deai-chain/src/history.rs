@@ -118,6 +118,13 @@ impl<E: Storage + Clock + Metrics> History<E> {
         policy: SnapshotPolicy,
         telemetry: &Telemetry,
     ) -> Result<(Self, Finalized), ChainError> {
+        let opened = context.current();
+        let elapsed_ms = |context: &E| {
+            context
+                .current()
+                .duration_since(opened)
+                .map_or(0, |d| d.as_millis())
+        };
         let page_cache = CacheRef::new(NZU16!(4096), NZUsize!(256));
         let blocks = BlockJournal::init(
             context.child("journal"),
@@ -174,14 +181,19 @@ impl<E: Storage + Clock + Metrics> History<E> {
             Some(r) => {
                 history.tx_seq = r.tx_seq;
                 history.snapshot_at = (r.height, r.tx_seq);
-                let mut f = Finalized::restored(r.state, genesis.root(), genesis_digest, r.height);
-                history.load_window(&mut f).await?;
-                f
+                let tip = history.read_block(r.height).await?.block.digest();
+                Finalized::restored(r.state, genesis.root(), genesis_digest, r.height, tip)
             }
             None => Finalized::new(genesis, genesis_digest),
         };
         let from = finalized.height();
         set_count(&history.snapshot_gauge, from);
+        info!(
+            snapshot_height = from,
+            durable,
+            ms = elapsed_ms(&context),
+            "opened the history and restored the state"
+        );
         let mut history = history.replay(&mut finalized, durable, recorded).await?;
         set_count(
             telemetry.replayed_blocks.metric(),
@@ -192,6 +204,7 @@ impl<E: Storage + Clock + Metrics> History<E> {
                 from,
                 height = finalized.height(),
                 root = %finalized.state.root(),
+                ms = elapsed_ms(&context),
                 "replayed the blocks after the snapshot"
             );
             history = history.sync_derived().await?;
@@ -225,17 +238,6 @@ impl<E: Storage + Clock + Metrics> History<E> {
             );
             Ok(None)
         }
-    }
-
-    /// Fills the replica's window of recent blocks with those before the snapshot.
-    async fn load_window(&self, finalized: &mut Finalized) -> Result<(), ChainError> {
-        let to = finalized.height();
-        let from = to.saturating_sub(crate::replica::WINDOW_BLOCKS_MIN as u64) + 1;
-        for height in from..=to {
-            let (digest, block) = self.finalized_block(height).await?;
-            finalized.push_recent(digest, Arc::new(block));
-        }
-        Ok(())
     }
 
     async fn replay(

@@ -4,9 +4,9 @@
 //!
 //! Invariants:
 //! - `state` is the result of applying blocks `1..=height` to the genesis state in order; the
-//!   window holds a contiguous run of blocks ending at `height` (none right after a restore from
-//!   a snapshot until the first block), at least [`WINDOW_BLOCKS_MIN`] of them once that many exist
-//!   since the restore.
+//!   window holds a contiguous run of blocks ending at `height` (empty right after a restore from
+//!   a snapshot, until the next block), at least [`WINDOW_BLOCKS_MIN`] of them once that many
+//!   were applied since; `tip` is the digest at `height` in every case.
 //! - Every applied block is durable in the journal before it is applied here, so whatever a
 //!   reader sees survives a crash.
 //! - `recent_txs` maps the id of every transaction in the window to its position.
@@ -165,6 +165,9 @@ pub(crate) struct Finalized {
     pub(crate) genesis_root: deai_ledger::Digest,
     pub(crate) genesis_digest: BlockDigest,
     height: u64,
+    /// The digest of the block at `height` (the genesis digest at 0), known even when the
+    /// window is empty right after a restore.
+    tip: BlockDigest,
     recent: VecDeque<(BlockDigest, Arc<FinalizedBlock>)>,
     recent_txs: HashMap<TxId, (u64, u32)>,
 }
@@ -173,21 +176,24 @@ impl Finalized {
     /// The replica at genesis.
     pub(crate) fn new(state: State, genesis_digest: BlockDigest) -> Self {
         let genesis_root = state.root();
-        Self::restored(state, genesis_root, genesis_digest, 0)
+        Self::restored(state, genesis_root, genesis_digest, 0, genesis_digest)
     }
 
-    /// The replica with `state` at `height` (restored from a snapshot), no blocks in its window.
+    /// The replica with `state` at `height` (restored from a snapshot), whose block is `tip`; its
+    /// window starts empty and fills with the blocks applied from here.
     pub(crate) fn restored(
         state: State,
         genesis_root: deai_ledger::Digest,
         genesis_digest: BlockDigest,
         height: u64,
+        tip: BlockDigest,
     ) -> Self {
         Self {
             state,
             genesis_root,
             genesis_digest,
             height,
+            tip,
             recent: VecDeque::new(),
             recent_txs: HashMap::new(),
         }
@@ -230,6 +236,7 @@ impl Finalized {
     pub(crate) fn digest_at(&self, height: u64) -> Option<BlockDigest> {
         match height {
             0 => Some(self.genesis_digest),
+            h if h == self.height => Some(self.tip),
             h => self.recent_entry(h).map(|(d, _)| *d),
         }
     }
@@ -285,6 +292,7 @@ impl Finalized {
             finalized_at_ms,
         });
         self.height = block.height;
+        self.tip = digest;
         self.push_recent(digest, finalized.clone());
         finalized
     }
@@ -617,7 +625,10 @@ mod tests {
         assert_eq!(f.recent.len(), WINDOW_BLOCKS_MAX, "empty blocks pile up");
         let oldest = total - WINDOW_BLOCKS_MAX as u64 + 1;
         assert!(f.recent_block(oldest).is_some());
-        assert!(f.recent_block(oldest - 1).is_none(), "an evicted block is still held");
+        assert!(
+            f.recent_block(oldest - 1).is_none(),
+            "an evicted block is still held"
+        );
         assert_eq!(f.recent_block(total).unwrap().height, total);
         assert!(f.digest_at(oldest - 1).is_none());
         assert!(f.digest_at(0).is_some(), "genesis is always known");
@@ -659,7 +670,10 @@ mod tests {
         }
         // Eight full blocks exceed the budget, yet the window keeps its minimum of blocks.
         assert_eq!(f.recent.len(), WINDOW_BLOCKS_MIN);
-        assert!(f.recent_tx(&first_ids[0]).is_none(), "an evicted tx is still indexed");
+        assert!(
+            f.recent_tx(&first_ids[0]).is_none(),
+            "an evicted tx is still indexed"
+        );
         assert_eq!(f.recent_txs.len(), WINDOW_BLOCKS_MIN * per_block);
     }
 }

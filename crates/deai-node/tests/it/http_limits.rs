@@ -202,7 +202,7 @@ fn stalled_uploads_are_cut_and_free_the_store() {
         body_rate_window_ms: 500,
         ..HttpConfig::default()
     };
-    with_node(http, |node, _| async move {
+    with_node(http, |node, dir| async move {
         let addr = node.http_addr;
         let name = hash_bytes(&[7u8; 1_000_000]).to_string();
         let head = format!(
@@ -232,14 +232,13 @@ fn stalled_uploads_are_cut_and_free_the_store() {
             "{:?}",
             start.elapsed()
         );
+        // An honest (signed, funded) upload is stored at once.
         let data = vec![9u8; 300_000];
-        let resp = reqwest::Client::new()
-            .put(format!("http://{addr}/v1/blobs/{}", hash_bytes(&data)))
-            .header("content-type", "application/octet-stream")
-            .body(data)
-            .send()
+        let dev = keyfile::read(&dir.join(DEV_KEY_FILE))?;
+        let stored = Client::new(format!("http://{addr}"))
+            .put_blob(&dev, &data)
             .await?;
-        assert_eq!(resp.status().as_u16(), 201, "{:?}", resp.text().await);
+        assert_eq!(stored, hash_bytes(&data));
         assert!(metric(addr, "deai_http_bodies_too_slow_total").await >= 64.0);
         Ok(())
     });
