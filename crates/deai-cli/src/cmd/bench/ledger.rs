@@ -244,10 +244,10 @@ async fn drive(
     let mut last = first;
     while !pending.is_empty() {
         // A failed submission ends the run at once, not after waiting for what never comes.
-        if sender.as_ref().is_some_and(|s| s.is_finished()) {
-            if let Some(s) = sender.take() {
-                s.await??;
-            }
+        if sender.as_ref().is_some_and(|s| s.is_finished())
+            && let Some(s) = sender.take()
+        {
+            s.await??;
         }
         tokio::time::timeout(Duration::from_secs(60), watch.changed())
             .await
