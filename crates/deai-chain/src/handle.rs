@@ -38,6 +38,38 @@ pub struct FinalizedBlock {
     pub finalized_at_ms: u64,
 }
 
+impl FinalizedBlock {
+    /// A block as applied here: its header and transactions with what applying it produced.
+    pub(crate) fn from_applied(
+        block: &crate::Block,
+        digest: &crate::BlockDigest,
+        outcome: Applied,
+    ) -> Self {
+        Self {
+            height: block.height,
+            digest: crate::block::digest_bytes(digest),
+            parent: crate::block::digest_bytes(&block.parent),
+            proposer: block.proposer,
+            timestamp_ms: block.timestamp_ms,
+            txs: block.txs().to_vec(),
+            receipts: outcome.receipts,
+            events: outcome.events,
+            parent_state_root: outcome.parent_state_root,
+            state_root: outcome.state_root,
+            finalized_at_ms: outcome.finalized_at_ms,
+        }
+    }
+}
+
+/// What applying a block produced, for [`FinalizedBlock::from_applied`].
+pub(crate) struct Applied {
+    pub(crate) receipts: Vec<Receipt>,
+    pub(crate) events: Vec<Event>,
+    pub(crate) parent_state_root: deai_ledger::Digest,
+    pub(crate) state_root: deai_ledger::Digest,
+    pub(crate) finalized_at_ms: u64,
+}
+
 /// Where a transaction stands.
 #[derive(Clone, Debug)]
 pub enum TxStatus {

@@ -22,9 +22,9 @@
 //!   time, never correctness. `deai ledger verify` still replays from genesis, over the API.
 
 use crate::{
-    block::{Block, BlockCfg, BlockDigest, StoredBlock, digest_bytes},
+    block::{Block, BlockCfg, BlockDigest, StoredBlock},
     error::ChainError,
-    handle::FinalizedBlock,
+    handle::{Applied, FinalizedBlock},
     replica::Finalized,
     snapshot::{Restored, Snapshots},
     telemetry::{Telemetry, set_count},
@@ -350,21 +350,16 @@ impl<E: Storage + Clock + Metrics> History<E> {
         let exec = self.read_exec(height).await?;
         let block = &stored.block;
         let digest = block.digest();
+        let applied = Applied {
+            receipts: exec.receipts,
+            events: exec.events,
+            parent_state_root: block.parent_state_root,
+            state_root: exec.state_root,
+            finalized_at_ms: stored.finalized_at_ms,
+        };
         Ok((
             digest,
-            FinalizedBlock {
-                height: block.height,
-                digest: digest_bytes(&digest),
-                parent: digest_bytes(&block.parent),
-                proposer: block.proposer,
-                timestamp_ms: block.timestamp_ms,
-                txs: block.txs().to_vec(),
-                receipts: exec.receipts,
-                events: exec.events,
-                parent_state_root: block.parent_state_root,
-                state_root: exec.state_root,
-                finalized_at_ms: stored.finalized_at_ms,
-            },
+            FinalizedBlock::from_applied(block, &digest, applied),
         ))
     }
 

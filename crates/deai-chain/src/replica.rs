@@ -14,9 +14,9 @@
 //!   so at execution its signature result is known without verifying again.
 
 use crate::{
-    block::{Block, BlockDigest, digest_bytes},
+    block::{Block, BlockDigest},
     error::MempoolError,
-    handle::{ChainMetrics, FinalizedBlock, TxStatus},
+    handle::{Applied, ChainMetrics, FinalizedBlock, TxStatus},
     mempool::{Dropped, Mempool, PoolTx, SenderState},
     telemetry::{Telemetry, set_count},
 };
@@ -278,19 +278,17 @@ impl Finalized {
         let outcome = self
             .state
             .apply_block_verified(&block.to_ledger(&digest), sig_ok);
-        let finalized = Arc::new(FinalizedBlock {
-            height: block.height,
-            digest: digest_bytes(&digest),
-            parent: digest_bytes(&block.parent),
-            proposer: block.proposer,
-            timestamp_ms: block.timestamp_ms,
-            txs: block.txs().to_vec(),
-            receipts: outcome.receipts,
-            events: outcome.events,
-            parent_state_root,
-            state_root: outcome.root,
-            finalized_at_ms,
-        });
+        let finalized = Arc::new(FinalizedBlock::from_applied(
+            block,
+            &digest,
+            Applied {
+                receipts: outcome.receipts,
+                events: outcome.events,
+                parent_state_root,
+                state_root: outcome.root,
+                finalized_at_ms,
+            },
+        ));
         self.height = block.height;
         self.tip = digest;
         self.push_recent(digest, finalized.clone());
@@ -577,6 +575,7 @@ impl Shared {
 mod tests {
     #![allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed test
     use super::*;
+    use crate::block::digest_bytes;
     use deai_ledger::{Genesis, Transfer, Tx, TxBody};
     use ed25519_dalek::SigningKey;
 
