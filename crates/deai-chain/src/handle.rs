@@ -164,6 +164,12 @@ impl Handle {
         self.shared.submit(tx)
     }
 
+    /// Submits many transactions in order, with the verdicts [`Handle::submit`] would give each
+    /// (a later one sees the earlier ones in the mempool), their signatures checked in batches.
+    pub fn submit_batch(&self, txs: Vec<SignedTx>) -> Vec<Result<TxId, MempoolError>> {
+        self.shared.submit_batch(txs)
+    }
+
     /// Like [`Handle::submit`], without the async wrapper.
     pub fn submit_blocking(&self, tx: SignedTx) -> Result<TxId, MempoolError> {
         self.shared.submit(tx)

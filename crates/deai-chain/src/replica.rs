@@ -355,25 +355,74 @@ impl Shared {
     pub(crate) fn submit(&self, tx: SignedTx) -> Result<TxId, MempoolError> {
         let pooled = PooledTx::new(tx);
         let id = pooled.id;
-        let result = self.admit(pooled);
-        let mut meta = self.pool_meta.lock();
-        match &result {
+        let outcome = self.admit(pooled, false);
+        let result = self.book(&mut self.pool_meta.lock(), (self.now_ms)(), id, outcome);
+        self.admitted_some(result.is_ok());
+        result
+    }
+
+    /// Admits many transactions in order, verifying their signatures together (ed25519 batches in
+    /// parallel chunks) and booking the outcomes under one lock: the same verdicts as submitting
+    /// them one by one, at a fraction of the cost per transaction.
+    pub(crate) fn submit_batch(&self, txs: Vec<SignedTx>) -> Vec<Result<TxId, MempoolError>> {
+        let signed_ok = deai_ledger::verify_signatures(&txs);
+        let outcomes: Vec<_> = txs
+            .into_iter()
+            .zip(signed_ok)
+            .map(|(tx, ok)| {
+                let pooled = PooledTx::new(tx);
+                let id = pooled.id;
+                let outcome = if ok {
+                    self.admit(pooled, true)
+                } else {
+                    Err(MempoolError::Invalid(deai_ledger::TxError::BadSignature {
+                        sender: pooled.sender(),
+                    }))
+                };
+                (id, outcome)
+            })
+            .collect();
+        let now = (self.now_ms)();
+        let results: Vec<_> = {
+            let mut meta = self.pool_meta.lock();
+            outcomes
+                .into_iter()
+                .map(|(id, outcome)| self.book(&mut meta, now, id, outcome))
+                .collect()
+        };
+        self.admitted_some(results.iter().any(Result::is_ok));
+        results
+    }
+
+    /// Records when an admitted transaction arrived and what it evicted, or why it was refused.
+    fn book(
+        &self,
+        meta: &mut PoolMeta,
+        now_ms: u64,
+        id: TxId,
+        outcome: Result<Vec<TxId>, MempoolError>,
+    ) -> Result<TxId, MempoolError> {
+        match outcome {
             Ok(evicted) => {
-                meta.submitted_at.insert(id, (self.now_ms)());
+                meta.submitted_at.insert(id, now_ms);
                 for victim in evicted {
-                    self.record_dropped(&mut meta, *victim, Dropped::Evicted);
+                    self.record_dropped(meta, victim, Dropped::Evicted);
                 }
+                Ok(id)
             }
-            Err(e) => self.count_rejected(&mut meta, e.code()),
+            Err(e) => {
+                self.count_rejected(meta, e.code());
+                Err(e)
+            }
         }
-        drop(meta);
-        if result.is_ok() {
+    }
+
+    /// After admissions: the mempool gauge and one wake-up for the proposer.
+    fn admitted_some(&self, any: bool) {
+        if any {
             set_count(&self.telemetry.mempool_txs, self.mempool.lock().len());
-        }
-        result.map(|_| {
             self.tx_arrived.notify_one();
-            id
-        })
+        }
     }
 
     /// Counts a rejected transaction in the replica's book and in the exported metric.
@@ -382,7 +431,8 @@ impl Shared {
         self.telemetry.reject(code);
     }
 
-    fn admit(&self, pooled: PooledTx) -> Result<Vec<TxId>, MempoolError> {
+    /// `signature_checked`: the caller already verified the signature (in a batch).
+    fn admit(&self, pooled: PooledTx, signature_checked: bool) -> Result<Vec<TxId>, MempoolError> {
         let finalized = self.finalized.read();
         // Older finalized transactions fail the nonce check below: their nonce is spent.
         if let Some((height, _, _)) = finalized.recent_tx(&pooled.id) {
@@ -399,10 +449,11 @@ impl Shared {
         // One signature check either way: `check_tx` includes the stateless checks. A later
         // nonce cannot be checked against state yet; the mempool checks that the balance pays
         // for it with everything the sender has pending.
-        if pooled.nonce() == sender.next_nonce {
-            finalized.state.check_tx(&pooled.tx)?;
-        } else {
-            finalized.state.check_tx_stateless(&pooled.tx)?;
+        match (pooled.nonce() == sender.next_nonce, signature_checked) {
+            (true, false) => finalized.state.check_tx(&pooled.tx)?,
+            (true, true) => finalized.state.check_tx_verified(&pooled.tx)?,
+            (false, false) => finalized.state.check_tx_stateless(&pooled.tx)?,
+            (false, true) => finalized.state.check_tx_stateless_verified(&pooled.tx)?,
         }
         let height = finalized.height();
         let admitted = self.mempool.lock().insert(pooled, sender, height)?;

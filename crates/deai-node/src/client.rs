@@ -14,8 +14,8 @@ use ed25519_dalek::SigningKey;
 use serde::de::DeserializeOwned;
 
 use crate::api::types::{
-    AccountView, BlockView, EligibleView, ErrorBody, ProofView, PutBlobResponse, StatusView,
-    SubmitRequest, SubmitResponse, TxState,
+    AccountView, BatchItem, BatchRequest, BatchResponse, BlockView, EligibleView, ErrorBody,
+    ProofView, PutBlobResponse, StatusView, SubmitRequest, SubmitResponse, TxState,
 };
 use crate::blob_access::Identity;
 
@@ -208,6 +208,12 @@ pub fn check_peer_url(url: &str) -> Result<reqwest::Url, ClientError> {
     Ok(parsed)
 }
 
+fn http_builder() -> reqwest::ClientBuilder {
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .redirect(reqwest::redirect::Policy::none())
+}
+
 /// A client of one node's HTTP API.
 #[derive(Debug, Clone)]
 pub struct Client {
@@ -220,9 +226,7 @@ impl Client {
     /// A client for the node at `base` (e.g. `http://127.0.0.1:7650`).
     pub fn new(base: impl Into<String>) -> Self {
         let base = base.into().trim_end_matches('/').to_string();
-        let http = reqwest::Client::builder()
-            .timeout(Duration::from_secs(30))
-            .redirect(reqwest::redirect::Policy::none())
+        let http = http_builder()
             .build()
             .expect("a client with a timeout and no redirects always builds");
         Self {
@@ -230,6 +234,16 @@ impl Client {
             http,
             answer_bytes_max: ANSWER_BYTES_MAX,
         }
+    }
+
+    /// The same client with its connections made from the local address `local` (one of the
+    /// loopback addresses, say, to act as another host on one machine).
+    pub fn bound_to(mut self, local: std::net::IpAddr) -> Self {
+        self.http = http_builder()
+            .local_address(local)
+            .build()
+            .expect("a client with a timeout, no redirects and a local address always builds");
+        self
     }
 
     /// A client for a URL a peer chose ([`check_peer_url`] first).
@@ -321,6 +335,22 @@ impl Client {
             .map_err(unreachable(&url))?;
         let answer: SubmitResponse = self.parse(url, resp).await?;
         Ok(answer.id)
+    }
+
+    /// Submits many signed transactions in one request (`POST /v1/txs/batch`, at most the node's
+    /// `http.batch_txs_max`); returns what became of each, in order.
+    pub async fn submit_batch(&self, txs: &[SignedTx]) -> Result<Vec<BatchItem>, ClientError> {
+        let url = format!("{}/v1/txs/batch", self.base);
+        let body = BatchRequest::of(txs);
+        let resp = self
+            .http
+            .post(&url)
+            .json(&body)
+            .send()
+            .await
+            .map_err(unreachable(&url))?;
+        let answer: BatchResponse = self.parse(url, resp).await?;
+        Ok(answer.results)
     }
 
     /// `GET /v1/txs/{id}`; `None` while the node does not know it.

@@ -74,6 +74,51 @@ pub struct NodeConfig {
     /// Who may write to this node (signed requests, blob uploads) and what it reads from peers.
     #[serde(default)]
     pub access: AccessConfig,
+    /// How often a validator snapshots its state (`[snapshots]`).
+    #[serde(default)]
+    pub snapshots: SnapshotConfig,
+}
+
+/// The `[snapshots]` section: a validator writes its state to disk after this many blocks or
+/// transactions since the last snapshot, whichever comes first, so that a restart replays at
+/// most that much of the journal (`docs/chain.md`, "History, snapshots and restart"). Smaller
+/// means faster restarts and more disk writes; 0 is refused.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(default, deny_unknown_fields)]
+pub struct SnapshotConfig {
+    /// Blocks between snapshots.
+    pub every_blocks: u64,
+    /// Transactions between snapshots.
+    pub every_txs: u64,
+}
+
+impl Default for SnapshotConfig {
+    fn default() -> Self {
+        let d = deai_chain::SnapshotPolicy::default();
+        Self {
+            every_blocks: d.every_blocks,
+            every_txs: d.every_txs,
+        }
+    }
+}
+
+impl SnapshotConfig {
+    /// The chain's policy, or why these values cannot be one.
+    pub fn policy(&self) -> anyhow::Result<deai_chain::SnapshotPolicy> {
+        anyhow::ensure!(
+            self.every_blocks > 0 && self.every_txs > 0,
+            "[snapshots] every_blocks and every_txs must be positive (got {} and {}); the \
+             defaults are {} and {}",
+            self.every_blocks,
+            self.every_txs,
+            Self::default().every_blocks,
+            Self::default().every_txs
+        );
+        Ok(deai_chain::SnapshotPolicy {
+            every_blocks: self.every_blocks,
+            every_txs: self.every_txs,
+        })
+    }
 }
 
 /// The `[http]` section: what one client, or many, may cost the HTTP server. Every field has a
@@ -85,6 +130,11 @@ pub struct HttpConfig {
     /// closed. 0: a quarter of the process's open-file limit (raised to its hard limit at start),
     /// between 32 and 8192, so storage and p2p keep descriptors to spare.
     pub connections_max: usize,
+    /// Most connections one client address (an IPv6 /64) may hold at once, so that one host
+    /// cannot take every slot. 0: a quarter of `connections_max`, at least 8.
+    pub connections_per_ip_max: usize,
+    /// Most transactions one `POST /v1/txs/batch` may carry.
+    pub batch_txs_max: usize,
     /// Milliseconds a client has to send a request's head, counted from the connection's start
     /// or the end of the previous answer (so it is also the keep-alive idle timeout).
     pub header_read_timeout_ms: u64,
@@ -107,7 +157,8 @@ pub struct HttpConfig {
     pub linger_ms: u64,
     /// The most bytes read that way per connection.
     pub linger_bytes_max: u64,
-    /// Writes (POST, PUT, PATCH, DELETE) one client IP may make per second, on average.
+    /// Writes (POST, PUT, PATCH, DELETE) one client IP may make per second, on average. A batch
+    /// of transactions counts one write per transaction.
     pub writes_per_ip_per_s: u32,
     /// Writes one client IP may make at once above that rate.
     pub writes_per_ip_burst: u32,
@@ -117,6 +168,8 @@ impl Default for HttpConfig {
     fn default() -> Self {
         Self {
             connections_max: 0,
+            connections_per_ip_max: 0,
+            batch_txs_max: 256,
             header_read_timeout_ms: 10_000,
             idle_timeout_ms: 30_000,
             request_timeout_ms: 30_000,
@@ -267,6 +320,7 @@ impl Default for NodeConfig {
             roles: RolesConfig::default(),
             http: HttpConfig::default(),
             access: AccessConfig::default(),
+            snapshots: SnapshotConfig::default(),
         }
     }
 }
@@ -336,6 +390,22 @@ pub fn load_genesis(dir: &Path) -> Result<deai_ledger::Genesis, ConfigError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn snapshot_intervals_are_read_and_zero_is_refused() {
+        let text = NodeConfig::default().to_toml().replace(
+            "[snapshots]\nevery_blocks = 4096",
+            "[snapshots]\nevery_blocks = 10",
+        );
+        let cfg: NodeConfig = toml::from_str(&text).expect("parse");
+        let policy = cfg.snapshots.policy().expect("valid");
+        assert_eq!((policy.every_blocks, policy.every_txs), (10, 20_000));
+        let zero = SnapshotConfig {
+            every_blocks: 0,
+            every_txs: 5,
+        };
+        assert!(zero.policy().is_err());
+    }
 
     #[test]
     fn config_round_trips_through_toml() {

@@ -42,7 +42,7 @@ pub struct RunningNode {
 }
 
 /// What a started node reports.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
 pub struct Started {
     /// The HTTP API's address.
     pub http: String,
@@ -91,6 +91,7 @@ pub fn chain_config(
     chain.mempool_txs_max = cfg.mempool_txs_max;
     chain.mempool_sender_txs_max = cfg.mempool_sender_txs_max;
     chain.mempool_expiry_blocks = cfg.mempool_expiry_blocks;
+    chain.snapshots = cfg.snapshots.policy()?;
     Ok(chain)
 }
 
@@ -133,6 +134,7 @@ pub async fn start(
             metrics,
             genesis,
             blobs,
+            batch_txs_max: cfg.http.batch_txs_max,
         },
         &cfg.http,
     );

@@ -18,7 +18,9 @@ pub use blobs::blob_routes;
 pub use error::ApiError;
 pub use metrics::{CONTENT_TYPE as METRICS_CONTENT_TYPE, Metrics};
 pub use txs::decode_submission;
-pub use types::{PutBlobResponse, SubmitRequest, SubmitResponse};
+pub use types::{
+    BatchItem, BatchRequest, BatchResponse, PutBlobResponse, SubmitRequest, SubmitResponse,
+};
 
 use std::sync::Arc;
 
@@ -42,6 +44,8 @@ pub struct AppState {
     pub genesis: Arc<deai_ledger::Genesis>,
     /// The content-addressed blob store (`/v1/blobs`).
     pub blobs: crate::blobs::BlobStore,
+    /// Most transactions one `POST /v1/txs/batch` may carry (`http.batch_txs_max`).
+    pub batch_txs_max: usize,
 }
 
 /// Largest request body accepted, in bytes. A transaction is sent hex-encoded inside JSON, so twice the
@@ -88,6 +92,7 @@ fn documented_routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
     use utoipa_axum::{router::OpenApiRouter, routes};
     let (router, mut doc) = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .routes(routes!(txs::submit))
+        .routes(routes!(txs::submit_batch))
         .routes(routes!(txs::status))
         .routes(routes!(blocks::status))
         .routes(routes!(blocks::genesis))
@@ -115,7 +120,7 @@ fn documented_routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
                        ErrorBody with a stable code. Amounts are decimal strings in base units; \
                        hashes and addresses are lowercase hex.",
     ),
-    components(schemas(types::ErrorBody, types::TxState))
+    components(schemas(types::ErrorBody, types::TxState, types::BatchItem))
 )]
 struct ApiDoc;
 

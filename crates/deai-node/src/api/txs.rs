@@ -1,14 +1,18 @@
 //! `POST /v1/txs` (submit a signed transaction) and `GET /v1/txs/{id}` (its status and receipt).
 
 use axum::{
-    Json,
+    Extension, Json,
     body::Bytes,
     extract::{Path, State},
     http::{HeaderMap, StatusCode},
+    response::{IntoResponse, Response},
 };
 use deai_ledger::SignedTx;
 
-use super::types::{ErrorBody, SubmitRequestSchema, SubmitResponse, TxState};
+use super::types::{
+    BatchItem, BatchRequestSchema, BatchResponse, ErrorBody, SubmitRequestSchema, SubmitResponse,
+    TxState,
+};
 use super::{ApiError, AppState, parse};
 
 /// Parses a submission body into a transaction, checking everything that needs no state
@@ -46,17 +50,109 @@ pub(super) async fn submit(
     };
     match app.chain.submit(tx).await {
         Ok(id) => Ok((StatusCode::ACCEPTED, Json(SubmitResponse { id }))),
-        Err(e) => {
-            let code = e.code();
-            // Both pass once transactions finalize: retrying later may work.
-            let err = if matches!(code, "mempool_full" | "sender_mempool_full") {
-                ApiError::unavailable(code, e.to_string())
-            } else {
-                ApiError::rejected(code, e.to_string())
+        Err(e) => Err(refusal(&e)),
+    }
+}
+
+/// The answer for a transaction the chain refused.
+fn refusal(e: &deai_chain::MempoolError) -> ApiError {
+    let code = e.code();
+    // Both pass once transactions finalize: retrying later may work.
+    if matches!(code, "mempool_full" | "sender_mempool_full") {
+        ApiError::unavailable(code, e.to_string())
+    } else {
+        ApiError::rejected(code, e.to_string())
+    }
+}
+
+/// Submit many signed transactions in one request.
+///
+/// Each is admitted in order with the verdict `POST /v1/txs` would give it alone (a later one
+/// sees the earlier ones in the mempool); their signatures are checked in batches, and the HTTP
+/// and JSON work is paid once. The answer lists what became of each. The per-IP write limit
+/// counts one write per transaction.
+#[utoipa::path(post, path = "/v1/txs/batch", tag = "ledger",
+    request_body = BatchRequestSchema,
+    responses(
+        (status = 200, description = "each transaction's outcome, in order", body = BatchResponse),
+        (status = 400, description = "not a batch envelope", body = ErrorBody),
+        (status = 413, description = "more transactions than http.batch_txs_max", body = ErrorBody),
+        (status = 415, description = "not sent as application/json", body = ErrorBody),
+        (status = 429, description = "over the per-IP write limit; nothing was admitted", body = ErrorBody),
+    ))]
+pub(super) async fn submit_batch(
+    State(app): State<AppState>,
+    charge: Option<Extension<crate::http::WriteCharge>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Json<BatchResponse>, Response> {
+    super::content_type::require_json(&headers).map_err(IntoResponse::into_response)?;
+    let params = app.chain.read_state(|s| s.params().clone());
+    let items =
+        deai_ledger::submission::decode_batch(&body, &params, app.batch_txs_max).map_err(|e| {
+            let status = match e {
+                deai_ledger::submission::SubmissionError::BatchTooLarge { .. } => {
+                    StatusCode::PAYLOAD_TOO_LARGE
+                }
+                _ => StatusCode::BAD_REQUEST,
             };
-            Err(err)
+            ApiError {
+                status,
+                code: e.code(),
+                message: e.to_string(),
+            }
+            .into_response()
+        })?;
+    // The middleware charged the request as one write; the rest are charged before any work.
+    if let Some(Extension(charge)) = charge {
+        let extra = u32::try_from(items.len().saturating_sub(1)).unwrap_or(u32::MAX);
+        charge.charge(extra).map_err(IntoResponse::into_response)?;
+    }
+    let mut results: Vec<Option<BatchItem>> = Vec::with_capacity(items.len());
+    let mut txs = Vec::with_capacity(items.len());
+    for item in items {
+        match item {
+            Ok(tx) => {
+                txs.push(tx);
+                results.push(None);
+            }
+            Err(e) => {
+                app.chain.count_rejected(e.code());
+                results.push(Some(BatchItem::Rejected {
+                    code: e.code().to_string(),
+                    message: e.to_string(),
+                }));
+            }
         }
     }
+    // Signature batches run on rayon's threads; keep the async workers free meanwhile.
+    let chain = app.chain.clone();
+    let admitted = tokio::task::spawn_blocking(move || chain.submit_batch(txs))
+        .await
+        .map_err(|e| ApiError::internal(format!("batch admission failed: {e}")).into_response())?;
+    let mut admitted = admitted.into_iter();
+    let results = results
+        .into_iter()
+        .map(|slot| {
+            slot.or_else(|| {
+                admitted.next().map(|r| match r {
+                    Ok(id) => BatchItem::Accepted { id },
+                    Err(e) => {
+                        let err = refusal(&e);
+                        BatchItem::Rejected {
+                            code: err.code.to_string(),
+                            message: err.message,
+                        }
+                    }
+                })
+            })
+            .unwrap_or_else(|| BatchItem::Rejected {
+                code: "internal".into(),
+                message: "no verdict was returned for this transaction".into(),
+            })
+        })
+        .collect();
+    Ok(Json(BatchResponse { results }))
 }
 
 /// Where a transaction stands: pending, finalized (with its receipt) or dropped.

@@ -125,6 +125,44 @@ pub struct SubmitResponse {
     pub id: TxId,
 }
 
+/// `POST /v1/txs/batch` request: signed transactions' canonical bytes in hex, admitted in order.
+pub use deai_ledger::submission::BatchSubmission as BatchRequest;
+
+/// The schema of [`BatchRequest`].
+#[derive(ToSchema)]
+#[schema(as = BatchRequest)]
+#[allow(dead_code)] // documentation only
+pub(crate) struct BatchRequestSchema {
+    /// `SignedTx::encode()` of each, hex; at most `http.batch_txs_max` of them.
+    txs: Vec<String>,
+}
+
+/// `POST /v1/txs/batch` answer: one item per submitted transaction, in order.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct BatchResponse {
+    /// What became of each transaction.
+    pub results: Vec<BatchItem>,
+}
+
+/// What became of one transaction of a batch: what `POST /v1/txs` would have answered for it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(tag = "status", rename_all = "snake_case")]
+pub enum BatchItem {
+    /// In the mempool.
+    Accepted {
+        /// The transaction id.
+        #[schema(value_type = String, format = "hex")]
+        id: TxId,
+    },
+    /// Refused, with the code and message `POST /v1/txs` would have given.
+    Rejected {
+        /// Stable code (`bad_hex`, `nonce_too_low`, `mempool_full`, ...).
+        code: String,
+        /// Human-readable reason.
+        message: String,
+    },
+}
+
 /// `GET /v1/txs/{id}`: where a transaction stands.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(tag = "status", rename_all = "snake_case")]

@@ -13,6 +13,8 @@ pub struct HttpMetrics {
     pub(crate) accepted: Registered<Counter>,
     /// Connections refused at `connections_max`.
     pub(crate) refused: Registered<Counter>,
+    /// Connections refused because their address held `connections_per_ip_max` already.
+    pub(crate) refused_per_ip: Registered<Counter>,
     /// Connections closed for sending nothing, or reading nothing, for `idle_timeout_ms`.
     pub(crate) idle_closed: Registered<Counter>,
     /// Requests hyper could not parse (answered 400/414/431 JSON by the server).
@@ -48,6 +50,11 @@ impl HttpMetrics {
                 "HTTP connections refused because connections_max were open",
                 Counter::default(),
             ),
+            refused_per_ip: ctx.register(
+                "http_connections_refused_per_ip",
+                "HTTP connections refused because their address held connections_per_ip_max",
+                Counter::default(),
+            ),
             idle_closed: ctx.register(
                 "http_connections_idle_closed",
                 "HTTP connections closed after idle_timeout_ms with no byte moving",
@@ -77,6 +84,7 @@ impl HttpMetrics {
             open: Registered::detached(Gauge::default()),
             accepted: Registered::detached(Counter::default()),
             refused: Registered::detached(Counter::default()),
+            refused_per_ip: Registered::detached(Counter::default()),
             idle_closed: Registered::detached(Counter::default()),
             malformed: Registered::detached(Counter::default()),
             slow_bodies: Registered::detached(Counter::default()),

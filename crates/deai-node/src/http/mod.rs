@@ -5,9 +5,10 @@
 //! ([`HttpConfig`]); what each guards against is in `docs/chain.md`, "HTTP server limits":
 //!
 //! - **connections**: at most `connections_max` served at once (by default a quarter of the
-//!   open-file limit, which [`raise_fd_limit`] raises to the hard limit first). One more is
-//!   answered `503 too_many_connections` at once and closed, so descriptors stay for storage and
-//!   p2p and an honest client learns why instead of hanging.
+//!   open-file limit, which [`raise_fd_limit`] raises to the hard limit first), and at most
+//!   `connections_per_ip_max` from one address ([`per_ip`]). One more is answered
+//!   `503 too_many_connections` at once and closed, so descriptors stay for storage and p2p, one
+//!   host cannot take every slot, and an honest client learns why instead of hanging.
 //! - **time**: a request head must arrive within `header_read_timeout_ms` (hyper's timer, which
 //!   also ends idle keep-alive connections); a connection on which nothing moves for
 //!   `idle_timeout_ms` while no handler runs is closed; handlers have `request_timeout_ms`
@@ -21,6 +22,7 @@ pub mod body_rate;
 mod conn_io;
 mod fd_limit;
 mod metrics;
+mod per_ip;
 mod write_limit;
 
 use std::{net::SocketAddr, sync::Arc, time::Duration};
@@ -44,6 +46,8 @@ use tower::ServiceExt as _;
 pub use body_rate::RateFloor;
 pub use fd_limit::{connections_max_for, raise_fd_limit};
 pub use metrics::HttpMetrics;
+pub use per_ip::connections_per_ip_for;
+pub use write_limit::{RateLimited, WriteCharge};
 
 use crate::{api::ApiError, config::HttpConfig};
 use conn_io::{Activity, ConnIo, LingerLimits};
@@ -87,8 +91,16 @@ pub async fn serve(listener: TcpListener, app: Router, cfg: &HttpConfig, metrics
         metrics: metrics.clone(),
     });
     let slots = Arc::new(Semaphore::new(connections_max));
+    let per_ip = per_ip::PerIp::new(connections_per_ip_for(
+        cfg.connections_per_ip_max,
+        connections_max,
+    ));
     let mut prune = tokio::time::interval(PRUNE_EVERY);
-    tracing::info!(connections_max, "HTTP server limits in force");
+    tracing::info!(
+        connections_max,
+        connections_per_ip_max = per_ip.max(),
+        "HTTP server limits in force"
+    );
     loop {
         let accepted = tokio::select! {
             accepted = listener.accept() => accepted,
@@ -110,7 +122,26 @@ pub async fn serve(listener: TcpListener, app: Router, cfg: &HttpConfig, metrics
         };
         let Ok(permit) = slots.clone().try_acquire_owned() else {
             metrics.refused.inc();
-            refuse(stream, connections_max);
+            refuse(
+                stream,
+                &format!(
+                    "the node is serving its {connections_max} connections \
+                     (http.connections_max); retry shortly"
+                ),
+            );
+            continue;
+        };
+        let Some(ip_slot) = per_ip.take(peer.ip()) else {
+            metrics.refused_per_ip.inc();
+            refuse(
+                stream,
+                &format!(
+                    "{} already holds {} connections (http.connections_per_ip_max); close one \
+                     or retry shortly",
+                    peer.ip(),
+                    per_ip.max()
+                ),
+            );
             continue;
         };
         metrics.accepted.inc();
@@ -119,7 +150,7 @@ pub async fn serve(listener: TcpListener, app: Router, cfg: &HttpConfig, metrics
             peer,
             app.clone(),
             conn.clone(),
-            permit,
+            (permit, ip_slot),
         ));
     }
 }
@@ -200,16 +231,9 @@ where
     )
 }
 
-/// Answers a connection over the limit `503` and closes it, without waiting on the client.
-fn refuse(stream: TcpStream, connections_max: usize) {
-    let answer = conn_io::json_answer(
-        StatusCode::SERVICE_UNAVAILABLE,
-        "too_many_connections",
-        &format!(
-            "the node is serving its {connections_max} connections (http.connections_max); \
-             retry shortly"
-        ),
-    );
+/// Answers a connection over a limit `503` and closes it, without waiting on the client.
+fn refuse(stream: TcpStream, why: &str) {
+    let answer = conn_io::json_answer(StatusCode::SERVICE_UNAVAILABLE, "too_many_connections", why);
     // A fresh socket's send buffer takes a few hundred bytes at once; if not, the client is
     // refused without the explanation rather than waited for. What the client already sent is
     // read first, so that closing sends an orderly end of stream, not a reset that could
@@ -225,7 +249,7 @@ async fn serve_connection(
     peer: SocketAddr,
     app: Router,
     limits: Arc<ConnLimits>,
-    _permit: OwnedSemaphorePermit,
+    _slots: (OwnedSemaphorePermit, per_ip::IpSlot),
 ) {
     limits.metrics.open.inc();
     let _ = stream.set_nodelay(true);

@@ -54,7 +54,7 @@ impl WriteLimit {
 }
 
 /// The key of a client address: IPv4 as is, IPv6 by its /64.
-fn key(ip: IpAddr) -> IpAddr {
+pub(super) fn key(ip: IpAddr) -> IpAddr {
     match ip.to_canonical() {
         IpAddr::V6(v6) => {
             let s = v6.segments();
@@ -82,23 +82,79 @@ pub(super) async fn limit_writes(
         return next.run(request).await;
     };
     let Err(not_until) = limit.limiter.check_key(&key(ip)) else {
+        let mut request = request;
+        request.extensions_mut().insert(WriteCharge {
+            limit: limit.clone(),
+            ip,
+        });
         return next.run(request).await;
     };
-    limit.metrics.rate_limited.inc();
     let wait = not_until.wait_time_from(limit.limiter.clock().now());
-    let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
-    let err = ApiError {
-        status: StatusCode::TOO_MANY_REQUESTS,
-        code: "rate_limited",
-        message: format!(
-            "too many writes from {ip}; retry in {secs} s (the node's http.writes_per_ip_per_s)"
-        ),
-    };
-    let mut response = err.into_response();
-    response
-        .headers_mut()
-        .insert(header::RETRY_AFTER, HeaderValue::from(secs.max(1)));
-    response
+    limit.refusal(ip, wait).into_response()
+}
+
+impl WriteLimit {
+    fn refusal(&self, ip: IpAddr, wait: std::time::Duration) -> RateLimited {
+        self.metrics.rate_limited.inc();
+        RateLimited {
+            ip,
+            secs: wait.as_secs() + u64::from(wait.subsec_nanos() > 0),
+        }
+    }
+}
+
+/// A write refused by the per-IP limit: `429 rate_limited` with `Retry-After`.
+#[derive(Debug)]
+pub struct RateLimited {
+    ip: IpAddr,
+    secs: u64,
+}
+
+impl IntoResponse for RateLimited {
+    fn into_response(self) -> Response {
+        let err = ApiError {
+            status: StatusCode::TOO_MANY_REQUESTS,
+            code: "rate_limited",
+            message: format!(
+                "too many writes from {}; retry in {} s (the node's http.writes_per_ip_per_s)",
+                self.ip, self.secs
+            ),
+        };
+        let mut response = err.into_response();
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from(self.secs.max(1)));
+        response
+    }
+}
+
+/// A write's handle on its address's bucket (a request extension, present only where the limit
+/// is on): a handler that does the work of many writes in one request charges the rest here.
+#[derive(Clone)]
+pub struct WriteCharge {
+    limit: Arc<WriteLimit>,
+    ip: IpAddr,
+}
+
+impl WriteCharge {
+    /// Charges `n` more writes at once, or refuses them all.
+    pub fn charge(&self, n: u32) -> Result<(), RateLimited> {
+        let Some(n) = NonZeroU32::new(n) else {
+            return Ok(());
+        };
+        let limiter = &self.limit.limiter;
+        match limiter.check_key_n(&key(self.ip), n) {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(not_until)) => {
+                let wait = not_until.wait_time_from(limiter.clock().now());
+                Err(self.limit.refusal(self.ip, wait))
+            }
+            // More than the burst at once can never pass: say how long the rate takes to earn it.
+            Err(_) => Err(self
+                .limit
+                .refusal(self.ip, std::time::Duration::from_secs(u64::from(n.get())))),
+        }
+    }
 }
 
 #[cfg(test)]
@@ -128,5 +184,20 @@ mod tests {
         assert!(limit.limiter.check_key(&other).is_ok(), "per address");
         assert_eq!(limit.len(), 2);
         assert!(WriteLimit::new(0, 5, HttpMetrics::detached()).is_none());
+    }
+
+    #[test]
+    fn a_charge_of_many_writes_takes_them_all_or_none() {
+        let limit = WriteLimit::new(1, 10, HttpMetrics::detached()).expect("test");
+        let ip: IpAddr = "10.0.0.1".parse().expect("test");
+        let charge = WriteCharge {
+            limit: limit.clone(),
+            ip,
+        };
+        assert!(charge.charge(0).is_ok());
+        assert!(charge.charge(8).is_ok());
+        assert!(charge.charge(3).is_err(), "only 2 left");
+        assert!(charge.charge(2).is_ok(), "a refused charge took nothing");
+        assert!(charge.charge(11).is_err(), "over the burst");
     }
 }

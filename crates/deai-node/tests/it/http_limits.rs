@@ -140,6 +140,8 @@ async fn metric(addr: SocketAddr, name: &str) -> f64 {
 fn a_flood_of_idle_connections_is_capped_and_timed_out() {
     let http = HttpConfig {
         connections_max: 64,
+        // Every client here is 127.0.0.1: let it take every slot, so the global cap refuses.
+        connections_per_ip_max: 64,
         header_read_timeout_ms: 1_000,
         idle_timeout_ms: 1_000,
         ..HttpConfig::default()
@@ -189,6 +191,52 @@ fn a_flood_of_idle_connections_is_capped_and_timed_out() {
         Client::new(format!("http://{addr}"))
             .send(&dev, body, None, Some(Duration::from_secs(30)))
             .await?;
+        Ok(())
+    });
+}
+
+/// One host holding idle connections up to the server's cap leaves honest clients on other
+/// addresses unserved until the head timeout; with a per-address share, it gets only its share
+/// and everyone else is answered at once.
+#[test]
+fn one_address_cannot_take_every_connection() {
+    let http = HttpConfig {
+        connections_max: 64,
+        connections_per_ip_max: 8,
+        header_read_timeout_ms: 30_000,
+        idle_timeout_ms: 30_000,
+        ..HttpConfig::default()
+    };
+    with_node(http, |node, _dir| async move {
+        let addr = node.http_addr;
+        let mut held = Vec::new();
+        for _ in 0..100 {
+            let socket = tokio::net::TcpSocket::new_v4()?;
+            socket.bind("127.0.0.2:0".parse()?)?;
+            let mut s = socket.connect(addr).await?;
+            s.write_all(b"GET /v1/status HTTP/1.1\r\nhost: x\r\nx-slow: ")
+                .await?;
+            held.push(s);
+        }
+        let mut refused = 0;
+        for s in &mut held {
+            if let Some(a) = read_answer(s, Duration::from_millis(200)).await {
+                assert_eq!((a.status, a.code()), (503, "too_many_connections"));
+                refused += 1;
+            }
+        }
+        assert_eq!(refused, 92, "all but the address's 8 refused");
+        let start = Instant::now();
+        assert!(
+            honest_status(addr, Duration::from_secs(2)).await,
+            "an honest client on another address was not served"
+        );
+        assert!(start.elapsed() < Duration::from_secs(2));
+        assert_eq!(
+            metric(addr, "deai_http_connections_refused_per_ip_total").await,
+            92.0
+        );
+        drop(held);
         Ok(())
     });
 }

@@ -8,4 +8,5 @@ mod blobs;
 mod http_limits;
 mod metrics;
 mod roles_edges;
+mod tx_batch;
 mod writes_and_fetches;

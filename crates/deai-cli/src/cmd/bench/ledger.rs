@@ -14,7 +14,12 @@ use std::{
 };
 
 use deai_ledger::{Address, SignedTx, Tx, TxBody, TxId, tx::Transfer};
-use deai_node::{config::NodeConfig, run::RunningNode};
+use deai_node::{
+    api::BatchItem,
+    client::{Client, ClientError},
+    config::NodeConfig,
+    run::RunningNode,
+};
 use ed25519_dalek::SigningKey;
 use serde::Serialize;
 
@@ -24,7 +29,7 @@ use serde::Serialize;
 pub enum Via {
     /// Straight into the node's chain handle (no HTTP).
     Inproc,
-    /// Through `POST /v1/txs` on loopback.
+    /// Through `POST /v1/txs` (or `/v1/txs/batch`) on loopback.
     Http,
 }
 
@@ -40,9 +45,17 @@ pub struct Args {
     /// How transactions are submitted.
     #[arg(long, value_enum, default_value = "inproc")]
     pub via: Via,
-    /// Submissions in flight at once.
+    /// In-process submissions in flight at once.
     #[arg(long, default_value_t = 64)]
     pub concurrency: usize,
+    /// With `--via http`: HTTP clients, each with its own connection, posting one request at a
+    /// time (a client's accounts are its own, so each sender's nonces arrive in order).
+    #[arg(long, default_value_t = 64)]
+    pub clients: usize,
+    /// With `--via http`: transactions per request (1 posts to `/v1/txs`, more to
+    /// `/v1/txs/batch`, at most the node's `http.batch_txs_max`).
+    #[arg(long, default_value_t = 64)]
+    pub batch: usize,
     /// Afterwards, stop the node and time its restart on the same data (snapshot + replay).
     #[arg(long)]
     pub restart: bool,
@@ -60,6 +73,12 @@ pub struct Report {
     pub accounts: usize,
     /// Submission path.
     pub via: Via,
+    /// With `--via http`: HTTP clients and transactions per request.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub clients: Option<usize>,
+    /// With `--via http`: transactions per request.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub batch: Option<usize>,
     /// Blocks they landed in.
     pub blocks: u64,
     /// Finalized transactions per second, first submission to last finalization.
@@ -74,6 +93,12 @@ pub struct Report {
     pub ratio: f64,
     /// Transactions that were rejected (must be 0).
     pub rejected: usize,
+    /// With `--via http`: finalized tx/s of the same transactions submitted in-process, in this run.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub inproc_tps: Option<f64>,
+    /// With `--via http`: finalized_tps / inproc_tps (the goal is at least 0.7).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub http_vs_inproc: Option<f64>,
     /// Whole run, seconds.
     pub wall_s: f64,
     /// With `--restart`: how the node came back.
@@ -101,61 +126,73 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         args.txs > 0 && args.accounts > 0,
         "--txs and --accounts must be positive"
     );
+    anyhow::ensure!(
+        args.clients > 0 && args.batch > 0,
+        "--clients and --batch must be positive"
+    );
     let started = Instant::now();
     let keys: Vec<SigningKey> = (0..args.accounts)
         .map(|i| SigningKey::from_bytes(blake3::hash(&(i as u64).to_le_bytes()).as_bytes()))
         .collect();
-    let dir = tempfile::tempdir()?;
-    let data = dir.path().join("node");
-    let report = deai_node::init::init_with(&data, NodeConfig::default(), |g| {
-        for k in &keys {
-            g.balances
-                .push((deai_node::keyfile::address(k), 1_000_000_000));
-        }
-        g.params.block_txs_max = g.params.block_txs_max.max(20_000);
-    })?;
-    let txs = sign_all(&keys, args.txs, &report.chain_id);
-    let verify_per_s = single_core_verify_rate(&txs);
-    let bar = crate::progress::bar(args.json, args.txs as u64, "finalized");
-    let outcome =
-        deai_node::run::with_embedded(&data, |node| drive(node, txs, &args, bar.clone()))?;
-    bar.finish_and_clear();
+    let baseline = match args.via {
+        Via::Http => Some(measure(&args, Via::Inproc, &keys)?),
+        Via::Inproc => None,
+    };
+    let measured = measure(&args, args.via, &keys)?;
+    let outcome = &measured.outcome;
     let restart = if args.restart {
         let opened = Instant::now();
-        Some(deai_node::run::with_embedded(&data, |node| async move {
-            let ms = opened.elapsed().as_secs_f64() * 1e3;
-            let m = node.chain.metrics();
-            Ok(Restart {
-                ms,
-                height: m.height,
-                snapshot_height: m.snapshot_height,
-                replayed_blocks: m.replayed_blocks_at_start,
-            })
-        })?)
+        Some(deai_node::run::with_embedded(
+            &measured.data,
+            |node| async move {
+                let ms = opened.elapsed().as_secs_f64() * 1e3;
+                let m = node.chain.metrics();
+                Ok(Restart {
+                    ms,
+                    height: m.height,
+                    snapshot_height: m.snapshot_height,
+                    replayed_blocks: m.replayed_blocks_at_start,
+                })
+            },
+        )?)
     } else {
         None
     };
-    let finalized_tps = args.txs as f64 / outcome.span.as_secs_f64();
+    let finalized_tps = outcome.tps();
+    let inproc_tps = baseline.as_ref().map(|b| b.outcome.tps());
+    let http = args.via == Via::Http;
     let report = Report {
         txs: args.txs,
         accounts: args.accounts,
         via: args.via,
+        clients: http.then_some(args.clients),
+        batch: http.then_some(args.batch),
         blocks: outcome.blocks,
         finalized_tps,
         p50_finality_ms: percentile(&outcome.latencies_ms, 0.50),
         p99_finality_ms: percentile(&outcome.latencies_ms, 0.99),
-        ed25519_verify_per_s: verify_per_s,
-        ratio: finalized_tps / verify_per_s,
+        ed25519_verify_per_s: measured.verify_per_s,
+        ratio: finalized_tps / measured.verify_per_s,
         rejected: outcome.rejected,
+        inproc_tps,
+        http_vs_inproc: inproc_tps.map(|b| finalized_tps / b),
         wall_s: started.elapsed().as_secs_f64(),
         restart,
     };
     crate::output::emit(args.json, &report, |r| {
+        let how = match (r.clients, r.batch) {
+            (Some(c), Some(b)) => format!("HTTP ({c} clients, {b} per request)"),
+            _ => "the chain handle (in-process)".to_string(),
+        };
         println!(
-            "ledger bench: {} transfers from {} accounts via {:?} in {} blocks",
-            r.txs, r.accounts, r.via, r.blocks
+            "ledger bench: {} transfers from {} accounts via {how} in {} blocks",
+            r.txs, r.accounts, r.blocks
         );
         println!("  finalized      {:>10.0} tx/s", r.finalized_tps);
+        if let (Some(base), Some(ratio)) = (r.inproc_tps, r.http_vs_inproc) {
+            println!("  in-process     {base:>10.0} tx/s (same transactions, same run)");
+            println!("  http/inproc    {ratio:>10.3}  (goal >= 0.7)");
+        }
         println!(
             "  ed25519 verify {:>10.0} /s (one core)",
             r.ed25519_verify_per_s
@@ -172,12 +209,59 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             );
         }
     })?;
-    anyhow::ensure!(
-        outcome.rejected == 0,
-        "{} transactions were rejected",
-        outcome.rejected
-    );
+    for (what, o) in baseline
+        .iter()
+        .map(|b| ("in-process", &b.outcome))
+        .chain([(if http { "HTTP" } else { "in-process" }, outcome)])
+    {
+        anyhow::ensure!(
+            o.rejected == 0,
+            "{} {what} transactions were rejected",
+            o.rejected
+        );
+    }
+    drop(measured);
     Ok(())
+}
+
+/// One measured run on a fresh node.
+struct Measured {
+    outcome: Outcome,
+    verify_per_s: f64,
+    data: std::path::PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+/// Initializes a fresh node funding `keys`, and finalizes `args.txs` transfers through `via`.
+fn measure(args: &Args, via: Via, keys: &[SigningKey]) -> anyhow::Result<Measured> {
+    let dir = tempfile::tempdir()?;
+    let data = dir.path().join("node");
+    let mut cfg = NodeConfig::default();
+    cfg.http.writes_per_ip_per_s = 0;
+    cfg.http.batch_txs_max = cfg.http.batch_txs_max.max(args.batch);
+    let report = deai_node::init::init_with(&data, cfg, |g| {
+        for k in keys {
+            g.balances
+                .push((deai_node::keyfile::address(k), 1_000_000_000));
+        }
+        g.params.block_txs_max = g.params.block_txs_max.max(20_000);
+    })?;
+    let txs = sign_all(keys, args.txs, &report.chain_id);
+    let verify_per_s = single_core_verify_rate(&txs);
+    let label = match via {
+        Via::Inproc => "finalized (in-process)",
+        Via::Http => "finalized (HTTP)",
+    };
+    let bar = crate::progress::bar(args.json, args.txs as u64, label);
+    let outcome =
+        deai_node::run::with_embedded(&data, |node| drive(node, txs, args, via, bar.clone()))?;
+    bar.finish_and_clear();
+    Ok(Measured {
+        outcome,
+        verify_per_s,
+        data,
+        _dir: dir,
+    })
 }
 
 /// Transfers round-robin over the accounts: account `i`'s `k`-th transaction has nonce `k`.
@@ -219,23 +303,38 @@ struct Outcome {
     rejected: usize,
 }
 
+impl Outcome {
+    fn tps(&self) -> f64 {
+        self.latencies_ms.len().max(1) as f64 / self.span.as_secs_f64().max(1e-9)
+    }
+}
+
 async fn drive(
     node: RunningNode,
     txs: Vec<SignedTx>,
     args: &Args,
+    via: Via,
     bar: indicatif::ProgressBar,
 ) -> anyhow::Result<Outcome> {
     let start_height = node.chain.height();
     let ids: Vec<TxId> = txs.iter().map(SignedTx::id).collect();
     let submitted: Arc<std::sync::Mutex<BTreeMap<TxId, Instant>>> = Arc::default();
     let first = Instant::now();
-    let mut sender = Some(tokio::spawn(submit_all(
-        node.clone(),
-        txs,
-        args.via,
-        args.concurrency,
-        submitted.clone(),
-    )));
+    let mut sender = Some(match via {
+        Via::Inproc => tokio::spawn(submit_inproc(
+            node.clone(),
+            txs,
+            args.concurrency,
+            submitted.clone(),
+        )),
+        Via::Http => tokio::spawn(submit_http(
+            node.clone(),
+            txs,
+            args.accounts,
+            (args.clients, args.batch),
+            submitted.clone(),
+        )),
+    });
     let mut pending: std::collections::BTreeSet<TxId> = ids.into_iter().collect();
     let mut latencies_ms = Vec::with_capacity(pending.len());
     let mut rejected = 0usize;
@@ -289,43 +388,53 @@ async fn drive(
     })
 }
 
-async fn submit_all(
+/// Whether a refusal is backpressure (retry after the next block), not a failure.
+fn is_backpressure(code: &str) -> bool {
+    // A later nonce whose predecessor was pushed back is too far ahead until it lands.
+    matches!(
+        code,
+        "mempool_full" | "sender_mempool_full" | "nonce_too_high"
+    )
+}
+
+/// Waits for the next finalized block, or fails after a minute without one.
+async fn next_block(finalized: &mut tokio::sync::watch::Receiver<u64>) -> anyhow::Result<()> {
+    tokio::time::timeout(Duration::from_secs(60), finalized.changed())
+        .await
+        .map_err(|_| anyhow::anyhow!("the mempool stayed full for 60 s without a block"))??;
+    Ok(())
+}
+
+type Submitted = Arc<std::sync::Mutex<BTreeMap<TxId, Instant>>>;
+
+fn stamp(submitted: &Submitted, txs: &[SignedTx]) {
+    let now = Instant::now();
+    let mut times = submitted.lock().unwrap_or_else(|p| p.into_inner());
+    for tx in txs {
+        times.insert(tx.id(), now);
+    }
+}
+
+async fn submit_inproc(
     node: RunningNode,
     txs: Vec<SignedTx>,
-    via: Via,
     concurrency: usize,
-    submitted: Arc<std::sync::Mutex<BTreeMap<TxId, Instant>>>,
+    submitted: Submitted,
 ) -> anyhow::Result<()> {
-    let client = deai_node::client::Client::new(format!("http://{}", node.http_addr));
     let limit = Arc::new(tokio::sync::Semaphore::new(concurrency.max(1)));
     let mut tasks = tokio::task::JoinSet::new();
     for tx in txs {
         let permit = limit.clone().acquire_owned().await?;
-        submitted
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(tx.id(), Instant::now());
-        let (node, client) = (node.clone(), client.clone());
+        stamp(&submitted, std::slice::from_ref(&tx));
+        let node = node.clone();
         tasks.spawn(async move {
             let _permit = permit;
             let mut finalized = node.chain.subscribe_finalized();
-            // A full mempool is backpressure, not failure: wait for a block to make room.
             loop {
-                let result = match via {
-                    Via::Inproc => node.chain.submit(tx.clone()).await.map(|_| ()).map_err(|e| {
-                        (e.code() == "mempool_full", anyhow::Error::from(e))
-                    }),
-                    Via::Http => client.submit(&tx).await.map(|_| ()).map_err(|e| {
-                        let full = matches!(&e, deai_node::client::ClientError::Api { code, .. } if code == "mempool_full");
-                        (full, anyhow::Error::from(e))
-                    }),
-                };
-                match result {
-                    Ok(()) => return Ok(()),
-                    Err((true, _)) => {
-                        finalized.changed().await?;
-                    }
-                    Err((false, e)) => return Err(e),
+                match node.chain.submit(tx.clone()).await {
+                    Ok(_) => return anyhow::Ok(()),
+                    Err(e) if is_backpressure(e.code()) => next_block(&mut finalized).await?,
+                    Err(e) => return Err(e.into()),
                 }
             }
         });
@@ -337,6 +446,83 @@ async fn submit_all(
         done??;
     }
     Ok(())
+}
+
+/// `clients` HTTP clients, each owning the accounts `a` with `a % clients == c` and posting their
+/// transactions in nonce order, `batch` per request.
+async fn submit_http(
+    node: RunningNode,
+    txs: Vec<SignedTx>,
+    accounts: usize,
+    (clients, batch): (usize, usize),
+    submitted: Submitted,
+) -> anyhow::Result<()> {
+    let mut shares = vec![Vec::new(); clients];
+    for (i, tx) in txs.into_iter().enumerate() {
+        shares[(i % accounts) % clients].push(tx);
+    }
+    let base = format!("http://{}", node.http_addr);
+    let mut tasks = tokio::task::JoinSet::new();
+    for share in shares.into_iter().filter(|s| !s.is_empty()) {
+        let (client, submitted) = (Client::new(base.clone()), submitted.clone());
+        let mut finalized = node.chain.subscribe_finalized();
+        tasks.spawn(async move {
+            for chunk in share.chunks(batch) {
+                stamp(&submitted, chunk);
+                let mut todo = chunk.to_vec();
+                while !todo.is_empty() {
+                    let verdicts = post(&client, &todo).await?;
+                    let mut again = Vec::new();
+                    for (tx, verdict) in todo.into_iter().zip(verdicts) {
+                        match verdict {
+                            Ok(()) => {}
+                            Err((code, _)) if is_backpressure(&code) => again.push(tx),
+                            Err((code, message)) => {
+                                anyhow::bail!("transaction refused over HTTP: {code}: {message}")
+                            }
+                        }
+                    }
+                    if !again.is_empty() {
+                        next_block(&mut finalized).await?;
+                    }
+                    todo = again;
+                }
+            }
+            anyhow::Ok(())
+        });
+    }
+    while let Some(done) = tasks.join_next().await {
+        done??;
+    }
+    Ok(())
+}
+
+/// Posts `txs` (one to `/v1/txs`, more to `/v1/txs/batch`); each one's verdict.
+async fn post(
+    client: &Client,
+    txs: &[SignedTx],
+) -> anyhow::Result<Vec<Result<(), (String, String)>>> {
+    if let [tx] = txs {
+        return Ok(vec![match client.submit(tx).await {
+            Ok(_) => Ok(()),
+            Err(ClientError::Api { code, message, .. }) => Err((code, message)),
+            Err(e) => return Err(e.into()),
+        }]);
+    }
+    let items = client.submit_batch(txs).await?;
+    anyhow::ensure!(
+        items.len() == txs.len(),
+        "the node answered {} verdicts for {} transactions",
+        items.len(),
+        txs.len()
+    );
+    Ok(items
+        .into_iter()
+        .map(|item| match item {
+            BatchItem::Accepted { .. } => Ok(()),
+            BatchItem::Rejected { code, message } => Err((code, message)),
+        })
+        .collect())
 }
 
 fn percentile(xs: &[f64], q: f64) -> f64 {

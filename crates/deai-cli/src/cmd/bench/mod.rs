@@ -4,6 +4,7 @@ pub mod fl;
 pub mod ledger;
 pub mod robust;
 pub mod secagg;
+pub mod soak;
 
 use clap::Subcommand;
 
@@ -21,6 +22,8 @@ pub enum Which {
     Robust(robust::Args),
     /// One full SecAgg+ round: all clients and the server in one process.
     Secagg(secagg::Args),
+    /// A real node process under honest load and every known attack at once: does it hold?
+    Soak(soak::Args),
 }
 
 /// Runs `deai bench`.
@@ -30,5 +33,6 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         Which::Fl(a) => fl::run(a),
         Which::Robust(a) => robust::run(a),
         Which::Secagg(a) => secagg::run(a),
+        Which::Soak(a) => soak::run(a),
     }
 }
