@@ -161,7 +161,7 @@ where
             sender_txs_max: cfg.mempool_sender_txs_max,
             expiry_blocks: cfg.mempool_expiry_blocks,
         })),
-        pool_meta: Mutex::new(PoolMeta::new()),
+        pool_meta: Mutex::new(PoolMeta::new(cfg.genesis.params.block_txs_max as usize)),
         height_tx: tokio::sync::watch::Sender::new(height),
         tx_arrived: tokio::sync::Notify::new(),
         peers: std::sync::atomic::AtomicUsize::new(cfg.participants.len().saturating_sub(1)),

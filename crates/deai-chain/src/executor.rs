@@ -133,6 +133,7 @@ where
             .write()
             .apply(block.inner(), block.digest(), &sig_ok, finalized_at_ms);
     shared.after_apply(&applied);
+    shared.forget_signatures(block.inner());
     ack.acknowledge();
     match history.record(&applied, &shared.finalized).await {
         Ok(h) => Some(h),

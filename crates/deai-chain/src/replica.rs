@@ -110,6 +110,11 @@ impl<V> BoundedMap<V> {
     pub(crate) fn get(&self, id: &TxId) -> Option<&V> {
         self.map.get(id)
     }
+
+    /// Forgets `id` (its place in the insertion order goes when it reaches the front).
+    pub(crate) fn remove(&mut self, id: &TxId) {
+        self.map.remove(id);
+    }
 }
 
 /// Finality latency samples: totals plus a window of recent samples for quantiles.
@@ -334,10 +339,13 @@ pub(crate) struct PoolMeta {
 }
 
 impl PoolMeta {
-    pub(crate) fn new() -> Self {
+    /// `block_txs_max`: the chain's largest block. Verified signatures wait only between a
+    /// proposal's verification and its execution, a few blocks at most; two blocks' worth (at
+    /// least 16,384) bounds them whatever happens to proposals that never finalize.
+    pub(crate) fn new(block_txs_max: usize) -> Self {
         Self {
             submitted_at: HashMap::new(),
-            sig_verified: BoundedMap::new(1 << 17),
+            sig_verified: BoundedMap::new(block_txs_max.saturating_mul(2).max(1 << 14)),
             dropped: BoundedMap::new(1 << 16),
             rejected_by_code: BTreeMap::new(),
             latency: Latency::default(),
@@ -526,6 +534,15 @@ impl Shared {
         out
     }
 
+    /// Forgets the signature results of an executed block's transactions: they cannot be
+    /// included again (their nonces are spent), so keeping them would only grow memory.
+    pub(crate) fn forget_signatures(&self, block: &Block) {
+        let mut meta = self.pool_meta.lock();
+        for tx in block.txs() {
+            meta.sig_verified.remove(&tx.id());
+        }
+    }
+
     /// Remembers signature results computed while verifying a proposal, so execution does
     /// not verify the same signatures again.
     pub(crate) fn remember_signatures(&self, block: &Block, results: &[bool]) {
@@ -629,6 +646,26 @@ mod tests {
     use crate::block::digest_bytes;
     use deai_ledger::{Genesis, Transfer, Tx, TxBody};
     use ed25519_dalek::SigningKey;
+
+    /// Removed entries are gone at once, and the insertion order they leave behind never lets
+    /// the map hold more than its cap.
+    #[test]
+    fn a_bounded_map_forgets_removed_entries_and_stays_bounded() {
+        let id = |i: u8| deai_ledger::Digest([i; 32]);
+        let mut m = BoundedMap::new(3);
+        for i in 0..3 {
+            m.insert(id(i), i);
+        }
+        m.remove(&id(1));
+        assert_eq!(m.get(&id(1)), None);
+        assert_eq!(m.get(&id(0)), Some(&0));
+        for i in 3..10 {
+            m.insert(id(i), i);
+            assert!(m.map.len() <= 3 && m.order.len() <= 3);
+        }
+        assert_eq!(m.get(&id(9)), Some(&9));
+        assert_eq!(m.get(&id(0)), None, "oldest evicted");
+    }
 
     fn block(height: u64, txs: Vec<SignedTx>) -> (BlockDigest, Arc<FinalizedBlock>) {
         let digest = commonware_cryptography::blake3::Digest([height as u8; 32]);

@@ -61,7 +61,8 @@ pub fn router(state: AppState, http: &crate::config::HttpConfig) -> Router {
     let body_max = state
         .chain
         .read_state(|s| request_bytes_max(s.params().tx_bytes_max as usize));
-    let (routes, doc) = documented_routes();
+    let batch_body_max = body_max.saturating_mul(state.batch_txs_max.max(1));
+    let (routes, doc) = documented_routes(batch_body_max);
     let doc = Arc::new(doc);
     let timeout = std::time::Duration::from_millis(http.request_timeout_ms);
     let routes = crate::http::request_timeout(routes, timeout);
@@ -87,12 +88,18 @@ pub fn router(state: AppState, http: &crate::config::HttpConfig) -> Router {
 
 /// The `/v1` routes and the OpenAPI document generated from the same handler annotations, so a
 /// route cannot exist undocumented (blob routes are documented by [`blobs::BlobApi`]).
-fn documented_routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
+///
+/// A batch may carry `http.batch_txs_max` transactions: its body limit is that many
+/// transactions' (`batch_body_max`), the others' one transaction's.
+fn documented_routes(batch_body_max: usize) -> (Router<AppState>, utoipa::openapi::OpenApi) {
     use utoipa::OpenApi as _;
     use utoipa_axum::{router::OpenApiRouter, routes};
+    let batch = OpenApiRouter::new()
+        .routes(routes!(txs::submit_batch))
+        .layer(DefaultBodyLimit::max(batch_body_max));
     let (router, mut doc) = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .routes(routes!(txs::submit))
-        .routes(routes!(txs::submit_batch))
+        .merge(batch)
         .routes(routes!(txs::status))
         .routes(routes!(blocks::status))
         .routes(routes!(blocks::genesis))

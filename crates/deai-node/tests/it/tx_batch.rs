@@ -168,3 +168,29 @@ fn an_oversized_batch_or_one_over_the_write_limit_admits_nothing() {
         Ok(())
     });
 }
+
+/// A batch of the most transactions allowed fits the body limit (a single transaction's limit
+/// would refuse it with 413).
+#[test]
+fn a_full_batch_fits_the_body_limit() {
+    with_node(HttpConfig::default(), |node, _dev| async move {
+        let client = Client::new(format!("http://{}", node.http_addr));
+        let chain = client.status().await?.chain_id;
+        let txs: Vec<_> = (0..256u32)
+            .map(|i| {
+                let mut seed = [0u8; 32];
+                seed[..4].copy_from_slice(&i.to_le_bytes());
+                transfer(&SigningKey::from_bytes(&seed), &chain, 0, 1)
+            })
+            .collect();
+        let items = client.submit_batch(&txs).await?;
+        assert_eq!(items.len(), 256);
+        // Unfunded senders: each is refused on its own merits, none for the body's size.
+        assert!(
+            items.iter().all(|i| code(i) == "insufficient_funds"),
+            "{:?}",
+            items[0]
+        );
+        Ok(())
+    });
+}

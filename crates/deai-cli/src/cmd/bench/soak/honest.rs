@@ -50,41 +50,41 @@ pub(super) fn lock(book: &Shared) -> std::sync::MutexGuard<'_, Book> {
     book.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-/// One honest client: round-robin over its own accounts, `per_s` transfers a second, each from
-/// the account's next nonce (kept here, so nothing waits for a round trip to the chain).
-pub(super) async fn client(
+/// One honest account: `per_s` transfers a second from its next nonce (kept here, so nothing
+/// waits for a round trip to the chain). Each account submits on its own, so one slow answer
+/// delays only that account's next transfer.
+pub(super) async fn account(
     base: String,
-    keys: Vec<SigningKey>,
+    key: SigningKey,
     chain_id: String,
     fee: u128,
     per_s: f64,
     book: Shared,
 ) -> anyhow::Result<()> {
     let client = Client::new(base);
-    let mut nonces = vec![0u64; keys.len()];
+    let mut nonce = 0u64;
     let mut tick = tokio::time::interval(Duration::from_secs_f64(1.0 / per_s.max(0.01)));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let to = Address([0xee; 32]);
-    for i in (0..keys.len()).cycle() {
+    loop {
         tick.tick().await;
-        let key = &keys[i];
         let tx = SignedTx::sign(
             Tx {
                 chain_id: chain_id.clone(),
-                sender: deai_node::keyfile::address(key),
-                nonce: nonces[i],
+                sender: deai_node::keyfile::address(&key),
+                nonce,
                 fee,
                 body: TxBody::Transfer(Transfer { to, amount: 1 }),
             },
-            key,
+            &key,
         );
         let submitted = Instant::now();
         match client.submit(&tx).await {
             Ok(id) => {
-                nonces[i] += 1;
+                nonce += 1;
                 lock(&book).pending.insert(id, submitted);
             }
-            // Refused (the same nonce is tried again on this account's next turn) or unreachable.
+            // Refused (the same nonce is tried again next tick) or unreachable.
             Err(ClientError::Api { code, .. }) => {
                 *lock(&book).refused.entry(code).or_default() += 1
             }
@@ -97,7 +97,6 @@ pub(super) async fn client(
             }
         }
     }
-    Ok(())
 }
 
 /// Follows the chain: every new block is read, and the honest transactions in it are booked
@@ -115,20 +114,34 @@ pub(super) async fn watcher(base: String, book: Shared) -> anyhow::Result<()> {
             b.mempool_last = status.mempool_size;
             b.mempool_max = b.mempool_max.max(status.mempool_size);
         }
+        // Up to 16 blocks are fetched at once, so that the watcher keeps up with a fast chain
+        // on a loaded machine (its lag would count as latency).
         while seen < status.height {
-            let Ok(block) = client.block(seen + 1).await else {
-                break;
-            };
-            let now = Instant::now();
-            let mut b = lock(&book);
-            for (id, receipt) in block.tx_ids.iter().zip(&block.receipts) {
-                if let Some(at) = b.pending.remove(id) {
-                    b.finalized
-                        .push((now, now.duration_since(at).as_secs_f64() * 1e3));
-                    b.failed_in_block += u64::from(receipt.result.is_err());
+            let last = status.height.min(seen + 16);
+            let fetches: Vec<_> = (seen + 1..=last)
+                .map(|h| {
+                    let client = client.clone();
+                    tokio::spawn(async move { client.block(h).await })
+                })
+                .collect();
+            for fetch in fetches {
+                let Ok(Ok(block)) = fetch.await else {
+                    break;
+                };
+                let now = Instant::now();
+                let mut b = lock(&book);
+                for (id, receipt) in block.tx_ids.iter().zip(&block.receipts) {
+                    if let Some(at) = b.pending.remove(id) {
+                        b.finalized
+                            .push((now, now.duration_since(at).as_secs_f64() * 1e3));
+                        b.failed_in_block += u64::from(receipt.result.is_err());
+                    }
                 }
+                seen += 1;
             }
-            seen += 1;
+            if seen < last {
+                break;
+            }
         }
     }
 }

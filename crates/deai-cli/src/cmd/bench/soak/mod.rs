@@ -33,7 +33,7 @@ pub struct Args {
     /// Honest transfers offered per second, over all honest clients.
     #[arg(long, default_value_t = 200.0)]
     pub honest_tps: f64,
-    /// Honest clients (each with its own accounts and connection).
+    /// Honest accounts are 8 per client; each account submits on its own connection.
     #[arg(long, default_value_t = 4)]
     pub honest_clients: usize,
     /// Print one JSON object instead of a human summary.
@@ -158,14 +158,14 @@ async fn soak(args: &Args, seconds: f64) -> anyhow::Result<Report> {
     let book = honest::Shared::default();
     let mut honest_tasks = tokio::task::JoinSet::new();
     honest_tasks.spawn(honest::watcher(base.clone(), book.clone()));
-    let per_client = args.honest_tps / args.honest_clients as f64;
-    for keys in honest.chunks(8) {
-        honest_tasks.spawn(honest::client(
+    let per_account = args.honest_tps / honest.len() as f64;
+    for key in &honest {
+        honest_tasks.spawn(honest::account(
             base.clone(),
-            keys.to_vec(),
+            key.clone(),
             init.chain_id.clone(),
             fee,
-            per_client,
+            per_account,
             book.clone(),
         ));
     }
