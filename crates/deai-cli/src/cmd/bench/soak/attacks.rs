@@ -12,7 +12,6 @@ use std::{
     time::Duration,
 };
 
-use deai_ledger::{Address, SignedTx, Transfer, Tx, TxBody};
 use deai_node::client::{Client, ClientError};
 use ed25519_dalek::SigningKey;
 use rand::{Rng as _, RngCore as _};
@@ -283,19 +282,7 @@ async fn unfunded_gapped(c: &Counter, t: &Target) -> anyhow::Result<()> {
         let key = SigningKey::generate(&mut rand::thread_rng());
         for nonce in 1..=64 {
             c.attempt();
-            let tx = SignedTx::sign(
-                Tx {
-                    chain_id: t.chain_id.clone(),
-                    sender: deai_node::keyfile::address(&key),
-                    nonce,
-                    fee: 1 << 100,
-                    body: TxBody::Transfer(Transfer {
-                        to: Address([1; 32]),
-                        amount: 1,
-                    }),
-                },
-                &key,
-            );
+            let tx = super::transfer(&key, &t.chain_id, nonce, 1 << 100, 1);
             c.note_client(client.submit(&tx).await.map(|_| ()));
         }
     }
@@ -377,19 +364,7 @@ async fn forged_tx(c: &Counter, t: &Target) -> anyhow::Result<()> {
     loop {
         c.attempt();
         let key = SigningKey::generate(&mut rand::thread_rng());
-        let mut tx = SignedTx::sign(
-            Tx {
-                chain_id: t.chain_id.clone(),
-                sender: deai_node::keyfile::address(&key),
-                nonce: 0,
-                fee: 1,
-                body: TxBody::Transfer(Transfer {
-                    to: Address([2; 32]),
-                    amount: 1,
-                }),
-            },
-            &key,
-        );
+        let mut tx = super::transfer(&key, &t.chain_id, 0, 1, 2);
         tx.signature[rand::thread_rng().gen_range(0..64)] ^= 0x40;
         c.note_client(client.submit(&tx).await.map(|_| ()));
     }
@@ -405,19 +380,7 @@ async fn funded_flood(c: &Counter, t: &Target, worker: usize) -> anyhow::Result<
     let mut nonce = 0u64;
     loop {
         c.attempt();
-        let tx = SignedTx::sign(
-            Tx {
-                chain_id: t.chain_id.clone(),
-                sender: deai_node::keyfile::address(key),
-                nonce,
-                fee: 1,
-                body: TxBody::Transfer(Transfer {
-                    to: Address([3; 32]),
-                    amount: 1,
-                }),
-            },
-            key,
-        );
+        let tx = super::transfer(key, &t.chain_id, nonce, 1, 3);
         let result = client.submit(&tx).await.map(|_| ());
         let accepted = result.is_ok();
         c.note_client(result);

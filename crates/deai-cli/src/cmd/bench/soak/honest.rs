@@ -7,7 +7,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use deai_ledger::{Address, SignedTx, Transfer, Tx, TxBody, TxId};
+use deai_ledger::TxId;
 use deai_node::client::{Client, ClientError};
 use ed25519_dalek::SigningKey;
 
@@ -65,19 +65,9 @@ pub(super) async fn account(
     let mut nonce = 0u64;
     let mut tick = tokio::time::interval(Duration::from_secs_f64(1.0 / per_s.max(0.01)));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let to = Address([0xee; 32]);
     loop {
         tick.tick().await;
-        let tx = SignedTx::sign(
-            Tx {
-                chain_id: chain_id.clone(),
-                sender: deai_node::keyfile::address(&key),
-                nonce,
-                fee,
-                body: TxBody::Transfer(Transfer { to, amount: 1 }),
-            },
-            &key,
-        );
+        let tx = super::transfer(&key, &chain_id, nonce, fee, 0xee);
         let submitted = Instant::now();
         match client.submit(&tx).await {
             Ok(id) => {

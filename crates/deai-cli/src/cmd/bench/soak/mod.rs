@@ -15,6 +15,7 @@ mod process;
 
 use std::time::{Duration, Instant};
 
+use deai_ledger::{Address, SignedTx, Transfer, Tx, TxBody};
 use deai_node::{client::Client, config::NodeConfig};
 use ed25519_dalek::SigningKey;
 use serde::Serialize;
@@ -130,6 +131,23 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         report.node_alive
     );
     Ok(())
+}
+
+/// A transfer of 1 from `key` to `to`, signed: what every soak participant sends.
+fn transfer(key: &SigningKey, chain_id: &str, nonce: u64, fee: u128, to: u8) -> SignedTx {
+    SignedTx::sign(
+        Tx {
+            chain_id: chain_id.to_string(),
+            sender: deai_node::keyfile::address(key),
+            nonce,
+            fee,
+            body: TxBody::Transfer(Transfer {
+                to: Address([to; 32]),
+                amount: 1,
+            }),
+        },
+        key,
+    )
 }
 
 fn key(label: &str, i: usize) -> SigningKey {
