@@ -324,33 +324,34 @@ impl Client {
 
     /// Submits a signed transaction; returns its id.
     pub async fn submit(&self, tx: &SignedTx) -> Result<TxId, ClientError> {
-        let url = format!("{}/v1/txs", self.base);
-        let body = SubmitRequest::of(tx);
-        let resp = self
-            .http
-            .post(&url)
-            .json(&body)
-            .send()
-            .await
-            .map_err(unreachable(&url))?;
-        let answer: SubmitResponse = self.parse(url, resp).await?;
+        let answer: SubmitResponse = self.post_json("/v1/txs", &SubmitRequest::of(tx)).await?;
         Ok(answer.id)
     }
 
     /// Submits many signed transactions in one request (`POST /v1/txs/batch`, at most the node's
     /// `http.batch_txs_max`); returns what became of each, in order.
     pub async fn submit_batch(&self, txs: &[SignedTx]) -> Result<Vec<BatchItem>, ClientError> {
-        let url = format!("{}/v1/txs/batch", self.base);
-        let body = BatchRequest::of(txs);
+        let answer: BatchResponse = self
+            .post_json("/v1/txs/batch", &BatchRequest::of(txs))
+            .await?;
+        Ok(answer.results)
+    }
+
+    /// POSTs `body` as JSON to `path` and reads the answer.
+    async fn post_json<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        body: &impl serde::Serialize,
+    ) -> Result<T, ClientError> {
+        let url = format!("{}{path}", self.base);
         let resp = self
             .http
             .post(&url)
-            .json(&body)
+            .json(body)
             .send()
             .await
             .map_err(unreachable(&url))?;
-        let answer: BatchResponse = self.parse(url, resp).await?;
-        Ok(answer.results)
+        self.parse(url, resp).await
     }
 
     /// `GET /v1/txs/{id}`; `None` while the node does not know it.
