@@ -208,7 +208,7 @@ where
 ///   ([`MAX_PENDING_ACKS`]) dispatched blocks wait for their acknowledgement
 ///   (`commonware_consensus::marshal::core::Actor::try_dispatch_blocks`, which loops on
 ///   `PendingAcks::has_capacity`), and the executor acknowledges a block only after taking it
-///   off this channel, journaling and applying it. So at most `MAX_PENDING_ACKS` blocks are
+///   off this channel, storing and applying it. So at most `MAX_PENDING_ACKS` blocks are
 ///   ever in the channel, its capacity.
 /// - [`Update::Tip`] is not acknowledged, so marshal sends one per new finalized tip however far
 ///   the executor lags (a slow disk, a replica catching up). The executor has no use for tips,

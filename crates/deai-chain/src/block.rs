@@ -302,7 +302,7 @@ impl BoundedBlock for Block {
     }
 }
 
-/// A finalized block as it is kept in the chain's journal: the block and when it finalized here.
+/// A finalized block as it is kept in the chain's block store: the block and when it finalized here.
 #[derive(Clone, Debug)]
 pub(crate) struct StoredBlock {
     pub(crate) block: Arc<Block>,

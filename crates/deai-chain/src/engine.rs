@@ -18,6 +18,7 @@ use crate::{
     history::History,
     mempool::{Mempool, MempoolLimits},
     replica::{PoolMeta, Shared},
+    stores::{Shape, archive_config},
     telemetry::{Telemetry, set_count},
 };
 use commonware_broadcast::buffered;
@@ -114,7 +115,7 @@ fn check_participants(cfg: &Config) -> Result<Set<ed25519::PublicKey>, ChainErro
 }
 
 /// Starts a validator over caller-provided p2p channels (the simulated network in tests; the
-/// authenticated network via [`crate::start`]). Replays the block journal first, so the returned
+/// authenticated network via [`crate::start`]). Replays the stored blocks after the newest snapshot first, so the returned
 /// handle already serves the last durable state.
 pub async fn start_with_network<E, S, R, P, B>(
     context: E,
@@ -131,6 +132,7 @@ where
     B: Blocker<PublicKey = ed25519::PublicKey>,
 {
     let participants = check_participants(&cfg)?;
+    let opened = context.current();
     let state = deai_ledger::State::from_genesis(&cfg.genesis)
         .map_err(|e| ChainError::Genesis(e.to_string()))?;
     let genesis = Block::genesis(state.root());
@@ -219,6 +221,7 @@ where
             "finalizations",
             &page_cache,
             Scheme::certificate_codec_config_unbounded(),
+            Shape::PER_BLOCK,
         ),
     )
     .await
@@ -228,7 +231,13 @@ where
     })?;
     let finalized_blocks = immutable::Archive::init(
         context.child("blocks"),
-        archive_config(&prefix, "blocks", &page_cache, block_cfg.clone()),
+        archive_config(
+            &prefix,
+            "blocks",
+            &page_cache,
+            block_cfg.clone(),
+            Shape::PER_BLOCK,
+        ),
     )
     .await
     .map_err(|e| ChainError::Replay {
@@ -260,6 +269,13 @@ where
         },
     )
     .await;
+    tracing::info!(
+        ms = context
+            .current()
+            .duration_since(opened)
+            .map_or(0, |d| d.as_millis()),
+        "opened consensus and marshal storage"
+    );
 
     let app = App {
         shared: shared.clone(),
@@ -317,31 +333,4 @@ where
     );
     engine.start(channels.votes, channels.certificates, channels.resolver);
     Ok(Handle { shared })
-}
-
-fn archive_config<C>(
-    prefix: &str,
-    name: &str,
-    page_cache: &CacheRef,
-    codec_config: C,
-) -> immutable::Config<C> {
-    immutable::Config {
-        metadata_partition: format!("{prefix}-{name}-metadata"),
-        freezer_table_partition: format!("{prefix}-{name}-freezer-table"),
-        freezer_table_initial_size: 1024,
-        freezer_table_resize_frequency: 4,
-        freezer_table_resize_chunk_size: 1024,
-        freezer_key_partition: format!("{prefix}-{name}-freezer-key"),
-        freezer_key_page_cache: page_cache.clone(),
-        freezer_value_partition: format!("{prefix}-{name}-freezer-value"),
-        freezer_value_target_size: 64 << 20,
-        freezer_value_compression: None,
-        ordinal_partition: format!("{prefix}-{name}-ordinal"),
-        items_per_section: NZU64!(4096),
-        codec_config,
-        replay_buffer: REPLAY_BUFFER,
-        freezer_key_write_buffer: WRITE_BUFFER,
-        freezer_value_write_buffer: WRITE_BUFFER,
-        ordinal_write_buffer: WRITE_BUFFER,
-    }
 }

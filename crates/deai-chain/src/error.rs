@@ -23,9 +23,6 @@ pub enum ChainError {
     /// The participant list repeats a key or is empty.
     #[error("invalid participant set: {0}")]
     Participants(String),
-    /// The block journal could not be opened or read.
-    #[error("storage: {0}")]
-    Storage(#[from] commonware_storage::journal::Error),
     /// A snapshot could not be written or read.
     #[error("snapshot: {0}")]
     Snapshot(String),

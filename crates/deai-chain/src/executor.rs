@@ -4,17 +4,17 @@
 //! executor:
 //! 1. ignores it (but acknowledges) if that height is already applied: application is
 //!    idempotent per height, and a redelivery after a restart is expected;
-//! 2. appends it to the block journal (position `height - 1`) and commits the journal, which
-//!    fsyncs: from here on the block, and so the state it produces, survives a crash;
+//! 2. writes it to the block store (index = height) and syncs the store, which fsyncs: from
+//!    here on the block, and so the state it produces, survives a crash;
 //! 3. applies it to the ledger state, with signature results cached from mempool admission
 //!    or proposal verification, and updates the window and the mempool;
 //! 4. acknowledges it to marshal, which then records the height as processed;
-//! 5. records what applying it did in the history (executed journal, transaction index) and
+//! 5. records what applying it did in the history (executed records, transaction index) and
 //!    writes a state snapshot when one is due (see [`crate::history`]).
 //!
 //! Recovery: [`crate::history::History::open`] restores the newest snapshot and replays the
-//! journaled blocks after it, verifying signatures again, so a restarted replica resumes at its
-//! last durable height with the same state root. A block marshal processed but the journal lost
+//! stored blocks after it, verifying signatures again, so a restarted replica resumes at its
+//! last durable height with the same state root. A block marshal processed but the block store lost
 //! cannot exist, because marshal hears of a block only after step 2.
 //!
 //! The executor owns the history, so it also answers reads of old blocks and transactions
@@ -119,7 +119,7 @@ where
         block: block.inner_shared(),
         finalized_at_ms,
     };
-    let history = match history.persist(&stored).await {
+    let history = match history.persist(&stored, block.digest()).await {
         Ok(h) => h,
         Err(e) => {
             error!(height, error = %e, "cannot persist finalized block; halting execution");

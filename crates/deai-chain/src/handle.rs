@@ -1,7 +1,7 @@
 //! [`Handle`]: the node's view of a running chain, callable from any thread or async runtime.
 //!
 //! Every read sees the latest finalized and durable state: a block becomes visible here only
-//! after it is in the fsynced journal. Reads of recent blocks and transactions are answered from
+//! after it is in the fsynced block store. Reads of recent blocks and transactions are answered from
 //! memory; older ones are read from disk by the executor, so they are `async`.
 
 use crate::{
@@ -139,7 +139,7 @@ pub struct ChainMetrics {
     pub peers: usize,
     /// Height of the newest durable state snapshot.
     pub snapshot_height: u64,
-    /// Blocks replayed from the journal at start, after the snapshot was restored.
+    /// Blocks replayed from the block store at start, after the snapshot was restored.
     pub replayed_blocks_at_start: u64,
 }
 

@@ -1,22 +1,23 @@
 //! The finalized history on disk, and restart from the newest snapshot.
 //!
-//! Three stores, all Commonware storage under the validator's partition prefix:
-//! - the **block journal** (`-blocks`, position `height - 1`): every finalized block, appended
-//!   and fsynced before it is applied (the write-ahead log of execution);
-//! - the **executed journal** (`-executed`, same positions): what applying each block did
-//!   (receipts, events, the state root after it), appended after the block is applied;
-//! - the **transaction index** (`-txs`, an immutable archive): transaction id → (height, position),
-//!   at disk-resident cost (Commonware's freezer), so memory does not grow with history.
+//! Three stores, all Commonware immutable archives under the validator's partition prefix
+//! (settings in [`crate::stores`]), each opening in time independent of its size:
+//! - the **block store** (`-history-blocks`, index = height): every finalized block, written and
+//!   synced before it is applied (the write-ahead log of execution);
+//! - the **executed store** (`-history-exec`, index = height): what applying each block did
+//!   (receipts, events, the state root after it), written after the block is applied;
+//! - the **transaction index** (`-txs`): transaction id → (height, position), at disk-resident cost
+//!   (Commonware's freezer), so memory does not grow with history.
 //!
 //! Plus the [`Snapshots`] of the state. Memory keeps only the state and a window of recent blocks
 //! ([`crate::replica::Finalized`]); anything older is read from here on demand.
 //!
 //! Invariants:
 //! - `executed` and `txs` never run ahead of `blocks`; a snapshot at height `s` is written only
-//!   after `executed` is committed and `txs` synced through `s`, so after any crash both cover at
-//!   least the snapshot, and the blocks after it replay deterministically to the same records
-//!   (a record already present is left as is; an index entry already present is a no-op).
-//! - Restart = load the newest snapshot whose state root matches the root the block journal
+//!   after `executed` and `txs` are synced through `s`, so after any crash both cover at least the
+//!   snapshot, and the blocks after it replay deterministically to the same records (a record or
+//!   index entry already present is left as is).
+//! - Restart = load the newest snapshot whose state root matches the root the block store
 //!   committed to at its height, then replay only the later blocks. A snapshot that fails any
 //!   check is ignored (with a warning) in favour of an older one or genesis: a bad snapshot costs
 //!   time, never correctness. `deai ledger verify` still replays from genesis, over the API.
@@ -27,33 +28,28 @@ use crate::{
     handle::{Applied, FinalizedBlock},
     replica::Finalized,
     snapshot::{Restored, Snapshots},
+    stores::{Shape, archive_config},
     telemetry::{Telemetry, set_count},
 };
 use commonware_codec::RangeCfg;
 use commonware_cryptography::{Digestible as _, blake3};
 use commonware_runtime::{Clock, Metrics, Storage, buffer::paged::CacheRef};
-use commonware_storage::{
-    archive::{Archive as _, Identifier, immutable},
-    journal::contiguous::{Contiguous as _, variable},
-};
-use commonware_utils::{NZU16, NZU64, NZUsize, sync::RwLock};
+use commonware_storage::archive::{Archive, Identifier, immutable};
+use commonware_utils::{NZU16, NZUsize, sync::RwLock};
 use deai_ledger::{Event, Receipt, State, TxId};
 use prometheus_client::metrics::gauge::Gauge;
 use serde::{Deserialize, Serialize};
-use std::{num::NonZeroUsize, sync::Arc};
+use std::sync::Arc;
 use tracing::{info, warn};
 
-/// The block journal.
-pub(crate) type BlockJournal<E> = variable::Journal<E, StoredBlock>;
-type ExecJournal<E> = variable::Journal<E, Vec<u8>>;
-type TxArchive<E> = immutable::Archive<E, blake3::Digest, (u64, u32)>;
+type BlockStore<E> = immutable::Archive<E, BlockDigest, StoredBlock>;
+type ExecStore<E> = immutable::Archive<E, BlockDigest, Vec<u8>>;
+type TxIndex<E> = immutable::Archive<E, blake3::Digest, (u64, u32)>;
 
 /// The largest executed record accepted when reading (a full block's receipts as JSON).
 const EXEC_RECORD_MAX: usize = 256 << 20;
-const WRITE_BUFFER: NonZeroUsize = NZUsize!(1 << 20);
-const REPLAY_BUFFER: NonZeroUsize = NZUsize!(1 << 20);
-/// Blocks read per batch while replaying.
-const REPLAY_BATCH: u64 = 64;
+/// zstd level of executed records (JSON compresses about tenfold).
+const EXEC_COMPRESSION: u8 = 3;
 
 /// When the executor writes a snapshot: after this many blocks or transactions since the last
 /// one, whichever comes first. Restart time is bounded by replaying at most that much.
@@ -74,7 +70,7 @@ impl Default for SnapshotPolicy {
     }
 }
 
-/// What applying a block did, as kept in the executed journal.
+/// What applying a block did, as kept in the executed store.
 #[derive(Serialize, Deserialize)]
 struct ExecRecord {
     receipts: Vec<Receipt>,
@@ -84,9 +80,9 @@ struct ExecRecord {
 
 /// The durable history of one validator (owned by the executor task).
 pub(crate) struct History<E: Storage + Clock + Metrics> {
-    blocks: BlockJournal<E>,
-    executed: ExecJournal<E>,
-    txs: TxArchive<E>,
+    blocks: BlockStore<E>,
+    executed: ExecStore<E>,
+    txs: TxIndex<E>,
     snapshots: Snapshots<E>,
     policy: SnapshotPolicy,
     /// Transactions in blocks `1..=height recorded`.
@@ -103,6 +99,24 @@ fn history_error(what: &str, e: impl std::fmt::Display) -> ChainError {
 
 fn tx_key(id: &TxId) -> blake3::Digest {
     blake3::Digest(id.0)
+}
+
+/// The heights `1..=n` a store holds without a gap (writes after a gap, possible only for
+/// unsynced records lost in a crash, are rewritten by replay).
+fn contiguous<A: Archive>(store: &A) -> u64 {
+    store.next_gap(1).0.unwrap_or(0)
+}
+
+/// Data directories from before the block store was an archive kept a variable journal here.
+async fn refuse_old_layout<E: Storage>(context: &E, prefix: &str) -> Result<(), ChainError> {
+    let old = format!("{prefix}-blocks");
+    match context.scan(&old).await {
+        Ok(blobs) if !blobs.is_empty() => Err(ChainError::History(format!(
+            "this data directory holds a block journal (`{old}`) written by an older deai, which \
+             this version does not read; start from a fresh data directory (`deai init`)"
+        ))),
+        _ => Ok(()),
+    }
 }
 
 impl<E: Storage + Clock + Metrics> History<E> {
@@ -126,36 +140,39 @@ impl<E: Storage + Clock + Metrics> History<E> {
                 .map_or(0, |d| d.as_millis())
         };
         let page_cache = CacheRef::new(NZU16!(4096), NZUsize!(256));
-        let blocks = BlockJournal::init(
-            context.child("journal"),
-            variable::Config {
-                partition: format!("{prefix}-blocks"),
-                items_per_section: NZU64!(1024),
-                compression: None,
-                codec_config: cfg.clone(),
-                page_cache: page_cache.clone(),
-                write_buffer: WRITE_BUFFER,
-                replay_buffer: REPLAY_BUFFER,
-            },
+        refuse_old_layout(&context, prefix).await?;
+        let blocks = BlockStore::init(
+            context.child("blocks"),
+            archive_config(prefix, "history-blocks", &page_cache, cfg, Shape::PER_BLOCK),
         )
-        .await?;
-        let executed = ExecJournal::init(
+        .await
+        .map_err(|e| history_error("open the block store", e))?;
+        let blocks_ms = elapsed_ms(&context);
+        let executed = ExecStore::init(
             context.child("executed"),
-            variable::Config {
-                partition: format!("{prefix}-executed"),
-                items_per_section: NZU64!(1024),
-                compression: Some(3),
-                codec_config: (RangeCfg::from(..=EXEC_RECORD_MAX), ()),
-                page_cache: page_cache.clone(),
-                write_buffer: WRITE_BUFFER,
-                replay_buffer: REPLAY_BUFFER,
-            },
+            archive_config(
+                prefix,
+                "history-exec",
+                &page_cache,
+                (RangeCfg::from(..=EXEC_RECORD_MAX), ()),
+                Shape {
+                    compression: Some(EXEC_COMPRESSION),
+                    ..Shape::PER_BLOCK
+                },
+            ),
         )
-        .await?;
-        let txs = TxArchive::init(context.child("txs"), tx_archive_config(prefix, &page_cache))
-            .await
-            .map_err(|e| history_error("open transaction index", e))?;
+        .await
+        .map_err(|e| history_error("open the executed store", e))?;
+        let executed_ms = elapsed_ms(&context);
+        let txs = TxIndex::init(
+            context.child("txs"),
+            archive_config(prefix, "txs", &page_cache, ((), ()), Shape::PER_TX),
+        )
+        .await
+        .map_err(|e| history_error("open transaction index", e))?;
+        let index_ms = elapsed_ms(&context);
         let (snapshots, restored) = Snapshots::load(context.child("snapshot"), prefix).await?;
+        let snapshot_ms = elapsed_ms(&context);
         let mut history = Self {
             blocks,
             executed,
@@ -166,8 +183,8 @@ impl<E: Storage + Clock + Metrics> History<E> {
             snapshot_at: (0, 0),
             snapshot_gauge: telemetry.snapshot_height.metric().clone(),
         };
-        let durable = history.blocks.bounds().end;
-        let recorded = history.executed.bounds().end;
+        let durable = contiguous(&history.blocks);
+        let recorded = contiguous(&history.executed);
         if recorded > durable {
             return Err(ChainError::History(format!(
                 "{recorded} executed records but only {durable} blocks: the data directory mixes two chains' files"
@@ -191,6 +208,10 @@ impl<E: Storage + Clock + Metrics> History<E> {
         info!(
             snapshot_height = from,
             durable,
+            blocks_ms,
+            executed_ms,
+            index_ms,
+            snapshot_ms,
             ms = elapsed_ms(&context),
             "opened the history and restored the state"
         );
@@ -212,7 +233,7 @@ impl<E: Storage + Clock + Metrics> History<E> {
         Ok((history, finalized))
     }
 
-    /// A restored snapshot is used only if its root is the one the journal committed to.
+    /// A restored snapshot is used only if its root is the one the block store committed to.
     async fn check_snapshot(
         &self,
         r: Restored,
@@ -234,7 +255,7 @@ impl<E: Storage + Clock + Metrics> History<E> {
                 height = r.height,
                 durable,
                 recorded,
-                "snapshot does not match the block journal; replaying from genesis"
+                "snapshot does not match the block store; replaying from genesis"
             );
             Ok(None)
         }
@@ -246,27 +267,28 @@ impl<E: Storage + Clock + Metrics> History<E> {
         durable: u64,
         recorded: u64,
     ) -> Result<Self, ChainError> {
-        let mut next = finalized.height() + 1;
-        while next <= durable {
-            let end = (next + REPLAY_BATCH).min(durable + 1);
-            let positions: Vec<u64> = (next - 1..end - 1).collect();
-            let stored = self.blocks.read_many(&positions).await?;
-            for (stored, height) in stored.iter().zip(next..end) {
-                let applied = replay_one(finalized, stored, height)?;
-                if height > recorded {
-                    self = self.append_exec(&applied).await?;
-                }
-                self = self.index_txs(&applied).await?;
+        for height in finalized.height() + 1..=durable {
+            let stored = self.read_block(height).await?;
+            let applied = replay_one(finalized, &stored, height)?;
+            if height > recorded {
+                self = self.append_exec(&applied).await?;
             }
-            next = end;
+            self = self.index_txs(&applied).await?;
         }
         Ok(self)
     }
 
-    /// Appends a finalized block durably (before it is applied).
-    pub(crate) async fn persist(mut self, stored: &StoredBlock) -> Result<Self, ChainError> {
-        let (blocks, _) = self.blocks.append(stored).await?;
-        self.blocks = blocks.commit().await?;
+    /// Stores a finalized block durably (before it is applied).
+    pub(crate) async fn persist(
+        mut self,
+        stored: &StoredBlock,
+        digest: BlockDigest,
+    ) -> Result<Self, ChainError> {
+        self.blocks = self
+            .blocks
+            .put_sync(stored.block.height, digest, stored)
+            .await
+            .map_err(|e| history_error("store a finalized block", e))?;
         Ok(self)
     }
 
@@ -301,8 +323,11 @@ impl<E: Storage + Clock + Metrics> History<E> {
         };
         let bytes =
             serde_json::to_vec(&record).map_err(|e| history_error("encode executed record", e))?;
-        let (executed, _) = self.executed.append(&bytes).await?;
-        self.executed = executed;
+        self.executed = self
+            .executed
+            .put(block.height, blake3::Digest(block.digest.0), &bytes)
+            .await
+            .map_err(|e| history_error("record an executed block", e))?;
         Ok(self)
     }
 
@@ -321,9 +346,13 @@ impl<E: Storage + Clock + Metrics> History<E> {
         Ok(self)
     }
 
-    /// Makes the executed journal and the transaction index durable (before a snapshot).
+    /// Makes the executed records and the transaction index durable (before a snapshot).
     async fn sync_derived(mut self) -> Result<Self, ChainError> {
-        self.executed = self.executed.commit().await?;
+        self.executed = self
+            .executed
+            .sync()
+            .await
+            .map_err(|e| history_error("sync executed records", e))?;
         self.txs = self
             .txs
             .sync()
@@ -333,11 +362,20 @@ impl<E: Storage + Clock + Metrics> History<E> {
     }
 
     async fn read_block(&self, height: u64) -> Result<StoredBlock, ChainError> {
-        Ok(self.blocks.read(height - 1).await?)
+        self.blocks
+            .get(Identifier::Index(height))
+            .await
+            .map_err(|e| history_error("read a finalized block", e))?
+            .ok_or_else(|| history_error("read a finalized block", format!("{height} missing")))
     }
 
     async fn read_exec(&self, height: u64) -> Result<ExecRecord, ChainError> {
-        let bytes = self.executed.read(height - 1).await?;
+        let bytes = self
+            .executed
+            .get(Identifier::Index(height))
+            .await
+            .map_err(|e| history_error("read an executed record", e))?
+            .ok_or_else(|| history_error("read an executed record", format!("{height} missing")))?;
         serde_json::from_slice(&bytes).map_err(|e| history_error("decode executed record", e))
     }
 
@@ -365,7 +403,7 @@ impl<E: Storage + Clock + Metrics> History<E> {
 
     /// An old block (the replica's window answers for recent ones), if finalized here.
     pub(crate) async fn block(&self, height: u64) -> Result<Option<FinalizedBlock>, ChainError> {
-        if height == 0 || height > self.executed.bounds().end {
+        if height == 0 || height > contiguous(&self.executed) {
             return Ok(None);
         }
         Ok(Some(self.finalized_block(height).await?.1))
@@ -373,7 +411,7 @@ impl<E: Storage + Clock + Metrics> History<E> {
 
     /// The digest of the block at `height` (1-based), if durable here.
     pub(crate) async fn digest_at(&self, height: u64) -> Result<Option<BlockDigest>, ChainError> {
-        if height == 0 || height > self.blocks.bounds().end {
+        if height == 0 || height > contiguous(&self.blocks) {
             return Ok(None);
         }
         Ok(Some(self.read_block(height).await?.block.digest()))
@@ -388,7 +426,7 @@ impl<E: Storage + Clock + Metrics> History<E> {
     }
 }
 
-/// Applies one journaled block during restart, checking it links to what is applied.
+/// Applies one stored block during restart, checking it links to what is applied.
 fn replay_one(
     finalized: &mut Finalized,
     stored: &StoredBlock,
@@ -398,7 +436,7 @@ fn replay_one(
     let fail = |reason: String| ChainError::Replay { height, reason };
     if block.height != height {
         return Err(fail(format!(
-            "journal position holds height {}",
+            "block store index holds height {}",
             block.height
         )));
     }
@@ -417,26 +455,4 @@ fn replay_one(
     }
     let sig_ok = deai_ledger::verify_signatures(block.txs());
     Ok(finalized.apply(block, block.digest(), &sig_ok, stored.finalized_at_ms))
-}
-
-fn tx_archive_config(prefix: &str, page_cache: &CacheRef) -> immutable::Config<((), ())> {
-    immutable::Config {
-        metadata_partition: format!("{prefix}-txs-metadata"),
-        freezer_table_partition: format!("{prefix}-txs-freezer-table"),
-        freezer_table_initial_size: 65_536,
-        freezer_table_resize_frequency: 4,
-        freezer_table_resize_chunk_size: 16_384,
-        freezer_key_partition: format!("{prefix}-txs-freezer-key"),
-        freezer_key_page_cache: page_cache.clone(),
-        freezer_value_partition: format!("{prefix}-txs-freezer-value"),
-        freezer_value_target_size: 64 << 20,
-        freezer_value_compression: None,
-        ordinal_partition: format!("{prefix}-txs-ordinal"),
-        items_per_section: NZU64!(65_536),
-        codec_config: ((), ()),
-        replay_buffer: REPLAY_BUFFER,
-        freezer_key_write_buffer: WRITE_BUFFER,
-        freezer_value_write_buffer: WRITE_BUFFER,
-        ordinal_write_buffer: WRITE_BUFFER,
-    }
 }

@@ -2,9 +2,9 @@
 //!
 //! A validator runs Commonware `simplex` consensus (ed25519 votes, round-robin leaders) with
 //! `marshal` delivering finalized blocks in height order. Each finalized block is appended to a
-//! fsynced journal, then applied to the [`deai_ledger::State`], then acknowledged, then recorded
+//! fsynced block store, then applied to the [`deai_ledger::State`], then acknowledged, then recorded
 //! (receipts, transaction index) on disk, with a state snapshot every few thousand transactions;
-//! a restart restores the newest snapshot, replays the journal after it and resumes at the last
+//! a restart restores the newest snapshot, replays the stored blocks after it and resumes at the last
 //! durable height with the same state root. Memory holds the state and a window of recent blocks,
 //! not the history. One validator finalizes alone over the same code path as many.
 //!
@@ -29,6 +29,7 @@ mod history;
 mod network;
 mod replica;
 mod snapshot;
+mod stores;
 mod telemetry;
 
 pub use block::{Block, BlockCfg, BlockDigest};

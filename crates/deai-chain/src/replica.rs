@@ -7,7 +7,7 @@
 //!   window holds a contiguous run of blocks ending at `height` (empty right after a restore from
 //!   a snapshot, until the next block), at least [`WINDOW_BLOCKS_MIN`] of them once that many
 //!   were applied since; `tip` is the digest at `height` in every case.
-//! - Every applied block is durable in the journal before it is applied here, so whatever a
+//! - Every applied block is durable in the block store before it is applied here, so whatever a
 //!   reader sees survives a crash.
 //! - `recent_txs` maps the id of every transaction in the window to its position.
 //! - Every mempool transaction passed the ledger's stateless checks (its signature included),

@@ -10,7 +10,7 @@
 //! snapshot, so a crash in the middle of a write leaves the previous snapshot intact. Loading
 //! takes the valid slot with the greater height. The state restored from it is checked against
 //! the root recorded in the snapshot ([`State::from_snapshot`]) and, by the caller, against the
-//! state root the block journal committed to at that height.
+//! state root the block store committed to at that height.
 
 use crate::error::ChainError;
 use commonware_runtime::{Blob as _, ReadOptions, Storage, WriteOptions};

@@ -84,7 +84,7 @@ impl Telemetry {
             ),
             replayed_blocks: ctx.register(
                 "replayed_blocks",
-                "Blocks replayed from the journal at the last start (after the snapshot restored)",
+                "Blocks replayed from the block store at the last start (after the snapshot restored)",
                 Gauge::default(),
             ),
         }

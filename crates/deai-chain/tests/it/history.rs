@@ -3,8 +3,8 @@
 //! time, never correctness.
 
 use crate::common::{
-    Ctx, config, dev_key, genesis, network, start_validator, transfer, validator_keys,
-    wait_finalized,
+    Ctx, config, dev_key, genesis, network, start_validator, transfer, try_start_validator,
+    validator_keys, wait_finalized,
 };
 use commonware_cryptography::Signer as _;
 use commonware_runtime::{
@@ -184,5 +184,32 @@ fn damaged_snapshots_are_ignored_and_the_journal_replays_from_genesis() {
         assert_eq!(m.snapshot_height, 0, "a damaged snapshot was restored");
         assert_eq!(m.replayed_blocks_at_start, handle.height());
         check_restart(&context, &handle, &seen).await;
+    });
+}
+
+#[test]
+fn a_data_directory_with_the_old_block_journal_is_refused_by_name() {
+    let keys = validator_keys(1);
+    let genesis = genesis(&keys);
+    let cfg = config(&genesis, &keys, 0);
+    runner(13).start(|context| async move {
+        // What the variable-journal layout left: a section blob under `<prefix>-blocks`.
+        let (blob, _) = context
+            .open("validator0-blocks", &0u64.to_be_bytes())
+            .await
+            .unwrap();
+        blob.write_at(0, vec![1u8; 64], WriteOptions::default())
+            .await
+            .unwrap();
+        blob.sync().await.unwrap();
+        let oracle = network(&context, &cfg, vec![keys[0].public_key()]).await;
+        let err = match try_start_validator(context.child("validator"), &oracle, cfg).await {
+            Ok(_) => panic!("a node started over a block journal it cannot read"),
+            Err(e) => e.to_string(),
+        };
+        assert!(
+            err.contains("validator0-blocks") && err.contains("older deai"),
+            "{err}"
+        );
     });
 }

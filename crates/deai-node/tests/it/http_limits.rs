@@ -6,13 +6,13 @@ use std::{
     time::{Duration, Instant},
 };
 
+use crate::common::with_node;
 use deai_ledger::{Address, Transfer, TxBody};
 use deai_node::{
     blobs::hash_bytes,
     client::Client,
-    config::{DEV_KEY_FILE, HttpConfig, NodeConfig},
+    config::{DEV_KEY_FILE, HttpConfig},
     keyfile,
-    run::RunningNode,
 };
 use serde_json::Value;
 use tokio::{
@@ -20,24 +20,6 @@ use tokio::{
     net::TcpStream,
     time::timeout,
 };
-
-/// Runs `f` against a fresh single validator whose `[http]` section is `http`.
-fn with_node<F, Fut>(http: HttpConfig, f: F)
-where
-    F: FnOnce(RunningNode, std::path::PathBuf) -> Fut,
-    Fut: std::future::Future<Output = anyhow::Result<()>>,
-{
-    deai_node::http::raise_fd_limit();
-    let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path().join("node");
-    let cfg = NodeConfig {
-        http,
-        ..NodeConfig::default()
-    };
-    deai_node::init::init(&dir, cfg).unwrap();
-    let d = dir.clone();
-    deai_node::run::with_embedded(&dir, move |node| f(node, d)).unwrap();
-}
 
 /// An answer read off a raw socket: its status and JSON body (`Null` when not JSON).
 #[derive(Debug)]

@@ -5,6 +5,7 @@
 
 mod auth_http;
 mod blobs;
+mod common;
 mod http_limits;
 mod metrics;
 mod roles_edges;

@@ -4,30 +4,27 @@
 
 use std::time::Duration;
 
+use crate::common;
 use deai_ledger::{Address, SignedTx, Transfer, Tx, TxBody};
 use deai_node::{
     api::BatchItem,
     client::{Client, ClientError},
-    config::{DEV_KEY_FILE, HttpConfig, NodeConfig},
+    config::{DEV_KEY_FILE, HttpConfig},
     keyfile,
     run::RunningNode,
 };
 use ed25519_dalek::SigningKey;
 
+/// Runs `f` against a fresh single validator with its funded dev key.
 fn with_node<F, Fut>(http: HttpConfig, f: F)
 where
     F: FnOnce(RunningNode, SigningKey) -> Fut,
     Fut: std::future::Future<Output = anyhow::Result<()>>,
 {
-    let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path().join("node");
-    let cfg = NodeConfig {
-        http,
-        ..NodeConfig::default()
-    };
-    deai_node::init::init(&dir, cfg).unwrap();
-    let dev = keyfile::read(&dir.join(DEV_KEY_FILE)).unwrap();
-    deai_node::run::with_embedded(&dir, move |node| f(node, dev)).unwrap();
+    common::with_node(http, move |node, dir| {
+        let dev = keyfile::read(&dir.join(DEV_KEY_FILE)).unwrap();
+        f(node, dev)
+    });
 }
 
 fn transfer(key: &SigningKey, chain_id: &str, nonce: u64, amount: u128) -> SignedTx {

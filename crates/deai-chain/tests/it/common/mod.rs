@@ -100,6 +100,17 @@ pub async fn link_all(oracle: &Oracle<PublicKey, Ctx>, peers: &[PublicKey], link
 
 /// Registers the chain's channels for `me` and starts a validator on them.
 pub async fn start_validator(context: Ctx, oracle: &Oracle<PublicKey, Ctx>, cfg: Config) -> Handle {
+    try_start_validator(context, oracle, cfg)
+        .await
+        .expect("chain starts")
+}
+
+/// [`start_validator`], returning why it could not start.
+pub async fn try_start_validator(
+    context: Ctx,
+    oracle: &Oracle<PublicKey, Ctx>,
+    cfg: Config,
+) -> Result<Handle, deai_chain::ChainError> {
     let me = cfg.signer.public_key();
     let control = oracle.control(me.clone());
     let quota = Quota::per_second(NZU32!(100_000));
@@ -122,9 +133,7 @@ pub async fn start_validator(context: Ctx, oracle: &Oracle<PublicKey, Ctx>, cfg:
         broadcast: next(),
         backfill: next(),
     };
-    deai_chain::start_with_network(context, cfg, channels, oracle.manager(), control)
-        .await
-        .expect("chain starts")
+    deai_chain::start_with_network(context, cfg, channels, oracle.manager(), control).await
 }
 
 /// Waits (in virtual time) until `handle` reaches `height`, or panics after `limit`.

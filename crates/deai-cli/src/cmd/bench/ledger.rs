@@ -141,6 +141,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let measured = measure(&args, args.via, &keys)?;
     let outcome = &measured.outcome;
     let restart = if args.restart {
+        // `DEAI_LOG=deai_chain=info` shows the restart's phases.
+        crate::cmd::node::init_tracing();
         let opened = Instant::now();
         Some(deai_node::run::with_embedded(
             &measured.data,

@@ -102,44 +102,93 @@ pub(super) struct Target {
     pub(super) funded: Vec<SigningKey>,
 }
 
+/// The attacks the soak runs at once, each from its own loopback address.
+#[derive(Clone, Copy)]
+enum Attack {
+    IdleConnections,
+    SlowHeaders,
+    StalledUploads,
+    UnfundedGappedTxs,
+    MalformedHttp,
+    FreshKeySignedUploads,
+    UnsignedUploads,
+    ForgedTxFlood,
+    FundedBlockFlood,
+}
+
+impl Attack {
+    const ALL: [Self; 9] = [
+        Self::IdleConnections,
+        Self::SlowHeaders,
+        Self::StalledUploads,
+        Self::UnfundedGappedTxs,
+        Self::MalformedHttp,
+        Self::FreshKeySignedUploads,
+        Self::UnsignedUploads,
+        Self::ForgedTxFlood,
+        Self::FundedBlockFlood,
+    ];
+
+    /// The name it reports under.
+    fn name(self) -> &'static str {
+        match self {
+            Self::IdleConnections => "idle_connections",
+            Self::SlowHeaders => "slow_headers",
+            Self::StalledUploads => "stalled_uploads",
+            Self::UnfundedGappedTxs => "unfunded_gapped_txs",
+            Self::MalformedHttp => "malformed_http",
+            Self::FreshKeySignedUploads => "fresh_key_signed_uploads",
+            Self::UnsignedUploads => "unsigned_uploads",
+            Self::ForgedTxFlood => "forged_tx_flood",
+            Self::FundedBlockFlood => "funded_block_flood",
+        }
+    }
+
+    /// Its source address: 127.0.0.2 for the first, one more for each next.
+    fn source(self) -> Ipv4Addr {
+        Ipv4Addr::new(127, 0, 0, 2 + self as u8)
+    }
+
+    /// Concurrent workers: one per funded account for the block flood.
+    fn workers(self, target: &Target) -> usize {
+        match self {
+            Self::IdleConnections => 3_000,
+            Self::SlowHeaders => 200,
+            Self::StalledUploads => 64,
+            Self::UnfundedGappedTxs => 16,
+            Self::MalformedHttp => 8,
+            Self::FreshKeySignedUploads => 16,
+            Self::UnsignedUploads => 4,
+            Self::ForgedTxFlood => 256,
+            Self::FundedBlockFlood => target.funded.len(),
+        }
+    }
+
+    /// One worker's loop.
+    async fn run(self, c: &Counter, t: &Target, worker: usize) {
+        let _ = match self {
+            Self::IdleConnections => idle_connection(c, t).await,
+            Self::SlowHeaders => slow_headers(c, t).await,
+            Self::StalledUploads => stalled_upload(c, t).await,
+            Self::UnfundedGappedTxs => unfunded_gapped(c, t).await,
+            Self::MalformedHttp => malformed(c, t).await,
+            Self::FreshKeySignedUploads => fresh_key_upload(c, t).await,
+            Self::UnsignedUploads => unsigned_upload(c, t).await,
+            Self::ForgedTxFlood => forged_tx(c, t).await,
+            Self::FundedBlockFlood => funded_flood(c, t, worker).await,
+        };
+    }
+}
+
 /// Starts every attack; they run until `set` is dropped or aborted.
 pub(super) fn start_all(target: &Target, set: &mut JoinSet<()>) -> Vec<Arc<Counter>> {
-    let from = |last: u8| Ipv4Addr::new(127, 0, 0, last);
-    let attacks: [(&'static str, u8, usize); 9] = [
-        ("idle_connections", 2, 3_000),
-        ("slow_headers", 3, 200),
-        ("stalled_uploads", 4, 64),
-        ("unfunded_gapped_txs", 5, 16),
-        ("malformed_http", 6, 8),
-        ("fresh_key_signed_uploads", 7, 16),
-        ("unsigned_uploads", 8, 4),
-        ("forged_tx_flood", 9, 256),
-        ("funded_block_flood", 10, 0),
-    ];
     let mut counters = Vec::new();
-    for (name, last, workers) in attacks {
-        let c = Counter::new(name, from(last));
+    for attack in Attack::ALL {
+        let c = Counter::new(attack.name(), attack.source());
         counters.push(c.clone());
-        let workers = if name == "funded_block_flood" {
-            target.funded.len()
-        } else {
-            workers
-        };
-        for worker in 0..workers {
+        for worker in 0..attack.workers(target) {
             let (c, t) = (c.clone(), target.clone());
-            set.spawn(async move {
-                let _ = match c.name {
-                    "idle_connections" => idle_connection(&c, &t).await,
-                    "slow_headers" => slow_headers(&c, &t).await,
-                    "stalled_uploads" => stalled_upload(&c, &t).await,
-                    "unfunded_gapped_txs" => unfunded_gapped(&c, &t).await,
-                    "malformed_http" => malformed(&c, &t).await,
-                    "fresh_key_signed_uploads" => fresh_key_upload(&c, &t).await,
-                    "unsigned_uploads" => unsigned_upload(&c, &t).await,
-                    "forged_tx_flood" => forged_tx(&c, &t).await,
-                    _ => funded_flood(&c, &t, worker).await,
-                };
-            });
+            set.spawn(async move { attack.run(&c, &t, worker).await });
         }
     }
     counters

@@ -167,7 +167,12 @@ async fn soak(args: &Args, seconds: f64) -> anyhow::Result<Report> {
                 .push((deai_node::keyfile::address(k), 1_000_000_000_000));
         }
     })?;
-    let mut node = process::NodeProcess::start(&data, &dir.path().join("node.log"))?;
+    let log = dir.path().join("node.log");
+    let start_dir = data.clone();
+    // Starting waits on the child's first line: a blocking read, kept off the runtime's workers.
+    let mut node =
+        tokio::task::spawn_blocking(move || process::NodeProcess::start(&start_dir, &log))
+            .await??;
     let pid = node.pid();
     let base = format!("http://{}", node.http);
     let fee = Client::new(base.clone()).status().await?.fee_min;
