@@ -25,6 +25,7 @@ macro_rules! eprintln {
 }
 
 pub mod cmd;
+mod node_process;
 pub mod output;
 pub mod plot;
 pub mod progress;
@@ -50,6 +51,8 @@ pub enum Command {
     Init(cmd::init::Args),
     /// Run a validator with its HTTP API.
     Node(cmd::node::Args),
+    /// A local validator network: write its directories, run it as one process per validator.
+    Testnet(cmd::testnet::Args),
     /// Key files.
     Key(cmd::key::Args),
     /// Sign and submit a transaction (one subcommand per kind).
@@ -84,6 +87,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Demo(args) => cmd::demo::run(args),
         Command::Init(args) => cmd::init::run(args),
         Command::Node(args) => cmd::node::run(args),
+        Command::Testnet(args) => cmd::testnet::run(args),
         Command::Key(args) => cmd::key::run(args),
         Command::Tx(args) => cmd::tx::run(args),
         Command::Account(args) => cmd::account::run(args),

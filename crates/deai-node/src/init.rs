@@ -42,20 +42,7 @@ pub fn init_with(
     config: NodeConfig,
     adjust: impl FnOnce(&mut Genesis),
 ) -> anyhow::Result<InitReport> {
-    if dir.exists() && fs::read_dir(dir)?.next().is_some() {
-        anyhow::bail!(
-            "{} exists and is not empty; `deai init` never overwrites — choose a new directory",
-            dir.display()
-        );
-    }
-    let parent = dir
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    fs::create_dir_all(parent)?;
-    let staging = tempfile::Builder::new()
-        .prefix(".deai-init-")
-        .tempdir_in(parent)?;
+    let staging = stage(dir)?;
     let node_key = keyfile::create(&staging.path().join(NODE_KEY_FILE))?;
     let dev_key = keyfile::create(&staging.path().join(DEV_KEY_FILE))?;
     let node_address = keyfile::address(&node_key);
@@ -68,20 +55,8 @@ pub fn init_with(
         .find(|(a, _)| *a == dev_address)
         .map(|(_, b)| *b)
         .unwrap_or(0);
-    fs::write(
-        staging.path().join(GENESIS_FILE),
-        serde_json::to_string_pretty(&genesis)?,
-    )?;
-    fs::write(
-        staging.path().join(crate::config::CONFIG_FILE),
-        config.to_toml(),
-    )?;
-    fs::create_dir(staging.path().join(CHAIN_DIR))?;
-    if dir.exists() {
-        fs::remove_dir(dir)?; // empty, checked above
-    }
-    let staged = staging.keep();
-    fs::rename(&staged, dir)?;
+    write_data_dir(staging.path(), &genesis, &config)?;
+    publish(staging, dir)?;
     Ok(InitReport {
         dir: dir.display().to_string(),
         chain_id: genesis.chain_id.clone(),
@@ -90,6 +65,50 @@ pub fn init_with(
         dev_balance: dev_balance.to_string(),
         http_listen: config.http_listen.to_string(),
     })
+}
+
+/// A temporary sibling of `dir` to write into, after checking `dir` is absent or empty.
+pub(crate) fn stage(dir: &Path) -> anyhow::Result<tempfile::TempDir> {
+    if dir.exists() && fs::read_dir(dir)?.next().is_some() {
+        anyhow::bail!(
+            "{} exists and is not empty; `deai init` never overwrites — choose a new directory",
+            dir.display()
+        );
+    }
+    let parent = dir
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    fs::create_dir_all(parent)?;
+    Ok(tempfile::Builder::new()
+        .prefix(".deai-init-")
+        .tempdir_in(parent)?)
+}
+
+/// Writes what every data directory has besides its keys: the genesis, the config and the
+/// (empty) chain storage directory.
+pub(crate) fn write_data_dir(
+    dir: &Path,
+    genesis: &Genesis,
+    config: &NodeConfig,
+) -> anyhow::Result<()> {
+    fs::write(
+        dir.join(GENESIS_FILE),
+        serde_json::to_string_pretty(genesis)?,
+    )?;
+    fs::write(dir.join(crate::config::CONFIG_FILE), config.to_toml())?;
+    fs::create_dir(dir.join(CHAIN_DIR))?;
+    Ok(())
+}
+
+/// Moves a finished staging directory to `dir` (absent or empty, checked by [`stage`]).
+pub(crate) fn publish(staging: tempfile::TempDir, dir: &Path) -> anyhow::Result<()> {
+    if dir.exists() {
+        fs::remove_dir(dir)?; // empty, checked by `stage`
+    }
+    let staged = staging.keep();
+    fs::rename(&staged, dir)?;
+    Ok(())
 }
 
 #[cfg(test)]

@@ -22,6 +22,7 @@ pub mod init;
 pub mod keyfile;
 pub mod roles;
 pub mod run;
+pub mod testnet;
 
 /// The federated-round protocol (its own pure crate; re-exported for the roles and the CLI).
 pub use deai_fed as fed;

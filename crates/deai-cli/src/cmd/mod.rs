@@ -16,5 +16,6 @@ pub mod query;
 pub mod secagg;
 pub mod simulate;
 pub mod task;
+pub mod testnet;
 pub mod tx;
 pub mod verify;

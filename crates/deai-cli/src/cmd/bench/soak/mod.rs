@@ -11,10 +11,10 @@
 
 mod attacks;
 mod honest;
-mod process;
 
 use std::time::{Duration, Instant};
 
+use crate::node_process::{Listen, NodeProcess, fds, rss_kb};
 use deai_ledger::{Address, SignedTx, Transfer, Tx, TxBody};
 use deai_node::{client::Client, config::NodeConfig};
 use ed25519_dalek::SigningKey;
@@ -170,13 +170,14 @@ async fn soak(args: &Args, seconds: f64) -> anyhow::Result<Report> {
     let log = dir.path().join("node.log");
     let start_dir = data.clone();
     // Starting waits on the child's first line: a blocking read, kept off the runtime's workers.
-    let mut node =
-        tokio::task::spawn_blocking(move || process::NodeProcess::start(&start_dir, &log))
-            .await??;
+    let mut node = tokio::task::spawn_blocking(move || {
+        NodeProcess::start(&start_dir, &log, Listen::AnyLoopbackPort, None)
+    })
+    .await??;
     let pid = node.pid();
     let base = format!("http://{}", node.http);
     let fee = Client::new(base.clone()).status().await?.fee_min;
-    let (rss_start_kb, fds_start) = (process::rss_kb(pid), process::fds(pid));
+    let (rss_start_kb, fds_start) = (rss_kb(pid), fds(pid));
 
     let book = honest::Shared::default();
     let mut honest_tasks = tokio::task::JoinSet::new();
@@ -211,12 +212,12 @@ async fn soak(args: &Args, seconds: f64) -> anyhow::Result<Report> {
     sampler
         .run_until(&mut node, attack_start + warmup, &bar, t0)
         .await;
-    let rss_warm_kb = process::rss_kb(pid);
+    let rss_warm_kb = rss_kb(pid);
     sampler
         .run_until(&mut node, attack_start + attack, &bar, t0)
         .await;
     let end = Instant::now();
-    let (rss_end_kb, fds_end) = (process::rss_kb(pid), process::fds(pid));
+    let (rss_end_kb, fds_end) = (rss_kb(pid), fds(pid));
     attack_tasks.abort_all();
     bar.finish_and_clear();
     let status = Client::new(base).status().await;
@@ -284,7 +285,7 @@ impl Sampler {
 
     async fn run_until(
         &mut self,
-        node: &mut process::NodeProcess,
+        node: &mut NodeProcess,
         until: Instant,
         bar: &indicatif::ProgressBar,
         t0: Instant,
@@ -292,8 +293,8 @@ impl Sampler {
         while Instant::now() < until {
             let left = until.saturating_duration_since(Instant::now());
             tokio::time::sleep(left.min(Duration::from_secs(1))).await;
-            self.rss_max_kb = self.rss_max_kb.max(process::rss_kb(self.pid));
-            self.fds_max = self.fds_max.max(process::fds(self.pid));
+            self.rss_max_kb = self.rss_max_kb.max(rss_kb(self.pid));
+            self.fds_max = self.fds_max.max(fds(self.pid));
             self.alive &= node.alive();
             bar.set_position(t0.elapsed().as_secs());
         }
