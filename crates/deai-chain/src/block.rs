@@ -205,7 +205,7 @@ fn read_u64(buf: &mut impl Buf) -> Result<u64, CodecError> {
     Ok(buf.get_u64())
 }
 
-fn read_len(buf: &mut impl Buf, max: usize) -> Result<usize, CodecError> {
+pub(crate) fn read_len(buf: &mut impl Buf, max: usize) -> Result<usize, CodecError> {
     let len = UInt::<u64>::read(buf)?.0;
     let len = usize::try_from(len).map_err(|_| CodecError::InvalidUsize)?;
     if len > max {

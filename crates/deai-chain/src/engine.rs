@@ -14,6 +14,7 @@ use crate::{
     config::Config,
     error::ChainError,
     executor,
+    gossip::{self, GossipCfg},
     handle::Handle,
     history::History,
     mempool::{Mempool, MempoolLimits},
@@ -60,6 +61,8 @@ pub struct Channels<S, R> {
     pub broadcast: (S, R),
     /// Finalized block backfill.
     pub backfill: (S, R),
+    /// Transaction gossip ([`crate::gossip`]).
+    pub txs: (S, R),
 }
 
 /// Channel numbers, fixed across validators.
@@ -74,6 +77,8 @@ pub mod channel {
     pub const BROADCAST: u64 = 3;
     /// Finalized block backfill.
     pub const BACKFILL: u64 = 4;
+    /// Transaction gossip.
+    pub const TXS: u64 = 5;
 }
 
 const MAILBOX: NonZeroUsize = NZUsize!(4096);
@@ -151,6 +156,7 @@ where
     .await?;
     let height = finalized.height();
     let (reads_tx, reads_rx) = futures::channel::mpsc::channel(READS_QUEUE);
+    let (gossip_tx, gossip_rx) = tokio::sync::mpsc::channel(gossip::OUTBOX);
     set_count(&telemetry.height, height);
     set_count(&telemetry.peers, cfg.participants.len().saturating_sub(1));
     let clock = context.child("clock");
@@ -170,6 +176,21 @@ where
         now_ms: Box::new(move || now_ms(&clock)),
         telemetry,
         reads: reads_tx,
+        gossip: gossip_tx,
+    });
+    let gossip_cfg = GossipCfg {
+        limits: block_cfg.limits,
+        tx_bytes_max: block_cfg.tx_bytes_max,
+        message_bytes_max: Block::max_encode_size(&block_cfg),
+    };
+    let (txs_sender, txs_receiver) = channels.txs;
+    context.child("gossip_out").spawn({
+        let (shared, cfg) = (shared.clone(), gossip_cfg.clone());
+        move |ctx| gossip::send_loop(ctx, shared, gossip_rx, txs_sender, cfg)
+    });
+    context.child("gossip_in").spawn({
+        let shared = shared.clone();
+        move |ctx| gossip::receive_loop(ctx, shared, txs_receiver, gossip_cfg)
     });
 
     let me = cfg.signer.public_key();

@@ -161,18 +161,33 @@ impl Handle {
     /// Checks a transaction (signature, chain id, size, fee, nonce, and the rest of the
     /// ledger's checks when its nonce is next) and admits it to the mempool.
     pub async fn submit(&self, tx: SignedTx) -> Result<TxId, MempoolError> {
-        self.shared.submit(tx)
+        self.submit_blocking(tx)
     }
 
     /// Submits many transactions in order, with the verdicts [`Handle::submit`] would give each
     /// (a later one sees the earlier ones in the mempool), their signatures checked in batches.
     pub fn submit_batch(&self, txs: Vec<SignedTx>) -> Vec<Result<TxId, MempoolError>> {
-        self.shared.submit_batch(txs)
+        let copies = txs.clone();
+        let results = self.shared.submit_batch(txs);
+        for (tx, result) in copies.into_iter().zip(&results) {
+            if result.is_ok() {
+                self.gossip(tx);
+            }
+        }
+        results
     }
 
     /// Like [`Handle::submit`], without the async wrapper.
     pub fn submit_blocking(&self, tx: SignedTx) -> Result<TxId, MempoolError> {
-        self.shared.submit(tx)
+        let id = self.shared.submit(tx.clone())?;
+        self.gossip(tx);
+        Ok(id)
+    }
+
+    /// Hands an admitted transaction to the gossip (a full outbox leaves it to this validator's
+    /// own proposals).
+    fn gossip(&self, tx: SignedTx) {
+        let _ = self.shared.gossip.try_send(tx);
     }
 
     /// Last finalized height.

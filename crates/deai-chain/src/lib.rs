@@ -25,6 +25,7 @@ pub mod mempool;
 mod application;
 mod engine;
 mod executor;
+mod gossip;
 mod history;
 mod network;
 mod replica;

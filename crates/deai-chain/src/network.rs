@@ -26,6 +26,9 @@ use std::time::Duration;
 // blocks and backfill are one message per block.
 const CONSENSUS_QUOTA: Quota = Quota::per_second(NZU32!(4096)).allow_burst(NZU32!(256));
 const FETCH_QUOTA: Quota = Quota::per_second(NZU32!(1024)).allow_burst(NZU32!(64));
+/// Gossip messages carry up to 256 transactions each: 1,024 messages/s per peer is far above what
+/// two cores verify.
+const GOSSIP_QUOTA: Quota = Quota::per_second(NZU32!(1024)).allow_burst(NZU32!(64));
 
 /// Starts a validator: opens the p2p network on `cfg.p2p_listen`, replays the durable chain,
 /// and joins consensus. With one participant it finalizes alone over the same code path.
@@ -87,6 +90,7 @@ where
         resolver: network.register(channel::RESOLVER, FETCH_QUOTA),
         broadcast: network.register(channel::BROADCAST, FETCH_QUOTA),
         backfill: network.register(channel::BACKFILL, FETCH_QUOTA),
+        txs: network.register(channel::TXS, GOSSIP_QUOTA),
     };
     network.start();
     start_with_network(context, cfg, channels, oracle.clone(), oracle).await

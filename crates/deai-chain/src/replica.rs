@@ -313,6 +313,8 @@ pub(crate) struct Shared {
     pub(crate) telemetry: Telemetry,
     /// Requests for history older than the window, served by the executor.
     pub(crate) reads: futures::channel::mpsc::Sender<HistoryRead>,
+    /// Transactions admitted through the API, for the other validators ([`crate::gossip`]).
+    pub(crate) gossip: tokio::sync::mpsc::Sender<SignedTx>,
 }
 
 /// A read of the history on disk.

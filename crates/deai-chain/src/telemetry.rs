@@ -38,6 +38,9 @@ pub(crate) struct Telemetry {
     pub(crate) executor_queue_blocks: Registered<Gauge>,
     pub(crate) snapshot_height: Registered<Gauge>,
     pub(crate) replayed_blocks: Registered<Gauge>,
+    pub(crate) gossip_sent_txs: Registered<Counter>,
+    pub(crate) gossip_received_txs: Registered<Counter>,
+    pub(crate) gossip_malformed: Registered<Counter>,
 }
 
 impl Telemetry {
@@ -86,6 +89,21 @@ impl Telemetry {
                 "replayed_blocks",
                 "Blocks replayed from the block store at the last start (after the snapshot restored)",
                 Gauge::default(),
+            ),
+            gossip_sent_txs: ctx.register(
+                "gossip_sent_txs",
+                "Transactions admitted here and gossiped to the other validators",
+                Counter::default(),
+            ),
+            gossip_received_txs: ctx.register(
+                "gossip_received_txs",
+                "Transactions received from other validators' gossip (admitted or not)",
+                Counter::default(),
+            ),
+            gossip_malformed: ctx.register(
+                "gossip_malformed",
+                "Gossip messages dropped whole because they did not decode",
+                Counter::default(),
             ),
         }
     }

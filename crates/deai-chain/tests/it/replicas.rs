@@ -120,3 +120,63 @@ fn same_seed_same_chain() {
     assert!(a.len() >= 10);
     assert_eq!(a, b);
 }
+
+/// Any validator is an entry point: transactions sent only to validator 0 are gossiped, so the
+/// other leaders propose them too, and every validator answers for each one.
+#[test]
+fn transactions_sent_to_one_validator_are_proposed_by_the_others() {
+    let runner = deterministic::Runner::new(
+        deterministic::Config::default()
+            .with_seed(5)
+            .with_timeout(Some(Duration::from_secs(600))),
+    );
+    runner.start(|context| async move {
+        let keys = validator_keys(4);
+        let genesis = genesis(&keys);
+        let peers: Vec<PublicKey> = keys.iter().map(|k| k.public_key()).collect();
+        let oracle = network(&context, &config(&genesis, &keys, 0), peers.clone()).await;
+        link_all(
+            &oracle,
+            &peers,
+            Link {
+                latency: Duration::from_millis(10),
+                jitter: Duration::from_millis(2),
+                success_rate: probability!(1.0),
+            },
+        )
+        .await;
+        let mut handles = Vec::new();
+        for i in 0..4 {
+            handles.push(
+                spawn_validator(&context, &oracle, config(&genesis, &keys, i))
+                    .await
+                    .0,
+            );
+        }
+        let entry = Address(peers[0].as_ref().try_into().unwrap());
+        let dev = dev_key();
+        let mut proposers = std::collections::BTreeSet::new();
+        for nonce in 0..8 {
+            let id = handles[0]
+                .submit(transfer(&genesis, &dev, Address([9u8; 32]), 1, nonce))
+                .await
+                .unwrap();
+            wait_finalized(&context, &handles[0], &[id], LIMIT).await;
+            let mut heights = std::collections::BTreeSet::new();
+            for h in &handles {
+                wait_finalized(&context, h, &[id], LIMIT).await;
+                match h.tx_status(&id).await {
+                    deai_chain::TxStatus::Finalized { height, .. } => heights.insert(height),
+                    other => panic!("{id} is {other:?} on a validator"),
+                };
+            }
+            assert_eq!(heights.len(), 1, "validators disagree where {id} is");
+            let height = *heights.first().unwrap();
+            proposers.insert(handles[0].block(height).await.unwrap().proposer);
+        }
+        assert!(
+            proposers.iter().any(|p| *p != entry),
+            "every transaction sent to validator 0 was proposed by validator 0: no gossip"
+        );
+    });
+}

@@ -121,17 +121,19 @@ pub async fn try_start_validator(
         channel::RESOLVER,
         channel::BROADCAST,
         channel::BACKFILL,
+        channel::TXS,
     ] {
         reg.push(control.register(ch, quota).await.expect("register channel"));
     }
     let mut reg = reg.into_iter();
-    let mut next = || reg.next().expect("five channels");
+    let mut next = || reg.next().expect("six channels");
     let channels = Channels {
         votes: next(),
         certificates: next(),
         resolver: next(),
         broadcast: next(),
         backfill: next(),
+        txs: next(),
     };
     deai_chain::start_with_network(context, cfg, channels, oracle.manager(), control).await
 }
