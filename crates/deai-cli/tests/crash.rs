@@ -112,3 +112,251 @@ fn sigkill_under_load_loses_nothing_finalized() {
         confirmed.len()
     );
 }
+
+/// A four-validator network of `deai node` processes from `deai testnet init`, each validator fed
+/// by its own sender (so every validator is an entry point), with validators killed by SIGKILL
+/// and restarted.
+mod network {
+    use super::{common, finalized, submit};
+    use deai_ledger::{Address, SignedTx, Tx, TxBody, tx::Transfer};
+    use ed25519_dalek::SigningKey;
+    use std::{
+        path::{Path, PathBuf},
+        time::{Duration, Instant},
+    };
+
+    const N: usize = 4;
+    /// Transactions a sender keeps in flight beyond its account's finalized nonce.
+    const WINDOW: u64 = 16;
+
+    struct Net {
+        dirs: Vec<PathBuf>,
+        nodes: Vec<Option<common::NodeProcess>>,
+        senders: Vec<SigningKey>,
+        /// Next nonce each sender submits.
+        next: Vec<u64>,
+        /// Each sender's finalized nonce when last seen to move, and when.
+        progress: Vec<(u64, Instant)>,
+        /// Ids any validator reported finalized: the promise under test.
+        confirmed: Vec<String>,
+        /// Submitted, not yet seen finalized.
+        pending: Vec<String>,
+    }
+
+    fn transfer(key: &SigningKey, nonce: u64) -> SignedTx {
+        // Deterministic per (sender, nonce): a resubmission after a kill is the same transaction.
+        SignedTx::sign(
+            Tx {
+                chain_id: deai_node::testnet::CHAIN_ID.into(),
+                sender: deai_node::keyfile::address(key),
+                nonce,
+                fee: 1_000,
+                body: TxBody::Transfer(Transfer {
+                    to: Address([7; 32]),
+                    amount: 1,
+                }),
+            },
+            key,
+        )
+    }
+
+    fn status(url: &str) -> (u64, String) {
+        let (_, v) = common::get(&format!("{url}/v1/status"));
+        (
+            v["height"].as_u64().unwrap_or(0),
+            v["state_root"].as_str().unwrap_or("").to_string(),
+        )
+    }
+
+    impl Net {
+        fn init(root: &Path) -> Self {
+            let dir = root.join("net");
+            let out = common::deai()
+                .args(["testnet", "init", "--validators", "4", "--base-port", "0", "--json"])
+                .arg("--dir")
+                .arg(&dir)
+                .output()
+                .unwrap();
+            assert!(
+                out.status.success(),
+                "testnet init: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            let dirs: Vec<PathBuf> = (0..N).map(|i| dir.join(format!("node{i}"))).collect();
+            let senders = dirs
+                .iter()
+                .map(|d| deai_node::keyfile::read(&d.join("dev.key")).unwrap())
+                .collect();
+            let nodes = dirs
+                .iter()
+                .map(|d| Some(common::NodeProcess::start(d)))
+                .collect();
+            Self {
+                dirs,
+                nodes,
+                senders,
+                next: vec![0; N],
+                progress: vec![(0, Instant::now()); N],
+                confirmed: Vec::new(),
+                pending: Vec::new(),
+            }
+        }
+
+        fn live(&self) -> Vec<usize> {
+            (0..N).filter(|i| self.nodes[*i].is_some()).collect()
+        }
+
+        fn url(&self, i: usize) -> String {
+            self.nodes[i].as_ref().unwrap().url.clone()
+        }
+
+        fn kill(&mut self, i: usize) {
+            self.nodes[i].take().unwrap().kill();
+        }
+
+        fn restart(&mut self, i: usize) {
+            self.nodes[i] = Some(common::NodeProcess::start(&self.dirs[i]));
+        }
+
+        /// Each live validator's sender submits to it, within its window, for `run_for`; what
+        /// any live validator reports finalized is recorded.
+        fn load(&mut self, run_for: Duration) {
+            let start = Instant::now();
+            while start.elapsed() < run_for {
+                for i in self.live() {
+                    let url = self.url(i);
+                    let addr = deai_node::keyfile::address(&self.senders[i]);
+                    let (_, acct) = common::get(&format!("{url}/v1/accounts/{addr}"));
+                    let done = acct["account"]["nonce"].as_u64().unwrap_or(0);
+                    // After a kill, what the killed node held may be lost: resume from the chain.
+                    self.next[i] = self.next[i].max(done);
+                    if self.next[i] < done + WINDOW {
+                        let tx = transfer(&self.senders[i], self.next[i]);
+                        if submit(&url, &tx) {
+                            self.pending.push(tx.id().to_string());
+                        }
+                        self.next[i] += 1;
+                    }
+                    if done != self.progress[i].0 {
+                        self.progress[i] = (done, Instant::now());
+                    } else if self.progress[i].1.elapsed() > Duration::from_secs(2) {
+                        // Stuck behind a transaction a killed validator took with it: resend from
+                        // the chain's nonce (the same transactions, so nothing is sent twice).
+                        self.next[i] = done;
+                        self.progress[i].1 = Instant::now();
+                    }
+                }
+                self.record();
+            }
+        }
+
+        fn record(&mut self) {
+            let Some(&first) = self.live().first() else {
+                return;
+            };
+            let url = self.url(first);
+            let mut still = Vec::new();
+            for id in std::mem::take(&mut self.pending) {
+                if finalized(&url, &id) {
+                    self.confirmed.push(id);
+                } else {
+                    still.push(id);
+                }
+            }
+            still.sort();
+            still.dedup();
+            self.pending = still;
+        }
+
+        fn heights(&self) -> Vec<u64> {
+            self.live().iter().map(|i| status(&self.url(*i)).0).collect()
+        }
+
+        /// Waits until every live validator reaches `height`.
+        fn wait_all(&self, height: u64, limit: Duration) {
+            let start = Instant::now();
+            while self.heights().iter().any(|h| *h < height) {
+                assert!(
+                    start.elapsed() < limit,
+                    "not every validator reached {height} in {limit:?}: {:?}",
+                    self.heights()
+                );
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        }
+
+        /// Every live validator finalized every confirmed transaction, and they agree on the state
+        /// root at every height up to the lowest tip.
+        fn check_agreement(&self) {
+            for i in self.live() {
+                let url = self.url(i);
+                for id in &self.confirmed {
+                    assert!(finalized(&url, id), "node{i} lost finalized transaction {id}");
+                }
+            }
+            let common_height = *self.heights().iter().min().unwrap();
+            for h in 1..=common_height {
+                let roots: Vec<String> = self
+                    .live()
+                    .iter()
+                    .map(|i| {
+                        let (_, b) = common::get(&format!("{}/v1/blocks/{h}", self.url(*i)));
+                        b["state_root"].as_str().unwrap_or("").to_string()
+                    })
+                    .collect();
+                assert!(
+                    roots.windows(2).all(|w| w[0] == w[1]) && !roots[0].is_empty(),
+                    "validators disagree at height {h}: {roots:?}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn four_validator_processes_survive_kills_and_agree() {
+        let tmp = tempfile::tempdir().unwrap();
+        let mut net = Net::init(tmp.path());
+        net.wait_all(2, Duration::from_secs(60));
+        net.load(Duration::from_secs(3));
+
+        // One validator down: the other three (a quorum) keep finalizing.
+        net.kill(1);
+        let before = *net.heights().iter().max().unwrap();
+        net.load(Duration::from_secs(3));
+        net.wait_all(before + 3, Duration::from_secs(30));
+        net.restart(1);
+        let tip = *net.heights().iter().max().unwrap();
+        net.wait_all(tip, Duration::from_secs(60));
+        net.load(Duration::from_secs(2));
+        net.check_agreement();
+
+        // Another one, then two at once: without a quorum finalization stops, with no fork.
+        net.kill(2);
+        net.load(Duration::from_secs(2));
+        net.restart(2);
+        net.kill(0);
+        net.kill(3);
+        std::thread::sleep(Duration::from_secs(1));
+        let stalled = net.heights();
+        std::thread::sleep(Duration::from_secs(3));
+        assert!(
+            net.heights().iter().zip(&stalled).all(|(now, then)| now <= &(then + 1)),
+            "two of four validators down, yet finalization went on: {stalled:?} -> {:?}",
+            net.heights()
+        );
+        net.restart(0);
+        net.restart(3);
+        let tip = *net.heights().iter().max().unwrap();
+        net.wait_all(tip + 3, Duration::from_secs(60));
+        net.load(Duration::from_secs(3));
+        let tip = *net.heights().iter().max().unwrap();
+        net.wait_all(tip, Duration::from_secs(60));
+        net.record();
+        net.check_agreement();
+        assert!(
+            net.confirmed.len() >= 20,
+            "too little load to mean anything: {} finalized",
+            net.confirmed.len()
+        );
+    }
+}
