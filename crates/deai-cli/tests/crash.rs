@@ -172,7 +172,15 @@ mod network {
         fn init(root: &Path) -> Self {
             let dir = root.join("net");
             let out = common::deai()
-                .args(["testnet", "init", "--validators", "4", "--base-port", "0", "--json"])
+                .args([
+                    "testnet",
+                    "init",
+                    "--validators",
+                    "4",
+                    "--base-port",
+                    "0",
+                    "--json",
+                ])
                 .arg("--dir")
                 .arg(&dir)
                 .output()
@@ -269,7 +277,10 @@ mod network {
         }
 
         fn heights(&self) -> Vec<u64> {
-            self.live().iter().map(|i| status(&self.url(*i)).0).collect()
+            self.live()
+                .iter()
+                .map(|i| status(&self.url(*i)).0)
+                .collect()
         }
 
         /// Waits until every live validator reaches `height`.
@@ -291,7 +302,10 @@ mod network {
             for i in self.live() {
                 let url = self.url(i);
                 for id in &self.confirmed {
-                    assert!(finalized(&url, id), "node{i} lost finalized transaction {id}");
+                    assert!(
+                        finalized(&url, id),
+                        "node{i} lost finalized transaction {id}"
+                    );
                 }
             }
             let common_height = *self.heights().iter().min().unwrap();
@@ -340,7 +354,10 @@ mod network {
         let stalled = net.heights();
         std::thread::sleep(Duration::from_secs(3));
         assert!(
-            net.heights().iter().zip(&stalled).all(|(now, then)| now <= &(then + 1)),
+            net.heights()
+                .iter()
+                .zip(&stalled)
+                .all(|(now, then)| now <= &(then + 1)),
             "two of four validators down, yet finalization went on: {stalled:?} -> {:?}",
             net.heights()
         );
