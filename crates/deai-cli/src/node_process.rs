@@ -28,14 +28,16 @@ pub(crate) struct NodeProcess {
 }
 
 impl NodeProcess {
-    /// Starts `deai node` (this executable) on `dir`, its log (stderr) in `log`, and waits for its
-    /// one JSON line saying it is up. A blocking read: call it off async workers. `log_level` is
-    /// the child's `DEAI_LOG` where this process has none (`deai node` logs warnings only).
+    /// Starts `deai node` (this executable) on `dir`, its log (stderr) in `log`, and waits up to
+    /// `timeout` for its one JSON line saying it is up (killing it otherwise). Blocks: call it
+    /// off async workers. `log_level` is the child's `DEAI_LOG` where this process has none
+    /// (`deai node` logs warnings only).
     pub(crate) fn start(
         dir: &Path,
         log: &Path,
         listen: Listen,
         log_level: Option<&str>,
+        timeout: Duration,
     ) -> anyhow::Result<Self> {
         let exe = std::env::current_exe()?;
         let mut cmd = Command::new(exe);
@@ -55,8 +57,34 @@ impl NodeProcess {
             .stdout
             .take()
             .ok_or_else(|| anyhow::anyhow!("the node's stdout was not captured"))?;
-        let mut line = String::new();
-        BufReader::new(stdout).read_line(&mut line)?;
+        // The read runs on its own thread so a node that hangs before saying anything cannot
+        // hold the caller past `timeout`.
+        let (said, heard) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut line = String::new();
+            let read = BufReader::new(stdout).read_line(&mut line).map(|_| line);
+            let _ = said.send(read);
+        });
+        let line = match heard.recv_timeout(timeout) {
+            Ok(Ok(line)) => line,
+            Ok(Err(e)) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                anyhow::bail!(
+                    "cannot read the node's output: {e}; see its log {}",
+                    log.display()
+                );
+            }
+            Err(_) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                anyhow::bail!(
+                    "the node did not say it was up within {} s; see its log {}",
+                    timeout.as_secs(),
+                    log.display()
+                );
+            }
+        };
         let started: deai_node::run::Started = match serde_json::from_str(&line) {
             Ok(s) => s,
             Err(_) => {

@@ -59,7 +59,7 @@ pub struct UpArgs {
     /// Seconds to wait for every node to serve.
     #[arg(long, default_value_t = 60)]
     pub start_timeout: u64,
-    /// Print one JSON line when every node serves, instead of a table.
+    /// Print one JSON object when every node serves, instead of a table.
     #[arg(long)]
     pub json: bool,
 }
@@ -130,8 +130,9 @@ fn up(args: UpArgs) -> anyhow::Result<()> {
         let dir = Manifest::node_dir(&args.dir, n);
         let log = dir.join("node.log");
         // A network's logs are for reading: `info` unless DEAI_LOG says otherwise.
-        let started =
-            NodeProcess::start(&dir, &log, Listen::Configured, Some("info")).map_err(|e| {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let started = NodeProcess::start(&dir, &log, Listen::Configured, Some("info"), left)
+            .map_err(|e| {
                 anyhow::anyhow!(
                     "{} did not start: {e:#}; the nodes started before it were stopped",
                     n.name
@@ -143,10 +144,6 @@ fn up(args: UpArgs) -> anyhow::Result<()> {
                 stop_all(&mut nodes);
                 return Err(e);
             }
-        }
-        if Instant::now() > deadline {
-            stop_all(&mut nodes);
-            anyhow::bail!("the network did not start within {} s", args.start_timeout);
         }
     }
     let report = UpReport {

@@ -171,7 +171,13 @@ async fn soak(args: &Args, seconds: f64) -> anyhow::Result<Report> {
     let start_dir = data.clone();
     // Starting waits on the child's first line: a blocking read, kept off the runtime's workers.
     let mut node = tokio::task::spawn_blocking(move || {
-        NodeProcess::start(&start_dir, &log, Listen::AnyLoopbackPort, None)
+        NodeProcess::start(
+            &start_dir,
+            &log,
+            Listen::AnyLoopbackPort,
+            None,
+            Duration::from_secs(60),
+        )
     })
     .await??;
     let pid = node.pid();
