@@ -2,7 +2,6 @@
 //! links and one validator crashed then restarted, finalize the same blocks with the same state
 //! roots; the same seed gives the same chain.
 use crate::common::*;
-use commonware_cryptography::Signer as _;
 use commonware_p2p::simulated::Link;
 use commonware_runtime::{Clock as _, Runner as _, Spawner as _, Supervisor as _, deterministic};
 use commonware_utils::probability;
@@ -44,12 +43,12 @@ fn scenario(seed: u64) -> Vec<(u64, Digest, Digest)> {
             .with_timeout(Some(Duration::from_secs(600))),
     );
     runner.start(|context| async move {
-        let keys = validator_keys(4);
-        let genesis = genesis(&keys);
-        let peers: Vec<PublicKey> = keys.iter().map(|k| k.public_key()).collect();
-        let cfg0 = config(&genesis, &keys, 0);
-        let oracle = network(&context, &cfg0, peers.clone()).await;
-        link_all(&oracle, &peers, LOSSY).await;
+        let Linked {
+            keys,
+            genesis,
+            oracle,
+            ..
+        } = linked_network(&context, 4, LOSSY).await;
 
         let mut handles = Vec::new();
         let mut tasks = Vec::new();
@@ -131,20 +130,12 @@ fn transactions_sent_to_one_validator_are_proposed_by_the_others() {
             .with_timeout(Some(Duration::from_secs(600))),
     );
     runner.start(|context| async move {
-        let keys = validator_keys(4);
-        let genesis = genesis(&keys);
-        let peers: Vec<PublicKey> = keys.iter().map(|k| k.public_key()).collect();
-        let oracle = network(&context, &config(&genesis, &keys, 0), peers.clone()).await;
-        link_all(
-            &oracle,
-            &peers,
-            Link {
-                latency: Duration::from_millis(10),
-                jitter: Duration::from_millis(2),
-                success_rate: probability!(1.0),
-            },
-        )
-        .await;
+        let Linked {
+            keys,
+            genesis,
+            peers,
+            oracle,
+        } = linked_network(&context, 4, RELIABLE).await;
         let mut handles = Vec::new();
         for i in 0..4 {
             handles.push(

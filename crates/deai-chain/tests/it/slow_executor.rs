@@ -3,8 +3,6 @@
 //! roots. What waits for its executor stays within marshal's acknowledgement window: the
 //! finalizer panics rather than queue more, or drop one.
 use crate::common::*;
-use commonware_cryptography::Signer as _;
-use commonware_p2p::simulated::Link;
 use commonware_runtime::{
     Clock as _, Metrics as _, Runner as _, Spawner as _, Supervisor as _, deterministic,
 };
@@ -19,12 +17,6 @@ const SLOW: usize = 3;
 const SLOW_DELAY: Duration = Duration::from_secs(2);
 /// Marshal's `max_pending_acks` in `deai_chain::engine`.
 const WINDOW: i64 = 4;
-
-const LINK: Link = Link {
-    latency: Duration::from_millis(10),
-    jitter: Duration::from_millis(2),
-    success_rate: commonware_utils::probability!(1.0),
-};
 
 async fn spawn_validator(
     context: &Ctx,
@@ -63,11 +55,12 @@ fn slow_executor_falls_behind_and_loses_no_block() {
             .with_timeout(Some(Duration::from_secs(900))),
     );
     runner.start(|context| async move {
-        let keys = validator_keys(4);
-        let genesis = genesis(&keys);
-        let peers: Vec<PublicKey> = keys.iter().map(|k| k.public_key()).collect();
-        let oracle = network(&context, &config(&genesis, &keys, 0), peers.clone()).await;
-        link_all(&oracle, &peers, LINK).await;
+        let Linked {
+            keys,
+            genesis,
+            oracle,
+            ..
+        } = linked_network(&context, 4, RELIABLE).await;
         let mut handles = Vec::new();
         for i in 0..4 {
             let mut cfg = config(&genesis, &keys, i);

@@ -84,6 +84,35 @@ pub async fn network(context: &Ctx, cfg: &Config, peers: Vec<PublicKey>) -> Orac
     oracle
 }
 
+/// Links with no loss: 10 ms ± 2 ms.
+pub const RELIABLE: Link = Link {
+    latency: Duration::from_millis(10),
+    jitter: Duration::from_millis(2),
+    success_rate: commonware_utils::probability!(1.0),
+};
+
+/// `n` validators' keys, their genesis, and a simulated network joining every pair by `link`.
+pub struct Linked {
+    pub keys: Vec<ed25519::PrivateKey>,
+    pub genesis: Genesis,
+    pub peers: Vec<PublicKey>,
+    pub oracle: Oracle<PublicKey, Ctx>,
+}
+
+pub async fn linked_network(context: &Ctx, n: u64, link: Link) -> Linked {
+    let keys = validator_keys(n);
+    let genesis = genesis(&keys);
+    let peers: Vec<PublicKey> = keys.iter().map(|k| k.public_key()).collect();
+    let oracle = network(context, &config(&genesis, &keys, 0), peers.clone()).await;
+    link_all(&oracle, &peers, link).await;
+    Linked {
+        keys,
+        genesis,
+        peers,
+        oracle,
+    }
+}
+
 pub async fn link_all(oracle: &Oracle<PublicKey, Ctx>, peers: &[PublicKey], link: Link) {
     for a in peers {
         for b in peers {
