@@ -50,6 +50,9 @@ pub struct Config {
     pub allow_private_ips: bool,
     /// How often the executor snapshots the state (restart replays only what follows).
     pub snapshots: SnapshotPolicy,
+    /// The node's blob store, exchanged with the other validators by hash
+    /// ([`crate::blob_exchange`]); `None` exchanges no blobs.
+    pub blob_store: Option<crate::blob_exchange::SharedBlobStore>,
     /// Fault injection: how long the executor stalls before each finalized block, as a slow
     /// disk would. Zero by default.
     #[cfg(feature = "test-utils")]
@@ -88,6 +91,7 @@ impl Config {
             fetch_timeout: Duration::from_secs(2),
             allow_private_ips: true,
             snapshots: SnapshotPolicy::default(),
+            blob_store: None,
             #[cfg(feature = "test-utils")]
             executor_delay: Duration::ZERO,
         }
@@ -95,6 +99,11 @@ impl Config {
 
     /// The consensus namespace: votes signed for one chain id never count on another.
     pub(crate) fn namespace(&self) -> Vec<u8> {
-        format!("deai-chain/{}", self.genesis.chain_id).into_bytes()
+        namespace(&self.genesis.chain_id)
     }
+}
+
+/// The consensus namespace of chain `chain_id` (light clients verify certificates under it).
+pub(crate) fn namespace(chain_id: &str) -> Vec<u8> {
+    format!("deai-chain/{chain_id}").into_bytes()
 }

@@ -2,7 +2,8 @@
 //! the block application, and the executor, over whatever p2p network the caller provides.
 //!
 //! Channels (one per purpose, same numbers on every validator):
-//! 0 votes, 1 certificates, 2 consensus resolver, 3 block broadcast, 4 marshal backfill.
+//! 0 votes, 1 certificates, 2 consensus resolver, 3 block broadcast, 4 marshal backfill,
+//! 5 transaction gossip, 6 blobs by hash.
 //!
 //! Consensus signs with the validators' ed25519 keys (the `simplex` ed25519 scheme, attributable
 //! certificates of up to n signatures) and rotates leaders round-robin over the participant set,
@@ -10,6 +11,7 @@
 
 use crate::{
     application::{App, Finalizer, now_ms},
+    blob_exchange,
     block::{Block, BlockCfg, BlockDigest},
     config::Config,
     error::ChainError,
@@ -49,6 +51,11 @@ use commonware_utils::{
 use rand_core_010::CryptoRng;
 use std::{num::NonZeroUsize, sync::Arc, time::Duration};
 
+/// The marshal mailbox a [`Handle`] reads finalized blocks and their certificates through.
+pub(crate) type MarshalMailbox = marshal::core::Mailbox<Scheme, marshal::standard::Standard<Block>>;
+/// A finalization certificate of this chain.
+pub(crate) type FinalizationOf = simplex::types::Finalization<Scheme, BlockDigest>;
+
 /// The p2p channels the chain runs on (each a sender/receiver pair of one registered channel).
 pub struct Channels<S, R> {
     /// Consensus votes.
@@ -63,6 +70,8 @@ pub struct Channels<S, R> {
     pub backfill: (S, R),
     /// Transaction gossip ([`crate::gossip`]).
     pub txs: (S, R),
+    /// Blobs by hash ([`crate::blob_exchange`]).
+    pub blobs: (S, R),
 }
 
 /// Channel numbers, fixed across validators.
@@ -79,6 +88,8 @@ pub mod channel {
     pub const BACKFILL: u64 = 4;
     /// Transaction gossip.
     pub const TXS: u64 = 5;
+    /// Blobs by hash.
+    pub const BLOBS: u64 = 6;
 }
 
 const MAILBOX: NonZeroUsize = NZUsize!(4096);
@@ -157,6 +168,7 @@ where
     let height = finalized.height();
     let (reads_tx, reads_rx) = futures::channel::mpsc::channel(READS_QUEUE);
     let (gossip_tx, gossip_rx) = tokio::sync::mpsc::channel(gossip::OUTBOX);
+    let (blobs_tx, blobs_rx) = tokio::sync::mpsc::channel(blob_exchange::COMMANDS);
     set_count(&telemetry.height, height);
     set_count(&telemetry.peers, cfg.participants.len().saturating_sub(1));
     let clock = context.child("clock");
@@ -172,11 +184,13 @@ where
         pool_meta: Mutex::new(PoolMeta::new(cfg.genesis.params.block_txs_max as usize)),
         height_tx: tokio::sync::watch::Sender::new(height),
         tx_arrived: tokio::sync::Notify::new(),
+        block_requested: std::sync::atomic::AtomicBool::new(false),
         peers: std::sync::atomic::AtomicUsize::new(cfg.participants.len().saturating_sub(1)),
         now_ms: Box::new(move || now_ms(&clock)),
         telemetry,
         reads: reads_tx,
         gossip: gossip_tx,
+        blobs: cfg.blob_store.is_some().then_some(blobs_tx),
     });
     let gossip_cfg = GossipCfg {
         limits: block_cfg.limits,
@@ -194,6 +208,27 @@ where
     });
 
     let me = cfg.signer.public_key();
+    let (blobs_sender, blobs_receiver) = channels.blobs;
+    if let Some(store) = cfg.blob_store.clone() {
+        let peers = cfg
+            .participants
+            .iter()
+            .filter(|p| **p != me)
+            .cloned()
+            .collect();
+        let exchange = blob_exchange::Exchange::new(store.0, peers);
+        let metrics = blob_exchange::ExchangeMetrics::register(&context);
+        context.child("blobs").spawn(move |ctx| {
+            blob_exchange::run(
+                ctx,
+                metrics,
+                exchange,
+                blobs_rx,
+                blobs_sender,
+                blobs_receiver,
+            )
+        });
+    }
     let namespace = cfg.namespace();
     let scheme = Scheme::signer(&namespace, participants, cfg.signer.clone()).ok_or_else(|| {
         ChainError::NotAParticipant {
@@ -304,6 +339,7 @@ where
         block_bytes_max: Block::max_encode_size(&block_cfg),
         idle_wait: cfg.block_idle_wait,
     };
+    let marshal_reads = marshal_mailbox.clone();
     let inline = Inline::new(context.child("application"), app, marshal_mailbox, epocher);
 
     // futures' channel holds `buffer` messages plus one per sender; marshal keeps the one
@@ -353,5 +389,8 @@ where
         },
     );
     engine.start(channels.votes, channels.certificates, channels.resolver);
-    Ok(Handle { shared })
+    Ok(Handle {
+        shared,
+        marshal: marshal_reads,
+    })
 }

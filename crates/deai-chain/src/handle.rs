@@ -147,6 +147,19 @@ pub struct ChainMetrics {
 #[derive(Clone)]
 pub struct Handle {
     pub(crate) shared: Arc<Shared>,
+    pub(crate) marshal: crate::engine::MarshalMailbox,
+}
+
+/// What certifies a finalized height to a light client ([`crate::light::Verifier`]).
+#[derive(Clone, Debug)]
+pub struct Finality {
+    /// The height asked for.
+    pub height: u64,
+    /// The encoded blocks from `height` up to the one the certificate finalizes (usually just
+    /// the block at `height`).
+    pub blocks: Vec<Vec<u8>>,
+    /// The encoded finalization certificate of the last of `blocks`.
+    pub finalization: Vec<u8>,
 }
 
 impl std::fmt::Debug for Handle {
@@ -190,6 +203,32 @@ impl Handle {
         let _ = self.shared.gossip.try_send(tx);
     }
 
+    /// Fetches the blob `hash` from the other validators into this node's blob store (at once if
+    /// it is already there), verified against its hash; see [`crate::blob_exchange`].
+    pub async fn fetch_blob(
+        &self,
+        hash: deai_ledger::Digest,
+    ) -> Result<(), crate::blob_exchange::FetchError> {
+        use crate::blob_exchange::{Command, FetchError};
+        let requests = self.shared.blobs.as_ref().ok_or(FetchError::Unavailable)?;
+        let (reply, answer) = futures::channel::oneshot::channel();
+        requests
+            .try_send(Command::Fetch(hash, reply))
+            .map_err(|e| match e {
+                tokio::sync::mpsc::error::TrySendError::Full(_) => FetchError::Busy,
+                tokio::sync::mpsc::error::TrySendError::Closed(_) => FetchError::Unavailable,
+            })?;
+        answer.await.unwrap_or(Err(FetchError::Unavailable))
+    }
+
+    /// Tells the other validators that this node stored the blob `hash` of `size` bytes from a
+    /// client, so they fetch a copy. Best effort: dropped when the exchange is busy.
+    pub fn announce_blob(&self, hash: deai_ledger::Digest, size: u64) {
+        if let Some(requests) = &self.shared.blobs {
+            let _ = requests.try_send(crate::blob_exchange::Command::Announce(hash, size));
+        }
+    }
+
     /// Last finalized height.
     pub fn height(&self) -> u64 {
         self.shared.finalized.read().height()
@@ -229,6 +268,44 @@ impl Handle {
             .read_history(|reply| HistoryRead::Block(height, reply))
             .await
             .flatten()
+    }
+
+    /// The finalized block at `height` and the certificate that finalizes it: its own, or, for a
+    /// block that consensus finalized only through a descendant, the nearest descendant's within
+    /// [`crate::light::CHAIN_BLOCKS_MAX`] blocks together with the blocks between. `None` when
+    /// `height` is not finalized here yet, or its certificate is no longer kept.
+    pub async fn finality(&self, height: u64) -> Option<Finality> {
+        use commonware_codec::Encode as _;
+        use commonware_consensus::types::Height;
+        let tip = self.height();
+        if height == 0 || height > tip {
+            return None;
+        }
+        let last = tip.min(height.saturating_add(crate::light::CHAIN_BLOCKS_MAX as u64 - 1));
+        let mut blocks = Vec::new();
+        for h in height..=last {
+            let block = self.marshal.get_block(Height::new(h)).await?;
+            blocks.push(block.encode().to_vec());
+            if let Some(f) = self.marshal.get_finalization(Height::new(h)).await {
+                return Some(Finality {
+                    height,
+                    blocks,
+                    finalization: crate::light::encode_finalization(&f),
+                });
+            }
+        }
+        None
+    }
+
+    /// Asks for the next block soon even if there is nothing to put in it: someone waits for it
+    /// (a light client needs the block above the height it read to certify that height's
+    /// root). Only this validator's own proposals hurry; at most ten requested empty blocks
+    /// come per `block_idle_wait`.
+    pub fn request_block(&self) {
+        self.shared
+            .block_requested
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+        self.shared.tx_arrived.notify_one();
     }
 
     /// Where a transaction stands.

@@ -16,15 +16,19 @@
 //! `application` (propose/verify), `executor` (durable execution), `engine` (wiring),
 //! `telemetry` (the `deai_*` metrics, registered in the runtime's registry beside Commonware's).
 
+pub mod blob_exchange;
 pub mod block;
 mod config;
 mod error;
 mod handle;
+pub mod light;
 pub mod mempool;
 
 mod application;
 mod engine;
 mod executor;
+#[cfg(feature = "test-utils")]
+pub mod faults;
 mod gossip;
 mod history;
 mod network;
@@ -37,6 +41,6 @@ pub use block::{Block, BlockCfg, BlockDigest};
 pub use config::Config;
 pub use engine::{Channels, channel, max_message_size, start_with_network};
 pub use error::{ChainError, MempoolError};
-pub use handle::{ChainMetrics, FinalizedBlock, Handle, Status, TxStatus};
+pub use handle::{ChainMetrics, Finality, FinalizedBlock, Handle, Status, TxStatus};
 pub use history::SnapshotPolicy;
 pub use network::start;

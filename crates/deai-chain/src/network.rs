@@ -29,6 +29,10 @@ const FETCH_QUOTA: Quota = Quota::per_second(NZU32!(1024)).allow_burst(NZU32!(64
 /// Gossip messages carry up to 256 transactions each: 1,024 messages/s per peer is far above what
 /// two cores verify.
 const GOSSIP_QUOTA: Quota = Quota::per_second(NZU32!(1024)).allow_burst(NZU32!(64));
+/// Blob messages: a chunk is at most 256 KiB, so 1,024 messages/s is 256 MiB/s from each peer; the
+/// burst takes the announcements of a whole task published at once (one small `Have` per blob). An
+/// inbound message over quota is not dropped but stalls its connection, so honest use must fit.
+const BLOBS_QUOTA: Quota = Quota::per_second(NZU32!(1024)).allow_burst(NZU32!(512));
 
 /// Starts a validator: opens the p2p network on `cfg.p2p_listen`, replays the durable chain,
 /// and joins consensus. With one participant it finalizes alone over the same code path.
@@ -91,6 +95,7 @@ where
         broadcast: network.register(channel::BROADCAST, FETCH_QUOTA),
         backfill: network.register(channel::BACKFILL, FETCH_QUOTA),
         txs: network.register(channel::TXS, GOSSIP_QUOTA),
+        blobs: network.register(channel::BLOBS, BLOBS_QUOTA),
     };
     network.start();
     start_with_network(context, cfg, channels, oracle.clone(), oracle).await

@@ -21,7 +21,7 @@ use crate::{
     telemetry::{Telemetry, set_count},
 };
 use commonware_utils::sync::{Mutex, RwLock};
-use deai_ledger::{Address, SignedTx, State, TxBody, TxId};
+use deai_ledger::{Address, SignedTx, State, TxBody, TxError, TxId};
 use std::{
     collections::{BTreeMap, HashMap, VecDeque},
     sync::Arc,
@@ -250,7 +250,12 @@ impl Finalized {
     pub(crate) fn push_recent(&mut self, digest: BlockDigest, block: Arc<FinalizedBlock>) {
         for (i, tx) in block.txs.iter().enumerate() {
             let index = u32::try_from(i).expect("block tx count fits u32");
-            self.recent_txs.insert(tx.id(), (block.height, index));
+            // A transaction included again (a leader replaying it; the ledger rejects the copy)
+            // keeps its first place, as in the index on disk: a transaction reported applied
+            // must not turn into a rejected one.
+            self.recent_txs
+                .entry(tx.id())
+                .or_insert((block.height, index));
         }
         self.recent.push_back((digest, block));
         while self.recent.len() > WINDOW_BLOCKS_MIN
@@ -308,6 +313,9 @@ pub(crate) struct Shared {
     pub(crate) pool_meta: Mutex<PoolMeta>,
     pub(crate) height_tx: tokio::sync::watch::Sender<u64>,
     pub(crate) tx_arrived: tokio::sync::Notify,
+    /// Someone waits for the next block (a light client certifying what it read): an idle
+    /// leader proposes early ([`crate::Handle::request_block`]).
+    pub(crate) block_requested: std::sync::atomic::AtomicBool,
     pub(crate) peers: std::sync::atomic::AtomicUsize,
     pub(crate) now_ms: Box<dyn Fn() -> u64 + Send + Sync>,
     pub(crate) telemetry: Telemetry,
@@ -315,6 +323,9 @@ pub(crate) struct Shared {
     pub(crate) reads: futures::channel::mpsc::Sender<HistoryRead>,
     /// Transactions admitted through the API, for the other validators ([`crate::gossip`]).
     pub(crate) gossip: tokio::sync::mpsc::Sender<SignedTx>,
+    /// Requests to the blob exchange, when this validator has a blob store
+    /// ([`crate::blob_exchange`]).
+    pub(crate) blobs: Option<tokio::sync::mpsc::Sender<crate::blob_exchange::Command>>,
 }
 
 /// A read of the history on disk.
@@ -592,10 +603,22 @@ impl Shared {
     /// The mempool's part of [`Self::after_apply`]: touches the block's senders and the
     /// transactions due for expiry only, never the whole pool.
     fn recheck_pool(&self, block: &FinalizedBlock, ids: &[TxId]) -> Vec<(TxId, Dropped)> {
-        // Whether each sender had a transaction fail: the ledger then left its nonce unused.
+        // Whether each sender had a transaction of its own fail at its next nonce, which the
+        // ledger then left unused. A copy with a bad signature, or one whose nonce was already
+        // used or not yet due, says nothing of the sender's own transactions: any leader can
+        // include such a copy, and counting it would let one empty every sender's pooled run.
         let mut senders: BTreeMap<Address, bool> = BTreeMap::new();
         for (tx, receipt) in block.txs.iter().zip(&block.receipts) {
-            *senders.entry(tx.tx.sender).or_default() |= receipt.result.is_err();
+            let failed_own = matches!(
+                &receipt.result,
+                Err(e) if !matches!(
+                    e,
+                    TxError::BadSignature { .. }
+                        | TxError::NonceReplayed { .. }
+                        | TxError::NonceFuture { .. }
+                )
+            );
+            *senders.entry(tx.tx.sender).or_default() |= failed_own;
         }
         // Lock order as everywhere: the finalized state, then the mempool.
         let finalized = self.finalized.read();
@@ -721,6 +744,29 @@ mod tests {
         assert_eq!(f.recent_block(total).unwrap().height, total);
         assert!(f.digest_at(oldest - 1).is_none());
         assert!(f.digest_at(0).is_some(), "genesis is always known");
+    }
+
+    /// A replayed transaction (the ledger rejects the copy) is still found where it applied.
+    #[test]
+    fn a_transaction_included_again_keeps_its_first_place() {
+        let key = SigningKey::from_bytes(&[3; 32]);
+        let tx = Tx {
+            chain_id: "t".into(),
+            sender: Address(key.verifying_key().to_bytes()),
+            nonce: 0,
+            fee: 1,
+            body: TxBody::Transfer(Transfer {
+                to: Address([9; 32]),
+                amount: 1,
+            }),
+        };
+        let tx = SignedTx::sign(tx, &key);
+        let mut f = finalized();
+        for h in 1..=3 {
+            let (d, b) = block(h, vec![tx.clone()]);
+            f.push_recent(d, b);
+        }
+        assert_eq!(f.recent_tx(&tx.id()).map(|(h, i, _)| (h, i)), Some((1, 0)));
     }
 
     #[test]

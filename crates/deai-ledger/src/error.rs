@@ -477,6 +477,14 @@ pub enum ProofError {
     /// The proof is structurally invalid (location past the leaf count, too many digests).
     #[error("malformed proof: {0}")]
     Malformed(String),
+    /// An entry sent with a proof is not the one the proof commits to.
+    #[error("{key}: {what}")]
+    EntryMismatch {
+        /// The entry's key.
+        key: String,
+        /// How it differs.
+        what: String,
+    },
 }
 
 #[cfg(test)]

@@ -41,11 +41,13 @@
 //!   the module docs say how to add a transaction (one module + one enum variant).
 //! - [`State`]: accounts, datasets, tasks, models, and block application.
 //! - [`proof`]: state keys, inclusion proofs and [`verify_proof`]; the root is a
-//!   `commonware_storage` in-memory MMR updated incrementally per block.
+//!   `commonware_storage` in-memory MMR updated incrementally per block. [`verify_entry`] checks a
+//!   whole entry someone sent (fields, round log, history) against its proof.
 //! - [`verify_signatures`]: batched ed25519 in parallel chunks.
 
 mod block;
 mod codec;
+mod committed;
 mod error;
 mod event;
 mod genesis;
@@ -58,6 +60,7 @@ mod types;
 mod verify;
 
 pub use block::{Block, BlockOutcome, Receipt};
+pub use committed::{Committed, verify_entry};
 pub use error::{DecodeError, EntityKind, GenesisError, ProofError, TxError};
 pub use event::{Event, HistoryEntry};
 pub use genesis::{Genesis, TOKEN};

@@ -293,6 +293,33 @@ fn full_lifecycle_pays_in_proportion_and_conserves_supply() {
     ] {
         verify_proof(&h.s.root(), &h.s.prove(&key).unwrap()).unwrap();
     }
+    // A light client checks whole entries, as sent over JSON, against their proofs: every
+    // field, each round of the log and each history entry.
+    let root = h.s.root();
+    let task: Task =
+        serde_json::from_value(serde_json::to_value(h.s.task(1).unwrap()).unwrap()).unwrap();
+    let task_proof = h.s.prove(&StateKey::Task(1)).unwrap();
+    verify_entry(&root, &task_proof, &task).unwrap();
+    let dataset = h.s.dataset(3).unwrap().clone();
+    let dataset_proof = h.s.prove(&StateKey::Dataset(3)).unwrap();
+    verify_entry(&root, &dataset_proof, &dataset).unwrap();
+    verify_entry(
+        &root,
+        &h.s.prove(&StateKey::Model(model.id)).unwrap(),
+        model,
+    )
+    .unwrap();
+    let mut forged = task.clone();
+    forged.round_log[0].selected.reverse();
+    let err = verify_entry(&root, &task_proof, &forged).unwrap_err();
+    assert!(err.to_string().contains("committed leaf"), "{err}");
+    let mut forged = dataset.clone();
+    forged.history.pop();
+    let err = verify_entry(&root, &dataset_proof, &forged).unwrap_err();
+    assert!(err.to_string().contains("history"), "{err}");
+    let mut forged = dataset;
+    forged.schema.push('x');
+    assert!(verify_entry(&root, &dataset_proof, &forged).is_err());
     // A closed task takes no more rounds.
     let body = open(&h.s, 1, 1);
     h.rejected(COORD, body, "task_not_open");

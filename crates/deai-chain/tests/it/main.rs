@@ -4,7 +4,9 @@
 #![allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed test
 
 mod common;
+mod faults;
 mod history;
+mod light;
 mod mempool_admission;
 mod replicas;
 mod single_validator;

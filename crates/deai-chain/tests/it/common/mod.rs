@@ -151,11 +151,12 @@ pub async fn try_start_validator(
         channel::BROADCAST,
         channel::BACKFILL,
         channel::TXS,
+        channel::BLOBS,
     ] {
         reg.push(control.register(ch, quota).await.expect("register channel"));
     }
     let mut reg = reg.into_iter();
-    let mut next = || reg.next().expect("six channels");
+    let mut next = || reg.next().expect("seven channels");
     let channels = Channels {
         votes: next(),
         certificates: next(),
@@ -163,6 +164,7 @@ pub async fn try_start_validator(
         broadcast: next(),
         backfill: next(),
         txs: next(),
+        blobs: next(),
     };
     deai_chain::start_with_network(context, cfg, channels, oracle.manager(), control).await
 }
