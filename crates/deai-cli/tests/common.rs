@@ -37,6 +37,8 @@ pub(crate) struct NodeProcess {
     pub(crate) url: String,
     /// Its data directory.
     pub(crate) dir: PathBuf,
+    /// On a validator that holds roles, their API's base URL.
+    pub(crate) roles_url: Option<String>,
 }
 
 impl NodeProcess {
@@ -71,6 +73,7 @@ impl NodeProcess {
             child,
             url: format!("http://{http}"),
             dir: dir.to_path_buf(),
+            roles_url: v["roles_http"].as_str().map(str::to_string),
         }
     }
 

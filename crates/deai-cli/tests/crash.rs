@@ -376,4 +376,51 @@ mod network {
             net.confirmed.len()
         );
     }
+
+    /// The value of a counter in a node's `/metrics` (0 when absent).
+    fn counter(url: &str, name: &str) -> u64 {
+        let text = reqwest::blocking::get(format!("{url}/metrics"))
+            .and_then(|r| r.text())
+            .unwrap_or_default();
+        text.lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
+            .unwrap_or(0)
+    }
+
+    /// A blob published to one validator is copied to the others without anyone asking, is served
+    /// by them after the one it was sent to is killed, and a hash nobody holds is a plain 404.
+    #[test]
+    fn a_blob_published_to_one_validator_is_served_by_every_other() {
+        let tmp = tempfile::tempdir().unwrap();
+        let mut net = Net::init(tmp.path());
+        net.wait_all(1, Duration::from_secs(60));
+        // Over two chunks of the exchange, so it is reassembled in order.
+        let bytes: Vec<u8> = (0..700_000u32).map(|i| (i * 7 + i / 1000) as u8).collect();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let first = deai_node::client::Client::new(net.url(0));
+        let hash = rt
+            .block_on(first.put_blob(&net.senders[0], &bytes))
+            .unwrap();
+
+        let start = Instant::now();
+        while (1..N).any(|i| counter(&net.url(i), "deai_blob_fetched_total") < 1) {
+            assert!(
+                start.elapsed() < Duration::from_secs(30),
+                "the blob was not copied to every validator within 30 s"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        net.kill(0);
+        for i in 1..N {
+            let client = deai_node::client::Client::new(net.url(i));
+            let got = rt.block_on(client.get_blob(&hash)).unwrap();
+            assert!(got == bytes, "node{i} served other bytes for {hash}");
+        }
+        let (status, v) = common::get(&format!("{}/v1/blobs/{}", net.url(2), "ab".repeat(32)));
+        assert_eq!(status, 404, "{v}");
+        assert_eq!(v["error"]["code"], "blob_not_found", "{v}");
+    }
 }

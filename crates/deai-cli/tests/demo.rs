@@ -1,5 +1,6 @@
 //! The README's main command: `deai demo --json` exits 0 and reports ten owners training a model
-//! privately, a revoked dataset left out, a dropout recovered, rewards paid and the task verified.
+//! privately, a revoked dataset left out, a dropout recovered, rewards paid and the task verified;
+//! and the same on a network of four validator processes.
 
 #![allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed test
 
@@ -15,12 +16,16 @@ fn u64s(v: &Value) -> Vec<u64> {
         .collect()
 }
 
-#[test]
-fn demo_trains_privately_pays_and_verifies() {
-    let out = common::deai().args(["demo", "--json"]).output().unwrap();
+/// Runs `deai demo --json` with `args` and checks what every run must show; its report.
+fn demo(args: &[&str], rounds: u64) -> Value {
+    let out = common::deai()
+        .args(["demo", "--json"])
+        .args(args)
+        .output()
+        .unwrap();
     assert!(
         out.status.success(),
-        "deai demo failed: {}",
+        "deai demo {args:?} failed: {}",
         String::from_utf8_lossy(&out.stderr)
     );
     let v: Value = serde_json::from_slice(&out.stdout).unwrap();
@@ -36,7 +41,7 @@ fn demo_trains_privately_pays_and_verifies() {
     ] {
         assert!(!v[field].is_null(), "no {field}: {v}");
     }
-    assert_eq!(v["rounds"], 20, "{v}");
+    assert_eq!(v["rounds"], rounds, "{v}");
     assert_eq!(v["verify_ok"], true, "{v}");
     assert_eq!(v["proof_ok"], true, "{v}");
     assert_eq!(v["ledger_verify_ok"], true, "{v}");
@@ -85,4 +90,22 @@ fn demo_trains_privately_pays_and_verifies() {
         (paid + v["refund"].as_f64().unwrap() - 1_000.0).abs() < 1e-6,
         "{v}"
     );
+    v
+}
+
+#[test]
+fn demo_trains_privately_pays_and_verifies() {
+    let v = demo(&[], 20);
+    assert_eq!(v["validators"], 1, "{v}");
+    assert!(v["validators_agreed_at"].is_null(), "{v}");
+}
+
+/// Four validators as processes: owners submit through different entry points, the coordinator
+/// publishes the task's blobs to the first, and the verification reads the ledger and the blobs
+/// from the last (which has them only through the validators' blob exchange).
+#[test]
+fn demo_runs_on_four_validator_processes() {
+    let v = demo(&["--validators", "4", "--rounds", "10"], 10);
+    assert_eq!(v["validators"], 4, "{v}");
+    assert!(v["validators_agreed_at"].as_u64().unwrap() > 0, "{v}");
 }

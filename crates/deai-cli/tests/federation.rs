@@ -37,9 +37,12 @@ fn rt() -> tokio::runtime::Runtime {
 }
 
 /// A role node's data directory: a key and a config naming its roles.
-fn role_dir(root: &Path, name: &str, roles: RolesConfig) -> (PathBuf, SigningKey) {
+/// A role node's directory: a key, the network's genesis (copied from the validator's `vdir`,
+/// so the node checks what its upstream says against it) and `roles`.
+fn role_dir(root: &Path, vdir: &Path, name: &str, roles: RolesConfig) -> (PathBuf, SigningKey) {
     let dir = root.join(name);
     fs::create_dir_all(&dir).expect("mkdir");
+    copy_genesis(vdir, &dir);
     let key = keyfile::create(&dir.join(deai_node::config::NODE_KEY_FILE)).expect("key");
     let cfg = NodeConfig {
         http_listen: "127.0.0.1:0".parse().expect("addr"),
@@ -49,6 +52,11 @@ fn role_dir(root: &Path, name: &str, roles: RolesConfig) -> (PathBuf, SigningKey
     };
     cfg.save(&dir).expect("config");
     (dir, key)
+}
+
+fn copy_genesis(vdir: &Path, dir: &Path) {
+    let name = deai_node::config::GENESIS_FILE;
+    fs::copy(vdir.join(name), dir.join(name)).expect("copy the genesis");
 }
 
 fn wait_until<T>(what: &str, timeout: Duration, mut f: impl FnMut() -> Option<T>) -> T {
@@ -100,6 +108,7 @@ fn five_owners_train_with_a_crash_and_a_revocation_and_verify() {
     // Coordinator node (the task creator runs it).
     let (cdir, creator) = role_dir(
         tmp.path(),
+        &vdir,
         "coordinator",
         RolesConfig {
             validator: false,
@@ -114,6 +123,7 @@ fn five_owners_train_with_a_crash_and_a_revocation_and_verify() {
         .map(|i| {
             let dir = tmp.path().join(format!("owner-{i}"));
             fs::create_dir_all(&dir).expect("mkdir");
+            copy_genesis(&vdir, &dir);
             let key = keyfile::create(&dir.join(deai_node::config::NODE_KEY_FILE)).expect("key");
             fs::write(dir.join("data.bin"), fed::data::encode(&split.owners[i])).expect("data");
             // Half the owners keep their commitment salt beside the data, half in config.toml.
@@ -326,4 +336,34 @@ fn five_owners_train_with_a_crash_and_a_revocation_and_verify() {
     let (ok, v) = verify_task(task, &validator.url);
     assert!(!ok, "a tampered blob passed verification: {v}");
     assert_eq!(v["failed_rounds"], serde_json::json!([round.number]));
+}
+
+/// A validator can hold roles: with `[roles] coordinator = true` the same process validates and
+/// serves the coordinator's API, under its validator key, with its own API as upstream.
+#[test]
+fn a_validator_also_coordinates() {
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let dir = tmp.path().join("validator");
+    init(&dir);
+    let mut cfg = NodeConfig::load(&dir).expect("config");
+    cfg.roles.coordinator = true;
+    cfg.save(&dir).expect("config");
+    let node = NodeProcess::start(&dir);
+    let roles = node
+        .roles_url
+        .clone()
+        .expect("the node names its roles' API");
+    assert_ne!(roles, node.url, "the roles share the validator's API");
+    let (status, v) = common::get(&format!("{roles}/v1/node"));
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(v["roles"], serde_json::json!(["coordinator"]), "{v}");
+    assert_eq!(v["upstream"], node.url.as_str(), "{v}");
+    let key = keyfile::read(&dir.join(deai_node::config::NODE_KEY_FILE)).expect("key");
+    assert_eq!(v["key"], keyfile::address(&key).to_string(), "{v}");
+    // And it still validates: blocks keep coming.
+    let height = |url: &str| common::get(&format!("{url}/v1/status")).1["height"].as_u64();
+    let first = height(&node.url).expect("a height");
+    wait_until("a new block", Duration::from_secs(30), || {
+        height(&node.url).filter(|h| *h > first)
+    });
 }

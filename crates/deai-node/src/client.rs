@@ -15,7 +15,7 @@ use serde::de::DeserializeOwned;
 
 use crate::api::types::{
     AccountView, BatchItem, BatchRequest, BatchResponse, BlockView, EligibleView, ErrorBody,
-    ProofView, PutBlobResponse, StatusView, SubmitRequest, SubmitResponse, TxState,
+    FinalityView, ProofView, PutBlobResponse, StatusView, SubmitRequest, SubmitResponse, TxState,
 };
 use crate::blob_access::Identity;
 
@@ -310,6 +310,11 @@ impl Client {
     /// `GET /v1/blocks/{height}`.
     pub async fn block(&self, height: u64) -> Result<BlockView, ClientError> {
         self.get(&format!("/v1/blocks/{height}")).await
+    }
+
+    /// `GET /v1/blocks/{height}/finality`.
+    pub async fn finality(&self, height: u64) -> Result<FinalityView, ClientError> {
+        self.get(&format!("/v1/blocks/{height}/finality")).await
     }
 
     /// `GET /v1/proofs/{kind}/{id}`.

@@ -265,6 +265,11 @@ pub struct RolesConfig {
     /// Milliseconds a peer may take to answer one round message before it counts as dropped.
     #[serde(default = "peer_timeout_ms")]
     pub peer_timeout_ms: u64,
+    /// On a validator that also holds roles: where the roles' API listens (their peers' signed
+    /// routes and blob store, apart from the validator's). Default: a free loopback port, printed
+    /// when the node starts. A node that is not a validator serves its roles on `http_listen`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub listen: Option<std::net::SocketAddr>,
 }
 
 fn yes() -> bool {
@@ -284,6 +289,7 @@ impl Default for RolesConfig {
             datasets: Vec::new(),
             announce_to: Vec::new(),
             peer_timeout_ms: peer_timeout_ms(),
+            listen: None,
         }
     }
 }
@@ -429,6 +435,7 @@ mod tests {
             }],
             announce_to: vec!["http://127.0.0.1:7700".into()],
             peer_timeout_ms: 5,
+            listen: Some("127.0.0.1:7702".parse().expect("addr")),
         };
         let back: NodeConfig = toml::from_str(&cfg.to_toml()).expect("parse");
         assert_eq!(back, cfg);

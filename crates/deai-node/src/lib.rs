@@ -7,19 +7,22 @@
 //! [`blobs`] stores models and updates by their BLAKE3 hash; [`auth`] signs and checks every
 //! message between nodes. [`roles`] runs the data owner and coordinator over HTTP, driving the
 //! pure round protocol of [`fed`] (the `deai-fed` crate); [`audit`] holds the checks anyone
-//! runs from public data (chain replay, task re-verification, model lineage); [`config`],
+//! runs from public data (chain replay, task re-verification, model lineage); [`light_client`]
+//! reads the ledger from a validator it need not trust (certified roots, checked entries); [`config`],
 //! [`init`] and [`keyfile`] make and read a node's data directory.
 
 pub mod api;
 pub mod audit;
 pub mod auth;
 pub mod blob_access;
+pub mod blob_exchange;
 pub mod blobs;
 pub mod client;
 pub mod config;
 pub mod http;
 pub mod init;
 pub mod keyfile;
+pub mod light_client;
 pub mod roles;
 pub mod run;
 pub mod testnet;

@@ -52,6 +52,9 @@ pub struct Started {
     pub height: u64,
     /// The state root at that height.
     pub state_root: String,
+    /// On a validator that also holds roles: the roles' API (a role node's is `http`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub roles_http: Option<String>,
 }
 
 /// The chain configuration a data directory describes.
@@ -116,6 +119,8 @@ pub async fn start(
     blobs::spawn_sweeper(blobs.clone(), blobs::SWEEP_EVERY, blobs::UNFINISHED_MAX_AGE);
     // The API encodes the runtime's registry: the chain's and consensus's metrics with its own.
     let metrics = Arc::new(api::Metrics::register(&context, &blobs));
+    let mut chain_cfg = chain_cfg;
+    chain_cfg.blob_store = Some(crate::blob_exchange::shared(blobs.clone()));
     let chain = deai_chain::start(context, chain_cfg).await?;
     blobs.set_upload_policy(crate::blob_access::validator_policy(
         &cfg.access,
@@ -146,8 +151,10 @@ pub async fn start(
 
 /// Runs a node until SIGINT or SIGTERM. `on_start` is told once the API answers.
 ///
-/// A validator (`[roles] validator = true`, the default) runs the chain and the full API; a node
-/// that is not one runs its roles (data owner, coordinator) against its `upstream` validator.
+/// A validator (`[roles] validator = true`, the default) runs the chain and the full API, and any
+/// roles it holds (data owner, coordinator) beside them, on their own API (`[roles] listen`) with
+/// its own API as their upstream; a node that is not a validator runs its roles against its
+/// `upstream` validator.
 pub fn run(
     dir: &Path,
     overrides: Overrides,
@@ -157,28 +164,72 @@ pub fn run(
     if !cfg.roles.validator {
         return run_roles(dir, &cfg, &overrides, on_start);
     }
-    if cfg.roles.has_roles() {
-        anyhow::bail!(
-            "{}: a validator that also owns data or coordinates is not supported yet; run the \
-             roles in a second node with `[roles] validator = false` and `upstream` = this \
-             node's API",
-            dir.join(config::CONFIG_FILE).display()
-        );
-    }
     let dir = dir.to_path_buf();
     runner(&dir).start(|context| async move {
         let node = start(context, &dir, &overrides).await?;
+        let roles = if cfg.roles.has_roles() {
+            let upstream = format!("http://{}", node.http_addr);
+            let listen = cfg
+                .roles
+                .listen
+                .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 0)));
+            // The roles keep their blobs apart from the validator's store: one process opens a
+            // store's directory once.
+            let blobs_dir = dir.join(ROLE_BLOBS_DIR);
+            // Its upstream is this process: there is no one else to check.
+            Some(start_roles(&dir, &cfg, upstream, listen, blobs_dir, None).await?)
+        } else {
+            None
+        };
         let status = node.chain.status();
         on_start(&Started {
             http: node.http_addr.to_string(),
             chain_id: status.chain_id.clone(),
             height: status.height,
             state_root: status.state_root.to_string(),
+            roles_http: roles.as_ref().map(|r| r.url.clone()),
         });
         shutdown_signal().await;
         let _ = fs::remove_file(dir.join(HTTP_ADDR_FILE));
+        drop(roles);
         Ok(())
     })
+}
+
+/// Where a validator that also holds roles keeps the roles' blobs, inside its data directory.
+pub const ROLE_BLOBS_DIR: &str = "role-blobs";
+
+/// Starts the roles `cfg` names (data owner, coordinator) against the validator at `upstream`,
+/// their API on `listen` and their blobs in `blobs_dir`; a coordinator starts driving its tasks.
+async fn start_roles(
+    dir: &Path,
+    cfg: &NodeConfig,
+    upstream: String,
+    listen: SocketAddr,
+    blobs_dir: PathBuf,
+    genesis: Option<deai_ledger::Genesis>,
+) -> anyhow::Result<crate::roles::serve::RoleNode> {
+    let key = keyfile::read(&dir.join(NODE_KEY_FILE))?;
+    let datasets = crate::roles::serve::load_datasets(dir, &cfg.roles.datasets)?;
+    let role_cfg = crate::roles::serve::RoleNodeConfig {
+        key,
+        upstream: upstream.clone(),
+        listen,
+        blobs_dir,
+        state_dir: dir.to_path_buf(),
+        blob_max_bytes: cfg.blob_max_bytes,
+        datasets,
+        coordinator: cfg.roles.coordinator,
+        announce_to: cfg.roles.announce_to.clone(),
+        peer_timeout: std::time::Duration::from_millis(cfg.roles.peer_timeout_ms),
+        access: cfg.access.clone(),
+        genesis,
+    };
+    let node = crate::roles::serve::start_with_limits(role_cfg, cfg.http.clone()).await?;
+    if let Some(c) = node.coordinator.clone() {
+        tokio::spawn(c.drive(crate::client::Client::new(upstream)));
+    }
+    Ok(node)
 }
 
 /// Runs a role node (not a validator) until SIGINT or SIGTERM.
@@ -194,38 +245,32 @@ fn run_roles(
             dir.join(config::CONFIG_FILE).display()
         )
     })?;
-    let key = keyfile::read(&dir.join(NODE_KEY_FILE))?;
-    let datasets = crate::roles::serve::load_datasets(dir, &cfg.roles.datasets)?;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()?;
     let listen = overrides.http_listen.unwrap_or(cfg.http_listen);
     let dir = dir.to_path_buf();
-    let roles = cfg.roles.clone();
-    let roles_blob_max = cfg.blob_max_bytes;
-    let http = cfg.http.clone();
-    let roles_access = cfg.access.clone();
+    let cfg = cfg.clone();
     rt.block_on(async move {
-        let role_cfg = crate::roles::serve::RoleNodeConfig {
-            key,
-            upstream: upstream.clone(),
+        // A role node checks what its upstream says against the validators of its own genesis
+        // (the network's, copied in by `deai init --genesis`).
+        let genesis = config::load_genesis(&dir).map_err(|e| {
+            anyhow::anyhow!(
+                "{e}; a role node checks what its upstream says against the network's genesis: copy the network's genesis.json into {} (or make the directory with `deai init --genesis FILE`)",
+                dir.display()
+            )
+        })?;
+        let node = start_roles(
+            &dir,
+            &cfg,
+            upstream.clone(),
             listen,
-            blobs_dir: dir.join(BLOBS_DIR),
-            state_dir: dir.clone(),
-            blob_max_bytes: roles_blob_max,
-            datasets,
-            coordinator: roles.coordinator,
-            announce_to: roles.announce_to.clone(),
-            peer_timeout: std::time::Duration::from_millis(roles.peer_timeout_ms),
-            access: roles_access,
-        };
-        let node = crate::roles::serve::start_with_limits(role_cfg, http).await?;
-        let ledger = crate::client::Client::new(upstream);
-        if let Some(c) = node.coordinator.clone() {
-            tokio::spawn(c.drive(ledger.clone()));
-        }
-        let status = ledger.status().await?;
+            dir.join(BLOBS_DIR),
+            Some(genesis),
+        )
+        .await?;
+        let status = crate::client::Client::new(upstream).status().await?;
         let http = node.url.trim_start_matches("http://").to_string();
         fs::write(dir.join(HTTP_ADDR_FILE), &http)?;
         on_start(&Started {
@@ -233,6 +278,7 @@ fn run_roles(
             chain_id: status.chain_id,
             height: status.height,
             state_root: status.state_root.to_string(),
+            roles_http: None,
         });
         shutdown_signal().await;
         let _ = fs::remove_file(dir.join(HTTP_ADDR_FILE));

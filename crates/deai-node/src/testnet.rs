@@ -93,6 +93,18 @@ pub fn init(
     ports: Ports,
     adjust: impl FnOnce(&mut Genesis),
 ) -> anyhow::Result<Manifest> {
+    init_with(dir, validators, ports, adjust, |_| {})
+}
+
+/// Like [`init`], letting `configure` change every node's configuration too (benchmarks lift the
+/// per-address write limit this way).
+pub fn init_with(
+    dir: &Path,
+    validators: usize,
+    ports: Ports,
+    adjust: impl FnOnce(&mut Genesis),
+    configure: impl Fn(&mut NodeConfig),
+) -> anyhow::Result<Manifest> {
     anyhow::ensure!(
         (1..=VALIDATORS_MAX).contains(&validators),
         "--validators must be between 1 and {VALIDATORS_MAX} (got {validators})"
@@ -132,7 +144,7 @@ pub fn init(
         )
         .collect();
     for node in &nodes {
-        let config = NodeConfig {
+        let mut config = NodeConfig {
             http_listen: node.http,
             p2p_listen: node.p2p,
             bootstrappers: nodes
@@ -145,6 +157,7 @@ pub fn init(
                 .collect(),
             ..NodeConfig::default()
         };
+        configure(&mut config);
         init::write_data_dir(&staging.path().join(&node.name), &genesis, &config)?;
     }
     let manifest = Manifest {

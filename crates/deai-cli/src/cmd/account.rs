@@ -33,10 +33,34 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         (None, None) => anyhow::bail!("give an address or --key FILE"),
     };
     let client = args.node.client();
-    let v = block_on(async move { client.account(&address).await })??;
+    let light = args.node.light_client()?;
+    let verified = light.is_some();
+    let v = block_on(async move {
+        let Some(light) = light else {
+            return anyhow::Ok(client.account(&address).await?);
+        };
+        light.check_chain().await?;
+        match light
+            .read::<deai_ledger::Account>(deai_ledger::StateKey::Account(address))
+            .await
+        {
+            Ok(v) => Ok(deai_node::api::types::AccountView {
+                address,
+                height: v.height,
+                account: v.entry,
+            }),
+            Err(deai_node::light_client::ReadError::Upstream(
+                deai_node::client::ClientError::Api { status: 404, .. },
+            )) => anyhow::bail!(
+                "account {address} is not in the node's state (an account that never received funds); a light client cannot verify absence"
+            ),
+            Err(e) => Err(e.into()),
+        }
+    })??;
     crate::output::emit(args.node.json, &v, |v| {
         let a = &v.account;
-        println!("account {address} at height {}", v.height);
+        let how = if verified { " (verified)" } else { "" };
+        println!("account {address} at height {}{how}", v.height);
         println!(
             "  balance {}  nonce {}  staked {}",
             a.balance, a.nonce, a.staked

@@ -5,6 +5,7 @@ use std::{path::PathBuf, time::Duration};
 use deai_ledger::{TxBody, TxId};
 use deai_node::api::types::TxState;
 use deai_node::client::{Client, Sent};
+use deai_node::light_client::LightClient;
 use serde::Serialize;
 
 /// Where the node's API is.
@@ -21,12 +22,49 @@ pub struct NodeArgs {
     /// Print one JSON object instead of a human summary.
     #[arg(long, global = true)]
     pub json: bool,
+    /// Check state answers as a light client, against finalization certificates of the
+    /// validators in this genesis file (the network's genesis.json) rather than the node's word.
+    #[arg(long, global = true, value_name = "GENESIS", env = "DEAI_VERIFY")]
+    pub verify: Option<PathBuf>,
 }
 
 impl NodeArgs {
     /// A client for the node.
     pub fn client(&self) -> Client {
         Client::new(self.node.clone())
+    }
+
+    /// The genesis given with `--verify`, if any.
+    pub fn trusted_genesis(&self) -> anyhow::Result<Option<deai_ledger::Genesis>> {
+        let Some(path) = &self.verify else {
+            return Ok(None);
+        };
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            anyhow::anyhow!(
+                "--verify {}: cannot read the genesis file: {e}",
+                path.display()
+            )
+        })?;
+        let genesis = serde_json::from_str(&text)
+            .map_err(|e| anyhow::anyhow!("--verify {}: not a genesis file: {e}", path.display()))?;
+        Ok(Some(genesis))
+    }
+
+    /// A light client of the node trusting the `--verify` genesis, if one was given.
+    pub fn light_client(&self) -> anyhow::Result<Option<LightClient>> {
+        let Some(genesis) = self.trusted_genesis()? else {
+            return Ok(None);
+        };
+        let light = LightClient::new(self.client(), &genesis).map_err(|e| {
+            anyhow::anyhow!(
+                "--verify {}: {e}",
+                self.verify
+                    .as_deref()
+                    .unwrap_or_else(|| std::path::Path::new(""))
+                    .display()
+            )
+        })?;
+        Ok(Some(light))
     }
 }
 

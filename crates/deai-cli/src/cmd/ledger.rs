@@ -23,7 +23,8 @@ pub enum Which {
         /// The transaction id (hex).
         id: String,
     },
-    /// Fetch an inclusion proof for a state entry and check it against the root of a finalized block.
+    /// Fetch an inclusion proof for a state entry and check it as a light client: against the
+    /// state root of the block above it, whose finalization certificate must verify.
     Prove {
         /// account, dataset, task or model.
         kind: String,
@@ -71,7 +72,10 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                     println!("{}", serde_json::to_string_pretty(t).unwrap_or_default())
                 })
             }
-            Which::Prove { kind, id } => prove(&client, &kind, &id, json_out).await,
+            Which::Prove { kind, id } => {
+                let trusted = node.trusted_genesis()?;
+                prove(&client, trusted.as_ref(), &kind, &id, json_out).await
+            }
             Which::Verify => verify(&client, json_out).await,
         }
     })?
@@ -79,17 +83,23 @@ pub fn run(args: Args) -> anyhow::Result<()> {
 
 async fn prove(
     client: &deai_node::client::Client,
+    trusted: Option<&deai_ledger::Genesis>,
     kind: &str,
     id: &str,
     json_out: bool,
 ) -> anyhow::Result<()> {
-    let check = deai_node::audit::chain::check_proof(client, kind, id).await?;
+    let check = deai_node::audit::chain::check_proof(client, trusted, kind, id).await?;
     emit(json_out, &check, |c| {
         let ok = if c.valid { "VALID" } else { "INVALID" };
         println!(
-            "{ok}: {kind} {id} against the root of finalized block {} ({})",
-            c.height, c.root
+            "{ok}: {kind} {id} at height {} against root {}, certified by the finalization of block {}",
+            c.height, c.root, c.certified_by
         );
+        if c.validator_set == "node" {
+            println!(
+                "  (validator set from the node's own genesis; pass --verify GENESIS to pin it)"
+            );
+        }
     })?;
     match check.error {
         Some(e) => anyhow::bail!("proof does not verify: {e}"),

@@ -38,6 +38,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                 "deai node up: chain {} at height {} (root {}), API on http://{}",
                 started.chain_id, started.height, started.state_root, started.http
             );
+            if let Some(roles) = &started.roles_http {
+                println!("  its roles (data owner, coordinator) answer on {roles}");
+            }
         }
     })
 }

@@ -1,5 +1,6 @@
 //! Listing and showing ledger entities (datasets, tasks, models) for the group commands.
 
+use deai_ledger::Committed;
 use serde::{Serialize, de::DeserializeOwned};
 use serde_json::Value;
 
@@ -19,7 +20,7 @@ pub enum Query {
 
 impl Query {
     /// Runs it against `GET /v1/{what}`, reading the ledger's `T`.
-    pub fn run<T: DeserializeOwned + Serialize>(
+    pub fn run<T: DeserializeOwned + Serialize + Committed>(
         &self,
         node: &NodeArgs,
         what: &str,
@@ -48,16 +49,33 @@ pub fn list<T: DeserializeOwned + Serialize>(node: &NodeArgs, what: &str) -> any
 }
 
 /// `GET /v1/{what}/{id}`, read as the ledger's `T`, printed as JSON (the human form is the
-/// pretty JSON).
-pub fn show<T: DeserializeOwned + Serialize>(
+/// pretty JSON). With `--verify`, read with its proof instead and checked as a light client.
+pub fn show<T: DeserializeOwned + Serialize + Committed>(
     node: &NodeArgs,
     what: &str,
     id: u64,
 ) -> anyhow::Result<()> {
     let client = node.client();
     let path = format!("/v1/{what}/{id}");
-    let item: T = block_on(async move { client.get(&path).await })??;
+    let light = node.light_client()?;
+    let kind = what.trim_end_matches('s').to_string();
+    let (item, verified) = block_on(async move {
+        match light {
+            Some(light) => {
+                light.check_chain().await?;
+                let v = light.entry::<T>(&kind, &id.to_string()).await?;
+                anyhow::Ok((v.entry, Some((v.height, v.root))))
+            }
+            None => Ok((client.get::<T>(&path).await?, None)),
+        }
+    })??;
     crate::output::emit(node.json, &item, |item| {
+        if let Some((height, root)) = verified {
+            println!(
+                "verified: the state at height {height} (root {root}, certified by the validators' finalization of block {})",
+                height + 1
+            );
+        }
         println!("{}", serde_json::to_string_pretty(item).unwrap_or_default())
     })
 }

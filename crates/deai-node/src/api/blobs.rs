@@ -7,6 +7,10 @@
 //! before the answer, so that clients which write before they read see it. These routes carry their own size limit, the
 //! store's, instead of the API's limit for transactions.
 //!
+//! On a validator, a blob stored from a client is announced to the other validators, which fetch
+//! a copy ([`deai_chain::blob_exchange`]); a `GET` or `HEAD` of a blob this validator lacks asks
+//! them for it (for up to [`FETCH_WAIT`]) before answering 404.
+//!
 //! An upload is a signed request for this node, from a key the store's
 //! [`UploadPolicy`](crate::blob_access::UploadPolicy) accepts, within its quotas (see
 //! [`crate::blob_access`]); `GET /v1/identity` tells a signer which key and chain to sign for.
@@ -37,8 +41,21 @@ use crate::{
 )]
 pub(super) struct BlobApi;
 
-/// The blob routes, serving `store`; merge them into any router (their state is their own).
-pub fn blob_routes<S>(store: BlobStore) -> Router<S>
+/// How long a read of a blob this validator lacks waits for the other validators to deliver it.
+pub(crate) const FETCH_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// What the blob routes serve: the store, and on a validator the chain whose other validators
+/// exchange blobs with this one.
+#[derive(Clone)]
+struct Blobs {
+    store: BlobStore,
+    peers: Option<deai_chain::Handle>,
+}
+
+/// The blob routes, serving `store` (and, with `peers`, announcing new blobs to the other
+/// validators and fetching missing ones from them); merge them into any router (their state is
+/// their own).
+pub fn blob_routes<S>(store: BlobStore, peers: Option<deai_chain::Handle>) -> Router<S>
 where
     S: Clone + Send + Sync + 'static,
 {
@@ -53,7 +70,7 @@ where
         .route_layer(axum::middleware::from_fn(
             super::content_type::octet_stream_puts,
         ))
-        .with_state(store)
+        .with_state(Blobs { store, peers })
 }
 
 impl From<BlobError> for ApiError {
@@ -78,7 +95,10 @@ impl From<BlobError> for ApiError {
 fn not_found(hash: &str) -> ApiError {
     ApiError::not_found(
         "blob_not_found",
-        format!("no blob {hash} on this node; ask the node that recorded it"),
+        format!(
+            "no blob {hash} on this node (nor, on a validator, on the other validators); ask the \
+             node that recorded it"
+        ),
     )
 }
 
@@ -120,13 +140,13 @@ const REFUSED_DRAIN_TIME: std::time::Duration = std::time::Duration::from_secs(1
         (status = 507, description = "the store's total quota or the disk's free-space floor", body = ErrorBody),
     ))]
 async fn put_blob(
-    State(store): State<BlobStore>,
+    State(blobs): State<Blobs>,
     Path(hash): Path<String>,
     uri: Uri,
     headers: HeaderMap,
     mut body: Body,
 ) -> Result<Response, ApiError> {
-    let answer = store_upload(&store, &hash, &uri, &headers, &mut body).await;
+    let answer = store_upload(&blobs, &hash, &uri, &headers, &mut body).await;
     if answer.is_err() {
         drain(&mut body).await;
     }
@@ -139,8 +159,9 @@ async fn put_blob(
         (status = 200, description = "what signed requests to this node must name", body = Identity),
         (status = 404, description = "this node takes no signed uploads", body = ErrorBody),
     ))]
-async fn identity(State(store): State<BlobStore>) -> Result<Json<Identity>, ApiError> {
-    let policy = store
+async fn identity(State(blobs): State<Blobs>) -> Result<Json<Identity>, ApiError> {
+    let policy = blobs
+        .store
         .upload_policy()
         .ok_or_else(|| ApiError::not_found("no_identity", "this node takes no signed uploads"))?;
     Ok(Json(policy.identity()))
@@ -200,12 +221,13 @@ async fn drain(body: &mut Body) {
 }
 
 async fn store_upload(
-    store: &BlobStore,
+    blobs: &Blobs,
     hash: &str,
     uri: &Uri,
     headers: &HeaderMap,
     body: &mut Body,
 ) -> Result<Response, ApiError> {
+    let store = &blobs.store;
     let expected = parse_hash(hash)?;
     let (policy, key) = admit_uploader(store, &expected, uri, headers).await?;
     let max = store.max_size();
@@ -245,6 +267,9 @@ async fn store_upload(
     }
     let outcome = blocking(move || upload.finish()).await?;
     reservation.commit(outcome.created, outcome.size);
+    if let (true, Some(chain)) = (outcome.created, &blobs.peers) {
+        chain.announce_blob(outcome.hash, outcome.size);
+    }
     let status = if outcome.created {
         StatusCode::CREATED
     } else {
@@ -262,29 +287,71 @@ async fn store_upload(
     responses(
         (status = 200, body = Vec<u8>, content_type = "application/octet-stream"),
         (status = 404, body = ErrorBody),
+        (status = 503, description = "too many fetches from other validators at once", body = ErrorBody),
+        (status = 504, description = "the other validators did not deliver it in time", body = ErrorBody),
+        (status = 507, description = "this store would not take it from the other validators", body = ErrorBody),
     ))]
 async fn get_blob(
-    State(store): State<BlobStore>,
+    State(blobs): State<Blobs>,
     Path(hash): Path<String>,
 ) -> Result<Response, ApiError> {
     let digest = parse_hash(&hash)?;
-    let bytes = blocking(move || store.get(&digest))
-        .await?
-        .ok_or_else(|| not_found(&hash))?;
+    let store = blobs.store.clone();
+    let mut bytes = blocking(move || store.get(&digest)).await?;
+    if bytes.is_none() && fetched(&blobs, digest).await? {
+        let store = blobs.store.clone();
+        bytes = blocking(move || store.get(&digest)).await?;
+    }
+    let bytes = bytes.ok_or_else(|| not_found(&hash))?;
     Ok(([(header::CONTENT_TYPE, "application/octet-stream")], bytes).into_response())
+}
+
+/// Asks the other validators for a blob this one lacks: whether it is now stored. A node without
+/// peers, or a blob no validator holds, is `false` (the caller answers 404).
+async fn fetched(blobs: &Blobs, hash: deai_ledger::Digest) -> Result<bool, ApiError> {
+    use deai_chain::blob_exchange::FetchError;
+    let Some(chain) = &blobs.peers else {
+        return Ok(false);
+    };
+    match tokio::time::timeout(FETCH_WAIT, chain.fetch_blob(hash)).await {
+        Ok(Ok(())) => Ok(true),
+        Ok(Err(FetchError::NotFound(_) | FetchError::Unavailable)) => Ok(false),
+        Ok(Err(e @ FetchError::Busy)) => Err(ApiError {
+            status: StatusCode::SERVICE_UNAVAILABLE,
+            code: "blob_fetch_busy",
+            message: e.to_string(),
+        }),
+        Ok(Err(e @ FetchError::Refused { .. })) => Err(ApiError {
+            status: StatusCode::INSUFFICIENT_STORAGE,
+            code: "blob_fetch_refused",
+            message: e.to_string(),
+        }),
+        Err(_) => Err(ApiError {
+            status: StatusCode::GATEWAY_TIMEOUT,
+            code: "blob_fetch_timeout",
+            message: format!(
+                "the other validators did not deliver blob {hash} within {} s; retry",
+                FETCH_WAIT.as_secs()
+            ),
+        }),
+    }
 }
 
 /// Whether a blob is held, and its size (`content-length`).
 #[utoipa::path(head, path = "/v1/blobs/{hash}", tag = "blobs", params(("hash" = String, Path, description = "BLAKE3 of the bytes, hex")),
     responses((status = 200, description = "held"), (status = 404, description = "not held")))]
 async fn head_blob(
-    State(store): State<BlobStore>,
+    State(blobs): State<Blobs>,
     Path(hash): Path<String>,
 ) -> Result<Response, ApiError> {
     let digest = parse_hash(&hash)?;
-    let size = blocking(move || store.size_of(&digest))
-        .await?
-        .ok_or_else(|| not_found(&hash))?;
+    let store = blobs.store.clone();
+    let mut size = blocking(move || store.size_of(&digest)).await?;
+    if size.is_none() && fetched(&blobs, digest).await? {
+        let store = blobs.store.clone();
+        size = blocking(move || store.size_of(&digest)).await?;
+    }
+    let size = size.ok_or_else(|| not_found(&hash))?;
     Ok((
         [
             (header::CONTENT_TYPE, "application/octet-stream".to_string()),

@@ -5,7 +5,7 @@ use axum::{
     extract::{Path, State},
 };
 
-use super::types::{BlockView, ErrorBody, StatusView};
+use super::types::{BlockView, ErrorBody, FinalityView, StatusView};
 use super::{ApiError, AppState, parse};
 
 /// The chain's height, root, peers, mempool and minimum fee.
@@ -42,4 +42,36 @@ pub(super) async fn block(
         ));
     };
     Ok(Json(BlockView::from(block.as_ref())))
+}
+
+/// A finalized block and the certificate that finalizes it, encoded, for light clients: block
+/// `h` carries the state root after `h - 1`, and the certificate shows a quorum of the validators
+/// finalized it (`deai_chain::light`).
+#[utoipa::path(get, path = "/v1/blocks/{height}/finality", tag = "ledger",
+    params(("height" = u64, Path, description = "block height")),
+    responses(
+        (status = 200, body = FinalityView),
+        (status = 404, description = "not finalized yet, or its certificate is not kept", body = ErrorBody),
+    ))]
+pub(super) async fn finality(
+    State(app): State<AppState>,
+    Path(height): Path<String>,
+) -> Result<Json<FinalityView>, ApiError> {
+    let height = parse::number("a block height", &height)?;
+    match app.chain.finality(height).await {
+        Some(f) => Ok(Json(f.into())),
+        None => {
+            let tip = app.chain.status().height;
+            if height == tip + 1 {
+                // A light client waits for the next block to certify what it read at the tip.
+                app.chain.request_block();
+            }
+            Err(ApiError::not_found(
+                "finality_not_found",
+                format!(
+                    "no finalization certificate for height {height} here; the finalized tip is {tip}"
+                ),
+            ))
+        }
+    }
 }

@@ -75,7 +75,7 @@ pub fn router(state: AppState, http: &crate::config::HttpConfig) -> Router {
             }),
         )
         .route("/metrics", get(metrics::render))
-        .merge(blob_routes(state.blobs.clone()))
+        .merge(blob_routes(state.blobs.clone(), Some(state.chain.clone())))
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(body_max))
         .layer(middleware::map_response(json_errors))
@@ -104,6 +104,7 @@ fn documented_routes(batch_body_max: usize) -> (Router<AppState>, utoipa::openap
         .routes(routes!(blocks::status))
         .routes(routes!(blocks::genesis))
         .routes(routes!(blocks::block))
+        .routes(routes!(blocks::finality))
         .routes(routes!(query::account))
         .routes(routes!(query::datasets))
         .routes(routes!(query::dataset))

@@ -1,7 +1,9 @@
 //! `GET /v1/proofs/{kind}/{id}`: an inclusion proof of one state entry against the finalized root.
 //!
-//! The answer carries the height and root it was made against, so a light client fetches the finalized
-//! block at that height, checks the root there, and runs `deai_ledger::verify_proof` itself.
+//! The answer carries the height and root it was made against and the entry itself, from one read
+//! of the state. A light client takes the root from the block above that height, certified by its
+//! finalization (`GET /v1/blocks/{height + 1}/finality`), never from this answer, and checks the
+//! entry against the proof (`deai_node::light_client`).
 
 use axum::{
     Json,
@@ -39,9 +41,16 @@ pub(super) async fn prove(
             ));
         }
     };
-    let (height, root, proof) = app
-        .chain
-        .read_state(|s| (s.height(), s.root(), s.prove(&key)));
+    let (height, root, proof, entry) = app.chain.read_state(|s| {
+        let entry = match key {
+            StateKey::Account(a) => serde_json::to_value(s.account(&a)).ok(),
+            StateKey::Dataset(id) => s.dataset(id).and_then(|d| serde_json::to_value(d).ok()),
+            StateKey::Task(id) => s.task(id).and_then(|t| serde_json::to_value(t).ok()),
+            StateKey::Model(id) => s.model(id).and_then(|m| serde_json::to_value(m).ok()),
+            StateKey::Meta => None,
+        };
+        (s.height(), s.root(), s.prove(&key), entry)
+    });
     let proof = proof.ok_or_else(|| {
         ApiError::not_found(
             "entry_not_found",
@@ -52,5 +61,6 @@ pub(super) async fn prove(
         height,
         root,
         proof,
+        entry,
     }))
 }

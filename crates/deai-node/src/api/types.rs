@@ -265,6 +265,34 @@ pub struct ProofView {
     /// The proof.
     #[schema(value_type = Object)]
     pub proof: Proof,
+    /// The entry itself, from the same read (an account, dataset, task or model as their own
+    /// routes answer it): a light client checks that it re-encodes to the proof's value.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Object)]
+    pub entry: Option<serde_json::Value>,
+}
+
+/// `GET /v1/blocks/{height}/finality`: what certifies a finalized height to a light client.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct FinalityView {
+    /// The height asked for.
+    pub height: u64,
+    /// The encoded blocks (hex) from `height` up to the one `finalization` finalizes; usually
+    /// one, more when a block finalized only through a descendant.
+    pub blocks: Vec<String>,
+    /// The encoded finalization certificate (hex): finalize votes of a quorum of the validators
+    /// for the last block's digest.
+    pub finalization: String,
+}
+
+impl From<deai_chain::Finality> for FinalityView {
+    fn from(f: deai_chain::Finality) -> Self {
+        Self {
+            height: f.height,
+            blocks: f.blocks.iter().map(hex::encode).collect(),
+            finalization: hex::encode(&f.finalization),
+        }
+    }
 }
 
 /// `PUT /v1/blobs/{hash}` answer.

@@ -10,6 +10,7 @@ use serde::Serialize;
 
 use crate::api::types::BlockView;
 use crate::client::Client;
+use crate::light_client::LightClient;
 
 /// The result of an audit.
 #[derive(Debug, Clone, Serialize)]
@@ -130,35 +131,58 @@ pub struct ProofCheck {
     pub id: String,
     /// The finalized height the proof was made at.
     pub height: u64,
-    /// The state root of that height, read from its block (or replayed from genesis at 0).
+    /// The state root of that height, from the block above it, whose finalization certificate
+    /// verified against the validator set (all zero when it did not).
     pub root: Digest,
-    /// Whether the proof verifies against that root.
+    /// The height of the certified block that carries `root`.
+    pub certified_by: u64,
+    /// Where the validator set came from: `genesis file` (given by the caller) or `node` (the
+    /// genesis the node itself serves, which pins nothing against a lying node).
+    pub validator_set: &'static str,
+    /// Whether the certificate, the proof and the entry all verify.
     pub valid: bool,
-    /// Why not, when it does not.
+    /// Why not, when they do not.
     pub error: Option<String>,
     /// The proof.
     pub proof: deai_ledger::Proof,
 }
 
-/// Asks the node at `client` for an inclusion proof of entry `kind`/`id` and checks it against
-/// the state root of the finalized block it names: the root comes from the block, never from
-/// the same answer as the proof.
-pub async fn check_proof(client: &Client, kind: &str, id: &str) -> anyhow::Result<ProofCheck> {
-    let answer = client.proof(kind, id).await?;
-    let root = if answer.height == 0 {
-        let genesis: Genesis = client.get("/v1/genesis").await?;
-        State::from_genesis(&genesis)?.root()
-    } else {
-        client.block(answer.height).await?.state_root
+/// Asks the node at `client` for an inclusion proof of entry `kind`/`id` and checks it as a light
+/// client does ([`crate::light_client`]): the root comes from the block above the proof's height,
+/// whose finalization certificate must verify against the validators of `trusted` (or, without
+/// one, of the genesis the node serves), never from the same answer as the proof; the entry sent
+/// with the proof must be exactly what the proof commits to.
+pub async fn check_proof(
+    client: &Client,
+    trusted: Option<&Genesis>,
+    kind: &str,
+    id: &str,
+) -> anyhow::Result<ProofCheck> {
+    let (genesis, validator_set) = match trusted {
+        Some(g) => (g.clone(), "genesis file"),
+        None => (client.get::<Genesis>("/v1/genesis").await?, "node"),
     };
-    let verdict = deai_ledger::verify_proof(&root, &answer.proof);
+    let light = LightClient::new(client.clone(), &genesis)?;
+    light.check_chain().await?;
+    let answer = client.proof(kind, id).await?;
+    let checked = match light.certified_root(answer.height).await {
+        Ok(root) => {
+            crate::light_client::check_entry_json(&root, &answer.proof, answer.entry.as_ref())
+                .map(|()| root)
+                .map_err(|e| e.to_string())
+        }
+        Err(e) if e.is_forgery() => Err(e.to_string()),
+        Err(e) => return Err(e.into()),
+    };
     Ok(ProofCheck {
         kind: kind.into(),
         id: id.into(),
         height: answer.height,
-        root,
-        valid: verdict.is_ok(),
-        error: verdict.err().map(|e| e.to_string()),
+        root: checked.as_ref().copied().unwrap_or_default(),
+        certified_by: answer.height + 1,
+        validator_set,
+        valid: checked.is_ok(),
+        error: checked.err(),
         proof: answer.proof,
     })
 }

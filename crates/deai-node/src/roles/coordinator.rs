@@ -247,7 +247,7 @@ impl CoordinatorRole {
     /// Accepts a task's private inputs after checking them against the ledger (used by the
     /// `assign` route, and directly when the creator runs the coordinator itself).
     pub async fn accept_assignment(&self, creator: &Address, a: &Assign) -> Result<(), ApiError> {
-        let view = ledger_view(&self.ctx.ledger, a.task).await?;
+        let view = ledger_view(&self.ctx, a.task).await?;
         let task = &view.task;
         let forbid = |code: &'static str, message: String| ApiError {
             status: StatusCode::FORBIDDEN,
@@ -314,11 +314,11 @@ impl CoordinatorRole {
     pub async fn run_round(&self, task_id: u64) -> Result<RoundReport, CoordError> {
         let started = Instant::now();
         let a = self.assignment(task_id)?;
-        let task = ledger_view(&self.ctx.ledger, task_id).await?.task;
+        let task = ledger_view(&self.ctx, task_id).await?.task;
         let (mut server, (global_hash, global)) = self.catch_up(&task, &a.spec)?;
         let opened = self.open_round(task_id, &a.spec, global_hash).await?;
-        let view = ledger_view(&self.ctx.ledger, task_id).await?;
-        let info = view.round_info(&self.ctx.ledger, &opened.round).await?;
+        let view = ledger_view(&self.ctx, task_id).await?;
+        let info = view.round_info(&self.ctx, &opened.round).await?;
         let mut round = CoordinatorRound::new(&a.spec, &info, global)?;
         self.exchange(&mut round, &info).await;
         let outcome = round.finish(&mut server, &a.validation)?;
@@ -440,7 +440,7 @@ impl CoordinatorRole {
         spec: &TaskSpec,
         global: Digest,
     ) -> Result<Opened, CoordError> {
-        let view = ledger_view(&self.ctx.ledger, task_id).await?;
+        let view = ledger_view(&self.ctx, task_id).await?;
         let task = &view.task;
         if task.status != TaskStatus::Open {
             return Err(CoordError::Task {
@@ -472,7 +472,7 @@ impl CoordinatorRole {
             };
             match super::send_tx(&self.ctx, TxBody::RoundOpen(tx)).await {
                 Ok(_) => {
-                    let task = ledger_view(&self.ctx.ledger, task_id).await?.task;
+                    let task = ledger_view(&self.ctx, task_id).await?.task;
                     let opened = task
                         .round_log
                         .last()
@@ -591,7 +591,7 @@ impl CoordinatorRole {
             metrics: vec![metric("accuracy", accuracy), metric("loss", loss)],
         };
         super::send_tx(&self.ctx, TxBody::TaskClose(tx)).await?;
-        let task = ledger_view(&self.ctx.ledger, task_id).await?.task;
+        let task = ledger_view(&self.ctx, task_id).await?.task;
         let mut rewards = BTreeMap::new();
         let mut refund = 0u128;
         for entry in &task.history {
@@ -621,7 +621,7 @@ impl CoordinatorRole {
         mut on_round: impl FnMut(&RoundReport),
     ) -> Result<CloseReport, CoordError> {
         loop {
-            let task = ledger_view(&self.ctx.ledger, task_id).await?.task;
+            let task = ledger_view(&self.ctx, task_id).await?.task;
             if task.status != TaskStatus::Open {
                 return Err(CoordError::Task {
                     task: task_id,
@@ -681,7 +681,7 @@ impl CoordinatorRole {
     /// models, masked updates, unmasking record and aggregate) to another node's store.
     pub async fn publish_task(&self, to: &Client, task_id: u64) -> Result<usize, CoordError> {
         let a = self.assignment(task_id)?;
-        let task = ledger_view(&self.ctx.ledger, task_id).await?.task;
+        let task = ledger_view(&self.ctx, task_id).await?.task;
         let mut hashes = vec![task.model_spec, a.validation_hash];
         for r in &task.round_log {
             hashes.push(r.global_model);
@@ -791,7 +791,7 @@ async fn assign(
         .ctx
         .authenticate_json::<Assign>(&headers, &uri, &body, "assign")?;
     // Only the task's creator takes a slot of the replay guard.
-    let task = ledger_view(&role.ctx.ledger, a.task).await?.task;
+    let task = ledger_view(&role.ctx, a.task).await?.task;
     if task.creator.0 != signed.key.to_bytes() {
         return Err(ApiError {
             status: StatusCode::FORBIDDEN,

@@ -18,7 +18,7 @@ use axum::{
     http::{HeaderMap, HeaderValue, StatusCode},
     response::{IntoResponse, Response},
 };
-use deai_ledger::{Address, Dataset, Round, Task};
+use deai_ledger::{Address, Dataset, Round, StateKey, Task};
 use ed25519_dalek::{SigningKey, VerifyingKey};
 
 use crate::{
@@ -27,6 +27,7 @@ use crate::{
     client::{Client, ClientError},
     config::AccessConfig,
     fed,
+    light_client::{LightClient, ReadError},
 };
 
 /// What every role handler needs: this node's key, the chain it serves, the validator it reads.
@@ -42,6 +43,9 @@ pub struct RoleContext {
     pub guard: ReplayGuard,
     /// Who may write here and what is read from peers (`[access]`).
     pub access: Arc<AccessConfig>,
+    /// When set, ledger reads are checked as a light client (certified roots, proofs) instead
+    /// of trusting `ledger`; a forged answer is refused as `ledger_forged`.
+    pub light: Option<LightClient>,
 }
 
 impl RoleContext {
@@ -56,7 +60,17 @@ impl RoleContext {
             ledger,
             guard: ReplayGuard::default(),
             access: Arc::default(),
+            light: None,
         })
+    }
+
+    /// The same context, checking every ledger read against certified roots of the chain that
+    /// `genesis` starts (refusing an upstream that serves another chain).
+    pub async fn verifying(mut self, genesis: &deai_ledger::Genesis) -> anyhow::Result<Self> {
+        let light = LightClient::new(self.ledger.clone(), genesis)?;
+        light.check_chain().await?;
+        self.light = Some(light);
+        Ok(self)
     }
 
     /// The same context under the `[access]` limits of `access` (a fresh replay guard sized by
@@ -149,6 +163,39 @@ pub fn signed_response(
     resp
 }
 
+/// A light-client read that failed: a forgery by name, a missing entry as not found, the rest as
+/// an unavailable ledger.
+fn refused(e: ReadError, what: &str, id: u64) -> ApiError {
+    match e {
+        ReadError::Upstream(ClientError::Api { status: 404, .. }) => ApiError::not_found(
+            not_found_code(what),
+            format!("no {what} {id} on the ledger"),
+        ),
+        ReadError::Upstream(e) => upstream(e),
+        e if e.is_forgery() => {
+            tracing::warn!(%e, "refusing a forged ledger answer");
+            ApiError {
+                status: StatusCode::BAD_GATEWAY,
+                code: "ledger_forged",
+                message: format!("refusing the ledger's answer for {what} {id}: {e}"),
+            }
+        }
+        e => ApiError {
+            status: StatusCode::BAD_GATEWAY,
+            code: "ledger_unavailable",
+            message: format!("cannot read {what} {id} from the ledger: {e}"),
+        },
+    }
+}
+
+fn not_found_code(what: &str) -> &'static str {
+    match what {
+        "task" => "task_not_found",
+        "dataset" => "dataset_not_found",
+        _ => "not_found",
+    }
+}
+
 fn upstream(e: ClientError) -> ApiError {
     ApiError {
         status: StatusCode::BAD_GATEWAY,
@@ -165,8 +212,20 @@ pub struct LedgerView {
     pub height: u64,
 }
 
-/// Reads `task` (and the height) from the validator.
-pub async fn ledger_view(ledger: &Client, task: u64) -> Result<LedgerView, ApiError> {
+/// Reads `task` (and the height) from the validator, checked as a light client when `ctx` is
+/// [`RoleContext::verifying`].
+pub async fn ledger_view(ctx: &RoleContext, task: u64) -> Result<LedgerView, ApiError> {
+    if let Some(light) = &ctx.light {
+        let v = light
+            .read::<Task>(StateKey::Task(task))
+            .await
+            .map_err(|e| refused(e, "task", task))?;
+        return Ok(LedgerView {
+            task: v.entry,
+            height: v.height,
+        });
+    }
+    let ledger = &ctx.ledger;
     let status = ledger.status().await.map_err(upstream)?;
     let task: Task = ledger
         .get(&format!("/v1/tasks/{task}"))
@@ -183,24 +242,37 @@ pub async fn ledger_view(ledger: &Client, task: u64) -> Result<LedgerView, ApiEr
     })
 }
 
-impl LedgerView {
-    /// A dataset of the ledger.
-    pub async fn dataset(&self, ledger: &Client, id: u64) -> Result<Dataset, ApiError> {
-        ledger
-            .get(&format!("/v1/datasets/{id}"))
+/// Reads dataset `id` from the validator, checked as a light client when `ctx` is
+/// [`RoleContext::verifying`].
+pub async fn read_dataset(ctx: &RoleContext, id: u64) -> Result<Dataset, ApiError> {
+    if let Some(light) = &ctx.light {
+        return light
+            .read::<Dataset>(StateKey::Dataset(id))
             .await
-            .map_err(upstream)
+            .map(|v| v.entry)
+            .map_err(|e| refused(e, "dataset", id));
+    }
+    ctx.ledger
+        .get(&format!("/v1/datasets/{id}"))
+        .await
+        .map_err(upstream)
+}
+
+impl LedgerView {
+    /// A dataset of the ledger ([`read_dataset`]).
+    pub async fn dataset(&self, ctx: &RoleContext, id: u64) -> Result<Dataset, ApiError> {
+        read_dataset(ctx, id).await
     }
 
     /// The public facts of `round` that both sides of a round build on.
     pub async fn round_info(
         &self,
-        ledger: &Client,
+        ctx: &RoleContext,
         round: &Round,
     ) -> Result<fed::RoundInfo, ApiError> {
         let mut identities = std::collections::BTreeMap::new();
         for &id in &round.selected {
-            let d = self.dataset(ledger, id).await?;
+            let d = self.dataset(ctx, id).await?;
             let key = VerifyingKey::from_bytes(&d.owner.0).map_err(|e| {
                 ApiError::internal(format!("dataset {id}'s owner is not an ed25519 key: {e}"))
             })?;

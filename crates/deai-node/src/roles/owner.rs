@@ -345,7 +345,7 @@ async fn invite(
     let blobs = crate::client::Client::peer(&inv.blobs)
         .map_err(|e| ApiError::bad_request("bad_blob_url", e.to_string()))?
         .with_answer_bytes_max(role.ctx.access.peer_answer_bytes_max);
-    let view = ledger_view(&role.ctx.ledger, inv.task).await?;
+    let view = ledger_view(&role.ctx, inv.task).await?;
     let task = &view.task;
     let coordinator = task.coordinator.unwrap_or(task.creator);
     if coordinator.0 != signed.key.to_bytes() {
@@ -366,7 +366,7 @@ async fn invite(
             format!("this node holds no dataset {}", inv.dataset),
         )
     })?;
-    let dataset = view.dataset(&role.ctx.ledger, inv.dataset).await?;
+    let dataset = view.dataset(&role.ctx, inv.dataset).await?;
     check_consent(task, inv.round, &dataset, &role.ctx.address(), view.height)?;
     if dataset.commitment != local.commitment {
         return Err(refuse(
@@ -403,7 +403,7 @@ async fn invite(
         )
     })?;
     check_privacy(&spec, task, &open, &dataset)?;
-    let info = view.round_info(&role.ctx.ledger, &open).await?;
+    let info = view.round_info(&role.ctx, &open).await?;
     // Recorded before any secret is drawn or any message leaves: a second invite for this
     // session is refused even after a restart (see `sessions`).
     role.sessions.begin(k).map_err(|e| match e {

@@ -47,6 +47,11 @@ pub struct RoleNodeConfig {
     pub peer_timeout: Duration,
     /// Who may write to it and what it reads from peers (`[access]`).
     pub access: crate::config::AccessConfig,
+    /// The genesis of the chain it serves: when given, every ledger read is checked as a light
+    /// client against the finalization certificates of its validators, and an upstream serving
+    /// another chain is refused at start. `None` trusts the upstream's answers (a node whose
+    /// upstream is itself).
+    pub genesis: Option<deai_ledger::Genesis>,
 }
 
 /// A running role node.
@@ -124,6 +129,16 @@ pub async fn start_with_limits(
         .await
         .map_err(|e| anyhow::anyhow!("cannot reach the validator at {}: {e}", cfg.upstream))?
         .with_access(&cfg.access);
+    let ctx = match &cfg.genesis {
+        Some(genesis) => ctx.verifying(genesis).await.map_err(|e| {
+            anyhow::anyhow!(
+                "cannot check the validator at {} against the genesis of chain {}: {e}",
+                cfg.upstream,
+                genesis.chain_id
+            )
+        })?,
+        None => ctx,
+    };
     let blobs = BlobStore::open(&cfg.blobs_dir, cfg.blob_max_bytes)?;
     blobs.set_upload_policy(crate::blob_access::role_policy(&cfg.access, &ctx)?);
     let sweeper = crate::blobs::spawn_sweeper(
@@ -137,7 +152,7 @@ pub async fn start_with_limits(
     let addr = listener.local_addr()?;
     let url = format!("http://{addr}");
     let mut roles = Vec::new();
-    let mut app = crate::api::blob_routes(blobs.clone());
+    let mut app = crate::api::blob_routes(blobs.clone(), None);
     let owner = if cfg.datasets.is_empty() {
         None
     } else {

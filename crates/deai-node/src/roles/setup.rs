@@ -127,7 +127,7 @@ pub async fn assign(
     validation: &Dataset,
     salt: Digest,
 ) -> anyhow::Result<()> {
-    let task_view = super::ledger_view(&creator.ledger, task)
+    let task_view = super::ledger_view(creator, task)
         .await
         .map_err(|e| anyhow::anyhow!("{}: {}", e.code, e.message))?
         .task;

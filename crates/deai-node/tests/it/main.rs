@@ -7,6 +7,7 @@ mod auth_http;
 mod blobs;
 mod common;
 mod http_limits;
+mod light_client;
 mod metrics;
 mod roles_edges;
 mod tx_batch;

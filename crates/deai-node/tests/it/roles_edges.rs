@@ -51,6 +51,7 @@ async fn node(
         announce_to: vec![],
         peer_timeout: Duration::from_secs(10),
         access: Default::default(),
+        genesis: None,
     })
     .await
     .expect("role node starts")

@@ -131,9 +131,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         "--clients and --batch must be positive"
     );
     let started = Instant::now();
-    let keys: Vec<SigningKey> = (0..args.accounts)
-        .map(|i| SigningKey::from_bytes(blake3::hash(&(i as u64).to_le_bytes()).as_bytes()))
-        .collect();
+    let keys = account_keys(args.accounts);
     let baseline = match args.via {
         Via::Http => Some(measure(&args, Via::Inproc, &keys)?),
         Via::Inproc => None,
@@ -266,11 +264,28 @@ fn measure(args: &Args, via: Via, keys: &[SigningKey]) -> anyhow::Result<Measure
     })
 }
 
+/// The benchmark's sending accounts: fixed keys, so runs are comparable.
+pub(super) fn account_keys(n: usize) -> Vec<SigningKey> {
+    (0..n)
+        .map(|i| SigningKey::from_bytes(blake3::hash(&(i as u64).to_le_bytes()).as_bytes()))
+        .collect()
+}
+
 /// Transfers round-robin over the accounts: account `i`'s `k`-th transaction has nonce `k`.
-fn sign_all(keys: &[SigningKey], n: usize, chain_id: &str) -> Vec<SignedTx> {
+pub(super) fn sign_all(keys: &[SigningKey], n: usize, chain_id: &str) -> Vec<SignedTx> {
+    sign_range(keys, 0..n, chain_id)
+}
+
+/// The transactions `range` of the round-robin sequence of [`sign_all`] (transaction `i` is
+/// account `i % accounts`'s nonce `i / accounts`), so a later range continues an earlier one.
+pub(super) fn sign_range(
+    keys: &[SigningKey],
+    range: std::ops::Range<usize>,
+    chain_id: &str,
+) -> Vec<SignedTx> {
     use rayon::prelude::*;
     let addrs: Vec<Address> = keys.iter().map(deai_node::keyfile::address).collect();
-    (0..n)
+    range
         .into_par_iter()
         .map(|i| {
             let from = i % keys.len();
@@ -391,7 +406,7 @@ async fn drive(
 }
 
 /// Whether a refusal is backpressure (retry after the next block), not a failure.
-fn is_backpressure(code: &str) -> bool {
+pub(super) fn is_backpressure(code: &str) -> bool {
     // A later nonce whose predecessor was pushed back is too far ahead until it lands.
     matches!(
         code,
@@ -407,9 +422,9 @@ async fn next_block(finalized: &mut tokio::sync::watch::Receiver<u64>) -> anyhow
     Ok(())
 }
 
-type Submitted = Arc<std::sync::Mutex<BTreeMap<TxId, Instant>>>;
+pub(super) type Submitted = Arc<std::sync::Mutex<BTreeMap<TxId, Instant>>>;
 
-fn stamp(submitted: &Submitted, txs: &[SignedTx]) {
+pub(super) fn stamp(submitted: &Submitted, txs: &[SignedTx]) {
     let now = Instant::now();
     let mut times = submitted.lock().unwrap_or_else(|p| p.into_inner());
     for tx in txs {
@@ -500,7 +515,7 @@ async fn submit_http(
 }
 
 /// Posts `txs` (one to `/v1/txs`, more to `/v1/txs/batch`); each one's verdict.
-async fn post(
+pub(super) async fn post(
     client: &Client,
     txs: &[SignedTx],
 ) -> anyhow::Result<Vec<Result<(), (String, String)>>> {
@@ -527,7 +542,7 @@ async fn post(
         .collect())
 }
 
-fn percentile(xs: &[f64], q: f64) -> f64 {
+pub(super) fn percentile(xs: &[f64], q: f64) -> f64 {
     if xs.is_empty() {
         return 0.0;
     }

@@ -1,5 +1,6 @@
 //! `deai bench …`: measured performance, with `--json` for scripts.
 
+pub mod chain;
 pub mod fl;
 pub mod ledger;
 pub mod robust;
@@ -16,6 +17,8 @@ pub type Args = super::common::Group<Which>;
 pub enum Which {
     /// Signed transfers through mempool, consensus, execution and durable storage on one validator.
     Ledger(ledger::Args),
+    /// A validator network of separate processes on loopback against one validator, same load.
+    Chain(chain::Args),
     /// Federated digits-100 against its centralised equivalent, and a cross-device scale case.
     Fl(fl::Args),
     /// Every attack against every robust rule; writes the robustness table.
@@ -30,6 +33,7 @@ pub enum Which {
 pub fn run(args: Args) -> anyhow::Result<()> {
     match args.which {
         Which::Ledger(a) => ledger::run(a),
+        Which::Chain(a) => chain::run(a),
         Which::Fl(a) => fl::run(a),
         Which::Robust(a) => robust::run(a),
         Which::Secagg(a) => secagg::run(a),

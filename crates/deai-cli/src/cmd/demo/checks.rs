@@ -3,8 +3,10 @@
 
 use deai_node::client::Client;
 
-/// Checks dataset `id`'s inclusion proof against the state root of the finalized block it names.
+/// Checks dataset `id`'s inclusion proof as a light client: against the state root certified by
+/// the finalization of the block above it.
 pub(super) async fn prove_dataset(client: &Client, id: u64) -> anyhow::Result<bool> {
-    let check = deai_node::audit::chain::check_proof(client, "dataset", &id.to_string()).await?;
+    let check =
+        deai_node::audit::chain::check_proof(client, None, "dataset", &id.to_string()).await?;
     Ok(check.valid)
 }

@@ -16,6 +16,8 @@ use deai_ledger::TOKEN;
 use deai_node::{client::Client, config::NodeConfig, fed::TaskSpec};
 use serde::Serialize;
 
+use crate::local_network::LocalNetwork;
+
 pub use scenario::{OwnerSummary, Setup};
 
 /// Arguments of `deai demo`.
@@ -24,6 +26,10 @@ pub struct Args {
     /// Keep the nodes' data directories here instead of a temporary one.
     #[arg(long)]
     pub dir: Option<std::path::PathBuf>,
+    /// Validators. 1 runs one inside this process; more run a network of `deai node` processes
+    /// on loopback (as `deai testnet init` makes it), owners spread over its entry points.
+    #[arg(long, default_value_t = 1)]
+    pub validators: usize,
     /// Data-owner nodes.
     #[arg(long, default_value_t = 10)]
     pub owners: usize,
@@ -112,12 +118,20 @@ pub struct Report {
     pub verify_ok: bool,
     /// Rounds it found wrong (empty when `verify_ok`).
     pub verify_failed_rounds: Vec<u32>,
+    /// What the re-verification found wrong, in words (empty when `verify_ok`).
+    pub verify_mismatches: Vec<String>,
     /// Whether a dataset's inclusion proof verified against a finalized root.
     pub proof_ok: bool,
     /// Whether replaying the chain from genesis reproduced every state root.
     pub ledger_verify_ok: bool,
     /// Finalized height at the end.
     pub height: u64,
+    /// Validators the chain ran on.
+    pub validators: usize,
+    /// With more than one validator: a height all of them had finalized at the end, where their
+    /// state roots agreed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub validators_agreed_at: Option<u64>,
     /// Per round.
     pub per_round: Vec<RoundLine>,
     /// Whole run, seconds.
@@ -154,74 +168,123 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         drop_round: (args.rounds * 3 / 5).max(2),
         reward_tokens: 1_000,
     };
+    anyhow::ensure!(
+        (1..=deai_node::testnet::VALIDATORS_MAX).contains(&args.validators),
+        "--validators must be between 1 and {}",
+        deai_node::testnet::VALIDATORS_MAX
+    );
     let tmp = tempfile::tempdir()?;
     let root = args.dir.clone().unwrap_or_else(|| tmp.path().to_path_buf());
-    let dir = root.join("validator");
-    deai_node::init::init_with(&dir, NodeConfig::default(), |g| {
-        let mut balances = vec![(
-            deai_node::keyfile::address(&scenario::creator_key()),
-            1_000_000 * TOKEN,
-        )];
-        for i in 0..args.owners {
-            balances.push((
-                deai_node::keyfile::address(&scenario::owner_key(i)),
-                1_000 * TOKEN,
-            ));
-        }
-        g.balances = balances;
-    })?;
+    let mut balances = vec![(
+        deai_node::keyfile::address(&scenario::creator_key()),
+        1_000_000 * TOKEN,
+    )];
+    for i in 0..args.owners {
+        balances.push((
+            deai_node::keyfile::address(&scenario::owner_key(i)),
+            1_000 * TOKEN,
+        ));
+    }
     let bar = crate::progress::bar(args.json, u64::from(args.rounds) + 2, "federated rounds");
     let baseline_setup = setup.clone();
     let baseline = std::thread::spawn(move || scenario::without_dp(&baseline_setup));
-    let round_bar = bar.clone();
-    let roles_dir = root.clone();
-    let (outcome, proof_ok, audit_ok, height) =
+    let ran = if args.validators == 1 {
+        let dir = root.join("validator");
+        deai_node::init::init_with(&dir, NodeConfig::default(), |g| g.balances = balances)?;
+        let (bar, roles_dir) = (bar.clone(), root.clone());
         deai_node::run::with_embedded(&dir, |node| async move {
             let url = format!("http://{}", node.http_addr);
-            let outcome = scenario::run(&url, &roles_dir, &setup, |r| {
-                round_bar.set_message(format!("acc {:.3} ε {:.2}", r.accuracy, r.epsilon_total));
-                round_bar.inc(1);
-            })
-            .await?;
-            let client = Client::new(url);
-            let proof_ok = checks::prove_dataset(&client, outcome.revoked.1).await?;
-            round_bar.inc(1);
-            let audit = deai_node::audit::chain::verify_chain(&client, |_, _| {}).await?;
-            round_bar.inc(1);
-            let height = client.status().await?.height;
-            Ok((outcome, proof_ok, audit.ok, height))
-        })?;
+            federate(std::slice::from_ref(&url), &roles_dir, &setup, &bar).await
+        })?
+    } else {
+        let mut net = LocalNetwork::start(
+            &root.join("network"),
+            args.validators,
+            |g| g.balances.extend(balances),
+            |_| {},
+        )?;
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()?;
+        let ran = rt.block_on(async {
+            let mut ran = federate(&net.urls, &root, &setup, &bar).await?;
+            ran.agreed_at = Some(net.agreed_height().await?);
+            anyhow::Ok(ran)
+        });
+        net.stop();
+        ran?
+    };
     bar.finish_and_clear();
     let without_dp = baseline
         .join()
         .map_err(|_| anyhow::anyhow!("the no-DP reference run panicked"))?
         .ok();
-    let report = report(
-        &args, &spec, outcome, without_dp, proof_ok, audit_ok, height, started,
-    );
+    let report = report(&args, &spec, ran, without_dp, started);
     crate::output::emit(args.json, &report, print)?;
     anyhow::ensure!(
         report.verify_ok && report.proof_ok && report.ledger_verify_ok,
-        "the demo's checks failed: verify {} (rounds {:?}), proof {}, ledger replay {}",
+        "the demo's checks failed: verify {} (rounds {:?}: {}), proof {}, ledger replay {}",
         report.verify_ok,
         report.verify_failed_rounds,
+        report.verify_mismatches.join("; "),
         report.proof_ok,
         report.ledger_verify_ok
     );
     Ok(())
 }
 
-#[allow(clippy::too_many_arguments)]
-fn report(
-    args: &Args,
-    spec: &TaskSpec,
-    o: scenario::Outcome,
-    without_dp: Option<Vec<f64>>,
+/// What the federation and the checks after it found.
+struct Ran {
+    outcome: scenario::Outcome,
     proof_ok: bool,
     ledger_verify_ok: bool,
     height: u64,
+    agreed_at: Option<u64>,
+}
+
+/// Runs the federation on the validators at `urls`, then checks a dataset's inclusion proof and
+/// replays the chain from genesis against the last of them (one neither the creator nor the
+/// coordinator used).
+async fn federate(
+    urls: &[String],
+    roles_dir: &std::path::Path,
+    setup: &Setup,
+    bar: &indicatif::ProgressBar,
+) -> anyhow::Result<Ran> {
+    let outcome = scenario::run(urls, roles_dir, setup, |r| {
+        bar.set_message(format!("acc {:.3} ε {:.2}", r.accuracy, r.epsilon_total));
+        bar.inc(1);
+    })
+    .await?;
+    let client = Client::new(urls.last().cloned().unwrap_or_default());
+    let proof_ok = checks::prove_dataset(&client, outcome.revoked.1).await?;
+    bar.inc(1);
+    let audit = deai_node::audit::chain::verify_chain(&client, |_, _| {}).await?;
+    bar.inc(1);
+    let height = client.status().await?.height;
+    Ok(Ran {
+        outcome,
+        proof_ok,
+        ledger_verify_ok: audit.ok,
+        height,
+        agreed_at: None,
+    })
+}
+
+fn report(
+    args: &Args,
+    spec: &TaskSpec,
+    ran: Ran,
+    without_dp: Option<Vec<f64>>,
     started: Instant,
 ) -> Report {
+    let Ran {
+        outcome: o,
+        proof_ok,
+        ledger_verify_ok,
+        height,
+        agreed_at,
+    } = ran;
     let per_round: Vec<RoundLine> = o
         .rounds
         .iter()
@@ -270,9 +333,22 @@ fn report(
             .collect(),
         verify_ok: o.verify.ok,
         verify_failed_rounds: o.verify.failed_rounds.clone(),
+        verify_mismatches: o
+            .verify
+            .rounds
+            .iter()
+            .flat_map(|r| {
+                r.mismatches
+                    .iter()
+                    .map(move |m| format!("round {}: {m}", r.round))
+            })
+            .chain(o.verify.task_mismatches.iter().cloned())
+            .collect(),
         proof_ok,
         ledger_verify_ok,
         height,
+        validators: args.validators,
+        validators_agreed_at: agreed_at,
         per_round,
         wall_s: started.elapsed().as_secs_f64(),
     }
@@ -360,4 +436,11 @@ fn print(r: &Report) {
         if r.ledger_verify_ok { "OK" } else { "FAILED" },
         r.height
     );
+    if let Some(h) = r.validators_agreed_at {
+        println!(
+            "  validators: {} processes, every owner on its own entry point; all report the same \
+             state root at height {h}",
+            r.validators
+        );
+    }
 }

@@ -1,5 +1,6 @@
 //! The demo's federation: a coordinator and data-owner nodes on loopback (each its own HTTP
-//! server, key and blob store, talking signed HTTP), around one embedded validator.
+//! server, key and blob store, talking signed HTTP), around one embedded validator or a network of
+//! validator processes (each role node then talks to its own entry point).
 
 use std::{collections::BTreeMap, net::SocketAddr, path::Path, sync::Arc, time::Duration};
 
@@ -114,6 +115,7 @@ async fn role_node(
     validator: &str,
     datasets: Vec<LocalDataset>,
     coordinator: Option<&str>,
+    genesis: &deai_ledger::Genesis,
 ) -> anyhow::Result<RoleNode> {
     serve::start(RoleNodeConfig {
         key,
@@ -127,6 +129,9 @@ async fn role_node(
         datasets,
         peer_timeout: Duration::from_secs(20),
         access: Default::default(),
+        // Every role node reads the ledger as a light client: each answer is checked against
+        // the validators' finalization certificates.
+        genesis: Some(genesis.clone()),
     })
     .await
 }
@@ -140,19 +145,37 @@ pub(super) fn epsilon_budget(spec: &TaskSpec) -> anyhow::Result<u64> {
     Ok(total.div_ceil(tenth) * tenth)
 }
 
-/// Runs the federation against the validator at `validator`. `on_round` is told each round.
+/// Runs the federation against the validators at `validators`: the creator and coordinator use
+/// the first (where the coordinator publishes the task's blobs), owner `i` validator `i mod N`,
+/// and the independent verification the last (its ledger and the blobs the validators exchanged).
+/// `on_round` is told each round.
 pub(super) async fn run(
-    validator: &str,
+    validators: &[String],
     dir: &Path,
     setup: &Setup,
     mut on_round: impl FnMut(&RoundReport),
 ) -> anyhow::Result<Outcome> {
+    anyhow::ensure!(!validators.is_empty(), "the demo needs a validator");
+    let entry = |i: usize| validators[i % validators.len()].as_str();
+    let validator = entry(0);
     let ledger = Client::new(validator.to_string());
     let split = fed::data::digits_split(setup.owners)?;
     let creator = RoleContext::connect(creator_key(), ledger.clone()).await?;
+    // The demo made the network, so it takes the genesis from its first validator; the role
+    // nodes then check what every validator tells them against that genesis's validator set.
+    let genesis: deai_ledger::Genesis = ledger.get("/v1/genesis").await?;
 
     // The coordinator (run by the task's creator).
-    let coord_node = role_node(dir, "coordinator", creator_key(), validator, vec![], None).await?;
+    let coord_node = role_node(
+        dir,
+        "coordinator",
+        creator_key(),
+        validator,
+        vec![],
+        None,
+        &genesis,
+    )
+    .await?;
     let coordinator = coord_node
         .coordinator
         .clone()
@@ -163,7 +186,7 @@ pub(super) async fn run(
     let mut datasets = Vec::new();
     let mut salts = Vec::new();
     for (i, data) in split.owners.iter().enumerate() {
-        let ctx = RoleContext::connect(owner_key(i), ledger.clone()).await?;
+        let ctx = RoleContext::connect(owner_key(i), Client::new(entry(i).to_string())).await?;
         let policy = ConsentPolicy {
             purposes: vec![PURPOSE.into()],
             creators: None,
@@ -209,13 +232,14 @@ pub(super) async fn run(
             dir,
             &format!("owner-{i}"),
             owner_key(i),
-            validator,
+            entry(i),
             vec![LocalDataset {
                 id: datasets[i],
                 data: Arc::new(data.clone()),
                 commitment: task_setup::salted_commitment(&salts[i], data),
             }],
             Some(&coord_node.url),
+            &genesis,
         )
         .await?;
         serve::announce(&node, &coord_node.url).await?;
@@ -255,8 +279,9 @@ pub(super) async fn run(
     }
     let blobs_published = coordinator.publish_task(&ledger, task).await?;
     let close = coordinator.close_task(task).await?;
-    // A node that took no part re-verifies from the ledger and the validator's blob store.
-    let verify = verify_task::verify_task(&ledger, &ledger, task, |_| {}).await?;
+    // A node that took no part re-verifies from the ledger and a validator's blob store.
+    let verifier = Client::new(entry(validators.len() - 1).to_string());
+    let verify = verify_task::verify_task(&verifier, &verifier, task, |_| {}).await?;
 
     let drop_rounds = owner_nodes[dropper]
         .owner

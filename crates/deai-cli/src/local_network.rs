@@ -1,0 +1,89 @@
+//! A validator network on loopback made by `deai testnet init` and run as child processes of this
+//! one (the chain bench's and `deai demo --validators N`'s network), stopped when dropped.
+
+use std::{
+    path::Path,
+    time::{Duration, Instant},
+};
+
+use deai_ledger::Genesis;
+use deai_node::{
+    client::Client,
+    config::NodeConfig,
+    testnet::{Manifest, Ports},
+};
+
+use crate::node_process::{Listen, NodeProcess};
+
+/// How long a validator may take to say it serves.
+const START_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Validator processes of one network.
+pub(crate) struct LocalNetwork {
+    nodes: Vec<NodeProcess>,
+    /// Each validator's API, in manifest order.
+    pub(crate) urls: Vec<String>,
+}
+
+impl LocalNetwork {
+    /// Writes a network of `n` validators to `dir` (which must not exist or be empty), with
+    /// `adjust` changing the shared genesis and `configure` every node's configuration, and starts
+    /// each validator as its own process, its log in `dir/nodeI/node.log`.
+    pub(crate) fn start(
+        dir: &Path,
+        n: usize,
+        adjust: impl FnOnce(&mut Genesis),
+        configure: impl Fn(&mut NodeConfig),
+    ) -> anyhow::Result<Self> {
+        let manifest = deai_node::testnet::init_with(dir, n, Ports::Free, adjust, configure)?;
+        let mut net = Self {
+            nodes: Vec::with_capacity(n),
+            urls: Vec::with_capacity(n),
+        };
+        for node in &manifest.nodes {
+            let data = Manifest::node_dir(dir, node);
+            let log = data.join("node.log");
+            let p = NodeProcess::start(&data, &log, Listen::Configured, None, START_TIMEOUT)
+                .map_err(|e| anyhow::anyhow!("{} did not start: {e:#}", node.name))?;
+            net.urls.push(format!("http://{}", p.http));
+            net.nodes.push(p);
+        }
+        Ok(net)
+    }
+
+    /// Asks every validator to stop (SIGTERM), then kills what has not exited within 10 s.
+    pub(crate) fn stop(&mut self) {
+        for p in &mut self.nodes {
+            p.terminate();
+        }
+        let deadline = Instant::now() + Duration::from_secs(10);
+        for p in &mut self.nodes {
+            p.wait_or_kill(deadline);
+        }
+    }
+
+    /// The lowest height every validator has finalized, after checking that they all report the
+    /// same state root there (a disagreement is a safety failure: an error naming the validators).
+    pub(crate) async fn agreed_height(&self) -> anyhow::Result<u64> {
+        let clients: Vec<Client> = self.urls.iter().map(|u| Client::new(u.clone())).collect();
+        let mut height = u64::MAX;
+        for c in &clients {
+            height = height.min(c.status().await?.height);
+        }
+        let reference = clients[0].block(height).await?.state_root;
+        for (i, c) in clients.iter().enumerate().skip(1) {
+            let root = c.block(height).await?.state_root;
+            anyhow::ensure!(
+                root == reference,
+                "validators 0 and {i} disagree on the state root at height {height}"
+            );
+        }
+        Ok(height)
+    }
+}
+
+impl Drop for LocalNetwork {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
