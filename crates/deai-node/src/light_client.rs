@@ -44,6 +44,9 @@ const ROOTS_KEPT: usize = 256;
 /// Why a read from the upstream was refused.
 #[derive(Debug, thiserror::Error)]
 pub enum ReadError {
+    /// What was asked for names no state entry.
+    #[error("not a state entry: {0}")]
+    BadKey(String),
     /// The upstream could not be asked, or answered with an error.
     #[error(transparent)]
     Upstream(#[from] ClientError),
@@ -196,21 +199,38 @@ impl LightClient {
         Ok(root)
     }
 
-    /// Entry `kind`/`id` (`account`, `dataset`, `task` or `model`), checked against the certified
-    /// root of the height it was read at. A missing entry is the upstream's 404, unverified.
+    /// Entry `kind`/`id` (`account`, `dataset`, `task` or `model`; an address or a number),
+    /// checked ([`Self::read`]).
     pub async fn entry<T: Committed + DeserializeOwned>(
         &self,
         kind: &str,
         id: &str,
     ) -> Result<Verified<T>, ReadError> {
-        let answer: ProofView = self.ledger.proof(kind, id).await?;
-        let key = answer.proof.key;
+        self.read(parse_key(kind, id)?).await
+    }
+
+    /// Entry `key`, checked against the certified root of the height it was read at: the
+    /// answer must prove exactly `key` (not another entry's valid proof), the entry must be what
+    /// the proof commits to, and the root must be certified. A missing entry is the upstream's
+    /// 404, unverified.
+    pub async fn read<T: Committed + DeserializeOwned>(
+        &self,
+        key: StateKey,
+    ) -> Result<Verified<T>, ReadError> {
+        let (kind, id) = key_path(&key);
+        let answer: ProofView = self.ledger.proof(kind, &id).await?;
         let forged = |source| ReadError::Forged {
             url: self.upstream().into(),
             key: key.to_string(),
             height: answer.height,
             source,
         };
+        if answer.proof.key != key {
+            return Err(forged(ProofError::EntryMismatch {
+                key: key.to_string(),
+                what: format!("the answer proves {} instead", answer.proof.key),
+            }));
+        }
         let entry: T = decode_entry(answer.entry.as_ref()).map_err(forged)?;
         let root = self.certified_root(answer.height).await?;
         deai_ledger::verify_entry(&root, &answer.proof, &entry).map_err(forged)?;
@@ -219,21 +239,6 @@ impl LightClient {
             height: answer.height,
             root,
         })
-    }
-
-    /// Entry `key`, checked ([`Self::entry`]).
-    pub async fn read<T: Committed + DeserializeOwned>(
-        &self,
-        key: StateKey,
-    ) -> Result<Verified<T>, ReadError> {
-        let (kind, id) = match key {
-            StateKey::Meta => ("meta", String::new()),
-            StateKey::Account(a) => ("account", a.to_string()),
-            StateKey::Dataset(id) => ("dataset", id.to_string()),
-            StateKey::Task(id) => ("task", id.to_string()),
-            StateKey::Model(id) => ("model", id.to_string()),
-        };
-        self.entry(kind, &id).await
     }
 
     /// `GET /v1/blocks/{height}/finality`, waiting while the block is not finalized yet.
@@ -270,6 +275,37 @@ impl LightClient {
     fn lock_roots(&self) -> std::sync::MutexGuard<'_, BTreeMap<u64, Digest>> {
         // A panic while holding the lock leaves a map that is still valid.
         self.roots.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// The kind and id of `key` as `GET /v1/proofs/{kind}/{id}` names them.
+fn key_path(key: &StateKey) -> (&'static str, String) {
+    match key {
+        StateKey::Meta => ("meta", String::new()),
+        StateKey::Account(a) => ("account", a.to_string()),
+        StateKey::Dataset(id) => ("dataset", id.to_string()),
+        StateKey::Task(id) => ("task", id.to_string()),
+        StateKey::Model(id) => ("model", id.to_string()),
+    }
+}
+
+/// The state key `kind`/`id` names (`account` and an address, or `dataset`, `task` or `model`
+/// and a number; plurals too).
+pub fn parse_key(kind: &str, id: &str) -> Result<StateKey, ReadError> {
+    let bad = |what: String| ReadError::BadKey(format!("{kind}/{id}: {what}"));
+    let number = || {
+        id.parse::<u64>()
+            .map_err(|e| bad(format!("not a number: {e}")))
+    };
+    match kind.trim_end_matches('s') {
+        "account" => id
+            .parse()
+            .map(StateKey::Account)
+            .map_err(|e| bad(format!("not an address: {e}"))),
+        "dataset" => number().map(StateKey::Dataset),
+        "task" => number().map(StateKey::Task),
+        "model" => number().map(StateKey::Model),
+        _ => Err(bad("use account, dataset, task or model".into())),
     }
 }
 

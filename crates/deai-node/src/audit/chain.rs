@@ -164,8 +164,14 @@ pub async fn check_proof(
     };
     let light = LightClient::new(client.clone(), &genesis)?;
     light.check_chain().await?;
+    let asked = crate::light_client::parse_key(kind, id)?;
     let answer = client.proof(kind, id).await?;
     let checked = match light.certified_root(answer.height).await {
+        // Another entry's valid proof is not a proof of this one.
+        Ok(_) if answer.proof.key != asked => Err(format!(
+            "asked for {asked}, the node proved {}",
+            answer.proof.key
+        )),
         Ok(root) => {
             crate::light_client::check_entry_json(&root, &answer.proof, answer.entry.as_ref())
                 .map(|()| root)

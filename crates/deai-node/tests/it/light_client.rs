@@ -30,6 +30,8 @@ enum Lie {
     DatasetOwner,
     Block,
     ChainId,
+    /// Answers a dataset with the next dataset's (valid) proof and entry.
+    OtherEntry,
 }
 
 #[derive(Clone)]
@@ -41,7 +43,14 @@ struct Proxy {
 }
 
 async fn forward(State(p): State<Proxy>, uri: Uri) -> axum::response::Response {
-    let url = format!("{}{}", p.upstream, uri);
+    let lie = *p.lie.lock().unwrap();
+    let mut asked = uri.path().to_string();
+    if lie == Lie::OtherEntry
+        && let Some(id) = asked.strip_prefix("/v1/proofs/dataset/")
+    {
+        asked = format!("/v1/proofs/dataset/{}", id.parse::<u64>().unwrap() + 1);
+    }
+    let url = format!("{}{}", p.upstream, asked);
     let Ok(resp) = p.http.get(&url).send().await else {
         return (axum::http::StatusCode::BAD_GATEWAY, "upstream down").into_response();
     };
@@ -49,7 +58,6 @@ async fn forward(State(p): State<Proxy>, uri: Uri) -> axum::response::Response {
     let Ok(mut v) = resp.json::<Value>().await else {
         return (axum::http::StatusCode::BAD_GATEWAY, "not json").into_response();
     };
-    let lie = *p.lie.lock().unwrap();
     let path = uri.path();
     match lie {
         Lie::Balance if path.starts_with("/v1/proofs/account") => {
@@ -130,7 +138,11 @@ fn a_light_client_refuses_a_lying_upstream_by_name() {
         };
         let salt = setup::fresh_salt();
         let dataset =
-            setup::register_dataset(&ctx, &split.owners[0], &salt, "digits-8x8", policy).await?;
+            setup::register_dataset(&ctx, &split.owners[0], &salt, "digits-8x8", policy.clone())
+                .await?;
+        let next =
+            setup::register_dataset(&ctx, &split.owners[1], &salt, "digits-8x8", policy).await?;
+        assert_eq!(next, dataset + 1);
 
         let (url, lie) = proxy(validator.clone(), &genesis).await;
         let light = LightClient::new(Client::new(url.clone()), &genesis)?;
@@ -162,6 +174,29 @@ fn a_light_client_refuses_a_lying_upstream_by_name() {
             .await
             .unwrap_err();
         assert!(matches!(err, ReadError::Forged { .. }), "{err}");
+
+        // Another entry's valid proof and entry, for the one asked.
+        set(Lie::OtherEntry);
+        let err = light
+            .read::<Dataset>(StateKey::Dataset(dataset))
+            .await
+            .unwrap_err();
+        assert!(err.to_string().contains("proves dataset/"), "{err}");
+        let check = deai_node::audit::chain::check_proof(
+            &Client::new(url.clone()),
+            Some(&genesis),
+            "dataset",
+            &dataset.to_string(),
+        )
+        .await?;
+        assert!(
+            !check.valid
+                && check
+                    .error
+                    .as_deref()
+                    .unwrap_or("")
+                    .contains("the node proved")
+        );
 
         // A forged block under the real certificate (a fresh client: no remembered roots).
         set(Lie::Block);
