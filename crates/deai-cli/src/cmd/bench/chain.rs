@@ -28,9 +28,7 @@ use ed25519_dalek::SigningKey;
 use serde::Serialize;
 use tokio::sync::{mpsc, watch};
 
-use super::ledger::{
-    Submitted, account_keys, is_backpressure, percentile, post, sign_range, stamp,
-};
+use super::ledger::{Submitted, account_keys, percentile, post_until_admitted, sign_range, stamp};
 use crate::local_network::LocalNetwork;
 
 /// How often validator 0 is asked for its finalized height.
@@ -459,25 +457,7 @@ async fn post_queue(
             }
         }
         stamp(&submitted, &todo);
-        while !todo.is_empty() {
-            let verdicts = post(&client, &todo).await?;
-            let mut again = Vec::new();
-            for (tx, verdict) in todo.into_iter().zip(verdicts) {
-                match verdict {
-                    Ok(()) => {}
-                    Err((code, _)) if is_backpressure(&code) => again.push(tx),
-                    Err((code, message)) => {
-                        anyhow::bail!("{} refused a transaction: {code}: {message}", client.base())
-                    }
-                }
-            }
-            if !again.is_empty() {
-                tokio::time::timeout(STALL, tip.changed())
-                    .await
-                    .map_err(|_| anyhow::anyhow!("the mempools stayed full for 60 s"))??;
-            }
-            todo = again;
-        }
+        post_until_admitted(&client, todo, &mut tip).await?;
     }
     Ok(())
 }

@@ -486,24 +486,7 @@ async fn submit_http(
         tasks.spawn(async move {
             for chunk in share.chunks(batch) {
                 stamp(&submitted, chunk);
-                let mut todo = chunk.to_vec();
-                while !todo.is_empty() {
-                    let verdicts = post(&client, &todo).await?;
-                    let mut again = Vec::new();
-                    for (tx, verdict) in todo.into_iter().zip(verdicts) {
-                        match verdict {
-                            Ok(()) => {}
-                            Err((code, _)) if is_backpressure(&code) => again.push(tx),
-                            Err((code, message)) => {
-                                anyhow::bail!("transaction refused over HTTP: {code}: {message}")
-                            }
-                        }
-                    }
-                    if !again.is_empty() {
-                        next_block(&mut finalized).await?;
-                    }
-                    todo = again;
-                }
+                post_until_admitted(&client, chunk.to_vec(), &mut finalized).await?;
             }
             anyhow::Ok(())
         });
@@ -515,6 +498,34 @@ async fn submit_http(
 }
 
 /// Posts `txs` (one to `/v1/txs`, more to `/v1/txs/batch`); each one's verdict.
+/// Posts `todo` to `client` until every transaction is admitted; while a mempool pushes some back
+/// (full, or a nonce too far ahead of its sender's), waits for the next block on `finalized` and
+/// posts those again. Any other refusal ends the run.
+pub(super) async fn post_until_admitted(
+    client: &Client,
+    mut todo: Vec<SignedTx>,
+    finalized: &mut tokio::sync::watch::Receiver<u64>,
+) -> anyhow::Result<()> {
+    while !todo.is_empty() {
+        let verdicts = post(client, &todo).await?;
+        let mut again = Vec::new();
+        for (tx, verdict) in todo.into_iter().zip(verdicts) {
+            match verdict {
+                Ok(()) => {}
+                Err((code, _)) if is_backpressure(&code) => again.push(tx),
+                Err((code, message)) => {
+                    anyhow::bail!("{} refused a transaction: {code}: {message}", client.base())
+                }
+            }
+        }
+        if !again.is_empty() {
+            next_block(finalized).await?;
+        }
+        todo = again;
+    }
+    Ok(())
+}
+
 pub(super) async fn post(
     client: &Client,
     txs: &[SignedTx],
