@@ -127,6 +127,35 @@ pub async fn link_all(oracle: &Oracle<PublicKey, Ctx>, peers: &[PublicKey], link
     }
 }
 
+/// Every channel the chain runs on, in the order of [`channels`].
+pub const CHANNELS: [u64; 7] = [
+    channel::VOTES,
+    channel::CERTIFICATES,
+    channel::RESOLVER,
+    channel::BROADCAST,
+    channel::BACKFILL,
+    channel::TXS,
+    channel::BLOBS,
+];
+
+/// A simulated channel's rate quota: far above what a test sends.
+pub const QUOTA: Quota = Quota::per_second(NZU32!(100_000));
+
+/// The chain's channels from one pair per entry of [`CHANNELS`], in that order.
+pub fn channels<S, R>(list: Vec<(S, R)>) -> Channels<S, R> {
+    let mut list = list.into_iter();
+    let mut next = || list.next().expect("one pair per channel");
+    Channels {
+        votes: next(),
+        certificates: next(),
+        resolver: next(),
+        broadcast: next(),
+        backfill: next(),
+        txs: next(),
+        blobs: next(),
+    }
+}
+
 /// Registers the chain's channels for `me` and starts a validator on them.
 pub async fn start_validator(context: Ctx, oracle: &Oracle<PublicKey, Ctx>, cfg: Config) -> Handle {
     try_start_validator(context, oracle, cfg)
@@ -142,30 +171,11 @@ pub async fn try_start_validator(
 ) -> Result<Handle, deai_chain::ChainError> {
     let me = cfg.signer.public_key();
     let control = oracle.control(me.clone());
-    let quota = Quota::per_second(NZU32!(100_000));
     let mut reg = Vec::new();
-    for ch in [
-        channel::VOTES,
-        channel::CERTIFICATES,
-        channel::RESOLVER,
-        channel::BROADCAST,
-        channel::BACKFILL,
-        channel::TXS,
-        channel::BLOBS,
-    ] {
-        reg.push(control.register(ch, quota).await.expect("register channel"));
+    for ch in CHANNELS {
+        reg.push(control.register(ch, QUOTA).await.expect("register channel"));
     }
-    let mut reg = reg.into_iter();
-    let mut next = || reg.next().expect("seven channels");
-    let channels = Channels {
-        votes: next(),
-        certificates: next(),
-        resolver: next(),
-        broadcast: next(),
-        backfill: next(),
-        txs: next(),
-        blobs: next(),
-    };
+    let channels = channels(reg);
     deai_chain::start_with_network(context, cfg, channels, oracle.manager(), control).await
 }
 

@@ -25,8 +25,8 @@ use commonware_p2p::{
     Recipients,
     simulated::{Oracle, SplitOrigin, SplitTarget},
 };
-use commonware_runtime::{Clock as _, IoBuf, Quota, Supervisor as _};
-use commonware_utils::{NZU32, ordered::Set, sync::Mutex};
+use commonware_runtime::{Clock as _, IoBuf, Supervisor as _};
+use commonware_utils::{ordered::Set, sync::Mutex};
 use deai_chain::{Block, BlockDigest, Channels, Config, Handle, channel};
 use deai_ledger::{Address, Genesis, SignedTx, TxId};
 use ed25519_dalek::SigningKey;
@@ -153,39 +153,16 @@ async fn split_channels(
     >,
 ) {
     let control = oracle.control(me.clone());
-    let quota = Quota::per_second(NZU32!(100_000));
     let mut primary = Vec::new();
     let mut secondary = Vec::new();
-    for ch in [
-        channel::VOTES,
-        channel::CERTIFICATES,
-        channel::RESOLVER,
-        channel::BROADCAST,
-        channel::BACKFILL,
-        channel::TXS,
-        channel::BLOBS,
-    ] {
-        let (sender, receiver) = control.register(ch, quota).await.expect("register channel");
+    for ch in CHANNELS {
+        let (sender, receiver) = control.register(ch, QUOTA).await.expect("register channel");
         let (sa, sb) = sender.split_with(forwarder(route.clone(), ch));
         let (ra, rb) = receiver.split_with(context.child("split"), router(route.clone()));
         primary.push((sa, ra));
         secondary.push((sb, rb));
     }
     (channels(primary), channels(secondary))
-}
-
-fn channels<S, R>(list: Vec<(S, R)>) -> Channels<S, R> {
-    let mut list = list.into_iter();
-    let mut next = || list.next().expect("one pair per channel");
-    Channels {
-        votes: next(),
-        certificates: next(),
-        resolver: next(),
-        broadcast: next(),
-        backfill: next(),
-        txs: next(),
-        blobs: next(),
-    }
 }
 
 /// Starts the Byzantine validator `plan.byzantine` with the faults `plan` gives it.
