@@ -32,6 +32,7 @@ fn main() {
         validators: vec![(addrs[0], 1)],
         params: Params {
             block_txs_max: per_block as u32,
+            validator_stake_min: 1,
             ..Params::default()
         },
     };

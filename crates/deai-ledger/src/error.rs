@@ -300,6 +300,14 @@ pub enum TxError {
         /// The dataset that registered it.
         existing: u64,
     },
+    /// The validator key is already declared by another account.
+    #[error("validator key {key} is already declared by account {account}")]
+    ValidatorKeyTaken {
+        /// The key.
+        key: Address,
+        /// The account that declared it.
+        account: Address,
+    },
     /// The round was closed as failed by `RoundExpire`: no result can be recorded for it.
     #[error("task {task}: round {round} expired at height {expired_height}")]
     RoundExpired {
@@ -357,6 +365,7 @@ impl TxError {
             Self::ValidationMismatch { .. } => "validation_mismatch",
             Self::DatasetRoundEpsilonExceeded { .. } => "dataset_round_epsilon_exceeded",
             Self::DuplicateCommitment { .. } => "duplicate_commitment",
+            Self::ValidatorKeyTaken { .. } => "validator_key_taken",
             Self::RoundExpired { .. } => "round_expired",
             Self::RoundNotExpired { .. } => "round_not_expired",
             Self::TooFewEligible { .. } => "too_few_eligible",
@@ -394,6 +403,7 @@ impl TxError {
         "validation_mismatch",
         "dataset_round_epsilon_exceeded",
         "duplicate_commitment",
+        "validator_key_taken",
         "round_expired",
         "round_not_expired",
         "too_few_eligible",
@@ -451,6 +461,18 @@ pub enum GenesisError {
     /// The total supply does not fit in a `u128`.
     #[error("total supply overflows u128")]
     SupplyOverflow,
+    /// A genesis validator holds less than `validator_stake_min`.
+    #[error(
+        "genesis validator {validator} stakes {stake} base units, below validator_stake_min {min}"
+    )]
+    ValidatorStake {
+        /// The validator.
+        validator: Address,
+        /// Its stake.
+        stake: u128,
+        /// The minimum.
+        min: u128,
+    },
     /// A parameter is unusable (zero where a positive value is needed).
     #[error("parameter {name} = {value} is invalid: {reason}")]
     Param {
@@ -595,6 +617,10 @@ mod tests {
             TxError::DuplicateCommitment {
                 commitment: Digest([1; 32]),
                 existing: 1,
+            },
+            TxError::ValidatorKeyTaken {
+                key: Address([2; 32]),
+                account: Address([3; 32]),
             },
             TxError::RoundExpired {
                 task: 1,

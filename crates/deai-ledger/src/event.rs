@@ -185,6 +185,22 @@ pub enum Event {
         /// The registered final model.
         model: u64,
     },
+    /// An account declared (or replaced) its validator key.
+    ValidatorDeclared {
+        /// The account.
+        account: Address,
+        /// The consensus key.
+        key: Address,
+    },
+    /// The next epoch's validator set was chosen (at the second-to-last block of an epoch).
+    ValidatorSetChosen {
+        /// The epoch the set validates.
+        epoch: u64,
+        /// How many members it has.
+        members: u32,
+        /// Whether no account qualified and the previous set was kept.
+        carried_over: bool,
+    },
 }
 
 /// One entry of an entity's history.
@@ -220,6 +236,8 @@ impl Event {
             Self::TaskClosed { .. } => 16,
             Self::RoundExpired { .. } => 17,
             Self::EpsilonCharged { .. } => 18,
+            Self::ValidatorDeclared { .. } => 19,
+            Self::ValidatorSetChosen { .. } => 20,
         }
     }
 }
@@ -351,6 +369,19 @@ impl Write for Event {
                 refund.write(buf);
                 model.write(buf);
             }
+            Self::ValidatorDeclared { account, key } => {
+                account.write(buf);
+                key.write(buf);
+            }
+            Self::ValidatorSetChosen {
+                epoch,
+                members,
+                carried_over,
+            } => {
+                epoch.write(buf);
+                members.write(buf);
+                carried_over.write(buf);
+            }
         }
     }
 }
@@ -374,6 +405,8 @@ impl EncodeSize for Event {
             Self::RoundClosed { .. } => 8 + 4 + 32,
             Self::RewardPaid { .. } => 8 + 8 + 32 + 16,
             Self::TaskClosed { .. } => 8 + 16 + 16 + 8,
+            Self::ValidatorDeclared { .. } => 32 + 32,
+            Self::ValidatorSetChosen { .. } => 8 + 4 + 1,
         }
     }
 }

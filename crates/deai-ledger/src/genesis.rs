@@ -95,6 +95,33 @@ impl Genesis {
                 });
             }
         }
+        if self.params.epoch_blocks < crate::params::EPOCH_BLOCKS_MIN {
+            return Err(GenesisError::Param {
+                name: "epoch_blocks",
+                value: self.params.epoch_blocks.to_string(),
+                reason: "must be at least 4 (the next set is chosen two blocks before an epoch ends)",
+            });
+        }
+        if self.params.validators_max == 0
+            || self.validators.len() > self.params.validators_max as usize
+        {
+            return Err(GenesisError::Param {
+                name: "validators_max",
+                value: self.params.validators_max.to_string(),
+                reason: "must be positive and at least the number of genesis validators",
+            });
+        }
+        if let Some((a, stake)) = self
+            .validators
+            .iter()
+            .find(|(_, stake)| *stake < self.params.validator_stake_min)
+        {
+            return Err(GenesisError::ValidatorStake {
+                validator: *a,
+                stake: *stake,
+                min: self.params.validator_stake_min,
+            });
+        }
         Ok(())
     }
 }

@@ -65,19 +65,21 @@ pub use error::{DecodeError, EntityKind, GenesisError, ProofError, TxError};
 pub use event::{Event, HistoryEntry};
 pub use genesis::{Genesis, TOKEN};
 pub use params::{
-    DELTA_SCALE, EPSILON_SCALE, Limits, METRIC_SCALE, NOISE_SCALE, Params,
-    ROUND_TIMEOUT_BLOCKS_DEFAULT,
+    DELTA_SCALE, EPOCH_BLOCKS_DEFAULT, EPOCH_BLOCKS_MIN, EPSILON_SCALE, Limits, METRIC_SCALE,
+    NOISE_SCALE, Params, ROUND_TIMEOUT_BLOCKS_DEFAULT, VALIDATOR_STAKE_MIN_DEFAULT,
+    VALIDATORS_MAX_DEFAULT,
 };
 pub use proof::{Proof, StateKey, verify_proof};
 pub use state::{
-    Account, ConsentPolicy, Dataset, EPSILON_SCHEDULE_STEPS_MAX, EpsilonStep, Metric, Model, Round,
-    RoundOutcome, SCORE_SCALE, Score, SecAggParams, Snapshot, SnapshotError, State, SupplyReport,
-    Task, TaskStatus, Unbonding, select, selection_seed,
+    Account, ConsentPolicy, Dataset, EPSILON_SCHEDULE_STEPS_MAX, EpsilonStep, Member, Metric,
+    Model, Round, RoundOutcome, SCORE_SCALE, Score, SecAggParams, Snapshot, SnapshotError, State,
+    SupplyReport, Task, TaskStatus, Unbonding, ValidatorKey, ValidatorSet, select, selection_seed,
 };
 pub use tx::{
     ConsentRevoke, ConsentUpdate, DatasetRegister, ModelRegister, RoundExpire, RoundOpen,
     RoundResult, SignedTx, Stake, TaskCancel, TaskClose, TaskCommitValidation, TaskCreate,
-    TaskSetCoordinator, Transfer, Tx, TxBody, Unstake, dataset_commitment, validation_commitment,
+    TaskSetCoordinator, Transfer, Tx, TxBody, Unstake, ValidatorDeclare, dataset_commitment,
+    validation_commitment,
 };
 pub use types::{Address, Digest, HexError, TxId, allocations, amount, hex_bytes, hex_sig};
 pub use verify::verify_signatures;

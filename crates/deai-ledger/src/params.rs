@@ -32,6 +32,31 @@ fn round_timeout_blocks_default() -> u64 {
     ROUND_TIMEOUT_BLOCKS_DEFAULT
 }
 
+/// Default of [`Params::epoch_blocks`]: about eight minutes of an idle chain (a block every
+/// 0.5 s), less under load. Long enough that a set change is rare next to the blocks it covers,
+/// short enough that new stake takes effect within minutes.
+pub const EPOCH_BLOCKS_DEFAULT: u64 = 1_000;
+/// The shortest epoch [`Params::epoch_blocks`] allows: the next set is chosen at the
+/// second-to-last block of an epoch, so its last block (certified by the outgoing set) commits
+/// to it, and that block must come after genesis.
+pub const EPOCH_BLOCKS_MIN: u64 = 4;
+/// Default of [`Params::validators_max`].
+pub const VALIDATORS_MAX_DEFAULT: u32 = 100;
+/// Default of [`Params::validator_stake_min`]: 100 tokens.
+pub const VALIDATOR_STAKE_MIN_DEFAULT: u128 = 100 * crate::genesis::TOKEN;
+
+fn epoch_blocks_default() -> u64 {
+    EPOCH_BLOCKS_DEFAULT
+}
+
+fn validators_max_default() -> u32 {
+    VALIDATORS_MAX_DEFAULT
+}
+
+fn validator_stake_min_default() -> u128 {
+    VALIDATOR_STAKE_MIN_DEFAULT
+}
+
 /// Every protocol limit, named. Part of genesis; the same for every replica.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -67,6 +92,19 @@ pub struct Params {
     /// [`ROUND_TIMEOUT_BLOCKS_DEFAULT`].
     #[serde(default = "round_timeout_blocks_default")]
     pub round_timeout_blocks: u64,
+    /// Blocks per validator epoch: epoch `e` covers heights `e·E ..= e·E + E − 1` (genesis is
+    /// in epoch 0). The set of epoch `e + 1` is chosen by stake when the block at height
+    /// `e·E + E − 2` is applied. At least [`EPOCH_BLOCKS_MIN`]; absent from older genesis files,
+    /// which get [`EPOCH_BLOCKS_DEFAULT`].
+    #[serde(default = "epoch_blocks_default")]
+    pub epoch_blocks: u64,
+    /// Most validators in one epoch's set (the top ones by stake). Positive.
+    #[serde(default = "validators_max_default")]
+    pub validators_max: u32,
+    /// Least bonded stake, base units, for an account with a declared validator key to be
+    /// chosen for a set. Genesis validators must hold it too.
+    #[serde(default = "validator_stake_min_default", with = "crate::types::amount")]
+    pub validator_stake_min: u128,
 }
 
 impl Default for Params {
@@ -85,11 +123,35 @@ impl Default for Params {
             model_metrics_max: 16,
             unbonding_entries_max: 32,
             round_timeout_blocks: ROUND_TIMEOUT_BLOCKS_DEFAULT,
+            epoch_blocks: EPOCH_BLOCKS_DEFAULT,
+            validators_max: VALIDATORS_MAX_DEFAULT,
+            validator_stake_min: VALIDATOR_STAKE_MIN_DEFAULT,
         }
     }
 }
 
 impl Params {
+    /// The epoch height `height` belongs to.
+    pub fn epoch_of(&self, height: u64) -> u64 {
+        height / self.epoch_blocks.max(1)
+    }
+
+    /// The last height of epoch `epoch` (the boundary block its set certifies last), or `None`
+    /// past `u64::MAX`.
+    pub fn epoch_last(&self, epoch: u64) -> Option<u64> {
+        epoch
+            .checked_add(1)?
+            .checked_mul(self.epoch_blocks.max(1))?
+            .checked_sub(1)
+    }
+
+    /// Whether applying the block at `height` chooses the next epoch's set (the second-to-last
+    /// height of its epoch).
+    pub fn chooses_next_set(&self, height: u64) -> bool {
+        let e = self.epoch_blocks.max(1);
+        height % e == e.saturating_sub(2)
+    }
+
     /// The decoding bounds derived from these parameters.
     pub fn limits(&self) -> Limits {
         Limits {

@@ -35,6 +35,8 @@ pub enum StateKey {
     Task(u64),
     /// A model.
     Model(u64),
+    /// The validator set of an epoch.
+    Epoch(u64),
 }
 
 impl StateKey {
@@ -47,11 +49,12 @@ impl StateKey {
                 out.push(1);
                 out.extend_from_slice(&a.0);
             }
-            Self::Dataset(id) | Self::Task(id) | Self::Model(id) => {
+            Self::Dataset(id) | Self::Task(id) | Self::Model(id) | Self::Epoch(id) => {
                 out.push(match self {
                     Self::Dataset(_) => 2,
                     Self::Task(_) => 3,
-                    _ => 4,
+                    Self::Model(_) => 4,
+                    _ => 5,
                 });
                 out.extend_from_slice(&id.to_be_bytes());
             }
@@ -68,6 +71,7 @@ impl core::fmt::Display for StateKey {
             Self::Dataset(id) => write!(f, "dataset/{id}"),
             Self::Task(id) => write!(f, "task/{id}"),
             Self::Model(id) => write!(f, "model/{id}"),
+            Self::Epoch(e) => write!(f, "epoch/{e}"),
         }
     }
 }

@@ -575,6 +575,7 @@ fn tamperings(p: &Proof) -> Vec<Proof> {
         StateKey::Task(id) => StateKey::Task(id + 1),
         StateKey::Model(id) => StateKey::Dataset(id),
         StateKey::Meta => StateKey::Dataset(0),
+        StateKey::Epoch(e) => StateKey::Epoch(e + 1),
     };
     out.push(v);
     out

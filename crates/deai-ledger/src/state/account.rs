@@ -30,6 +30,9 @@ pub struct Account {
     pub staked: u128,
     /// Stake being released, oldest first.
     pub unbonding: Vec<Unbonding>,
+    /// The declared validator key, if any (see [`super::validators`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub validator: Option<super::ValidatorKey>,
 }
 
 impl Account {
@@ -57,6 +60,11 @@ impl Account {
         for u in &self.unbonding {
             u.amount.write(&mut out);
             out.put_u64(u.release_height);
+        }
+        // Absent adds nothing, so an undeclared account's leaf is what it was before
+        // declarations existed; the unbonding list is length-prefixed, so this stays unambiguous.
+        if let Some(v) = &self.validator {
+            v.write(&mut out);
         }
         out
     }

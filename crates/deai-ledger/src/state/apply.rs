@@ -67,6 +67,9 @@ impl State {
             };
             receipts.push(receipt);
         }
+        if self.params.chooses_next_set(block.height) {
+            events.push(self.choose_next_set(block.height));
+        }
         self.commit();
         BlockOutcome {
             height: block.height,
@@ -179,7 +182,11 @@ impl State {
         let events = tx.tx.body.action().apply(self, &env);
         self.debit(&env.sender, env.fee);
         self.account_mut(&env.sender).nonce += 1;
-        self.credit(&block.proposer, env.fee);
+        // The proposer is a consensus key; its fees go to the account that declared it.
+        let payee = self
+            .validator_account(&block.proposer)
+            .unwrap_or(block.proposer);
+        self.credit(&payee, env.fee);
         // Cumulative fees circulate (proposers spend them again), so this counter alone could
         // pass u128::MAX; it is informational, so it saturates instead of halting the chain.
         self.fees_paid = self.fees_paid.saturating_add(env.fee);

@@ -22,6 +22,7 @@ mod round;
 mod snapshot;
 mod task;
 mod tree;
+mod validators;
 
 pub use account::{Account, Unbonding};
 pub(crate) use dataset::TaskTerms;
@@ -32,6 +33,7 @@ pub(crate) use round::read_scores;
 pub use round::{Round, RoundOutcome, SCORE_SCALE, Score, SecAggParams, select, selection_seed};
 pub use snapshot::{Snapshot, SnapshotError};
 pub use task::{EPSILON_SCHEDULE_STEPS_MAX, EpsilonStep, Task, TaskStatus};
+pub use validators::{Member, ValidatorKey, ValidatorSet};
 
 use crate::error::{EntityKind, GenesisError, TxError};
 use crate::event::{Event, HistoryEntry};
@@ -96,6 +98,10 @@ pub struct State {
     commitments: BTreeMap<Digest, u64>,
     /// release height → accounts with an entry releasing then.
     unbonding_queue: BTreeMap<u64, BTreeSet<Address>>,
+    /// epoch → its validator set (see [`validators`]).
+    epochs: BTreeMap<u64, ValidatorSet>,
+    /// consensus key → the account that declared it (derived from the accounts).
+    validator_keys: BTreeMap<Address, Address>,
     genesis_supply: u128,
     fees_paid: u128,
     tree: StateTree,
@@ -117,6 +123,8 @@ impl State {
             models: BTreeMap::new(),
             commitments: BTreeMap::new(),
             unbonding_queue: BTreeMap::new(),
+            epochs: BTreeMap::new(),
+            validator_keys: BTreeMap::new(),
             genesis_supply: g.supply()?,
             fees_paid: 0,
             tree: StateTree::new(),
@@ -128,7 +136,30 @@ impl State {
         }
         for &(a, stake) in &g.validators {
             state.account_mut(&a).staked = stake;
+            state.declare_validator(
+                &a,
+                ValidatorKey {
+                    key: a,
+                    p2p: String::new(),
+                },
+            );
         }
+        let mut members: Vec<Member> = g
+            .validators
+            .iter()
+            .map(|&(a, stake)| Member {
+                key: a,
+                account: a,
+                stake,
+                p2p: String::new(),
+            })
+            .collect();
+        members.sort_by(|a, b| b.stake.cmp(&a.stake).then_with(|| a.key.cmp(&b.key)));
+        state.insert_validator_set(ValidatorSet {
+            epoch: 0,
+            chosen_at: 0,
+            members,
+        });
         state.commit();
         Ok(state)
     }
@@ -214,6 +245,7 @@ impl State {
             StateKey::Dataset(id) => self.datasets.get(id).map(Dataset::leaf_value),
             StateKey::Task(id) => self.tasks.get(id).map(Task::leaf_value),
             StateKey::Model(id) => self.models.get(id).map(Model::leaf_value),
+            StateKey::Epoch(e) => self.epochs.get(e).map(ValidatorSet::leaf_value),
         }
     }
 

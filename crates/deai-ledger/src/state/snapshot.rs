@@ -6,7 +6,7 @@
 //! that and refuses a snapshot whose root does not match (corrupt or tampered file). The derived
 //! indexes (unbonding queue, commitment → dataset) are rebuilt from the entries, in key order.
 
-use super::{Account, Dataset, Model, State, Task, tree::StateTree};
+use super::{Account, Dataset, Model, State, Task, ValidatorSet, tree::StateTree};
 use crate::params::Params;
 use crate::proof::StateKey;
 use crate::types::Digest;
@@ -36,6 +36,9 @@ pub struct Snapshot {
     pub tasks: Vec<Task>,
     /// Models.
     pub models: Vec<Model>,
+    /// Validator sets by epoch.
+    #[serde(default)]
+    pub epochs: Vec<ValidatorSet>,
     /// Every state key in leaf-location order.
     pub leaves: Vec<StateKey>,
     /// The state root the restored state must have.
@@ -71,6 +74,7 @@ impl State {
             datasets: self.datasets.values().cloned().collect(),
             tasks: self.tasks.values().cloned().collect(),
             models: self.models.values().cloned().collect(),
+            epochs: self.epochs.values().cloned().collect(),
             leaves: self.tree.keys_in_order(),
             root: self.root(),
         }
@@ -89,6 +93,8 @@ impl State {
             models: s.models.into_iter().map(|m| (m.id, m)).collect(),
             commitments: BTreeMap::new(),
             unbonding_queue: BTreeMap::new(),
+            epochs: s.epochs.into_iter().map(|e| (e.epoch, e)).collect(),
+            validator_keys: BTreeMap::new(),
             genesis_supply: s.genesis_supply,
             fees_paid: s.fees_paid,
             tree: StateTree::new(),
@@ -98,7 +104,8 @@ impl State {
             + state.accounts.len()
             + state.datasets.len()
             + state.tasks.len()
-            + state.models.len();
+            + state.models.len()
+            + state.epochs.len();
         if entries != s.leaves.len() {
             return Err(SnapshotError::Inconsistent(format!(
                 "{} entries, {} leaves",
@@ -121,6 +128,9 @@ impl State {
             state.commitments.entry(d.commitment).or_insert(d.id);
         }
         for a in state.accounts.values() {
+            if let Some(v) = &a.validator {
+                state.validator_keys.insert(v.key, a.address);
+            }
             for u in &a.unbonding {
                 state
                     .unbonding_queue

@@ -34,6 +34,7 @@ mod task_create;
 mod task_set_coordinator;
 mod transfer;
 mod unstake;
+mod validator_declare;
 
 pub use consent_revoke::ConsentRevoke;
 pub use consent_update::ConsentUpdate;
@@ -50,6 +51,7 @@ pub use task_create::TaskCreate;
 pub use task_set_coordinator::TaskSetCoordinator;
 pub use transfer::Transfer;
 pub use unstake::Unstake;
+pub use validator_declare::{POSSESSION_DOMAIN, ValidatorDeclare};
 
 use crate::codec::{read_str, str_size, write_str};
 use crate::error::{DecodeError, TxError};
@@ -188,6 +190,7 @@ tx_bodies! {
     12 => RoundResult(RoundResult), "Record a round's result and close it (coordinator only).";
     13 => TaskClose(TaskClose), "Close a task: reveal validation data, pay rewards, refund, register the final model.";
     14 => RoundExpire(RoundExpire), "Close a round past its deadline without a result as failed (anyone).";
+    15 => ValidatorDeclare(ValidatorDeclare), "Declare the consensus key (and p2p address) the sender's stake validates with.";
 }
 
 impl Write for Tx {

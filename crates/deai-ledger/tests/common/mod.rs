@@ -44,6 +44,7 @@ pub(crate) fn test_params() -> Params {
     Params {
         unbonding_delay_blocks: 3,
         round_timeout_blocks: ROUND_TIMEOUT,
+        validator_stake_min: STAKE,
         ..Params::default()
     }
 }
