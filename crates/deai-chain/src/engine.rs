@@ -7,8 +7,11 @@
 //!
 //! Consensus signs with the validators' ed25519 keys (the `simplex` ed25519 scheme, attributable
 //! certificates of up to n signatures) and rotates leaders round-robin over the participant set,
-//! sorted by key so every validator agrees on the order. One epoch covers the whole chain.
+//! sorted by key so every validator agrees on the order. Each epoch of `epoch_blocks` heights has
+//! the set the ledger chose for it by stake and its own engine ([`crate::epochs`]); votes,
+//! certificates and consensus fetches travel on per-epoch subchannels.
 
+use crate::epochs::{self, EpochSchemes, PeerSets};
 use crate::{
     application::{App, Finalizer, now_ms},
     blob_exchange,
@@ -37,9 +40,7 @@ use commonware_consensus::{
     types::{Epoch, FixedEpocher, ViewDelta},
 };
 use commonware_cryptography::{
-    Digested, Digestible as _, Signer as _,
-    certificate::{ConstantProvider, Verifier as _},
-    ed25519,
+    Digested, Digestible as _, Signer as _, certificate::Verifier as _, ed25519,
 };
 use commonware_p2p::{Blocker, Provider, Receiver, Sender};
 use commonware_parallel::Sequential;
@@ -120,13 +121,6 @@ fn check_participants(cfg: &Config) -> Result<Set<ed25519::PublicKey>, ChainErro
     if set.is_empty() {
         return Err(ChainError::Participants("empty".into()));
     }
-    let me = cfg.signer.public_key();
-    if !cfg.participants.contains(&me) {
-        return Err(ChainError::NotAParticipant {
-            signer: me.to_string(),
-            participants: n,
-        });
-    }
     Ok(set)
 }
 
@@ -139,6 +133,7 @@ pub async fn start_with_network<E, S, R, P, B>(
     channels: Channels<S, R>,
     peer_provider: P,
     blocker: B,
+    peer_sets: Box<dyn PeerSets>,
 ) -> Result<Handle, ChainError>
 where
     E: Spawner + Clock + Storage + Metrics + CryptoRng,
@@ -147,7 +142,7 @@ where
     P: Provider<PublicKey = ed25519::PublicKey>,
     B: Blocker<PublicKey = ed25519::PublicKey>,
 {
-    let participants = check_participants(&cfg)?;
+    check_participants(&cfg)?;
     let opened = context.current();
     let state = deai_ledger::State::from_genesis(&cfg.genesis)
         .map_err(|e| ChainError::Genesis(e.to_string()))?;
@@ -172,6 +167,12 @@ where
     set_count(&telemetry.height, height);
     set_count(&telemetry.peers, cfg.participants.len().saturating_sub(1));
     let clock = context.child("clock");
+    let schemes = EpochSchemes::new(cfg.namespace(), cfg.signer.clone());
+    {
+        let params = finalized.state.params();
+        let current = params.epoch_of(height + 1);
+        schemes.install_from(&finalized.state, current.saturating_sub(1))?;
+    }
     let shared = Arc::new(Shared {
         finalized: RwLock::new(finalized),
         mempool: Mutex::new(Mempool::new(MempoolLimits {
@@ -186,6 +187,8 @@ where
         tx_arrived: tokio::sync::Notify::new(),
         block_requested: std::sync::atomic::AtomicBool::new(false),
         peers: std::sync::atomic::AtomicUsize::new(cfg.participants.len().saturating_sub(1)),
+        epoch: std::sync::atomic::AtomicU64::new(0),
+        schemes: schemes.clone(),
         now_ms: Box::new(move || now_ms(&clock)),
         telemetry,
         reads: reads_tx,
@@ -229,13 +232,6 @@ where
             )
         });
     }
-    let namespace = cfg.namespace();
-    let scheme = Scheme::signer(&namespace, participants, cfg.signer.clone()).ok_or_else(|| {
-        ChainError::NotAParticipant {
-            signer: me.to_string(),
-            participants: cfg.participants.len(),
-        }
-    })?;
     let page_cache = CacheRef::new(NZU16!(4096), NZUsize!(1024));
     let prefix = cfg.partition_prefix.clone();
 
@@ -301,13 +297,15 @@ where
         reason: format!("blocks archive: {e}"),
     })?;
 
-    let epocher = FixedEpocher::new(NZU64!(u64::MAX));
+    let epoch_blocks = std::num::NonZeroU64::new(cfg.genesis.params.epoch_blocks)
+        .ok_or_else(|| ChainError::Genesis("epoch_blocks is zero".into()))?;
+    let epocher = FixedEpocher::new(epoch_blocks);
     let (marshal_actor, marshal_mailbox, _floor) = Marshal::init(
         context.child("marshal"),
         finalizations_by_height,
         finalized_blocks,
         marshal::Config {
-            provider: ConstantProvider::new(scheme.clone()),
+            provider: schemes.clone(),
             epocher: epocher.clone(),
             start: marshal::Start::Genesis(Digested::precomputed(genesis, genesis_digest)),
             partition_prefix: format!("{prefix}-marshal"),
@@ -360,37 +358,111 @@ where
     };
     marshal_actor.start(finalizer, buffer, resolver);
 
-    let engine = simplex::Engine::new(
-        context.child("consensus"),
-        simplex::config::Config {
-            scheme,
-            elector: RoundRobin::<commonware_cryptography::sha256::Sha256>::default(),
-            blocker,
-            automaton: inline.clone(),
-            relay: inline.clone(),
-            reporter: inline,
-            track_historical_votes: false,
-            strategy: Sequential,
-            partition: format!("{prefix}-consensus"),
-            mailbox_size: MAILBOX,
-            epoch: Epoch::zero(),
-            floor: simplex::config::Floor::Genesis(genesis_digest),
-            replay_buffer: REPLAY_BUFFER,
-            write_buffer: WRITE_BUFFER,
-            page_cache,
-            leader_timeout: cfg.leader_timeout,
-            certification_timeout: cfg.certification_timeout,
-            timeout_retry: cfg.timeout_retry,
-            view_retention: ViewDelta::new(64),
-            skip: SkipPolicy::Disabled,
-            fetch_timeout: NZDuration!(Duration::from_secs(2)),
-            fetch_retry_delay: Duration::from_millis(100),
-            forward: ForwardPolicy::SilentVoters,
-        },
-    );
-    engine.start(channels.votes, channels.certificates, channels.resolver);
+    let settings = EngineSettings {
+        blocker,
+        inline,
+        prefix,
+        page_cache,
+        leader_timeout: cfg.leader_timeout,
+        certification_timeout: cfg.certification_timeout,
+        timeout_retry: cfg.timeout_retry,
+    };
+    let engines = context.child("consensus");
+    context.child("epochs").spawn({
+        let (shared, marshal) = (shared.clone(), marshal_reads.clone());
+        move |ctx| {
+            epochs::run(
+                ctx,
+                shared,
+                schemes,
+                marshal,
+                genesis_digest,
+                (channels.votes, channels.certificates, channels.resolver),
+                peer_sets,
+                move |epoch, scheme, floor, (votes, certificates, resolver)| {
+                    settings.start(
+                        engines.child("epoch").with_attribute("epoch", epoch),
+                        epoch,
+                        scheme,
+                        floor,
+                        (votes, certificates, resolver),
+                    )
+                },
+            )
+        }
+    });
     Ok(Handle {
         shared,
         marshal: marshal_reads,
     })
+}
+
+/// What every epoch's simplex engine shares.
+struct EngineSettings<E, B>
+where
+    E: Spawner + Clock + Metrics + CryptoRng,
+{
+    blocker: B,
+    inline: Inline<E, Scheme, App, Block, FixedEpocher>,
+    prefix: String,
+    page_cache: CacheRef,
+    leader_timeout: Duration,
+    certification_timeout: Duration,
+    timeout_retry: Duration,
+}
+
+impl<E, B> EngineSettings<E, B>
+where
+    E: Spawner + Clock + Storage + Metrics + CryptoRng,
+    B: Blocker<PublicKey = ed25519::PublicKey>,
+{
+    /// Starts the engine of `epoch`, from the block `floor` (the previous epoch's last).
+    fn start<S, R>(
+        &self,
+        context: E,
+        epoch: u64,
+        scheme: Arc<Scheme>,
+        floor: BlockDigest,
+        (votes, certificates, resolver): ((S, R), (S, R), (S, R)),
+    ) -> commonware_runtime::Handle<()>
+    where
+        S: Sender<PublicKey = ed25519::PublicKey>,
+        R: Receiver<PublicKey = ed25519::PublicKey>,
+    {
+        // Epoch 0 keeps the partition name of chains from before epochs, so their vote journal
+        // (what stops a restarted validator from voting twice) is still found.
+        let partition = match epoch {
+            0 => format!("{}-consensus", self.prefix),
+            e => format!("{}-consensus-{e}", self.prefix),
+        };
+        simplex::Engine::new(
+            context,
+            simplex::config::Config {
+                scheme: scheme.as_ref().clone(),
+                elector: RoundRobin::<commonware_cryptography::sha256::Sha256>::default(),
+                blocker: self.blocker.clone(),
+                automaton: self.inline.clone(),
+                relay: self.inline.clone(),
+                reporter: self.inline.clone(),
+                track_historical_votes: false,
+                strategy: Sequential,
+                partition,
+                mailbox_size: MAILBOX,
+                epoch: Epoch::new(epoch),
+                floor: simplex::config::Floor::Genesis(floor),
+                replay_buffer: REPLAY_BUFFER,
+                write_buffer: WRITE_BUFFER,
+                page_cache: self.page_cache.clone(),
+                leader_timeout: self.leader_timeout,
+                certification_timeout: self.certification_timeout,
+                timeout_retry: self.timeout_retry,
+                view_retention: ViewDelta::new(64),
+                skip: SkipPolicy::Disabled,
+                fetch_timeout: NZDuration!(Duration::from_secs(2)),
+                fetch_retry_delay: Duration::from_millis(100),
+                forward: ForwardPolicy::SilentVoters,
+            },
+        )
+        .start(votes, certificates, resolver)
+    }
 }

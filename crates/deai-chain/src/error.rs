@@ -9,14 +9,6 @@ pub enum ChainError {
     /// The genesis file does not describe a valid state.
     #[error("invalid genesis: {0}")]
     Genesis(String),
-    /// This validator's key is not among the participants.
-    #[error("signer {signer} is not one of the {participants} participants")]
-    NotAParticipant {
-        /// The signer's public key (hex).
-        signer: String,
-        /// How many participants were configured.
-        participants: usize,
-    },
     /// A participant has no known network address.
     #[error("no address for participant {0}")]
     MissingAddress(String),

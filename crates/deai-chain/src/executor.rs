@@ -132,6 +132,26 @@ where
             .finalized
             .write()
             .apply(block.inner(), block.digest(), &sig_ok, finalized_at_ms);
+    // A block that chose the next epoch's set makes its certificates verifiable here before
+    // marshal hears of the next block.
+    if shared
+        .finalized
+        .read()
+        .state
+        .params()
+        .chooses_next_set(height)
+    {
+        let installed = {
+            let f = shared.finalized.read();
+            shared
+                .schemes
+                .install_from(&f.state, f.state.params().epoch_of(height) + 1)
+        };
+        if let Err(e) = installed {
+            error!(height, error = %e, "the chosen validator set is unusable; halting execution");
+            return None;
+        }
+    }
     shared.after_apply(&applied);
     shared.forget_signatures(block.inner());
     ack.acknowledge();

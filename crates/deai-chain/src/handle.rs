@@ -36,6 +36,9 @@ pub struct FinalizedBlock {
     pub state_root: deai_ledger::Digest,
     /// When this validator durably finalized it (its runtime clock, ms since the Unix epoch).
     pub finalized_at_ms: u64,
+    /// At the block that chose the next epoch's validator set: the set's inclusion proof
+    /// against `state_root`, kept so light clients can follow the change later.
+    pub set_proof: Option<deai_ledger::Proof>,
 }
 
 impl FinalizedBlock {
@@ -57,6 +60,7 @@ impl FinalizedBlock {
             parent_state_root: outcome.parent_state_root,
             state_root: outcome.state_root,
             finalized_at_ms: outcome.finalized_at_ms,
+            set_proof: outcome.set_proof,
         }
     }
 }
@@ -68,6 +72,7 @@ pub(crate) struct Applied {
     pub(crate) parent_state_root: deai_ledger::Digest,
     pub(crate) state_root: deai_ledger::Digest,
     pub(crate) finalized_at_ms: u64,
+    pub(crate) set_proof: Option<deai_ledger::Proof>,
 }
 
 /// Where a transaction stands.
@@ -160,6 +165,19 @@ pub struct Finality {
     pub blocks: Vec<Vec<u8>>,
     /// The encoded finalization certificate of the last of `blocks`.
     pub finalization: Vec<u8>,
+}
+
+/// A validator-set change as a light client checks it ([`crate::light::Verifier::follow`]).
+#[derive(Clone, Debug)]
+pub struct SetChange {
+    /// The epoch the set validates.
+    pub epoch: u64,
+    /// The set.
+    pub set: deai_ledger::ValidatorSet,
+    /// Its inclusion proof against the state root after the block that chose it.
+    pub proof: deai_ledger::Proof,
+    /// The finality of the block above that one (the previous epoch's last block).
+    pub finality: Finality,
 }
 
 impl std::fmt::Debug for Handle {
@@ -295,6 +313,27 @@ impl Handle {
             }
         }
         None
+    }
+
+    /// What a light client needs to accept the validator set of `epoch` (1 or later) from the
+    /// set before it: the set, its inclusion proof against the state root after the block that
+    /// chose it, and the finality of the block above (the previous epoch's last, certified by
+    /// the previous set). `None` until that block is finalized here.
+    pub async fn set_change(&self, epoch: u64) -> Option<SetChange> {
+        let (chooser, set) = {
+            let f = self.shared.finalized.read();
+            let params = f.state.params();
+            let chooser = params.epoch_last(epoch.checked_sub(1)?)?.checked_sub(1)?;
+            (chooser, f.state.validator_set(epoch)?.clone())
+        };
+        let proof = self.block(chooser).await?.set_proof.clone()?;
+        let finality = self.finality(chooser + 1).await?;
+        Some(SetChange {
+            epoch,
+            set,
+            proof,
+            finality,
+        })
     }
 
     /// Asks for the next block soon even if there is nothing to put in it: someone waits for it

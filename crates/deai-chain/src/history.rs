@@ -76,6 +76,8 @@ struct ExecRecord {
     receipts: Vec<Receipt>,
     events: Vec<Event>,
     state_root: deai_ledger::Digest,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    set_proof: Option<deai_ledger::Proof>,
 }
 
 /// The durable history of one validator (owned by the executor task).
@@ -320,6 +322,7 @@ impl<E: Storage + Clock + Metrics> History<E> {
             receipts: block.receipts.clone(),
             events: block.events.clone(),
             state_root: block.state_root,
+            set_proof: block.set_proof.clone(),
         };
         let bytes =
             serde_json::to_vec(&record).map_err(|e| history_error("encode executed record", e))?;
@@ -394,6 +397,7 @@ impl<E: Storage + Clock + Metrics> History<E> {
             parent_state_root: block.parent_state_root,
             state_root: exec.state_root,
             finalized_at_ms: stored.finalized_at_ms,
+            set_proof: exec.set_proof,
         };
         Ok((
             digest,

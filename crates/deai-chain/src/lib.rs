@@ -13,7 +13,8 @@
 //! return a [`Handle`] for submitting transactions and reading finalized state.
 //!
 //! Modules: [`block`] (format and codec), [`mempool`] (pure admission/selection policy),
-//! `application` (propose/verify), `executor` (durable execution), `engine` (wiring),
+//! `application` (propose/verify), `executor` (durable execution), `engine` (wiring), `epochs`
+//! (one consensus engine per validator set),
 //! `telemetry` (the `deai_*` metrics, registered in the runtime's registry beside Commonware's).
 
 pub mod blob_exchange;
@@ -26,6 +27,7 @@ pub mod mempool;
 
 mod application;
 mod engine;
+mod epochs;
 mod executor;
 #[cfg(feature = "test-utils")]
 pub mod faults;
@@ -40,7 +42,8 @@ mod telemetry;
 pub use block::{Block, BlockCfg, BlockDigest};
 pub use config::Config;
 pub use engine::{Channels, channel, max_message_size, start_with_network};
+pub use epochs::PeerSets;
 pub use error::{ChainError, MempoolError};
-pub use handle::{ChainMetrics, Finality, FinalizedBlock, Handle, Status, TxStatus};
+pub use handle::{ChainMetrics, Finality, FinalizedBlock, Handle, SetChange, Status, TxStatus};
 pub use history::SnapshotPolicy;
 pub use network::start;

@@ -12,20 +12,24 @@
 //! a block swapped under a real certificate, a certificate for another chain or signed by too few
 //! or unknown keys, and a root that no certified block carries are all refused.
 //!
-//! The set is the genesis set: the chain has no validator-set changes yet. When it does, a
-//! verifier will follow the recorded changes epoch by epoch, each new set certified by the last.
+//! A verifier starts from the genesis set and follows the recorded set changes epoch by epoch
+//! ([`Verifier::follow`]): the set of epoch `e + 1` is a state entry chosen at the second-to-last
+//! block of epoch `e`, so the last block of epoch `e`, finalized by the set of `e`, carries a root
+//! that commits to it. Each new set is thus certified by the one before, back to genesis. A
+//! certificate of an epoch the verifier has not followed yet is refused as
+//! [`LightError::UnknownEpoch`], never guessed.
 
 use crate::{
     block::{Block, BlockCfg, BlockDigest, digest_bytes},
     engine::FinalizationOf,
 };
-use commonware_codec::{Decode as _, DecodeExt as _, Encode as _};
-use commonware_consensus::simplex::scheme::ed25519::Scheme;
-use commonware_cryptography::{Digestible as _, certificate::Verifier as _, ed25519};
+use commonware_codec::{Decode as _, Encode as _};
+use commonware_consensus::{Epochable as _, simplex::scheme::ed25519::Scheme};
+use commonware_cryptography::{Digestible as _, certificate::Verifier as _};
 use commonware_parallel::Sequential;
-use commonware_utils::ordered::Set;
 use deai_ledger::{Digest, Genesis};
 use rand_core_010::CryptoRng;
+use std::collections::BTreeMap;
 
 /// Why a light client refused what a validator sent.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -63,6 +67,32 @@ pub enum LightError {
         /// The height of the block that does not link.
         height: u64,
     },
+    /// The certificate belongs to an epoch whose set the verifier has not followed yet.
+    #[error(
+        "the certificate is from epoch {epoch}; this verifier knows the sets up to epoch {newest}"
+    )]
+    UnknownEpoch {
+        /// The certificate's epoch.
+        epoch: u64,
+        /// The newest epoch whose set the verifier holds.
+        newest: u64,
+    },
+    /// The certified block's height lies outside the certificate's epoch.
+    #[error("block {height} is not in epoch {epoch}, whose set certified it")]
+    WrongEpoch {
+        /// The block's height.
+        height: u64,
+        /// The certificate's epoch.
+        epoch: u64,
+    },
+    /// A set change that does not check out: not the next epoch, or a proof of another entry.
+    #[error("set change to epoch {epoch} refused: {reason}")]
+    BadSetChange {
+        /// The epoch the change claims.
+        epoch: u64,
+        /// Why.
+        reason: String,
+    },
     /// The block is at another height than the one asked for.
     #[error("the certified block is at height {got}, not {want}")]
     WrongHeight {
@@ -73,11 +103,13 @@ pub enum LightError {
     },
 }
 
-/// Checks finalized blocks of one chain against its validator set.
+/// Checks finalized blocks of one chain against its validator sets.
 pub struct Verifier {
     chain_id: String,
-    validators: usize,
-    scheme: Scheme,
+    namespace: Vec<u8>,
+    params: deai_ledger::Params,
+    /// epoch → (its certificate verifier, how many validators).
+    sets: BTreeMap<u64, (Scheme, usize)>,
     block_cfg: BlockCfg,
 }
 
@@ -85,36 +117,65 @@ impl std::fmt::Debug for Verifier {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Verifier")
             .field("chain_id", &self.chain_id)
-            .field("validators", &self.validators)
+            .field("epochs", &self.sets.len())
             .finish()
     }
 }
 
 impl Verifier {
-    /// A verifier of the chain `genesis` starts, trusting its validator set.
+    /// A verifier of the chain `genesis` starts, trusting its validator set (epoch 0).
     pub fn new(genesis: &Genesis) -> Result<Self, LightError> {
-        let keys = genesis
-            .validators
-            .iter()
-            .map(|(address, _)| {
-                ed25519::PublicKey::decode(address.0.to_vec()).map_err(|e| {
-                    LightError::Genesis(format!("validator {address} is not an ed25519 key: {e}"))
-                })
-            })
-            .collect::<Result<Vec<_>, _>>()?;
-        let validators = keys.len();
-        if validators == 0 {
-            return Err(LightError::Genesis("no validators".into()));
-        }
-        let set = Set::try_from(keys)
-            .map_err(|e| LightError::Genesis(format!("duplicate validator keys: {e:?}")))?;
+        let state = deai_ledger::State::from_genesis(genesis)
+            .map_err(|e| LightError::Genesis(e.to_string()))?;
+        let set = state
+            .validator_set(0)
+            .ok_or_else(|| LightError::Genesis("no validators".into()))?;
         let namespace = crate::config::namespace(&genesis.chain_id);
+        let scheme = scheme_of(&namespace, set).map_err(LightError::Genesis)?;
         Ok(Self {
             chain_id: genesis.chain_id.clone(),
-            validators,
-            scheme: Scheme::verifier(&namespace, set),
+            namespace,
+            params: genesis.params.clone(),
+            sets: BTreeMap::from([(0, (scheme, set.members.len()))]),
             block_cfg: BlockCfg::from_params(&genesis.params),
         })
+    }
+
+    /// The newest epoch whose set this verifier holds.
+    pub fn newest_epoch(&self) -> u64 {
+        self.sets.keys().next_back().copied().unwrap_or(0)
+    }
+
+    /// Accepts the set of the epoch after [`Self::newest_epoch`]: `set` must be proven by `proof`
+    /// under the root after the block that chose it, which the previous epoch's last block (the
+    /// first of `chain`, certified by `finalization` under the set this verifier holds)
+    /// carries. Returns the new epoch.
+    pub fn follow(
+        &mut self,
+        rng: &mut impl CryptoRng,
+        set: &deai_ledger::ValidatorSet,
+        proof: &deai_ledger::Proof,
+        chain: &[Vec<u8>],
+        finalization: &[u8],
+    ) -> Result<u64, LightError> {
+        let epoch = self.newest_epoch() + 1;
+        let bad = |reason: String| LightError::BadSetChange { epoch, reason };
+        if set.epoch != epoch || proof.key != deai_ledger::StateKey::Epoch(epoch) {
+            return Err(bad(format!(
+                "it is the set of epoch {} (proof of {}), not the next one",
+                set.epoch, proof.key
+            )));
+        }
+        let chooser = self
+            .params
+            .epoch_last(epoch - 1)
+            .and_then(|h| h.checked_sub(1))
+            .ok_or_else(|| bad("no such epoch".into()))?;
+        let root = self.certified_root(rng, chooser, chain, finalization)?;
+        deai_ledger::verify_entry(&root, proof, set).map_err(|e| bad(e.to_string()))?;
+        let scheme = scheme_of(&self.namespace, set).map_err(bad)?;
+        self.sets.insert(epoch, (scheme, set.members.len()));
+        Ok(epoch)
     }
 
     /// The chain this verifier follows.
@@ -136,20 +197,33 @@ impl Verifier {
             .map_err(|e| LightError::BadBlock(e.to_string()))?;
         let finalization = FinalizationOf::decode_cfg(
             finalization.to_vec(),
-            &self.scheme.certificate_codec_config(),
+            &Scheme::certificate_codec_config_unbounded(),
         )
         .map_err(|e| LightError::BadCertificate(e.to_string()))?;
         let sent: BlockDigest = block.digest();
+        let epoch = finalization.epoch().get();
+        let Some((scheme, validators)) = self.sets.get(&epoch) else {
+            return Err(LightError::UnknownEpoch {
+                epoch,
+                newest: self.newest_epoch(),
+            });
+        };
+        if self.params.epoch_of(block.height) != epoch {
+            return Err(LightError::WrongEpoch {
+                height: block.height,
+                epoch,
+            });
+        }
         if finalization.proposal.payload != sent {
             return Err(LightError::OtherBlock {
                 certified: digest_bytes(&finalization.proposal.payload),
                 sent: digest_bytes(&sent),
             });
         }
-        if !finalization.verify(rng, &self.scheme, &Sequential) {
+        if !finalization.verify(rng, scheme, &Sequential) {
             return Err(LightError::BadSignatures {
                 chain_id: self.chain_id.clone(),
-                validators: self.validators,
+                validators: *validators,
             });
         }
         Ok(block)
@@ -196,6 +270,12 @@ impl Verifier {
         }
         Ok(child.parent_state_root)
     }
+}
+
+/// The certificate verifier of `set`.
+fn scheme_of(namespace: &[u8], set: &deai_ledger::ValidatorSet) -> Result<Scheme, String> {
+    let participants = crate::epochs::participants(set).map_err(|e| e.to_string())?;
+    Ok(Scheme::verifier(namespace, participants))
 }
 
 /// Most blocks between a height and the certificate that finalizes it that a verifier follows.

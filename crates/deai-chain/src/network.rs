@@ -2,6 +2,7 @@
 //! (peers authenticate with their ed25519 validator keys; every participant's address is known
 //! up front from the config's bootstrappers).
 
+use crate::epochs::{PeerSets, public_key};
 use crate::{
     config::Config,
     engine::{Channels, channel, max_message_size, start_with_network},
@@ -9,15 +10,19 @@ use crate::{
     handle::Handle,
 };
 use commonware_cryptography::{ChaCha20Poly1305, Signer as _, ed25519};
-use commonware_p2p::{Address, AddressableManager as _, authenticated::lookup};
+use commonware_p2p::{
+    Address, AddressableManager as _, AddressableTrackedPeers, authenticated::lookup,
+};
 use commonware_runtime::{Clock, Metrics, Network, Quota, Resolver, Spawner, Storage};
 use commonware_stream::{
     cups::{self, Cups},
     sake::{self, Sake},
 };
 use commonware_utils::{NZU32, NZUsize, ordered::Map};
+use deai_ledger::Member;
 use rand_core_010::CryptoRng;
 use std::time::Duration;
+use std::{collections::BTreeMap, net::SocketAddr, num::NonZeroUsize};
 
 // Commonware sizes each channel's inbound queue (and the router's outbound one) to hold one full
 // burst from every peer, allocated up front: a burst of 100,000 cost 2.1 GB resident at height 0.
@@ -41,20 +46,11 @@ where
     E: Spawner + Clock + Storage + Metrics + CryptoRng + Network + Resolver,
 {
     let me = cfg.signer.public_key();
-    let mut peers: Vec<(ed25519::PublicKey, Address)> = vec![(me.clone(), cfg.p2p_listen.into())];
     for p in cfg.participants.iter().filter(|p| **p != me) {
-        let addr = cfg
-            .bootstrappers
-            .iter()
-            .find(|(k, _)| k == p)
-            .map(|(_, a)| *a)
-            .ok_or_else(|| ChainError::MissingAddress(p.to_string()))?;
-        peers.push((p.clone(), addr.into()));
+        if !cfg.bootstrappers.iter().any(|(k, _)| k == p) {
+            return Err(ChainError::MissingAddress(p.to_string()));
+        }
     }
-    let peers: Map<ed25519::PublicKey, Address> = peers
-        .try_into()
-        .map_err(|_| ChainError::Participants("duplicate participant key".into()))?;
-
     let handshake = Cups::<_, ChaCha20Poly1305>::new(
         Sake {
             signer: cfg.signer.clone(),
@@ -67,7 +63,16 @@ where
     let max_size = max_message_size(&cfg).min(lookup::max_size::<
         Cups<Sake<ed25519::PrivateKey>, ChaCha20Poly1305>,
     >());
-    let max_peers = NZUsize!(cfg.participants.len() + 1);
+    // Every validator of the current and next epoch and every candidate for the next (at most
+    // twice the set's bound), and this node.
+    let validators_max = cfg.genesis.params.validators_max as usize;
+    let max_peers = NonZeroUsize::new(
+        validators_max
+            .saturating_mul(3)
+            .max(cfg.participants.len())
+            .saturating_add(1),
+    )
+    .unwrap_or(NZUsize!(1));
     // On loopback or a LAN every validator dials from one address (or a few): the public-network
     // preset's one handshake per IP per 5 s and 60 s reconnection cooldown leave a node that lost
     // a race at start, or restarted, out of consensus for a minute. The local preset allows 16
@@ -86,8 +91,12 @@ where
         NZUsize!(4096),
     );
     p2p_cfg.allow_private_ips = cfg.allow_private_ips;
-    let (mut network, mut oracle) = lookup::Network::new(context.child("p2p"), p2p_cfg);
-    let _ = oracle.track(0, peers);
+    let (mut network, oracle) = lookup::Network::new(context.child("p2p"), p2p_cfg);
+    let peer_sets = LookupPeers {
+        oracle: oracle.clone(),
+        me: (me, cfg.p2p_listen),
+        bootstrappers: cfg.bootstrappers.clone(),
+    };
     let channels = Channels {
         votes: network.register(channel::VOTES, CONSENSUS_QUOTA),
         certificates: network.register(channel::CERTIFICATES, CONSENSUS_QUOTA),
@@ -98,5 +107,64 @@ where
         blobs: network.register(channel::BLOBS, BLOBS_QUOTA),
     };
     network.start();
-    start_with_network(context, cfg, channels, oracle.clone(), oracle).await
+    start_with_network(
+        context,
+        cfg,
+        channels,
+        oracle.clone(),
+        oracle,
+        Box::new(peer_sets),
+    )
+    .await
+}
+
+/// Tracks each epoch's validators (primary) and candidates (secondary) in the lookup network,
+/// at their declared addresses, else the ones this node's configuration lists.
+struct LookupPeers {
+    oracle: lookup::Oracle<ed25519::PublicKey>,
+    me: (ed25519::PublicKey, SocketAddr),
+    bootstrappers: Vec<(ed25519::PublicKey, SocketAddr)>,
+}
+
+impl LookupPeers {
+    fn address(&self, m: &Member) -> Option<(ed25519::PublicKey, Address)> {
+        let key = public_key(m).ok()?;
+        if key == self.me.0 {
+            return Some((key, self.me.1.into()));
+        }
+        let addr = m.p2p.parse::<SocketAddr>().ok().or_else(|| {
+            self.bootstrappers
+                .iter()
+                .find(|(k, _)| *k == key)
+                .map(|(_, a)| *a)
+        })?;
+        Some((key, addr.into()))
+    }
+}
+
+impl PeerSets for LookupPeers {
+    fn track(&mut self, epoch: u64, validators: &[Member], candidates: &[Member]) {
+        let mut primary: BTreeMap<ed25519::PublicKey, Address> =
+            validators.iter().filter_map(|m| self.address(m)).collect();
+        if primary.is_empty() {
+            return;
+        }
+        let mut secondary: BTreeMap<ed25519::PublicKey, Address> = candidates
+            .iter()
+            .filter_map(|m| self.address(m))
+            .filter(|(k, _)| !primary.contains_key(k))
+            .collect();
+        if !primary.contains_key(&self.me.0) {
+            secondary.insert(self.me.0.clone(), self.me.1.into());
+        }
+        let (Ok(primary), Ok(secondary)) = (
+            Map::try_from(std::mem::take(&mut primary).into_iter().collect::<Vec<_>>()),
+            Map::try_from(secondary.into_iter().collect::<Vec<_>>()),
+        ) else {
+            return;
+        };
+        let _ = self
+            .oracle
+            .track(epoch, AddressableTrackedPeers::new(primary, secondary));
+    }
 }

@@ -288,6 +288,14 @@ impl Finalized {
         let outcome = self
             .state
             .apply_block_verified(&block.to_ledger(&digest), sig_ok);
+        let params = self.state.params();
+        let set_proof = params
+            .chooses_next_set(block.height)
+            .then(|| {
+                let next = params.epoch_of(block.height) + 1;
+                self.state.prove(&deai_ledger::StateKey::Epoch(next))
+            })
+            .flatten();
         let finalized = Arc::new(FinalizedBlock::from_applied(
             block,
             &digest,
@@ -297,6 +305,7 @@ impl Finalized {
                 parent_state_root,
                 state_root: outcome.root,
                 finalized_at_ms,
+                set_proof,
             },
         ));
         self.height = block.height;
@@ -317,6 +326,10 @@ pub(crate) struct Shared {
     /// leader proposes early ([`crate::Handle::request_block`]).
     pub(crate) block_requested: std::sync::atomic::AtomicBool,
     pub(crate) peers: std::sync::atomic::AtomicUsize,
+    /// The epoch this replica runs (or follows).
+    pub(crate) epoch: std::sync::atomic::AtomicU64,
+    /// Each epoch's certificate scheme ([`crate::epochs`]).
+    pub(crate) schemes: crate::epochs::EpochSchemes,
     pub(crate) now_ms: Box<dyn Fn() -> u64 + Send + Sync>,
     pub(crate) telemetry: Telemetry,
     /// Requests for history older than the window, served by the executor.
@@ -715,6 +728,7 @@ mod tests {
             parent_state_root: deai_ledger::Digest([0; 32]),
             state_root: deai_ledger::Digest([height as u8; 32]),
             finalized_at_ms: 0,
+            set_proof: None,
         };
         (digest, Arc::new(b))
     }

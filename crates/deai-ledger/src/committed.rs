@@ -8,7 +8,8 @@
 //! fields a leaf spells out.
 
 use crate::{
-    Account, Dataset, Digest, HistoryEntry, Model, Proof, StateKey, Task, error::ProofError,
+    Account, Dataset, Digest, HistoryEntry, Model, Proof, StateKey, Task, ValidatorSet,
+    error::ProofError,
 };
 
 /// A state entry whose committed bytes a reader can recompute.
@@ -53,6 +54,15 @@ impl Committed for Task {
     }
     fn history(&self) -> Option<(&Digest, &[HistoryEntry])> {
         Some((&self.history_root, &self.history))
+    }
+}
+
+impl Committed for ValidatorSet {
+    fn key(&self) -> StateKey {
+        StateKey::Epoch(self.epoch)
+    }
+    fn leaf_value(&self) -> Vec<u8> {
+        ValidatorSet::leaf_value(self)
     }
 }
 

@@ -286,6 +286,7 @@ fn key_path(key: &StateKey) -> (&'static str, String) {
         StateKey::Dataset(id) => ("dataset", id.to_string()),
         StateKey::Task(id) => ("task", id.to_string()),
         StateKey::Model(id) => ("model", id.to_string()),
+        StateKey::Epoch(e) => ("epoch", e.to_string()),
     }
 }
 
@@ -305,7 +306,8 @@ pub fn parse_key(kind: &str, id: &str) -> Result<StateKey, ReadError> {
         "dataset" => number().map(StateKey::Dataset),
         "task" => number().map(StateKey::Task),
         "model" => number().map(StateKey::Model),
-        _ => Err(bad("use account, dataset, task or model".into())),
+        "epoch" => number().map(StateKey::Epoch),
+        _ => Err(bad("use account, dataset, task, model or epoch".into())),
     }
 }
 
@@ -322,7 +324,7 @@ pub fn check_entry_json(
     proof: &deai_ledger::Proof,
     entry: Option<&serde_json::Value>,
 ) -> Result<(), ProofError> {
-    use deai_ledger::{Account, Dataset, Model, Task, verify_entry};
+    use deai_ledger::{Account, Dataset, Model, Task, ValidatorSet, verify_entry};
     if entry.is_none() {
         return deai_ledger::verify_proof(root, proof);
     }
@@ -331,6 +333,7 @@ pub fn check_entry_json(
         StateKey::Dataset(_) => verify_entry(root, proof, &decode_entry::<Dataset>(entry)?),
         StateKey::Task(_) => verify_entry(root, proof, &decode_entry::<Task>(entry)?),
         StateKey::Model(_) => verify_entry(root, proof, &decode_entry::<Model>(entry)?),
+        StateKey::Epoch(_) => verify_entry(root, proof, &decode_entry::<ValidatorSet>(entry)?),
         StateKey::Meta => deai_ledger::verify_proof(root, proof),
     }
 }

@@ -143,7 +143,12 @@ fn a_served_finality_certifies_the_root_and_forgeries_are_refused() {
     let mut other_set = genesis.clone();
     other_set.validators = validator_keys(8)[4..]
         .iter()
-        .map(|k| (Address(k.public_key().as_ref().try_into().unwrap()), 1))
+        .map(|k| {
+            (
+                Address(k.public_key().as_ref().try_into().unwrap()),
+                1_000 * deai_ledger::TOKEN,
+            )
+        })
         .collect();
     for genesis in [other_chain, other_set] {
         let err = Verifier::new(&genesis)

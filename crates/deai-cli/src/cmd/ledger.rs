@@ -26,7 +26,7 @@ pub enum Which {
     /// Fetch an inclusion proof for a state entry and check it as a light client: against the
     /// state root of the block above it, whose finalization certificate must verify.
     Prove {
-        /// account, dataset, task or model.
+        /// account, dataset, task, model or epoch (a validator set).
         kind: String,
         /// The address (accounts) or numeric id.
         id: String,

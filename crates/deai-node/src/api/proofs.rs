@@ -17,7 +17,7 @@ use super::{ApiError, AppState, parse};
 /// An inclusion proof of one state entry against the finalized root at the answer's height.
 #[utoipa::path(get, path = "/v1/proofs/{kind}/{id}", tag = "ledger",
     params(
-        ("kind" = String, Path, description = "account, dataset, task or model"),
+        ("kind" = String, Path, description = "account, dataset, task, model or epoch (a validator set)"),
         ("id" = String, Path, description = "an address (account) or a number"),
     ),
     responses(
@@ -34,10 +34,11 @@ pub(super) async fn prove(
         "dataset" | "datasets" => StateKey::Dataset(parse::number("a dataset id", &id)?),
         "task" | "tasks" => StateKey::Task(parse::number("a task id", &id)?),
         "model" | "models" => StateKey::Model(parse::number("a model id", &id)?),
+        "epoch" | "epochs" => StateKey::Epoch(parse::number("an epoch", &id)?),
         other => {
             return Err(ApiError::bad_request(
                 "bad_proof_kind",
-                format!("unknown kind {other:?}; use account, dataset, task or model"),
+                format!("unknown kind {other:?}; use account, dataset, task, model or epoch"),
             ));
         }
     };
@@ -47,6 +48,9 @@ pub(super) async fn prove(
             StateKey::Dataset(id) => s.dataset(id).and_then(|d| serde_json::to_value(d).ok()),
             StateKey::Task(id) => s.task(id).and_then(|t| serde_json::to_value(t).ok()),
             StateKey::Model(id) => s.model(id).and_then(|m| serde_json::to_value(m).ok()),
+            StateKey::Epoch(e) => s
+                .validator_set(e)
+                .and_then(|v| serde_json::to_value(v).ok()),
             StateKey::Meta => None,
         };
         (s.height(), s.root(), s.prove(&key), entry)

@@ -176,7 +176,15 @@ pub async fn try_start_validator(
         reg.push(control.register(ch, QUOTA).await.expect("register channel"));
     }
     let channels = channels(reg);
-    deai_chain::start_with_network(context, cfg, channels, oracle.manager(), control).await
+    deai_chain::start_with_network(
+        context,
+        cfg,
+        channels,
+        oracle.manager(),
+        control,
+        Box::new(()),
+    )
+    .await
 }
 
 /// Waits (in virtual time) until `handle` reaches `height`, or panics after `limit`.

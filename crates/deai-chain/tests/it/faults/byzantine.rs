@@ -198,6 +198,7 @@ pub(super) async fn start(
         main,
         oracle.manager(),
         oracle.control(me.clone()),
+        Box::new(()),
     )
     .await
     .expect("byzantine validator starts");
@@ -218,6 +219,7 @@ pub(super) async fn start(
                 twin,
                 oracle.manager(),
                 oracle.control(me.clone()),
+                Box::new(()),
             )
             .await
             .expect("twin starts");
