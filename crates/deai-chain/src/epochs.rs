@@ -198,6 +198,8 @@ const POLL: std::time::Duration = std::time::Duration::from_millis(25);
 const FOLLOW_EVERY: u64 = 8;
 /// Heights a follower asks for at once (marshal fetches them in parallel).
 const FOLLOW_AHEAD: u64 = 16;
+/// Peers a replica behind an epoch change asks for the blocks it lacks.
+const AHEAD_PEERS_MAX: usize = 8;
 
 /// The channels one epoch's engine runs on.
 pub(crate) type EpochChannels<S> = (
@@ -305,6 +307,9 @@ pub(crate) async fn run<E, S, R, F>(
 
         let last = params.epoch_last(epoch).unwrap_or(u64::MAX);
         let targets = targets(&set, &me);
+        // Peers heard in a later epoch: this replica is behind an epoch change and its engine
+        // will never hear of the blocks it lacks, so it asks them (as a follower asks the set).
+        let mut ahead: Vec<ed25519::PublicKey> = Vec::new();
         // Polled, not awaited on the height watch: the deterministic runtime replays a seed
         // exactly only if every wake-up is deterministic, and tokio's watch spreads waiters over
         // shards picked at random.
@@ -314,26 +319,39 @@ pub(crate) async fn run<E, S, R, F>(
             if applied >= last {
                 break;
             }
-            let hint_from = |from: ed25519::PublicKey| {
-                marshal.hint_finalized(Height::new(applied + 1), NonEmptyVec::new(from));
+            let mut note_ahead = |from: ed25519::PublicKey| {
+                if ahead.len() < AHEAD_PEERS_MAX && !ahead.contains(&from) {
+                    ahead.push(from);
+                }
             };
             select! {
                 message = votes_backup.recv() => match message {
-                    Some((ch, (from, _))) if ch > epoch => hint_from(from),
+                    Some((ch, (from, _))) if ch > epoch => note_ahead(from),
                     Some(_) => {},
                     None => return,
                 },
                 message = certificates_backup.recv() => match message {
-                    Some((ch, (from, _))) if ch > epoch => hint_from(from),
+                    Some((ch, (from, _))) if ch > epoch => note_ahead(from),
                     Some(_) => {},
                     None => return,
                 },
                 _ = context.sleep(POLL) => {
                     polls += 1;
-                    if !signs && polls % FOLLOW_EVERY == 0 && let Some(targets) = &targets {
+                    if polls % FOLLOW_EVERY != 0 {
+                        continue;
+                    }
+                    let ask = if ahead.is_empty() {
+                        targets.clone().filter(|_| !signs)
+                    } else {
+                        NonEmptyVec::try_from(ahead.clone()).ok()
+                    };
+                    if let Some(ask) = ask {
+                        // The epoch's last block always has its own certificate; a block between
+                        // may have finalized only through a descendant, and marshal repairs it
+                        // from the next certified one by parent links.
                         let to = (applied + FOLLOW_AHEAD).min(last);
-                        for h in applied + 1..=to {
-                            marshal.hint_finalized(Height::new(h), targets.clone());
+                        for h in (applied + 1..=to).chain((to < last).then_some(last)) {
+                            marshal.hint_finalized(Height::new(h), ask.clone());
                         }
                     }
                 },

@@ -57,6 +57,8 @@ const LIVENESS_TRANSFERS: Duration = Duration::from_secs(120);
 const PROGRESS_BLOCKS: u64 = 2;
 /// How often the run samples what the honest validators report.
 const OBSERVE_EVERY: Duration = Duration::from_secs(1);
+/// Blocks per epoch in these runs.
+const EPOCH_BLOCKS: u64 = 10;
 /// Blocks hold at most this many transactions here, so an oversized block is cheap to make.
 const BLOCK_TXS_MAX: u32 = 64;
 /// Honest senders (each pays its own recipient).
@@ -194,6 +196,9 @@ impl Sim {
             .chain([(address(&mallory), funds)])
             .collect();
         genesis.params.block_txs_max = BLOCK_TXS_MAX;
+        // Short epochs, so runs cross several set changes (the same set each time) while
+        // links fail, validators crash and the Byzantine one misbehaves.
+        genesis.params.epoch_blocks = EPOCH_BLOCKS;
 
         let mut nodes = Vec::new();
         for i in 0..plan::VALIDATORS {
