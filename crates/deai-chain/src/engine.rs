@@ -102,10 +102,12 @@ const READS_QUEUE: usize = 256;
 const WRITE_BUFFER: NonZeroUsize = NZUsize!(1 << 20);
 const REPLAY_BUFFER: NonZeroUsize = NZUsize!(4 << 20);
 
-/// The largest message the chain sends: a whole block at its bound, plus certificate overhead.
+/// The largest message the chain sends: a whole block at its bound, plus certificate overhead
+/// for the largest set the ledger may choose (`validators_max`), not only the genesis one.
 pub fn max_message_size(cfg: &Config) -> u32 {
     let block_cfg = BlockCfg::from_params(&cfg.genesis.params);
-    let participants = u32::try_from(cfg.participants.len()).unwrap_or(u32::MAX);
+    let largest = (cfg.genesis.params.validators_max as usize).max(cfg.participants.len());
+    let participants = u32::try_from(largest).unwrap_or(u32::MAX);
     let marshal = marshal::max_payload_size::<marshal::standard::Standard<Block>, Scheme>(
         participants,
         &block_cfg,

@@ -59,7 +59,7 @@ pub(crate) fn participants(set: &ValidatorSet) -> Result<Set<ed25519::PublicKey>
     let keys = set
         .members
         .iter()
-        .map(|m| public_key(m))
+        .map(public_key)
         .collect::<Result<Vec<_>, _>>()?;
     let n = keys.len();
     if n == 0 {
@@ -108,6 +108,15 @@ impl EpochSchemes {
         let newest = by_epoch.keys().next_back().copied().unwrap_or(0);
         by_epoch.retain(|e, _| e + SCHEMES_KEPT >= newest);
         Ok(signs)
+    }
+
+    /// Whether this replica signs in `epoch` (false when its scheme is not installed).
+    pub(crate) fn signs(&self, epoch: u64) -> bool {
+        self.0
+            .by_epoch
+            .read()
+            .get(&epoch)
+            .is_some_and(|(_, signs)| *signs)
     }
 
     /// The scheme of `epoch`, if installed.
@@ -337,7 +346,7 @@ pub(crate) async fn run<E, S, R, F>(
                 },
                 _ = context.sleep(POLL) => {
                     polls += 1;
-                    if polls % FOLLOW_EVERY != 0 {
+                    if !polls.is_multiple_of(FOLLOW_EVERY) {
                         continue;
                     }
                     let ask = if ahead.is_empty() {

@@ -115,6 +115,12 @@ pub struct Status {
     pub mempool_size: usize,
     /// Finality latency of the most recently finalized transaction submitted here.
     pub last_finality_latency_ms: Option<u64>,
+    /// The epoch this replica runs (or follows).
+    pub epoch: u64,
+    /// Validators in that epoch's set.
+    pub validators: usize,
+    /// Whether this replica signs in it (a validator), rather than following.
+    pub member: bool,
 }
 
 /// Counters for the node's Prometheus endpoint.
@@ -259,6 +265,14 @@ impl Handle {
             (f.state.chain_id().to_string(), f.height(), f.state.root())
         };
         let mempool_size = self.shared.mempool.lock().len();
+        let epoch = self.shared.epoch.load(std::sync::atomic::Ordering::Relaxed);
+        let validators = self
+            .shared
+            .finalized
+            .read()
+            .state
+            .validator_set(epoch)
+            .map_or(0, |s| s.members.len());
         Status {
             chain_id,
             height,
@@ -266,6 +280,9 @@ impl Handle {
             peers: self.shared.peers.load(std::sync::atomic::Ordering::Relaxed),
             mempool_size,
             last_finality_latency_ms: self.shared.pool_meta.lock().latency.last_ms,
+            epoch,
+            validators,
+            member: self.shared.schemes.signs(epoch),
         }
     }
 

@@ -60,6 +60,8 @@ pub enum Command {
     Tx(cmd::tx::Args),
     /// Accounts.
     Account(cmd::account::Args),
+    /// Validators: declare a node's key for an account's stake, list the sets by epoch.
+    Validator(cmd::validator::Args),
     /// Datasets: register commitments with consent policies, update or revoke consent, list.
     Dataset(cmd::dataset::Args),
     /// Training tasks: create with escrow, cancel, list.
@@ -92,6 +94,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Key(args) => cmd::key::run(args),
         Command::Tx(args) => cmd::tx::run(args),
         Command::Account(args) => cmd::account::run(args),
+        Command::Validator(args) => cmd::validator::run(args),
         Command::Dataset(args) => cmd::dataset::run(args),
         Command::Task(args) => cmd::task::run(args),
         Command::Model(args) => cmd::model::run(args),

@@ -170,6 +170,11 @@ mod network {
 
     impl Net {
         fn init(root: &Path) -> Self {
+            Self::init_with(root, &[])
+        }
+
+        /// [`Self::init`] with more `deai testnet init` arguments.
+        fn init_with(root: &Path, extra: &[&str]) -> Self {
             let dir = root.join("net");
             let out = common::deai()
                 .args([
@@ -181,6 +186,7 @@ mod network {
                     "0",
                     "--json",
                 ])
+                .args(extra)
                 .arg("--dir")
                 .arg(&dir)
                 .output()
@@ -422,5 +428,152 @@ mod network {
         let (status, v) = common::get(&format!("{}/v1/blobs/{}", net.url(2), "ab".repeat(32)));
         assert_eq!(status, 404, "{v}");
         assert_eq!(v["error"]["code"], "blob_not_found", "{v}");
+    }
+
+    /// Runs `deai` with `args`; asserts it succeeded; returns its JSON output.
+    fn deai_json(args: &[&str]) -> serde_json::Value {
+        let out = common::deai().args(args).arg("--json").output().unwrap();
+        assert!(
+            out.status.success(),
+            "deai {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).unwrap()
+    }
+
+    /// A node that is not in the genesis joins a running four-validator network by hand (`deai
+    /// init --genesis`), follows it, and becomes a validator at the next epoch boundary once an
+    /// account stakes for it and declares it (`deai validator declare`); it then leads blocks,
+    /// and a light client that knows only the genesis reads through it, following the set change.
+    #[test]
+    fn a_staked_declared_node_becomes_a_validator_at_the_next_epoch() {
+        let tmp = tempfile::tempdir().unwrap();
+        let net = Net::init_with(tmp.path(), &["--epoch-blocks", "24"]);
+        net.wait_all(1, Duration::from_secs(60));
+
+        let key = tmp.path().join("joiner.key");
+        deai_json(&["key", "new", "--out", key.to_str().unwrap()]);
+        let p2p = {
+            let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            l.local_addr().unwrap().to_string()
+        };
+        let genesis = net.dirs[0].join("genesis.json");
+        let manifest = deai_node::testnet::Manifest::load(&tmp.path().join("net")).unwrap();
+        let joiner_dir = tmp.path().join("joiner");
+        let mut init = vec![
+            "init".to_string(),
+            "--dir".into(),
+            joiner_dir.display().to_string(),
+            "--genesis".into(),
+            genesis.display().to_string(),
+            "--node-key".into(),
+            key.display().to_string(),
+            "--http".into(),
+            "127.0.0.1:0".into(),
+            "--p2p".into(),
+            p2p.clone(),
+        ];
+        for n in &manifest.nodes {
+            init.push("--bootstrap".into());
+            init.push(format!("{}@{}", n.validator, n.p2p));
+        }
+        let init: Vec<&str> = init.iter().map(String::as_str).collect();
+        deai_json(&init);
+        let joiner = common::NodeProcess::start(&joiner_dir);
+        let joined = deai_node::keyfile::address(&deai_node::keyfile::read(&key).unwrap());
+
+        // It follows from genesis without being a validator.
+        let (_, s) = common::get(&format!("{}/v1/status", joiner.url));
+        assert_eq!(s["validator"], false, "{s}");
+
+        // Node 0's dev account stakes for it and declares its key.
+        let dev = net.dirs[0].join("dev.key");
+        let node = net.url(0);
+        let stake = format!("{}", 2_000 * deai_ledger::TOKEN);
+        deai_json(&[
+            "tx",
+            "stake",
+            "--amount",
+            &stake,
+            "--key",
+            dev.to_str().unwrap(),
+            "--node",
+            &node,
+        ]);
+        let declared = deai_json(&[
+            "validator",
+            "declare",
+            "--dir",
+            joiner_dir.to_str().unwrap(),
+            "--key",
+            dev.to_str().unwrap(),
+            "--node",
+            &node,
+        ]);
+        assert!(
+            declared["status"]["height"].as_u64().is_some(),
+            "{declared}"
+        );
+
+        // At the next boundary it signs; within two epochs at most.
+        let start = Instant::now();
+        loop {
+            let (_, s) = common::get(&format!("{}/v1/status", joiner.url));
+            if s["validator"] == true {
+                break;
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(90),
+                "the joiner never became a validator: {s}"
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        let listed = deai_json(&["validator", "list", "--node", &net.url(1)]);
+        let members = listed["set"]["members"].as_array().unwrap();
+        assert_eq!(members.len(), 5, "{listed}");
+        assert!(
+            members
+                .iter()
+                .any(|m| m["key"] == joined.to_string() && m["p2p"] == p2p),
+            "{listed}"
+        );
+
+        // It leads blocks now (round-robin over five), and every node agrees with it.
+        let start = Instant::now();
+        let led = loop {
+            let (_, s) = common::get(&format!("{}/v1/status", joiner.url));
+            let tip = s["height"].as_u64().unwrap();
+            let found = (tip.saturating_sub(10)..=tip).find(|h| {
+                let (_, b) = common::get(&format!("{}/v1/blocks/{h}", joiner.url));
+                b["proposer"] == joined.to_string()
+            });
+            if let Some(h) = found {
+                break h;
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(30),
+                "the joiner led no block"
+            );
+            std::thread::sleep(Duration::from_millis(300));
+        };
+        net.wait_all(led, Duration::from_secs(30));
+        let (_, theirs) = common::get(&format!("{}/v1/blocks/{led}", net.url(2)));
+        let (_, ours) = common::get(&format!("{}/v1/blocks/{led}", joiner.url));
+        assert_eq!(theirs["digest"], ours["digest"]);
+        assert_eq!(theirs["state_root"], ours["state_root"]);
+
+        // A light client that knows only the genesis follows the set change to read through it.
+        let shown = deai_json(&[
+            "account",
+            "show",
+            "--key",
+            dev.to_str().unwrap(),
+            "--node",
+            &joiner.url,
+            "--verify",
+            genesis.to_str().unwrap(),
+        ]);
+        assert!(shown["height"].as_u64().unwrap() >= 24, "{shown}");
+        assert_eq!(shown["account"]["staked"], stake, "{shown}");
     }
 }

@@ -92,6 +92,12 @@ fn bodies() -> Vec<TxBody> {
         }),
         TxBody::TaskCancel(TaskCancel { task: 1 }),
         TxBody::ConsentRevoke(ConsentRevoke { dataset: 1 }),
+        TxBody::ValidatorDeclare(ValidatorDeclare::new(
+            "fuzz",
+            &Address([0; 32]),
+            &SigningKey::from_bytes(&[9; 32]),
+            "127.0.0.1:7651".into(),
+        )),
     ]
 }
 

@@ -2,7 +2,7 @@
 //! supply is conserved by every block, replicas agree on roots and outcomes, ε accounting is
 //! exact and within every budget and cap, a RoundOpen is admitted iff a block applies it (whatever
 //! the beacon), every entry's inclusion proof verifies and tampered proofs fail, batch
-//! verification equals one-by-one.
+//! verification equals one-by-one, and every validator set chosen is the one the stake rule names.
 #![allow(clippy::unwrap_used)] // tests: a panic is the failure report
 
 mod common;
@@ -103,6 +103,11 @@ enum Op {
     BadSig {
         who: usize,
     },
+    /// Declare one of three node keys (so accounts contend for some).
+    Declare {
+        who: usize,
+        node: u8,
+    },
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -147,7 +152,8 @@ fn op() -> impl Strategy<Value = Op> {
             .prop_map(|(who, task, good_reveal)| Op::Close { who, task, good_reveal }),
         2 => (who.clone(), 1u64..4).prop_map(|(who, task)| Op::Expire { who, task }),
         1 => who.clone().prop_map(|who| Op::BadNonce { who }),
-        1 => who.prop_map(|who| Op::BadSig { who }),
+        1 => who.clone().prop_map(|who| Op::BadSig { who }),
+        1 => (who, 0u8..3).prop_map(|(who, node)| Op::Declare { who, node }),
     ]
 }
 
@@ -301,6 +307,11 @@ fn build(state: &State, keys: &[ed25519_dalek::SigningKey], ops: &[Op]) -> Vec<S
             let (who, body, nonce_skew, corrupt) = match op.clone() {
                 Op::Transfer { from, to, amount } => (from, transfer(target(to), amount), 0, false),
                 Op::Stake { who, amount } => (who, TxBody::Stake(Stake { amount }), 0, false),
+                Op::Declare { who, node } => {
+                    let node = ed25519_dalek::SigningKey::from_bytes(&[0x80 + node; 32]);
+                    let body = ValidatorDeclare::new(CHAIN, &target(who), &node, String::new());
+                    (who, TxBody::ValidatorDeclare(body), 0, false)
+                }
                 Op::Unstake { who, amount } => (who, TxBody::Unstake(Unstake { amount }), 0, false),
                 Op::Register {
                     who,
@@ -470,6 +481,59 @@ fn task_close(task: u64, good_reveal: bool) -> TxBody {
         parent: None,
         metrics: vec![],
     })
+}
+
+/// A state whose validator sets change every four blocks, so random blocks cross boundaries.
+fn short_epochs_state(k: &[ed25519_dalek::SigningKey]) -> State {
+    let params = Params {
+        epoch_blocks: 4,
+        validators_max: 2,
+        ..test_params()
+    };
+    State::from_genesis(&genesis(k, params)).unwrap()
+}
+
+/// A set chosen by the block from `pre` to `post` holds exactly the accounts the rule names:
+/// declared keys with at least the minimum bonded in `post`, highest stake first, at most
+/// `validators_max`, or the previous set carried over when none qualifies; earlier sets never
+/// change.
+fn check_validator_sets(pre: &State, post: &State) {
+    let params = post.params();
+    for e in 0..=params.epoch_of(pre.height()) + 1 {
+        if let Some(before) = pre.validator_set(e) {
+            assert_eq!(
+                Some(before),
+                post.validator_set(e),
+                "epoch {e}'s set changed"
+            );
+        }
+    }
+    if !params.chooses_next_set(post.height()) {
+        return;
+    }
+    let epoch = params.epoch_of(post.height()) + 1;
+    let set = post.validator_set(epoch).expect("chosen");
+    let mut want: Vec<(u128, Address, Address)> = post
+        .accounts()
+        .filter(|a| a.staked >= params.validator_stake_min)
+        .filter_map(|a| a.validator.as_ref().map(|v| (a.staked, v.key, a.address)))
+        .collect();
+    want.sort_by(|x, y| y.0.cmp(&x.0).then(x.1.cmp(&y.1)));
+    want.truncate(params.validators_max as usize);
+    let got: Vec<(u128, Address, Address)> = set
+        .members
+        .iter()
+        .map(|m| (m.stake, m.key, m.account))
+        .collect();
+    if want.is_empty() {
+        let previous = post.validator_set(epoch - 1).expect("previous set");
+        assert_eq!(
+            set.members, previous.members,
+            "an empty choice carries the set over"
+        );
+    } else {
+        assert_eq!(got, want);
+    }
 }
 
 fn check_all_proofs(state: &State) {
@@ -647,8 +711,8 @@ proptest! {
     #[test]
     fn blocks_conserve_supply_and_replicas_agree(ops in scenario()) {
         let k = keys(ACCOUNTS);
-        let mut a = state(&k);
-        let mut b = state(&k);
+        let mut a = short_epochs_state(&k);
+        let mut b = short_epochs_state(&k);
         prop_assert_eq!(a.root(), b.root());
         let genesis_supply = a.supply().genesis;
         prop_assert_eq!(genesis_supply, FUNDS * ACCOUNTS as u128 + STAKE);
@@ -679,6 +743,7 @@ proptest! {
             }
             check_epsilon_accounting(&a);
             check_charges_within_caps(&pre, &a, &blk, &out_a);
+            check_validator_sets(&pre, &a);
         }
         check_all_proofs(&a);
         check_snapshot(&a, &k);

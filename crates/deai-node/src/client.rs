@@ -317,6 +317,19 @@ impl Client {
         self.get(&format!("/v1/blocks/{height}/finality")).await
     }
 
+    /// `GET /v1/validators`.
+    pub async fn validators(&self) -> Result<crate::api::types::ValidatorsView, ClientError> {
+        self.get("/v1/validators").await
+    }
+
+    /// `GET /v1/epochs/{epoch}/change`.
+    pub async fn set_change(
+        &self,
+        epoch: u64,
+    ) -> Result<crate::api::types::SetChangeView, ClientError> {
+        self.get(&format!("/v1/epochs/{epoch}/change")).await
+    }
+
     /// `GET /v1/proofs/{kind}/{id}`.
     pub async fn proof(&self, kind: &str, id: &str) -> Result<ProofView, ClientError> {
         self.get(&format!("/v1/proofs/{kind}/{id}")).await

@@ -124,7 +124,9 @@ pub struct Verified<T> {
 #[derive(Clone)]
 pub struct LightClient {
     ledger: Client,
-    verifier: Arc<Verifier>,
+    /// Grows as the client follows validator-set changes.
+    verifier: Arc<Mutex<Verifier>>,
+    chain_id: String,
     roots: Arc<Mutex<BTreeMap<u64, Digest>>>,
     wait: Duration,
 }
@@ -133,7 +135,7 @@ impl std::fmt::Debug for LightClient {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("LightClient")
             .field("upstream", &self.ledger.base())
-            .field("chain_id", &self.verifier.chain_id())
+            .field("chain_id", &self.chain_id)
             .finish()
     }
 }
@@ -143,7 +145,8 @@ impl LightClient {
     pub fn new(ledger: Client, genesis: &Genesis) -> Result<Self, LightError> {
         Ok(Self {
             ledger,
-            verifier: Arc::new(Verifier::new(genesis)?),
+            verifier: Arc::new(Mutex::new(Verifier::new(genesis)?)),
+            chain_id: genesis.chain_id.clone(),
             roots: Arc::default(),
             wait: CERTIFY_WAIT,
         })
@@ -163,11 +166,11 @@ impl LightClient {
     /// Checks that the upstream serves the chain of the trusted genesis.
     pub async fn check_chain(&self) -> Result<(), ReadError> {
         let served = self.ledger.status().await?.chain_id;
-        if served != self.verifier.chain_id() {
+        if served != self.chain_id {
             return Err(ReadError::OtherChain {
                 url: self.upstream().into(),
                 served,
-                trusted: self.verifier.chain_id().into(),
+                trusted: self.chain_id.clone(),
             });
         }
         Ok(())
@@ -187,10 +190,24 @@ impl LightClient {
         };
         // Batch verification's coefficients come from the OS: whoever crafted the signatures
         // cannot predict them.
-        let root = self
-            .verifier
-            .certified_root(&mut commonware_utils::sys_rng(), height, &blocks, &cert)
-            .map_err(|e| self.uncertified(height, e))?;
+        let check = || {
+            self.lock_verifier().certified_root(
+                &mut commonware_utils::sys_rng(),
+                height,
+                &blocks,
+                &cert,
+            )
+        };
+        let root = match check() {
+            Err(LightError::UnknownEpoch { epoch, newest }) if epoch > newest => {
+                self.follow_sets(epoch)
+                    .await
+                    .map_err(|e| self.uncertified(height, e))?;
+                check()
+            }
+            other => other,
+        }
+        .map_err(|e| self.uncertified(height, e))?;
         let mut roots = self.lock_roots();
         roots.insert(height, root);
         while roots.len() > ROOTS_KEPT {
@@ -270,6 +287,54 @@ impl LightClient {
             height,
             source,
         }
+    }
+
+    /// Follows the validator-set changes up to `epoch`, one epoch at a time, each certified by
+    /// the set before it. A change the upstream cannot show stops the walk (so a certificate
+    /// claiming a far epoch costs one request, not one per epoch).
+    async fn follow_sets(&self, epoch: u64) -> Result<(), LightError> {
+        loop {
+            let next = self.lock_verifier().newest_epoch() + 1;
+            if next > epoch {
+                return Ok(());
+            }
+            let change =
+                self.ledger
+                    .set_change(next)
+                    .await
+                    .map_err(|e| LightError::BadSetChange {
+                        epoch: next,
+                        reason: format!("the upstream did not show it: {e}"),
+                    })?;
+            let not_hex = |what: &str| LightError::BadSetChange {
+                epoch: next,
+                reason: format!("{what} is not hex"),
+            };
+            let blocks = change
+                .finality
+                .blocks
+                .iter()
+                .map(hex::decode)
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|_| not_hex("a block"))?;
+            let cert = hex::decode(&change.finality.finalization)
+                .map_err(|_| not_hex("the certificate"))?;
+            let mut verifier = self.lock_verifier();
+            if verifier.newest_epoch() + 1 == next {
+                verifier.follow(
+                    &mut commonware_utils::sys_rng(),
+                    &change.set,
+                    &change.proof,
+                    &blocks,
+                    &cert,
+                )?;
+            }
+        }
+    }
+
+    fn lock_verifier(&self) -> std::sync::MutexGuard<'_, Verifier> {
+        // A panic while holding the lock leaves a verifier that is still valid.
+        self.verifier.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     fn lock_roots(&self) -> std::sync::MutexGuard<'_, BTreeMap<u64, Digest>> {

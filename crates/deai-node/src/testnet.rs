@@ -205,8 +205,9 @@ fn listen_addresses(n: usize, ports: Ports) -> anyhow::Result<Vec<(SocketAddr, S
 }
 
 /// A data directory that joins an existing network: `genesis` (shared by every validator), this
-/// node's existing validator key, and the bootstrappers it dials. The key must be one of the
-/// genesis validators (the set is fixed at genesis until it changes by stake).
+/// node's key, and the bootstrappers it dials (every genesis validator). A key the genesis does
+/// not list follows the chain until an account stakes for it and declares it (`deai validator
+/// declare`), and validates from the next epoch boundary on.
 pub fn join(
     dir: &Path,
     genesis: &Genesis,
@@ -215,12 +216,22 @@ pub fn join(
 ) -> anyhow::Result<init::InitReport> {
     let key = keyfile::read(node_key)?;
     let me = keyfile::address(&key);
+    let missing: Vec<String> = genesis
+        .validators
+        .iter()
+        .filter(|(v, _)| *v != me)
+        .filter(|(v, _)| {
+            !config
+                .bootstrappers
+                .iter()
+                .any(|b| b.public_key.eq_ignore_ascii_case(&v.to_string()))
+        })
+        .map(|(v, _)| v.to_string())
+        .collect();
     anyhow::ensure!(
-        genesis.validators.iter().any(|(v, _)| *v == me),
-        "{} ({me}) is not a validator in this genesis; ask the network to add it (the genesis \
-         lists {} validators)",
-        node_key.display(),
-        genesis.validators.len()
+        missing.is_empty(),
+        "give --bootstrap KEY@HOST:PORT for every genesis validator; missing: {}",
+        missing.join(", ")
     );
     let staging = init::stage(dir)?;
     keyfile::write(&staging.path().join(NODE_KEY_FILE), &key)?;

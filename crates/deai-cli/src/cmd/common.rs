@@ -90,9 +90,11 @@ pub struct Group<W: clap::Subcommand> {
 /// How a transaction is signed and sent.
 #[derive(Debug, Clone, clap::Args)]
 pub struct SignArgs {
-    /// Key file of the sender (made by `deai key new` or `deai init`).
+    /// Key file of the sender (made by `deai key new` or `deai init`); required.
+    // Checked when used rather than by clap: clap forbids a global argument that is required,
+    // and global is what lets `--key` come before or after the subcommand.
     #[arg(long, global = true, env = "DEAI_KEY")]
-    pub key: PathBuf,
+    pub key: Option<PathBuf>,
     /// Fee offered to the block proposer, base units (the genesis sets the minimum).
     #[arg(long, global = true)]
     pub fee: Option<u128>,
@@ -102,6 +104,15 @@ pub struct SignArgs {
     /// Seconds to wait for finality.
     #[arg(long, global = true, default_value_t = 30)]
     pub wait_s: u64,
+}
+
+impl SignArgs {
+    /// The sender's key file, or an error saying how to give it.
+    pub fn key_file(&self) -> anyhow::Result<&std::path::Path> {
+        self.key.as_deref().ok_or_else(|| {
+            anyhow::anyhow!("give the sender's key file with --key FILE (or DEAI_KEY=FILE)")
+        })
+    }
 }
 
 /// Runs an async block on a small runtime of its own (the CLI is synchronous at its edges).
@@ -115,7 +126,7 @@ pub fn block_on<F: std::future::Future>(f: F) -> anyhow::Result<F::Output> {
 /// Signs `body` with the key in `sign`, using the sender's next nonce from the node, submits it and
 /// (unless `--no-wait`) waits until it is final and applied ([`Client::send`]).
 pub async fn send(node: &NodeArgs, sign: &SignArgs, body: TxBody) -> anyhow::Result<Sent> {
-    let key = deai_node::keyfile::read(&sign.key)?;
+    let key = deai_node::keyfile::read(sign.key_file()?)?;
     let wait = (!sign.no_wait).then(|| Duration::from_secs(sign.wait_s));
     Ok(node.client().send(&key, body, sign.fee, wait).await?)
 }

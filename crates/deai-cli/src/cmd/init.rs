@@ -17,14 +17,15 @@ pub struct Args {
     #[arg(long, default_value = "127.0.0.1:7651")]
     pub p2p: SocketAddr,
     /// Join an existing network: its genesis file (shared by every validator) instead of a new
-    /// dev genesis. Needs `--node-key`, a key the genesis lists as a validator.
+    /// dev genesis. Needs `--node-key`; a key the genesis does not list follows the chain until an
+    /// account stakes for it and declares it (`deai validator declare`).
     #[arg(long, requires = "node_key")]
     pub genesis: Option<PathBuf>,
-    /// With `--genesis`: this validator's key file (made by `deai key new`).
+    /// With `--genesis`: this node's key file (made by `deai key new`).
     #[arg(long, requires = "genesis")]
     pub node_key: Option<PathBuf>,
     /// With `--genesis`: a validator to dial at start, as `PUBLIC_KEY_HEX@HOST:PORT` (repeat for
-    /// each; every other validator should be listed).
+    /// each; every genesis validator must be listed).
     #[arg(long = "bootstrap", requires = "genesis", value_parser = parse_bootstrapper)]
     pub bootstrappers: Vec<Bootstrapper>,
     /// Print one JSON object instead of a human summary.

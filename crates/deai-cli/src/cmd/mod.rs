@@ -18,4 +18,5 @@ pub mod simulate;
 pub mod task;
 pub mod testnet;
 pub mod tx;
+pub mod validator;
 pub mod verify;

@@ -45,6 +45,9 @@ pub struct InitArgs {
     /// 0 picks free ports now.
     #[arg(long, default_value_t = 7700)]
     pub base_port: u16,
+    /// Blocks per validator epoch (the set changes by stake at epoch boundaries); at least 4.
+    #[arg(long, default_value_t = deai_ledger::EPOCH_BLOCKS_DEFAULT)]
+    pub epoch_blocks: u64,
     /// Print one JSON object instead of a human summary.
     #[arg(long)]
     pub json: bool,
@@ -77,7 +80,10 @@ fn init(args: InitArgs) -> anyhow::Result<()> {
         0 => Ports::Free,
         p => Ports::From(p),
     };
-    let manifest = deai_node::testnet::init(&args.dir, args.validators, ports, |_| {})?;
+    let epoch_blocks = args.epoch_blocks;
+    let manifest = deai_node::testnet::init(&args.dir, args.validators, ports, |g| {
+        g.params.epoch_blocks = epoch_blocks;
+    })?;
     crate::output::emit(args.json, &manifest, |m| {
         println!(
             "network of {} validators in {} (chain {})",

@@ -1,11 +1,12 @@
-//! `GET /v1/status` and `GET /v1/blocks/{height}`.
+//! `GET /v1/status`, `GET /v1/blocks/{height}` (and its finality), the validator sets and their
+//! changes.
 
 use axum::{
     Json,
     extract::{Path, State},
 };
 
-use super::types::{BlockView, ErrorBody, FinalityView, StatusView};
+use super::types::{BlockView, ErrorBody, FinalityView, SetChangeView, StatusView, ValidatorsView};
 use super::{ApiError, AppState, parse};
 
 /// The chain's height, root, peers, mempool and minimum fee.
@@ -74,4 +75,59 @@ pub(super) async fn finality(
             ))
         }
     }
+}
+
+/// The validator set of the current epoch, the next one once chosen, and the candidates.
+#[utoipa::path(get, path = "/v1/validators", tag = "ledger", responses((status = 200, body = ValidatorsView)))]
+pub(super) async fn validators(
+    State(app): State<AppState>,
+) -> Result<Json<ValidatorsView>, ApiError> {
+    app.chain
+        .read_state(|s| {
+            let params = s.params();
+            let epoch = params.epoch_of(s.height() + 1);
+            let set = s.validator_set(epoch)?.clone();
+            Some(ValidatorsView {
+                epoch,
+                epoch_blocks: params.epoch_blocks,
+                next_epoch_height: params.epoch_last(epoch)?.saturating_add(1),
+                set,
+                next: s.validator_set(epoch + 1).cloned(),
+                candidates: s.validator_candidates(2 * params.validators_max as usize),
+            })
+        })
+        .map(Json)
+        .ok_or_else(|| {
+            ApiError::not_found(
+                "no_validator_set",
+                "no validator set for the next block's epoch",
+            )
+        })
+}
+
+/// A validator-set change with its proof and the certificate that carries it, for light clients.
+#[utoipa::path(get, path = "/v1/epochs/{epoch}/change", tag = "ledger",
+    params(("epoch" = u64, Path, description = "the epoch whose set to prove (1 or later)")),
+    responses(
+        (status = 200, body = SetChangeView),
+        (status = 404, description = "not chosen or its block not finalized yet", body = ErrorBody),
+    ))]
+pub(super) async fn set_change(
+    State(app): State<AppState>,
+    Path(epoch): Path<String>,
+) -> Result<Json<SetChangeView>, ApiError> {
+    let epoch = parse::number("an epoch", &epoch)?;
+    app.chain
+        .set_change(epoch)
+        .await
+        .map(|c| Json(c.into()))
+        .ok_or_else(|| {
+            ApiError::not_found(
+                "set_change_not_found",
+                format!(
+                    "no finalized change to the set of epoch {epoch} here (epoch 0 is genesis; a \
+                     set is chosen two blocks before its epoch)"
+                ),
+            )
+        })
 }

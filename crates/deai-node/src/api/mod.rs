@@ -105,6 +105,8 @@ fn documented_routes(batch_body_max: usize) -> (Router<AppState>, utoipa::openap
         .routes(routes!(blocks::genesis))
         .routes(routes!(blocks::block))
         .routes(routes!(blocks::finality))
+        .routes(routes!(blocks::validators))
+        .routes(routes!(blocks::set_change))
         .routes(routes!(query::account))
         .routes(routes!(query::datasets))
         .routes(routes!(query::dataset))

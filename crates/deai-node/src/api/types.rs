@@ -31,6 +31,12 @@ pub struct StatusView {
     #[serde(with = "amount")]
     #[schema(value_type = String, example = "10")]
     pub fee_min: u128,
+    /// The validator epoch this node runs (or follows).
+    pub epoch: u64,
+    /// Validators in that epoch's set.
+    pub validators: u64,
+    /// Whether this node signs in that epoch (a validator) rather than following the chain.
+    pub validator: bool,
 }
 
 impl StatusView {
@@ -44,6 +50,9 @@ impl StatusView {
             mempool_size: s.mempool_size as u64,
             last_finality_latency_ms: s.last_finality_latency_ms,
             fee_min,
+            epoch: s.epoch,
+            validators: s.validators as u64,
+            validator: s.member,
         }
     }
 }
@@ -295,6 +304,54 @@ impl From<deai_chain::Finality> for FinalityView {
     }
 }
 
+/// `GET /v1/validators`: the validator sets by stake.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct ValidatorsView {
+    /// The epoch of the next block.
+    pub epoch: u64,
+    /// Blocks per epoch.
+    pub epoch_blocks: u64,
+    /// The first height of the next epoch.
+    pub next_epoch_height: u64,
+    /// The set of `epoch`.
+    #[schema(value_type = Object)]
+    pub set: deai_ledger::ValidatorSet,
+    /// The set of `epoch + 1`, once chosen (at the second-to-last block of `epoch`).
+    #[schema(value_type = Object)]
+    pub next: Option<deai_ledger::ValidatorSet>,
+    /// Who would be chosen if the next set were chosen now (declared keys, enough stake), in
+    /// rank order, at most twice `validators_max`.
+    #[schema(value_type = Vec<Object>)]
+    pub candidates: Vec<deai_ledger::Member>,
+}
+
+/// `GET /v1/epochs/{epoch}/change`: what a light client needs to accept the set of `epoch` from
+/// the set before it ([`deai_chain::light::Verifier::follow`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct SetChangeView {
+    /// The epoch the set validates.
+    pub epoch: u64,
+    /// The set.
+    #[schema(value_type = Object)]
+    pub set: deai_ledger::ValidatorSet,
+    /// Its inclusion proof against the state root after the block that chose it.
+    #[schema(value_type = Object)]
+    pub proof: Proof,
+    /// The finality of the previous epoch's last block, which carries that root.
+    pub finality: FinalityView,
+}
+
+impl From<deai_chain::SetChange> for SetChangeView {
+    fn from(c: deai_chain::SetChange) -> Self {
+        Self {
+            epoch: c.epoch,
+            set: c.set,
+            proof: c.proof,
+            finality: c.finality.into(),
+        }
+    }
+}
+
 /// `PUT /v1/blobs/{hash}` answer.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct PutBlobResponse {
@@ -345,11 +402,19 @@ mod tests {
     fn a_missing_field_is_an_error_not_a_default() {
         let full = serde_json::json!({
             "chain_id": "deai-dev", "height": 7, "state_root": "00".repeat(32), "peers": 0,
-            "mempool_size": 2, "last_finality_latency_ms": null, "fee_min": "10"
+            "mempool_size": 2, "last_finality_latency_ms": null, "fee_min": "10",
+            "epoch": 0, "validators": 1, "validator": true
         });
         let status: StatusView = serde_json::from_value(full.clone()).expect("complete");
         assert_eq!((status.height, status.fee_min), (7, 10));
-        for field in ["height", "fee_min", "chain_id", "state_root"] {
+        for field in [
+            "height",
+            "fee_min",
+            "chain_id",
+            "state_root",
+            "epoch",
+            "validator",
+        ] {
             let mut partial = full.clone();
             partial.as_object_mut().expect("object").remove(field);
             let err = serde_json::from_value::<StatusView>(partial).expect_err(field);
