@@ -298,30 +298,51 @@ mod tests {
     }
 
     #[test]
-    fn joining_needs_a_key_the_genesis_names() {
+    fn joining_needs_every_genesis_validator_as_a_bootstrapper() {
         let root = tempfile::tempdir().expect("temp dir");
         let net = root.path().join("net");
-        init(&net, 2, Ports::Free, |_| {}).expect("init");
+        let manifest = init(&net, 2, Ports::Free, |_| {}).expect("init");
         let genesis = crate::config::load_genesis(&net.join("node1")).expect("genesis");
         let stranger = root.path().join("stranger.key");
         keyfile::create(&stranger).expect("key");
+        let bootstrap = |nodes: &[ManifestNode]| NodeConfig {
+            bootstrappers: nodes
+                .iter()
+                .map(|n| crate::config::Bootstrapper {
+                    public_key: n.validator.to_string().to_uppercase(),
+                    address: n.p2p,
+                })
+                .collect(),
+            ..NodeConfig::default()
+        };
         let err = join(
             &root.path().join("j1"),
             &genesis,
             &stranger,
-            NodeConfig::default(),
+            bootstrap(&manifest.nodes[..1]),
         )
-        .expect_err("not a validator");
-        assert!(err.to_string().contains("not a validator"), "{err}");
+        .expect_err("node1 missing");
+        let missing = manifest.nodes[1].validator.to_string();
+        assert!(err.to_string().contains(&missing), "{err}");
         assert!(
             !root.path().join("j1").exists(),
             "a refused join left a directory"
         );
-        let ok = join(
+        // A key the genesis does not list joins as a follower (it validates once staked and
+        // declared); a genesis validator's key needs the others only.
+        let follower = join(
             &root.path().join("j2"),
             &genesis,
+            &stranger,
+            bootstrap(&manifest.nodes),
+        )
+        .expect("join as a follower");
+        assert_eq!(follower.chain_id, CHAIN_ID);
+        let ok = join(
+            &root.path().join("j3"),
+            &genesis,
             &net.join("node1").join(NODE_KEY_FILE),
-            NodeConfig::default(),
+            bootstrap(&manifest.nodes[..1]),
         )
         .expect("join");
         assert_eq!(ok.chain_id, CHAIN_ID);
