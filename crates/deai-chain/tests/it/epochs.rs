@@ -7,7 +7,7 @@
 use crate::common::*;
 use commonware_codec::DecodeExt as _;
 use commonware_cryptography::{Signer as _, ed25519};
-use commonware_runtime::{Runner as _, Spawner as _, Supervisor as _, deterministic};
+use commonware_runtime::{Runner as _, deterministic};
 use deai_chain::{Handle, light::LightError, light::Verifier};
 use deai_ledger::{
     Address, Digest, Genesis, SignedTx, Stake, TOKEN, Tx, TxBody, Unstake, ValidatorDeclare,
@@ -41,22 +41,6 @@ fn as_account(k: &ed25519::PrivateKey) -> SigningKey {
     key
 }
 
-/// Starts a node in its own task, so aborting the task crashes it (with all it spawned).
-async fn spawn_node(
-    context: &Ctx,
-    oracle: &commonware_p2p::simulated::Oracle<PublicKey, Ctx>,
-    cfg: deai_chain::Config,
-) -> (Handle, commonware_runtime::Handle<()>) {
-    let (tx, rx) = futures::channel::oneshot::channel();
-    let oracle = oracle.clone();
-    let task = context.child("node").spawn(move |ctx| async move {
-        let handle = start_validator(ctx, &oracle, cfg).await;
-        let _ = tx.send(handle);
-        futures::future::pending::<()>().await;
-    });
-    (rx.await.unwrap(), task)
-}
-
 struct Outcome {
     chain: Vec<(u64, Digest, Digest)>,
     joined_proposed: usize,
@@ -88,7 +72,7 @@ fn scenario(seed: u64) -> Outcome {
         let mut handles: Vec<Handle> = Vec::new();
         let mut tasks = Vec::new();
         for i in 0..5 {
-            let (handle, task) = spawn_node(&context, &oracle, node_config(i)).await;
+            let (handle, task) = spawn_validator(&context, &oracle, node_config(i)).await;
             handles.push(handle);
             tasks.push(task);
         }
@@ -183,17 +167,7 @@ fn scenario(seed: u64) -> Outcome {
         assert_eq!(handles[4].read_state(|s| s.account(&joined).balance), 0);
 
         // Every node holds the same chain.
-        let common = handles.iter().map(Handle::height).min().unwrap();
-        let mut chain = Vec::new();
-        for height in 1..=common {
-            let b0 = handles[0].block(height).await.unwrap();
-            for (i, h) in handles.iter().enumerate().skip(1) {
-                let b = h.block(height).await.unwrap();
-                assert_eq!(b.digest, b0.digest, "node {i} block {height}");
-                assert_eq!(b.state_root, b0.state_root, "node {i} root {height}");
-            }
-            chain.push((height, b0.digest, b0.state_root));
-        }
+        let chain = same_chain(&handles).await;
 
         // A light client that knows genesis refuses epoch 1's certificates until it follows
         // the change, then accepts them; a change proven for another epoch is refused.

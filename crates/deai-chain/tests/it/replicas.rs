@@ -3,11 +3,9 @@
 //! roots; the same seed gives the same chain.
 use crate::common::*;
 use commonware_p2p::simulated::Link;
-use commonware_runtime::{Clock as _, Runner as _, Spawner as _, Supervisor as _, deterministic};
+use commonware_runtime::{Clock as _, Runner as _, deterministic};
 use commonware_utils::probability;
-use deai_chain::Handle;
 use deai_ledger::{Address, Digest};
-use futures::channel::oneshot;
 use std::time::Duration;
 
 const LIMIT: Duration = Duration::from_secs(120);
@@ -17,22 +15,6 @@ const LOSSY: Link = Link {
     jitter: Duration::from_millis(5),
     success_rate: probability!(0.9),
 };
-
-/// Spawns a validator in its own task, so aborting the task crashes it (with all it spawned).
-async fn spawn_validator(
-    context: &Ctx,
-    oracle: &commonware_p2p::simulated::Oracle<PublicKey, Ctx>,
-    cfg: deai_chain::Config,
-) -> (Handle, commonware_runtime::Handle<()>) {
-    let (tx, rx) = oneshot::channel();
-    let oracle = oracle.clone();
-    let task = context.child("validator").spawn(move |ctx| async move {
-        let handle = start_validator(ctx, &oracle, cfg).await;
-        let _ = tx.send(handle);
-        futures::future::pending::<()>().await;
-    });
-    (rx.await.unwrap(), task)
-}
 
 /// Runs the scenario; returns (height, digest, state root) of every block up to the common
 /// height, as seen by validator 0.
@@ -91,18 +73,7 @@ fn scenario(seed: u64) -> Vec<(u64, Digest, Digest)> {
         wait_finalized(&context, &handles[0], &ids, LIMIT).await;
         assert_eq!(handles[0].read_state(|s| s.account(&bob).balance), 30);
 
-        let common = handles.iter().map(Handle::height).min().unwrap();
-        let mut chain = Vec::new();
-        for height in 1..=common {
-            let b0 = handles[0].block(height).await.unwrap();
-            for (i, h) in handles.iter().enumerate().skip(1) {
-                let b = h.block(height).await.unwrap();
-                assert_eq!(b.digest, b0.digest, "validator {i} block {height}");
-                assert_eq!(b.state_root, b0.state_root, "validator {i} root {height}");
-            }
-            chain.push((height, b0.digest, b0.state_root));
-        }
-        chain
+        same_chain(&handles).await
     })
 }
 

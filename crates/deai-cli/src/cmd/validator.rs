@@ -13,15 +13,7 @@ use deai_node::api::types::ValidatorsView;
 use super::common::{NodeArgs, SignArgs, block_on, report_sent};
 
 /// Arguments of `deai validator`.
-#[derive(Debug, clap::Args)]
-pub struct Args {
-    /// What to do.
-    #[command(subcommand)]
-    pub which: Which,
-    /// The node to ask (and send to).
-    #[command(flatten)]
-    pub node: NodeArgs,
-}
+pub type Args = super::common::NodeGroup<Which>;
 
 /// The validator subcommands.
 #[derive(Debug, Subcommand)]

@@ -144,17 +144,9 @@ impl State {
                 },
             );
         }
-        let mut members: Vec<Member> = g
-            .validators
-            .iter()
-            .map(|&(a, stake)| Member {
-                key: a,
-                account: a,
-                stake,
-                p2p: String::new(),
-            })
-            .collect();
-        members.sort_by(|a, b| b.stake.cmp(&a.stake).then_with(|| a.key.cmp(&b.key)));
+        // Genesis validators are declared and hold the minimum (checked by `validate`), and there
+        // are at most `validators_max` of them: the stake rule picks exactly them, in its order.
+        let members = state.validator_candidates(usize::MAX);
         state.insert_validator_set(ValidatorSet {
             epoch: 0,
             chosen_at: 0,

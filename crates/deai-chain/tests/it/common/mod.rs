@@ -6,7 +6,7 @@ use commonware_p2p::simulated::{self, Link, Network, Oracle};
 use commonware_runtime::{Clock as _, Quota, Supervisor as _, deterministic};
 use commonware_utils::{NZU32, NZUsize};
 use deai_chain::{Channels, Config, Handle, TxStatus, channel};
-use deai_ledger::{Address, Genesis, SignedTx, Transfer, Tx, TxBody, TxId};
+use deai_ledger::{Address, Digest, Genesis, SignedTx, Transfer, Tx, TxBody, TxId};
 use ed25519_dalek::SigningKey;
 use std::time::Duration;
 
@@ -221,4 +221,38 @@ pub async fn wait_finalized(context: &Ctx, handle: &Handle, ids: &[TxId], limit:
         context.sleep(step).await;
         waited += step;
     }
+}
+
+/// Starts a validator in its own task, so aborting the task crashes it (with all it spawned).
+pub async fn spawn_validator(
+    context: &Ctx,
+    oracle: &Oracle<PublicKey, Ctx>,
+    cfg: Config,
+) -> (Handle, commonware_runtime::Handle<()>) {
+    use commonware_runtime::Spawner as _;
+    let (tx, rx) = futures::channel::oneshot::channel();
+    let oracle = oracle.clone();
+    let task = context.child("validator").spawn(move |ctx| async move {
+        let handle = start_validator(ctx, &oracle, cfg).await;
+        let _ = tx.send(handle);
+        futures::future::pending::<()>().await;
+    });
+    (rx.await.expect("validator started"), task)
+}
+
+/// Asserts every handle holds the same block and state root at every height up to the lowest
+/// tip among them; returns (height, digest, state root) of each, as the first handle has them.
+pub async fn same_chain(handles: &[Handle]) -> Vec<(u64, Digest, Digest)> {
+    let common = handles.iter().map(Handle::height).min().unwrap_or(0);
+    let mut chain = Vec::new();
+    for height in 1..=common {
+        let b0 = handles[0].block(height).await.expect("finalized");
+        for (i, h) in handles.iter().enumerate().skip(1) {
+            let b = h.block(height).await.expect("finalized");
+            assert_eq!(b.digest, b0.digest, "node {i} block {height}");
+            assert_eq!(b.state_root, b0.state_root, "node {i} root {height}");
+        }
+        chain.push((height, b0.digest, b0.state_root));
+    }
+    chain
 }
