@@ -1,20 +1,18 @@
 //! The application consensus drives: building blocks from the mempool, verifying proposals,
 //! and receiving finalized blocks from marshal.
 //!
-//! Proposal and verification both work against the state *after the parent block*, which this
-//! replica has only once the parent is finalized and applied. So a leader waits for its parent
-//! to be applied before building (its proposal carries the parent's state root), and a
-//! validator waits likewise before checking a proposal's parent state root. With one validator
-//! this serializes blocks (propose → finalize → apply → propose); big blocks keep throughput up.
-//!
-//! The exception: a parent that consensus notarized but could not finalize in its own view
-//! finalizes only through a child, so waiting for it would halt the chain. Once a view has been
-//! skipped since the parent's, leader and verifiers compute the parent's state themselves, by
-//! executing its unfinalized ancestors on a copy of the applied state (`App::parent_state`).
+//! Proposal and verification both work against the state *after the parent block* (a proposal
+//! carries its parent's state root). Simplex asks the next leader to propose as soon as the
+//! parent is notarized, before it finalizes, so leader and verifiers compute the parent's state
+//! themselves by executing its unfinalized ancestors on a copy of the applied state
+//! (`App::parent_state`): the next block is built and checked while the parent finalizes, is
+//! stored and applied, instead of after. The computed state is kept by block digest, so each
+//! block is executed speculatively once per replica, and again when the executor applies it.
 //!
 //! A leader whose mempool holds nothing executable (empty, or only gapped nonces) waits up to
-//! `block_idle_wait` for a transaction it can run before proposing an empty block, so an idle chain advances at a modest pace without spinning, and a
-//! transaction arriving at an idle chain is proposed at once.
+//! `block_idle_wait` for a transaction it can run before proposing an empty block, so an idle
+//! chain advances at a modest pace without spinning, and a transaction arriving at an idle
+//! chain is proposed at once.
 
 use crate::{
     block::{Block, BlockDigest},
@@ -23,13 +21,13 @@ use crate::{
 };
 use commonware_actor::Feedback;
 use commonware_consensus::{
-    Application, Heightable as _, Reporter, Viewable as _,
+    Application, Heightable as _, Reporter,
     marshal::{Update, ancestry::Ancestry},
     simplex::{scheme::ed25519::Scheme, types::Context},
 };
-use commonware_cryptography::{Digested, Digestible as _, ed25519};
+use commonware_cryptography::{Digested, Digestible, ed25519};
 use commonware_runtime::{Clock, Metrics, Spawner};
-use deai_ledger::{Address, State};
+use deai_ledger::{Address, BlockOutcome, State};
 use futures::{StreamExt as _, channel::mpsc};
 use prometheus_client::metrics::gauge::Gauge;
 use rand_core_010::CryptoRng;
@@ -47,6 +45,14 @@ pub(crate) fn address_of(key: &ed25519::PublicKey) -> Address {
     let mut out = [0u8; 32];
     out.copy_from_slice(key.as_ref());
     Address(out)
+}
+
+/// Milliseconds from `since` to now on the runtime's clock (for logs).
+fn ms_since(clock: &impl Clock, since: std::time::SystemTime) -> u128 {
+    clock
+        .current()
+        .duration_since(since)
+        .map_or(0, |d| d.as_millis())
 }
 
 /// Milliseconds since the Unix epoch on the runtime's clock.
@@ -72,7 +78,7 @@ enum ParentState {
     Applied,
     /// The parent is not finalized yet: the applied state advanced through the parent and its
     /// other unfinalized ancestors.
-    Speculative(Box<State>),
+    Speculative(Arc<State>),
     /// The parent is not on the finalized chain (or its ancestry could not be read).
     Conflicting,
 }
@@ -80,6 +86,56 @@ enum ParentState {
 /// Most unfinalized ancestors a validator executes to find a parent's state (consensus keeps
 /// far fewer views in flight).
 const SPECULATIVE_BLOCKS_MAX: usize = 64;
+
+/// Most speculative states kept. Each is a copy of the ledger state, and the executor drops them
+/// as their blocks are applied, so normally one or two are held; proposals that never finalize
+/// leave at most this many behind.
+const SPECULATED_MAX: usize = 8;
+
+/// A block's execution on a copy of the state: the state after it and what it produced.
+pub(crate) struct Execution {
+    pub(crate) state: Arc<State>,
+    pub(crate) outcome: Arc<BlockOutcome>,
+}
+
+/// Executions of recent blocks not applied yet, by block digest: computed once for the first
+/// proposal (or vote) that builds on the block, reused by the next, and taken by the executor
+/// when the block finalizes, so a block is executed once per replica on the normal path.
+#[derive(Default)]
+pub(crate) struct Speculated {
+    states: std::collections::VecDeque<(BlockDigest, Execution)>,
+}
+
+impl Speculated {
+    fn get(&self, digest: &BlockDigest) -> Option<Arc<State>> {
+        self.states
+            .iter()
+            .find(|(d, _)| d == digest)
+            .map(|(_, e)| e.state.clone())
+    }
+
+    fn insert(&mut self, digest: BlockDigest, execution: Execution) {
+        if self.get(&digest).is_some() {
+            return;
+        }
+        if self.states.len() >= SPECULATED_MAX {
+            self.states.pop_front();
+        }
+        self.states.push_back((digest, execution));
+    }
+
+    /// Takes the execution of `digest`, if computed.
+    pub(crate) fn take(&mut self, digest: &BlockDigest) -> Option<Execution> {
+        let at = self.states.iter().position(|(d, _)| d == digest)?;
+        self.states.remove(at).map(|(_, e)| e)
+    }
+
+    /// Forgets the executions of heights up to `height`: applied, the replica holds the real
+    /// thing.
+    pub(crate) fn forget_through(&mut self, height: u64) {
+        self.states.retain(|(_, e)| e.state.height() > height);
+    }
+}
 
 impl App {
     /// Whether the mempool holds a transaction a block on `base` could run (some sender's next
@@ -100,56 +156,29 @@ impl App {
             .has_executable(|s| finalized.state.account(s).nonce)
     }
 
-    /// Waits until the block at `height` is applied here; returns whether the applied block at
-    /// that height is `digest` (false: the parent is not on the finalized chain).
-    async fn await_applied(&self, height: u64, digest: &BlockDigest) -> Option<bool> {
-        let mut rx = self.shared.height_tx.subscribe();
-        rx.wait_for(|h| *h >= height).await.ok()?;
-        let applied = self.shared.finalized.read().digest_at(height)?;
-        Some(applied == *digest)
-    }
-
-    /// The state after `parent` for a proposal in the view of `ctx`; `None` when shutting down.
+    /// The state after `parent`, for a proposal building on it or a vote on such a proposal.
     ///
-    /// Normally the parent finalizes in its own view and this waits for it to be applied. But a
-    /// notarized block can miss its own finalization for good (with a quorum of exactly 2f + 1
-    /// honest validators up, one that nullified the view before seeing the notarization never
-    /// votes to finalize it) and then finalizes only through a descendant: waiting for it would
-    /// stop the chain. So once consensus has skipped a view since the parent (every leader that
-    /// waited timed out), the parent's state is computed instead, by executing its unfinalized
-    /// ancestors on a copy of the applied state. Executing blocks is deterministic, so every
-    /// honest validator computes the same root, and the executor later applies the same blocks
-    /// to the same result.
+    /// A parent already applied here needs nothing computed. A parent not finalized yet is
+    /// executed, with its unfinalized ancestors, on a copy of the applied state: simplex asks
+    /// the next leader to propose as soon as the parent is notarized, so waiting for its
+    /// finalization, storage and execution would leave every validator idle for that long in
+    /// each block. It is also required for liveness: a notarized block can miss its own
+    /// finalization for good (with a quorum of exactly 2f + 1 honest validators up, one that
+    /// nullified the view before seeing the notarization never votes to finalize it) and then
+    /// finalizes only through a descendant. Executing blocks is deterministic, so every honest
+    /// validator computes the same root, and the executor later applies the same blocks to the
+    /// same result. Computed states are kept by block digest ([`Speculated`]), so a block is
+    /// executed speculatively once however many proposals build on it.
     async fn parent_state(
         &self,
-        ctx: &Ctx,
-        parent: &Digested<Block>,
-        ancestry: &mut impl Ancestry<Block>,
-    ) -> Option<ParentState> {
-        let parent_height = parent.inner().height;
-        let skipped_a_view = ctx.view().get() > ctx.parent.0.get().saturating_add(1);
-        if skipped_a_view && parent_height > self.shared.finalized.read().height() {
-            return Some(self.speculate(parent, ancestry).await);
-        }
-        let on_finalized_chain = self.await_applied(parent_height, &parent.digest()).await?;
-        Some(if on_finalized_chain {
-            ParentState::Applied
-        } else {
-            ParentState::Conflicting
-        })
-    }
-
-    /// Executes `parent` and its ancestors above the applied tip on a copy of the applied state.
-    async fn speculate(
-        &self,
+        clock: &impl Clock,
         parent: &Digested<Block>,
         ancestry: &mut impl Ancestry<Block>,
     ) -> ParentState {
-        let (mut state, tip_height, tip) = {
+        let (tip_height, tip) = {
             let f = self.shared.finalized.read();
             let parent_height = parent.inner().height;
             if parent_height <= f.height() {
-                // It was applied meanwhile.
                 return if f.digest_at(parent_height) == Some(parent.digest()) {
                     ParentState::Applied
                 } else {
@@ -159,11 +188,20 @@ impl App {
             let Some(tip) = f.digest_at(f.height()) else {
                 return ParentState::Conflicting;
             };
-            (f.state.clone(), f.height(), tip)
+            (f.height(), tip)
         };
+        if let Some(state) = self.shared.speculated.lock().get(&parent.digest()) {
+            return ParentState::Speculative(state);
+        }
+        // Newest first: the blocks to execute, down to the tip's child or a computed state.
         let mut chain = vec![parent.clone()];
+        let mut computed = None;
         while let Some(oldest) = chain.last().filter(|b| b.inner().height > tip_height + 1) {
             let want = oldest.inner().parent;
+            if let Some(state) = self.shared.speculated.lock().get(&want) {
+                computed = Some(state);
+                break;
+            }
             if chain.len() >= SPECULATIVE_BLOCKS_MAX {
                 return ParentState::Conflicting;
             }
@@ -172,23 +210,62 @@ impl App {
                 _ => return ParentState::Conflicting,
             }
         }
-        let joins_tip = chain
-            .last()
-            .is_some_and(|b| b.inner().height == tip_height + 1 && b.inner().parent == tip);
-        if !joins_tip {
-            return ParentState::Conflicting;
-        }
+        let mut state = match computed {
+            Some(state) => State::clone(&state),
+            None => {
+                let joins_tip = chain
+                    .last()
+                    .is_some_and(|b| b.inner().height == tip_height + 1 && b.inner().parent == tip);
+                if !joins_tip {
+                    return ParentState::Conflicting;
+                }
+                let f = self.shared.finalized.read();
+                let (applied, parent_height) = (f.height(), parent.inner().height);
+                if applied >= parent_height {
+                    return if f.digest_at(parent_height) == Some(parent.digest()) {
+                        ParentState::Applied
+                    } else {
+                        ParentState::Conflicting
+                    };
+                }
+                if applied > tip_height {
+                    // Applied meanwhile: the state already holds the chain up to `applied`
+                    // (newest first, the block at `applied` is at this index).
+                    let at = usize::try_from(parent_height - applied).unwrap_or(usize::MAX);
+                    if chain.get(at).map(Digestible::digest) != f.digest_at(applied) {
+                        return ParentState::Conflicting;
+                    }
+                    chain.truncate(at);
+                }
+                f.state.clone()
+            }
+        };
+        let started = clock.current();
+        let mut outcome = None;
         for block in chain.iter().rev() {
             let sig_ok = self.shared.signature_results(block.inner());
             self.shared.remember_signatures(block.inner(), &sig_ok);
-            state.apply_block_verified(&block.inner().to_ledger(&block.digest()), &sig_ok);
+            outcome = Some(
+                state.apply_block_verified(&block.inner().to_ledger(&block.digest()), &sig_ok),
+            );
         }
         debug!(
             parent_height = parent.inner().height,
             blocks = chain.len(),
+            ms = ms_since(clock, started),
             "computed an unfinalized parent's state"
         );
-        ParentState::Speculative(Box::new(state))
+        let state = Arc::new(state);
+        if let Some(outcome) = outcome {
+            self.shared.speculated.lock().insert(
+                parent.digest(),
+                Execution {
+                    state: state.clone(),
+                    outcome: Arc::new(outcome),
+                },
+            );
+        }
+        ParentState::Speculative(state)
     }
 
     async fn build<E: Clock + CryptoRng>(
@@ -199,7 +276,9 @@ impl App {
         ancestry: &mut impl Ancestry<Block>,
     ) -> Option<Block> {
         let parent_height = parent.inner().height;
-        let base = self.parent_state(ctx, parent, ancestry).await?;
+        let asked = clock.current();
+        let base = self.parent_state(clock, parent, ancestry).await;
+        let parent_wait_ms = ms_since(clock, asked);
         if matches!(base, ParentState::Conflicting) {
             debug!(
                 parent_height,
@@ -248,6 +327,13 @@ impl App {
         };
         let mut entropy = [0u8; 32];
         clock.fill_bytes(&mut entropy);
+        debug!(
+            height = parent_height + 1,
+            parent_wait_ms,
+            build_ms = ms_since(clock, asked),
+            speculative = matches!(base, ParentState::Speculative(_)),
+            "built a proposal"
+        );
         Some(Block::new(
             parent.digest(),
             parent_height + 1,
@@ -261,6 +347,7 @@ impl App {
 
     async fn check(
         &self,
+        clock: &impl Clock,
         ctx: &Ctx,
         digested: &Digested<Block>,
         parent: &Digested<Block>,
@@ -275,7 +362,8 @@ impl App {
         if block.txs().len() > self.txs_max || block.txs_bytes() > self.block_bytes_max {
             return Some(false);
         }
-        let root = match self.parent_state(ctx, parent, ancestry).await? {
+        let asked = clock.current();
+        let root = match self.parent_state(clock, parent, ancestry).await {
             // Conflicts with the finalized chain: can never finalize.
             ParentState::Conflicting => return Some(false),
             ParentState::Applied => self.shared.finalized.read().root_at(parent_height)?,
@@ -288,9 +376,17 @@ impl App {
             );
             return Some(false);
         }
+        let parent_wait_ms = ms_since(clock, asked);
         // Verify signatures now (in one batch) so execution does not have to.
         let results = self.shared.signature_results(block);
         self.shared.remember_signatures(block, &results);
+        debug!(
+            height = block.height,
+            txs = block.txs().len(),
+            parent_wait_ms,
+            verify_ms = ms_since(clock, asked),
+            "verified a proposal"
+        );
         Some(true)
     }
 }
@@ -319,7 +415,7 @@ where
         Some(Digested::precomputed(block, digest))
     }
 
-    async fn verify(&mut self, (_, ctx): (E, Ctx), mut ancestry: impl Ancestry<Block>) -> bool {
+    async fn verify(&mut self, (clock, ctx): (E, Ctx), mut ancestry: impl Ancestry<Block>) -> bool {
         let Some(block) = ancestry.next().await else {
             return false;
         };
@@ -327,7 +423,10 @@ where
             return false;
         };
         // `None` means we are shutting down: never resolve rather than vote wrongly.
-        match self.check(&ctx, &block, &parent, &mut ancestry).await {
+        match self
+            .check(&clock, &ctx, &block, &parent, &mut ancestry)
+            .await
+        {
             Some(valid) => valid,
             None => futures::future::pending().await,
         }

@@ -167,7 +167,6 @@ where
     let (gossip_tx, gossip_rx) = tokio::sync::mpsc::channel(gossip::OUTBOX);
     let (blobs_tx, blobs_rx) = tokio::sync::mpsc::channel(blob_exchange::COMMANDS);
     set_count(&telemetry.height, height);
-    set_count(&telemetry.peers, cfg.participants.len().saturating_sub(1));
     let clock = context.child("clock");
     let schemes = EpochSchemes::new(cfg.namespace(), cfg.signer.clone());
     {
@@ -185,10 +184,11 @@ where
             expiry_blocks: cfg.mempool_expiry_blocks,
         })),
         pool_meta: Mutex::new(PoolMeta::new(cfg.genesis.params.block_txs_max as usize)),
+        speculated: Mutex::default(),
         height_tx: tokio::sync::watch::Sender::new(height),
         tx_arrived: tokio::sync::Notify::new(),
         block_requested: std::sync::atomic::AtomicBool::new(false),
-        peers: std::sync::atomic::AtomicUsize::new(cfg.participants.len().saturating_sub(1)),
+        peers: std::sync::atomic::AtomicUsize::new(0),
         epoch: std::sync::atomic::AtomicU64::new(0),
         schemes: schemes.clone(),
         now_ms: Box::new(move || now_ms(&clock)),

@@ -9,8 +9,9 @@
 //! 3. applies it to the ledger state, with signature results cached from mempool admission
 //!    or proposal verification, and updates the window and the mempool;
 //! 4. acknowledges it to marshal, which then records the height as processed;
-//! 5. records what applying it did in the history (executed records, transaction index) and
-//!    writes a state snapshot when one is due (see [`crate::history`]).
+//! 5. later, behind the applied tip (see [`run`]), records what applying it did in the history
+//!    (executed records, transaction index) and writes a state snapshot when one is due (see
+//!    [`crate::history`]; the snapshot itself is taken right after the block is applied).
 //!
 //! Recovery: [`crate::history::History::open`] restores the newest snapshot and replays the
 //! stored blocks after it, verifying signatures again, so a restarted replica resumes at its
@@ -18,13 +19,14 @@
 //! cannot exist, because marshal hears of a block only after step 2.
 //!
 //! The executor owns the history, so it also answers reads of old blocks and transactions
-//! between blocks; blocks always go first.
+//! between blocks; blocks always go first, then reads, then records.
 
 use crate::{
     application::height_of,
     block::{Block, StoredBlock},
+    handle::FinalizedBlock,
     handle::TxStatus,
-    history::History,
+    history::{Backlog, History},
     replica::{HistoryRead, Shared},
 };
 use commonware_consensus::marshal::Update;
@@ -34,10 +36,29 @@ use commonware_utils::Acknowledgement as _;
 use deai_ledger::TxId;
 use futures::{StreamExt as _, channel::mpsc};
 use std::{sync::Arc, time::Duration};
-use tracing::error;
+use tracing::{debug, error};
+
+/// Most applied blocks whose records may wait (reads of them are answered from memory).
+const RECORD_LAG_MAX: usize = 64;
+/// Index entries written between looks at marshal's channel and the reads.
+const RECORD_CHUNK: usize = 64;
+
+/// What the executor does next.
+enum Next {
+    Update(Option<Update<Block>>),
+    Read(Option<HistoryRead>),
+    Record,
+}
 
 /// Runs until marshal's channel closes or storage fails. `delay` stalls before each block
 /// (fault injection for tests; zero otherwise).
+///
+/// Recording an applied block (its executed record, one index entry per transaction, now and
+/// then a snapshot) costs several times what applying it does, and nothing waits for it: readers
+/// find recent blocks in the replica's window. So records are written behind the applied tip, in
+/// chunks, while no block or read waits; at most [`RECORD_LAG_MAX`] blocks behind, and reads of
+/// blocks not recorded yet are answered from the [`Backlog`]. A crash loses nothing: the blocks
+/// are durable, and replay rewrites the missing records.
 pub(crate) async fn run<E>(
     clock: E,
     shared: Arc<Shared>,
@@ -48,38 +69,82 @@ pub(crate) async fn run<E>(
 ) where
     E: Storage + Clock + Metrics,
 {
+    let mut backlog = Backlog::default();
     loop {
-        futures::select_biased! {
-            update = updates.next() => {
-                let Some(update) = update else { return };
-                history = match execute(&clock, &shared, history, update, delay).await {
-                    Some(history) => history,
+        let next = if backlog.len() >= RECORD_LAG_MAX {
+            Next::Record
+        } else if backlog.is_empty() {
+            futures::select_biased! {
+                update = updates.next() => Next::Update(update),
+                read = reads.next() => Next::Read(read),
+            }
+        } else {
+            futures::select_biased! {
+                update = updates.next() => Next::Update(update),
+                read = reads.next() => Next::Read(read),
+                default => Next::Record,
+            }
+        };
+        match next {
+            Next::Update(None) => {
+                // Shutting down: finish what is pending, so a restart has less to replay.
+                while !backlog.is_empty() {
+                    history = match record(history, &mut backlog).await {
+                        Some(h) => h,
+                        None => return,
+                    };
+                }
+                return;
+            }
+            Next::Update(Some(update)) => {
+                let applied;
+                (history, applied) = match execute(&clock, &shared, history, update, delay).await {
+                    Some(done) => done,
                     None => return,
                 };
-            }
-            read = reads.next() => {
-                if let Some(read) = read {
-                    serve(&shared, &history, read).await;
+                if let Some(block) = applied {
+                    backlog.push(history.unrecorded(block, &shared.finalized));
                 }
+            }
+            Next::Read(Some(read)) => serve(&shared, &history, &backlog, read).await,
+            Next::Read(None) => {}
+            Next::Record => {
+                history = match record(history, &mut backlog).await {
+                    Some(h) => h,
+                    None => return,
+                };
             }
         }
     }
 }
 
-/// Executes one update; `None` when execution must halt.
+/// Records the next chunk of the oldest unrecorded block; `None` when storage failed.
+async fn record<E>(history: History<E>, backlog: &mut Backlog) -> Option<History<E>>
+where
+    E: Storage + Clock + Metrics,
+{
+    history
+        .record_some(backlog, RECORD_CHUNK)
+        .await
+        .inspect_err(|e| error!(error = %e, "cannot record an executed block; halting execution"))
+        .ok()
+}
+
+/// Executes one update: the history, and the block if it was applied now; `None` when execution
+/// must halt.
 async fn execute<E>(
     clock: &E,
     shared: &Shared,
     history: History<E>,
     update: Update<Block>,
     delay: Duration,
-) -> Option<History<E>>
+) -> Option<(History<E>, Option<Arc<FinalizedBlock>>)>
 where
     E: Storage + Clock + Metrics,
 {
     shared.telemetry.executor_queue_blocks.dec();
     let Update::Block(block, ack) = update else {
-        return Some(history);
+        return Some((history, None));
     };
     if !delay.is_zero() {
         clock.sleep(delay).await;
@@ -105,7 +170,7 @@ where
             return None;
         }
         ack.acknowledge();
-        return Some(history);
+        return Some((history, None));
     }
     if height != applied + 1 {
         error!(
@@ -114,6 +179,13 @@ where
         );
         return None;
     }
+    let started = clock.current();
+    let ms = |clock: &E| {
+        clock
+            .current()
+            .duration_since(started)
+            .map_or(0, |d| d.as_millis())
+    };
     let finalized_at_ms = (shared.now_ms)();
     let stored = StoredBlock {
         block: block.inner_shared(),
@@ -126,12 +198,30 @@ where
             return None;
         }
     };
-    let sig_ok = shared.signature_results(block.inner());
-    let applied =
-        shared
-            .finalized
-            .write()
-            .apply(block.inner(), block.digest(), &sig_ok, finalized_at_ms);
+    let persist_ms = ms(clock);
+    // Executed already when this replica built or checked the block's child: take that result
+    // (unless a proposal still holds the state; then execute again).
+    let executed = shared
+        .speculated
+        .lock()
+        .take(&block.digest())
+        .and_then(|e| {
+            let state = Arc::try_unwrap(e.state).ok()?;
+            Some((state, Arc::unwrap_or_clone(e.outcome)))
+        });
+    let sig_ok = if executed.is_some() {
+        Vec::new()
+    } else {
+        shared.signature_results(block.inner())
+    };
+    let reused = executed.is_some();
+    let applied = shared.finalized.write().apply(
+        block.inner(),
+        block.digest(),
+        &sig_ok,
+        finalized_at_ms,
+        executed,
+    );
     // A block that chose the next epoch's set makes its certificates verifiable here before
     // marshal hears of the next block.
     if shared
@@ -153,24 +243,31 @@ where
         }
     }
     shared.after_apply(&applied);
+    shared.speculated.lock().forget_through(height);
     shared.forget_signatures(block.inner());
     ack.acknowledge();
-    match history.record(&applied, &shared.finalized).await {
-        Ok(h) => Some(h),
-        Err(e) => {
-            error!(height, error = %e, "cannot record the executed block; halting execution");
-            None
-        }
-    }
+    debug!(
+        height,
+        txs = block.inner().txs().len(),
+        persist_ms,
+        apply_ms = ms(clock),
+        reused,
+        "executed a finalized block"
+    );
+    Some((history, Some(applied)))
 }
 
 /// Answers one read of the history (a failed read answers `None` and is logged).
-async fn serve<E>(shared: &Shared, history: &History<E>, read: HistoryRead)
+async fn serve<E>(shared: &Shared, history: &History<E>, backlog: &Backlog, read: HistoryRead)
 where
     E: Storage + Clock + Metrics,
 {
     match read {
         HistoryRead::Block(height, reply) => {
+            if let Some(block) = backlog.block(height) {
+                let _ = reply.send(Some(block));
+                return;
+            }
             let block = history.block(height).await.unwrap_or_else(|e| {
                 error!(height, error = %e, "cannot read a finalized block");
                 None
@@ -178,24 +275,32 @@ where
             let _ = reply.send(block.map(Arc::new));
         }
         HistoryRead::Tx(id, reply) => {
-            let _ = reply.send(tx_status(shared, history, &id).await);
+            let _ = reply.send(tx_status(shared, history, backlog, &id).await);
         }
     }
 }
 
-async fn tx_status<E>(shared: &Shared, history: &History<E>, id: &TxId) -> Option<TxStatus>
+async fn tx_status<E>(
+    shared: &Shared,
+    history: &History<E>,
+    backlog: &Backlog,
+    id: &TxId,
+) -> Option<TxStatus>
 where
     E: Storage + Clock + Metrics,
 {
-    let (height, index) = match history.tx(id).await {
-        Ok(found) => found?,
-        Err(e) => {
-            error!(tx = %id, error = %e, "cannot read the transaction index");
-            return None;
-        }
+    let (height, index) = match backlog.tx(id) {
+        Some(found) => found,
+        None => match history.tx(id).await {
+            Ok(found) => found?,
+            Err(e) => {
+                error!(tx = %id, error = %e, "cannot read the transaction index");
+                return None;
+            }
+        },
     };
     let recent = shared.finalized.read().recent_block(height);
-    let block = match recent {
+    let block = match recent.or_else(|| backlog.block(height)) {
         Some(b) => b,
         None => Arc::new(history.block(height).await.ok()??),
     };

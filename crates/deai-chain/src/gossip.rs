@@ -26,6 +26,8 @@ use tracing::{debug, warn};
 pub(crate) const BATCH_MAX: usize = 256;
 /// Transactions waiting to be gossiped before more are left to the local mempool only.
 pub(crate) const OUTBOX: usize = 16_384;
+/// How often an idle validator tells its peers it is there (an empty message).
+const HEARTBEAT: Duration = Duration::from_secs(1);
 /// How long the first transaction of a batch waits for company.
 const LINGER: Duration = Duration::from_millis(5);
 
@@ -86,7 +88,8 @@ pub(crate) fn decode(mut buf: Bytes, cfg: &GossipCfg) -> Result<Vec<SignedTx>, S
     Ok(txs)
 }
 
-/// Sends what the outbox receives to every peer, in batches.
+/// Sends what the outbox receives to every peer, in batches; an idle validator sends an empty
+/// message every [`HEARTBEAT`], so the count of peers reached stays current.
 pub(crate) async fn send_loop<E: Clock, S: Sender>(
     clock: E,
     shared: Arc<Shared>,
@@ -94,7 +97,17 @@ pub(crate) async fn send_loop<E: Clock, S: Sender>(
     mut sender: S,
     cfg: GossipCfg,
 ) {
-    while let Some(first) = outbox.recv().await {
+    loop {
+        let first = commonware_macros::select! {
+            first = outbox.recv() => match first {
+                Some(first) => first,
+                None => return,
+            },
+            _ = clock.sleep(HEARTBEAT) => {
+                send(&mut sender, &shared, &[]);
+                continue;
+            },
+        };
         clock.sleep(LINGER).await;
         let mut batch = vec![first.encode()];
         let mut bytes = batch[0].len() + 16;
@@ -113,11 +126,14 @@ pub(crate) async fn send_loop<E: Clock, S: Sender>(
     }
 }
 
+/// Sends `batch` (empty: a heartbeat) to every connected peer within its quota, and records how
+/// many that was as the validator's connected peers.
 fn send<S: Sender>(sender: &mut S, shared: &Shared, batch: &[Vec<u8>]) {
+    let reached = sender.send(Recipients::All, encode(batch), false);
+    shared.set_peers(reached.len());
     if batch.is_empty() {
         return;
     }
-    let reached = sender.send(Recipients::All, encode(batch), false);
     shared.telemetry.gossip_sent_txs.inc_by(batch.len() as u64);
     debug!(
         txs = batch.len(),
@@ -149,6 +165,9 @@ pub(crate) async fn receive_loop<E: Spawner, R: Receiver>(
                 continue;
             }
         };
+        if txs.is_empty() {
+            continue; // a heartbeat
+        }
         shared
             .telemetry
             .gossip_received_txs

@@ -80,6 +80,52 @@ struct ExecRecord {
     set_proof: Option<deai_ledger::Proof>,
 }
 
+/// An applied block whose executed record and index entries are not all written yet.
+pub(crate) struct Unrecorded {
+    block: Arc<FinalizedBlock>,
+    exec_written: bool,
+    /// Transactions indexed so far.
+    indexed: usize,
+    /// The state after the block with its index position, when a snapshot is due there.
+    snapshot: Option<(u64, deai_ledger::Snapshot)>,
+}
+
+/// Applied blocks not fully recorded yet, oldest first. The executor records them in chunks
+/// while nothing else waits, and answers reads of them from here meanwhile.
+#[derive(Default)]
+pub(crate) struct Backlog {
+    blocks: std::collections::VecDeque<Unrecorded>,
+}
+
+impl Backlog {
+    pub(crate) fn len(&self) -> usize {
+        self.blocks.len()
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.blocks.is_empty()
+    }
+
+    pub(crate) fn push(&mut self, u: Unrecorded) {
+        self.blocks.push_back(u);
+    }
+
+    /// The block at `height`, if it waits here.
+    pub(crate) fn block(&self, height: u64) -> Option<Arc<FinalizedBlock>> {
+        let first = self.blocks.front()?.block.height;
+        let at = usize::try_from(height.checked_sub(first)?).ok()?;
+        self.blocks.get(at).map(|u| u.block.clone())
+    }
+
+    /// Where transaction `id` is, if in a block waiting here.
+    pub(crate) fn tx(&self, id: &TxId) -> Option<(u64, u32)> {
+        self.blocks.iter().find_map(|u| {
+            let position = u.block.receipts.iter().position(|r| r.tx_id == *id)?;
+            Some((u.block.height, u32::try_from(position).ok()?))
+        })
+    }
+}
+
 /// The durable history of one validator (owned by the executor task).
 pub(crate) struct History<E: Storage + Clock + Metrics> {
     blocks: BlockStore<E>,
@@ -89,8 +135,11 @@ pub(crate) struct History<E: Storage + Clock + Metrics> {
     policy: SnapshotPolicy,
     /// Transactions in blocks `1..=height recorded`.
     tx_seq: u64,
-    /// Height and `tx_seq` of the newest snapshot.
-    snapshot_at: (u64, u64),
+    /// Transactions in blocks `1..=height applied` (ahead of `tx_seq` while records wait).
+    applied_seq: u64,
+    /// Height and index position of the newest snapshot taken (written once its block is
+    /// recorded).
+    planned_at: (u64, u64),
     /// Exported height of the newest snapshot.
     snapshot_gauge: Gauge,
 }
@@ -182,7 +231,8 @@ impl<E: Storage + Clock + Metrics> History<E> {
             snapshots,
             policy,
             tx_seq: 0,
-            snapshot_at: (0, 0),
+            applied_seq: 0,
+            planned_at: (0, 0),
             snapshot_gauge: telemetry.snapshot_height.metric().clone(),
         };
         let durable = contiguous(&history.blocks);
@@ -199,7 +249,7 @@ impl<E: Storage + Clock + Metrics> History<E> {
         let mut finalized = match base {
             Some(r) => {
                 history.tx_seq = r.tx_seq;
-                history.snapshot_at = (r.height, r.tx_seq);
+                history.planned_at = (r.height, r.tx_seq);
                 let tip = history.read_block(r.height).await?.block.digest();
                 Finalized::restored(r.state, genesis.root(), genesis_digest, r.height, tip)
             }
@@ -232,6 +282,7 @@ impl<E: Storage + Clock + Metrics> History<E> {
             );
             history = history.sync_derived().await?;
         }
+        history.applied_seq = history.tx_seq;
         Ok((history, finalized))
     }
 
@@ -275,7 +326,7 @@ impl<E: Storage + Clock + Metrics> History<E> {
             if height > recorded {
                 self = self.append_exec(&applied).await?;
             }
-            self = self.index_txs(&applied).await?;
+            self = self.index_txs(&applied, 0..applied.txs.len()).await?;
         }
         Ok(self)
     }
@@ -294,27 +345,60 @@ impl<E: Storage + Clock + Metrics> History<E> {
         Ok(self)
     }
 
-    /// Records what applying a block did, and snapshots the state when one is due.
-    pub(crate) async fn record(
-        self,
-        block: &FinalizedBlock,
+    /// What recording `block` (just applied) will take, with the state snapshot taken now when
+    /// one is due: the recorder runs behind the executor, and the state will have moved on.
+    pub(crate) fn unrecorded(
+        &mut self,
+        block: Arc<FinalizedBlock>,
         finalized: &RwLock<Finalized>,
-    ) -> Result<Self, ChainError> {
-        let me = self.append_exec(block).await?.index_txs(block).await?;
-        let (at_height, at_seq) = me.snapshot_at;
-        let due = block.height - at_height >= me.policy.every_blocks
-            || me.tx_seq - at_seq >= me.policy.every_txs;
-        if !due {
-            return Ok(me);
+    ) -> Unrecorded {
+        self.applied_seq += block.txs.len() as u64;
+        let (at_height, at_seq) = self.planned_at;
+        let due = block.height - at_height >= self.policy.every_blocks
+            || self.applied_seq - at_seq >= self.policy.every_txs;
+        let snapshot = due.then(|| {
+            self.planned_at = (block.height, self.applied_seq);
+            (self.applied_seq, finalized.read().state.snapshot())
+        });
+        Unrecorded {
+            block,
+            exec_written: false,
+            indexed: 0,
+            snapshot,
         }
-        let mut me = me.sync_derived().await?;
-        let snapshot = finalized.read().state.snapshot();
-        me.snapshots
-            .write(block.height, me.tx_seq, &snapshot)
-            .await?;
-        me.snapshot_at = (block.height, me.tx_seq);
-        set_count(&me.snapshot_gauge, block.height);
-        Ok(me)
+    }
+
+    /// Records up to `budget` more transactions of the oldest block in `backlog` (its executed
+    /// record first, and its snapshot once all are indexed), dropping it once fully recorded.
+    pub(crate) async fn record_some(
+        mut self,
+        backlog: &mut Backlog,
+        budget: usize,
+    ) -> Result<Self, ChainError> {
+        let Some(u) = backlog.blocks.front_mut() else {
+            return Ok(self);
+        };
+        if !u.exec_written {
+            self = self.append_exec(&u.block).await?;
+            u.exec_written = true;
+        }
+        let end = u.indexed.saturating_add(budget).min(u.block.txs.len());
+        self = self.index_txs(&u.block, u.indexed..end).await?;
+        u.indexed = end;
+        if end < u.block.txs.len() {
+            return Ok(self);
+        }
+        if let Some((seq, snapshot)) = u.snapshot.take() {
+            debug_assert_eq!(
+                seq, self.tx_seq,
+                "snapshot planned at another index position"
+            );
+            self = self.sync_derived().await?;
+            self.snapshots.write(u.block.height, seq, &snapshot).await?;
+            set_count(&self.snapshot_gauge, u.block.height);
+        }
+        backlog.blocks.pop_front();
+        Ok(self)
     }
 
     async fn append_exec(mut self, block: &FinalizedBlock) -> Result<Self, ChainError> {
@@ -334,9 +418,20 @@ impl<E: Storage + Clock + Metrics> History<E> {
         Ok(self)
     }
 
-    /// Indexes a block's transactions (an entry already present is left as is).
-    async fn index_txs(mut self, block: &FinalizedBlock) -> Result<Self, ChainError> {
-        for (position, tx) in block.txs.iter().enumerate() {
+    /// Indexes the transactions of `block` at `positions` (an entry already present is left as
+    /// is), continuing the index sequence.
+    async fn index_txs(
+        mut self,
+        block: &FinalizedBlock,
+        positions: std::ops::Range<usize>,
+    ) -> Result<Self, ChainError> {
+        for (position, tx) in block
+            .txs
+            .iter()
+            .enumerate()
+            .take(positions.end)
+            .skip(positions.start)
+        {
             let position =
                 u32::try_from(position).map_err(|e| history_error("block position", e))?;
             self.txs = self
@@ -458,5 +553,69 @@ fn replay_one(
         ));
     }
     let sig_ok = deai_ledger::verify_signatures(block.txs());
-    Ok(finalized.apply(block, block.digest(), &sig_ok, stored.finalized_at_ms))
+    Ok(finalized.apply(block, block.digest(), &sig_ok, stored.finalized_at_ms, None))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn id(n: u8) -> TxId {
+        deai_ledger::Digest([n; 32])
+    }
+
+    fn waiting(height: u64, ids: &[TxId]) -> Unrecorded {
+        let receipts = ids
+            .iter()
+            .map(|&tx_id| Receipt {
+                tx_id,
+                result: Ok(()),
+                events: Vec::new(),
+                fee_paid: 0,
+            })
+            .collect();
+        Unrecorded {
+            block: Arc::new(FinalizedBlock {
+                height,
+                digest: deai_ledger::Digest([height as u8; 32]),
+                parent: deai_ledger::Digest([0; 32]),
+                proposer: deai_ledger::Address([0; 32]),
+                timestamp_ms: 0,
+                txs: Vec::new(),
+                receipts,
+                events: Vec::new(),
+                parent_state_root: deai_ledger::Digest([0; 32]),
+                state_root: deai_ledger::Digest([0; 32]),
+                finalized_at_ms: 0,
+                set_proof: None,
+            }),
+            exec_written: false,
+            indexed: 0,
+            snapshot: None,
+        }
+    }
+
+    #[test]
+    fn the_backlog_answers_for_exactly_the_blocks_it_holds() {
+        let mut backlog = Backlog::default();
+        assert!(backlog.block(1).is_none());
+        backlog.push(waiting(7, &[id(1), id(2)]));
+        backlog.push(waiting(8, &[]));
+        backlog.push(waiting(9, &[id(3), id(4), id(5)]));
+        for h in 7..=9 {
+            assert_eq!(backlog.block(h).map(|b| b.height), Some(h));
+        }
+        assert!(
+            backlog.block(6).is_none(),
+            "recorded already: read from disk"
+        );
+        assert!(backlog.block(10).is_none(), "not applied");
+        assert_eq!(backlog.tx(&id(2)), Some((7, 1)));
+        assert_eq!(backlog.tx(&id(5)), Some((9, 2)));
+        assert_eq!(backlog.tx(&id(6)), None);
+        backlog.blocks.pop_front();
+        assert!(backlog.block(7).is_none());
+        assert_eq!(backlog.block(8).map(|b| b.height), Some(8));
+        assert_eq!(backlog.tx(&id(1)), None);
+    }
 }

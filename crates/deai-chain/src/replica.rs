@@ -271,13 +271,16 @@ impl Finalized {
     }
 
     /// Applies the next finalized block. `sig_ok[i]` says whether transaction `i`'s signature
-    /// verifies. Panics if `block` is not the next height: callers check that first.
+    /// verifies. `executed`: the block already executed on a copy of this state (speculatively,
+    /// to build or check its child), whose result is taken as is. Panics if `block` is not the
+    /// next height: callers check that first.
     pub(crate) fn apply(
         &mut self,
         block: &Block,
         digest: BlockDigest,
         sig_ok: &[bool],
         finalized_at_ms: u64,
+        executed: Option<(State, deai_ledger::BlockOutcome)>,
     ) -> Arc<FinalizedBlock> {
         assert_eq!(
             block.height,
@@ -285,9 +288,15 @@ impl Finalized {
             "blocks apply in height order"
         );
         let parent_state_root = self.state.root();
-        let outcome = self
-            .state
-            .apply_block_verified(&block.to_ledger(&digest), sig_ok);
+        let outcome = match executed {
+            Some((state, outcome)) if state.height() == block.height => {
+                self.state = state;
+                outcome
+            }
+            _ => self
+                .state
+                .apply_block_verified(&block.to_ledger(&digest), sig_ok),
+        };
         let params = self.state.params();
         let set_proof = params
             .chooses_next_set(block.height)
@@ -320,11 +329,14 @@ pub(crate) struct Shared {
     pub(crate) finalized: RwLock<Finalized>,
     pub(crate) mempool: Mutex<Mempool<PooledTx>>,
     pub(crate) pool_meta: Mutex<PoolMeta>,
+    /// States after notarized blocks not applied yet ([`crate::application`]).
+    pub(crate) speculated: Mutex<crate::application::Speculated>,
     pub(crate) height_tx: tokio::sync::watch::Sender<u64>,
     pub(crate) tx_arrived: tokio::sync::Notify,
     /// Someone waits for the next block (a light client certifying what it read): an idle
     /// leader proposes early ([`crate::Handle::request_block`]).
     pub(crate) block_requested: std::sync::atomic::AtomicBool,
+    /// Peers the last gossip message (a heartbeat every second when idle) reached.
     pub(crate) peers: std::sync::atomic::AtomicUsize,
     /// The epoch this replica runs (or follows).
     pub(crate) epoch: std::sync::atomic::AtomicU64,
@@ -385,6 +397,12 @@ impl PoolMeta {
 }
 
 impl Shared {
+    /// Records how many peers the last gossip message reached ([`crate::gossip`]).
+    pub(crate) fn set_peers(&self, n: usize) {
+        self.peers.store(n, std::sync::atomic::Ordering::Relaxed);
+        set_count(&self.telemetry.peers, n);
+    }
+
     /// Admits a transaction to the mempool after the ledger's checks.
     pub(crate) fn submit(&self, tx: SignedTx) -> Result<TxId, MempoolError> {
         let pooled = PooledTx::new(tx);
@@ -399,7 +417,7 @@ impl Shared {
     /// parallel chunks) and booking the outcomes under one lock: the same verdicts as submitting
     /// them one by one, at a fraction of the cost per transaction.
     pub(crate) fn submit_batch(&self, txs: Vec<SignedTx>) -> Vec<Result<TxId, MempoolError>> {
-        let signed_ok = deai_ledger::verify_signatures(&txs);
+        let signed_ok = self.verify_unless_known(&txs);
         let outcomes: Vec<_> = txs
             .into_iter()
             .zip(signed_ok)
@@ -551,6 +569,11 @@ impl Shared {
         if unknown.is_empty() {
             return known;
         }
+        tracing::debug!(
+            height = block.height,
+            unknown = unknown.len(),
+            "checking signatures not seen before"
+        );
         let to_check: Vec<SignedTx> = unknown.iter().map(|&i| block.txs()[i].clone()).collect();
         let checked = deai_ledger::verify_signatures(&to_check);
         let mut out = known;
@@ -558,6 +581,29 @@ impl Shared {
             out[i] = ok;
         }
         out
+    }
+
+    /// Signature results for `txs`, verifying (in one batch) only those not already found good
+    /// in a proposal this validator checked: gossip often brings a transaction after the block
+    /// that holds it.
+    fn verify_unless_known(&self, txs: &[SignedTx]) -> Vec<bool> {
+        let known: Vec<bool> = {
+            let meta = self.pool_meta.lock();
+            txs.iter()
+                .map(|tx| meta.sig_verified.get(&tx.id()) == Some(&true))
+                .collect()
+        };
+        let unknown: Vec<SignedTx> = txs
+            .iter()
+            .zip(&known)
+            .filter(|(_, k)| !**k)
+            .map(|(tx, _)| tx.clone())
+            .collect();
+        let mut checked = deai_ledger::verify_signatures(&unknown).into_iter();
+        known
+            .into_iter()
+            .map(|k| k || checked.next().unwrap_or(false))
+            .collect()
     }
 
     /// Forgets the signature results of an executed block's transactions: they cannot be
