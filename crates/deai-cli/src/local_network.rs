@@ -62,6 +62,39 @@ impl LocalNetwork {
         }
     }
 
+    /// Waits until every validator is connected to all the others and then a block has
+    /// finalized on each: processes answer HTTP before their p2p links are up, and a view whose
+    /// leader nobody hears yet times out, so a measurement started earlier measures start-up.
+    pub(crate) async fn await_connected(&self, timeout: Duration) -> anyhow::Result<()> {
+        let clients: Vec<Client> = self.urls.iter().map(|u| Client::new(u.clone())).collect();
+        let others = self.urls.len() as u64 - 1;
+        let deadline = Instant::now() + timeout;
+        let mut connected_at: Option<u64> = None;
+        loop {
+            let mut statuses = Vec::with_capacity(clients.len());
+            for c in &clients {
+                statuses.push(c.status().await?);
+            }
+            let all_connected = statuses.iter().all(|s| s.peers >= others);
+            let lowest = statuses.iter().map(|s| s.height).min().unwrap_or(0);
+            match connected_at {
+                Some(h) if lowest > h => return Ok(()),
+                None if all_connected => {
+                    connected_at = Some(statuses.iter().map(|s| s.height).max().unwrap_or(0));
+                }
+                _ => {}
+            }
+            anyhow::ensure!(
+                Instant::now() < deadline,
+                "the validators were not all connected and finalizing within {} s (peers seen: \
+                 {:?})",
+                timeout.as_secs(),
+                statuses.iter().map(|s| s.peers).collect::<Vec<_>>()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
     /// The lowest height every validator has finalized, after checking that they all report the
     /// same state root there (a disagreement is a safety failure: an error naming the validators).
     pub(crate) async fn agreed_height(&self) -> anyhow::Result<u64> {

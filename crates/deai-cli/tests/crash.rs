@@ -216,6 +216,28 @@ mod network {
             }
         }
 
+        /// Waits until every live validator reports `n` connected peers.
+        fn wait_peers(&self, n: u64) {
+            let peers = || -> Vec<u64> {
+                self.live()
+                    .iter()
+                    .map(|i| {
+                        let (_, v) = common::get(&format!("{}/v1/status", self.url(*i)));
+                        v["peers"].as_u64().unwrap_or(u64::MAX)
+                    })
+                    .collect()
+            };
+            let start = Instant::now();
+            while peers().iter().any(|p| *p != n) {
+                assert!(
+                    start.elapsed() < Duration::from_secs(10),
+                    "validators report {:?} connected peers, not {n} each",
+                    peers()
+                );
+                std::thread::sleep(Duration::from_millis(200));
+            }
+        }
+
         fn live(&self) -> Vec<usize> {
             (0..N).filter(|i| self.nodes[*i].is_some()).collect()
         }
@@ -367,10 +389,13 @@ mod network {
             "two of four validators down, yet finalization went on: {stalled:?} -> {:?}",
             net.heights()
         );
+        // Each survivor counts the one other validator it reaches, not the set's size.
+        net.wait_peers(1);
         net.restart(0);
         net.restart(3);
         let tip = *net.heights().iter().max().unwrap();
         net.wait_all(tip + 3, Duration::from_secs(60));
+        net.wait_peers(3);
         net.load(Duration::from_secs(3));
         let tip = *net.heights().iter().max().unwrap();
         net.wait_all(tip, Duration::from_secs(60));

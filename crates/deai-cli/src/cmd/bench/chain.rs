@@ -33,6 +33,8 @@ use crate::local_network::LocalNetwork;
 
 /// How often validator 0 is asked for its finalized height.
 const POLL: Duration = Duration::from_millis(10);
+/// How long a network may take to connect all its validators and finalize a block.
+const WARM_UP: Duration = Duration::from_secs(60);
 /// A network that finalizes nothing for this long has failed.
 const STALL: Duration = Duration::from_secs(60);
 
@@ -306,6 +308,7 @@ impl Network {
         pace: Option<f64>,
         bar: indicatif::ProgressBar,
     ) -> anyhow::Result<Outcome> {
+        self.processes.await_connected(WARM_UP).await?;
         let observer = Client::new(self.urls[0].clone());
         let start_height = observer.status().await?.height;
         let mut pending: BTreeSet<TxId> = txs.iter().map(SignedTx::id).collect();
