@@ -48,7 +48,7 @@ pub(crate) fn address_of(key: &ed25519::PublicKey) -> Address {
 }
 
 /// Milliseconds from `since` to now on the runtime's clock (for logs).
-fn ms_since(clock: &impl Clock, since: std::time::SystemTime) -> u128 {
+pub(crate) fn ms_since(clock: &impl Clock, since: std::time::SystemTime) -> u128 {
     clock
         .current()
         .duration_since(since)

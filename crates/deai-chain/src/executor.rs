@@ -22,7 +22,7 @@
 //! between blocks; blocks always go first, then reads, then records.
 
 use crate::{
-    application::height_of,
+    application::{height_of, ms_since},
     block::{Block, StoredBlock},
     handle::FinalizedBlock,
     handle::TxStatus,
@@ -180,12 +180,6 @@ where
         return None;
     }
     let started = clock.current();
-    let ms = |clock: &E| {
-        clock
-            .current()
-            .duration_since(started)
-            .map_or(0, |d| d.as_millis())
-    };
     let finalized_at_ms = (shared.now_ms)();
     let stored = StoredBlock {
         block: block.inner_shared(),
@@ -198,7 +192,7 @@ where
             return None;
         }
     };
-    let persist_ms = ms(clock);
+    let persist_ms = ms_since(clock, started);
     // Executed already when this replica built or checked the block's child: take that result
     // (unless a proposal still holds the state; then execute again).
     let executed = shared
@@ -250,7 +244,7 @@ where
         height,
         txs = block.inner().txs().len(),
         persist_ms,
-        apply_ms = ms(clock),
+        apply_ms = ms_since(clock, started),
         reused,
         "executed a finalized block"
     );
