@@ -25,6 +25,7 @@ macro_rules! eprintln {
 }
 
 pub mod cmd;
+mod files;
 mod local_network;
 mod node_process;
 pub mod output;

@@ -61,6 +61,35 @@ pub enum Arch {
     },
 }
 
+/// How reports name an architecture, e.g. `mlp 64-128-10` or `cnn 28x28 8-16-10`.
+impl std::fmt::Display for Arch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match *self {
+            Self::Logistic { inputs, classes } => write!(f, "logistic {inputs}-{classes}"),
+            Self::Mlp {
+                inputs,
+                hidden,
+                classes,
+            } => write!(f, "mlp {inputs}-{hidden}-{classes}"),
+            Self::Cnn {
+                side,
+                c1,
+                c2,
+                classes,
+            } => write!(f, "cnn {side}x{side} {c1}-{c2}-{classes}"),
+            Self::CharLstm {
+                seq,
+                vocab,
+                embed,
+                hidden,
+            } => write!(
+                f,
+                "lstm seq {seq} vocab {vocab} embed {embed} hidden {hidden}"
+            ),
+        }
+    }
+}
+
 /// Why a set of dimensions is not a model this engine runs.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ArchError {

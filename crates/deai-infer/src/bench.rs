@@ -15,7 +15,7 @@ use deai_learn::model::{ModelKind, evaluate};
 use deai_learn::rng;
 
 use crate::features::input_from_features;
-use crate::quantize::{QuantizeError, float, quantize};
+use crate::quantize::{QuantizeError, arch_of, float, quantize};
 use crate::{Input, QuantModel, infer, infer_batch};
 
 /// Why a harness could not run.
@@ -335,26 +335,7 @@ fn first_argmax(v: &[f32]) -> u32 {
 }
 
 fn describe(kind: &ModelKind) -> String {
-    match *kind {
-        ModelKind::Logistic { inputs, classes } => format!("logistic {inputs}-{classes}"),
-        ModelKind::Mlp {
-            inputs,
-            hidden,
-            classes,
-        } => format!("mlp {inputs}-{hidden}-{classes}"),
-        ModelKind::Cnn {
-            side,
-            c1,
-            c2,
-            classes,
-        } => format!("cnn {side}x{side} {c1}-{c2}-{classes}"),
-        ModelKind::CharLstm {
-            seq,
-            vocab,
-            embed,
-            hidden,
-        } => format!("lstm seq {seq} vocab {vocab} embed {embed} hidden {hidden}"),
-    }
+    arch_of(kind).to_string()
 }
 
 #[cfg(test)]

@@ -509,6 +509,7 @@ fn lstm_net(t: &[&[f32]], vocab: usize, hidden: usize) -> Net {
 /// The float reference forward pieces calibration needs (same semantics as deai-learn's burn
 /// code: valid 5×5 cross-correlation with `[out][in][ky][kx]` weights, floor 2×2 pooling).
 pub(crate) mod float {
+    #[cfg(any(test, feature = "bench"))]
     use deai_learn::model::ModelKind;
 
     use crate::arch::KERNEL;
@@ -561,6 +562,7 @@ pub(crate) mod float {
 
     /// Float logits of one sample of an image model (`None` for the character model), for
     /// agreement checks against the integer engine.
+    #[cfg(any(test, feature = "bench"))]
     pub(crate) fn logits(kind: &ModelKind, params: &[f32], x: &[f32]) -> Option<Vec<f32>> {
         let t = super::split(kind, params);
         let mut out = vec![0f32; kind.classes()];

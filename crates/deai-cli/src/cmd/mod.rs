@@ -12,6 +12,7 @@ pub mod ledger;
 pub mod lineage;
 pub mod model;
 pub mod node;
+pub mod quantize;
 pub mod query;
 pub mod secagg;
 pub mod simulate;

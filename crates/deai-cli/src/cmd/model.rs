@@ -1,4 +1,4 @@
-//! `deai model register|list|show`.
+//! `deai model register|list|show|quantize`.
 
 use clap::Subcommand;
 
@@ -23,6 +23,8 @@ pub enum Which {
         #[command(flatten)]
         sign: SignArgs,
     },
+    /// Convert a trained float model to the integer model providers serve (offline).
+    Quantize(super::quantize::Args),
     /// Read the ledger's entries.
     #[command(flatten)]
     Query(query::Query),
@@ -34,6 +36,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         Which::Register { args: a, sign } => {
             tx::send_kind(&Kind::ModelRegister(a), &sign, &args.node)
         }
+        Which::Quantize(a) => super::quantize::run(a),
         Which::Query(q) => q.run::<deai_ledger::Model>(&args.node, "models"),
     }
 }

@@ -1,7 +1,6 @@
 //! `deai bench robust`: every attack × every robust rule on digits-100 (IID and shards) and
 //! Fashion-MNIST (dirichlet 0.5), 20% attackers; writes the markdown table (docs/robustness.md).
 
-use anyhow::Context as _;
 use deai_learn::robust::{self, ScenarioResult};
 use serde::Serialize;
 
@@ -71,14 +70,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         // A document regenerated in place keeps its hand-written reading of the numbers.
         let existing = std::fs::read_to_string(path).unwrap_or_default();
         let kept = robust::commentary(&existing).unwrap_or_default();
-        write_atomically(path, &format!("{md}{kept}"))?;
+        crate::files::write_atomically(path, format!("{md}{kept}").as_bytes())?;
     }
     crate::output::emit(args.json, &Out { scenarios: results }, |_| print!("{md}"))
-}
-
-/// Writes through a temporary file beside `path`, so an interrupted write leaves the old file.
-fn write_atomically(path: &std::path::Path, text: &str) -> anyhow::Result<()> {
-    let tmp = path.with_extension("md.tmp");
-    std::fs::write(&tmp, text).with_context(|| format!("writing {}", tmp.display()))?;
-    std::fs::rename(&tmp, path).with_context(|| format!("replacing {}", path.display()))
 }
