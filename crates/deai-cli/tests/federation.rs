@@ -158,6 +158,7 @@ fn five_owners_train_with_a_crash_and_a_revocation_and_verify() {
             expiry_height: 10_000_000,
             epsilon_round_max: 0,
             noise_multiplier_min: 0,
+            royalty_bps_min: 0,
         };
         let id = rt
             .block_on(setup::register_dataset(

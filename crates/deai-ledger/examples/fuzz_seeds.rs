@@ -1,5 +1,6 @@
-//! Write seed inputs for the fuzz targets: one encoded transaction per kind (`tx_decode`) and
-//! blocks of them from funded fuzz accounts (`block_decode`).
+//! Write seed inputs for the fuzz targets: one encoded transaction per kind (`tx_decode`),
+//! blocks of them from funded fuzz accounts (`block_decode`), and a signed voucher and query
+//! receipt (`payment_decode`).
 //! Run: `cargo run -p deai-ledger --example fuzz_seeds -- fuzz/corpus`
 
 use deai_ledger::*;
@@ -15,6 +16,7 @@ fn bodies() -> Vec<TxBody> {
         expiry_height: 1_000,
         epsilon_round_max: 2 * EPSILON_SCALE,
         noise_multiplier_min: 1_100_000,
+        royalty_bps_min: 0,
     };
     vec![
         TxBody::Transfer(Transfer {
@@ -99,6 +101,75 @@ fn bodies() -> Vec<TxBody> {
             "127.0.0.1:7651".into(),
         )),
     ]
+    .into_iter()
+    .chain(market_bodies())
+    .collect()
+}
+
+/// A signed voucher and a signed receipt, as the fuzz chain would see them.
+fn payments() -> (SignedVoucher, SignedQueryReceipt) {
+    let key = SigningKey::from_bytes(&[3; 32]);
+    let voucher = Voucher {
+        chain_id: "fuzz".into(),
+        channel_id: 1,
+        cumulative_amount: 50,
+    }
+    .sign(&key);
+    let receipt = QueryReceipt {
+        chain_id: "fuzz".into(),
+        offer_id: 1,
+        channel_id: 1,
+        sequence: 0,
+        input_hash: Digest::hash(&[1; 64]),
+        output: [0u32.to_le_bytes(), 1u32.to_le_bytes(), 5i32.to_le_bytes()].concat(),
+        model_hash: Digest([9; 32]),
+        voucher_amount: 10,
+    }
+    .sign(&key);
+    (voucher, receipt)
+}
+
+/// One body of each inference-market kind.
+fn market_bodies() -> Vec<TxBody> {
+    let (voucher, receipt) = payments();
+    vec![
+        TxBody::OfferCreate(OfferCreate {
+            model: 1,
+            quant_hash: Digest([9; 32]),
+            ops: 1_000,
+            price_per_query: 10,
+            bond: OFFER_BOND_MIN_DEFAULT,
+            endpoint: "http://127.0.0.1:7000".into(),
+            royalty_bps: 100,
+        }),
+        TxBody::OfferUpdate(OfferUpdate {
+            offer: 1,
+            price_per_query: Some(11),
+            endpoint: None,
+            bond_top_up: 1,
+        }),
+        TxBody::ChannelOpen(ChannelOpen {
+            offer: 1,
+            deposit: 100,
+            expiry_height: 50,
+        }),
+        TxBody::ChannelTopUp(ChannelTopUp {
+            channel: 1,
+            amount: 1,
+            expiry_height: 60,
+        }),
+        TxBody::ChannelClaim(ChannelClaim {
+            channel: 1,
+            voucher,
+        }),
+        TxBody::ReceiptDispute(ReceiptDispute {
+            receipt,
+            input: vec![1; 64],
+            model: b"deai-qm1".to_vec(),
+        }),
+        TxBody::ChannelClose(ChannelClose { channel: 1 }),
+        TxBody::OfferWithdraw(OfferWithdraw { offer: 1 }),
+    ]
 }
 
 /// `seed-all` against `block_decode`'s genesis reaches the end of the task lifecycle: the
@@ -142,8 +213,13 @@ fn main() -> std::io::Result<()> {
         .collect();
     let tx_dir = root.join("tx_decode");
     let block_dir = root.join("block_decode");
+    let payment_dir = root.join("payment_decode");
     std::fs::create_dir_all(&tx_dir)?;
     std::fs::create_dir_all(&block_dir)?;
+    std::fs::create_dir_all(&payment_dir)?;
+    let (voucher, receipt) = payments();
+    std::fs::write(payment_dir.join("seed-voucher"), voucher.encode())?;
+    std::fs::write(payment_dir.join("seed-receipt"), receipt.encode())?;
     for (i, tx) in txs.iter().enumerate() {
         std::fs::write(tx_dir.join(format!("seed-{i}")), tx.encode())?;
     }

@@ -82,3 +82,26 @@ pub(crate) fn read_strs(
     }
     Ok(items)
 }
+
+/// Write a byte string as `len || bytes`.
+pub(crate) fn write_bytes(b: &[u8], buf: &mut impl BufMut) {
+    b.len().write(buf);
+    buf.put_slice(b);
+}
+
+/// Encoded size of [`write_bytes`].
+pub(crate) fn bytes_size(b: &[u8]) -> usize {
+    b.len().encode_size() + b.len()
+}
+
+/// Read a byte string of at most `max` bytes (the length is checked before allocating, and
+/// against the bytes actually present).
+pub(crate) fn read_bytes(buf: &mut impl Buf, max: usize) -> Result<Vec<u8>, CodecError> {
+    let len = usize::read_cfg(buf, &RangeCfg::new(..=max))?;
+    if buf.remaining() < len {
+        return Err(CodecError::EndOfBuffer);
+    }
+    let mut bytes = vec![0u8; len];
+    buf.copy_to_slice(&mut bytes);
+    Ok(bytes)
+}

@@ -8,8 +8,8 @@
 //! fields a leaf spells out.
 
 use crate::{
-    Account, Dataset, Digest, HistoryEntry, Model, Proof, StateKey, Task, ValidatorSet,
-    error::ProofError,
+    Account, Channel, Dataset, Digest, HistoryEntry, Model, Offer, Proof, StateKey, Task,
+    ValidatorSet, error::ProofError,
 };
 
 /// A state entry whose committed bytes a reader can recompute.
@@ -75,6 +75,27 @@ impl Committed for Model {
     }
     fn history(&self) -> Option<(&Digest, &[HistoryEntry])> {
         Some((&self.history_root, &self.history))
+    }
+}
+
+impl Committed for Offer {
+    fn key(&self) -> StateKey {
+        StateKey::Offer(self.id)
+    }
+    fn leaf_value(&self) -> Vec<u8> {
+        Offer::leaf_value(self)
+    }
+    fn history(&self) -> Option<(&Digest, &[HistoryEntry])> {
+        Some((&self.history_root, &self.history))
+    }
+}
+
+impl Committed for Channel {
+    fn key(&self) -> StateKey {
+        StateKey::Channel(self.id)
+    }
+    fn leaf_value(&self) -> Vec<u8> {
+        Channel::leaf_value(self)
     }
 }
 

@@ -14,6 +14,10 @@ pub enum EntityKind {
     Task,
     /// A registered model.
     Model,
+    /// An inference offer.
+    Offer,
+    /// A payment channel.
+    Channel,
 }
 
 impl core::fmt::Display for EntityKind {
@@ -22,6 +26,8 @@ impl core::fmt::Display for EntityKind {
             Self::Dataset => "dataset",
             Self::Task => "task",
             Self::Model => "model",
+            Self::Offer => "offer",
+            Self::Channel => "channel",
         })
     }
 }
@@ -330,6 +336,129 @@ pub enum TxError {
         /// The height of the block the transaction is in.
         height: u64,
     },
+    /// The offer is suspended or withdrawn where it must be active.
+    #[error("offer {offer} is {status}")]
+    OfferNotActive {
+        /// The offer.
+        offer: u64,
+        /// Its status (`suspended`, `withdrawn`).
+        status: String,
+    },
+    /// The channel was closed.
+    #[error("channel {channel} is closed")]
+    ChannelNotOpen {
+        /// The channel.
+        channel: u64,
+    },
+    /// A claim or extension after the channel's expiry.
+    #[error("channel {channel} expired at height {expiry_height} (now {height})")]
+    ChannelExpired {
+        /// The channel.
+        channel: u64,
+        /// Its last claimable height.
+        expiry_height: u64,
+        /// The height of the block the transaction is in.
+        height: u64,
+    },
+    /// The payer closes a channel before its expiry.
+    #[error(
+        "channel {channel} can be closed by its payer after height {expiry_height} (now {height})"
+    )]
+    ChannelNotExpired {
+        /// The channel.
+        channel: u64,
+        /// Its last claimable height.
+        expiry_height: u64,
+        /// The height of the block the transaction is in.
+        height: u64,
+    },
+    /// A voucher whose cumulative amount is not above what the channel already paid (a replay
+    /// or an older voucher).
+    #[error("voucher for channel {channel}: {amount} is not above the {claimed} already claimed")]
+    VoucherNotNewer {
+        /// The channel.
+        channel: u64,
+        /// The voucher's cumulative amount.
+        #[serde(with = "crate::types::amount")]
+        amount: u128,
+        /// Already claimed.
+        #[serde(with = "crate::types::amount")]
+        claimed: u128,
+    },
+    /// A voucher above the channel's deposit.
+    #[error("voucher for channel {channel}: {amount} is above the deposit {deposit}")]
+    VoucherOverdrawn {
+        /// The channel.
+        channel: u64,
+        /// The voucher's cumulative amount.
+        #[serde(with = "crate::types::amount")]
+        amount: u128,
+        /// The channel's deposit.
+        #[serde(with = "crate::types::amount")]
+        deposit: u128,
+    },
+    /// A voucher not signed by the channel's payer.
+    #[error("voucher for channel {channel} is not signed by its payer {payer}")]
+    VoucherBadSignature {
+        /// The channel.
+        channel: u64,
+        /// The channel's payer.
+        payer: Address,
+    },
+    /// A receipt not signed by the offer's provider.
+    #[error("receipt for offer {offer} is not signed by its provider {provider}")]
+    ReceiptBadSignature {
+        /// The offer.
+        offer: u64,
+        /// Its provider.
+        provider: Address,
+    },
+    /// An offer's royalty is below what a training dataset's consent policy asks.
+    #[error(
+        "royalty {royalty_bps} bps for model {model} is below the {floor} bps dataset {dataset} asks"
+    )]
+    RoyaltyBelowFloor {
+        /// The model.
+        model: u64,
+        /// The dataset asking the most.
+        dataset: u64,
+        /// What it asks, basis points.
+        floor: u32,
+        /// What the offer sets.
+        royalty_bps: u32,
+    },
+    /// The receipt of this channel and sequence was already disputed.
+    #[error("channel {channel}: the receipt of sequence {sequence} was already disputed")]
+    AlreadyDisputed {
+        /// The channel.
+        channel: u64,
+        /// The receipt's sequence.
+        sequence: u64,
+    },
+    /// The channel's receipts can no longer be disputed.
+    #[error("channel {channel}: disputes ended at height {deadline_height} (now {height})")]
+    DisputeWindowClosed {
+        /// The channel.
+        channel: u64,
+        /// The last height a dispute was accepted.
+        deadline_height: u64,
+        /// The height of the block the transaction is in.
+        height: u64,
+    },
+    /// The offer holds no bond to answer a dispute (slashed or released).
+    #[error("offer {offer} holds no bond (slashed or released)")]
+    DisputeUnbacked {
+        /// The offer.
+        offer: u64,
+    },
+    /// A model whose re-execution would cost more than `dispute_ops_max`.
+    #[error("model of {ops} operations is above dispute_ops_max {max}")]
+    DisputeTooCostly {
+        /// Its operations.
+        ops: u64,
+        /// The limit.
+        max: u64,
+    },
 }
 
 impl TxError {
@@ -369,6 +498,19 @@ impl TxError {
             Self::RoundExpired { .. } => "round_expired",
             Self::RoundNotExpired { .. } => "round_not_expired",
             Self::TooFewEligible { .. } => "too_few_eligible",
+            Self::OfferNotActive { .. } => "offer_not_active",
+            Self::ChannelNotOpen { .. } => "channel_not_open",
+            Self::ChannelExpired { .. } => "channel_expired",
+            Self::ChannelNotExpired { .. } => "channel_not_expired",
+            Self::VoucherNotNewer { .. } => "voucher_not_newer",
+            Self::VoucherOverdrawn { .. } => "voucher_overdrawn",
+            Self::VoucherBadSignature { .. } => "voucher_bad_signature",
+            Self::ReceiptBadSignature { .. } => "receipt_bad_signature",
+            Self::RoyaltyBelowFloor { .. } => "royalty_below_floor",
+            Self::AlreadyDisputed { .. } => "already_disputed",
+            Self::DisputeWindowClosed { .. } => "dispute_window_closed",
+            Self::DisputeUnbacked { .. } => "dispute_unbacked",
+            Self::DisputeTooCostly { .. } => "dispute_too_costly",
         }
     }
 
@@ -407,6 +549,19 @@ impl TxError {
         "round_expired",
         "round_not_expired",
         "too_few_eligible",
+        "offer_not_active",
+        "channel_not_open",
+        "channel_expired",
+        "channel_not_expired",
+        "voucher_not_newer",
+        "voucher_overdrawn",
+        "voucher_bad_signature",
+        "receipt_bad_signature",
+        "royalty_below_floor",
+        "already_disputed",
+        "dispute_window_closed",
+        "dispute_unbacked",
+        "dispute_too_costly",
     ];
 
     pub(crate) fn limit(field: &str, len: usize, max: usize) -> Result<(), Self> {
@@ -639,6 +794,56 @@ mod tests {
                 asked: 9,
                 eligible: 8,
             },
+            TxError::OfferNotActive {
+                offer: 1,
+                status: s(),
+            },
+            TxError::ChannelNotOpen { channel: 1 },
+            TxError::ChannelExpired {
+                channel: 1,
+                expiry_height: 2,
+                height: 3,
+            },
+            TxError::ChannelNotExpired {
+                channel: 1,
+                expiry_height: 3,
+                height: 2,
+            },
+            TxError::VoucherNotNewer {
+                channel: 1,
+                amount: 1,
+                claimed: 2,
+            },
+            TxError::VoucherOverdrawn {
+                channel: 1,
+                amount: 3,
+                deposit: 2,
+            },
+            TxError::VoucherBadSignature {
+                channel: 1,
+                payer: a,
+            },
+            TxError::ReceiptBadSignature {
+                offer: 1,
+                provider: a,
+            },
+            TxError::RoyaltyBelowFloor {
+                model: 1,
+                dataset: 2,
+                floor: 300,
+                royalty_bps: 100,
+            },
+            TxError::AlreadyDisputed {
+                channel: 1,
+                sequence: 4,
+            },
+            TxError::DisputeWindowClosed {
+                channel: 1,
+                deadline_height: 2,
+                height: 3,
+            },
+            TxError::DisputeUnbacked { offer: 1 },
+            TxError::DisputeTooCostly { ops: 2, max: 1 },
         ]
     }
 

@@ -201,6 +201,170 @@ pub enum Event {
         /// Whether no account qualified and the previous set was kept.
         carried_over: bool,
     },
+    /// An inference offer was created and its bond locked (in the offer's and the model's
+    /// history).
+    OfferCreated {
+        /// The offer.
+        id: u64,
+        /// The model it serves.
+        model: u64,
+        /// Its provider.
+        provider: Address,
+        /// The bond locked.
+        #[serde(with = "crate::types::amount")]
+        bond: u128,
+    },
+    /// An offer's price, endpoint or bond changed.
+    OfferUpdated {
+        /// The offer.
+        id: u64,
+        /// The price per query now.
+        #[serde(with = "crate::types::amount")]
+        price_per_query: u128,
+        /// Bond added from the provider's balance (may be 0).
+        #[serde(with = "crate::types::amount")]
+        bond_added: u128,
+    },
+    /// An offer was withdrawn: no new channels; its bond returns at `release_height`.
+    OfferWithdrawn {
+        /// The offer.
+        id: u64,
+        /// The height at whose start the bond returns.
+        release_height: u64,
+    },
+    /// A withdrawn offer's bond returned to its provider at the start of a block.
+    OfferBondReleased {
+        /// The offer.
+        offer: u64,
+        /// Its provider.
+        provider: Address,
+        /// Amount.
+        #[serde(with = "crate::types::amount")]
+        amount: u128,
+    },
+    /// A payer opened a channel and locked its deposit.
+    ChannelOpened {
+        /// The channel.
+        id: u64,
+        /// The offer it pays for.
+        offer: u64,
+        /// The payer.
+        payer: Address,
+        /// The deposit locked.
+        #[serde(with = "crate::types::amount")]
+        deposit: u128,
+        /// Last claimable height.
+        expiry_height: u64,
+    },
+    /// A payer added to a channel's deposit or extended its expiry.
+    ChannelToppedUp {
+        /// The channel.
+        id: u64,
+        /// Deposit added (may be 0).
+        #[serde(with = "crate::types::amount")]
+        amount: u128,
+        /// Last claimable height now.
+        expiry_height: u64,
+    },
+    /// A provider redeemed a voucher: `provider_amount` to it, the royalty to contributors
+    /// ([`Event::RoyaltyPaid`], one per dataset paid; rounding dust is in `provider_amount`).
+    ChannelClaimed {
+        /// The channel.
+        id: u64,
+        /// Its offer.
+        offer: u64,
+        /// The provider paid.
+        provider: Address,
+        /// Taken out of the channel (voucher minus what was claimed before).
+        #[serde(with = "crate::types::amount")]
+        amount: u128,
+        /// Paid to the provider.
+        #[serde(with = "crate::types::amount")]
+        provider_amount: u128,
+        /// Paid to contributors in all.
+        #[serde(with = "crate::types::amount")]
+        royalty: u128,
+    },
+    /// A royalty share of a claim was paid to a contributing dataset's owner (in the dataset's
+    /// history).
+    RoyaltyPaid {
+        /// The offer.
+        offer: u64,
+        /// Its model.
+        model: u64,
+        /// The dataset whose scores earned it.
+        dataset: u64,
+        /// The dataset's owner, who received it.
+        owner: Address,
+        /// Amount.
+        #[serde(with = "crate::types::amount")]
+        amount: u128,
+    },
+    /// A channel was closed and the unclaimed deposit returned to its payer.
+    ChannelClosed {
+        /// The channel.
+        id: u64,
+        /// The payer.
+        payer: Address,
+        /// Refund.
+        #[serde(with = "crate::types::amount")]
+        refund: u128,
+    },
+    /// A dispute showed the provider wrong: its bond was slashed (the reward to the disputer,
+    /// the rest burned) and the offer suspended.
+    DisputeUpheld {
+        /// The offer.
+        offer: u64,
+        /// The receipt's channel.
+        channel: u64,
+        /// The receipt's sequence.
+        sequence: u64,
+        /// Who disputed.
+        disputer: Address,
+        /// Why the provider was wrong.
+        cause: DisputeCause,
+        /// Paid to the disputer.
+        #[serde(with = "crate::types::amount")]
+        reward: u128,
+        /// Burned.
+        #[serde(with = "crate::types::amount")]
+        burned: u128,
+    },
+    /// A dispute against a correct receipt failed: the disputer's `dispute_bond` went to the
+    /// provider.
+    DisputeRejected {
+        /// The offer.
+        offer: u64,
+        /// The receipt's channel.
+        channel: u64,
+        /// The receipt's sequence.
+        sequence: u64,
+        /// Who disputed.
+        disputer: Address,
+        /// Paid by the disputer to the provider.
+        #[serde(with = "crate::types::amount")]
+        forfeit: u128,
+    },
+}
+
+/// Why a dispute was upheld.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DisputeCause {
+    /// Re-execution gave other output bytes than the receipt's.
+    WrongOutput,
+    /// The offer's model blob needs more operations than the offer declared (so its answers
+    /// could escape the bounded re-execution); shown by the blob itself, without re-executing.
+    OpsUnderstated,
+}
+
+impl DisputeCause {
+    fn code(self) -> u8 {
+        match self {
+            Self::WrongOutput => 0,
+            Self::OpsUnderstated => 1,
+        }
+    }
 }
 
 /// One entry of an entity's history.
@@ -238,6 +402,17 @@ impl Event {
             Self::EpsilonCharged { .. } => 18,
             Self::ValidatorDeclared { .. } => 19,
             Self::ValidatorSetChosen { .. } => 20,
+            Self::OfferCreated { .. } => 21,
+            Self::OfferUpdated { .. } => 22,
+            Self::OfferWithdrawn { .. } => 23,
+            Self::OfferBondReleased { .. } => 24,
+            Self::ChannelOpened { .. } => 25,
+            Self::ChannelToppedUp { .. } => 26,
+            Self::ChannelClaimed { .. } => 27,
+            Self::RoyaltyPaid { .. } => 28,
+            Self::ChannelClosed { .. } => 29,
+            Self::DisputeUpheld { .. } => 30,
+            Self::DisputeRejected { .. } => 31,
         }
     }
 }
@@ -382,6 +557,17 @@ impl Write for Event {
                 members.write(buf);
                 carried_over.write(buf);
             }
+            market @ (Self::OfferCreated { .. }
+            | Self::OfferUpdated { .. }
+            | Self::OfferWithdrawn { .. }
+            | Self::OfferBondReleased { .. }
+            | Self::ChannelOpened { .. }
+            | Self::ChannelToppedUp { .. }
+            | Self::ChannelClaimed { .. }
+            | Self::RoyaltyPaid { .. }
+            | Self::ChannelClosed { .. }
+            | Self::DisputeUpheld { .. }
+            | Self::DisputeRejected { .. }) => write_market(market, buf),
         }
     }
 }
@@ -407,7 +593,144 @@ impl EncodeSize for Event {
             Self::TaskClosed { .. } => 8 + 16 + 16 + 8,
             Self::ValidatorDeclared { .. } => 32 + 32,
             Self::ValidatorSetChosen { .. } => 8 + 4 + 1,
+            Self::OfferCreated { .. } => 8 + 8 + 32 + 16,
+            Self::OfferUpdated { .. } => 8 + 16 + 16,
+            Self::OfferWithdrawn { .. } => 8 + 8,
+            Self::OfferBondReleased { .. } => 8 + 32 + 16,
+            Self::ChannelOpened { .. } => 8 + 8 + 32 + 16 + 8,
+            Self::ChannelToppedUp { .. } => 8 + 16 + 8,
+            Self::ChannelClaimed { .. } => 8 + 8 + 32 + 16 + 16 + 16,
+            Self::RoyaltyPaid { .. } => 8 + 8 + 8 + 32 + 16,
+            Self::ChannelClosed { .. } => 8 + 32 + 16,
+            Self::DisputeUpheld { .. } => 8 + 8 + 8 + 32 + 1 + 16 + 16,
+            Self::DisputeRejected { .. } => 8 + 8 + 8 + 32 + 16,
         }
+    }
+}
+
+/// The encodings of the inference-market events (tags 21..=31).
+fn write_market(event: &Event, buf: &mut impl BufMut) {
+    match event {
+        Event::OfferCreated {
+            id,
+            model,
+            provider,
+            bond,
+        } => {
+            id.write(buf);
+            model.write(buf);
+            provider.write(buf);
+            bond.write(buf);
+        }
+        Event::OfferUpdated {
+            id,
+            price_per_query,
+            bond_added,
+        } => {
+            id.write(buf);
+            price_per_query.write(buf);
+            bond_added.write(buf);
+        }
+        Event::OfferWithdrawn { id, release_height } => {
+            id.write(buf);
+            release_height.write(buf);
+        }
+        Event::OfferBondReleased {
+            offer,
+            provider,
+            amount,
+        } => {
+            offer.write(buf);
+            provider.write(buf);
+            amount.write(buf);
+        }
+        Event::ChannelOpened {
+            id,
+            offer,
+            payer,
+            deposit,
+            expiry_height,
+        } => {
+            id.write(buf);
+            offer.write(buf);
+            payer.write(buf);
+            deposit.write(buf);
+            expiry_height.write(buf);
+        }
+        Event::ChannelToppedUp {
+            id,
+            amount,
+            expiry_height,
+        } => {
+            id.write(buf);
+            amount.write(buf);
+            expiry_height.write(buf);
+        }
+        Event::ChannelClaimed {
+            id,
+            offer,
+            provider,
+            amount,
+            provider_amount,
+            royalty,
+        } => {
+            id.write(buf);
+            offer.write(buf);
+            provider.write(buf);
+            amount.write(buf);
+            provider_amount.write(buf);
+            royalty.write(buf);
+        }
+        Event::RoyaltyPaid {
+            offer,
+            model,
+            dataset,
+            owner,
+            amount,
+        } => {
+            offer.write(buf);
+            model.write(buf);
+            dataset.write(buf);
+            owner.write(buf);
+            amount.write(buf);
+        }
+        Event::ChannelClosed { id, payer, refund } => {
+            id.write(buf);
+            payer.write(buf);
+            refund.write(buf);
+        }
+        Event::DisputeUpheld {
+            offer,
+            channel,
+            sequence,
+            disputer,
+            cause,
+            reward,
+            burned,
+        } => {
+            offer.write(buf);
+            channel.write(buf);
+            sequence.write(buf);
+            disputer.write(buf);
+            buf.put_u8(cause.code());
+            reward.write(buf);
+            burned.write(buf);
+        }
+        Event::DisputeRejected {
+            offer,
+            channel,
+            sequence,
+            disputer,
+            forfeit,
+        } => {
+            offer.write(buf);
+            channel.write(buf);
+            sequence.write(buf);
+            disputer.write(buf);
+            forfeit.write(buf);
+        }
+        // `Event::write` hands only the variants above here.
+        _ => unreachable!("the other events are written by Event::write"),
     }
 }
 

@@ -111,6 +111,7 @@ impl Genesis {
                 reason: "must be positive and at least the number of genesis validators",
             });
         }
+        validate_market(&self.params)?;
         if let Some((a, stake)) = self
             .validators
             .iter()
@@ -123,5 +124,193 @@ impl Genesis {
             });
         }
         Ok(())
+    }
+}
+
+/// The inference-market parameters: positive where a zero would disable a rule, within the caps
+/// that bound a dispute's work, and a bond release late enough for every dispute.
+fn validate_market(p: &Params) -> Result<(), GenesisError> {
+    use crate::params::{BPS_SCALE, DISPUTE_MODEL_BYTES_MAX_LIMIT, DISPUTE_OPS_MAX_LIMIT};
+    let param = |name, value: String, reason| GenesisError::Param {
+        name,
+        value,
+        reason,
+    };
+    let positive = [
+        ("offer_bond_min", p.offer_bond_min),
+        (
+            "offer_endpoint_bytes_max",
+            u128::from(p.offer_endpoint_bytes_max),
+        ),
+        ("channel_expiry_max", u128::from(p.channel_expiry_max)),
+        (
+            "dispute_input_bytes_max",
+            u128::from(p.dispute_input_bytes_max),
+        ),
+    ];
+    for (name, value) in positive {
+        if value == 0 {
+            return Err(param(name, value.to_string(), "must be positive"));
+        }
+    }
+    if !(1..=DISPUTE_OPS_MAX_LIMIT).contains(&p.dispute_ops_max) {
+        return Err(param(
+            "dispute_ops_max",
+            p.dispute_ops_max.to_string(),
+            "must be in 1..=2^30 (a dispute's re-execution is bounded work for every validator)",
+        ));
+    }
+    if !(1..=DISPUTE_MODEL_BYTES_MAX_LIMIT).contains(&p.dispute_model_bytes_max) {
+        return Err(param(
+            "dispute_model_bytes_max",
+            p.dispute_model_bytes_max.to_string(),
+            "must be in 1..=16 MiB",
+        ));
+    }
+    if p.receipt_output_bytes_max < 12 {
+        return Err(param(
+            "receipt_output_bytes_max",
+            p.receipt_output_bytes_max.to_string(),
+            "must be at least 12 (an output of one logit)",
+        ));
+    }
+    if p.dispute_reward_bps > BPS_SCALE {
+        return Err(param(
+            "dispute_reward_bps",
+            p.dispute_reward_bps.to_string(),
+            "must be at most 10000 (the whole bond)",
+        ));
+    }
+    let reach = p
+        .channel_expiry_max
+        .checked_add(p.dispute_window_blocks)
+        .filter(|&reach| p.offer_unbond_blocks > reach);
+    if reach.is_none() {
+        return Err(param(
+            "offer_unbond_blocks",
+            p.offer_unbond_blocks.to_string(),
+            "must exceed channel_expiry_max + dispute_window_blocks, so a dispute can still reach \
+             a withdrawn offer's bond",
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::params::{CHANNEL_EXPIRY_MAX_DEFAULT, DISPUTE_WINDOW_BLOCKS_DEFAULT};
+
+    fn with(params: Params) -> Result<(), GenesisError> {
+        Genesis {
+            params,
+            ..Genesis::dev(crate::Address([1; 32]), vec![])
+        }
+        .validate()
+    }
+
+    fn refused(params: Params, name: &str) {
+        match with(params) {
+            Err(GenesisError::Param { name: got, .. }) => assert_eq!(got, name),
+            other => panic!("{name}: expected a parameter error, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn market_parameters_are_bounded() {
+        with(Params::default()).expect("the defaults are valid");
+        let d = Params::default;
+        // The bond must outlive the longest channel and its dispute window.
+        let reach = CHANNEL_EXPIRY_MAX_DEFAULT + DISPUTE_WINDOW_BLOCKS_DEFAULT;
+        refused(
+            Params {
+                offer_unbond_blocks: reach,
+                ..d()
+            },
+            "offer_unbond_blocks",
+        );
+        with(Params {
+            offer_unbond_blocks: reach + 1,
+            ..d()
+        })
+        .expect("one block past the window");
+        refused(
+            Params {
+                channel_expiry_max: u64::MAX,
+                ..d()
+            },
+            "offer_unbond_blocks",
+        );
+        refused(
+            Params {
+                dispute_reward_bps: 10_001,
+                ..d()
+            },
+            "dispute_reward_bps",
+        );
+        for ops in [0, crate::params::DISPUTE_OPS_MAX_LIMIT + 1] {
+            refused(
+                Params {
+                    dispute_ops_max: ops,
+                    ..d()
+                },
+                "dispute_ops_max",
+            );
+        }
+        for bytes in [0, crate::params::DISPUTE_MODEL_BYTES_MAX_LIMIT + 1] {
+            refused(
+                Params {
+                    dispute_model_bytes_max: bytes,
+                    ..d()
+                },
+                "dispute_model_bytes_max",
+            );
+        }
+        refused(
+            Params {
+                receipt_output_bytes_max: 11,
+                ..d()
+            },
+            "receipt_output_bytes_max",
+        );
+        refused(
+            Params {
+                offer_bond_min: 0,
+                ..d()
+            },
+            "offer_bond_min",
+        );
+        refused(
+            Params {
+                channel_expiry_max: 0,
+                ..d()
+            },
+            "channel_expiry_max",
+        );
+    }
+
+    #[test]
+    fn a_genesis_written_before_the_market_loads_its_defaults() {
+        let mut json = serde_json::to_value(Genesis::dev(crate::Address([1; 32]), vec![]))
+            .expect("serializes");
+        let params = json["params"].as_object_mut().expect("an object");
+        for name in [
+            "offer_bond_min",
+            "offer_endpoint_bytes_max",
+            "offer_unbond_blocks",
+            "channel_expiry_max",
+            "dispute_window_blocks",
+            "dispute_ops_max",
+            "dispute_model_bytes_max",
+            "dispute_input_bytes_max",
+            "receipt_output_bytes_max",
+            "dispute_reward_bps",
+            "dispute_bond",
+            "dispute_fee_per_byte",
+        ] {
+            assert!(params.remove(name).is_some(), "{name}");
+        }
+        let g = Genesis::from_json(&json.to_string()).expect("loads");
+        assert_eq!(g.params, Params::default());
     }
 }

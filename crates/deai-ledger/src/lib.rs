@@ -39,7 +39,11 @@
 //!
 //! - [`tx`]: the signed envelope, its canonical encoding, and one module per transaction kind;
 //!   the module docs say how to add a transaction (one module + one enum variant).
-//! - [`State`]: accounts, datasets, tasks, models, and block application.
+//! - [`State`]: accounts, datasets, tasks, models, inference offers and payment channels, and
+//!   block application.
+//! - [`payment`]: the vouchers payers sign and the receipts providers sign, with their canonical
+//!   encodings; `ChannelClaim` redeems the first, `ReceiptDispute` re-executes the second with
+//!   `deai-infer` (the module docs of `tx` list every transaction).
 //! - [`proof`]: state keys, inclusion proofs and [`verify_proof`]; the root is a
 //!   `commonware_storage` in-memory MMR updated incrementally per block. [`verify_entry`] checks a
 //!   whole entry someone sent (fields, round log, history) against its proof.
@@ -52,6 +56,7 @@ mod error;
 mod event;
 mod genesis;
 mod params;
+pub mod payment;
 pub mod proof;
 mod state;
 pub mod submission;
@@ -62,24 +67,32 @@ mod verify;
 pub use block::{Block, BlockOutcome, Receipt};
 pub use committed::{Committed, verify_entry};
 pub use error::{DecodeError, EntityKind, GenesisError, ProofError, TxError};
-pub use event::{Event, HistoryEntry};
+pub use event::{DisputeCause, Event, HistoryEntry};
 pub use genesis::{Genesis, TOKEN};
 pub use params::{
-    DELTA_SCALE, EPOCH_BLOCKS_DEFAULT, EPOCH_BLOCKS_MIN, EPSILON_SCALE, Limits, METRIC_SCALE,
-    NOISE_SCALE, Params, ROUND_TIMEOUT_BLOCKS_DEFAULT, VALIDATOR_STAKE_MIN_DEFAULT,
+    BPS_SCALE, CHANNEL_EXPIRY_MAX_DEFAULT, DELTA_SCALE, DISPUTE_BOND_DEFAULT,
+    DISPUTE_FEE_PER_BYTE_DEFAULT, DISPUTE_INPUT_BYTES_MAX_DEFAULT, DISPUTE_MODEL_BYTES_MAX_DEFAULT,
+    DISPUTE_MODEL_BYTES_MAX_LIMIT, DISPUTE_OPS_MAX_DEFAULT, DISPUTE_OPS_MAX_LIMIT,
+    DISPUTE_REWARD_BPS_DEFAULT, DISPUTE_WINDOW_BLOCKS_DEFAULT, EPOCH_BLOCKS_DEFAULT,
+    EPOCH_BLOCKS_MIN, EPSILON_SCALE, Limits, METRIC_SCALE, NOISE_SCALE, OFFER_BOND_MIN_DEFAULT,
+    OFFER_ENDPOINT_BYTES_MAX_DEFAULT, OFFER_UNBOND_BLOCKS_DEFAULT, Params,
+    RECEIPT_OUTPUT_BYTES_MAX_DEFAULT, ROUND_TIMEOUT_BLOCKS_DEFAULT, VALIDATOR_STAKE_MIN_DEFAULT,
     VALIDATORS_MAX_DEFAULT,
 };
+pub use payment::{QueryReceipt, SignedQueryReceipt, SignedVoucher, Voucher};
 pub use proof::{Proof, StateKey, verify_proof};
 pub use state::{
-    Account, ConsentPolicy, Dataset, EPSILON_SCHEDULE_STEPS_MAX, EpsilonStep, Member, Metric,
-    Model, Round, RoundOutcome, SCORE_SCALE, Score, SecAggParams, Snapshot, SnapshotError, State,
-    SupplyReport, Task, TaskStatus, Unbonding, ValidatorKey, ValidatorSet, select, selection_seed,
+    Account, Channel, ChannelStatus, ConsentPolicy, Contributor, Dataset,
+    EPSILON_SCHEDULE_STEPS_MAX, EpsilonStep, Member, Metric, Model, Offer, OfferStatus, Round,
+    RoundOutcome, SCORE_SCALE, Score, SecAggParams, Snapshot, SnapshotError, State, SupplyReport,
+    Task, TaskStatus, Unbonding, ValidatorKey, ValidatorSet, select, selection_seed,
 };
 pub use tx::{
-    ConsentRevoke, ConsentUpdate, DatasetRegister, ModelRegister, RoundExpire, RoundOpen,
-    RoundResult, SignedTx, Stake, TaskCancel, TaskClose, TaskCommitValidation, TaskCreate,
-    TaskSetCoordinator, Transfer, Tx, TxBody, Unstake, ValidatorDeclare, dataset_commitment,
-    validation_commitment,
+    ChannelClaim, ChannelClose, ChannelOpen, ChannelTopUp, ConsentRevoke, ConsentUpdate,
+    DatasetRegister, ModelRegister, OfferCreate, OfferUpdate, OfferWithdraw, ReceiptDispute,
+    RoundExpire, RoundOpen, RoundResult, SignedTx, Stake, TaskCancel, TaskClose,
+    TaskCommitValidation, TaskCreate, TaskSetCoordinator, Transfer, Tx, TxBody, Unstake,
+    ValidatorDeclare, dataset_commitment, validation_commitment,
 };
 pub use types::{Address, Digest, HexError, TxId, allocations, amount, hex_bytes, hex_sig};
 pub use verify::verify_signatures;

@@ -45,6 +45,48 @@ pub const VALIDATORS_MAX_DEFAULT: u32 = 100;
 /// Default of [`Params::validator_stake_min`]: 100 tokens.
 pub const VALIDATOR_STAKE_MIN_DEFAULT: u128 = 100 * crate::genesis::TOKEN;
 
+/// Default of [`Params::offer_bond_min`]: 10 tokens.
+pub const OFFER_BOND_MIN_DEFAULT: u128 = 10 * crate::genesis::TOKEN;
+/// Default of [`Params::channel_expiry_max`]: about 12 hours of an idle chain (a block every
+/// 0.5 s). A payer's deposit is locked at most this long.
+pub const CHANNEL_EXPIRY_MAX_DEFAULT: u64 = 86_400;
+/// Default of [`Params::dispute_window_blocks`]: about an hour of an idle chain after a channel
+/// expires, time enough for an agent that re-checks a sample of its answers.
+pub const DISPUTE_WINDOW_BLOCKS_DEFAULT: u64 = 7_200;
+/// Default of [`Params::offer_unbond_blocks`]: one block past the longest channel plus the
+/// dispute window, so every receipt of a withdrawn offer can still reach its bond.
+pub const OFFER_UNBOND_BLOCKS_DEFAULT: u64 =
+    CHANNEL_EXPIRY_MAX_DEFAULT + DISPUTE_WINDOW_BLOCKS_DEFAULT + 1;
+/// Default of [`Params::dispute_ops_max`]: 16 M multiply-accumulates, a few milliseconds of
+/// integer work; the deai models (digits MLP ≈ 10 k, Fashion-MNIST CNN ≈ 0.3 M, MLP ≈ 0.1 M
+/// operations) are far below it.
+pub const DISPUTE_OPS_MAX_DEFAULT: u64 = 1 << 24;
+/// Largest [`Params::dispute_ops_max`] a genesis may set: about a second of one core, the most
+/// a dispute may cost every validator.
+pub const DISPUTE_OPS_MAX_LIMIT: u64 = 1 << 30;
+/// Default of [`Params::dispute_model_bytes_max`]: 128 KiB holds the digits and Fashion-MNIST
+/// models deai trains (the largest, the 784-128-10 MLP, is about 103 KB).
+pub const DISPUTE_MODEL_BYTES_MAX_DEFAULT: u32 = 128 * 1024;
+/// Largest [`Params::dispute_model_bytes_max`] a genesis may set (a dispute is one transaction
+/// every validator downloads and keeps).
+pub const DISPUTE_MODEL_BYTES_MAX_LIMIT: u32 = 16 * 1024 * 1024;
+/// Default of [`Params::dispute_input_bytes_max`]: a 28×28 image is 784 bytes, a character
+/// model's window at most 4096.
+pub const DISPUTE_INPUT_BYTES_MAX_DEFAULT: u32 = 4_096;
+/// Default of [`Params::receipt_output_bytes_max`]: 8 header bytes and 4 per logit, so up to 510
+/// classes (the character model has at most 256).
+pub const RECEIPT_OUTPUT_BYTES_MAX_DEFAULT: u32 = 2_048;
+/// Default of [`Params::dispute_reward_bps`]: half of a slashed bond to the disputer.
+pub const DISPUTE_REWARD_BPS_DEFAULT: u32 = 5_000;
+/// Default of [`Params::dispute_bond`]: 1 token, forfeited to the provider by a failed dispute.
+pub const DISPUTE_BOND_DEFAULT: u128 = crate::genesis::TOKEN;
+/// Default of [`Params::dispute_fee_per_byte`]: one base unit per byte of model and input.
+pub const DISPUTE_FEE_PER_BYTE_DEFAULT: u128 = 1;
+/// Default of [`Params::offer_endpoint_bytes_max`].
+pub const OFFER_ENDPOINT_BYTES_MAX_DEFAULT: u32 = 256;
+/// Basis points in one whole (royalty shares, dispute rewards).
+pub const BPS_SCALE: u32 = 10_000;
+
 fn epoch_blocks_default() -> u64 {
     EPOCH_BLOCKS_DEFAULT
 }
@@ -57,11 +99,54 @@ fn validator_stake_min_default() -> u128 {
     VALIDATOR_STAKE_MIN_DEFAULT
 }
 
+/// Serde defaults of the inference-market parameters, so genesis files written before them load.
+mod market_defaults {
+    use super::*;
+    pub(super) fn offer_bond_min() -> u128 {
+        OFFER_BOND_MIN_DEFAULT
+    }
+    pub(super) fn offer_endpoint_bytes_max() -> u32 {
+        OFFER_ENDPOINT_BYTES_MAX_DEFAULT
+    }
+    pub(super) fn offer_unbond_blocks() -> u64 {
+        OFFER_UNBOND_BLOCKS_DEFAULT
+    }
+    pub(super) fn channel_expiry_max() -> u64 {
+        CHANNEL_EXPIRY_MAX_DEFAULT
+    }
+    pub(super) fn dispute_window_blocks() -> u64 {
+        DISPUTE_WINDOW_BLOCKS_DEFAULT
+    }
+    pub(super) fn dispute_ops_max() -> u64 {
+        DISPUTE_OPS_MAX_DEFAULT
+    }
+    pub(super) fn dispute_model_bytes_max() -> u32 {
+        DISPUTE_MODEL_BYTES_MAX_DEFAULT
+    }
+    pub(super) fn dispute_input_bytes_max() -> u32 {
+        DISPUTE_INPUT_BYTES_MAX_DEFAULT
+    }
+    pub(super) fn receipt_output_bytes_max() -> u32 {
+        RECEIPT_OUTPUT_BYTES_MAX_DEFAULT
+    }
+    pub(super) fn dispute_reward_bps() -> u32 {
+        DISPUTE_REWARD_BPS_DEFAULT
+    }
+    pub(super) fn dispute_bond() -> u128 {
+        DISPUTE_BOND_DEFAULT
+    }
+    pub(super) fn dispute_fee_per_byte() -> u128 {
+        DISPUTE_FEE_PER_BYTE_DEFAULT
+    }
+}
+
 /// Every protocol limit, named. Part of genesis; the same for every replica.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Params {
-    /// Largest encoded signed transaction, bytes.
+    /// Largest encoded signed transaction, bytes, of every kind but `ReceiptDispute`, which may
+    /// be larger by the receipt output, model and input it carries
+    /// ([`Params::dispute_tx_bytes_max`]).
     pub tx_bytes_max: u32,
     /// Most transactions in one block.
     pub block_txs_max: u32,
@@ -105,6 +190,59 @@ pub struct Params {
     /// chosen for a set. Genesis validators must hold it too.
     #[serde(default = "validator_stake_min_default", with = "crate::types::amount")]
     pub validator_stake_min: u128,
+    /// Smallest bond an inference offer locks, base units (positive).
+    #[serde(
+        default = "market_defaults::offer_bond_min",
+        with = "crate::types::amount"
+    )]
+    pub offer_bond_min: u128,
+    /// Longest offer endpoint (a URL), bytes.
+    #[serde(default = "market_defaults::offer_endpoint_bytes_max")]
+    pub offer_endpoint_bytes_max: u32,
+    /// Blocks between an `OfferWithdraw` and its bond returning to the provider. Greater than
+    /// `channel_expiry_max + dispute_window_blocks`, so every receipt of a channel open at the
+    /// withdrawal can still be disputed while the bond is there.
+    #[serde(default = "market_defaults::offer_unbond_blocks")]
+    pub offer_unbond_blocks: u64,
+    /// Farthest a channel's expiry may lie ahead of the block that opens (or extends) it, blocks.
+    /// Positive.
+    #[serde(default = "market_defaults::channel_expiry_max")]
+    pub channel_expiry_max: u64,
+    /// Blocks after a channel's expiry during which its receipts may still be disputed.
+    #[serde(default = "market_defaults::dispute_window_blocks")]
+    pub dispute_window_blocks: u64,
+    /// Most integer operations ([`deai_infer::QuantModel::ops`]) of an offered model: what one
+    /// dispute's re-execution may cost every validator. `1..=`[`DISPUTE_OPS_MAX_LIMIT`].
+    #[serde(default = "market_defaults::dispute_ops_max")]
+    pub dispute_ops_max: u64,
+    /// Largest quantized model blob a `ReceiptDispute` carries, bytes.
+    /// `1..=`[`DISPUTE_MODEL_BYTES_MAX_LIMIT`].
+    #[serde(default = "market_defaults::dispute_model_bytes_max")]
+    pub dispute_model_bytes_max: u32,
+    /// Largest query input a `ReceiptDispute` carries, bytes. Positive.
+    #[serde(default = "market_defaults::dispute_input_bytes_max")]
+    pub dispute_input_bytes_max: u32,
+    /// Largest output a query receipt carries, bytes (at least 12: one logit).
+    #[serde(default = "market_defaults::receipt_output_bytes_max")]
+    pub receipt_output_bytes_max: u32,
+    /// Share of a slashed bond paid to the disputer, basis points (`0..=10_000`); the rest is
+    /// burned (the ledger has no treasury account).
+    #[serde(default = "market_defaults::dispute_reward_bps")]
+    pub dispute_reward_bps: u32,
+    /// What a failed dispute costs its sender on top of its fee, base units, paid to the
+    /// provider it wrongly accused.
+    #[serde(
+        default = "market_defaults::dispute_bond",
+        with = "crate::types::amount"
+    )]
+    pub dispute_bond: u128,
+    /// Fee a `ReceiptDispute` pays per byte of the model and input it carries, on top of
+    /// `fee_min`, base units: validators download, store and decode those bytes.
+    #[serde(
+        default = "market_defaults::dispute_fee_per_byte",
+        with = "crate::types::amount"
+    )]
+    pub dispute_fee_per_byte: u128,
 }
 
 impl Default for Params {
@@ -126,6 +264,18 @@ impl Default for Params {
             epoch_blocks: EPOCH_BLOCKS_DEFAULT,
             validators_max: VALIDATORS_MAX_DEFAULT,
             validator_stake_min: VALIDATOR_STAKE_MIN_DEFAULT,
+            offer_bond_min: OFFER_BOND_MIN_DEFAULT,
+            offer_endpoint_bytes_max: OFFER_ENDPOINT_BYTES_MAX_DEFAULT,
+            offer_unbond_blocks: OFFER_UNBOND_BLOCKS_DEFAULT,
+            channel_expiry_max: CHANNEL_EXPIRY_MAX_DEFAULT,
+            dispute_window_blocks: DISPUTE_WINDOW_BLOCKS_DEFAULT,
+            dispute_ops_max: DISPUTE_OPS_MAX_DEFAULT,
+            dispute_model_bytes_max: DISPUTE_MODEL_BYTES_MAX_DEFAULT,
+            dispute_input_bytes_max: DISPUTE_INPUT_BYTES_MAX_DEFAULT,
+            receipt_output_bytes_max: RECEIPT_OUTPUT_BYTES_MAX_DEFAULT,
+            dispute_reward_bps: DISPUTE_REWARD_BPS_DEFAULT,
+            dispute_bond: DISPUTE_BOND_DEFAULT,
+            dispute_fee_per_byte: DISPUTE_FEE_PER_BYTE_DEFAULT,
         }
     }
 }
@@ -152,10 +302,24 @@ impl Params {
         height % e == e.saturating_sub(2)
     }
 
+    /// Largest encoded `ReceiptDispute` transaction, bytes: `tx_bytes_max` plus the receipt
+    /// output, model and input it may carry at their bounds (saturating).
+    pub fn dispute_tx_bytes_max(&self) -> usize {
+        (self.tx_bytes_max as usize)
+            .saturating_add(self.receipt_output_bytes_max as usize)
+            .saturating_add(self.dispute_model_bytes_max as usize)
+            .saturating_add(self.dispute_input_bytes_max as usize)
+    }
+
     /// The decoding bounds derived from these parameters.
     pub fn limits(&self) -> Limits {
         Limits {
-            tx_bytes_max: self.tx_bytes_max as usize,
+            tx_bytes_max: self.dispute_tx_bytes_max().max(self.tx_bytes_max as usize),
+            tx_standard_bytes_max: self.tx_bytes_max as usize,
+            receipt_output_bytes_max: self.receipt_output_bytes_max as usize,
+            dispute_model_bytes_max: self.dispute_model_bytes_max as usize,
+            dispute_input_bytes_max: self.dispute_input_bytes_max as usize,
+            offer_endpoint_bytes_max: self.offer_endpoint_bytes_max as usize,
             block_txs_max: self.block_txs_max as usize,
             chain_id_bytes_max: self.chain_id_bytes_max as usize,
             string_bytes_max: self.string_bytes_max as usize,
@@ -170,8 +334,20 @@ impl Params {
 /// Decoding bounds (the codec `Read::Cfg` of transactions and blocks), derived from [`Params`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Limits {
-    /// Largest encoded signed transaction, bytes.
+    /// Largest encoded signed transaction of any kind, bytes: a `ReceiptDispute` at its bound
+    /// ([`Params::dispute_tx_bytes_max`]). What a block or gossip decoder bounds one
+    /// transaction's length by.
     pub tx_bytes_max: usize,
+    /// Largest encoded signed transaction of every other kind ([`Params::tx_bytes_max`]).
+    pub tx_standard_bytes_max: usize,
+    /// Largest receipt output, bytes.
+    pub receipt_output_bytes_max: usize,
+    /// Largest model blob a dispute carries, bytes.
+    pub dispute_model_bytes_max: usize,
+    /// Largest query input a dispute carries, bytes.
+    pub dispute_input_bytes_max: usize,
+    /// Longest offer endpoint, bytes.
+    pub offer_endpoint_bytes_max: usize,
     /// Most transactions in one block.
     pub block_txs_max: usize,
     /// Longest chain id, bytes.

@@ -37,6 +37,10 @@ pub enum StateKey {
     Model(u64),
     /// The validator set of an epoch.
     Epoch(u64),
+    /// An inference offer.
+    Offer(u64),
+    /// A payment channel.
+    Channel(u64),
 }
 
 impl StateKey {
@@ -49,12 +53,19 @@ impl StateKey {
                 out.push(1);
                 out.extend_from_slice(&a.0);
             }
-            Self::Dataset(id) | Self::Task(id) | Self::Model(id) | Self::Epoch(id) => {
+            Self::Dataset(id)
+            | Self::Task(id)
+            | Self::Model(id)
+            | Self::Epoch(id)
+            | Self::Offer(id)
+            | Self::Channel(id) => {
                 out.push(match self {
                     Self::Dataset(_) => 2,
                     Self::Task(_) => 3,
                     Self::Model(_) => 4,
-                    _ => 5,
+                    Self::Epoch(_) => 5,
+                    Self::Offer(_) => 6,
+                    _ => 7,
                 });
                 out.extend_from_slice(&id.to_be_bytes());
             }
@@ -72,6 +83,8 @@ impl core::fmt::Display for StateKey {
             Self::Task(id) => write!(f, "task/{id}"),
             Self::Model(id) => write!(f, "model/{id}"),
             Self::Epoch(e) => write!(f, "epoch/{e}"),
+            Self::Offer(id) => write!(f, "offer/{id}"),
+            Self::Channel(id) => write!(f, "channel/{id}"),
         }
     }
 }

@@ -12,6 +12,7 @@ fn all_bodies() -> Vec<TxBody> {
     p.creators = Some(vec![Address([4; 32]), Address([5; 32])]);
     p.epsilon_round_max = 500_000;
     p.noise_multiplier_min = 1_100_000;
+    p.royalty_bps_min = 300;
     vec![
         transfer(Address([1; 32]), u128::MAX),
         TxBody::Stake(Stake { amount: 5 }),
@@ -29,7 +30,102 @@ fn all_bodies() -> Vec<TxBody> {
     ]
     .into_iter()
     .chain(lifecycle_bodies())
+    .chain(market_bodies())
     .collect()
+}
+
+/// One body of each inference-market kind (issue 14), signed off-chain parts included.
+fn market_bodies() -> Vec<TxBody> {
+    let payer = ed25519_dalek::SigningKey::from_bytes(&[3; 32]);
+    let voucher = Voucher {
+        chain_id: CHAIN.into(),
+        channel_id: 2,
+        cumulative_amount: u128::MAX,
+    }
+    .sign(&payer);
+    let receipt = QueryReceipt {
+        chain_id: CHAIN.into(),
+        offer_id: 1,
+        channel_id: 2,
+        sequence: 3,
+        input_hash: Digest::hash(b"in"),
+        output: vec![0, 0, 0, 0, 1, 0, 0, 0, 9, 0, 0, 0],
+        model_hash: Digest::hash(b"blob"),
+        voucher_amount: 40,
+    }
+    .sign(&payer);
+    vec![
+        TxBody::OfferCreate(OfferCreate {
+            model: 1,
+            quant_hash: Digest::hash(b"blob"),
+            ops: 2_368,
+            price_per_query: 10,
+            bond: 1_000,
+            endpoint: "http://127.0.0.1:7000/v1/infer/1".into(),
+            royalty_bps: 250,
+        }),
+        TxBody::OfferUpdate(OfferUpdate {
+            offer: 1,
+            price_per_query: Some(12),
+            endpoint: Some("http://h/".into()),
+            bond_top_up: 5,
+        }),
+        TxBody::OfferUpdate(OfferUpdate {
+            offer: 1,
+            price_per_query: None,
+            endpoint: None,
+            bond_top_up: 0,
+        }),
+        TxBody::OfferWithdraw(OfferWithdraw { offer: 1 }),
+        TxBody::ChannelOpen(ChannelOpen {
+            offer: 1,
+            deposit: 500,
+            expiry_height: 90,
+        }),
+        TxBody::ChannelTopUp(ChannelTopUp {
+            channel: 2,
+            amount: 7,
+            expiry_height: 95,
+        }),
+        TxBody::ChannelClaim(ChannelClaim {
+            channel: 2,
+            voucher,
+        }),
+        TxBody::ChannelClose(ChannelClose { channel: 2 }),
+        TxBody::ReceiptDispute(ReceiptDispute {
+            receipt,
+            input: vec![1; 64],
+            model: vec![2; 3_000],
+        }),
+    ]
+}
+
+#[test]
+fn market_tags_are_fresh_and_a_dispute_may_exceed_the_common_bound() {
+    let tags: Vec<u8> = market_bodies().iter().map(TxBody::tag).collect();
+    assert_eq!(tags, vec![16, 17, 17, 18, 19, 20, 21, 22, 23]);
+    let k = keys(1);
+    let dispute = market_bodies().pop().unwrap();
+    let tx = sign(&k[0], 0, 1, dispute);
+    let params = Params {
+        tx_bytes_max: 1_000,
+        ..Params::default()
+    };
+    assert!(tx.encode().len() > 1_000);
+    assert_eq!(SignedTx::decode(&tx.encode(), &params).unwrap(), tx);
+    // Its carried bytes have bounds of their own.
+    let tight = Params {
+        dispute_model_bytes_max: 2_999,
+        ..params.clone()
+    };
+    assert!(SignedTx::decode(&tx.encode(), &tight).is_err());
+    // Any other kind of that size is refused by the decoder.
+    let purposes: Vec<String> = (0..16).map(|i| format!("{i:-<60}")).collect();
+    let refs: Vec<&str> = purposes.iter().map(String::as_str).collect();
+    let big = sign(&k[0], 0, 1, dataset_register(1, policy(&refs, 9)));
+    assert!(big.encode().len() > 1_000);
+    assert!(SignedTx::decode(&big.encode(), &params).is_err());
+    assert!(SignedTx::decode(&big.encode(), &Params::default()).is_ok());
 }
 
 fn lifecycle_bodies() -> Vec<TxBody> {

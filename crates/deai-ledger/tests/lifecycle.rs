@@ -1,10 +1,11 @@
 //! The task lifecycle of issue 6: coordinator, validation commitment, `RoundOpen` with the
 //! ledger's beacon-seeded selection and per-dataset ε schedule, `RoundResult`, `TaskClose` with
 //! proportional rewards. Every rejection is checked by `check_tx` and in a block, with the root
-//! unchanged.
+//! unchanged. The inference market (issue 14) lives in `market/`.
 #![allow(clippy::unwrap_used)] // tests: a panic is the failure report
 
 mod common;
+mod market;
 use common::*;
 use deai_ledger::*;
 use ed25519_dalek::SigningKey;

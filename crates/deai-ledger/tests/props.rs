@@ -543,6 +543,8 @@ fn check_all_proofs(state: &State) {
     keys.extend(state.datasets().map(|d| StateKey::Dataset(d.id)));
     keys.extend(state.tasks().map(|t| StateKey::Task(t.id)));
     keys.extend(state.models().map(|m| StateKey::Model(m.id)));
+    keys.extend(state.offers().map(|o| StateKey::Offer(o.id)));
+    keys.extend(state.channels().map(|c| StateKey::Channel(c.id)));
     for key in keys {
         let proof = state.prove(&key).unwrap();
         verify_proof(&root, &proof).unwrap();
@@ -640,6 +642,8 @@ fn tamperings(p: &Proof) -> Vec<Proof> {
         StateKey::Model(id) => StateKey::Dataset(id),
         StateKey::Meta => StateKey::Dataset(0),
         StateKey::Epoch(e) => StateKey::Epoch(e + 1),
+        StateKey::Offer(id) => StateKey::Channel(id),
+        StateKey::Channel(id) => StateKey::Offer(id),
     };
     out.push(v);
     out

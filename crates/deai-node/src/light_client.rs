@@ -352,6 +352,8 @@ fn key_path(key: &StateKey) -> (&'static str, String) {
         StateKey::Task(id) => ("task", id.to_string()),
         StateKey::Model(id) => ("model", id.to_string()),
         StateKey::Epoch(e) => ("epoch", e.to_string()),
+        StateKey::Offer(id) => ("offer", id.to_string()),
+        StateKey::Channel(id) => ("channel", id.to_string()),
     }
 }
 
@@ -399,6 +401,12 @@ pub fn check_entry_json(
         StateKey::Task(_) => verify_entry(root, proof, &decode_entry::<Task>(entry)?),
         StateKey::Model(_) => verify_entry(root, proof, &decode_entry::<Model>(entry)?),
         StateKey::Epoch(_) => verify_entry(root, proof, &decode_entry::<ValidatorSet>(entry)?),
+        StateKey::Offer(_) => {
+            verify_entry(root, proof, &decode_entry::<deai_ledger::Offer>(entry)?)
+        }
+        StateKey::Channel(_) => {
+            verify_entry(root, proof, &decode_entry::<deai_ledger::Channel>(entry)?)
+        }
         StateKey::Meta => deai_ledger::verify_proof(root, proof),
     }
 }

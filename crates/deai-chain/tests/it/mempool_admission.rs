@@ -122,6 +122,7 @@ fn register(genesis: &Genesis, from: &SigningKey, nonce: u64, fee: u128) -> Sign
             expiry_height: 1 << 40,
             epsilon_round_max: 0,
             noise_multiplier_min: 0,
+            royalty_bps_min: 0,
         },
     });
     signed(genesis, from, nonce, fee, body)

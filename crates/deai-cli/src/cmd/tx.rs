@@ -109,6 +109,7 @@ impl PolicyArgs {
             expiry_height: self.expiry_height,
             epsilon_round_max: self.epsilon_round_max.unwrap_or(0),
             noise_multiplier_min: self.sigma_min.unwrap_or(0),
+            royalty_bps_min: 0,
         }
     }
 }

@@ -1,7 +1,7 @@
 //! Block application and transaction checks.
 //!
-//! Order inside a block: (1) unbonding entries whose release height ≤ the block height return to
-//! their balances; (2) each transaction in order: signature → stateless checks → nonce and fee →
+//! Order inside a block: (1) unbonding entries, then the bonds of withdrawn offers, whose
+//! release height ≤ the block height return to their balances; (2) each transaction in order: signature → stateless checks → nonce and fee →
 //! the body's `validate` → the body's `apply`, then fee to the proposer and nonce + 1;
 //! (3) the tree commits every changed entry and the new root is returned. A transaction that
 //! fails any check changes nothing and gets a receipt with its error.
@@ -35,6 +35,7 @@ impl State {
         );
         self.height = block.height;
         let mut events = self.release_unbonded(block.height);
+        events.extend(self.release_offer_bonds(block.height));
         let mut receipts = Vec::with_capacity(block.txs.len());
         let txs_max = self.params.block_txs_max as usize;
         for (i, tx) in block.txs.iter().enumerate() {
@@ -120,7 +121,11 @@ impl State {
             });
         }
         let size = tx.encode_size();
-        let max = self.params.tx_bytes_max as usize;
+        // A dispute carries a model and an input on top of an ordinary transaction.
+        let max = match tx.tx.body {
+            crate::TxBody::ReceiptDispute(_) => self.params.dispute_tx_bytes_max(),
+            _ => self.params.tx_bytes_max as usize,
+        };
         if size > max {
             return Err(TxError::Oversized { size, max });
         }

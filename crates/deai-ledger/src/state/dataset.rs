@@ -36,6 +36,11 @@ pub struct ConsentPolicy {
     /// spec whose σ is below it.
     #[serde(default)]
     pub noise_multiplier_min: u64,
+    /// Smallest royalty, basis points of every paid query, that an inference offer of a model
+    /// trained on this dataset must pay its contributors (`0..=10_000`); 0 asks none. Checked
+    /// when an offer is created, against the policy as it stands then.
+    #[serde(default)]
+    pub royalty_bps_min: u32,
 }
 
 /// The facts about a task that a consent policy judges.
@@ -65,6 +70,12 @@ impl ConsentPolicy {
                 creators.len(),
                 params.consent_creators_max as usize,
             )?;
+        }
+        if self.royalty_bps_min > crate::params::BPS_SCALE {
+            return Err(TxError::InvalidField {
+                field: "policy.royalty_bps_min".into(),
+                reason: format!("{} basis points is above the whole", self.royalty_bps_min),
+            });
         }
         if self.epsilon_round_max > self.epsilon_max {
             return Err(TxError::InvalidField {
@@ -150,6 +161,7 @@ impl Write for ConsentPolicy {
         self.expiry_height.write(buf);
         self.epsilon_round_max.write(buf);
         self.noise_multiplier_min.write(buf);
+        self.royalty_bps_min.write(buf);
     }
 }
 
@@ -163,6 +175,7 @@ impl EncodeSize for ConsentPolicy {
             + 8
             + 8
             + 8
+            + 4
     }
 }
 
@@ -183,6 +196,7 @@ impl Read for ConsentPolicy {
             expiry_height: u64::read_cfg(buf, &())?,
             epsilon_round_max: u64::read_cfg(buf, &())?,
             noise_multiplier_min: u64::read_cfg(buf, &())?,
+            royalty_bps_min: u32::read_cfg(buf, &())?,
         })
     }
 }

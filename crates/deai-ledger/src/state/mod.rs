@@ -5,8 +5,9 @@
 //! - every mutation goes through the `*_mut`/`insert_*` helpers, which mark the key dirty; the
 //!   tree is brought up to date once per block ([`State::commit`]), so `root()` always covers
 //!   every entry as of the last applied block;
-//! - tokens are conserved: balances + staked + unbonding + escrow == genesis supply
-//!   (fees move from payer to proposer balances);
+//! - tokens are conserved: balances + staked + unbonding + escrow + channel deposits + offer
+//!   bonds + burned == genesis supply (fees move from payer to proposer balances; a slashed
+//!   bond's unpaid part is burned);
 //! - ids are dense, assigned from 1 in application order, and never reused;
 //! - `commitments` maps every registered data commitment to the dataset that registered it
 //!   (the first, for chains that accepted duplicates before they were refused). It is not a leaf
@@ -15,22 +16,28 @@
 
 mod account;
 mod apply;
+mod channel;
 mod dataset;
 mod lifecycle;
 mod model;
+mod offer;
 mod round;
+mod royalty;
 mod snapshot;
 mod task;
 mod tree;
 mod validators;
 
 pub use account::{Account, Unbonding};
+pub use channel::{Channel, ChannelStatus};
 pub(crate) use dataset::TaskTerms;
 pub use dataset::{ConsentPolicy, Dataset};
 pub(crate) use model::check_metrics;
 pub use model::{Metric, Model};
+pub use offer::{Contributor, Offer, OfferStatus};
 pub(crate) use round::read_scores;
 pub use round::{Round, RoundOutcome, SCORE_SCALE, Score, SecAggParams, select, selection_seed};
+pub(crate) use royalty::{royalty_of, share, split};
 pub use snapshot::{Snapshot, SnapshotError};
 pub use task::{EPSILON_SCHEDULE_STEPS_MAX, EpsilonStep, Task, TaskStatus};
 pub use validators::{Member, ValidatorKey, ValidatorSet};
@@ -61,13 +68,19 @@ pub struct SupplyReport {
     /// Sum of task escrows.
     #[serde(with = "crate::types::amount")]
     pub escrow: u128,
+    /// Sum of what open payment channels lock (deposits not yet claimed).
+    #[serde(default, with = "crate::types::amount")]
+    pub channels: u128,
+    /// Sum of offer bonds.
+    #[serde(default, with = "crate::types::amount")]
+    pub bonds: u128,
     /// Fees paid to proposers so far (already inside `balances`; informational).
     #[serde(with = "crate::types::amount")]
     pub fees_paid: u128,
-    /// Burned tokens (the ledger burns nothing today).
+    /// Burned tokens: the part of slashed offer bonds not paid to disputers.
     #[serde(with = "crate::types::amount")]
     pub burned: u128,
-    /// balances + staked + unbonding + escrow + burned.
+    /// balances + staked + unbonding + escrow + channels + bonds + burned.
     #[serde(with = "crate::types::amount")]
     pub total: u128,
     /// Supply at genesis.
@@ -82,7 +95,10 @@ pub struct SupplyReport {
 /// - change: [`State::apply_block`] (verifies signatures) or [`State::apply_block_verified`];
 /// - admission: [`State::check_tx_stateless`], [`State::check_tx`] (what a mempool calls);
 /// - read: [`State::root`], [`State::height`], [`State::account`], [`State::dataset`],
-///   [`State::task`], [`State::model`] and their iterators, [`State::supply`];
+///   [`State::task`], [`State::model`], [`State::offer`] (and [`State::offers_by_model`],
+///   [`State::offers_by_provider`]), [`State::channel`] (and [`State::channels_by_offer`],
+///   [`State::channels_by_payer`]) and their iterators, [`State::supply`];
+/// - pay: [`State::voucher_claimable`], [`State::contributors_of`], [`State::royalty_floor`];
 /// - authenticate: [`State::prove`] and [`crate::verify_proof`].
 #[derive(Clone, Debug)]
 pub struct State {
@@ -94,6 +110,10 @@ pub struct State {
     datasets: BTreeMap<u64, Dataset>,
     tasks: BTreeMap<u64, Task>,
     models: BTreeMap<u64, Model>,
+    offers: BTreeMap<u64, Offer>,
+    channels: BTreeMap<u64, Channel>,
+    /// release height → withdrawn offers whose bond returns then (derived from the offers).
+    offer_release_queue: BTreeMap<u64, BTreeSet<u64>>,
     /// data commitment → the dataset that registered it (derived from `datasets`).
     commitments: BTreeMap<Digest, u64>,
     /// release height → accounts with an entry releasing then.
@@ -104,6 +124,7 @@ pub struct State {
     validator_keys: BTreeMap<Address, Address>,
     genesis_supply: u128,
     fees_paid: u128,
+    burned: u128,
     tree: StateTree,
     dirty: BTreeSet<StateKey>,
 }
@@ -121,12 +142,16 @@ impl State {
             datasets: BTreeMap::new(),
             tasks: BTreeMap::new(),
             models: BTreeMap::new(),
+            offers: BTreeMap::new(),
+            channels: BTreeMap::new(),
+            offer_release_queue: BTreeMap::new(),
             commitments: BTreeMap::new(),
             unbonding_queue: BTreeMap::new(),
             epochs: BTreeMap::new(),
             validator_keys: BTreeMap::new(),
             genesis_supply: g.supply()?,
             fees_paid: 0,
+            burned: 0,
             tree: StateTree::new(),
             dirty: BTreeSet::new(),
         };
@@ -238,6 +263,8 @@ impl State {
             StateKey::Task(id) => self.tasks.get(id).map(Task::leaf_value),
             StateKey::Model(id) => self.models.get(id).map(Model::leaf_value),
             StateKey::Epoch(e) => self.epochs.get(e).map(ValidatorSet::leaf_value),
+            StateKey::Offer(id) => self.offers.get(id).map(Offer::leaf_value),
+            StateKey::Channel(id) => self.channels.get(id).map(Channel::leaf_value),
         }
     }
 
@@ -254,8 +281,10 @@ impl State {
             staked: 0,
             unbonding: 0,
             escrow: 0,
+            channels: 0,
+            bonds: 0,
             fees_paid: self.fees_paid,
-            burned: 0,
+            burned: self.burned,
             total: 0,
             genesis: self.genesis_supply,
         };
@@ -265,19 +294,37 @@ impl State {
             r.unbonding += a.unbonding_total();
         }
         r.escrow = self.tasks.values().map(|t| t.escrow).sum();
-        r.total = r.balances + r.staked + r.unbonding + r.escrow + r.burned;
+        r.channels = self.channels.values().map(Channel::locked).sum();
+        r.bonds = self.offers.values().map(|o| o.bond).sum();
+        r.total = r.balances + r.staked + r.unbonding + r.escrow + r.channels + r.bonds + r.burned;
         r
     }
 
-    /// Chain id, parameters, genesis supply and fees paid so far: the `Meta` leaf.
+    /// Tokens burned so far (the unpaid part of slashed bonds).
+    pub fn burned(&self) -> u128 {
+        self.burned
+    }
+
+    /// Chain id, parameters, genesis supply, fees paid and tokens burned so far: the `Meta`
+    /// leaf.
     fn meta_value(&self) -> Vec<u8> {
         let params = serde_json::to_vec(&self.params).expect("params serialize");
-        let mut out = Vec::with_capacity(96);
+        let mut out = Vec::with_capacity(112);
         out.extend_from_slice(&Digest::hash(self.chain_id.as_bytes()).0);
         out.extend_from_slice(&Digest::hash(&params).0);
         out.extend_from_slice(&self.genesis_supply.to_be_bytes());
         out.extend_from_slice(&self.fees_paid.to_be_bytes());
+        out.extend_from_slice(&self.burned.to_be_bytes());
         out
+    }
+
+    /// Destroys `amount` (already taken out of every balance, bond and deposit).
+    pub(crate) fn burn(&mut self, amount: u128) {
+        self.burned = self
+            .burned
+            .checked_add(amount)
+            .expect("burned tokens come out of the supply, which fits in u128");
+        self.dirty.insert(StateKey::Meta);
     }
 
     /// Bring the tree up to date with every entry changed since the last commit.
@@ -346,6 +393,8 @@ impl State {
             EntityKind::Dataset => self.datasets.keys().next_back(),
             EntityKind::Task => self.tasks.keys().next_back(),
             EntityKind::Model => self.models.keys().next_back(),
+            EntityKind::Offer => self.offers.keys().next_back(),
+            EntityKind::Channel => self.channels.keys().next_back(),
         };
         last.copied()
             .unwrap_or(0)
@@ -423,6 +472,13 @@ impl State {
                 let m = self.models.get_mut(&id).expect("validated: model exists");
                 (&mut m.history_root, &mut m.history)
             }
+            EntityKind::Offer => {
+                let o = self.offer_mut(id);
+                (&mut o.history_root, &mut o.history)
+            }
+            // A caller bug, not bad input: channels are short-lived and their events are in the
+            // block receipts and their offer's history.
+            EntityKind::Channel => unreachable!("channels keep no history"),
         };
         *root = entry.chain(root);
         history.push(entry);

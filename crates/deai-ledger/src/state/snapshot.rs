@@ -4,9 +4,13 @@
 //! Invariant: restoring rebuilds the tree by re-adding every leaf in its original location
 //! order, so the restored root is bit-for-bit the snapshot's; [`State::from_snapshot`] checks
 //! that and refuses a snapshot whose root does not match (corrupt or tampered file). The derived
-//! indexes (unbonding queue, commitment → dataset) are rebuilt from the entries, in key order.
+//! indexes (unbonding queue, offer bond releases, commitment → dataset) are rebuilt from the
+//! entries, in key order.
 
-use super::{Account, Dataset, Model, State, Task, ValidatorSet, tree::StateTree};
+use super::{
+    Account, Channel, Dataset, Model, Offer, OfferStatus, State, Task, ValidatorSet,
+    tree::StateTree,
+};
 use crate::params::Params;
 use crate::proof::StateKey;
 use crate::types::Digest;
@@ -28,6 +32,9 @@ pub struct Snapshot {
     /// Fees paid so far.
     #[serde(with = "crate::types::amount")]
     pub fees_paid: u128,
+    /// Tokens burned so far.
+    #[serde(default, with = "crate::types::amount")]
+    pub burned: u128,
     /// Accounts.
     pub accounts: Vec<Account>,
     /// Datasets.
@@ -39,6 +46,12 @@ pub struct Snapshot {
     /// Validator sets by epoch.
     #[serde(default)]
     pub epochs: Vec<ValidatorSet>,
+    /// Inference offers.
+    #[serde(default)]
+    pub offers: Vec<Offer>,
+    /// Payment channels.
+    #[serde(default)]
+    pub channels: Vec<Channel>,
     /// Every state key in leaf-location order.
     pub leaves: Vec<StateKey>,
     /// The state root the restored state must have.
@@ -70,11 +83,14 @@ impl State {
             height: self.height,
             genesis_supply: self.genesis_supply,
             fees_paid: self.fees_paid,
+            burned: self.burned,
             accounts: self.accounts.values().cloned().collect(),
             datasets: self.datasets.values().cloned().collect(),
             tasks: self.tasks.values().cloned().collect(),
             models: self.models.values().cloned().collect(),
             epochs: self.epochs.values().cloned().collect(),
+            offers: self.offers.values().cloned().collect(),
+            channels: self.channels.values().cloned().collect(),
             leaves: self.tree.keys_in_order(),
             root: self.root(),
         }
@@ -91,12 +107,16 @@ impl State {
             datasets: s.datasets.into_iter().map(|d| (d.id, d)).collect(),
             tasks: s.tasks.into_iter().map(|t| (t.id, t)).collect(),
             models: s.models.into_iter().map(|m| (m.id, m)).collect(),
+            offers: s.offers.into_iter().map(|o| (o.id, o)).collect(),
+            channels: s.channels.into_iter().map(|c| (c.id, c)).collect(),
+            offer_release_queue: BTreeMap::new(),
             commitments: BTreeMap::new(),
             unbonding_queue: BTreeMap::new(),
             epochs: s.epochs.into_iter().map(|e| (e.epoch, e)).collect(),
             validator_keys: BTreeMap::new(),
             genesis_supply: s.genesis_supply,
             fees_paid: s.fees_paid,
+            burned: s.burned,
             tree: StateTree::new(),
             dirty: BTreeSet::new(),
         };
@@ -105,7 +125,9 @@ impl State {
             + state.datasets.len()
             + state.tasks.len()
             + state.models.len()
-            + state.epochs.len();
+            + state.epochs.len()
+            + state.offers.len()
+            + state.channels.len();
         if entries != s.leaves.len() {
             return Err(SnapshotError::Inconsistent(format!(
                 "{} entries, {} leaves",
@@ -126,6 +148,13 @@ impl State {
             .map_err(|k| SnapshotError::Inconsistent(k.to_string()))?;
         for d in state.datasets.values() {
             state.commitments.entry(d.commitment).or_insert(d.id);
+        }
+        for o in state.offers.values() {
+            if let (OfferStatus::Withdrawn, Some(h), true) =
+                (o.status, o.release_height, o.bond > 0)
+            {
+                state.offer_release_queue.entry(h).or_default().insert(o.id);
+            }
         }
         for a in state.accounts.values() {
             if let Some(v) = &a.validator {

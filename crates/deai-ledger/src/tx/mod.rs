@@ -4,7 +4,10 @@
 //! # Canonical encoding
 //!
 //! `SignedTx = Tx || signature[64]`, `Tx = chain_id(len-prefixed UTF-8) || sender[32] ||
-//! nonce(u64 BE) || fee(u128 BE) || tag(u8) || body`. Lengths are canonical varints, so every value
+//! nonce(u64 BE) || fee(u128 BE) || tag(u8) || body`. A transaction is at most
+//! [`Params::tx_bytes_max`] bytes, except a `ReceiptDispute`, which carries a model blob and an
+//! input and may reach [`Params::dispute_tx_bytes_max`] ([`Limits::tx_bytes_max`] is the larger,
+//! the bound of a length prefix in a block). Lengths are canonical varints, so every value
 //! has exactly one encoding and `decode(encode(x)) == x`, `encode(decode(b)) == b`. The
 //! signature covers [`SIGNING_DOMAIN`] followed by the `Tx` encoding; the id is BLAKE3 of the whole
 //! `SignedTx` encoding.
@@ -19,10 +22,18 @@
 //!
 //! Nothing else changes: signing, ids, fees, nonces, receipts and the state root are generic.
 
+mod channel_claim;
+mod channel_close;
+mod channel_open;
+mod channel_top_up;
 mod consent_revoke;
 mod consent_update;
 mod dataset_register;
 mod model_register;
+mod offer_create;
+mod offer_update;
+mod offer_withdraw;
+mod receipt_dispute;
 mod round_expire;
 mod round_open;
 mod round_result;
@@ -36,10 +47,18 @@ mod transfer;
 mod unstake;
 mod validator_declare;
 
+pub use channel_claim::ChannelClaim;
+pub use channel_close::ChannelClose;
+pub use channel_open::ChannelOpen;
+pub use channel_top_up::ChannelTopUp;
 pub use consent_revoke::ConsentRevoke;
 pub use consent_update::ConsentUpdate;
 pub use dataset_register::{DatasetRegister, dataset_commitment};
 pub use model_register::ModelRegister;
+pub use offer_create::OfferCreate;
+pub use offer_update::OfferUpdate;
+pub use offer_withdraw::OfferWithdraw;
+pub use receipt_dispute::ReceiptDispute;
 pub use round_expire::RoundExpire;
 pub use round_open::RoundOpen;
 pub use round_result::RoundResult;
@@ -191,6 +210,14 @@ tx_bodies! {
     13 => TaskClose(TaskClose), "Close a task: reveal validation data, pay rewards, refund, register the final model.";
     14 => RoundExpire(RoundExpire), "Close a round past its deadline without a result as failed (anyone).";
     15 => ValidatorDeclare(ValidatorDeclare), "Declare the consensus key (and p2p address) the sender's stake validates with.";
+    16 => OfferCreate(OfferCreate), "Offer a registered model's quantized blob for paid queries, locking a bond.";
+    17 => OfferUpdate(OfferUpdate), "Change an active offer's price or endpoint, or add to its bond (provider only).";
+    18 => OfferWithdraw(OfferWithdraw), "Withdraw an offer: no new channels; the bond returns after offer_unbond_blocks (provider only).";
+    19 => ChannelOpen(ChannelOpen), "Open a payment channel to an offer's provider, locking a deposit until an expiry height.";
+    20 => ChannelTopUp(ChannelTopUp), "Add to a channel's deposit or extend its expiry (payer only).";
+    21 => ChannelClaim(ChannelClaim), "Redeem a payer's cumulative voucher before the channel expires, paying royalties (provider only).";
+    22 => ChannelClose(ChannelClose), "Close a channel and refund the unclaimed deposit (payer after expiry, or provider).";
+    23 => ReceiptDispute(ReceiptDispute), "Dispute a signed query receipt: validators re-execute it and slash a wrong provider's bond (anyone).";
 }
 
 impl Write for Tx {
@@ -243,7 +270,11 @@ impl Read for SignedTx {
         let tx = Tx::read_cfg(buf, cfg)?;
         let signature = <[u8; 64]>::read_cfg(buf, &())?;
         let size = start - buf.remaining();
-        if size > cfg.tx_bytes_max {
+        let max = match tx.body {
+            TxBody::ReceiptDispute(_) => cfg.tx_bytes_max,
+            _ => cfg.tx_standard_bytes_max,
+        };
+        if size > max {
             return Err(CodecError::Invalid("SignedTx", "larger than tx_bytes_max"));
         }
         Ok(Self { tx, signature })

@@ -14,7 +14,7 @@ use crate::codec::{list_size, read_list, write_list};
 use crate::error::{EntityKind, TxError};
 use crate::event::Event;
 use crate::params::{Limits, Params};
-use crate::state::{Metric, Model, State, Task, TaskStatus};
+use crate::state::{Metric, Model, State, Task, TaskStatus, share};
 use crate::tx::validation_commitment;
 use crate::types::Digest;
 use bytes::BufMut;
@@ -53,16 +53,6 @@ pub(crate) fn payouts(task: &Task) -> Result<Vec<(u64, u128)>, TxError> {
         }
     }
     Ok(out)
-}
-
-/// `floor(escrow * score / sum)` without a 256-bit product: with `escrow = q * sum + r` it is
-/// `q * score + floor(r * score / sum)`, exact. `None` only if `r * score` passes `u128`, which
-/// the score limits (`SCORE_SCALE` per round) rule out for any realistic round count.
-fn share(escrow: u128, score: u128, sum: u128) -> Option<u128> {
-    let (q, r) = (escrow / sum, escrow % sum);
-    q.checked_mul(score)
-        .zip(r.checked_mul(score))
-        .and_then(|(a, b)| a.checked_add(b / sum))
 }
 
 impl TaskClose {
@@ -225,26 +215,5 @@ impl Read for TaskClose {
             parent: Option::<u64>::read_cfg(buf, &())?,
             metrics: read_list(buf, cfg.model_metrics_max, &cfg.string_bytes_max)?,
         })
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::share;
-    use proptest::prelude::*;
-
-    proptest! {
-        #[test]
-        fn share_is_the_exact_floor(escrow in 0u128..1u128 << 80, sum in 1u128..1u128 << 40, frac in 0u128..=1000) {
-            let score = sum * frac / 1000;
-            prop_assert_eq!(share(escrow, score, sum), Some(escrow * score / sum));
-        }
-
-        #[test]
-        fn huge_escrow_does_not_overflow(escrow in (u128::MAX >> 1)..u128::MAX, sum in 1u128..1u128 << 40) {
-            let got = share(escrow, sum / 2, sum).expect("fits");
-            prop_assert!(got <= escrow / 2 + 1);
-            prop_assert_eq!(share(escrow, sum, sum), Some(escrow));
-        }
     }
 }

@@ -75,6 +75,7 @@ pub(crate) fn policy(purposes: &[&str], expiry_height: u64) -> ConsentPolicy {
         expiry_height,
         epsilon_round_max: 0,
         noise_multiplier_min: 0,
+        royalty_bps_min: 0,
     }
 }
 

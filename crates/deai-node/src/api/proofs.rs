@@ -51,6 +51,8 @@ pub(super) async fn prove(
             StateKey::Epoch(e) => s
                 .validator_set(e)
                 .and_then(|v| serde_json::to_value(v).ok()),
+            StateKey::Offer(id) => s.offer(id).and_then(|o| serde_json::to_value(o).ok()),
+            StateKey::Channel(id) => s.channel(id).and_then(|c| serde_json::to_value(c).ok()),
             StateKey::Meta => None,
         };
         (s.height(), s.root(), s.prove(&key), entry)

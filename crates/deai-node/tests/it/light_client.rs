@@ -135,6 +135,7 @@ fn a_light_client_refuses_a_lying_upstream_by_name() {
             expiry_height: 1_000_000,
             epsilon_round_max: 0,
             noise_multiplier_min: 0,
+            royalty_bps_min: 0,
         };
         let salt = setup::fresh_salt();
         let dataset =

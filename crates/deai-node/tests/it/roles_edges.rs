@@ -79,6 +79,7 @@ async fn start_owners(
             expiry_height: 1_000_000,
             epsilon_round_max: 0,
             noise_multiplier_min: sigma_min(i),
+            royalty_bps_min: 0,
         };
         let salt = setup::fresh_salt();
         let id = setup::register_dataset(&ctx, data, &salt, "digits-8x8", policy).await?;

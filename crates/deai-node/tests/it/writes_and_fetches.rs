@@ -94,6 +94,7 @@ fn policy() -> ConsentPolicy {
         expiry_height: 1_000_000,
         epsilon_round_max: 0,
         noise_multiplier_min: 0,
+        royalty_bps_min: 0,
     }
 }
 

@@ -195,6 +195,7 @@ pub(super) async fn run(
             expiry_height: 10_000_000,
             epsilon_round_max: 0,
             noise_multiplier_min: 0,
+            royalty_bps_min: 0,
         };
         let salt = task_setup::fresh_salt();
         datasets.push(task_setup::register_dataset(&ctx, data, &salt, "digits-8x8", policy).await?);

@@ -1,0 +1,500 @@
+//! What a payer and a provider sign off-chain: cumulative payment [`Voucher`]s and query
+//! [`QueryReceipt`]s, with their canonical encodings. The ledger verifies both (`ChannelClaim`
+//! redeems a voucher, `ReceiptDispute` re-executes a receipt); the node's provider role, the CLI
+//! and agents build and check them with the same code.
+//!
+//! # Voucher (`deai-voucher-v1`)
+//!
+//! ```text
+//! Voucher       = chain_id (varint len ‖ UTF-8) ‖ channel_id u64 BE ‖ cumulative_amount u128 BE
+//! SignedVoucher = Voucher ‖ signature[64]
+//! ```
+//!
+//! The payer signs `"deai-voucher-v1" ‖ Voucher` with the ed25519 key of the account that opened
+//! the channel. The amount is cumulative: the payer's total for the channel so far, so a provider
+//! keeps only the highest voucher and a lost or replayed one is harmless (a claim pays
+//! `cumulative_amount − already claimed`, and only a higher amount pays anything).
+//!
+//! # Receipt (`deai-receipt-v1`)
+//!
+//! ```text
+//! QueryReceipt = chain_id (varint len ‖ UTF-8) ‖ offer_id u64 BE ‖ channel_id u64 BE
+//!              ‖ sequence u64 BE ‖ input_hash[32] ‖ output (varint len ‖ bytes)
+//!              ‖ model_hash[32] ‖ voucher_amount u128 BE
+//! SignedQueryReceipt = QueryReceipt ‖ signature[64]
+//! ```
+//!
+//! The provider signs `"deai-receipt-v1" ‖ QueryReceipt` with its account key. `input_hash` is
+//! BLAKE3 of the query's input bytes, `output` is `deai_infer::Output::to_bytes` of the answer,
+//! `model_hash` the BLAKE3 of the quantized model blob the offer names, `voucher_amount` the
+//! cumulative voucher the query was paid with, `sequence` the provider's number for the query
+//! within the channel (a channel's receipt of a given sequence can be disputed once).
+//!
+//! Lengths are canonical varints and every decoder is bounded by [`Limits`] (chain id and output
+//! lengths are checked before allocating); decoding never panics, trailing bytes are an error,
+//! and `encode(decode(b)) == b` for every accepted `b`.
+
+use crate::codec::{bytes_size, read_bytes, read_str, str_size, write_bytes, write_str};
+use crate::error::DecodeError;
+use crate::params::{Limits, Params};
+use crate::types::{Address, Digest};
+use bytes::BufMut;
+use commonware_codec::{Buf, Decode, EncodeSize, Error as CodecError, Read, Write};
+use ed25519_dalek::{Signer, Verifier};
+use serde::{Deserialize, Serialize};
+
+/// Prefix of every voucher signature.
+pub const VOUCHER_DOMAIN: &[u8] = b"deai-voucher-v1";
+/// Prefix of every receipt signature.
+pub const RECEIPT_DOMAIN: &[u8] = b"deai-receipt-v1";
+
+/// Why a voucher or receipt is refused off-chain.
+#[derive(Debug, thiserror::Error)]
+pub enum PaymentError {
+    /// The bytes are not a canonical encoding within the limits.
+    #[error(transparent)]
+    Decode(#[from] DecodeError),
+    /// The signature does not verify against the expected signer.
+    #[error("{what} signature does not verify against {signer}")]
+    BadSignature {
+        /// `"voucher"` or `"receipt"`.
+        what: &'static str,
+        /// Who should have signed.
+        signer: Address,
+    },
+}
+
+/// A payer's promise: the channel's payee may take up to `cumulative_amount` in total.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Voucher {
+    /// The chain the channel lives on.
+    pub chain_id: String,
+    /// The channel.
+    pub channel_id: u64,
+    /// Everything the payer owes on this channel so far, base units.
+    #[serde(with = "crate::types::amount")]
+    pub cumulative_amount: u128,
+}
+
+/// A [`Voucher`] with the payer's signature.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SignedVoucher {
+    /// The signed content.
+    pub voucher: Voucher,
+    /// ed25519 over [`VOUCHER_DOMAIN`] ‖ voucher encoding.
+    #[serde(with = "crate::types::hex_sig")]
+    pub signature: [u8; 64],
+}
+
+/// A provider's statement of one answered query.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QueryReceipt {
+    /// The chain the offer lives on.
+    pub chain_id: String,
+    /// The offer the query was served under.
+    pub offer_id: u64,
+    /// The channel that paid for it.
+    pub channel_id: u64,
+    /// The provider's number for the query within the channel.
+    pub sequence: u64,
+    /// BLAKE3 of the input bytes.
+    pub input_hash: Digest,
+    /// The answer: `deai_infer::Output::to_bytes`.
+    #[serde(with = "crate::types::hex_bytes")]
+    pub output: Vec<u8>,
+    /// BLAKE3 of the quantized model blob that answered (the offer's).
+    pub model_hash: Digest,
+    /// The cumulative voucher amount the query was paid with.
+    #[serde(with = "crate::types::amount")]
+    pub voucher_amount: u128,
+}
+
+/// A [`QueryReceipt`] with the provider's signature.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SignedQueryReceipt {
+    /// The signed content.
+    pub receipt: QueryReceipt,
+    /// ed25519 over [`RECEIPT_DOMAIN`] ‖ receipt encoding.
+    #[serde(with = "crate::types::hex_sig")]
+    pub signature: [u8; 64],
+}
+
+/// `domain ‖ encoding of value`.
+fn domain_bytes(domain: &[u8], value: &(impl Write + EncodeSize)) -> Vec<u8> {
+    let mut out = Vec::with_capacity(domain.len() + value.encode_size());
+    out.extend_from_slice(domain);
+    value.write(&mut out);
+    out
+}
+
+/// Checks an ed25519 `signature` by `signer` over `message`.
+fn verify(
+    what: &'static str,
+    signer: &Address,
+    message: &[u8],
+    signature: &[u8; 64],
+) -> Result<(), PaymentError> {
+    let bad = || PaymentError::BadSignature {
+        what,
+        signer: *signer,
+    };
+    let key = ed25519_dalek::VerifyingKey::from_bytes(&signer.0).map_err(|_| bad())?;
+    key.verify(message, &ed25519_dalek::Signature::from_bytes(signature))
+        .map_err(|_| bad())
+}
+
+/// Decodes canonical `bytes` as `T` under `limits`; trailing bytes are an error.
+fn decode<T: Read<Cfg = Limits>>(bytes: &[u8], limits: &Limits) -> Result<T, DecodeError> {
+    Ok(T::decode_cfg(commonware_codec::Copying(bytes), limits)?)
+}
+
+impl Voucher {
+    /// The bytes the payer signs: [`VOUCHER_DOMAIN`] ‖ canonical encoding.
+    pub fn signing_bytes(&self) -> Vec<u8> {
+        domain_bytes(VOUCHER_DOMAIN, self)
+    }
+
+    /// Signs the voucher with the payer's key.
+    pub fn sign(self, payer: &ed25519_dalek::SigningKey) -> SignedVoucher {
+        let signature = payer.sign(&self.signing_bytes()).to_bytes();
+        SignedVoucher {
+            voucher: self,
+            signature,
+        }
+    }
+}
+
+impl SignedVoucher {
+    /// Checks the signature against `payer` (the channel's payer).
+    pub fn verify(&self, payer: &Address) -> Result<(), PaymentError> {
+        verify(
+            "voucher",
+            payer,
+            &self.voucher.signing_bytes(),
+            &self.signature,
+        )
+    }
+
+    /// The canonical bytes (what a query carries, hex-encoded, in its voucher header).
+    pub fn encode(&self) -> Vec<u8> {
+        commonware_codec::Encode::encode(self).to_vec()
+    }
+
+    /// Decodes canonical bytes bounded by `params`.
+    pub fn decode(bytes: &[u8], params: &Params) -> Result<Self, DecodeError> {
+        Self::decode_limits(bytes, &params.limits())
+    }
+
+    /// [`Self::decode`] with precomputed limits.
+    pub fn decode_limits(bytes: &[u8], limits: &Limits) -> Result<Self, DecodeError> {
+        decode(bytes, limits)
+    }
+}
+
+impl QueryReceipt {
+    /// The bytes the provider signs: [`RECEIPT_DOMAIN`] ‖ canonical encoding.
+    pub fn signing_bytes(&self) -> Vec<u8> {
+        domain_bytes(RECEIPT_DOMAIN, self)
+    }
+
+    /// Signs the receipt with the provider's key.
+    pub fn sign(self, provider: &ed25519_dalek::SigningKey) -> SignedQueryReceipt {
+        let signature = provider.sign(&self.signing_bytes()).to_bytes();
+        SignedQueryReceipt {
+            receipt: self,
+            signature,
+        }
+    }
+}
+
+impl SignedQueryReceipt {
+    /// Checks the signature against `provider` (the offer's provider).
+    pub fn verify(&self, provider: &Address) -> Result<(), PaymentError> {
+        verify(
+            "receipt",
+            provider,
+            &self.receipt.signing_bytes(),
+            &self.signature,
+        )
+    }
+
+    /// The canonical bytes.
+    pub fn encode(&self) -> Vec<u8> {
+        commonware_codec::Encode::encode(self).to_vec()
+    }
+
+    /// Decodes canonical bytes bounded by `params`.
+    pub fn decode(bytes: &[u8], params: &Params) -> Result<Self, DecodeError> {
+        Self::decode_limits(bytes, &params.limits())
+    }
+
+    /// [`Self::decode`] with precomputed limits.
+    pub fn decode_limits(bytes: &[u8], limits: &Limits) -> Result<Self, DecodeError> {
+        decode(bytes, limits)
+    }
+}
+
+impl Write for Voucher {
+    fn write(&self, buf: &mut impl BufMut) {
+        write_str(&self.chain_id, buf);
+        self.channel_id.write(buf);
+        self.cumulative_amount.write(buf);
+    }
+}
+
+impl EncodeSize for Voucher {
+    fn encode_size(&self) -> usize {
+        str_size(&self.chain_id) + 8 + 16
+    }
+}
+
+impl Read for Voucher {
+    type Cfg = Limits;
+    fn read_cfg(buf: &mut impl Buf, cfg: &Limits) -> Result<Self, CodecError> {
+        Ok(Self {
+            chain_id: read_str(buf, cfg.chain_id_bytes_max)?,
+            channel_id: u64::read_cfg(buf, &())?,
+            cumulative_amount: u128::read_cfg(buf, &())?,
+        })
+    }
+}
+
+impl Write for SignedVoucher {
+    fn write(&self, buf: &mut impl BufMut) {
+        self.voucher.write(buf);
+        buf.put_slice(&self.signature);
+    }
+}
+
+impl EncodeSize for SignedVoucher {
+    fn encode_size(&self) -> usize {
+        self.voucher.encode_size() + 64
+    }
+}
+
+impl Read for SignedVoucher {
+    type Cfg = Limits;
+    fn read_cfg(buf: &mut impl Buf, cfg: &Limits) -> Result<Self, CodecError> {
+        Ok(Self {
+            voucher: Voucher::read_cfg(buf, cfg)?,
+            signature: <[u8; 64]>::read_cfg(buf, &())?,
+        })
+    }
+}
+
+impl Write for QueryReceipt {
+    fn write(&self, buf: &mut impl BufMut) {
+        write_str(&self.chain_id, buf);
+        self.offer_id.write(buf);
+        self.channel_id.write(buf);
+        self.sequence.write(buf);
+        self.input_hash.write(buf);
+        write_bytes(&self.output, buf);
+        self.model_hash.write(buf);
+        self.voucher_amount.write(buf);
+    }
+}
+
+impl EncodeSize for QueryReceipt {
+    fn encode_size(&self) -> usize {
+        str_size(&self.chain_id) + 8 + 8 + 8 + 32 + bytes_size(&self.output) + 32 + 16
+    }
+}
+
+impl Read for QueryReceipt {
+    type Cfg = Limits;
+    fn read_cfg(buf: &mut impl Buf, cfg: &Limits) -> Result<Self, CodecError> {
+        Ok(Self {
+            chain_id: read_str(buf, cfg.chain_id_bytes_max)?,
+            offer_id: u64::read_cfg(buf, &())?,
+            channel_id: u64::read_cfg(buf, &())?,
+            sequence: u64::read_cfg(buf, &())?,
+            input_hash: Digest::read_cfg(buf, &())?,
+            output: read_bytes(buf, cfg.receipt_output_bytes_max)?,
+            model_hash: Digest::read_cfg(buf, &())?,
+            voucher_amount: u128::read_cfg(buf, &())?,
+        })
+    }
+}
+
+impl Write for SignedQueryReceipt {
+    fn write(&self, buf: &mut impl BufMut) {
+        self.receipt.write(buf);
+        buf.put_slice(&self.signature);
+    }
+}
+
+impl EncodeSize for SignedQueryReceipt {
+    fn encode_size(&self) -> usize {
+        self.receipt.encode_size() + 64
+    }
+}
+
+impl Read for SignedQueryReceipt {
+    type Cfg = Limits;
+    fn read_cfg(buf: &mut impl Buf, cfg: &Limits) -> Result<Self, CodecError> {
+        Ok(Self {
+            receipt: QueryReceipt::read_cfg(buf, cfg)?,
+            signature: <[u8; 64]>::read_cfg(buf, &())?,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ed25519_dalek::SigningKey;
+    use proptest::prelude::*;
+
+    fn key(i: u8) -> SigningKey {
+        SigningKey::from_bytes(&[i; 32])
+    }
+
+    fn voucher(amount: u128) -> SignedVoucher {
+        Voucher {
+            chain_id: "deai-test".into(),
+            channel_id: 7,
+            cumulative_amount: amount,
+        }
+        .sign(&key(1))
+    }
+
+    fn receipt(output: Vec<u8>) -> SignedQueryReceipt {
+        QueryReceipt {
+            chain_id: "deai-test".into(),
+            offer_id: 3,
+            channel_id: 7,
+            sequence: 9,
+            input_hash: Digest::hash(b"input"),
+            output,
+            model_hash: Digest::hash(b"model"),
+            voucher_amount: 1_000,
+        }
+        .sign(&key(2))
+    }
+
+    #[test]
+    fn voucher_layout_is_the_documented_one() {
+        let v = voucher(5);
+        let bytes = v.encode();
+        let mut expected = vec![9u8];
+        expected.extend_from_slice(b"deai-test");
+        expected.extend_from_slice(&7u64.to_be_bytes());
+        expected.extend_from_slice(&5u128.to_be_bytes());
+        assert_eq!(&bytes[..expected.len()], expected.as_slice());
+        assert_eq!(bytes.len(), expected.len() + 64);
+        assert_eq!(
+            v.voucher.signing_bytes(),
+            [VOUCHER_DOMAIN, expected.as_slice()].concat()
+        );
+    }
+
+    #[test]
+    fn signatures_bind_signer_domain_and_every_field() {
+        let payer = Address::from_key(&key(1).verifying_key());
+        let v = voucher(5);
+        v.verify(&payer).expect("the payer signed it");
+        assert!(v.verify(&Address([9; 32])).is_err(), "another payer");
+        let mut more = v.clone();
+        more.voucher.cumulative_amount = 6;
+        assert!(more.verify(&payer).is_err(), "a changed amount");
+        // A receipt signature is not a voucher signature, even over the same key.
+        let provider = Address::from_key(&key(2).verifying_key());
+        let r = receipt(vec![1, 2, 3]);
+        r.verify(&provider).expect("the provider signed it");
+        let mut other = r.clone();
+        other.receipt.sequence += 1;
+        assert!(other.verify(&provider).is_err());
+        let forged = SignedVoucher {
+            voucher: v.voucher.clone(),
+            signature: key(1)
+                .sign(&domain_bytes(RECEIPT_DOMAIN, &v.voucher))
+                .to_bytes(),
+        };
+        assert!(forged.verify(&payer).is_err(), "wrong domain");
+    }
+
+    #[test]
+    fn round_trips_and_bounds() {
+        let params = Params::default();
+        let v = voucher(u128::MAX);
+        assert_eq!(SignedVoucher::decode(&v.encode(), &params).expect("ok"), v);
+        let r = receipt(vec![7; 48]);
+        assert_eq!(
+            SignedQueryReceipt::decode(&r.encode(), &params).expect("ok"),
+            r
+        );
+        // Trailing bytes and every truncation are refused.
+        let (vb, rb) = (v.encode(), r.encode());
+        assert!(SignedVoucher::decode(&[vb.as_slice(), &[0]].concat(), &params).is_err());
+        assert!(SignedQueryReceipt::decode(&[rb.as_slice(), &[0]].concat(), &params).is_err());
+        for cut in 0..vb.len() {
+            assert!(SignedVoucher::decode(&vb[..cut], &params).is_err());
+        }
+        for cut in 0..rb.len() {
+            assert!(SignedQueryReceipt::decode(&rb[..cut], &params).is_err());
+        }
+        // An output over the bound is refused before it is allocated.
+        let tight = Params {
+            receipt_output_bytes_max: 47,
+            ..Params::default()
+        };
+        assert!(SignedQueryReceipt::decode(&r.encode(), &tight).is_err());
+        // So is a chain id over its bound.
+        let long_chain = Voucher {
+            chain_id: "x".repeat(65),
+            channel_id: 1,
+            cumulative_amount: 1,
+        }
+        .sign(&key(1));
+        assert!(SignedVoucher::decode(&long_chain.encode(), &params).is_err());
+    }
+
+    #[test]
+    fn json_round_trips() {
+        let v = voucher(12);
+        let json = serde_json::to_string(&v).expect("serializes");
+        assert_eq!(serde_json::from_str::<SignedVoucher>(&json).expect("ok"), v);
+        let r = receipt(vec![1, 2]);
+        let json = serde_json::to_string(&r).expect("serializes");
+        assert_eq!(
+            serde_json::from_str::<SignedQueryReceipt>(&json).expect("ok"),
+            r
+        );
+    }
+
+    proptest! {
+        #[test]
+        fn arbitrary_bytes_never_panic_and_accepted_ones_are_canonical(
+            bytes in prop::collection::vec(any::<u8>(), 0..400)
+        ) {
+            let params = Params::default();
+            if let Ok(v) = SignedVoucher::decode(&bytes, &params) {
+                prop_assert_eq!(v.encode(), bytes.clone());
+            }
+            if let Ok(r) = SignedQueryReceipt::decode(&bytes, &params) {
+                prop_assert_eq!(r.encode(), bytes);
+            }
+        }
+
+        #[test]
+        fn mutated_encodings_never_panic(
+            amount in any::<u128>(),
+            flips in prop::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 1..6),
+        ) {
+            let params = Params::default();
+            for mut bytes in [voucher(amount).encode(), receipt(vec![3; 20]).encode()] {
+                for (i, b) in &flips {
+                    let i = i.index(bytes.len());
+                    bytes[i] = *b;
+                }
+                if let Ok(v) = SignedVoucher::decode(&bytes, &params) {
+                    prop_assert_eq!(v.encode(), bytes.clone());
+                }
+                if let Ok(r) = SignedQueryReceipt::decode(&bytes, &params) {
+                    prop_assert_eq!(r.encode(), bytes);
+                }
+            }
+        }
+    }
+}
