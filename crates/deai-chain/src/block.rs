@@ -45,6 +45,8 @@ pub struct BlockCfg {
     pub txs_max: usize,
     /// Most bytes of one encoded transaction.
     pub tx_bytes_max: usize,
+    /// Most bytes of all of a block's encoded transactions together.
+    pub bytes_max: usize,
     /// The ledger's decoding bounds for transactions.
     pub limits: Limits,
 }
@@ -56,6 +58,7 @@ impl BlockCfg {
         Self {
             txs_max: limits.block_txs_max,
             tx_bytes_max: limits.tx_bytes_max,
+            bytes_max: limits.block_bytes_max,
             limits,
         }
     }
@@ -227,10 +230,18 @@ impl Read for Block {
         let count = read_len(buf, cfg.txs_max)?;
         let mut txs = Vec::with_capacity(count);
         let mut tx_bytes = Vec::with_capacity(count);
+        let mut total = 0usize;
         for _ in 0..count {
             let len = read_len(buf, cfg.tx_bytes_max)?;
             if buf.remaining() < len {
                 return Err(CodecError::EndOfBuffer);
+            }
+            total += len;
+            if total > cfg.bytes_max {
+                return Err(CodecError::Invalid(
+                    "block",
+                    "transactions exceed the block's byte bound",
+                ));
             }
             let mut bytes = vec![0u8; len];
             buf.copy_to_slice(&mut bytes);
@@ -297,8 +308,15 @@ impl commonware_consensus::Block for Block {
 
 impl BoundedBlock for Block {
     fn max_encode_size(cfg: &BlockCfg) -> usize {
-        let per_tx = UInt(cfg.tx_bytes_max as u64).encode_size() + cfg.tx_bytes_max;
-        HEADER_BYTES + UInt(cfg.txs_max as u64).encode_size() + cfg.txs_max.saturating_mul(per_tx)
+        // Every transaction at its bound, or the block's byte bound with a length prefix per
+        // transaction, whichever is smaller.
+        let prefix = UInt(cfg.tx_bytes_max as u64).encode_size();
+        let txs = cfg.txs_max.saturating_mul(prefix + cfg.tx_bytes_max).min(
+            cfg.txs_max
+                .saturating_mul(prefix)
+                .saturating_add(cfg.bytes_max),
+        );
+        HEADER_BYTES + UInt(cfg.txs_max as u64).encode_size() + txs
     }
 }
 
@@ -422,6 +440,18 @@ mod tests {
             Block::decode_cfg(b.encode(), &short).is_err(),
             "oversized tx"
         );
+        let mut tight = cfg();
+        tight.bytes_max = b.txs_bytes() - 1;
+        assert!(
+            Block::decode_cfg(b.encode(), &tight).is_err(),
+            "over the block's byte bound"
+        );
+        tight.bytes_max = b.txs_bytes();
+        assert!(
+            Block::decode_cfg(b.encode(), &tight).is_ok(),
+            "at the bound"
+        );
+        assert!(Block::max_encode_size(&tight) >= b.encode().len());
         let bytes = b.encode();
         assert!(
             Block::decode_cfg(commonware_codec::Copying(&bytes[..bytes.len() - 1]), &cfg())

@@ -336,7 +336,7 @@ where
     let app = App {
         shared: shared.clone(),
         txs_max: block_cfg.txs_max,
-        block_bytes_max: Block::max_encode_size(&block_cfg),
+        block_bytes_max: block_cfg.bytes_max,
         idle_wait: cfg.block_idle_wait,
     };
     let marshal_reads = marshal_mailbox.clone();

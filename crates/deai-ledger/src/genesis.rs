@@ -130,7 +130,9 @@ impl Genesis {
 /// The inference-market parameters: positive where a zero would disable a rule, within the caps
 /// that bound a dispute's work, and a bond release late enough for every dispute.
 fn validate_market(p: &Params) -> Result<(), GenesisError> {
-    use crate::params::{BPS_SCALE, DISPUTE_MODEL_BYTES_MAX_LIMIT, DISPUTE_OPS_MAX_LIMIT};
+    use crate::params::{
+        BLOCK_BYTES_MAX_LIMIT, BPS_SCALE, DISPUTE_MODEL_BYTES_MAX_LIMIT, DISPUTE_OPS_MAX_LIMIT,
+    };
     let param = |name, value: String, reason| GenesisError::Param {
         name,
         value,
@@ -165,6 +167,15 @@ fn validate_market(p: &Params) -> Result<(), GenesisError> {
             "dispute_model_bytes_max",
             p.dispute_model_bytes_max.to_string(),
             "must be in 1..=16 MiB",
+        ));
+    }
+    let block_bytes = usize::try_from(p.block_bytes_max).unwrap_or(usize::MAX);
+    if p.block_bytes_max > BLOCK_BYTES_MAX_LIMIT || block_bytes < p.dispute_tx_bytes_max() {
+        return Err(param(
+            "block_bytes_max",
+            p.block_bytes_max.to_string(),
+            "must be at most 256 MiB and hold the largest dispute (tx_bytes_max + \
+             receipt_output_bytes_max + dispute_model_bytes_max + dispute_input_bytes_max)",
         ));
     }
     if p.receipt_output_bytes_max < 12 {
@@ -247,6 +258,27 @@ mod tests {
                 ..d()
             },
             "dispute_reward_bps",
+        );
+        // A block must hold the largest dispute, and stay within one consensus message.
+        let dispute = d().dispute_tx_bytes_max() as u64;
+        refused(
+            Params {
+                block_bytes_max: dispute - 1,
+                ..d()
+            },
+            "block_bytes_max",
+        );
+        with(Params {
+            block_bytes_max: dispute,
+            ..d()
+        })
+        .expect("a block of exactly one largest dispute");
+        refused(
+            Params {
+                block_bytes_max: crate::params::BLOCK_BYTES_MAX_LIMIT + 1,
+                ..d()
+            },
+            "block_bytes_max",
         );
         for ops in [0, crate::params::DISPUTE_OPS_MAX_LIMIT + 1] {
             refused(

@@ -70,6 +70,10 @@ pub const DISPUTE_MODEL_BYTES_MAX_DEFAULT: u32 = 128 * 1024;
 /// Largest [`Params::dispute_model_bytes_max`] a genesis may set (a dispute is one transaction
 /// every validator downloads and keeps).
 pub const DISPUTE_MODEL_BYTES_MAX_LIMIT: u32 = 16 * 1024 * 1024;
+/// Default bound on the bytes of one block's transactions.
+pub(crate) const BLOCK_BYTES_MAX_DEFAULT: u64 = 16 * 1024 * 1024;
+/// Largest `block_bytes_max` a genesis may set: what one consensus message can carry.
+pub(crate) const BLOCK_BYTES_MAX_LIMIT: u64 = 256 * 1024 * 1024;
 /// Default of [`Params::dispute_input_bytes_max`]: a 28×28 image is 784 bytes, a character
 /// model's window at most 4096.
 pub const DISPUTE_INPUT_BYTES_MAX_DEFAULT: u32 = 4_096;
@@ -97,6 +101,10 @@ fn validators_max_default() -> u32 {
 
 fn validator_stake_min_default() -> u128 {
     VALIDATOR_STAKE_MIN_DEFAULT
+}
+
+fn block_bytes_max_default() -> u64 {
+    BLOCK_BYTES_MAX_DEFAULT
 }
 
 /// Serde defaults of the inference-market parameters, so genesis files written before them load.
@@ -150,6 +158,10 @@ pub struct Params {
     pub tx_bytes_max: u32,
     /// Most transactions in one block.
     pub block_txs_max: u32,
+    /// Most bytes of one block's encoded transactions. It bounds a block on its own: a dispute
+    /// may be far larger than other transactions, and `block_txs_max` disputes would be gigabytes.
+    #[serde(default = "block_bytes_max_default")]
+    pub block_bytes_max: u64,
     /// Smallest fee a transaction may pay, base units.
     #[serde(with = "crate::types::amount")]
     pub fee_min: u128,
@@ -250,6 +262,7 @@ impl Default for Params {
         Self {
             tx_bytes_max: 4096,
             block_txs_max: 10_000,
+            block_bytes_max: BLOCK_BYTES_MAX_DEFAULT,
             fee_min: 1,
             unbonding_delay_blocks: 100,
             chain_id_bytes_max: 64,
@@ -321,6 +334,7 @@ impl Params {
             dispute_input_bytes_max: self.dispute_input_bytes_max as usize,
             offer_endpoint_bytes_max: self.offer_endpoint_bytes_max as usize,
             block_txs_max: self.block_txs_max as usize,
+            block_bytes_max: usize::try_from(self.block_bytes_max).unwrap_or(usize::MAX),
             chain_id_bytes_max: self.chain_id_bytes_max as usize,
             string_bytes_max: self.string_bytes_max as usize,
             dataset_purposes_max: self.dataset_purposes_max as usize,
@@ -362,4 +376,6 @@ pub struct Limits {
     pub task_datasets_max: usize,
     /// Most metrics in a model registration.
     pub model_metrics_max: usize,
+    /// Most bytes of one block's encoded transactions.
+    pub block_bytes_max: usize,
 }

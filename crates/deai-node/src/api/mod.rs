@@ -58,10 +58,18 @@ pub fn request_bytes_max(tx_bytes_max: usize) -> usize {
 /// take bodies up to the blob store's limit instead of the transaction limit, and are bounded by
 /// the server's body rate floor instead of `http.request_timeout_ms`, which the others have.
 pub fn router(state: AppState, http: &crate::config::HttpConfig) -> Router {
-    let body_max = state
-        .chain
-        .read_state(|s| request_bytes_max(s.params().tx_bytes_max as usize));
-    let batch_body_max = body_max.saturating_mul(state.batch_txs_max.max(1));
+    // One transaction may be a dispute carrying a model (`Limits::tx_bytes_max`); a batch is
+    // bounded by transactions of the standard size.
+    let (body_max, standard_max) = state.chain.read_state(|s| {
+        let limits = s.params().limits();
+        (
+            request_bytes_max(limits.tx_bytes_max),
+            request_bytes_max(limits.tx_standard_bytes_max),
+        )
+    });
+    let batch_body_max = standard_max
+        .saturating_mul(state.batch_txs_max.max(1))
+        .max(body_max);
     let (routes, doc) = documented_routes(batch_body_max);
     let doc = Arc::new(doc);
     let timeout = std::time::Duration::from_millis(http.request_timeout_ms);
