@@ -89,7 +89,7 @@ pub(crate) async fn run<E>(
             Next::Update(None) => {
                 // Shutting down: finish what is pending, so a restart has less to replay.
                 while !backlog.is_empty() {
-                    history = match record(history, &mut backlog).await {
+                    history = match record(&clock, history, &mut backlog).await {
                         Some(h) => h,
                         None => return,
                     };
@@ -109,7 +109,7 @@ pub(crate) async fn run<E>(
             Next::Read(Some(read)) => serve(&shared, &history, &backlog, read).await,
             Next::Read(None) => {}
             Next::Record => {
-                history = match record(history, &mut backlog).await {
+                history = match record(&clock, history, &mut backlog).await {
                     Some(h) => h,
                     None => return,
                 };
@@ -119,12 +119,12 @@ pub(crate) async fn run<E>(
 }
 
 /// Records the next chunk of the oldest unrecorded block; `None` when storage failed.
-async fn record<E>(history: History<E>, backlog: &mut Backlog) -> Option<History<E>>
+async fn record<E>(clock: &E, history: History<E>, backlog: &mut Backlog) -> Option<History<E>>
 where
     E: Storage + Clock + Metrics,
 {
     history
-        .record_some(backlog, RECORD_CHUNK)
+        .record_some(clock, backlog, RECORD_CHUNK)
         .await
         .inspect_err(|e| error!(error = %e, "cannot record an executed block; halting execution"))
         .ok()

@@ -23,6 +23,7 @@
 //!   time, never correctness. `deai ledger verify` still replays from genesis, over the API.
 
 use crate::{
+    application::ms_since,
     block::{Block, BlockCfg, BlockDigest, StoredBlock},
     error::ChainError,
     handle::{Applied, FinalizedBlock},
@@ -40,7 +41,10 @@ use deai_ledger::{Event, Receipt, State, TxId};
 use prometheus_client::metrics::gauge::Gauge;
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
+
+/// A recording step slower than this is logged (debug).
+const SLOW_MS: u128 = 20;
 
 type BlockStore<E> = immutable::Archive<E, BlockDigest, StoredBlock>;
 type ExecStore<E> = immutable::Archive<E, BlockDigest, Vec<u8>>;
@@ -372,20 +376,34 @@ impl<E: Storage + Clock + Metrics> History<E> {
     /// record first, and its snapshot once all are indexed), dropping it once fully recorded.
     pub(crate) async fn record_some(
         mut self,
+        clock: &impl Clock,
         backlog: &mut Backlog,
         budget: usize,
     ) -> Result<Self, ChainError> {
         let Some(u) = backlog.blocks.front_mut() else {
             return Ok(self);
         };
+        let started = clock.current();
         if !u.exec_written {
             self = self.append_exec(&u.block).await?;
             u.exec_written = true;
         }
+        let exec_ms = ms_since(clock, started);
         let end = u.indexed.saturating_add(budget).min(u.block.txs.len());
+        let from = u.indexed;
         self = self.index_txs(&u.block, u.indexed..end).await?;
         u.indexed = end;
+        let index_ms = ms_since(clock, started) - exec_ms;
         if end < u.block.txs.len() {
+            if index_ms + exec_ms >= SLOW_MS {
+                debug!(
+                    height = u.block.height,
+                    entries = end - from,
+                    exec_ms,
+                    index_ms,
+                    "slow record"
+                );
+            }
             return Ok(self);
         }
         if let Some((seq, snapshot)) = u.snapshot.take() {
@@ -393,9 +411,27 @@ impl<E: Storage + Clock + Metrics> History<E> {
                 seq, self.tx_seq,
                 "snapshot planned at another index position"
             );
+            let synced = clock.current();
             self = self.sync_derived().await?;
+            let sync_ms = ms_since(clock, synced);
             self.snapshots.write(u.block.height, seq, &snapshot).await?;
             set_count(&self.snapshot_gauge, u.block.height);
+            debug!(
+                height = u.block.height,
+                exec_ms,
+                index_ms,
+                sync_ms,
+                snapshot_ms = ms_since(clock, synced) - sync_ms,
+                "recorded a snapshot"
+            );
+        } else if index_ms + exec_ms >= SLOW_MS {
+            debug!(
+                height = u.block.height,
+                entries = end - from,
+                exec_ms,
+                index_ms,
+                "slow record"
+            );
         }
         backlog.blocks.pop_front();
         Ok(self)
