@@ -36,7 +36,9 @@ fn malformed_input_gets_json_4xx() {
         ),
         ("bad hex", br#"{"tx": "zz"}"#.to_vec(), "bad_hex"),
         ("not a tx", br#"{"tx": "00ff"}"#.to_vec(), "bad_tx_encoding"),
-        ("huge body", vec![b'a'; 64 << 10], "body_too_large"),
+        // Over the limit: twice the largest transaction (a dispute carrying a model, ~141 KB by
+        // default) plus the JSON envelope.
+        ("huge body", vec![b'a'; 1 << 20], "body_too_large"),
         ("empty", Vec::new(), "bad_json"),
     ];
     for (name, body, code) in cases {
