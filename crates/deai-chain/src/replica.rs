@@ -52,6 +52,10 @@ fn amount_out(body: &TxBody) -> u128 {
         TxBody::Transfer(t) => t.amount,
         TxBody::Stake(s) => s.amount,
         TxBody::TaskCreate(t) => t.reward,
+        TxBody::OfferCreate(o) => o.bond,
+        TxBody::OfferUpdate(o) => o.bond_top_up,
+        TxBody::ChannelOpen(c) => c.deposit,
+        TxBody::ChannelTopUp(c) => c.amount,
         _ => 0,
     }
 }
@@ -749,6 +753,28 @@ mod tests {
         }
         assert_eq!(m.get(&id(9)), Some(&9));
         assert_eq!(m.get(&id(0)), None, "oldest evicted");
+    }
+
+    /// The mempool counts what a transaction locks from its sender's balance (a channel's deposit)
+    /// beside its fee, so a sender cannot queue more than it can pay.
+    #[test]
+    fn a_pooled_channel_open_costs_its_fee_and_deposit() {
+        let key = SigningKey::from_bytes(&[3; 32]);
+        let tx = SignedTx::sign(
+            Tx {
+                chain_id: "cost-test".into(),
+                sender: deai_ledger::Address(key.verifying_key().to_bytes()),
+                nonce: 0,
+                fee: 7,
+                body: TxBody::ChannelOpen(deai_ledger::ChannelOpen {
+                    offer: 1,
+                    deposit: 1_000,
+                    expiry_height: 50,
+                }),
+            },
+            &key,
+        );
+        assert_eq!(PooledTx::new(tx).cost, 1_007);
     }
 
     fn block(height: u64, txs: Vec<SignedTx>) -> (BlockDigest, Arc<FinalizedBlock>) {
