@@ -394,16 +394,16 @@ impl<E: Storage + Clock + Metrics> History<E> {
         self = self.index_txs(&u.block, u.indexed..end).await?;
         u.indexed = end;
         let index_ms = ms_since(clock, started) - exec_ms;
+        if index_ms + exec_ms >= SLOW_MS {
+            debug!(
+                height = u.block.height,
+                entries = end - from,
+                exec_ms,
+                index_ms,
+                "slow record"
+            );
+        }
         if end < u.block.txs.len() {
-            if index_ms + exec_ms >= SLOW_MS {
-                debug!(
-                    height = u.block.height,
-                    entries = end - from,
-                    exec_ms,
-                    index_ms,
-                    "slow record"
-                );
-            }
             return Ok(self);
         }
         if let Some((seq, snapshot)) = u.snapshot.take() {
@@ -418,19 +418,9 @@ impl<E: Storage + Clock + Metrics> History<E> {
             set_count(&self.snapshot_gauge, u.block.height);
             debug!(
                 height = u.block.height,
-                exec_ms,
-                index_ms,
                 sync_ms,
                 snapshot_ms = ms_since(clock, synced) - sync_ms,
                 "recorded a snapshot"
-            );
-        } else if index_ms + exec_ms >= SLOW_MS {
-            debug!(
-                height = u.block.height,
-                entries = end - from,
-                exec_ms,
-                index_ms,
-                "slow record"
             );
         }
         backlog.blocks.pop_front();
