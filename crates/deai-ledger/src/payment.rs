@@ -21,10 +21,18 @@
 //! QueryReceipt = chain_id (varint len ‖ UTF-8) ‖ offer_id u64 BE ‖ channel_id u64 BE
 //!              ‖ sequence u64 BE ‖ input_hash[32] ‖ output (varint len ‖ bytes)
 //!              ‖ model_hash[32] ‖ voucher_amount u128 BE
-//! SignedQueryReceipt = QueryReceipt ‖ signature[64]
+//! ReceiptBatch = position u32 BE ‖ leaf_count u32 BE ‖ siblings (varint n ‖ n × 32 bytes)
+//!              ‖ root[32]
+//! SignedQueryReceipt = QueryReceipt ‖ ReceiptBatch ‖ signature[64]
 //! ```
 //!
-//! The provider signs `"deai-receipt-v1" ‖ QueryReceipt` with its account key. `input_hash` is
+//! A provider signs the receipts of a batch of queries at once: each receipt's leaf is
+//! BLAKE3(`"deai-receipt-v1" ‖ QueryReceipt`), the leaves form a binary Merkle tree
+//! (`commonware_storage::bmt` over BLAKE3: position-hashed leaves, the root bound to the leaf
+//! count), and the provider signs `"deai-receipt-v1" ‖ root` with its account key. Each receipt
+//! carries its position, the siblings up to the root and the root, so it is checked, and
+//! disputed, alone. A single query is a batch of one. One signature per batch is what keeps the
+//! cost of paid queries small (docs/inference.md, "Payment overhead"). `input_hash` is
 //! BLAKE3 of the query's input bytes, `output` is `deai_infer::Output::to_bytes` of the answer,
 //! `model_hash` the BLAKE3 of the quantized model blob the offer names, `voucher_amount` the
 //! cumulative voucher the query was paid with, `sequence` the provider's number for the query
@@ -40,6 +48,8 @@ use crate::params::{Limits, Params};
 use crate::types::{Address, Digest};
 use bytes::BufMut;
 use commonware_codec::{Buf, Decode, EncodeSize, Error as CodecError, Read, Write};
+use commonware_cryptography::blake3::{Blake3, Digest as B3Digest};
+use commonware_storage::bmt;
 use ed25519_dalek::{Signer, Verifier};
 use serde::{Deserialize, Serialize};
 
@@ -109,12 +119,31 @@ pub struct QueryReceipt {
     pub voucher_amount: u128,
 }
 
-/// A [`QueryReceipt`] with the provider's signature.
+/// Where a receipt sits in the batch its provider signed at once: a Merkle inclusion proof of
+/// the receipt's leaf under the signed root.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReceiptBatch {
+    /// The receipt's position among the batch's leaves.
+    pub position: u32,
+    /// Receipts in the batch.
+    pub leaf_count: u32,
+    /// Sibling digests from the leaf up (`commonware_storage::bmt::Proof`).
+    pub siblings: Vec<Digest>,
+    /// The batch's root: what the provider signed.
+    pub root: Digest,
+}
+
+/// Most receipts one batch may hold (the proof then has at most 32 siblings).
+pub const RECEIPT_BATCH_MAX: u32 = 1 << 16;
+
+/// A [`QueryReceipt`] with the provider's signature over the batch it was answered in.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SignedQueryReceipt {
     /// The signed content.
     pub receipt: QueryReceipt,
-    /// ed25519 over [`RECEIPT_DOMAIN`] ‖ receipt encoding.
+    /// Its place in the signed batch.
+    pub batch: ReceiptBatch,
+    /// ed25519 over [`RECEIPT_DOMAIN`] ‖ `batch.root`.
     #[serde(with = "crate::types::hex_sig")]
     pub signature: [u8; 64],
 }
@@ -197,23 +226,117 @@ impl QueryReceipt {
         domain_bytes(RECEIPT_DOMAIN, self)
     }
 
-    /// Signs the receipt with the provider's key.
+    /// The receipt's leaf in its batch tree: BLAKE3 of [`Self::signing_bytes`].
+    pub fn leaf(&self) -> Digest {
+        Digest::hash(&self.signing_bytes())
+    }
+
+    /// Signs the receipt alone (a batch of one) with the provider's key.
     pub fn sign(self, provider: &ed25519_dalek::SigningKey) -> SignedQueryReceipt {
-        let signature = provider.sign(&self.signing_bytes()).to_bytes();
-        SignedQueryReceipt {
-            receipt: self,
-            signature,
-        }
+        let mut one = sign_receipts(vec![self], provider);
+        one.pop().expect("one receipt in, one out")
     }
 }
 
+/// Signs a batch of receipts with one signature over their Merkle root; each comes back with
+/// its inclusion proof. An empty batch signs nothing.
+///
+/// # Panics
+///
+/// With more than [`RECEIPT_BATCH_MAX`] receipts (a provider bounds its batches below it).
+pub fn sign_receipts(
+    receipts: Vec<QueryReceipt>,
+    provider: &ed25519_dalek::SigningKey,
+) -> Vec<SignedQueryReceipt> {
+    assert!(
+        receipts.len() <= RECEIPT_BATCH_MAX as usize,
+        "receipt batch too large"
+    );
+    if receipts.is_empty() {
+        return Vec::new();
+    }
+    let mut builder = bmt::Builder::<Blake3>::new(receipts.len());
+    for r in &receipts {
+        builder.add(&B3Digest(r.leaf().0));
+    }
+    let tree = builder.build();
+    let root = Digest(tree.root().0);
+    let signature = provider.sign(&root_signing_bytes(&root)).to_bytes();
+    let leaf_count = receipts.len() as u32;
+    receipts
+        .into_iter()
+        .enumerate()
+        .map(|(i, receipt)| {
+            let position = i as u32;
+            let proof = tree.proof(position).expect("position below the leaf count");
+            SignedQueryReceipt {
+                receipt,
+                batch: ReceiptBatch {
+                    position,
+                    leaf_count,
+                    siblings: proof.siblings.iter().map(|d| Digest(d.0)).collect(),
+                    root,
+                },
+                signature,
+            }
+        })
+        .collect()
+}
+
+/// What a provider signs for a batch: [`RECEIPT_DOMAIN`] ‖ root.
+fn root_signing_bytes(root: &Digest) -> Vec<u8> {
+    [RECEIPT_DOMAIN, root.0.as_slice()].concat()
+}
+
+/// Checks receipts that may share batches: every inclusion proof, and each distinct
+/// (root, signature) once, so a client checking a batch of `n` answers pays one signature
+/// check, not `n`.
+pub fn verify_receipts(
+    receipts: &[SignedQueryReceipt],
+    provider: &Address,
+) -> Result<(), PaymentError> {
+    let mut checked: Option<(Digest, [u8; 64])> = None;
+    for r in receipts {
+        r.verify_inclusion(provider)?;
+        if checked != Some((r.batch.root, r.signature)) {
+            r.verify_signature(provider)?;
+            checked = Some((r.batch.root, r.signature));
+        }
+    }
+    Ok(())
+}
+
 impl SignedQueryReceipt {
-    /// Checks the signature against `provider` (the offer's provider).
+    /// Checks the receipt's inclusion under its batch root and the provider's signature on that
+    /// root, against `provider` (the offer's provider).
     pub fn verify(&self, provider: &Address) -> Result<(), PaymentError> {
+        self.verify_inclusion(provider)?;
+        self.verify_signature(provider)
+    }
+
+    fn verify_inclusion(&self, provider: &Address) -> Result<(), PaymentError> {
+        let b = &self.batch;
+        let proof = bmt::Proof::<B3Digest> {
+            leaf_count: b.leaf_count,
+            siblings: b.siblings.iter().map(|d| B3Digest(d.0)).collect(),
+        };
+        proof
+            .verify_element_inclusion::<Blake3>(
+                &B3Digest(self.receipt.leaf().0),
+                b.position,
+                &B3Digest(b.root.0),
+            )
+            .map_err(|_| PaymentError::BadSignature {
+                what: "receipt",
+                signer: *provider,
+            })
+    }
+
+    fn verify_signature(&self, provider: &Address) -> Result<(), PaymentError> {
         verify(
             "receipt",
             provider,
-            &self.receipt.signing_bytes(),
+            &root_signing_bytes(&self.batch.root),
             &self.signature,
         )
     }
@@ -317,16 +440,52 @@ impl Read for QueryReceipt {
     }
 }
 
+impl Write for ReceiptBatch {
+    fn write(&self, buf: &mut impl BufMut) {
+        self.position.write(buf);
+        self.leaf_count.write(buf);
+        crate::codec::write_list(&self.siblings, buf);
+        self.root.write(buf);
+    }
+}
+
+impl EncodeSize for ReceiptBatch {
+    fn encode_size(&self) -> usize {
+        4 + 4 + crate::codec::list_size(&self.siblings) + 32
+    }
+}
+
+impl Read for ReceiptBatch {
+    type Cfg = ();
+    fn read_cfg(buf: &mut impl Buf, _: &()) -> Result<Self, CodecError> {
+        let position = u32::read_cfg(buf, &())?;
+        let leaf_count = u32::read_cfg(buf, &())?;
+        if leaf_count == 0 || leaf_count > RECEIPT_BATCH_MAX || position >= leaf_count {
+            return Err(CodecError::Invalid(
+                "ReceiptBatch",
+                "position must be below a leaf count of 1 to 65536",
+            ));
+        }
+        Ok(Self {
+            position,
+            leaf_count,
+            siblings: crate::codec::read_list(buf, bmt::MAX_LEVELS, &())?,
+            root: Digest::read_cfg(buf, &())?,
+        })
+    }
+}
+
 impl Write for SignedQueryReceipt {
     fn write(&self, buf: &mut impl BufMut) {
         self.receipt.write(buf);
+        self.batch.write(buf);
         buf.put_slice(&self.signature);
     }
 }
 
 impl EncodeSize for SignedQueryReceipt {
     fn encode_size(&self) -> usize {
-        self.receipt.encode_size() + 64
+        self.receipt.encode_size() + self.batch.encode_size() + 64
     }
 }
 
@@ -335,6 +494,7 @@ impl Read for SignedQueryReceipt {
     fn read_cfg(buf: &mut impl Buf, cfg: &Limits) -> Result<Self, CodecError> {
         Ok(Self {
             receipt: QueryReceipt::read_cfg(buf, cfg)?,
+            batch: ReceiptBatch::read_cfg(buf, &())?,
             signature: <[u8; 64]>::read_cfg(buf, &())?,
         })
     }
@@ -450,6 +610,74 @@ mod tests {
         assert!(SignedVoucher::decode(&long_chain.encode(), &params).is_err());
     }
 
+    fn batch(n: usize) -> Vec<SignedQueryReceipt> {
+        let receipts = (0..n as u64)
+            .map(|i| QueryReceipt {
+                sequence: i,
+                input_hash: Digest::hash(&i.to_be_bytes()),
+                ..receipt(vec![i as u8]).receipt
+            })
+            .collect();
+        sign_receipts(receipts, &key(2))
+    }
+
+    #[test]
+    fn a_batch_shares_one_signature_and_each_receipt_verifies_alone() {
+        let provider = Address::from_key(&key(2).verifying_key());
+        let signed = batch(5);
+        assert!(signed.iter().all(|r| r.signature == signed[0].signature));
+        for r in &signed {
+            r.verify(&provider).expect("alone");
+            let bytes = r.encode();
+            assert_eq!(
+                SignedQueryReceipt::decode(&bytes, &Params::default()).expect("decodes"),
+                *r
+            );
+        }
+        verify_receipts(&signed, &provider).expect("together");
+        // Moving a receipt to another position, or another batch, breaks it.
+        let mut moved = signed[1].clone();
+        moved.batch.position = 2;
+        assert!(moved.verify(&provider).is_err());
+        let other = sign_receipts(
+            signed[..4]
+                .iter()
+                .map(|r| QueryReceipt {
+                    voucher_amount: 7,
+                    ..r.receipt.clone()
+                })
+                .collect(),
+            &key(2),
+        );
+        let mut swapped = other[1].clone();
+        swapped.receipt = signed[1].receipt.clone();
+        assert!(swapped.verify(&provider).is_err(), "a leaf of another tree");
+        // A claimed leaf count the root was not built with fails: the count is in the root.
+        let mut recounted = signed[4].clone();
+        recounted.batch.leaf_count = 6;
+        assert!(recounted.verify(&provider).is_err());
+        // One bad receipt among good ones fails the whole check.
+        let mut mixed = signed.clone();
+        mixed[3].receipt.output = vec![99];
+        assert!(verify_receipts(&mixed, &provider).is_err());
+    }
+
+    #[test]
+    fn receipt_batch_bounds_are_checked_when_decoding() {
+        let r = receipt(vec![1]);
+        let params = Params::default();
+        let at = r.receipt.encode_size();
+        for (position, count) in [(0u32, 0u32), (1, 1), (0, RECEIPT_BATCH_MAX + 1)] {
+            let mut bytes = r.encode();
+            bytes[at..at + 4].copy_from_slice(&position.to_be_bytes());
+            bytes[at + 4..at + 8].copy_from_slice(&count.to_be_bytes());
+            assert!(
+                SignedQueryReceipt::decode(&bytes, &params).is_err(),
+                "position {position} of {count}"
+            );
+        }
+    }
+
     #[test]
     fn json_round_trips() {
         let v = voucher(12);
@@ -464,6 +692,30 @@ mod tests {
     }
 
     proptest! {
+        /// Every receipt of a signed batch verifies, and changing any one field of one receipt
+        /// makes exactly that receipt fail.
+        #[test]
+        fn every_receipt_of_a_batch_verifies_and_a_changed_one_fails(
+            n in 1usize..40,
+            pick in any::<prop::sample::Index>(),
+            field in 0u8..4,
+        ) {
+            let provider = Address::from_key(&key(2).verifying_key());
+            let mut signed = batch(n);
+            verify_receipts(&signed, &provider).expect("a fresh batch verifies");
+            let i = pick.index(n);
+            let r = &mut signed[i].receipt;
+            match field {
+                0 => r.output.push(1),
+                1 => r.sequence = r.sequence.wrapping_add(1000),
+                2 => r.voucher_amount += 1,
+                _ => r.model_hash = Digest::hash(b"another model"),
+            }
+            for (j, r) in signed.iter().enumerate() {
+                prop_assert_eq!(r.verify(&provider).is_ok(), j != i);
+            }
+        }
+
         #[test]
         fn arbitrary_bytes_never_panic_and_accepted_ones_are_canonical(
             bytes in prop::collection::vec(any::<u8>(), 0..400)
