@@ -374,7 +374,11 @@ pub fn parse_key(kind: &str, id: &str) -> Result<StateKey, ReadError> {
         "task" => number().map(StateKey::Task),
         "model" => number().map(StateKey::Model),
         "epoch" => number().map(StateKey::Epoch),
-        _ => Err(bad("use account, dataset, task, model or epoch".into())),
+        "offer" => number().map(StateKey::Offer),
+        "channel" => number().map(StateKey::Channel),
+        _ => Err(bad(
+            "use account, dataset, task, model, epoch, offer or channel".into(),
+        )),
     }
 }
 

@@ -123,6 +123,10 @@ fn documented_routes(batch_body_max: usize) -> (Router<AppState>, utoipa::openap
         .routes(routes!(query::eligible))
         .routes(routes!(query::models))
         .routes(routes!(query::model))
+        .routes(routes!(query::offers))
+        .routes(routes!(query::offer))
+        .routes(routes!(query::channels))
+        .routes(routes!(query::channel))
         .routes(routes!(proofs::prove))
         .split_for_parts();
     doc.merge(blobs::BlobApi::openapi());

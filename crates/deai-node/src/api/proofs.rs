@@ -17,7 +17,7 @@ use super::{ApiError, AppState, parse};
 /// An inclusion proof of one state entry against the finalized root at the answer's height.
 #[utoipa::path(get, path = "/v1/proofs/{kind}/{id}", tag = "ledger",
     params(
-        ("kind" = String, Path, description = "account, dataset, task, model or epoch (a validator set)"),
+        ("kind" = String, Path, description = "account, dataset, task, model, epoch (a validator set), offer or channel"),
         ("id" = String, Path, description = "an address (account) or a number"),
     ),
     responses(
@@ -35,10 +35,14 @@ pub(super) async fn prove(
         "task" | "tasks" => StateKey::Task(parse::number("a task id", &id)?),
         "model" | "models" => StateKey::Model(parse::number("a model id", &id)?),
         "epoch" | "epochs" => StateKey::Epoch(parse::number("an epoch", &id)?),
+        "offer" | "offers" => StateKey::Offer(parse::number("an offer id", &id)?),
+        "channel" | "channels" => StateKey::Channel(parse::number("a channel id", &id)?),
         other => {
             return Err(ApiError::bad_request(
                 "bad_proof_kind",
-                format!("unknown kind {other:?}; use account, dataset, task, model or epoch"),
+                format!(
+                    "unknown kind {other:?}; use account, dataset, task, model, epoch, offer or channel"
+                ),
             ));
         }
     };

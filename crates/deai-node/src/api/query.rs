@@ -4,7 +4,7 @@ use axum::{
     Json,
     extract::{Path, State},
 };
-use deai_ledger::{Dataset, Model, Task};
+use deai_ledger::{Channel, Dataset, Model, Offer, OfferStatus, Task};
 
 use super::types::{AccountView, EligibleView, ErrorBody};
 use super::{ApiError, AppState, parse};
@@ -114,4 +114,116 @@ pub(super) async fn eligible(
         height,
         eligible,
     }))
+}
+
+/// Filters of `GET /v1/offers`.
+#[derive(Debug, Default, serde::Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub(super) struct OfferFilter {
+    /// Only offers of this registered model.
+    model: Option<u64>,
+    /// Only offers of this provider (address, hex).
+    provider: Option<String>,
+    /// Only offers in this status: `active`, `suspended` or `withdrawn`.
+    status: Option<String>,
+}
+
+/// Inference offers (provider, model, quantized blob hash, price, bond, endpoint, royalty),
+/// ascending by id, optionally filtered.
+#[utoipa::path(get, path = "/v1/offers", tag = "state", params(OfferFilter),
+    responses((status = 200, body = Vec<Object>), (status = 400, body = ErrorBody)))]
+pub(super) async fn offers(
+    State(app): State<AppState>,
+    axum::extract::Query(filter): axum::extract::Query<OfferFilter>,
+) -> Result<Json<Vec<Offer>>, ApiError> {
+    let provider = filter.provider.as_deref().map(parse::address).transpose()?;
+    let status = match filter.status.as_deref() {
+        None => None,
+        Some(s) => Some(
+            [
+                OfferStatus::Active,
+                OfferStatus::Suspended,
+                OfferStatus::Withdrawn,
+            ]
+            .into_iter()
+            .find(|st| st.name() == s)
+            .ok_or_else(|| {
+                ApiError::bad_request(
+                    "bad_status",
+                    format!("status {s:?}: use active, suspended or withdrawn"),
+                )
+            })?,
+        ),
+    };
+    Ok(Json(app.chain.read_state(|s| {
+        s.offers()
+            .filter(|o| filter.model.is_none_or(|m| o.model == m))
+            .filter(|o| provider.is_none_or(|p| o.provider == p))
+            .filter(|o| status.is_none_or(|st| o.status == st))
+            .cloned()
+            .collect()
+    })))
+}
+
+/// One offer with its history.
+#[utoipa::path(get, path = "/v1/offers/{id}", tag = "state",
+    params(("id" = u64, Path, description = "offer id")),
+    responses((status = 200, body = Object), (status = 404, body = ErrorBody)))]
+pub(super) async fn offer(
+    State(app): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<Offer>, ApiError> {
+    let id = parse::number("an offer id", &id)?;
+    app.chain
+        .read_state(|s| s.offer(id).cloned())
+        .map(Json)
+        .ok_or_else(|| ApiError::not_found("offer_not_found", format!("no offer with id {id}")))
+}
+
+/// Filters of `GET /v1/channels`: at least one is required (a node does not list every channel).
+#[derive(Debug, Default, serde::Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub(super) struct ChannelFilter {
+    /// Channels paying for this offer.
+    offer: Option<u64>,
+    /// Channels opened by this payer (address, hex).
+    payer: Option<String>,
+}
+
+/// Payment channels of an offer or of a payer (deposit, claimed, expiry, status), ascending by id.
+#[utoipa::path(get, path = "/v1/channels", tag = "state", params(ChannelFilter),
+    responses((status = 200, body = Vec<Object>), (status = 400, body = ErrorBody)))]
+pub(super) async fn channels(
+    State(app): State<AppState>,
+    axum::extract::Query(filter): axum::extract::Query<ChannelFilter>,
+) -> Result<Json<Vec<Channel>>, ApiError> {
+    let payer = filter.payer.as_deref().map(parse::address).transpose()?;
+    if filter.offer.is_none() && payer.is_none() {
+        return Err(ApiError::bad_request(
+            "filter_required",
+            "name an offer (?offer=N) or a payer (?payer=ADDRESS)",
+        ));
+    }
+    Ok(Json(app.chain.read_state(|s| {
+        s.channels()
+            .filter(|c| filter.offer.is_none_or(|o| c.offer == o))
+            .filter(|c| payer.is_none_or(|p| c.payer == p))
+            .cloned()
+            .collect()
+    })))
+}
+
+/// One payment channel.
+#[utoipa::path(get, path = "/v1/channels/{id}", tag = "state",
+    params(("id" = u64, Path, description = "channel id")),
+    responses((status = 200, body = Object), (status = 404, body = ErrorBody)))]
+pub(super) async fn channel(
+    State(app): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<Channel>, ApiError> {
+    let id = parse::number("a channel id", &id)?;
+    app.chain
+        .read_state(|s| s.channel(id).cloned())
+        .map(Json)
+        .ok_or_else(|| ApiError::not_found("channel_not_found", format!("no channel with id {id}")))
 }
