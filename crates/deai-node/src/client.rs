@@ -297,6 +297,45 @@ impl Client {
         })
     }
 
+    /// `POST path` with raw `body` and extra `headers`; the answer's headers and body on
+    /// success. A refusal is [`ClientError::Api`], with the answer's headers beside it.
+    pub async fn post_octets(
+        &self,
+        path: &str,
+        headers: &[(&'static str, String)],
+        body: Vec<u8>,
+    ) -> Result<(reqwest::header::HeaderMap, Vec<u8>), (ClientError, reqwest::header::HeaderMap)>
+    {
+        let url = format!("{}{path}", self.base);
+        let mut req = self
+            .http
+            .post(&url)
+            .header(reqwest::header::CONTENT_TYPE, "application/octet-stream")
+            .body(body);
+        for (name, value) in headers {
+            req = req.header(*name, value);
+        }
+        let resp = req
+            .send()
+            .await
+            .map_err(|e| (unreachable(&url)(e), Default::default()))?;
+        let answer_headers = resp.headers().clone();
+        if !resp.status().is_success() {
+            return Err((error_answer(url, resp).await, answer_headers));
+        }
+        let max = self.answer_bytes_max;
+        let bytes = read_bounded(resp, max).await.map_err(|_| {
+            (
+                ClientError::TooLarge {
+                    url: url.clone(),
+                    max,
+                },
+                answer_headers.clone(),
+            )
+        })?;
+        Ok((answer_headers, bytes))
+    }
+
     /// `GET /v1/status`.
     pub async fn status(&self) -> Result<StatusView, ClientError> {
         self.get("/v1/status").await

@@ -270,6 +270,50 @@ pub struct RolesConfig {
     /// when the node starts. A node that is not a validator serves its roles on `http_listen`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub listen: Option<std::net::SocketAddr>,
+    /// Serve paid inference for the offers whose provider is this node's key
+    /// (`[roles.provider]`; absent: not a provider).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub provider: Option<ProviderConfig>,
+}
+
+/// The `[roles.provider]` section: how a provider answers paid queries and claims its pay.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct ProviderConfig {
+    /// Claim a channel's highest voucher once the chain is this many blocks from the channel's
+    /// expiry, and refuse new queries on it from then on (a claim must land before expiry).
+    pub claim_margin_blocks: u64,
+    /// Also claim once a channel owes at least this much unclaimed (base units; 0: only near
+    /// expiry).
+    pub claim_min: u64,
+    /// How often the claim loop reads the chain, in milliseconds.
+    pub claim_every_ms: u64,
+    /// Most queries one request may carry.
+    pub batch_max: u32,
+    /// How often the channel log is synced to disk, in milliseconds (a killed process loses
+    /// nothing; a power loss at most this window of vouchers).
+    pub sync_ms: u64,
+    /// A deliberately dishonest provider, for the demo and dispute tests only: every this-many-th
+    /// answer is wrong (0: honest). A wrong answer loses the offer's bond to the first dispute.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub wrong_answer_every: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
+}
+
+impl Default for ProviderConfig {
+    fn default() -> Self {
+        Self {
+            claim_margin_blocks: 20,
+            claim_min: 0,
+            claim_every_ms: 1_000,
+            batch_max: 256,
+            sync_ms: 200,
+            wrong_answer_every: 0,
+        }
+    }
 }
 
 fn yes() -> bool {
@@ -290,6 +334,7 @@ impl Default for RolesConfig {
             announce_to: Vec::new(),
             peer_timeout_ms: peer_timeout_ms(),
             listen: None,
+            provider: None,
         }
     }
 }
@@ -297,7 +342,7 @@ impl Default for RolesConfig {
 impl RolesConfig {
     /// Whether the node plays a role besides validating.
     pub fn has_roles(&self) -> bool {
-        self.coordinator || !self.datasets.is_empty()
+        self.coordinator || !self.datasets.is_empty() || self.provider.is_some()
     }
 }
 
@@ -436,9 +481,21 @@ mod tests {
             announce_to: vec!["http://127.0.0.1:7700".into()],
             peer_timeout_ms: 5,
             listen: Some("127.0.0.1:7702".parse().expect("addr")),
+            provider: Some(ProviderConfig {
+                claim_margin_blocks: 7,
+                wrong_answer_every: 3,
+                ..ProviderConfig::default()
+            }),
         };
         let back: NodeConfig = toml::from_str(&cfg.to_toml()).expect("parse");
         assert_eq!(back, cfg);
+        let provider: NodeConfig = toml::from_str(&format!(
+            "{}[roles.provider]\n",
+            NodeConfig::default().to_toml()
+        ))
+        .expect("an empty [roles.provider] takes the defaults");
+        assert_eq!(provider.roles.provider, Some(ProviderConfig::default()));
+        assert!(provider.roles.has_roles());
         let old =
             "http_listen = \"127.0.0.1:1\"\np2p_listen = \"127.0.0.1:2\"\nmempool_txs_max = 5\n";
         let parsed: NodeConfig = toml::from_str(old).expect("configs without [roles] still load");

@@ -199,7 +199,7 @@ pub fn run(
 /// Where a validator that also holds roles keeps the roles' blobs, inside its data directory.
 pub const ROLE_BLOBS_DIR: &str = "role-blobs";
 
-/// Starts the roles `cfg` names (data owner, coordinator) against the validator at `upstream`,
+/// Starts the roles `cfg` names (data owner, coordinator, provider) against the validator at `upstream`,
 /// their API on `listen` and their blobs in `blobs_dir`; a coordinator starts driving its tasks.
 async fn start_roles(
     dir: &Path,
@@ -224,6 +224,7 @@ async fn start_roles(
         peer_timeout: std::time::Duration::from_millis(cfg.roles.peer_timeout_ms),
         access: cfg.access.clone(),
         genesis,
+        provider: cfg.roles.provider.clone(),
     };
     let node = crate::roles::serve::start_with_limits(role_cfg, cfg.http.clone()).await?;
     if let Some(c) = node.coordinator.clone() {

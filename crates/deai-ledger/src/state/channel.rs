@@ -69,6 +69,76 @@ impl Channel {
         }
     }
 
+    /// What a claim of `voucher` at `height` would pay (before royalties), checking every term
+    /// but the payer's signature ([`Self::voucher_signed`]): the channel is open and not
+    /// expired, its offer (in `offer_status`) not suspended, the voucher names `chain_id` and
+    /// this channel, and its amount is above what was claimed and within the deposit. A
+    /// provider runs this on every query and the signature check only on a voucher it has not
+    /// seen.
+    pub fn voucher_terms(
+        &self,
+        chain_id: &str,
+        offer_status: OfferStatus,
+        voucher: &SignedVoucher,
+        height: u64,
+    ) -> Result<u128, TxError> {
+        let channel = self.id;
+        if self.status != ChannelStatus::Open {
+            return Err(TxError::ChannelNotOpen { channel });
+        }
+        if height > self.expiry_height {
+            return Err(TxError::ChannelExpired {
+                channel,
+                expiry_height: self.expiry_height,
+                height,
+            });
+        }
+        if offer_status == OfferStatus::Suspended {
+            return Err(TxError::OfferNotActive {
+                offer: self.offer,
+                status: offer_status.name().into(),
+            });
+        }
+        let v = &voucher.voucher;
+        if v.chain_id != chain_id {
+            return Err(TxError::WrongChainId {
+                expected: chain_id.to_string(),
+                got: v.chain_id.clone(),
+            });
+        }
+        if v.channel_id != channel {
+            return Err(TxError::InvalidField {
+                field: "voucher.channel_id".into(),
+                reason: format!("the voucher is for channel {}, not {channel}", v.channel_id),
+            });
+        }
+        if v.cumulative_amount <= self.claimed {
+            return Err(TxError::VoucherNotNewer {
+                channel,
+                amount: v.cumulative_amount,
+                claimed: self.claimed,
+            });
+        }
+        if v.cumulative_amount > self.deposit {
+            return Err(TxError::VoucherOverdrawn {
+                channel,
+                amount: v.cumulative_amount,
+                deposit: self.deposit,
+            });
+        }
+        Ok(v.cumulative_amount - self.claimed)
+    }
+
+    /// Checks that the channel's payer signed `voucher`.
+    pub fn voucher_signed(&self, voucher: &SignedVoucher) -> Result<(), TxError> {
+        voucher
+            .verify(&self.payer)
+            .map_err(|_| TxError::VoucherBadSignature {
+                channel: self.id,
+                payer: self.payer,
+            })
+    }
+
     /// Last height at which its receipts may be disputed.
     pub fn dispute_deadline(&self, window: u64) -> u64 {
         self.expiry_height.saturating_add(window)
@@ -131,58 +201,11 @@ impl State {
         height: u64,
     ) -> Result<u128, TxError> {
         let c = self.channel_checked(channel)?;
-        if c.status != ChannelStatus::Open {
-            return Err(TxError::ChannelNotOpen { channel });
-        }
-        if height > c.expiry_height {
-            return Err(TxError::ChannelExpired {
-                channel,
-                expiry_height: c.expiry_height,
-                height,
-            });
-        }
         let offer = self.offer_checked(c.offer)?;
-        if offer.status == OfferStatus::Suspended {
-            return Err(TxError::OfferNotActive {
-                offer: offer.id,
-                status: offer.status.name().into(),
-            });
-        }
-        let v = &voucher.voucher;
-        if v.chain_id != self.chain_id {
-            return Err(TxError::WrongChainId {
-                expected: self.chain_id.clone(),
-                got: v.chain_id.clone(),
-            });
-        }
-        if v.channel_id != channel {
-            return Err(TxError::InvalidField {
-                field: "voucher.channel_id".into(),
-                reason: format!("the voucher is for channel {}, not {channel}", v.channel_id),
-            });
-        }
-        if v.cumulative_amount <= c.claimed {
-            return Err(TxError::VoucherNotNewer {
-                channel,
-                amount: v.cumulative_amount,
-                claimed: c.claimed,
-            });
-        }
-        if v.cumulative_amount > c.deposit {
-            return Err(TxError::VoucherOverdrawn {
-                channel,
-                amount: v.cumulative_amount,
-                deposit: c.deposit,
-            });
-        }
+        let pays = c.voucher_terms(&self.chain_id, offer.status, voucher, height)?;
         // Last: the one check that costs a signature verification.
-        voucher
-            .verify(&c.payer)
-            .map_err(|_| TxError::VoucherBadSignature {
-                channel,
-                payer: c.payer,
-            })?;
-        Ok(v.cumulative_amount - c.claimed)
+        c.voucher_signed(voucher)?;
+        Ok(pays)
     }
 
     pub(crate) fn channel_checked(&self, id: u64) -> Result<&Channel, TxError> {

@@ -8,6 +8,7 @@
 pub mod coordinator;
 pub mod owner;
 pub mod peer;
+pub mod provider;
 pub mod serve;
 pub mod sessions;
 pub mod setup;
@@ -192,6 +193,8 @@ fn not_found_code(what: &str) -> &'static str {
     match what {
         "task" => "task_not_found",
         "dataset" => "dataset_not_found",
+        "offer" => "offer_not_found",
+        "channel" => "channel_not_found",
         _ => "not_found",
     }
 }
@@ -245,17 +248,43 @@ pub async fn ledger_view(ctx: &RoleContext, task: u64) -> Result<LedgerView, Api
 /// Reads dataset `id` from the validator, checked as a light client when `ctx` is
 /// [`RoleContext::verifying`].
 pub async fn read_dataset(ctx: &RoleContext, id: u64) -> Result<Dataset, ApiError> {
+    read_entry(ctx, StateKey::Dataset(id), "dataset").await
+}
+
+/// Reads the ledger entry under `key` (`what` names its kind, as in `/v1/{what}s/{id}`) from
+/// the validator, checked as a light client when `ctx` is [`RoleContext::verifying`].
+pub async fn read_entry<T>(ctx: &RoleContext, key: StateKey, what: &str) -> Result<T, ApiError>
+where
+    T: serde::de::DeserializeOwned + deai_ledger::Committed,
+{
+    let id = match key {
+        StateKey::Dataset(id)
+        | StateKey::Task(id)
+        | StateKey::Model(id)
+        | StateKey::Epoch(id)
+        | StateKey::Offer(id)
+        | StateKey::Channel(id) => id,
+        StateKey::Account(_) | StateKey::Meta => {
+            return Err(ApiError::internal(format!("{key} is not a numbered entry")));
+        }
+    };
     if let Some(light) = &ctx.light {
         return light
-            .read::<Dataset>(StateKey::Dataset(id))
+            .read::<T>(key)
             .await
             .map(|v| v.entry)
-            .map_err(|e| refused(e, "dataset", id));
+            .map_err(|e| refused(e, what, id));
     }
     ctx.ledger
-        .get(&format!("/v1/datasets/{id}"))
+        .get(&format!("/v1/{what}s/{id}"))
         .await
-        .map_err(upstream)
+        .map_err(|e| match e {
+            ClientError::Api { status: 404, .. } => ApiError::not_found(
+                not_found_code(what),
+                format!("no {what} {id} on the ledger"),
+            ),
+            e => upstream(e),
+        })
 }
 
 impl LedgerView {

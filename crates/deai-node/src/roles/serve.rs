@@ -19,6 +19,7 @@ use super::{
     coordinator::{CoordinatorRole, Join},
     owner::{LocalDataset, OwnerRole},
     peer::Peer,
+    provider::ProviderRole,
     sessions::SessionLog,
 };
 use crate::{blobs::BlobStore, client::Client};
@@ -52,6 +53,8 @@ pub struct RoleNodeConfig {
     /// another chain is refused at start. `None` trusts the upstream's answers (a node whose
     /// upstream is itself).
     pub genesis: Option<deai_ledger::Genesis>,
+    /// Serve paid inference for this key's offers (`[roles.provider]`).
+    pub provider: Option<crate::config::ProviderConfig>,
 }
 
 /// A running role node.
@@ -62,6 +65,8 @@ pub struct RoleNode {
     pub owner: Option<OwnerRole>,
     /// The coordinator role, if any.
     pub coordinator: Option<CoordinatorRole>,
+    /// The provider role, if any.
+    pub provider: Option<ProviderRole>,
     /// Its blob store.
     pub blobs: BlobStore,
     /// Its context (key, chain, validator).
@@ -69,6 +74,7 @@ pub struct RoleNode {
     server: JoinHandle<()>,
     sweeper: JoinHandle<()>,
     announcer: Option<JoinHandle<()>>,
+    claims: Option<JoinHandle<()>>,
 }
 
 impl RoleNode {
@@ -76,6 +82,9 @@ impl RoleNode {
     pub fn stop(&self) {
         self.server.abort();
         self.sweeper.abort();
+        if let Some(c) = &self.claims {
+            c.abort();
+        }
         if let Some(a) = &self.announcer {
             a.abort();
         }
@@ -172,6 +181,15 @@ pub async fn start_with_limits(
         roles.push("coordinator");
         app = app.merge(c.clone().router());
     }
+    let provider = match cfg.provider {
+        Some(p) => Some(ProviderRole::open(ctx.clone(), p, blobs.clone(), &cfg.state_dir).await?),
+        None => None,
+    };
+    if let Some(p) = &provider {
+        roles.push("provider");
+        app = app.merge(p.clone().router());
+    }
+    let claims = provider.as_ref().map(ProviderRole::spawn_claims);
     let datasets = owner
         .as_ref()
         .map(OwnerRole::dataset_ids)
@@ -202,11 +220,13 @@ pub async fn start_with_limits(
         url,
         owner,
         coordinator,
+        provider,
         blobs,
         ctx,
         server,
         sweeper,
         announcer,
+        claims,
     })
 }
 

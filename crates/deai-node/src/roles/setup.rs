@@ -23,7 +23,9 @@ pub fn created_id(receipt: &Receipt, event: &str) -> anyhow::Result<u64> {
         .find_map(|e| match (event, e) {
             ("dataset_registered", Event::DatasetRegistered { id, .. })
             | ("task_created", Event::TaskCreated { id, .. })
-            | ("model_registered", Event::ModelRegistered { id, .. }) => Some(*id),
+            | ("model_registered", Event::ModelRegistered { id, .. })
+            | ("offer_created", Event::OfferCreated { id, .. })
+            | ("channel_opened", Event::ChannelOpened { id, .. }) => Some(*id),
             _ => None,
         })
         .ok_or_else(|| anyhow::anyhow!("no {event} event in the receipt of {}", receipt.tx_id))

@@ -9,6 +9,7 @@ mod common;
 mod http_limits;
 mod light_client;
 mod metrics;
+mod provider;
 mod roles_edges;
 mod tx_batch;
 mod writes_and_fetches;

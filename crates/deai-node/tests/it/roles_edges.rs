@@ -52,6 +52,7 @@ async fn node(
         peer_timeout: Duration::from_secs(10),
         access: Default::default(),
         genesis: None,
+        provider: None,
     })
     .await
     .expect("role node starts")

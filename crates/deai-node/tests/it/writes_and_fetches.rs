@@ -246,6 +246,7 @@ fn owner_refuses_blob_urls_it_should_not_fetch() {
             peer_timeout: Duration::from_secs(5),
             access: Default::default(),
             genesis: None,
+            provider: None,
         })
         .await?;
         let chain = node.ctx.chain_id.clone();

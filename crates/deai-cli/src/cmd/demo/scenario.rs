@@ -132,6 +132,7 @@ async fn role_node(
         // Every role node reads the ledger as a light client: each answer is checked against
         // the validators' finalization certificates.
         genesis: Some(genesis.clone()),
+        provider: None,
     })
     .await
 }
