@@ -31,6 +31,7 @@ mod node_process;
 pub mod output;
 pub mod plot;
 pub mod progress;
+pub mod query_input;
 
 use clap::{Parser, Subcommand};
 
@@ -69,6 +70,15 @@ pub enum Command {
     Task(cmd::task::Args),
     /// Models: register, list, show.
     Model(cmd::model::Args),
+    /// Inference offers: a provider serves a quantized model for paid queries.
+    Offer(cmd::offer::Args),
+    /// Payment channels: a payer's deposit for one offer, spent by vouchers off-chain.
+    Channel(cmd::channel::Args),
+    /// Paid queries to an offer, each answer's receipt checked (and re-executed with --check).
+    Infer(cmd::infer::Args),
+    /// Buy answers for a folder of inputs within a budget: pick offers, check a sample by
+    /// re-execution, dispute a cheater.
+    Agent(cmd::agent::Args),
     /// The chain: status, blocks, transactions, proofs, and the full audit.
     Ledger(cmd::ledger::Args),
     /// Where a model came from: task, rounds, contributing datasets, rewards, ε spent.
@@ -99,6 +109,10 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Dataset(args) => cmd::dataset::run(args),
         Command::Task(args) => cmd::task::run(args),
         Command::Model(args) => cmd::model::run(args),
+        Command::Offer(args) => cmd::offer::run(args),
+        Command::Channel(args) => cmd::channel::run(args),
+        Command::Infer(args) => cmd::infer::run(args),
+        Command::Agent(args) => cmd::agent::run(args),
         Command::Ledger(args) => cmd::ledger::run(args),
         Command::Lineage(args) => cmd::lineage::run(args),
         Command::Verify(args) => cmd::verify::run(args),

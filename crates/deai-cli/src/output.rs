@@ -33,3 +33,54 @@ pub fn emit<T: Serialize>(json: bool, value: &T, human: impl FnOnce(&T)) -> anyh
     }
     Ok(())
 }
+
+/// An amount of base units as tokens, exactly (`12.5`, `0.000000000000000003`): the unit the
+/// flags that take tokens use.
+pub fn tokens(base_units: u128) -> String {
+    let whole = base_units / deai_ledger::TOKEN;
+    let frac = base_units % deai_ledger::TOKEN;
+    if frac == 0 {
+        return whole.to_string();
+    }
+    let digits = deai_ledger::TOKEN.ilog10() as usize;
+    let frac = format!("{frac:0digits$}");
+    format!("{whole}.{}", frac.trim_end_matches('0'))
+}
+
+/// An amount for a person: in tokens when it is at least a millionth of one, else in base
+/// units (prices per query are often a few base units).
+pub fn amount(base_units: u128) -> String {
+    if base_units >= deai_ledger::TOKEN / 1_000_000 {
+        format!("{} tokens", tokens(base_units))
+    } else {
+        format!("{base_units} units")
+    }
+}
+
+/// The first characters of a long hex string, for one-line summaries.
+pub fn short(hex: &str) -> String {
+    match hex.get(..12) {
+        Some(head) if hex.len() > 12 => format!("{head}…"),
+        _ => hex.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_are_exact() {
+        let t = deai_ledger::TOKEN;
+        assert_eq!(tokens(0), "0");
+        assert_eq!(tokens(12 * t + t / 2), "12.5");
+        assert_eq!(
+            tokens(3),
+            format!("0.{}3", "0".repeat(t.ilog10() as usize - 1))
+        );
+        assert_eq!(short("0123456789abcdef"), "0123456789ab…");
+        assert_eq!(short("abc"), "abc");
+        assert_eq!(amount(10 * t), "10 tokens");
+        assert_eq!(amount(7), "7 units");
+    }
+}

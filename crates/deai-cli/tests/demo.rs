@@ -90,6 +90,42 @@ fn demo(args: &[&str], rounds: u64) -> Value {
         (paid + v["refund"].as_f64().unwrap() - 1_000.0).abs() < 1e-6,
         "{v}"
     );
+
+    // After training: the quantized model scores within half a point of the float one; the
+    // agent caught the cheating provider, which lost its bond, and finished with the honest
+    // one, which claimed on its own; the owners earned royalties from those claims.
+    let m = &v["market"];
+    let (q, f) = (
+        v["quantized_accuracy"].as_f64().unwrap(),
+        m["float_accuracy"].as_f64().unwrap(),
+    );
+    assert!((q - f).abs() <= 0.005, "{m}");
+    assert_eq!(v["disputes"], 1, "{m}");
+    assert_eq!(v["cheater_slashed"], true, "{m}");
+    assert_eq!(m["answered"], m["inputs"], "{m}");
+    assert!(
+        v["queries"].as_u64().unwrap() >= m["inputs"].as_u64().unwrap(),
+        "{m}"
+    );
+    let claimed: u128 = m["honest_claimed"].as_str().unwrap().parse().unwrap();
+    assert!(claimed > 0, "{m}");
+    let royalties: u128 = v["royalties"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["amount"].as_str().unwrap().parse::<u128>().unwrap())
+        .sum();
+    assert!(royalties > 0 && royalties <= claimed / 10, "{m}");
+    for field in [
+        "queries",
+        "paid",
+        "royalties",
+        "disputes",
+        "cheater_slashed",
+        "quantized_accuracy",
+    ] {
+        assert!(!v[field].is_null(), "no {field}: {v}");
+    }
     v
 }
 

@@ -11,6 +11,7 @@
 //! reads the ledger from a validator it need not trust (certified roots, checked entries); [`config`],
 //! [`init`] and [`keyfile`] make and read a node's data directory.
 
+pub mod agent;
 pub mod api;
 pub mod audit;
 pub mod auth;

@@ -106,14 +106,11 @@ pub fn convert(args: &Args) -> anyhow::Result<Report> {
             train.classes
         )
     })?;
-    let model = deai_infer::quantize(&kind, &params, &train)?;
-    let mut hits = 0usize;
-    for i in 0..test.len() {
-        let input = input_from_features(&model, test.sample(i))?;
-        hits += usize::from(deai_infer::infer(&model, &input).class == test.labels[i]);
-    }
-    let float_accuracy = evaluate(&kind, &params, &test).accuracy;
-    let quantized_accuracy = hits as f64 / test.len().max(1) as f64;
+    let Scored {
+        model,
+        float_accuracy,
+        quantized_accuracy,
+    } = quantize_and_score(&kind, &params, &train, &test)?;
     let blob = model.encode();
     let out = args
         .out
@@ -131,6 +128,36 @@ pub fn convert(args: &Args) -> anyhow::Result<Report> {
         float_accuracy,
         quantized_accuracy,
         drop_pt: (float_accuracy - quantized_accuracy) * 100.0,
+    })
+}
+
+/// A quantized model and how it and its float original score.
+pub struct Scored {
+    /// The integer model.
+    pub model: deai_infer::QuantModel,
+    /// The float model's test accuracy (deai-learn).
+    pub float_accuracy: f64,
+    /// The integer model's test accuracy (deai-infer).
+    pub quantized_accuracy: f64,
+}
+
+/// Quantizes the float `params` of `kind` (calibrated on `train`) and scores both on `test`.
+pub fn quantize_and_score(
+    kind: &ModelKind,
+    params: &[f32],
+    train: &Dataset,
+    test: &Dataset,
+) -> anyhow::Result<Scored> {
+    let model = deai_infer::quantize(kind, params, train)?;
+    let mut hits = 0usize;
+    for i in 0..test.len() {
+        let input = input_from_features(&model, test.sample(i))?;
+        hits += usize::from(deai_infer::infer(&model, &input).class == test.labels[i]);
+    }
+    Ok(Scored {
+        float_accuracy: evaluate(kind, params, test).accuracy,
+        quantized_accuracy: hits as f64 / test.len().max(1) as f64,
+        model,
     })
 }
 

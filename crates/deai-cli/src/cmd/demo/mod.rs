@@ -8,6 +8,7 @@
 //! beside it, so the summary shows what privacy cost.
 
 mod checks;
+mod market;
 mod scenario;
 
 use std::time::Instant;
@@ -134,6 +135,21 @@ pub struct Report {
     pub validators_agreed_at: Option<u64>,
     /// Per round.
     pub per_round: Vec<RoundLine>,
+    /// The trained model quantized: its test accuracy with the integer engine.
+    pub quantized_accuracy: f64,
+    /// Paid queries an agent bought from the model's two offers.
+    pub queries: u64,
+    /// What they cost, base units.
+    #[serde(with = "deai_ledger::amount")]
+    pub paid: u128,
+    /// Royalties each data owner received from the claimed payments.
+    pub royalties: Vec<market::RoyaltyLine>,
+    /// Disputes the agent sent.
+    pub disputes: usize,
+    /// Whether the cheating provider lost its bond.
+    pub cheater_slashed: bool,
+    /// The market phase in full.
+    pub market: market::Market,
     /// Whole run, seconds.
     pub wall_s: f64,
 }
@@ -175,17 +191,29 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     );
     let tmp = tempfile::tempdir()?;
     let root = args.dir.clone().unwrap_or_else(|| tmp.path().to_path_buf());
-    let mut balances = vec![(
-        deai_node::keyfile::address(&scenario::creator_key()),
-        1_000_000 * TOKEN,
-    )];
+    let mut balances = vec![
+        (
+            deai_node::keyfile::address(&scenario::creator_key()),
+            1_000_000 * TOKEN,
+        ),
+        (
+            deai_node::keyfile::address(&market::buyer_key()),
+            1_000 * TOKEN,
+        ),
+    ];
+    for i in 0..2 {
+        balances.push((
+            deai_node::keyfile::address(&market::provider_key(i)),
+            1_000 * TOKEN,
+        ));
+    }
     for i in 0..args.owners {
         balances.push((
             deai_node::keyfile::address(&scenario::owner_key(i)),
             1_000 * TOKEN,
         ));
     }
-    let bar = crate::progress::bar(args.json, u64::from(args.rounds) + 2, "federated rounds");
+    let bar = crate::progress::bar(args.json, u64::from(args.rounds) + 3, "federated rounds");
     let baseline_setup = setup.clone();
     let baseline = std::thread::spawn(move || scenario::without_dp(&baseline_setup));
     let ran = if args.validators == 1 {
@@ -236,6 +264,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
 /// What the federation and the checks after it found.
 struct Ran {
     outcome: scenario::Outcome,
+    market: market::Market,
     proof_ok: bool,
     ledger_verify_ok: bool,
     height: u64,
@@ -256,6 +285,15 @@ async fn federate(
         bar.inc(1);
     })
     .await?;
+    let market = market::run(
+        &urls[0],
+        roles_dir,
+        outcome.close.model,
+        &setup.spec,
+        &outcome.owners,
+    )
+    .await?;
+    bar.inc(1);
     let client = Client::new(urls.last().cloned().unwrap_or_default());
     let proof_ok = checks::prove_dataset(&client, outcome.revoked.1).await?;
     bar.inc(1);
@@ -264,6 +302,7 @@ async fn federate(
     let height = client.status().await?.height;
     Ok(Ran {
         outcome,
+        market,
         proof_ok,
         ledger_verify_ok: audit.ok,
         height,
@@ -280,6 +319,7 @@ fn report(
 ) -> Report {
     let Ran {
         outcome: o,
+        market,
         proof_ok,
         ledger_verify_ok,
         height,
@@ -350,6 +390,13 @@ fn report(
         validators: args.validators,
         validators_agreed_at: agreed_at,
         per_round,
+        quantized_accuracy: market.quantized_accuracy,
+        queries: market.queries,
+        paid: market.paid,
+        royalties: market.royalties.clone(),
+        disputes: market.disputes,
+        cheater_slashed: market.cheater_slashed,
+        market,
         wall_s: started.elapsed().as_secs_f64(),
     }
 }
@@ -421,6 +468,54 @@ fn print(r: &Report) {
     println!(
         "  model {} registered; `deai lineage model {}` shows its tree",
         r.model_id, r.model_id
+    );
+    let m = &r.market;
+    println!(
+        "  served: quantized to integers ({} bytes, {} operations a query, hash {}), test accuracy {:.3} (float {:.3})",
+        m.blob_bytes,
+        m.ops,
+        crate::output::short(&m.quant_hash.to_string()),
+        m.quantized_accuracy,
+        m.float_accuracy
+    );
+    println!(
+        "    offers {} (honest) and {} (cheaper, wrong on every tenth answer); an agent bought {} \
+         queries for {} base units, re-executed {} answers, kept {} of {} ({:.3} correct)",
+        m.offers[0],
+        m.offers[1],
+        r.queries,
+        r.paid,
+        m.checked,
+        m.answered,
+        m.inputs,
+        m.answered_accuracy
+    );
+    for d in &m.agent.disputes {
+        println!(
+            "    dispute of offer {} (receipt {} of channel {}): {}",
+            d.offer,
+            d.sequence,
+            d.channel,
+            if d.upheld {
+                format!(
+                    "upheld: bond slashed, {} to the agent, {} burned, offer suspended",
+                    crate::output::amount(d.reward),
+                    crate::output::amount(d.burned)
+                )
+            } else {
+                "rejected".into()
+            }
+        );
+    }
+    println!(
+        "    the honest provider claimed {} base units on its own; royalties to the owners: {}",
+        m.honest_claimed,
+        r.royalties
+            .iter()
+            .filter(|l| l.amount > 0)
+            .map(|l| format!("owner {} {}", l.owner, l.amount))
+            .collect::<Vec<_>>()
+            .join(", ")
     );
     println!(
         "  verify task (a node that took no part): {}",
