@@ -183,3 +183,33 @@ fn bench_soak_short_run_keeps_finalizing_and_refuses_every_attacker() {
         }
     }
 }
+
+#[test]
+fn bench_infer_compares_paid_with_unpaid_queries_and_times_disputes() {
+    let v = bench(&[
+        "infer",
+        "--no-engine",
+        "--seconds",
+        "0.3",
+        "--clients",
+        "1",
+        "--batch",
+        "4",
+    ]);
+    let http = &v["http"][0];
+    assert_eq!(http["batch"], 4, "{v}");
+    let (bare, paid) = (f64_of(http, "bare_qps"), f64_of(http, "paid_qps"));
+    assert!(bare > 0.0 && paid > 0.0, "{v}");
+    assert!(
+        (f64_of(http, "payment_overhead") - (1.0 - paid / bare)).abs() < 1e-9,
+        "{v}"
+    );
+    assert!(f64_of(http, "p99_ms") >= f64_of(http, "p50_ms"), "{v}");
+    assert!(f64_of(&v, "voucher_checks_per_s") > 0.0, "{v}");
+    let disputes = v["disputes"].as_array().unwrap();
+    assert_eq!(disputes.len(), 5, "one row per model kind: {v}");
+    for d in disputes {
+        assert!(d["ops"].as_u64().unwrap() > 0, "{d}");
+        assert!(f64_of(d, "dispute_reexec_ms") > 0.0, "{d}");
+    }
+}

@@ -167,3 +167,98 @@ pub async fn assign(
     .await?;
     Ok(())
 }
+
+/// Registers a model nobody trained here: `owner` commits to a dataset (a placeholder
+/// commitment), `creator` creates a one-round task over it for `purpose` and registers a model
+/// of it. What a benchmark or a test of serving needs (an offer names a registered model); its
+/// lineage has no scored rounds, so its offers' royalties go to the provider. The model's id.
+pub async fn register_untrained_model(
+    owner: &RoleContext,
+    creator: &RoleContext,
+    purpose: &str,
+) -> anyhow::Result<u64> {
+    let policy = ConsentPolicy {
+        purposes: vec![purpose.into()],
+        creators: None,
+        reward_min: 0,
+        epsilon_max: 1_000 * deai_ledger::EPSILON_SCALE,
+        expiry_height: u64::MAX,
+        epsilon_round_max: 0,
+        noise_multiplier_min: 0,
+        royalty_bps_min: 0,
+    };
+    let registered = send_tx(
+        owner,
+        TxBody::DatasetRegister(DatasetRegister {
+            commitment: fresh_salt(),
+            samples: 1,
+            schema: "placeholder".into(),
+            policy,
+        }),
+    )
+    .await?;
+    let dataset = created_id(&registered.receipt, "dataset_registered")?;
+    let spec = fed::TaskSpec::digits_default();
+    let task = send_tx(
+        creator,
+        TxBody::TaskCreate(TaskCreate {
+            purpose: purpose.into(),
+            model_spec: spec.hash(),
+            datasets: vec![dataset],
+            rounds: 1,
+            epsilon: deai_ledger::EPSILON_SCALE,
+            epsilon_schedule: vec![deai_ledger::EpsilonStep {
+                rounds: 1,
+                epsilon: deai_ledger::EPSILON_SCALE,
+            }],
+            delta: spec.delta_budget(),
+            reward: 1,
+        }),
+    )
+    .await?;
+    let task = created_id(&task.receipt, "task_created")?;
+    let registered = send_tx(
+        creator,
+        TxBody::ModelRegister(deai_ledger::tx::ModelRegister {
+            model_hash: fresh_salt(),
+            task,
+            parent: None,
+            metrics: vec![],
+        }),
+    )
+    .await?;
+    created_id(&registered.receipt, "model_registered")
+}
+
+/// `provider` uploads the quantized model to its validator (disputes and buyers fetch it there)
+/// and offers it as `model` at `price` per query with the chain's minimum bond, answering at
+/// `endpoint`; the offer as the ledger records it.
+pub async fn create_offer(
+    provider: &RoleContext,
+    model: u64,
+    quantized: &deai_infer::QuantModel,
+    price: u128,
+    endpoint: &str,
+    royalty_bps: u32,
+) -> anyhow::Result<deai_ledger::Offer> {
+    provider
+        .ledger
+        .put_blob(&provider.key, &quantized.encode())
+        .await?;
+    let genesis: deai_ledger::Genesis = provider.ledger.get("/v1/genesis").await?;
+    let created = send_tx(
+        provider,
+        TxBody::OfferCreate(deai_ledger::tx::OfferCreate {
+            model,
+            quant_hash: Digest(quantized.hash()),
+            ops: quantized.ops(),
+            price_per_query: price,
+            bond: genesis.params.offer_bond_min,
+            endpoint: endpoint.into(),
+            royalty_bps,
+        }),
+    )
+    .await?;
+    let id = created_id(&created.receipt, "offer_created")?;
+    Ok(provider.ledger.get(&format!("/v1/offers/{id}")).await?)
+}

@@ -7,14 +7,12 @@ use std::{net::SocketAddr, time::Duration};
 
 use deai_infer::{Arch, QuantModel};
 use deai_ledger::{
-    Channel, ConsentPolicy, Digest, EPSILON_SCALE, EpsilonStep, Genesis, Offer, OfferStatus,
-    SignedVoucher, TOKEN, TxBody, Voucher,
-    tx::{ChannelOpen, DatasetRegister, ModelRegister, OfferCreate, ReceiptDispute, TaskCreate},
+    Channel, Genesis, Offer, OfferStatus, SignedVoucher, TOKEN, TxBody, Voucher,
+    tx::{ChannelOpen, ReceiptDispute},
 };
 use deai_node::{
     client::{Client, ClientError},
     config::{NodeConfig, ProviderConfig},
-    fed::TaskSpec,
     roles::{
         self, RoleContext,
         provider::{
@@ -22,7 +20,7 @@ use deai_node::{
             wire,
         },
         serve::{self, RoleNode, RoleNodeConfig},
-        setup::created_id,
+        setup::{self, created_id},
     },
 };
 use ed25519_dalek::SigningKey;
@@ -80,76 +78,9 @@ async fn provider_node(dir: &std::path::Path, validator: &str, cfg: ProviderConf
 /// and an offer of it by `PROVIDER` at `endpoint`.
 async fn offer(ledger: &Client, m: &QuantModel, endpoint: &str) -> anyhow::Result<Offer> {
     let owner = RoleContext::connect(key(STRANGER), ledger.clone()).await?;
-    let policy = ConsentPolicy {
-        purposes: vec!["digits".into()],
-        creators: None,
-        reward_min: 0,
-        epsilon_max: 1_000 * EPSILON_SCALE,
-        expiry_height: 1_000_000,
-        epsilon_round_max: 0,
-        noise_multiplier_min: 0,
-        royalty_bps_min: 0,
-    };
-    let registered = roles::send_tx(
-        &owner,
-        TxBody::DatasetRegister(DatasetRegister {
-            commitment: Digest([1; 32]),
-            samples: 100,
-            schema: "digits-8x8".into(),
-            policy,
-        }),
-    )
-    .await?;
-    let dataset = created_id(&registered.receipt, "dataset_registered")?;
     let provider = RoleContext::connect(key(PROVIDER), ledger.clone()).await?;
-    let spec = TaskSpec::digits_default();
-    let task = roles::send_tx(
-        &provider,
-        TxBody::TaskCreate(TaskCreate {
-            purpose: "digits".into(),
-            model_spec: spec.hash(),
-            datasets: vec![dataset],
-            rounds: 1,
-            epsilon: EPSILON_SCALE,
-            epsilon_schedule: vec![EpsilonStep {
-                rounds: 1,
-                epsilon: EPSILON_SCALE,
-            }],
-            delta: spec.delta_budget(),
-            reward: TOKEN,
-        }),
-    )
-    .await?;
-    let task = created_id(&task.receipt, "task_created")?;
-    let registered = roles::send_tx(
-        &provider,
-        TxBody::ModelRegister(ModelRegister {
-            model_hash: Digest([2; 32]),
-            task,
-            parent: None,
-            metrics: vec![],
-        }),
-    )
-    .await?;
-    let model = created_id(&registered.receipt, "model_registered")?;
-    let blob = m.encode();
-    ledger.put_blob(&key(PROVIDER), &blob).await?;
-    let genesis: Genesis = ledger.get("/v1/genesis").await?;
-    let created = roles::send_tx(
-        &provider,
-        TxBody::OfferCreate(OfferCreate {
-            model,
-            quant_hash: Digest(m.hash()),
-            ops: m.ops(),
-            price_per_query: PRICE,
-            bond: genesis.params.offer_bond_min,
-            endpoint: endpoint.into(),
-            royalty_bps: 0,
-        }),
-    )
-    .await?;
-    let id = created_id(&created.receipt, "offer_created")?;
-    Ok(ledger.get(&format!("/v1/offers/{id}")).await?)
+    let model = setup::register_untrained_model(&owner, &provider, "digits").await?;
+    setup::create_offer(&provider, model, m, PRICE, endpoint, 0).await
 }
 
 /// `PAYER` opens a channel on `offer` expiring `ahead` blocks from now.

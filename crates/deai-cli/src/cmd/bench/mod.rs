@@ -2,6 +2,7 @@
 
 pub mod chain;
 pub mod fl;
+pub mod infer;
 pub mod ledger;
 pub mod robust;
 pub mod secagg;
@@ -21,6 +22,9 @@ pub enum Which {
     Chain(chain::Args),
     /// Federated digits-100 against its centralised equivalent, and a cross-device scale case.
     Fl(fl::Args),
+    /// Paid inference: the integer engine against burn, paid against unpaid queries over
+    /// HTTP, voucher checks, a dispute's re-execution per model kind.
+    Infer(infer::Args),
     /// Every attack against every robust rule; writes the robustness table.
     Robust(robust::Args),
     /// One full SecAgg+ round: all clients and the server in one process.
@@ -35,6 +39,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         Which::Ledger(a) => ledger::run(a),
         Which::Chain(a) => chain::run(a),
         Which::Fl(a) => fl::run(a),
+        Which::Infer(a) => infer::run(a),
         Which::Robust(a) => robust::run(a),
         Which::Secagg(a) => secagg::run(a),
         Which::Soak(a) => soak::run(a),

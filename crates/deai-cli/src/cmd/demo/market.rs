@@ -8,16 +8,15 @@ use std::{collections::BTreeMap, net::SocketAddr, path::Path, time::Duration};
 
 use deai_infer::features::features_to_bytes;
 use deai_learn::data::digits;
-use deai_ledger::{Address, Channel, Digest, Event, Genesis, Model, TxBody, tx::OfferCreate};
+use deai_ledger::{Address, Channel, Digest, Event, Model};
 use deai_node::{
     agent::{self, Agent, Job},
     client::Client,
     config::ProviderConfig,
     fed::TaskSpec,
     roles::{
-        self,
         serve::{self, RoleNode, RoleNodeConfig},
-        setup::created_id,
+        setup,
     },
 };
 use ed25519_dalek::SigningKey;
@@ -142,30 +141,17 @@ pub(super) async fn run(
     let scored = crate::cmd::quantize::quantize_and_score(&kind, &params, &train, &test)?;
     let qm = scored.model;
     let quant_hash = Digest(qm.hash());
-    let genesis: Genesis = client.get("/v1/genesis").await?;
 
     let honest = provider(root, url, 0, false).await?;
     let cheater = provider(root, url, 1, true).await?;
-    client.put_blob(&provider_key(0), &qm.encode()).await?;
     let mut offers = [0u64; 2];
     for (slot, (node, price)) in [(&honest, HONEST_PRICE), (&cheater, CHEATER_PRICE)]
         .into_iter()
         .enumerate()
     {
-        let created = roles::send_tx(
-            &node.ctx,
-            TxBody::OfferCreate(OfferCreate {
-                model: model_id,
-                quant_hash,
-                ops: qm.ops(),
-                price_per_query: price,
-                bond: genesis.params.offer_bond_min,
-                endpoint: node.url.clone(),
-                royalty_bps: ROYALTY_BPS,
-            }),
-        )
-        .await?;
-        offers[slot] = created_id(&created.receipt, "offer_created")?;
+        let offer =
+            setup::create_offer(&node.ctx, model_id, &qm, price, &node.url, ROYALTY_BPS).await?;
+        offers[slot] = offer.id;
     }
 
     let inputs: Vec<(String, Vec<u8>)> = (0..QUERIES.min(test.len()))

@@ -133,7 +133,7 @@ impl PaidSession {
         let mut caught_up = false;
         loop {
             let need = self.spent.saturating_add(price.saturating_mul(n));
-            let voucher = self.voucher_for(need)?;
+            let voucher = self.voucher_for(need, n)?;
             let header = hex::encode(voucher.encode());
             let amount = voucher.voucher.cumulative_amount;
             match self
@@ -169,9 +169,10 @@ impl PaidSession {
         self.spent = spent;
     }
 
-    /// The voucher to send for a total of `need`: the last one if it covers it, else a new one
-    /// paying `prepay` queries ahead (within the deposit).
-    fn voucher_for(&mut self, need: u128) -> Result<SignedVoucher, PaidError> {
+    /// The voucher to send for a total of `need` (a request of `n` queries): the last one if it
+    /// covers it, else a new one paying ahead `prepay` queries or four such requests, whichever
+    /// is more (within the deposit), so a voucher is signed at most every fourth request.
+    fn voucher_for(&mut self, need: u128, n: u128) -> Result<SignedVoucher, PaidError> {
         let deposit = self.channel.deposit;
         if need > deposit {
             return Err(PaidError::Exhausted {
@@ -185,10 +186,8 @@ impl PaidSession {
         {
             return Ok(v.clone());
         }
-        let ahead = self
-            .offer
-            .price_per_query
-            .saturating_mul(u128::from(self.prepay));
+        let queries = u128::from(self.prepay).max(n.saturating_mul(4));
+        let ahead = self.offer.price_per_query.saturating_mul(queries);
         let amount = need.saturating_add(ahead).min(deposit);
         let v = Voucher {
             chain_id: self.chain_id.clone(),
