@@ -148,6 +148,20 @@ fn signed(signer: u8, chain_id: &str, channel: u64, amount: u128) -> String {
     hex::encode(v.encode())
 }
 
+/// Polls channel `id` until the ledger shows `want` claimed (or 20 s pass); what it shows.
+async fn wait_claimed(ledger: &Client, id: u64, want: u128) -> anyhow::Result<u128> {
+    let mut claimed = 0;
+    for _ in 0..200 {
+        let c: Channel = ledger.get(&format!("/v1/channels/{id}")).await?;
+        claimed = c.claimed;
+        if claimed == want {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    Ok(claimed)
+}
+
 fn init_validator(tmp: &std::path::Path) -> std::path::PathBuf {
     let dir = tmp.join("validator");
     deai_node::init::init_with(&dir, NodeConfig::default(), |g| {
@@ -253,17 +267,41 @@ fn paid_queries_are_answered_checked_refused_durable_and_claimed() {
             code(refused(&url, offer.id, Some(expiring), body.clone()).await),
             (402, "channel_expiring".into())
         );
+        // A session that lost count sends too low a voucher: refused with the count, it catches
+        // up once by itself.
+        let mut s2 = session(&ledger, &offer, &ch).await.with_prepay(0);
+        let caught = s2.query(&refs[..1]).await?;
+        assert_eq!(caught[0].receipt.receipt.sequence, 20);
+        assert_eq!(s2.spent(), 21 * PRICE);
         let paid = provider.provider.as_ref().expect("provider").paid(ch.id);
         assert_eq!(
             paid.as_ref().map(|p| (p.spent, p.next_sequence)),
-            Some((60, 20))
+            Some((63, 21))
+        );
+        assert_eq!(
+            paid.as_ref()
+                .and_then(|p| p.voucher.as_ref())
+                .map(|v| v.voucher.cumulative_amount),
+            Some(voucher_amount),
+            "a lower voucher does not replace the highest"
         );
 
         // A restart keeps the count: the next answer continues the sequence and the spent total.
         drop(provider);
+        let cfg = ProviderConfig {
+            claim_min: 1,
+            ..cfg
+        };
         let provider = provider_node(&base, &validator, cfg).await;
         let restarted = provider.provider.as_ref().expect("provider").paid(ch.id);
         assert_eq!(restarted, paid, "the channel log survived the restart");
+        // Its claim loop claims the logged voucher without waiting for another query.
+        let logged = voucher_amount;
+        let claimed = wait_claimed(&ledger, ch.id, logged).await?;
+        assert_eq!(
+            claimed, logged,
+            "the restarted provider claimed what its log held"
+        );
         let mut s = PaidSession::new(
             key(PAYER),
             chain_id.clone(),
@@ -274,37 +312,14 @@ fn paid_queries_are_answered_checked_refused_durable_and_claimed() {
             ch.clone(),
             ledger.get::<Genesis>("/v1/genesis").await?.params.limits(),
         );
-        // A fresh session counts from 0; the provider's answer tells it the channel spent 66.
+        // A fresh session counts from 0; the provider's answer tells it the channel spent 69.
         let after = s.query(&refs[..2]).await?;
-        assert_eq!(after[0].receipt.receipt.sequence, 20);
-        assert_eq!(s.spent(), 22 * PRICE);
-        // A voucher below the provider's count is refused with the count, and the session
-        // catches up once by itself.
-        let mut s2 = session(
-            &ledger,
-            &Offer {
-                endpoint: provider.url.clone(),
-                ..offer.clone()
-            },
-            &ch,
-        )
-        .await
-        .with_prepay(0);
-        let caught = s2.query(&refs[..1]).await?;
-        assert_eq!(caught[0].receipt.receipt.sequence, 22);
-        assert_eq!(s2.spent(), 23 * PRICE);
+        assert_eq!(after[0].receipt.receipt.sequence, 21);
+        assert_eq!(s.spent(), 23 * PRICE);
 
-        // The claim loop redeems the highest voucher (it owes more than claim_min).
+        // The claim loop redeems the new highest voucher too.
         let want = s.voucher().expect("signed").voucher.cumulative_amount;
-        let mut claimed = 0;
-        for _ in 0..200 {
-            let c: Channel = ledger.get(&format!("/v1/channels/{}", ch.id)).await?;
-            claimed = c.claimed;
-            if claimed == want {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+        let claimed = wait_claimed(&ledger, ch.id, want).await?;
         assert_eq!(claimed, want, "the provider claimed the highest voucher");
         Ok(())
     })

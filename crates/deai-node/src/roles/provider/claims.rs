@@ -33,6 +33,7 @@ pub(super) async fn tick(role: &ProviderRole) {
         }
     }
     refresh_offers(role).await;
+    read_unknown_channels(role).await;
     if let Err(e) = inner.journal.sync() {
         tracing::error!(error = %e, "provider: cannot sync the channel log");
     }
@@ -56,6 +57,22 @@ async fn refresh_offers(role: &ProviderRole) {
             Err(e) => {
                 tracing::debug!(offer = id, error = %e.message, "provider: cannot read offer")
             }
+        }
+    }
+}
+
+/// Reads from the ledger the channels the log holds but this process has not read yet (after a
+/// restart), so their vouchers are claimed even if no query comes for them again.
+async fn read_unknown_channels(role: &ProviderRole) {
+    let unknown: Vec<u64> = role
+        .lock_channels()
+        .iter()
+        .filter(|(_, e)| e.ledger.is_none() && e.paid.voucher.is_some())
+        .map(|(id, _)| *id)
+        .collect();
+    for id in unknown {
+        if let Err(e) = role.channel(id, true).await {
+            tracing::debug!(channel = id, error = %e.message, "provider: cannot read a logged channel");
         }
     }
 }
