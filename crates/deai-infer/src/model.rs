@@ -7,7 +7,8 @@
 //! adds are exact. No floating point here: this is on the verified path.
 
 use crate::arch::{Arch, ArchError, KERNEL};
-use crate::fixed::Requant;
+use crate::fixed::{Relu, Requant};
+use crate::kernel::{Packed, pair_of};
 
 /// Entries of each LSTM lookup table: gate pre-activations in Q8 (`z = q / 256`) over
 /// `[−8, 8)`, index `q + 2048` after clamping `q` into `−2048..=2047`.
@@ -32,10 +33,16 @@ pub struct Dense {
     pub(crate) bias: Vec<i32>,
     /// One per row: accumulator → output scale.
     pub(crate) requant: Vec<Requant>,
-    /// The weights in the engine's column-pair layout ([`crate::kernel::pairs`]); derived,
-    /// filled by `QuantModel::new`, not part of the blob.
-    pub(crate) pairs: Vec<i16>,
+    /// The weights in the kernel's layout; derived, filled by `QuantModel::new`, not part of
+    /// the blob.
+    pub(crate) packed: Packed,
+    /// `requant` laid out for the ReLU layers' vectorised requantization; derived like `packed`.
+    pub(crate) relu: Relu,
 }
+
+/// Column pairs per kernel row of a convolution: `(kx 0, 1)`, `(2, 3)`, `(4, pad)`. Pairs stay
+/// within a kernel row so that a patch's pair is two neighbouring pixels (see the engine).
+pub(crate) const KERNEL_ROW_PAIRS: usize = KERNEL.div_ceil(2);
 
 impl Dense {
     /// A layer from its tensors (checked later, by `QuantModel::new`).
@@ -52,7 +59,8 @@ impl Dense {
             weights,
             bias,
             requant,
-            pairs: Vec::new(),
+            packed: Packed::default(),
+            relu: Relu::default(),
         }
     }
 
@@ -61,9 +69,30 @@ impl Dense {
         &self.weights[r * self.cols..(r + 1) * self.cols]
     }
 
-    /// Fills the engine layout (after [`Dense::check`]).
-    fn prepare(&mut self) {
-        self.pairs = crate::kernel::pairs(&self.weights, self.rows, self.cols);
+    /// Fills the engine layout of a fully connected layer (after [`Dense::check`]): pairs of
+    /// consecutive columns, and quads of them too when its inputs are bytes (`u8_inputs`).
+    fn prepare(&mut self, u8_inputs: bool) {
+        let mut packed = Packed::new(self.cols.div_ceil(2), &self.bias, |r, p| {
+            pair_of(self.row(r), p)
+        });
+        if u8_inputs {
+            packed = packed.with_quads(self.cols, |r, c| self.row(r)[c]);
+        }
+        self.packed = packed;
+        self.relu = Relu::new(&self.requant);
+    }
+
+    /// Fills the engine layout of a 5×5 convolution (after [`Dense::check`]): columns
+    /// `[in_channel][ky][kx]` in pairs `[in_channel][ky][KERNEL_ROW_PAIRS]`, the last pair of
+    /// each kernel row padded with a zero weight.
+    fn prepare_conv(&mut self) {
+        let per_row = KERNEL_ROW_PAIRS;
+        let pairs = self.cols / KERNEL * per_row;
+        self.packed = Packed::new(pairs, &self.bias, |r, p| {
+            let kernel_row = &self.row(r)[p / per_row * KERNEL..][..KERNEL];
+            pair_of(kernel_row, p % per_row)
+        });
+        self.relu = Relu::new(&self.requant);
     }
 
     /// Output rows.
@@ -133,6 +162,9 @@ pub struct Lstm {
 }
 
 /// The layers of each architecture.
+// One per model, built once and passed by reference: boxing the larger variants would only add
+// an indirection on every query.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub(crate) enum Net {
     Logistic {
@@ -275,14 +307,16 @@ impl QuantModel {
             _ => return Err(ModelError::Layers(arch.name())),
         }
         match &mut net {
-            Net::Logistic { fc } => fc.prepare(),
-            Net::Mlp { fc1, fc2 } => [fc1, fc2].into_iter().for_each(Dense::prepare),
+            Net::Logistic { fc } => fc.prepare(true),
+            Net::Mlp { fc1, fc2 } => [fc1, fc2].into_iter().for_each(|d| d.prepare(true)),
             Net::Cnn { conv1, conv2, fc } => {
-                [conv1, conv2, fc].into_iter().for_each(Dense::prepare)
+                [conv1, conv2].into_iter().for_each(Dense::prepare_conv);
+                fc.prepare(true);
             }
+            // The hidden state is signed: pairs only.
             Net::CharLstm { lstm, fc } => [&mut lstm.recurrent, fc]
                 .into_iter()
-                .for_each(Dense::prepare),
+                .for_each(|d| d.prepare(false)),
         }
         Ok(Self {
             arch,
