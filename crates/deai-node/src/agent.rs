@@ -340,6 +340,21 @@ impl Agent {
         Ok(report)
     }
 
+    /// Signs and sends `body` from the agent's account (the ledger's minimum fee unless `fee`),
+    /// waits until it is final and applied; its id and receipt.
+    async fn send(
+        &self,
+        body: TxBody,
+        fee: Option<u128>,
+    ) -> anyhow::Result<(deai_ledger::TxId, deai_ledger::Receipt)> {
+        let wait = Some(std::time::Duration::from_secs(30));
+        let sent = self.node.send(&self.key, body, fee, wait).await?;
+        match sent.state {
+            Some(TxState::Finalized { receipt, .. }) => Ok((sent.id, receipt)),
+            _ => anyhow::bail!("transaction {} was not reported final", sent.id),
+        }
+    }
+
     async fn open(&self, offer: &Offer, deposit: u128, blocks: u64) -> anyhow::Result<Channel> {
         let height = self.node.status().await?.height;
         let body = TxBody::ChannelOpen(ChannelOpen {
@@ -347,18 +362,7 @@ impl Agent {
             deposit,
             expiry_height: height.saturating_add(blocks),
         });
-        let sent = self
-            .node
-            .send(
-                &self.key,
-                body,
-                None,
-                Some(std::time::Duration::from_secs(30)),
-            )
-            .await?;
-        let Some(TxState::Finalized { receipt, .. }) = sent.state else {
-            anyhow::bail!("the channel open {} was not reported final", sent.id);
-        };
+        let (_, receipt) = self.send(body, None).await?;
         let id = created_id(&receipt, "channel_opened")?;
         Ok(self.node.get(&format!("/v1/channels/{id}")).await?)
     }
@@ -366,18 +370,7 @@ impl Agent {
     /// Closes `channel` (the payer may once its offer is suspended); the refund.
     async fn close(&self, channel: u64) -> anyhow::Result<u128> {
         let body = TxBody::ChannelClose(deai_ledger::tx::ChannelClose { channel });
-        let sent = self
-            .node
-            .send(
-                &self.key,
-                body,
-                None,
-                Some(std::time::Duration::from_secs(30)),
-            )
-            .await?;
-        let Some(TxState::Finalized { receipt, .. }) = &sent.state else {
-            anyhow::bail!("the channel close {} was not reported final", sent.id);
-        };
+        let (_, receipt) = self.send(body, None).await?;
         Ok(receipt
             .events
             .iter()
@@ -406,23 +399,12 @@ impl Agent {
             model: model.encode(),
         };
         let fee = tx.fee_min(&self.genesis.params);
-        let sent = self
-            .node
-            .send(
-                &self.key,
-                TxBody::ReceiptDispute(tx),
-                Some(fee),
-                Some(std::time::Duration::from_secs(30)),
-            )
-            .await?;
-        let Some(TxState::Finalized { receipt, .. }) = &sent.state else {
-            anyhow::bail!("the dispute {} was not reported final", sent.id);
-        };
+        let (tx, receipt) = self.send(TxBody::ReceiptDispute(tx), Some(fee)).await?;
         let mut out = DisputeReport {
             offer,
             channel,
             sequence,
-            tx: sent.id,
+            tx,
             upheld: false,
             reward: 0,
             burned: 0,
