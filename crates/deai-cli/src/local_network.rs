@@ -17,6 +17,8 @@ use crate::node_process::{Listen, NodeProcess};
 
 /// How long a validator may take to say it serves.
 const START_TIMEOUT: Duration = Duration::from_secs(60);
+/// Tries at starting the network, each on newly picked ports.
+const PORT_ATTEMPTS: u32 = 3;
 
 /// Validator processes of one network.
 pub(crate) struct LocalNetwork {
@@ -28,14 +30,32 @@ pub(crate) struct LocalNetwork {
 impl LocalNetwork {
     /// Writes a network of `n` validators to `dir` (which must not exist or be empty), with
     /// `adjust` changing the shared genesis and `configure` every node's configuration, and starts
-    /// each validator as its own process, its log in `dir/nodeI/node.log`.
+    /// each validator as its own process, its log in `dir/nodeI/node.log`. A port taken between
+    /// being picked and bound makes it start again on others (the network is written anew).
     pub(crate) fn start(
         dir: &Path,
         n: usize,
-        adjust: impl FnOnce(&mut Genesis),
+        adjust: impl Fn(&mut Genesis),
         configure: impl Fn(&mut NodeConfig),
     ) -> anyhow::Result<Self> {
-        let manifest = deai_node::testnet::init_with(dir, n, Ports::Free, adjust, configure)?;
+        for attempt in 1..=PORT_ATTEMPTS {
+            let manifest = deai_node::testnet::init_with(dir, n, Ports::Free, &adjust, &configure)?;
+            match Self::start_nodes(dir, &manifest) {
+                Ok(net) => return Ok(net),
+                // Free ports are picked, released, then bound by the nodes: another process can
+                // take one in between. Pick again (the nodes started were stopped).
+                Err(e) if attempt < PORT_ATTEMPTS && format!("{e:#}").contains("in use") => {
+                    eprintln!("a picked port was taken ({e:#}); starting the network on others");
+                    std::fs::remove_dir_all(dir)?;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        unreachable!("the last attempt returns its error")
+    }
+
+    fn start_nodes(dir: &Path, manifest: &Manifest) -> anyhow::Result<Self> {
+        let n = manifest.nodes.len();
         let mut net = Self {
             nodes: Vec::with_capacity(n),
             urls: Vec::with_capacity(n),
@@ -44,9 +64,17 @@ impl LocalNetwork {
             let data = Manifest::node_dir(dir, node);
             let log = data.join("node.log");
             let p = NodeProcess::start(&data, &log, Listen::Configured, None, START_TIMEOUT)
-                .map_err(|e| anyhow::anyhow!("{} did not start: {e:#}", node.name))?;
-            net.urls.push(format!("http://{}", p.http));
-            net.nodes.push(p);
+                .map_err(|e| anyhow::anyhow!("{} did not start: {e:#}", node.name));
+            match p {
+                Ok(p) => {
+                    net.urls.push(format!("http://{}", p.http));
+                    net.nodes.push(p);
+                }
+                Err(e) => {
+                    net.stop();
+                    return Err(e);
+                }
+            }
         }
         Ok(net)
     }

@@ -27,6 +27,14 @@ pub(crate) struct NodeProcess {
     pub(crate) started: deai_node::run::Started,
 }
 
+/// The last lines of a node's log (what it said before it stopped), for an error message.
+fn log_tail(log: &Path) -> String {
+    const LINES: usize = 12;
+    let text = std::fs::read_to_string(log).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(LINES)..].join("\n")
+}
+
 impl NodeProcess {
     /// Starts `deai node` (this executable) on `dir`, its log (stderr) in `log`, and waits up to
     /// `timeout` for its one JSON line saying it is up (killing it otherwise). Blocks: call it
@@ -89,9 +97,11 @@ impl NodeProcess {
             Ok(s) => s,
             Err(_) => {
                 let _ = child.kill();
+                let _ = child.wait();
                 anyhow::bail!(
-                    "the node did not start (said {line:?}); see its log {}",
-                    log.display()
+                    "the node did not start (said {line:?}); the end of its log {}:\n{}",
+                    log.display(),
+                    log_tail(log)
                 );
             }
         };

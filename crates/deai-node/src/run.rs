@@ -106,6 +106,20 @@ fn address_to_public_key(
         .map_err(|e| anyhow::anyhow!("{addr} is not a valid ed25519 public key: {e}"))
 }
 
+/// Refuses to start on a p2p address something else holds: the network binds it inside a task
+/// that can only panic, after the node has said it is up.
+fn check_p2p_port(p2p: SocketAddr) -> anyhow::Result<()> {
+    if p2p.port() == 0 {
+        return Ok(());
+    }
+    std::net::TcpListener::bind(p2p).map(drop).map_err(|e| {
+        anyhow::anyhow!(
+            "cannot listen for p2p on {p2p}: {e}; is another node running there? (change \
+             p2p_listen in config.toml or pass --p2p)"
+        )
+    })
+}
+
 /// Starts the chain and the HTTP API inside an existing Commonware tokio context.
 pub async fn start(
     context: commonware_runtime::tokio::Context,
@@ -114,6 +128,7 @@ pub async fn start(
 ) -> anyhow::Result<RunningNode> {
     let cfg = NodeConfig::load(dir)?;
     let chain_cfg = chain_config(dir, &cfg, overrides)?;
+    check_p2p_port(chain_cfg.p2p_listen)?;
     let genesis = Arc::new(chain_cfg.genesis.clone());
     let blobs = BlobStore::open(&dir.join(BLOBS_DIR), cfg.blob_max_bytes)?;
     blobs::spawn_sweeper(blobs.clone(), blobs::SWEEP_EVERY, blobs::UNFINISHED_MAX_AGE);

@@ -228,7 +228,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         let mut net = LocalNetwork::start(
             &root.join("network"),
             args.validators,
-            |g| g.balances.extend(balances),
+            |g| g.balances.extend(balances.iter().cloned()),
             |_| {},
         )?;
         let rt = tokio::runtime::Builder::new_multi_thread()
