@@ -79,7 +79,7 @@ pub use params::{
     RECEIPT_OUTPUT_BYTES_MAX_DEFAULT, ROUND_TIMEOUT_BLOCKS_DEFAULT, VALIDATOR_STAKE_MIN_DEFAULT,
     VALIDATORS_MAX_DEFAULT,
 };
-pub use payment::{QueryReceipt, SignedQueryReceipt, SignedVoucher, Voucher};
+pub use payment::{QueryReceipt, SignedLeaves, SignedQueryReceipt, SignedVoucher, Voucher};
 pub use proof::{Proof, StateKey, verify_proof};
 pub use state::{
     Account, Channel, ChannelStatus, ConsentPolicy, Contributor, Dataset,

@@ -255,11 +255,8 @@ pub fn sign_receipts(
     if receipts.is_empty() {
         return Vec::new();
     }
-    let mut builder = bmt::Builder::<Blake3>::new(receipts.len());
-    for r in &receipts {
-        builder.add(&B3Digest(r.leaf().0));
-    }
-    let tree = builder.build();
+    let leaves: Vec<Digest> = receipts.iter().map(QueryReceipt::leaf).collect();
+    let tree = tree(&leaves);
     let root = Digest(tree.root().0);
     let signature = provider.sign(&root_signing_bytes(&root)).to_bytes();
     let leaf_count = receipts.len() as u32;
@@ -281,6 +278,83 @@ pub fn sign_receipts(
             }
         })
         .collect()
+}
+
+/// The Merkle tree of a batch's leaves.
+fn tree(leaves: &[Digest]) -> bmt::Tree<B3Digest> {
+    let mut builder = bmt::Builder::<Blake3>::new(leaves.len());
+    for leaf in leaves {
+        builder.add(&B3Digest(leaf.0));
+    }
+    builder.build()
+}
+
+/// The leaves of one signed receipt batch, in tree order, with the provider's signature over
+/// their root: what a provider sends a payer in place of a proof per receipt. The payer, who
+/// can rebuild each of its receipts (it knows every field), checks the one signature over the
+/// root it computes itself, and builds a receipt's inclusion proof only when it needs one (to
+/// dispute it): [`SignedLeaves::receipt`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SignedLeaves {
+    /// [`QueryReceipt::leaf`] of each receipt of the batch (at most [`RECEIPT_BATCH_MAX`]).
+    pub leaves: Vec<Digest>,
+    /// ed25519 over [`RECEIPT_DOMAIN`] ‖ root of the leaves.
+    pub signature: [u8; 64],
+}
+
+impl SignedLeaves {
+    /// Signs `leaves` (1 to [`RECEIPT_BATCH_MAX`] of them) with the provider's key.
+    ///
+    /// # Panics
+    ///
+    /// With no leaf or more than [`RECEIPT_BATCH_MAX`] (a provider bounds its batches).
+    pub fn sign(leaves: Vec<Digest>, provider: &ed25519_dalek::SigningKey) -> Self {
+        assert!(
+            !leaves.is_empty() && leaves.len() <= RECEIPT_BATCH_MAX as usize,
+            "a receipt batch holds 1 to {RECEIPT_BATCH_MAX} leaves"
+        );
+        let root = Digest(tree(&leaves).root().0);
+        let signature = provider.sign(&root_signing_bytes(&root)).to_bytes();
+        Self { leaves, signature }
+    }
+
+    /// Checks the signature against `provider` over the root of the leaves; the root.
+    pub fn verify(&self, provider: &Address) -> Result<Digest, PaymentError> {
+        if self.leaves.is_empty() || self.leaves.len() > RECEIPT_BATCH_MAX as usize {
+            return Err(PaymentError::BadSignature {
+                what: "receipt",
+                signer: *provider,
+            });
+        }
+        let root = Digest(tree(&self.leaves).root().0);
+        verify(
+            "receipt",
+            provider,
+            &root_signing_bytes(&root),
+            &self.signature,
+        )?;
+        Ok(root)
+    }
+
+    /// `receipt` as a [`SignedQueryReceipt`] of this batch, with its inclusion proof; `None`
+    /// when its leaf is not the one at `position`.
+    pub fn receipt(&self, receipt: QueryReceipt, position: u32) -> Option<SignedQueryReceipt> {
+        if self.leaves.get(position as usize) != Some(&receipt.leaf()) {
+            return None;
+        }
+        let tree = tree(&self.leaves);
+        let proof = tree.proof(position).ok()?;
+        Some(SignedQueryReceipt {
+            receipt,
+            batch: ReceiptBatch {
+                position,
+                leaf_count: self.leaves.len() as u32,
+                siblings: proof.siblings.iter().map(|d| Digest(d.0)).collect(),
+                root: Digest(tree.root().0),
+            },
+            signature: self.signature,
+        })
+    }
 }
 
 /// What a provider signs for a batch: [`RECEIPT_DOMAIN`] ‖ root.
@@ -660,6 +734,45 @@ mod tests {
         let mut mixed = signed.clone();
         mixed[3].receipt.output = vec![99];
         assert!(verify_receipts(&mixed, &provider).is_err());
+    }
+
+    #[test]
+    fn signed_leaves_rebuild_the_receipts_a_batch_signs() {
+        let provider = Address::from_key(&key(2).verifying_key());
+        let signed = batch(7);
+        let leaves: Vec<Digest> = signed.iter().map(|r| r.receipt.leaf()).collect();
+        let compact = SignedLeaves::sign(leaves.clone(), &key(2));
+        // The same root, so the same signature (ed25519 is deterministic).
+        assert_eq!(compact.signature, signed[0].signature);
+        assert_eq!(
+            compact.verify(&provider).expect("verifies"),
+            signed[0].batch.root
+        );
+        for (i, r) in signed.iter().enumerate() {
+            let rebuilt = compact
+                .receipt(r.receipt.clone(), i as u32)
+                .expect("its leaf");
+            assert_eq!(&rebuilt, r);
+            rebuilt
+                .verify(&provider)
+                .expect("a rebuilt receipt verifies alone");
+        }
+        // A receipt at another position, or one the batch does not hold, is not rebuilt.
+        assert!(compact.receipt(signed[1].receipt.clone(), 2).is_none());
+        let mut changed = signed[1].receipt.clone();
+        changed.output.push(1);
+        assert!(compact.receipt(changed, 1).is_none());
+        // Other leaves under the signature, another signer, or no leaves at all fail.
+        let mut swapped = compact.clone();
+        swapped.leaves.swap(0, 1);
+        assert!(swapped.verify(&provider).is_err());
+        let stranger = Address::from_key(&key(3).verifying_key());
+        assert!(compact.verify(&stranger).is_err());
+        let empty = SignedLeaves {
+            leaves: Vec::new(),
+            signature: compact.signature,
+        };
+        assert!(empty.verify(&provider).is_err());
     }
 
     #[test]

@@ -29,7 +29,7 @@ use crate::{
     api::types::TxState,
     client::Client,
     roles::{
-        provider::client::{Answer, PaidError, PaidSession},
+        provider::client::{Answer, PaidSession},
         setup::created_id,
     },
 };
@@ -281,11 +281,7 @@ impl Agent {
                 let refs: Vec<&[u8]> = chunk.iter().map(|&i| inputs[i].1.as_slice()).collect();
                 let answers = match session.query(&refs).await {
                     Ok(a) => a,
-                    Err(e @ (PaidError::Refused(_) | PaidError::BadAnswer(_))) => {
-                        used.dropped = Some(e.to_string());
-                        break;
-                    }
-                    Err(e @ PaidError::Exhausted { .. }) => {
+                    Err(e) => {
                         used.dropped = Some(e.to_string());
                         break;
                     }
@@ -312,7 +308,22 @@ impl Agent {
                 }
                 progress(done.iter().filter(|d| d.is_some()).count(), done.len());
                 if let Some((i, receipt)) = caught {
-                    let d = self.dispute(receipt, &inputs[i].1, &model).await?;
+                    // Nothing this provider said is kept: ask the next offer again.
+                    for &k in &mine {
+                        done[k] = None;
+                    }
+                    let signed = match session.signed_receipt(&receipt).await {
+                        Ok(signed) => signed,
+                        Err(e) => {
+                            used.dropped = Some(format!(
+                                "answer for {} differs from re-execution and cannot be \
+                                 disputed: {e}",
+                                inputs[i].0
+                            ));
+                            break;
+                        }
+                    };
+                    let d = self.dispute(signed, &inputs[i].1, &model).await?;
                     used.dropped = Some(format!(
                         "answer for {} differs from re-execution; dispute {}",
                         inputs[i].0,
@@ -322,10 +333,6 @@ impl Agent {
                         used.refunded = self.close(channel.id).await?;
                     }
                     report.disputes.push(d);
-                    // Nothing this provider said is kept: ask the next offer again.
-                    for &k in &mine {
-                        done[k] = None;
-                    }
                     break;
                 }
             }

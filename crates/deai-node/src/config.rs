@@ -290,9 +290,14 @@ pub struct ProviderConfig {
     pub claim_every_ms: u64,
     /// Most queries one request may carry.
     pub batch_max: u32,
-    /// How often the channel log is synced to disk, in milliseconds (a killed process loses
-    /// nothing; a power loss at most this window of vouchers).
+    /// How often the channel log is brought up to date and synced to disk, in milliseconds. A
+    /// new voucher is written before its answer leaves; a killed process forgets at most this
+    /// window of what channels spent (queries an honest payer does not ask again), a power loss
+    /// at most this window of vouchers.
     pub sync_ms: u64,
+    /// Sign a channel's pending receipts together at least every this many queries (also when
+    /// the payer sends a higher voucher or asks; 1 to 65,536).
+    pub receipt_interval: u32,
     /// A deliberately dishonest provider, for the demo and dispute tests only: every this-many-th
     /// answer is wrong (0: honest). A wrong answer loses the offer's bond to the first dispute.
     #[serde(skip_serializing_if = "is_zero")]
@@ -311,6 +316,7 @@ impl Default for ProviderConfig {
             claim_every_ms: 1_000,
             batch_max: 256,
             sync_ms: 200,
+            receipt_interval: 1_024,
             wrong_answer_every: 0,
         }
     }

@@ -1,6 +1,7 @@
-//! `deai infer --offer N --input FILE`: paid queries to a provider, each answer checked (the
-//! receipt's signature and batch proof, the offer's model, the input's hash) and, with
-//! `--check`, re-executed here and disputed when it is wrong.
+//! `deai infer --offer N --input FILE`: paid queries to a provider, each answer checked (a
+//! well-formed output under a fresh sequence, its receipt rebuilt here and found in the batch
+//! the provider signs before the command ends) and, with `--check`, re-executed here and
+//! disputed when it is wrong.
 
 use std::path::PathBuf;
 
@@ -86,6 +87,8 @@ struct Report {
     voucher: u128,
     answers: Vec<Line>,
     dispute: Option<DisputeReport>,
+    /// Answers whose receipts the provider never signed (they cannot be disputed).
+    unsigned: u64,
 }
 
 /// Runs `deai infer`.
@@ -111,6 +114,13 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             amount(r.spent),
             amount(r.voucher)
         );
+        if r.unsigned > 0 {
+            println!(
+                "warning: the provider did not sign the receipts of {} answers (it may have \
+                 restarted); those answers cannot be disputed",
+                r.unsigned
+            );
+        }
         if let Some(d) = &r.dispute {
             println!(
                 "disputed receipt {} of channel {} in {}: {}",
@@ -163,18 +173,15 @@ async fn query(
         for (input, a) in chunk.iter().zip(got) {
             let agrees = args.check.then(|| reexecute(&model, input) == a.output);
             if agrees == Some(false) && dispute.is_none() {
+                let signed = session.signed_receipt(&a.receipt).await?;
                 let agent = Agent::new(node.clone(), key.clone()).await?;
-                dispute = Some(
-                    agent
-                        .dispute(a.receipt.clone(), &input.bytes, &model)
-                        .await?,
-                );
+                dispute = Some(agent.dispute(signed, &input.bytes, &model).await?);
             }
             answers.push(Line {
                 input: input.name.clone(),
                 class: a.output.class,
                 logits: a.output.logits.clone(),
-                sequence: a.receipt.receipt.sequence,
+                sequence: a.receipt.sequence,
                 agrees,
             });
         }
@@ -182,6 +189,8 @@ async fn query(
             break;
         }
     }
+    // Every answer leaves with its receipt signed: the provider's batch is collected now.
+    session.settle().await?;
     Ok(Report {
         offer: offer.id,
         channel: channel.id,
@@ -192,6 +201,7 @@ async fn query(
         voucher: session.voucher().map_or(0, |v| v.voucher.cumulative_amount),
         answers,
         dispute,
+        unsigned: session.lost(),
     })
 }
 

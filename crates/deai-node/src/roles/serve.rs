@@ -88,6 +88,10 @@ impl RoleNode {
         if let Some(a) = &self.announcer {
             a.abort();
         }
+        // What channels spent since the last flush, so a clean stop forgets nothing.
+        if let Some(p) = &self.provider {
+            p.flush_journal();
+        }
     }
 }
 

@@ -30,6 +30,9 @@ const DEPOSIT: u128 = 1_000;
 const PROVIDER: u8 = 1;
 const PAYER: u8 = 2;
 const STRANGER: u8 = 3;
+/// Where a restarted provider resumes a channel's sequences: after the first reserved block
+/// (the first query reserved sequences 1 to 65,536 ahead of itself).
+const RESERVED: u64 = 1 + (1 << 16);
 
 fn key(i: u8) -> SigningKey {
     SigningKey::from_bytes(&[i; 32])
@@ -194,6 +197,7 @@ fn paid_queries_are_answered_checked_refused_durable_and_claimed() {
         let chain_id = ledger.status().await?.chain_id;
 
         // Paid answers are the engine's, bit for bit, with receipts that check out.
+        let provider_address = offer.provider;
         let mut s = session(&ledger, &offer, &ch).await;
         let info = s.info().await?;
         assert_eq!((info.input_len, info.model_hash), (64, offer.quant_hash));
@@ -204,13 +208,27 @@ fn paid_queries_are_answered_checked_refused_durable_and_claimed() {
         for (i, a) in one.iter().chain(&batch).enumerate() {
             let local = deai_infer::infer(&m, &deai_infer::decode_input(&m, &inputs[i])?);
             assert_eq!(a.output, local, "query {i}");
-            assert_eq!(a.receipt.receipt.sequence, i as u64);
+            assert_eq!(a.receipt.sequence, i as u64);
+        }
+        // The first answer brought a new voucher, so it came signed; the batch's receipts wait
+        // for the next signature, which the session collects when asked.
+        assert!(s.signed(&one[0].receipt).is_some());
+        assert_eq!(s.unsigned(), 19);
+        s.settle().await?;
+        assert_eq!((s.unsigned(), s.lost()), (0, 0));
+        let mut receipts = Vec::new();
+        for a in one.iter().chain(&batch) {
+            let r = s.signed_receipt(&a.receipt).await?;
+            // Each checks alone, as the ledger checks a disputed one.
+            r.verify(&provider_address)?;
+            receipts.push(r);
         }
         assert!(
-            batch
+            receipts[1..]
                 .iter()
-                .all(|a| a.receipt.signature == batch[0].receipt.signature)
+                .all(|r| r.signature == receipts[1].signature)
         );
+        assert_ne!(receipts[0].signature, receipts[1].signature);
         assert_eq!(s.spent(), 20 * PRICE);
         let voucher_amount = s.voucher().expect("signed").voucher.cumulative_amount;
         // The first voucher paid 32 queries ahead, so the batch needed no second one.
@@ -271,7 +289,7 @@ fn paid_queries_are_answered_checked_refused_durable_and_claimed() {
         // up once by itself.
         let mut s2 = session(&ledger, &offer, &ch).await.with_prepay(0);
         let caught = s2.query(&refs[..1]).await?;
-        assert_eq!(caught[0].receipt.receipt.sequence, 20);
+        assert_eq!(caught[0].receipt.sequence, 20);
         assert_eq!(s2.spent(), 21 * PRICE);
         let paid = provider.provider.as_ref().expect("provider").paid(ch.id);
         assert_eq!(
@@ -286,7 +304,8 @@ fn paid_queries_are_answered_checked_refused_durable_and_claimed() {
             "a lower voucher does not replace the highest"
         );
 
-        // A restart keeps the count: the next answer continues the sequence and the spent total.
+        // A restart keeps the count: the spent total, and sequences after those reserved, so no
+        // sequence names two answers.
         drop(provider);
         let cfg = ProviderConfig {
             claim_min: 1,
@@ -294,7 +313,11 @@ fn paid_queries_are_answered_checked_refused_durable_and_claimed() {
         };
         let provider = provider_node(&base, &validator, cfg).await;
         let restarted = provider.provider.as_ref().expect("provider").paid(ch.id);
-        assert_eq!(restarted, paid, "the channel log survived the restart");
+        let resumed = paid.map(|p| deai_node::roles::provider::journal::Paid {
+            next_sequence: RESERVED,
+            ..p
+        });
+        assert_eq!(restarted, resumed, "the channel log survived the restart");
         // Its claim loop claims the logged voucher without waiting for another query.
         let logged = voucher_amount;
         let claimed = wait_claimed(&ledger, ch.id, logged).await?;
@@ -314,7 +337,7 @@ fn paid_queries_are_answered_checked_refused_durable_and_claimed() {
         );
         // A fresh session counts from 0; the provider's answer tells it the channel spent 69.
         let after = s.query(&refs[..2]).await?;
-        assert_eq!(after[0].receipt.receipt.sequence, 21);
+        assert_eq!(after[0].receipt.sequence, RESERVED);
         assert_eq!(s.spent(), 23 * PRICE);
 
         // The claim loop redeems the new highest voucher too.
@@ -348,6 +371,10 @@ fn a_provider_that_lies_loses_its_bond_to_a_dispute_and_stops_answering() {
         let inputs: Vec<Vec<u8>> = (0..8).map(|i| input(&m, i)).collect();
         let refs: Vec<&[u8]> = inputs.iter().map(Vec::as_slice).collect();
         let answers = s.query(&refs).await?;
+        let mut receipts = Vec::new();
+        for a in &answers {
+            receipts.push(s.signed_receipt(&a.receipt).await?);
+        }
         // Receipts check out (signed, right model and input): only re-execution shows the lie.
         let wrong: Vec<usize> = answers
             .iter()
@@ -364,7 +391,7 @@ fn a_provider_that_lies_loses_its_bond_to_a_dispute_and_stops_answering() {
         let genesis: Genesis = ledger.get("/v1/genesis").await?;
         let disputer = RoleContext::connect(key(STRANGER), ledger.clone()).await?;
         let dispute = |i: usize| ReceiptDispute {
-            receipt: answers[i].receipt.clone(),
+            receipt: receipts[i].clone(),
             input: inputs[i].clone(),
             model: m.encode(),
         };

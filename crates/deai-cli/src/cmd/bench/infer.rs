@@ -318,10 +318,7 @@ fn http_rows(args: &Args) -> anyhow::Result<Vec<HttpRow>> {
                             .post_octets(&path, &[], body)
                             .await
                             .map_err(|(e, _)| anyhow::anyhow!("{e}"))?;
-                        anyhow::ensure!(
-                            wire::decode_frames(&bytes, batch)?.len() == batch,
-                            "short answer"
-                        );
+                        wire::Answer::decode(&bytes, batch, usize::MAX)?;
                         Ok(())
                     }
                 }
@@ -468,6 +465,14 @@ async fn load_paid(
                     s.query(&refs).await?;
                     lat.push(t.elapsed().as_secs_f64() * 1e3);
                 }
+                // Every answer ends signed and checked, as a payer who may dispute needs.
+                s.settle().await?;
+                anyhow::ensure!(
+                    s.unsigned() == 0 && s.lost() == 0,
+                    "{} answers left unsigned, {} lost",
+                    s.unsigned(),
+                    s.lost()
+                );
                 anyhow::Ok(lat)
             })
         })

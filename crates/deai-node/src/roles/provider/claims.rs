@@ -1,6 +1,6 @@
-//! The provider's loop: follow the chain's height, refresh the offers it serves (a won dispute
-//! suspends one), sync the channel log, and redeem each channel's highest voucher before the
-//! channel expires (or once it owes `claim_min`).
+//! The provider's loops: follow the chain's height, refresh the offers it serves (a won dispute
+//! suspends one), and redeem each channel's highest voucher before the channel expires (or once
+//! it owes `claim_min`); and, every `sync_ms`, bring the channel log up to date and sync it.
 //!
 //! A claim is a `ChannelClaim` signed with the provider's key and waited on until final, one at
 //! a time (each takes the account's next nonce). A refused claim is logged and retried at the
@@ -22,6 +22,15 @@ pub(super) async fn run(role: ProviderRole) {
     }
 }
 
+/// Brings the channel log up to date every `sync_ms`, until the task is aborted.
+pub(super) async fn sync(role: ProviderRole) {
+    let every = Duration::from_millis(role.inner.cfg.sync_ms.max(1));
+    loop {
+        tokio::time::sleep(every).await;
+        role.flush_journal();
+    }
+}
+
 /// One pass: height, offers, log sync, due claims.
 pub(super) async fn tick(role: &ProviderRole) {
     let inner = &role.inner;
@@ -34,9 +43,7 @@ pub(super) async fn tick(role: &ProviderRole) {
     }
     refresh_offers(role).await;
     read_unknown_channels(role).await;
-    if let Err(e) = inner.journal.sync() {
-        tracing::error!(error = %e, "provider: cannot sync the channel log");
-    }
+    role.flush_journal();
     for (channel, voucher) in due(role) {
         claim(role, channel, voucher).await;
     }
@@ -100,9 +107,7 @@ fn due(role: &ProviderRole) -> Vec<(u64, SignedVoucher)> {
 
 async fn claim(role: &ProviderRole, channel: u64, voucher: SignedVoucher) {
     let inner = &role.inner;
-    if let Err(e) = inner.journal.sync() {
-        tracing::error!(error = %e, "provider: cannot sync the channel log before a claim");
-    }
+    role.flush_journal();
     let amount = voucher.voucher.cumulative_amount;
     let body = TxBody::ChannelClaim(ChannelClaim { channel, voucher });
     match super::super::send_tx(&inner.ctx, body).await {

@@ -1,14 +1,20 @@
 //! The provider's durable record of what each channel has paid: the highest voucher, the amount
-//! its answered queries consumed and the next receipt sequence.
+//! its answered queries consumed and the receipt sequences it reserved.
 //!
 //! A voucher is money: the provider claims it on the ledger later, so losing it loses the
-//! payment. Every answered request appends one line to `provider-channels.log` before its
-//! answer leaves the node, so a killed process loses nothing; the file is synced every
-//! `sync_ms` and before every claim, so a power loss loses at most that window. On start the
-//! log is replayed (the last line of a channel wins) and rewritten compactly.
+//! payment. A request that brings a higher voucher appends a line to `provider-channels.log`
+//! before its answer leaves the node, so a killed process loses no voucher. Sequences are
+//! reserved ahead in blocks (a line per block), so a restarted provider never gives one
+//! sequence to two answers. The amount spent is written every `sync_ms` (and with each
+//! voucher): a killed process forgets at most that window of spending, which only an honest
+//! payer's own count covers (its next voucher is computed from it) and a dishonest one could
+//! use as free queries. The file is synced every `sync_ms` and before every claim, so a power
+//! loss loses at most that window of vouchers. On start the log is replayed (the last line of a
+//! channel wins) and rewritten compactly.
 //!
-//! Format: one line per update, `channel spent next_sequence voucher`, decimal, the voucher as
-//! hex of its canonical encoding or `-` when unchanged since the channel's previous line. A torn
+//! Format: one line per update, `channel spent sequence voucher`, decimal, where `sequence` is
+//! the first sequence not reserved (where a restarted provider resumes) and the voucher is hex
+//! of its canonical encoding, or `-` when unchanged since the channel's previous line. A torn
 //! last line (a crash mid-write) is ignored: its answer was never sent.
 
 use std::{
@@ -31,7 +37,7 @@ pub struct Paid {
     pub voucher: Option<SignedVoucher>,
     /// The price of every query answered on the channel so far.
     pub spent: u128,
-    /// The next receipt sequence.
+    /// The next receipt sequence (read from the log: the first one not reserved).
     pub next_sequence: u64,
 }
 
@@ -79,7 +85,7 @@ impl Journal {
         {
             let mut out = File::create(&tmp)?;
             for (channel, paid) in &channels {
-                out.write_all(line(*channel, paid, true).as_bytes())?;
+                out.write_all(line(*channel, paid, paid.next_sequence, true).as_bytes())?;
             }
             out.sync_all()?;
         }
@@ -94,10 +100,17 @@ impl Journal {
         ))
     }
 
-    /// Appends the channel's new state (the voucher only when it changed); the write reaches
-    /// the OS before this returns, the disk at the next [`Self::sync`].
-    pub fn record(&self, channel: u64, paid: &Paid, voucher_changed: bool) -> io::Result<()> {
-        let text = line(channel, paid, voucher_changed);
+    /// Appends the channel's new state with sequences reserved up to `reserved` (the voucher
+    /// only when it changed); the write reaches the OS before this returns, the disk at the next
+    /// [`Self::sync`].
+    pub fn record(
+        &self,
+        channel: u64,
+        paid: &Paid,
+        reserved: u64,
+        voucher_changed: bool,
+    ) -> io::Result<()> {
+        let text = line(channel, paid, reserved, voucher_changed);
         let mut file = self.file.lock().unwrap_or_else(|p| p.into_inner());
         file.write_all(text.as_bytes())
     }
@@ -114,15 +127,12 @@ impl Journal {
     }
 }
 
-fn line(channel: u64, paid: &Paid, with_voucher: bool) -> String {
+fn line(channel: u64, paid: &Paid, reserved: u64, with_voucher: bool) -> String {
     let voucher = match (&paid.voucher, with_voucher) {
         (Some(v), true) => hex::encode(v.encode()),
         _ => "-".into(),
     };
-    format!(
-        "{channel} {} {} {voucher}\n",
-        paid.spent, paid.next_sequence
-    )
+    format!("{channel} {} {reserved} {voucher}\n", paid.spent)
 }
 
 fn parse_line(
@@ -180,16 +190,17 @@ mod tests {
             spent: 3,
             next_sequence: 3,
         };
-        j.record(4, &paid, true).expect("write");
+        j.record(4, &paid, 3, true).expect("write");
         paid.spent = 6;
         paid.next_sequence = 6;
-        j.record(4, &paid, false).expect("write");
+        // Sequences reserved ahead: a restart resumes after the reservation.
+        j.record(4, &paid, 70, false).expect("write");
         let other = Paid {
             voucher: Some(voucher(1)),
             spent: 1,
             next_sequence: 1,
         };
-        j.record(9, &other, true).expect("write");
+        j.record(9, &other, 1, true).expect("write");
         j.sync().expect("sync");
         drop(j);
         // A crash mid-write leaves a partial line.
@@ -198,7 +209,11 @@ mod tests {
         f.write_all(b"4 999 99 ab").expect("write");
         drop(f);
         let (j, loaded) = Journal::open(dir.path(), &params).expect("reopen");
-        assert_eq!(loaded.get(&4), Some(&paid));
+        let resumed = Paid {
+            next_sequence: 70,
+            ..paid
+        };
+        assert_eq!(loaded.get(&4), Some(&resumed));
         assert_eq!(loaded.get(&9), Some(&other));
         // Compacted: one line per channel, each with its voucher.
         let text = std::fs::read_to_string(j.path()).expect("read");

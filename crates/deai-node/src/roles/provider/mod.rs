@@ -5,15 +5,18 @@
 //! ([`wire`]). The provider checks the voucher against the channel as the ledger recorded it
 //! (open, paying this offer, not near expiry, within the deposit: [`deai_ledger::Channel::voucher_terms`]),
 //! its signature only when it is a voucher it has not seen, and that it covers every query the
-//! channel was answered so far plus this request's. It records the channel's new state
-//! ([`journal`]) before answering, runs the integer engine, and answers one receipt per query,
-//! all signed with one signature ([`deai_ledger::payment::sign_receipts`]). A request without
-//! a good voucher gets 402 with a code naming what was wrong. `GET /v1/infer/{offer}` says what
-//! the offer takes (input length, price, model hash) and the model blob is served from this
-//! node's blob store, so anyone can re-execute an answer.
+//! channel was answered so far plus this request's. A new voucher is written to the channel log
+//! ([`journal`]) before the answer leaves. It runs the integer engine and answers the outputs
+//! with their sequences; each answered receipt's leaf joins the channel's pending batch, which
+//! is signed with one signature ([`deai_ledger::SignedLeaves`]) and sent with the answer that
+//! brings a new voucher, asks for it, or fills `receipt_interval`. A request without a good
+//! voucher gets 402 with a code naming what was wrong. `GET /v1/infer/{offer}` says what the
+//! offer takes (input length, price, model hash) and the model blob is served from this node's
+//! blob store, so anyone can re-execute an answer.
 //!
-//! The claim loop ([`claims`]) follows the chain's height, refreshes the offers served, syncs the
-//! log and redeems each channel's highest voucher before the channel expires.
+//! The claim loop ([`claims`]) follows the chain's height, refreshes the offers served, brings
+//! the log up to date every `sync_ms` and redeems each channel's highest voucher before the
+//! channel expires.
 //!
 //! Threat model: the payer may send anything (no voucher, a forged or replayed one, one for
 //! another channel or offer, a lower amount, more than the deposit, inputs of the wrong
@@ -43,8 +46,8 @@ use axum::{
 };
 use deai_infer::{Input, Output, QuantModel};
 use deai_ledger::{
-    Channel, Digest, Limits, Offer, OfferStatus, QueryReceipt, SignedVoucher, StateKey, TxError,
-    payment::sign_receipts,
+    Channel, Digest, Limits, Offer, OfferStatus, QueryReceipt, SignedLeaves, SignedVoucher,
+    StateKey, TxError, payment::RECEIPT_BATCH_MAX,
 };
 use serde::Serialize;
 
@@ -62,6 +65,38 @@ struct Served {
 struct ChannelEntry {
     ledger: Option<Channel>,
     paid: Paid,
+    /// Sequences below this are reserved in the log: a restarted provider starts here, so no
+    /// sequence names two answers.
+    reserved: u64,
+    /// Leaves of the receipts answered and not signed yet.
+    pending: Vec<Digest>,
+    /// The log's last line for the channel is behind `paid`.
+    dirty: bool,
+}
+
+impl ChannelEntry {
+    fn new(paid: Paid) -> Self {
+        Self {
+            ledger: None,
+            reserved: paid.next_sequence,
+            paid,
+            pending: Vec::new(),
+            dirty: false,
+        }
+    }
+}
+
+/// Sequences reserved in the log at a time: one log line per this many queries of a channel.
+const SEQUENCE_RESERVE: u64 = 1 << 16;
+
+/// What a checked voucher bought.
+struct Charged {
+    /// Sequence of the request's first answer.
+    first: u64,
+    /// What the channel has spent with these queries.
+    spent: u128,
+    /// The voucher is higher than any before it.
+    new_voucher: bool,
 }
 
 /// The provider role (cheap to clone; clones share the state).
@@ -122,11 +157,23 @@ impl ProviderRole {
             .get("/v1/genesis")
             .await
             .map_err(|e| anyhow::anyhow!("provider: cannot read the chain's genesis: {e}"))?;
+        if cfg.batch_max == 0 || cfg.batch_max > RECEIPT_BATCH_MAX {
+            anyhow::bail!(
+                "[roles.provider] batch_max is {}; it must be 1 to {RECEIPT_BATCH_MAX}",
+                cfg.batch_max
+            );
+        }
+        if cfg.receipt_interval == 0 || cfg.receipt_interval > RECEIPT_BATCH_MAX {
+            anyhow::bail!(
+                "[roles.provider] receipt_interval is {}; it must be 1 to {RECEIPT_BATCH_MAX}",
+                cfg.receipt_interval
+            );
+        }
         let limits = genesis.params.limits();
         let (journal, paid) = Journal::open(state_dir, &genesis.params)?;
         let channels = paid
             .into_iter()
-            .map(|(id, paid)| (id, ChannelEntry { ledger: None, paid }))
+            .map(|(id, paid)| (id, ChannelEntry::new(paid)))
             .collect();
         let height = ctx.ledger.status().await.map(|s| s.height).unwrap_or(0);
         Ok(Self {
@@ -166,9 +213,29 @@ impl ProviderRole {
             .with_state(self)
     }
 
-    /// Starts the claim loop (see [`claims`]).
+    /// Starts the claim loop and the log's sync loop (see [`claims`]).
     pub fn spawn_claims(&self) -> tokio::task::JoinHandle<()> {
-        tokio::spawn(claims::run(self.clone()))
+        let (claims, sync) = (self.clone(), self.clone());
+        tokio::spawn(async move {
+            tokio::join!(claims::run(claims), claims::sync(sync));
+        })
+    }
+
+    /// Writes the log's line of every channel that spent since its last one, then syncs the
+    /// log to disk (every `sync_ms`, before a claim, and when the node stops).
+    pub fn flush_journal(&self) {
+        let journal = &self.inner.journal;
+        let mut channels = self.lock_channels();
+        for (id, e) in channels.iter_mut().filter(|(_, e)| e.dirty) {
+            match journal.record(*id, &e.paid, e.reserved, false) {
+                Ok(()) => e.dirty = false,
+                Err(err) => tracing::error!(error = %err, "provider: cannot write the channel log"),
+            }
+        }
+        drop(channels);
+        if let Err(e) = journal.sync() {
+            tracing::error!(error = %e, "provider: cannot sync the channel log");
+        }
     }
 
     /// What the channel has paid as this node records it (for tests and status).
@@ -266,26 +333,27 @@ impl ProviderRole {
                 e
             })?;
         let mut channels = self.lock_channels();
-        let entry = channels.entry(id).or_insert_with(|| ChannelEntry {
-            ledger: None,
-            paid: Paid {
+        let entry = channels.entry(id).or_insert_with(|| {
+            ChannelEntry::new(Paid {
                 voucher: None,
                 spent: 0,
                 next_sequence: 0,
-            },
+            })
         });
         entry.ledger = Some(c.clone());
         Ok(c)
     }
 
     /// Checks `voucher` for `n` queries of `served` and records them as paid: the receipts'
-    /// first sequence and the channel's new total.
+    /// first sequence and the channel's new total. A new voucher, or sequences past the log's
+    /// reservation, are written to the log before this returns; the spent total at the next
+    /// flush.
     async fn charge(
         &self,
         served: &Served,
         voucher: SignedVoucher,
         n: u64,
-    ) -> Result<(u64, u128), Refusal> {
+    ) -> Result<Charged, Refusal> {
         let id = voucher.voucher.channel_id;
         let offer = &served.offer;
         let mut channel = self.channel(id, false).await?;
@@ -337,37 +405,75 @@ impl ProviderRole {
         let entry = channels
             .get_mut(&id)
             .expect("read above: the channel is known");
-        let paid = &mut entry.paid;
-        let need = paid.spent.saturating_add(cost);
+        let spent = entry.paid.spent;
+        let need = spent.saturating_add(cost);
         if amount < need {
             return Err(refuse(
                 "voucher_too_low",
                 format!(
-                    "the voucher pays {amount} in total; channel {id} has spent {} and these {n} \
-                     queries cost {cost}: send a voucher of at least {need}",
-                    paid.spent
+                    "the voucher pays {amount} in total; channel {id} has spent {spent} and \
+                     these {n} queries cost {cost}: send a voucher of at least {need}"
                 ),
-                Some(paid.spent),
+                Some(spent),
             ));
         }
-        let higher = paid
+        let higher = entry
+            .paid
             .voucher
             .as_ref()
             .is_none_or(|v| v.voucher.cumulative_amount < amount);
-        let first = paid.next_sequence;
-        paid.spent = need;
-        paid.next_sequence = first.saturating_add(n);
-        if higher {
-            paid.voucher = Some(voucher);
+        let first = entry.paid.next_sequence;
+        let next = first.saturating_add(n);
+        let reserve = next > entry.reserved;
+        if higher || reserve {
+            // The log first: an answer leaves only once its voucher and sequences are recorded.
+            let reserved = if reserve {
+                next.saturating_add(SEQUENCE_RESERVE)
+            } else {
+                entry.reserved
+            };
+            let paid = Paid {
+                voucher: if higher {
+                    Some(voucher)
+                } else {
+                    entry.paid.voucher.clone()
+                },
+                spent: need,
+                next_sequence: next,
+            };
+            self.inner
+                .journal
+                .record(id, &paid, reserved, higher)
+                .map_err(|e| {
+                    tracing::error!(error = %e, path = %self.inner.journal.path().display(), "cannot record a payment");
+                    Refusal::from(ApiError::internal(format!("cannot record the payment: {e}")))
+                })?;
+            entry.paid = paid;
+            entry.reserved = reserved;
+            entry.dirty = false;
+        } else {
+            entry.paid.spent = need;
+            entry.paid.next_sequence = next;
+            entry.dirty = true;
         }
-        self.inner
-            .journal
-            .record(id, paid, higher)
-            .map_err(|e| {
-                tracing::error!(error = %e, path = %self.inner.journal.path().display(), "cannot record a payment");
-                Refusal::from(ApiError::internal(format!("cannot record the payment: {e}")))
-            })?;
-        Ok((first, need))
+        Ok(Charged {
+            first,
+            spent: need,
+            new_voucher: higher,
+        })
+    }
+
+    /// Adds `leaves` to `channel`'s pending batch and takes the batch when it is to be signed
+    /// now: `asked`, or it reached the receipt interval (or the largest batch less one request).
+    fn pend(&self, channel: u64, leaves: Vec<Digest>, asked: bool) -> Option<Vec<Digest>> {
+        let cfg = &self.inner.cfg;
+        let limit = (cfg.receipt_interval as usize)
+            .min(RECEIPT_BATCH_MAX as usize + 1 - cfg.batch_max as usize);
+        let mut channels = self.lock_channels();
+        let entry = channels.get_mut(&channel)?;
+        entry.pending.extend(leaves);
+        let due = asked || entry.pending.len() >= limit;
+        (due && !entry.pending.is_empty()).then(|| std::mem::take(&mut entry.pending))
     }
 
     fn refuse_terms(&self, channel: u64, e: TxError) -> Refusal {
@@ -529,41 +635,61 @@ async fn answer(
         }
         .into());
     }
-    let inputs = split_inputs(&served.model, body, p.inner.cfg.batch_max)?;
+    let asked = !p.inner.free && headers.contains_key(wire::SIGN_HEADER);
+    // A request of no query only collects the channel's pending signature.
+    let inputs = if asked && body.is_empty() {
+        Vec::new()
+    } else {
+        split_inputs(&served.model, body, p.inner.cfg.batch_max)?
+    };
     let n = inputs.len() as u64;
     if p.inner.free {
         let outputs = p.run(served.model.clone(), inputs).await;
-        let frames: Vec<Vec<u8>> = outputs.iter().map(Output::to_bytes).collect();
-        return Ok(octets(wire::encode_frames(&frames)));
+        let answer = wire::Answer {
+            first_sequence: 0,
+            outputs: outputs.iter().map(Output::to_bytes).collect(),
+            signed: None,
+        };
+        return Ok(octets(answer.encode()));
     }
     let voucher = voucher_of(headers, &p.inner.limits)?;
     let channel = voucher.voucher.channel_id;
-    let amount = voucher.voucher.cumulative_amount;
-    let input_hashes: Vec<Digest> = body
-        .chunks(served.model.input_shape().len)
-        .map(Digest::hash)
-        .collect();
-    let (first, spent) = p.charge(&served, voucher, n).await?;
-    let outputs = p.run(served.model.clone(), inputs).await;
-    let receipts = outputs
-        .into_iter()
-        .zip(input_hashes)
-        .enumerate()
-        .map(|(i, (out, input_hash))| QueryReceipt {
-            chain_id: p.inner.ctx.chain_id.clone(),
-            offer_id: served.offer.id,
-            channel_id: channel,
-            sequence: first + i as u64,
-            input_hash,
-            output: out.to_bytes(),
-            model_hash: served.offer.quant_hash,
-            voucher_amount: amount,
-        })
-        .collect();
-    let signed = sign_receipts(receipts, &p.inner.ctx.key);
-    let frames: Vec<Vec<u8>> = signed.iter().map(|r| r.encode()).collect();
-    let mut resp = octets(wire::encode_frames(&frames));
-    if let Ok(v) = HeaderValue::from_str(&spent.to_string()) {
+    let mut receipt = QueryReceipt {
+        chain_id: p.inner.ctx.chain_id.clone(),
+        offer_id: served.offer.id,
+        channel_id: channel,
+        sequence: 0,
+        input_hash: Digest([0; 32]),
+        output: Vec::new(),
+        model_hash: served.offer.quant_hash,
+        voucher_amount: voucher.voucher.cumulative_amount,
+    };
+    let charged = p.charge(&served, voucher, n).await?;
+    let outputs = if inputs.is_empty() {
+        Vec::new()
+    } else {
+        p.run(served.model.clone(), inputs).await
+    };
+    let len = served.model.input_shape().len.max(1);
+    let mut leaves = Vec::with_capacity(outputs.len());
+    let mut bytes = Vec::with_capacity(outputs.len());
+    for (i, (out, input)) in outputs.iter().zip(body.chunks(len)).enumerate() {
+        receipt.sequence = charged.first + i as u64;
+        receipt.input_hash = Digest::hash(input);
+        receipt.output = out.to_bytes();
+        leaves.push(receipt.leaf());
+        bytes.push(std::mem::take(&mut receipt.output));
+    }
+    let signed = p
+        .pend(channel, leaves, asked || charged.new_voucher)
+        .map(|leaves| SignedLeaves::sign(leaves, &p.inner.ctx.key));
+    let answer = wire::Answer {
+        first_sequence: charged.first,
+        outputs: bytes,
+        signed,
+    };
+    let mut resp = octets(answer.encode());
+    if let Ok(v) = HeaderValue::from_str(&charged.spent.to_string()) {
         resp.headers_mut().insert(wire::SPENT_HEADER, v);
     }
     Ok(resp)
