@@ -1,7 +1,7 @@
 //! Prints `deai bench infer`'s in-process figures as JSON: engine against burn throughput, and
 //! float against quantized accuracy.
 //!
-//! `cargo run -p deai-infer --example bench_infer [-- --no-fashion] [--skip-accuracy] [--skip-throughput]`
+//! `cargo run -p deai-infer --example bench_infer [-- --no-fashion] [--shakespeare] [--skip-accuracy] [--skip-throughput]`
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().collect();
@@ -13,6 +13,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     if !args.iter().any(|a| a == "--skip-accuracy") {
         let cfg = deai_infer::bench::AccuracyConfig {
             fashion,
+            shakespeare: args.iter().any(|a| a == "--shakespeare"),
             ..Default::default()
         };
         let t = std::time::Instant::now();

@@ -32,7 +32,8 @@
 //! count), and the provider signs `"deai-receipt-v1" ‖ root` with its account key. Each receipt
 //! carries its position, the siblings up to the root and the root, so it is checked, and
 //! disputed, alone. A single query is a batch of one. One signature per batch is what keeps the
-//! cost of paid queries small (docs/inference.md, "Payment overhead"). `input_hash` is
+//! cost of paid queries small (docs/inference.md): a provider sends a payer the batch's leaves and
+//! signature ([`SignedLeaves`]) and the payer rebuilds its own receipts and their proofs. `input_hash` is
 //! BLAKE3 of the query's input bytes, `output` is `deai_infer::Output::to_bytes` of the answer,
 //! `model_hash` the BLAKE3 of the quantized model blob the offer names, `voucher_amount` the
 //! cumulative voucher the query was paid with, `sequence` the provider's number for the query

@@ -57,6 +57,33 @@ pub struct RoleNodeConfig {
     pub provider: Option<crate::config::ProviderConfig>,
 }
 
+impl RoleNodeConfig {
+    /// A node that is only a provider: `key`'s offers served on a free loopback port, its blobs
+    /// in `dir/blobs` and its channel log in `dir`, reading the chain through `upstream`.
+    pub fn provider(
+        key: SigningKey,
+        upstream: &str,
+        dir: &std::path::Path,
+        cfg: crate::config::ProviderConfig,
+    ) -> Self {
+        Self {
+            key,
+            upstream: upstream.to_string(),
+            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            blobs_dir: dir.join("blobs"),
+            state_dir: dir.to_path_buf(),
+            blob_max_bytes: 1 << 24,
+            datasets: vec![],
+            coordinator: false,
+            announce_to: vec![],
+            peer_timeout: Duration::from_secs(10),
+            access: Default::default(),
+            genesis: None,
+            provider: Some(cfg),
+        }
+    }
+}
+
 /// A running role node.
 pub struct RoleNode {
     /// Its base URL.

@@ -3,7 +3,7 @@
 //! channel's count surviving a restart, vouchers claimed on the provider's own, and a provider
 //! that lies losing its bond to a dispute and answering nothing more.
 
-use std::{net::SocketAddr, time::Duration};
+use std::time::Duration;
 
 use deai_infer::{Arch, QuantModel};
 use deai_ledger::{
@@ -58,23 +58,8 @@ fn input(m: &QuantModel, i: usize) -> Vec<u8> {
 }
 
 async fn provider_node(dir: &std::path::Path, validator: &str, cfg: ProviderConfig) -> RoleNode {
-    serve::start(RoleNodeConfig {
-        key: key(PROVIDER),
-        upstream: validator.into(),
-        listen: SocketAddr::from(([127, 0, 0, 1], 0)),
-        blobs_dir: dir.join("provider-blobs"),
-        state_dir: dir.join("provider-state"),
-        blob_max_bytes: 1 << 20,
-        datasets: vec![],
-        coordinator: false,
-        announce_to: vec![],
-        peer_timeout: Duration::from_secs(10),
-        access: Default::default(),
-        genesis: None,
-        provider: Some(cfg),
-    })
-    .await
-    .expect("provider node starts")
+    let config = RoleNodeConfig::provider(key(PROVIDER), validator, &dir.join("provider"), cfg);
+    serve::start(config).await.expect("provider node starts")
 }
 
 /// A registered model (task over one dataset, no rounds), its quantized blob at the validator,

@@ -46,6 +46,9 @@ pub struct Args {
     /// Leave the Fashion-MNIST CNN out of the engine figures.
     #[arg(long)]
     pub no_fashion: bool,
+    /// The model the HTTP phases serve (seeded weights: speed does not depend on them).
+    #[arg(long, value_enum, default_value = "digits-mlp")]
+    pub http_model: HttpModel,
     /// Print one JSON object.
     #[arg(long)]
     pub json: bool,
@@ -106,11 +109,24 @@ fn key(i: u8) -> SigningKey {
     SigningKey::from_bytes(&[0x70 + i; 32])
 }
 
-/// The digits MLP the HTTP phases serve (seeded weights: speed does not depend on them).
-fn served_model() -> QuantModel {
+/// What the HTTP phases serve.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum HttpModel {
+    /// The digits MLP 64-128-10 (about 10k multiply-adds a query).
+    DigitsMlp,
+    /// The Fashion-MNIST MLP 784-128-10 (about 100k).
+    FashionMlp,
+}
+
+/// The model the HTTP phases serve (seeded weights: speed does not depend on them).
+fn served_model(which: HttpModel) -> QuantModel {
+    let inputs = match which {
+        HttpModel::DigitsMlp => 64,
+        HttpModel::FashionMlp => 784,
+    };
     QuantModel::seeded(
         Arch::Mlp {
-            inputs: 64,
+            inputs,
             hidden: 128,
             classes: 10,
         },
@@ -274,12 +290,13 @@ fn http_rows(args: &Args) -> anyhow::Result<Vec<HttpRow>> {
     let root = tmp.path().to_path_buf();
     let batches = args.batch.clone();
     let (clients, seconds) = (args.clients.max(1), args.seconds);
+    let which = args.http_model;
     deai_node::run::with_embedded(&dir, move |node| async move {
         let url = format!("http://{}", node.http_addr);
         let ledger = Client::new(url.clone());
         let provider = RoleContext::connect(key(0), ledger.clone()).await?;
         let owner = RoleContext::connect(key(1), ledger.clone()).await?;
-        let model = served_model();
+        let model = served_model(which);
         let model_id = setup::register_untrained_model(&owner, &provider, "bench").await?;
         let bare_url = serve(&provider, &root.join("bare"), true).await?;
         let paid_url = serve(&provider, &root.join("paid"), false).await?;
@@ -303,7 +320,10 @@ fn http_rows(args: &Args) -> anyhow::Result<Vec<HttpRow>> {
             let channel: Channel = ledger.get(&format!("/v1/channels/{id}")).await?;
             sessions.push((payer.key.clone(), channel));
         }
-        let input: Vec<u8> = (0..64u8).map(|i| i % 17).collect();
+        let shape = model.input_shape();
+        let input: Vec<u8> = (0..shape.len)
+            .map(|i| (i % (usize::from(shape.max) + 1)) as u8)
+            .collect();
         let mut rows = Vec::new();
         for &batch in &batches {
             let body = input.repeat(batch);

@@ -4,7 +4,7 @@
 //! the honest provider; the honest provider claims its vouchers on its own and the data owners
 //! whose datasets trained the model receive their royalty shares.
 
-use std::{collections::BTreeMap, net::SocketAddr, path::Path, time::Duration};
+use std::{collections::BTreeMap, path::Path, time::Duration};
 
 use deai_infer::features::features_to_bytes;
 use deai_learn::data::digits;
@@ -100,26 +100,18 @@ pub struct Market {
 
 async fn provider(root: &Path, url: &str, i: u8, cheat: bool) -> anyhow::Result<RoleNode> {
     let name = if cheat { "cheater" } else { "provider" };
-    serve::start(RoleNodeConfig {
-        key: provider_key(i),
-        upstream: url.to_string(),
-        listen: SocketAddr::from(([127, 0, 0, 1], 0)),
-        blobs_dir: root.join(format!("{name}-blobs")),
-        state_dir: root.join(name),
-        blob_max_bytes: 1 << 24,
-        datasets: vec![],
-        coordinator: false,
-        announce_to: vec![],
-        peer_timeout: Duration::from_secs(10),
-        access: Default::default(),
-        genesis: None,
-        provider: Some(ProviderConfig {
-            claim_every_ms: 200,
-            claim_min: 1,
-            wrong_answer_every: if cheat { 10 } else { 0 },
-            ..ProviderConfig::default()
-        }),
-    })
+    let cfg = ProviderConfig {
+        claim_every_ms: 200,
+        claim_min: 1,
+        wrong_answer_every: if cheat { 10 } else { 0 },
+        ..ProviderConfig::default()
+    };
+    serve::start(RoleNodeConfig::provider(
+        provider_key(i),
+        url,
+        &root.join(name),
+        cfg,
+    ))
     .await
 }
 
