@@ -368,3 +368,174 @@ fn a_validator_also_coordinates() {
         height(&node.url).filter(|h| *h > first)
     });
 }
+
+/// Runs `deai` with `args` and `--json`; its JSON (the test fails with stderr if it failed).
+fn deai_json(args: &[&str]) -> serde_json::Value {
+    let out = deai().args(args).arg("--json").output().expect("run deai");
+    assert!(
+        out.status.success(),
+        "deai {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("JSON")
+}
+
+/// Paid inference as a buyer takes it, each step its own `deai` process against a validator
+/// process and a provider node process: `deai offer create` with a quantized blob, `deai infer`
+/// answering with the engine's outputs and every receipt signed before the command ends, a
+/// second `deai infer --check` reusing the channel, catching the provider's deliberate wrong
+/// answer and winning the dispute, after which the offer is suspended.
+#[test]
+fn a_buyer_pays_per_query_from_the_cli_and_wins_a_dispute() {
+    use deai_infer::{Arch, QuantModel};
+    use deai_node::config::ProviderConfig;
+
+    let tmp = tempfile::tempdir().expect("tmp");
+    let rt = rt();
+    let vdir = tmp.path().join("validator");
+    init(&vdir);
+    let validator = NodeProcess::start(&vdir);
+    let ledger = Client::new(validator.url.clone());
+    let dev_key = vdir.join(deai_node::config::DEV_KEY_FILE);
+    let dev = keyfile::read(&dev_key).expect("dev key");
+    let dev_ctx = rt
+        .block_on(RoleContext::connect(dev, ledger.clone()))
+        .expect("connect");
+
+    // A provider node that answers every third query wrong.
+    let provider_cfg = ProviderConfig {
+        claim_every_ms: 200,
+        wrong_answer_every: 3,
+        ..ProviderConfig::default()
+    };
+    let (pdir, pkey) = role_dir(
+        tmp.path(),
+        &vdir,
+        "provider",
+        RolesConfig {
+            validator: false,
+            upstream: Some(validator.url.clone()),
+            provider: Some(provider_cfg),
+            ..RolesConfig::default()
+        },
+    );
+    rt.block_on(roles::send_tx(
+        &dev_ctx,
+        TxBody::Transfer(Transfer {
+            to: keyfile::address(&pkey),
+            amount: 1_000 * TOKEN,
+        }),
+    ))
+    .expect("fund");
+    let provider_ctx = rt
+        .block_on(RoleContext::connect(pkey, ledger.clone()))
+        .expect("connect");
+    let model_id = rt
+        .block_on(setup::register_untrained_model(
+            &dev_ctx,
+            &provider_ctx,
+            "digits",
+        ))
+        .expect("model");
+    let provider = NodeProcess::start(&pdir);
+
+    let m = QuantModel::seeded(
+        Arch::Mlp {
+            inputs: 64,
+            hidden: 32,
+            classes: 10,
+        },
+        7,
+    );
+    let qfile = tmp.path().join("digits.qm");
+    fs::write(&qfile, m.encode()).expect("write the model");
+    let pkey_file = pdir.join(deai_node::config::NODE_KEY_FILE);
+    let created = deai_json(&[
+        "offer",
+        "create",
+        "--model",
+        &model_id.to_string(),
+        "--quantized",
+        qfile.to_str().expect("utf-8"),
+        "--price",
+        "3",
+        "--bond",
+        &(10 * TOKEN).to_string(),
+        "--endpoint",
+        &provider.url,
+        "--key",
+        pkey_file.to_str().expect("utf-8"),
+        "--node",
+        &validator.url,
+    ]);
+    let offer = created["offer"].as_u64().expect("offer id").to_string();
+
+    // Five inputs as a JSON array of byte arrays.
+    let max = u32::from(m.input_shape().max);
+    let inputs: Vec<Vec<u8>> = (0..10u32)
+        .map(|i| {
+            (0..64u32)
+                .map(|j| ((j * 7 + i * 13) % (max + 1)) as u8)
+                .collect()
+        })
+        .collect();
+    let write = |name: &str, xs: &[Vec<u8>]| {
+        let path = tmp.path().join(name);
+        fs::write(&path, serde_json::to_string(xs).expect("json")).expect("write");
+        path
+    };
+    let first = write("first.json", &inputs[..5]);
+    let second = write("second.json", &inputs[5..]);
+    let infer = |file: &Path, check: bool| {
+        let mut args = vec![
+            "infer",
+            "--offer",
+            &offer,
+            "--input",
+            file.to_str().expect("utf-8"),
+            "--key",
+            dev_key.to_str().expect("utf-8"),
+            "--node",
+            &validator.url,
+        ];
+        if check {
+            args.push("--check");
+        }
+        deai_json(&args)
+    };
+    let local =
+        |x: &[u8]| deai_infer::infer(&m, &deai_infer::decode_input(&m, x).expect("input")).class;
+
+    let r = infer(&first, false);
+    assert_eq!(r["queries"], 5, "{r}");
+    assert_eq!(
+        r["unsigned"], 0,
+        "every receipt signed before the command ended: {r}"
+    );
+    let classes: Vec<u64> = r["answers"]
+        .as_array()
+        .expect("answers")
+        .iter()
+        .map(|a| a["class"].as_u64().expect("class"))
+        .collect();
+    for (i, class) in classes.iter().enumerate() {
+        // The provider's third answer is its deliberate lie; the others are the engine's.
+        assert_eq!(
+            *class == u64::from(local(&inputs[i])),
+            i != 2,
+            "answer {i}: {r}"
+        );
+    }
+    let channel = r["channel"].clone();
+
+    // Checked, the next answers are re-executed: the first (the provider's sixth) is wrong,
+    // and its receipt wins the dispute.
+    let r = infer(&second, true);
+    assert_eq!(r["channel"], channel, "the open channel is reused: {r}");
+    assert_eq!(r["answers"][0]["agrees"], false, "{r}");
+    assert_eq!(r["dispute"]["upheld"], true, "{r}");
+    assert_eq!(r["dispute"]["sequence"], 5, "{r}");
+    let shown = deai_json(&["offer", "show", &offer, "--node", &validator.url]);
+    assert_eq!(shown["status"], "suspended", "{shown}");
+    drop(provider);
+}

@@ -222,5 +222,21 @@ mod tests {
                 prop_assert_eq!(a.encode(), bytes);
             }
         }
+
+        /// Valid answers with bytes changed: never a panic, and what decodes is canonical.
+        #[test]
+        fn mutated_answers_never_panic(
+            signed in any::<bool>(),
+            flips in prop::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 1..6),
+        ) {
+            let mut bytes = answer(signed).encode();
+            for (i, b) in &flips {
+                let i = i.index(bytes.len());
+                bytes[i] = *b;
+            }
+            if let Ok(a) = Answer::decode(&bytes, 3, 300) {
+                prop_assert_eq!(a.encode(), bytes);
+            }
+        }
     }
 }
