@@ -27,7 +27,15 @@ pub(super) async fn sync(role: ProviderRole) {
     let every = Duration::from_millis(role.inner.cfg.sync_ms.max(1));
     loop {
         tokio::time::sleep(every).await;
-        role.flush_journal();
+        flush(&role).await;
+    }
+}
+
+/// [`ProviderRole::flush_journal`] on the blocking pool: it writes and syncs a file.
+async fn flush(role: &ProviderRole) {
+    let role = role.clone();
+    if let Err(e) = tokio::task::spawn_blocking(move || role.flush_journal()).await {
+        tracing::error!(error = %e, "provider: the channel log flush did not finish");
     }
 }
 
@@ -43,7 +51,7 @@ pub(super) async fn tick(role: &ProviderRole) {
     }
     refresh_offers(role).await;
     read_unknown_channels(role).await;
-    role.flush_journal();
+    flush(role).await;
     for (channel, voucher) in due(role) {
         claim(role, channel, voucher).await;
     }
@@ -107,7 +115,7 @@ fn due(role: &ProviderRole) -> Vec<(u64, SignedVoucher)> {
 
 async fn claim(role: &ProviderRole, channel: u64, voucher: SignedVoucher) {
     let inner = &role.inner;
-    role.flush_journal();
+    flush(role).await;
     let amount = voucher.voucher.cumulative_amount;
     let body = TxBody::ChannelClaim(ChannelClaim { channel, voucher });
     match super::super::send_tx(&inner.ctx, body).await {
