@@ -64,9 +64,10 @@ pub const DISPUTE_OPS_MAX_DEFAULT: u64 = 1 << 24;
 /// Largest [`Params::dispute_ops_max`] a genesis may set: about a second of one core, the most
 /// a dispute may cost every validator.
 pub const DISPUTE_OPS_MAX_LIMIT: u64 = 1 << 30;
-/// Default of [`Params::dispute_model_bytes_max`]: 128 KiB holds the digits and Fashion-MNIST
-/// models deai trains (the largest, the 784-128-10 MLP, is about 103 KB).
-pub const DISPUTE_MODEL_BYTES_MAX_DEFAULT: u32 = 128 * 1024;
+/// Default of [`Params::dispute_model_bytes_max`]: 256 KiB holds every model deai trains (the
+/// character LSTM is about 139 KB, most of it its precomputed input projection; the 784-128-10
+/// MLP about 103 KB).
+pub const DISPUTE_MODEL_BYTES_MAX_DEFAULT: u32 = 256 * 1024;
 /// Largest [`Params::dispute_model_bytes_max`] a genesis may set (a dispute is one transaction
 /// every validator downloads and keeps).
 pub const DISPUTE_MODEL_BYTES_MAX_LIMIT: u32 = 16 * 1024 * 1024;
