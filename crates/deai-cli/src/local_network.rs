@@ -63,18 +63,11 @@ impl LocalNetwork {
         for node in &manifest.nodes {
             let data = Manifest::node_dir(dir, node);
             let log = data.join("node.log");
+            // On an error the nodes started are stopped as `net` drops.
             let p = NodeProcess::start(&data, &log, Listen::Configured, None, START_TIMEOUT)
-                .map_err(|e| anyhow::anyhow!("{} did not start: {e:#}", node.name));
-            match p {
-                Ok(p) => {
-                    net.urls.push(format!("http://{}", p.http));
-                    net.nodes.push(p);
-                }
-                Err(e) => {
-                    net.stop();
-                    return Err(e);
-                }
-            }
+                .map_err(|e| anyhow::anyhow!("{} did not start: {e:#}", node.name))?;
+            net.urls.push(format!("http://{}", p.http));
+            net.nodes.push(p);
         }
         Ok(net)
     }

@@ -72,20 +72,15 @@ fn wait_until<T>(what: &str, timeout: Duration, mut f: impl FnMut() -> Option<T>
 
 /// `deai verify task` as a separate process: whether it exited 0, and its JSON.
 fn verify_task(task: u64, node: &str) -> (bool, serde_json::Value) {
-    let out = deai()
-        .args([
-            "verify",
-            "task",
-            &task.to_string(),
-            "--json",
-            "--node",
-            node,
-        ])
-        .output()
-        .expect("deai verify");
+    run_json(&["verify", "task", &task.to_string(), "--node", node])
+}
+
+/// Runs `deai` with `args` and `--json`: whether it exited 0, and the JSON it printed.
+fn run_json(args: &[&str]) -> (bool, serde_json::Value) {
+    let out = deai().args(args).arg("--json").output().expect("run deai");
     let v = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
         panic!(
-            "deai verify printed no JSON ({e}); stderr: {}",
+            "deai {args:?} printed no JSON ({e}); stderr: {}",
             String::from_utf8_lossy(&out.stderr)
         )
     });
@@ -369,15 +364,11 @@ fn a_validator_also_coordinates() {
     });
 }
 
-/// Runs `deai` with `args` and `--json`; its JSON (the test fails with stderr if it failed).
+/// Runs `deai` with `args` and `--json`; its JSON (the test fails if the command failed).
 fn deai_json(args: &[&str]) -> serde_json::Value {
-    let out = deai().args(args).arg("--json").output().expect("run deai");
-    assert!(
-        out.status.success(),
-        "deai {args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).expect("JSON")
+    let (ok, v) = run_json(args);
+    assert!(ok, "deai {args:?} failed: {v}");
+    v
 }
 
 /// Paid inference as a buyer takes it, each step its own `deai` process against a validator
