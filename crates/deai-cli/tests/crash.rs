@@ -12,6 +12,8 @@ use deai_ledger::{Address, SignedTx, Tx, TxBody, tx::Transfer};
 use rand::{Rng, SeedableRng};
 
 const KILLS: usize = 5;
+/// How long a round may go without a finalized transaction before the node counts as stalled.
+const STALL: Duration = Duration::from_secs(60);
 
 fn submit(url: &str, tx: &SignedTx) -> bool {
     let body = serde_json::json!({ "tx": hex::encode(tx.encode()) });
@@ -26,6 +28,11 @@ fn submit(url: &str, tx: &SignedTx) -> bool {
 fn finalized(url: &str, id: &str) -> bool {
     let (status, v) = common::get(&format!("{url}/v1/txs/{id}"));
     status == 200 && v["status"] == "finalized" && v["applied"] == true
+}
+
+fn account_nonce(url: &str, who: &Address) -> u64 {
+    let (_, acct) = common::get(&format!("{url}/v1/accounts/{who}"));
+    acct["account"]["nonce"].as_u64().unwrap()
 }
 
 #[test]
@@ -52,12 +59,17 @@ fn sigkill_under_load_loses_nothing_finalized() {
                 "restart {round}: finalized tx {id} is gone"
             );
         }
-        let (_, acct) = common::get(&format!("{}/v1/accounts/{sender}", node.url));
-        let mut nonce = acct["account"]["nonce"].as_u64().unwrap();
+        let mut nonce = account_nonce(&node.url, &sender);
         let run_for = Duration::from_millis(rng.gen_range(300..1500));
         let start = Instant::now();
         let mut sent: Vec<String> = Vec::new();
-        while start.elapsed() < run_for {
+        let confirmed_before = confirmed.len();
+        // Load runs a random time, and on a starved machine (this binary's other tests start four
+        // validators beside it) on until this round has seen a block finalize transactions, so
+        // every kill lands with promises outstanding; the deadline keeps a stalled node a failure.
+        while start.elapsed() < run_for
+            || (confirmed.len() == confirmed_before && start.elapsed() < STALL)
+        {
             let to = Address([rng.r#gen(); 32]);
             let body = TxBody::Transfer(Transfer { to, amount: 1 });
             let tx = SignedTx::sign(
@@ -73,6 +85,11 @@ fn sigkill_under_load_loses_nothing_finalized() {
             if submit(&node.url, &tx) {
                 sent.push(tx.id().to_string());
                 nonce += 1;
+            } else {
+                // A submission that timed out may still have been admitted, and then every later
+                // one at this nonce is refused: go on from the nonce the ledger has reached (sending again what
+                // is still pending costs only refusals).
+                nonce = account_nonce(&node.url, &sender);
             }
             // Record what the API reports as finalized right now: that is the promise under test.
             sent.retain(|id| {
@@ -83,6 +100,10 @@ fn sigkill_under_load_loses_nothing_finalized() {
                 !done
             });
         }
+        assert!(
+            confirmed.len() > confirmed_before,
+            "restart {round}: nothing finalized in {STALL:?} of load"
+        );
         let (_, status) = common::get(&format!("{}/v1/status", node.url));
         last_height = status["height"].as_u64().unwrap();
         if round < KILLS {
