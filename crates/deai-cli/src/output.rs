@@ -24,9 +24,23 @@ pub fn write_stderr(args: fmt::Arguments<'_>) {
     let _ = io::stderr().lock().write_fmt(args);
 }
 
+/// Whether a command printed its JSON document (so a failure after it adds none).
+static EMITTED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Whether [`emit`] printed a JSON document in this process.
+pub fn emitted_json() -> bool {
+    EMITTED.load(std::sync::atomic::Ordering::Relaxed)
+}
+
+/// What `--json` prints on stdout when a command fails before printing its document.
+pub fn json_error(message: &str) -> String {
+    serde_json::json!({ "ok": false, "error": message }).to_string()
+}
+
 /// Prints `value` as pretty JSON when `json` is set, otherwise calls `human` to print a summary.
 pub fn emit<T: Serialize>(json: bool, value: &T, human: impl FnOnce(&T)) -> anyhow::Result<()> {
     if json {
+        EMITTED.store(true, std::sync::atomic::Ordering::Relaxed);
         println!("{}", serde_json::to_string_pretty(value)?);
     } else {
         human(value);
@@ -37,14 +51,25 @@ pub fn emit<T: Serialize>(json: bool, value: &T, human: impl FnOnce(&T)) -> anyh
 /// An amount of base units as tokens, exactly (`12.5`, `0.000000000000000003`): the unit the
 /// flags that take tokens use.
 pub fn tokens(base_units: u128) -> String {
-    let whole = base_units / deai_ledger::TOKEN;
-    let frac = base_units % deai_ledger::TOKEN;
+    decimal(base_units, deai_ledger::TOKEN)
+}
+
+/// A fixed-point value (`value / scale`, `scale` a power of ten) as an exact decimal: ε of
+/// `1_500_000` at scale 10⁶ is `1.5`.
+pub fn decimal(value: u128, scale: u128) -> String {
+    let whole = value / scale;
+    let frac = value % scale;
     if frac == 0 {
         return whole.to_string();
     }
-    let digits = deai_ledger::TOKEN.ilog10() as usize;
+    let digits = scale.ilog10() as usize;
     let frac = format!("{frac:0digits$}");
     format!("{whole}.{}", frac.trim_end_matches('0'))
+}
+
+/// A fixed-point ε ([`deai_ledger::EPSILON_SCALE`]) as an exact decimal.
+pub fn epsilon(fixed: u64) -> String {
+    decimal(u128::from(fixed), u128::from(deai_ledger::EPSILON_SCALE))
 }
 
 /// An amount for a person: in tokens when it is at least a millionth of one, else in base
@@ -79,6 +104,9 @@ mod tests {
             format!("0.{}3", "0".repeat(t.ilog10() as usize - 1))
         );
         assert_eq!(short("0123456789abcdef"), "0123456789ab…");
+        assert_eq!(epsilon(1_500_000), "1.5");
+        assert_eq!(epsilon(168_027_165), "168.027165");
+        assert_eq!(decimal(7, 1000), "0.007");
         assert_eq!(short("abc"), "abc");
         assert_eq!(amount(10 * t), "10 tokens");
         assert_eq!(amount(7), "7 units");

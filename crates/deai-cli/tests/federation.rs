@@ -530,3 +530,291 @@ fn a_buyer_pays_per_query_from_the_cli_and_wins_a_dispute() {
     assert_eq!(shown["status"], "suspended", "{shown}");
     drop(provider);
 }
+
+/// A new user's whole flow, every step a `deai` command (the test only writes the user's CSV
+/// files and reads the commands' JSON): a validator; a coordinator and four owners made with
+/// `deai init --role` and funded with `deai tx transfer`; each owner's CSV imported, checked and
+/// registered with consent in one step; a task created from a TOML task file; `deai task watch`
+/// following it to the end with each round's accuracy; `deai verify task` and `deai lineage`.
+#[test]
+fn a_new_user_trains_on_their_own_csv_from_the_cli() {
+    use deai_node::fed::{import, schema};
+
+    const N: usize = 4;
+    let tmp = tempfile::tempdir().expect("tmp");
+    let root = tmp.path();
+    let vdir = root.join("validator");
+    init(&vdir);
+    let validator = NodeProcess::start(&vdir);
+    let url = validator.url.as_str();
+    let dev_key = vdir.join(deai_node::config::DEV_KEY_FILE);
+    let dev_key = dev_key.to_str().expect("utf-8 path");
+    let path = |p: &Path| p.to_str().expect("utf-8 path").to_string();
+    let fund = |address: &str| {
+        deai_json(&[
+            "tx",
+            "transfer",
+            "--to",
+            address,
+            "--amount",
+            "1000000000000000000000",
+            "--key",
+            dev_key,
+            "--node",
+            url,
+        ]);
+    };
+
+    let cdir = root.join("coordinator");
+    let c = deai_json(&[
+        "init",
+        "--dir",
+        &path(&cdir),
+        "--role",
+        "coordinator",
+        "--upstream",
+        url,
+    ]);
+    assert_eq!(c["roles"], serde_json::json!(["coordinator"]), "{c}");
+    let creator = c["address"].as_str().expect("address").to_string();
+    fund(&creator);
+    let coordinator = NodeProcess::start(&cdir);
+
+    // The owners' own data, as CSV files: the digits set cut in four, a header row, the label last.
+    let digits = schema::find("digits-8x8").expect("schema");
+    let split = fed::data::digits_split(N).expect("digits");
+    let mut owners = Vec::new();
+    let mut datasets = Vec::new();
+    for (i, data) in split.owners.iter().enumerate() {
+        let dir = root.join(format!("owner-{i}"));
+        let o = deai_json(&[
+            "init",
+            "--dir",
+            &path(&dir),
+            "--role",
+            "owner",
+            "--upstream",
+            url,
+            "--coordinator",
+            &coordinator.url,
+        ]);
+        fund(o["address"].as_str().expect("address"));
+        let csv = root.join(format!("owner-{i}.csv"));
+        fs::write(&csv, import::to_csv(data, digits)).expect("csv");
+        let imported = deai_json(&[
+            "dataset",
+            "import",
+            "--csv",
+            &path(&csv),
+            "--label-column",
+            "label",
+            "--dir",
+            &path(&dir),
+            "--register",
+            "--purpose",
+            PURPOSE,
+            "--epsilon-max",
+            "1000",
+            "--expiry-height",
+            "1000000",
+            "--node",
+            url,
+        ]);
+        assert_eq!(imported["samples"], data.len(), "{imported}");
+        let counts: u64 = imported["label_counts"]
+            .as_array()
+            .expect("counts")
+            .iter()
+            .map(|c| c.as_u64().expect("count"))
+            .sum();
+        assert_eq!(counts, data.len() as u64);
+        datasets.push(imported["dataset"].as_u64().expect("registered"));
+        owners.push(NodeProcess::start(&dir));
+    }
+    let status = |node: &NodeProcess| common::get(&format!("{}/v1/status", node.url)).1;
+    wait_until("the owners to join", Duration::from_secs(30), || {
+        let v = status(&coordinator);
+        (v["coordinator"]["datasets_joined"].as_array()?.len() == N).then_some(())
+    });
+    assert_eq!(status(&owners[0])["roles"], serde_json::json!(["owner"]));
+
+    let val = root.join("validation.csv");
+    fs::write(&val, import::to_csv(&split.validation, digits)).expect("csv");
+    let spec = root.join("task.toml");
+    fs::write(
+        &spec,
+        format!(
+            "purpose = \"{PURPOSE}\"\nreward = \"100\"\n\
+             [training]\nrounds = 3\ndatasets_per_round = {N}\n\
+             [privacy]\nnoise_multiplier = 0.3\nepsilon = 200\n\
+             [secure_aggregation]\ngroup_size_min = {N}\n\
+             [validation]\ncsv = \"validation.csv\"\nlabel_column = \"label\"\n"
+        ),
+    )
+    .expect("task file");
+    let created = deai_json(&[
+        "task",
+        "create",
+        "--spec",
+        &path(&spec),
+        "--coordinator",
+        &coordinator.url,
+        "--key",
+        &path(&cdir.join(deai_node::config::NODE_KEY_FILE)),
+        "--node",
+        url,
+    ]);
+    let task = created["task"].as_u64().expect("task id");
+    let mut picked = created["datasets"]
+        .as_array()
+        .expect("datasets")
+        .iter()
+        .map(|d| d.as_u64().expect("id"))
+        .collect::<Vec<_>>();
+    picked.sort_unstable();
+    assert_eq!(
+        picked, datasets,
+        "every consenting dataset is picked: {created}"
+    );
+    assert_eq!(created["epsilon"], "200");
+    assert_eq!(created["reward"], (100 * TOKEN).to_string());
+
+    let watched = deai_json(&[
+        "task",
+        "watch",
+        &task.to_string(),
+        "--coordinator",
+        &coordinator.url,
+        "--timeout-s",
+        "300",
+        "--node",
+        url,
+    ]);
+    assert_eq!(watched["status"], "closed", "{watched}");
+    let rounds = watched["rounds"].as_array().expect("rounds");
+    assert_eq!(rounds.len(), 3, "{watched}");
+    let last = rounds.last().expect("a round");
+    // Three noisy rounds over four owners: well above the 0.1 of guessing, far from converged.
+    assert!(
+        last["accuracy"]
+            .as_f64()
+            .expect("accuracy from the coordinator")
+            > 0.3,
+        "{watched}"
+    );
+    assert!(rounds.iter().all(|r| r["survivors"] == N), "{watched}");
+    let model = watched["model"].as_u64().expect("a model");
+    let sessions = status(&owners[1])["sessions"]
+        .as_array()
+        .expect("sessions")
+        .len();
+    assert!(sessions >= 1, "owner 1 reports the rounds it joined");
+
+    let verified = deai_json(&["verify", "task", &task.to_string(), "--node", url]);
+    assert_eq!(verified["ok"], true, "{verified}");
+    let lineage = deai_json(&["lineage", "model", &model.to_string(), "--node", url]);
+    assert_eq!(lineage["task"]["id"], task, "{lineage}");
+}
+
+/// What a user gets wrong is refused by name, before anything is written or sent: a file that is
+/// not a dataset of its schema, a consent that has already lapsed, a CSV that does not fit.
+#[test]
+fn bad_data_and_lapsed_consent_are_refused_by_name() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let vdir = tmp.path().join("validator");
+    init(&vdir);
+    let validator = NodeProcess::start(&vdir);
+    let url = validator.url.as_str();
+    let key = vdir.join(deai_node::config::DEV_KEY_FILE);
+    let key = key.to_str().expect("utf-8");
+    let junk = tmp.path().join("one-line.csv");
+    fs::write(&junk, "hello,world\n").expect("write");
+    let junk = junk.to_str().expect("utf-8");
+    let policy = [
+        "--purpose",
+        PURPOSE,
+        "--epsilon-max",
+        "10",
+        "--expiry-height",
+    ];
+
+    let (ok, v) = run_json(
+        &[
+            &[
+                "dataset", "register", "--file", junk, "--key", key, "--node", url,
+            ][..],
+            &policy,
+            &["100000"],
+        ]
+        .concat(),
+    );
+    assert!(!ok, "a one-line text file registered: {v}");
+    assert!(
+        v["error"].as_str().unwrap_or("").contains("dataset import"),
+        "{v}"
+    );
+
+    let (ok, v) = run_json(&[
+        "dataset",
+        "import",
+        "--csv",
+        junk,
+        "--label-column",
+        "world",
+    ]);
+    assert!(!ok, "{v}");
+    assert!(
+        v["error"]
+            .as_str()
+            .unwrap_or("")
+            .contains("1 feature columns"),
+        "{v}"
+    );
+
+    // A consent lapsing at height 1 has lapsed once the chain is past it.
+    wait_until("height 2", Duration::from_secs(30), || {
+        let h = common::get(&format!("{url}/v1/status")).1["height"].as_u64()?;
+        (h >= 2).then_some(())
+    });
+    let csv = tmp.path().join("digits.csv");
+    let digits = deai_node::fed::schema::find("digits-8x8").expect("schema");
+    let split = fed::data::digits_split(2).expect("digits");
+    fs::write(
+        &csv,
+        deai_node::fed::import::to_csv(&split.validation, digits),
+    )
+    .expect("csv");
+    let csv = csv.to_str().expect("utf-8");
+    let (ok, v) = run_json(
+        &[
+            &[
+                "dataset",
+                "import",
+                "--csv",
+                csv,
+                "--label-column",
+                "label",
+                "--register",
+                "--key",
+                key,
+                "--node",
+                url,
+            ][..],
+            &policy,
+            &["1"],
+        ]
+        .concat(),
+    );
+    assert!(!ok, "a consent that lapsed at height 1 was accepted: {v}");
+    assert!(
+        v["error"].as_str().unwrap_or("").contains("has passed"),
+        "{v}"
+    );
+    assert!(
+        !tmp.path().join("digits.ds").exists(),
+        "a refused import left its dataset file behind"
+    );
+    let v = deai_json(&["dataset", "import", "--csv", csv, "--label-column", "label"]);
+    assert_eq!(v["samples"], split.validation.len());
+    assert!(v["dataset"].is_null(), "not registered without --register");
+}

@@ -33,9 +33,11 @@ pub mod data;
 pub mod groups;
 #[cfg(any(test, feature = "harness"))]
 pub mod harness;
+pub mod import;
 pub mod owner;
 pub mod privacy;
 pub mod record;
+pub mod schema;
 pub mod score;
 pub mod spec;
 pub mod strategy;

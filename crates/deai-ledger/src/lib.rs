@@ -85,7 +85,7 @@ pub use state::{
     Account, Channel, ChannelStatus, ConsentPolicy, Contributor, Dataset,
     EPSILON_SCHEDULE_STEPS_MAX, EpsilonStep, Member, Metric, Model, Offer, OfferStatus, Round,
     RoundOutcome, SCORE_SCALE, Score, SecAggParams, Snapshot, SnapshotError, State, SupplyReport,
-    Task, TaskStatus, Unbonding, ValidatorKey, ValidatorSet, select, selection_seed,
+    Task, TaskStatus, TaskTerms, Unbonding, ValidatorKey, ValidatorSet, select, selection_seed,
 };
 pub use tx::{
     ChannelClaim, ChannelClose, ChannelOpen, ChannelTopUp, ConsentRevoke, ConsentUpdate,

@@ -67,6 +67,64 @@ pub fn init_with(
     })
 }
 
+/// What [`init_role`] made.
+#[derive(Debug, Clone, Serialize)]
+pub struct RoleInitReport {
+    /// The data directory.
+    pub dir: String,
+    /// The chain the node serves.
+    pub chain_id: String,
+    /// The node's key's address (its ledger account: fund it before it registers or creates).
+    pub address: String,
+    /// Its roles.
+    pub roles: Vec<String>,
+    /// The validator API it uses.
+    pub upstream: String,
+    /// Where its API will listen (port 0: a free one, written to `http.addr` at start).
+    pub http_listen: String,
+}
+
+/// Creates the data directory of a role node (not a validator): a node key, the network's
+/// `genesis` (the node checks its upstream's answers against it) and `config`, whose `[roles]`
+/// names the roles and the upstream. Nothing is left behind on failure.
+pub fn init_role(
+    dir: &Path,
+    genesis: &Genesis,
+    config: &NodeConfig,
+) -> anyhow::Result<RoleInitReport> {
+    let upstream = config
+        .roles
+        .upstream
+        .clone()
+        .ok_or_else(|| anyhow::anyhow!("a role node needs an upstream validator API"))?;
+    anyhow::ensure!(
+        !config.roles.validator,
+        "a role node made by init_role is not a validator"
+    );
+    let staging = stage(dir)?;
+    let key = keyfile::create(&staging.path().join(NODE_KEY_FILE))?;
+    write_data_dir(staging.path(), genesis, config)?;
+    publish(staging, dir)?;
+    let mut roles = Vec::new();
+    if !config.roles.datasets.is_empty() || !config.roles.announce_to.is_empty() {
+        roles.push("owner".to_string());
+    }
+    if config.roles.coordinator {
+        roles.push("coordinator".to_string());
+    }
+    if config.roles.provider.is_some() {
+        roles.push("provider".to_string());
+    }
+    Ok(RoleInitReport {
+        dir: dir.display().to_string(),
+        chain_id: genesis.chain_id.clone(),
+        address: keyfile::address(&key).to_string(),
+        roles,
+        upstream,
+        http_listen: config.http_listen.to_string(),
+    })
+}
+
 /// A temporary sibling of `dir` to write into, after checking `dir` is absent or empty.
 pub(crate) fn stage(dir: &Path) -> anyhow::Result<tempfile::TempDir> {
     if dir.exists() && fs::read_dir(dir)?.next().is_some() {

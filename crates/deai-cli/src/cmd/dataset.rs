@@ -1,4 +1,4 @@
-//! `deai dataset register|update-consent|revoke|list|show`.
+//! `deai dataset import|register|update-consent|revoke|list|show`.
 
 use clap::Subcommand;
 
@@ -14,6 +14,9 @@ pub type Args = super::common::NodeGroup<Which>;
 /// The dataset subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Which {
+    /// Read a CSV of your own data into a dataset file (checked against its schema), and
+    /// register it with a consent policy in the same step if asked.
+    Import(super::import::ImportArgs),
     /// Register a dataset commitment with its consent policy (the data stays here).
     Register {
         /// What to register.
@@ -49,6 +52,7 @@ pub enum Which {
 /// Runs `deai dataset`.
 pub fn run(args: Args) -> anyhow::Result<()> {
     match args.which {
+        Which::Import(a) => super::import::run(a, &args.node),
         Which::Register { args: a, sign } => {
             tx::send_kind(&Kind::DatasetRegister(a), &sign, &args.node)
         }

@@ -71,11 +71,13 @@ pub struct AmountArgs {
     pub amount: u128,
 }
 
-/// A consent policy.
+/// A consent policy. `--purpose`, `--epsilon-max` and `--expiry-height` are required, checked by
+/// [`Self::policy`] rather than by clap so that `dataset import` can take the same flags only
+/// with `--register`.
 #[derive(Debug, Clone, clap::Args)]
 pub struct PolicyArgs {
-    /// An allowed purpose (repeat for several).
-    #[arg(long = "purpose", required = true)]
+    /// An allowed purpose (repeat for several); required.
+    #[arg(long = "purpose")]
     pub purposes: Vec<String>,
     /// An allowed task creator (repeat for several; none: any creator).
     #[arg(long = "creator", value_parser = parse_address)]
@@ -83,12 +85,12 @@ pub struct PolicyArgs {
     /// Smallest task reward accepted, base units.
     #[arg(long, default_value_t = 0)]
     pub reward_min: u128,
-    /// Largest ε (DP budget) accepted, decimal (e.g. 8 or 2.5).
+    /// Largest ε (DP budget) accepted, decimal (e.g. 8 or 2.5); required.
     #[arg(long, value_parser = parse_epsilon)]
-    pub epsilon_max: u64,
-    /// Height after which the consent lapses.
+    pub epsilon_max: Option<u64>,
+    /// Height after which the consent lapses; required.
     #[arg(long)]
-    pub expiry_height: u64,
+    pub expiry_height: Option<u64>,
     /// Largest ε one round may spend on the dataset, decimal (the ledger enforces it; none: no
     /// per-round cap).
     #[arg(long, value_parser = parse_epsilon)]
@@ -100,17 +102,43 @@ pub struct PolicyArgs {
 }
 
 impl PolicyArgs {
-    fn policy(&self) -> ConsentPolicy {
-        ConsentPolicy {
+    /// Whether any policy flag was given.
+    pub fn given(&self) -> bool {
+        !self.purposes.is_empty()
+            || !self.creators.is_empty()
+            || self.reward_min != 0
+            || self.epsilon_max.is_some()
+            || self.expiry_height.is_some()
+            || self.epsilon_round_max.is_some()
+            || self.sigma_min.is_some()
+    }
+
+    /// The ledger's form, or which required flags are missing.
+    pub fn policy(&self) -> anyhow::Result<ConsentPolicy> {
+        let missing: Vec<&str> = [
+            ("--purpose", self.purposes.is_empty()),
+            ("--epsilon-max", self.epsilon_max.is_none()),
+            ("--expiry-height", self.expiry_height.is_none()),
+        ]
+        .into_iter()
+        .filter_map(|(flag, absent)| absent.then_some(flag))
+        .collect();
+        if !missing.is_empty() {
+            anyhow::bail!(
+                "a consent policy needs {} (e.g. --purpose digit-recognition --epsilon-max 8 --expiry-height 1000000)",
+                missing.join(", ")
+            );
+        }
+        Ok(ConsentPolicy {
             purposes: self.purposes.clone(),
             creators: (!self.creators.is_empty()).then(|| self.creators.clone()),
             reward_min: self.reward_min,
-            epsilon_max: self.epsilon_max,
-            expiry_height: self.expiry_height,
+            epsilon_max: self.epsilon_max.unwrap_or_default(),
+            expiry_height: self.expiry_height.unwrap_or_default(),
             epsilon_round_max: self.epsilon_round_max.unwrap_or(0),
             noise_multiplier_min: self.sigma_min.unwrap_or(0),
             royalty_bps_min: 0,
-        }
+        })
     }
 }
 
@@ -125,11 +153,11 @@ pub struct DatasetRegisterArgs {
     /// data: the owner node needs it to match the ledger's commitment.
     #[arg(long, conflicts_with = "commitment")]
     pub file: Option<std::path::PathBuf>,
-    /// Number of samples.
-    #[arg(long)]
-    pub samples: u64,
-    /// Schema tag, e.g. `digits-8x8`.
-    #[arg(long)]
+    /// Number of samples (with --file: read from the file, and checked if given).
+    #[arg(long, required_unless_present = "file")]
+    pub samples: Option<u64>,
+    /// Schema tag (`deai schema list`); with --file the file must parse as it.
+    #[arg(long, default_value = "digits-8x8")]
     pub schema: String,
     /// The consent policy.
     #[command(flatten)]
@@ -277,7 +305,7 @@ impl Kind {
                 "consent update",
                 TxBody::ConsentUpdate(ConsentUpdate {
                     dataset: a.dataset,
-                    policy: a.policy.policy(),
+                    policy: a.policy.policy()?,
                 }),
             ),
             Self::ConsentRevoke(a) => (
@@ -336,22 +364,53 @@ fn file_salt(path: &std::path::Path) -> anyhow::Result<Digest> {
     Ok(salt)
 }
 
+/// The dataset file at `path`, decoded and checked against `schema`: what an owner node would
+/// load, so nothing is registered that no node could train on.
+fn read_dataset_file(
+    path: &std::path::Path,
+    schema: &deai_node::fed::schema::Schema,
+) -> anyhow::Result<(Vec<u8>, deai_learn::data::Dataset)> {
+    let bytes =
+        std::fs::read(path).map_err(|e| anyhow::anyhow!("cannot read {}: {e}", path.display()))?;
+    let data = deai_node::fed::data::decode(&bytes, &Default::default()).map_err(|e| {
+        anyhow::anyhow!(
+            "{} is not a dataset file ({e}); make one from a CSV with `deai dataset import`",
+            path.display()
+        )
+    })?;
+    schema
+        .check(&data)
+        .map_err(|e| anyhow::anyhow!("{} does not fit its schema: {e}", path.display()))?;
+    Ok((bytes, data))
+}
+
 fn dataset_register(a: &DatasetRegisterArgs) -> anyhow::Result<DatasetRegister> {
-    let commitment = match (&a.commitment, &a.file) {
-        (Some(c), _) => *c,
+    let schema = deai_node::fed::schema::find(&a.schema)?;
+    let (commitment, samples) = match (&a.commitment, &a.file) {
+        (Some(c), _) => (
+            *c,
+            a.samples
+                .ok_or_else(|| anyhow::anyhow!("--commitment needs --samples"))?,
+        ),
         (None, Some(path)) => {
-            let bytes = std::fs::read(path)
-                .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", path.display()))?;
+            let (bytes, data) = read_dataset_file(path, schema)?;
+            let n = data.len() as u64;
+            if let Some(given) = a.samples.filter(|&s| s != n) {
+                anyhow::bail!("--samples {given}, but {} holds {n}", path.display());
+            }
             let salt = file_salt(path)?;
-            deai_ledger::dataset_commitment(&salt, &Digest::hash(&bytes))
+            (
+                deai_ledger::dataset_commitment(&salt, &Digest::hash(&bytes)),
+                n,
+            )
         }
         (None, None) => anyhow::bail!("give --commitment or --file"),
     };
     Ok(DatasetRegister {
         commitment,
-        samples: a.samples,
-        schema: a.schema.clone(),
-        policy: a.policy.policy(),
+        samples,
+        schema: schema.name.to_string(),
+        policy: a.policy.policy()?,
     })
 }
 
@@ -381,6 +440,16 @@ fn parse_digest(s: &str) -> Result<Digest, String> {
 /// Parses a non-negative decimal such as `2.5` into an integer scaled by `scale` (a power of ten),
 /// exactly: no float on the way, and more decimals than the scale holds is an error.
 pub fn parse_fixed(s: &str, scale: u64) -> Result<u64, String> {
+    let v = parse_decimal(s, u128::from(scale))?;
+    u64::try_from(v).map_err(|_| format!("{s:?} is too large"))
+}
+
+/// Parses a decimal number of tokens into base units, exactly (`"12.5"`, `"0.000000000000000001"`).
+pub fn parse_tokens(s: &str) -> Result<u128, String> {
+    parse_decimal(s, deai_ledger::TOKEN)
+}
+
+fn parse_decimal(s: &str, scale: u128) -> Result<u128, String> {
     let digits = scale.ilog10() as usize;
     let (int, frac) = s.split_once('.').unwrap_or((s, ""));
     let all_digits = |p: &str| p.bytes().all(|b| b.is_ascii_digit());
@@ -390,17 +459,17 @@ pub fn parse_fixed(s: &str, scale: u64) -> Result<u64, String> {
     if frac.len() > digits {
         return Err(format!("{s:?} has more than {digits} decimals"));
     }
-    let int: u64 = if int.is_empty() {
+    let int: u128 = if int.is_empty() {
         0
     } else {
         int.parse().map_err(|_| format!("{s:?} is too large"))?
     };
-    let frac_val: u64 = if frac.is_empty() {
+    let frac_val: u128 = if frac.is_empty() {
         0
     } else {
         frac.parse().map_err(|_| format!("{s:?} is malformed"))?
     };
-    let frac_scaled = frac_val * 10u64.pow((digits - frac.len()) as u32);
+    let frac_scaled = frac_val * 10u128.pow((digits - frac.len()) as u32);
     int.checked_mul(scale)
         .and_then(|v| v.checked_add(frac_scaled))
         .ok_or_else(|| format!("{s:?} is too large"))
@@ -488,7 +557,7 @@ mod tests {
         }
         let base = ["deai", "--purpose", "health", "--epsilon-max", "8"];
         let cli = Cli::parse_from(base.iter().chain(&["--expiry-height", "9"]));
-        let p = cli.policy.policy();
+        let p = cli.policy.policy().expect("complete");
         assert_eq!((p.epsilon_round_max, p.noise_multiplier_min), (0, 0));
         let flags = [
             "--expiry-height",
@@ -498,7 +567,17 @@ mod tests {
             "--sigma-min",
             "1.1",
         ];
-        let p = Cli::parse_from(base.iter().chain(&flags)).policy.policy();
+        let p = Cli::parse_from(base.iter().chain(&flags))
+            .policy
+            .policy()
+            .expect("complete");
+        let partial = Cli::parse_from(base).policy.policy();
+        assert!(
+            partial
+                .expect_err("no expiry")
+                .to_string()
+                .contains("--expiry-height")
+        );
         assert_eq!(p.epsilon_round_max, 500_000);
         assert_eq!(p.noise_multiplier_min, 1_100_000);
     }

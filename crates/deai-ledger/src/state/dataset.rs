@@ -45,11 +45,15 @@ pub struct ConsentPolicy {
 
 /// The facts about a task that a consent policy judges.
 #[derive(Clone, Copy, Debug)]
-pub(crate) struct TaskTerms<'a> {
-    pub(crate) creator: &'a Address,
-    pub(crate) purpose: &'a str,
-    pub(crate) reward: u128,
-    pub(crate) epsilon: u64,
+pub struct TaskTerms<'a> {
+    /// Who creates the task.
+    pub creator: &'a Address,
+    /// Its purpose.
+    pub purpose: &'a str,
+    /// Its reward, base units.
+    pub reward: u128,
+    /// Its ε budget, fixed point.
+    pub epsilon: u64,
 }
 
 impl ConsentPolicy {
@@ -101,13 +105,9 @@ impl ConsentPolicy {
         Ok(())
     }
 
-    /// Whether a task with `terms`, created at `height`, may use dataset `id` under this policy.
-    pub(crate) fn admits(
-        &self,
-        id: u64,
-        terms: &TaskTerms<'_>,
-        height: u64,
-    ) -> Result<(), TxError> {
+    /// Whether a task with `terms`, created at `height`, may use dataset `id` under this policy
+    /// (what `TaskCreate` checks; clients use it to pick the datasets a task may name).
+    pub fn admits(&self, id: u64, terms: &TaskTerms<'_>, height: u64) -> Result<(), TxError> {
         if height >= self.expiry_height {
             return Err(TxError::ConsentExpired {
                 dataset: id,

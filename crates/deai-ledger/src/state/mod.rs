@@ -30,8 +30,7 @@ mod validators;
 
 pub use account::{Account, Unbonding};
 pub use channel::{Channel, ChannelStatus};
-pub(crate) use dataset::TaskTerms;
-pub use dataset::{ConsentPolicy, Dataset};
+pub use dataset::{ConsentPolicy, Dataset, TaskTerms};
 pub(crate) use model::check_metrics;
 pub use model::{Metric, Model};
 pub use offer::{Contributor, Offer, OfferStatus};

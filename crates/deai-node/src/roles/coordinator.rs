@@ -185,6 +185,32 @@ pub struct CoordinatorRole {
     directory: Arc<Mutex<BTreeMap<u64, (String, VerifyingKey)>>>,
     assignments: Arc<Mutex<BTreeMap<u64, Assignment>>>,
     progress: Arc<Mutex<BTreeMap<u64, Progress>>>,
+    /// What [`Self::drive`] did with each task, for the node's status.
+    driven: Arc<Mutex<BTreeMap<u64, DrivenTask>>>,
+}
+
+/// A task this node drives, as its status reports it.
+#[derive(Debug, Clone, Serialize)]
+pub struct DrivenTask {
+    /// The task.
+    pub task: u64,
+    /// `running`, `closed` or `failed`.
+    pub state: &'static str,
+    /// Each round it completed.
+    pub rounds: Vec<RoundReport>,
+    /// The registered model once closed.
+    pub model: Option<u64>,
+    /// Why it failed.
+    pub error: Option<String>,
+}
+
+/// What a coordinator is doing (`GET /v1/status` of its node).
+#[derive(Debug, Clone, Serialize)]
+pub struct CoordinatorStatus {
+    /// Datasets whose owners joined.
+    pub datasets_joined: Vec<u64>,
+    /// Tasks assigned to it, driven or waiting.
+    pub tasks: Vec<DrivenTask>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -206,6 +232,7 @@ impl CoordinatorRole {
             directory: Arc::default(),
             assignments: Arc::default(),
             progress: Arc::default(),
+            driven: Arc::default(),
         }
     }
 
@@ -665,15 +692,70 @@ impl CoordinatorRole {
                 continue;
             };
             done.insert(task);
-            match self
+            tracing::info!(task, "task assigned: starting its rounds");
+            self.record(task, |t| t.state = "running");
+            let outcome = self
                 .run_task(task, &publish, |r| {
-                    tracing::info!(task, round = r.round, accuracy = r.accuracy, "round done")
+                    tracing::info!(
+                        task,
+                        round = r.round,
+                        survivors = r.survivors.len(),
+                        accuracy = r.accuracy,
+                        epsilon = r.epsilon_total,
+                        "round done"
+                    );
+                    self.record(task, |t| t.rounds.push(r.clone()));
                 })
-                .await
-            {
-                Ok(c) => tracing::info!(task, model = c.model, "task closed"),
-                Err(e) => tracing::error!(task, error = %e, "task failed"),
+                .await;
+            match outcome {
+                Ok(c) => {
+                    tracing::info!(task, model = c.model, "task closed");
+                    self.record(task, |t| {
+                        t.state = "closed";
+                        t.model = Some(c.model);
+                    });
+                }
+                Err(e) => {
+                    tracing::error!(task, error = %e, "task failed");
+                    self.record(task, |t| {
+                        t.state = "failed";
+                        t.error = Some(e.to_string());
+                    });
+                }
             }
+        }
+    }
+
+    fn record(&self, task: u64, f: impl FnOnce(&mut DrivenTask)) {
+        let mut driven = lock(&self.driven);
+        let t = driven.entry(task).or_insert_with(|| DrivenTask {
+            task,
+            state: "assigned",
+            rounds: Vec::new(),
+            model: None,
+            error: None,
+        });
+        f(t);
+    }
+
+    /// What this coordinator is doing: who joined, and each assigned task's progress.
+    pub fn status(&self) -> CoordinatorStatus {
+        let driven = lock(&self.driven).clone();
+        let tasks = lock(&self.assignments)
+            .keys()
+            .map(|&task| {
+                driven.get(&task).cloned().unwrap_or(DrivenTask {
+                    task,
+                    state: "assigned",
+                    rounds: Vec::new(),
+                    model: None,
+                    error: None,
+                })
+            })
+            .collect();
+        CoordinatorStatus {
+            datasets_joined: self.known_datasets(),
+            tasks,
         }
     }
 
@@ -764,7 +846,9 @@ async fn join(
     let (signer, nonce) = role.ctx.admit(&signed)?;
     let mut dir = lock(&role.directory);
     for &d in &accepted {
-        dir.insert(d, (j.url.clone(), signer));
+        if dir.insert(d, (j.url.clone(), signer)).is_none() {
+            tracing::info!(dataset = d, url = %j.url, "owner joined");
+        }
     }
     drop(dir);
     let body = serde_json::to_vec(&JoinAccepted { accepted })

@@ -159,6 +159,12 @@ impl OwnerRole {
         self.datasets.keys().copied().collect()
     }
 
+    /// Every round this node agreed to take part in, as `(task, round, dataset)` (from its
+    /// durable session log, so restarts keep them).
+    pub fn sessions(&self) -> Vec<super::sessions::SessionKey> {
+        self.sessions.keys()
+    }
+
     /// From now on, answer nothing (as if the machine went away).
     pub fn go_offline(&self) {
         self.gone.store(true, std::sync::atomic::Ordering::SeqCst);
@@ -410,6 +416,12 @@ async fn invite(
         SessionError::Used { .. } => session_used(k),
         SessionError::Io { .. } => ApiError::internal(e.to_string()),
     })?;
+    tracing::info!(
+        task = inv.task,
+        round = inv.round,
+        dataset = inv.dataset,
+        "invited: training on the local data"
+    );
     let key: SigningKey = role.ctx.key.clone();
     let data = local.data.clone();
     let dataset_id = inv.dataset;

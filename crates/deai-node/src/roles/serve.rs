@@ -134,6 +134,9 @@ struct Info {
     roles: Vec<&'static str>,
     upstream: String,
     datasets: Vec<u64>,
+    ledger: Client,
+    owner: Option<OwnerRole>,
+    coordinator: Option<CoordinatorRole>,
 }
 
 #[derive(Serialize)]
@@ -150,6 +153,61 @@ async fn info(State(i): State<Arc<Info>>) -> Json<InfoView> {
         roles: i.roles.clone(),
         upstream: i.upstream.clone(),
         datasets: i.datasets.clone(),
+    })
+}
+
+/// One round an owner agreed to take part in.
+#[derive(Serialize)]
+struct Session {
+    task: u64,
+    round: u32,
+    dataset: u64,
+}
+
+/// `GET /v1/status` of a role node: what it is and what it is doing.
+#[derive(Serialize)]
+struct RoleStatus {
+    key: String,
+    roles: Vec<&'static str>,
+    upstream: String,
+    /// The upstream's chain and height, or why it could not be read.
+    chain_id: Option<String>,
+    height: Option<u64>,
+    upstream_error: Option<String>,
+    /// Datasets held (owner).
+    datasets: Vec<u64>,
+    /// Rounds joined, oldest first (owner).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    sessions: Option<Vec<Session>>,
+    /// Owners joined and tasks driven (coordinator).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    coordinator: Option<super::coordinator::CoordinatorStatus>,
+}
+
+async fn status(State(i): State<Arc<Info>>) -> Json<RoleStatus> {
+    let (chain_id, height, upstream_error) = match i.ledger.status().await {
+        Ok(s) => (Some(s.chain_id), Some(s.height), None),
+        Err(e) => (None, None, Some(e.to_string())),
+    };
+    Json(RoleStatus {
+        key: i.key.clone(),
+        roles: i.roles.clone(),
+        upstream: i.upstream.clone(),
+        chain_id,
+        height,
+        upstream_error,
+        datasets: i.datasets.clone(),
+        sessions: i.owner.as_ref().map(|o| {
+            o.sessions()
+                .into_iter()
+                .map(|(task, round, dataset)| Session {
+                    task,
+                    round,
+                    dataset,
+                })
+                .collect()
+        }),
+        coordinator: i.coordinator.as_ref().map(CoordinatorRole::status),
     })
 }
 
@@ -230,9 +288,13 @@ pub async fn start_with_limits(
         roles,
         upstream: cfg.upstream.clone(),
         datasets: datasets.clone(),
+        ledger: Client::new(cfg.upstream.clone()),
+        owner: owner.clone(),
+        coordinator: coordinator.clone(),
     });
     let info = Router::new()
         .route("/v1/node", get(info))
+        .route("/v1/status", get(status))
         .with_state(info_state);
     let timeout = Duration::from_millis(http.request_timeout_ms);
     let app = app

@@ -148,6 +148,12 @@ impl SessionLog {
         Ok(())
     }
 
+    /// Every recorded session, in key order.
+    pub fn keys(&self) -> Vec<SessionKey> {
+        let inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        inner.used.iter().copied().collect()
+    }
+
     /// Whether `key` was recorded.
     pub fn contains(&self, key: SessionKey) -> bool {
         let inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
