@@ -32,6 +32,7 @@ pub mod output;
 pub mod plot;
 pub mod progress;
 pub mod query_input;
+pub mod table;
 
 use clap::{Parser, Subcommand};
 

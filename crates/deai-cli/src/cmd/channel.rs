@@ -10,7 +10,6 @@ use serde::Serialize;
 
 use super::common::{NodeArgs, SignArgs, block_on, send};
 use super::tx::parse_address;
-use crate::output::{amount, short};
 
 /// Arguments of `deai channel`.
 pub type Args = super::common::NodeGroup<Which>;
@@ -138,15 +137,10 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             let client = node.client();
             let channels: Vec<Channel> = block_on(async move { client.get(&path).await })??;
             crate::output::emit(node.json, &channels, |cs| {
-                if cs.is_empty() {
-                    println!("no channels");
-                }
-                for c in cs {
-                    println!("{}", one_line(c));
-                }
+                super::listing::print_table("channels", cs, false)
             })
         }
-        Which::Show { id } => super::query::show::<Channel>(node, "channels", id),
+        Which::Show { id } => super::query::show::<Channel>(node, "channels", id, false),
     }
 }
 
@@ -182,21 +176,4 @@ pub async fn open(node: &NodeArgs, a: &OpenArgs) -> anyhow::Result<Opened> {
         height,
         expiry_height,
     })
-}
-
-/// One line per channel.
-pub fn one_line(c: &Channel) -> String {
-    format!(
-        "channel {:<3} offer {:<3} {:<6} deposit {}  claimed {}  expires at {}  payer {}",
-        c.id,
-        c.offer,
-        match c.status {
-            deai_ledger::ChannelStatus::Open => "open",
-            deai_ledger::ChannelStatus::Closed => "closed",
-        },
-        amount(c.deposit),
-        amount(c.claimed),
-        c.expiry_height,
-        short(&c.payer.to_string())
-    )
 }

@@ -14,6 +14,7 @@ pub mod init;
 pub mod key;
 pub mod ledger;
 pub mod lineage;
+pub mod listing;
 pub mod model;
 pub mod node;
 pub mod offer;

@@ -11,7 +11,7 @@ use serde::Serialize;
 
 use super::common::{NodeArgs, SignArgs, block_on, send};
 use super::tx::parse_address;
-use crate::output::{amount, short};
+use crate::output::short;
 
 /// Arguments of `deai offer`.
 pub type Args = super::common::NodeGroup<Which>;
@@ -223,30 +223,10 @@ fn list(
     let client = node.client();
     let offers: Vec<Offer> = block_on(async move { client.get(&path).await })??;
     crate::output::emit(node.json, &offers, |offers| {
-        if offers.is_empty() {
-            println!("no offers");
-        }
-        for o in offers {
-            println!("{}", one_line(o));
-        }
+        super::listing::print_table("offers", offers, false)
     })
 }
 
-/// One line per offer: what a buyer compares.
-pub fn one_line(o: &Offer) -> String {
-    format!(
-        "offer {:<3} model {:<3} {:<9} price {}  bond {}  royalty {:>5.2} %  provider {}  {}",
-        o.id,
-        o.model,
-        o.status.name(),
-        amount(o.price_per_query),
-        amount(o.bond),
-        f64::from(o.royalty_bps) / 100.0,
-        short(&o.provider.to_string()),
-        o.endpoint
-    )
-}
-
 fn show(node: &NodeArgs, id: u64) -> anyhow::Result<()> {
-    super::query::show::<Offer>(node, "offers", id)
+    super::query::show::<Offer>(node, "offers", id, false)
 }

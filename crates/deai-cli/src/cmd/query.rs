@@ -2,64 +2,102 @@
 
 use deai_ledger::Committed;
 use serde::{Serialize, de::DeserializeOwned};
-use serde_json::Value;
 
-use super::common::{NodeArgs, block_on};
+use super::{
+    common::{NodeArgs, block_on},
+    listing::Listed,
+};
 
 /// The read commands every entity group has.
 #[derive(Debug, clap::Subcommand)]
 pub enum Query {
-    /// List them all.
-    List,
+    /// List them all, a row each (`--json`: the ledger's entities).
+    List {
+        /// Full hashes and addresses instead of their first characters.
+        #[arg(long)]
+        full: bool,
+    },
     /// Show one by id, with its history.
     Show {
         /// The id.
         id: u64,
+        /// Full hashes and addresses instead of their first characters.
+        #[arg(long)]
+        full: bool,
     },
 }
 
 impl Query {
     /// Runs it against `GET /v1/{what}`, reading the ledger's `T`.
-    pub fn run<T: DeserializeOwned + Serialize + Committed>(
+    pub fn run<T: DeserializeOwned + Serialize + Committed + Listed>(
         &self,
         node: &NodeArgs,
         what: &str,
     ) -> anyhow::Result<()> {
         match self {
-            Self::List => list::<T>(node, what),
-            Self::Show { id } => show::<T>(node, what, *id),
+            Self::List { full } => list::<T>(node, what, *full),
+            Self::Show { id, full } => show::<T>(node, what, *id, *full),
         }
     }
 }
 
-/// `GET /v1/{what}`, read as the ledger's `T` (a missing field is an error), printed as one
-/// line per entity or JSON.
-pub fn list<T: DeserializeOwned + Serialize>(node: &NodeArgs, what: &str) -> anyhow::Result<()> {
+/// `GET /v1/{what}`, read as the ledger's `T` (a missing field is an error), printed as a table
+/// or JSON.
+pub fn list<T: DeserializeOwned + Serialize + Listed>(
+    node: &NodeArgs,
+    what: &str,
+    full: bool,
+) -> anyhow::Result<()> {
     let client = node.client();
     let path = format!("/v1/{what}");
     let items: Vec<T> = block_on(async move { client.get(&path).await })??;
     crate::output::emit(node.json, &items, |items| {
-        if items.is_empty() {
-            println!("no {what}");
+        super::listing::print_table(what, items, full)
+    })
+}
+
+/// `GET /v1/{what}/{id}`, read as the ledger's `T`, printed as labelled fields or JSON. With
+/// `--verify`, read with its proof instead and checked as a light client.
+pub fn show<T: DeserializeOwned + Serialize + Committed + Listed>(
+    node: &NodeArgs,
+    what: &str,
+    id: u64,
+    full: bool,
+) -> anyhow::Result<()> {
+    let item = fetch::<T>(node, what, id)?;
+    crate::output::emit(node.json, &item.0, |entry| {
+        if let Some((height, root)) = item.1 {
+            crate::output::write_stdout(format_args!(
+                "verified: the state at height {height} (root {root}, certified by the validators' finalization of block {})\n",
+                height + 1
+            ));
         }
-        for item in items {
-            println!("{}", one_line(item));
+        let fields = entry.fields(full);
+        let width = fields
+            .iter()
+            .map(|(k, _)| k.chars().count())
+            .max()
+            .unwrap_or(0);
+        for (k, v) in fields {
+            let pad = width - k.chars().count();
+            crate::output::write_stdout(format_args!("{k}{}  {v}\n", " ".repeat(pad)));
         }
     })
 }
 
-/// `GET /v1/{what}/{id}`, read as the ledger's `T`, printed as JSON (the human form is the
-/// pretty JSON). With `--verify`, read with its proof instead and checked as a light client.
-pub fn show<T: DeserializeOwned + Serialize + Committed>(
+/// Reads entity `id`, and with `--verify` its proof: the entity and, when verified, the height
+/// and state root it was checked at.
+#[allow(clippy::type_complexity)]
+fn fetch<T: DeserializeOwned + Committed>(
     node: &NodeArgs,
     what: &str,
     id: u64,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<(T, Option<(u64, deai_ledger::Digest)>)> {
     let client = node.client();
     let path = format!("/v1/{what}/{id}");
     let light = node.light_client()?;
     let kind = what.trim_end_matches('s').to_string();
-    let (item, verified) = block_on(async move {
+    block_on(async move {
         match light {
             Some(light) => {
                 light.check_chain().await?;
@@ -68,29 +106,5 @@ pub fn show<T: DeserializeOwned + Serialize + Committed>(
             }
             None => Ok((client.get::<T>(&path).await?, None)),
         }
-    })??;
-    crate::output::emit(node.json, &item, |item| {
-        if let Some((height, root)) = verified {
-            println!(
-                "verified: the state at height {height} (root {root}, certified by the validators' finalization of block {})",
-                height + 1
-            );
-        }
-        println!("{}", serde_json::to_string_pretty(item).unwrap_or_default())
-    })
-}
-
-/// The entity's scalar fields as `key=value`.
-fn one_line(item: &impl Serialize) -> String {
-    let mut parts = Vec::new();
-    if let Ok(Value::Object(obj)) = serde_json::to_value(item) {
-        let obj = &obj;
-        for (k, v) in obj {
-            if matches!(v, Value::Array(_) | Value::Object(_)) {
-                continue;
-            }
-            parts.push(format!("{k}={v}"));
-        }
-    }
-    parts.join("  ")
+    })?
 }
