@@ -48,6 +48,10 @@ pub struct Args {
     /// toward the rule's model (1 = all the way)
     #[arg(long, default_value_t = 1.0)]
     pub server_lr: f32,
+    /// Leave the validators running after the summary, until Ctrl-C, so the commands it
+    /// suggests (`deai lineage model`, `deai verify task`, `deai task show`) work against them.
+    #[arg(long)]
+    pub keep: bool,
     /// Print one JSON object instead of a human summary.
     #[arg(long)]
     pub json: bool,
@@ -152,6 +156,9 @@ pub struct Report {
     pub market: market::Market,
     /// Whole run, seconds.
     pub wall_s: f64,
+    /// With `--keep`: a validator's API, up until Ctrl-C.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub node: Option<String>,
 }
 
 /// The demo's task: logistic regression on 8×8 digits, groups of four.
@@ -216,13 +223,30 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let bar = crate::progress::bar(args.json, u64::from(args.rounds) + 3, "federated rounds");
     let baseline_setup = setup.clone();
     let baseline = std::thread::spawn(move || scenario::without_dp(&baseline_setup));
-    let ran = if args.validators == 1 {
+    // The summary, printed while the network is still up (`--keep` waits after it).
+    let finish = |ran: Ran, url: &str| -> anyhow::Result<Report> {
+        bar.finish_and_clear();
+        let without_dp = baseline
+            .join()
+            .map_err(|_| anyhow::anyhow!("the no-DP reference run panicked"))?
+            .ok();
+        let mut report = report(&args, &spec, ran, without_dp, started);
+        report.node = args.keep.then(|| url.to_string());
+        crate::output::emit(args.json, &report, print)?;
+        Ok(report)
+    };
+    let report = if args.validators == 1 {
         let dir = root.join("validator");
         deai_node::init::init_with(&dir, NodeConfig::default(), |g| g.balances = balances)?;
-        let (bar, roles_dir) = (bar.clone(), root.clone());
+        let (progress, roles_dir) = (bar.clone(), root.clone());
         deai_node::run::with_embedded(&dir, |node| async move {
             let url = format!("http://{}", node.http_addr);
-            federate(std::slice::from_ref(&url), &roles_dir, &setup, &bar).await
+            let ran = federate(std::slice::from_ref(&url), &roles_dir, &setup, &progress).await?;
+            let report = finish(ran, &url)?;
+            if args.keep {
+                keep_until_interrupted().await;
+            }
+            Ok(report)
         })?
     } else {
         let mut net = LocalNetwork::start(
@@ -234,21 +258,18 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         let rt = tokio::runtime::Builder::new_multi_thread()
             .enable_all()
             .build()?;
-        let ran = rt.block_on(async {
+        let report = rt.block_on(async {
             let mut ran = federate(&net.urls, &root, &setup, &bar).await?;
             ran.agreed_at = Some(net.agreed_height().await?);
-            anyhow::Ok(ran)
+            let report = finish(ran, &net.urls[0])?;
+            if args.keep {
+                keep_until_interrupted().await;
+            }
+            anyhow::Ok(report)
         });
         net.stop();
-        ran?
+        report?
     };
-    bar.finish_and_clear();
-    let without_dp = baseline
-        .join()
-        .map_err(|_| anyhow::anyhow!("the no-DP reference run panicked"))?
-        .ok();
-    let report = report(&args, &spec, ran, without_dp, started);
-    crate::output::emit(args.json, &report, print)?;
     anyhow::ensure!(
         report.verify_ok && report.proof_ok && report.ledger_verify_ok,
         "the demo's checks failed: verify {} (rounds {:?}: {}), proof {}, ledger replay {}",
@@ -259,6 +280,14 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         report.ledger_verify_ok
     );
     Ok(())
+}
+
+/// Waits for Ctrl-C (or SIGTERM), saying so on stderr.
+async fn keep_until_interrupted() {
+    crate::output::write_stderr(format_args!(
+        "the network stays up; Ctrl-C stops it\n"
+    ));
+    let _ = tokio::signal::ctrl_c().await;
 }
 
 /// What the federation and the checks after it found.
@@ -398,6 +427,7 @@ fn report(
         cheater_slashed: market.cheater_slashed,
         market,
         wall_s: started.elapsed().as_secs_f64(),
+        node: None,
     }
 }
 
@@ -465,10 +495,16 @@ fn print(r: &Report) {
         );
     }
     println!("    refund to the creator: {:.2} tokens", r.refund);
-    println!(
-        "  model {} registered; `deai lineage model {}` shows its tree",
-        r.model_id, r.model_id
-    );
+    match &r.node {
+        Some(url) => println!(
+            "  model {} registered; `deai lineage model {} --node {url}` shows its tree",
+            r.model_id, r.model_id
+        ),
+        None => println!(
+            "  model {} registered (run the demo with --keep to query it afterwards: `deai lineage model {}`)",
+            r.model_id, r.model_id
+        ),
+    }
     let m = &r.market;
     println!(
         "  served: quantized to integers ({} bytes, {} operations a query, hash {}), test accuracy {:.3} (float {:.3})",
