@@ -51,6 +51,9 @@ pub enum Command {
     /// The main job: a validator, a coordinator and ten data owners train a model with secure
     /// aggregation and differential privacy, recorded on the ledger, then re-verify it.
     Demo(cmd::demo::Args),
+    /// A local network that stays up until Ctrl-C: validator(s), a coordinator, owners with
+    /// registered data, funded accounts, a ready task file.
+    Up(cmd::up::Args),
     /// Make a data directory: node key, dev genesis with a funded account, config.
     Init(cmd::init::Args),
     /// Run a validator with its HTTP API.
@@ -102,6 +105,7 @@ pub enum Command {
 pub fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Demo(args) => cmd::demo::run(args),
+        Command::Up(args) => cmd::up::run(args),
         Command::Init(args) => cmd::init::run(args),
         Command::Node(args) => cmd::node::run(args),
         Command::Testnet(args) => cmd::testnet::run(args),

@@ -818,3 +818,79 @@ fn bad_data_and_lapsed_consent_are_refused_by_name() {
     assert_eq!(v["samples"], split.validation.len());
     assert!(v["dataset"].is_null(), "not registered without --register");
 }
+
+/// `deai up` as a user starts it: one JSON line describes the network it keeps up; the task file
+/// it wrote trains to the end with `deai task create` and `deai task watch`; its accounts are
+/// funded; Ctrl-C stops it cleanly and removes its temporary directory.
+#[test]
+fn deai_up_stays_up_and_its_task_file_trains() {
+    use std::io::{BufRead, BufReader};
+    let mut child = deai()
+        .args(["up", "--json", "--owners", "4", "--accounts", "1"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn deai up");
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().expect("stdout"))
+        .read_line(&mut line)
+        .expect("read its line");
+    let net: serde_json::Value = serde_json::from_str(&line)
+        .unwrap_or_else(|e| panic!("deai up's first line is not JSON ({e}): {line:?}"));
+    let node = net["validators"][0].as_str().expect("a validator");
+    let coordinator = net["coordinator"].as_str().expect("a coordinator");
+    assert_eq!(net["owners"].as_array().expect("owners").len(), 4, "{net}");
+
+    let account = &net["accounts"][0];
+    let balance = deai_json(&[
+        "account",
+        "show",
+        account["address"].as_str().expect("address"),
+        "--node",
+        node,
+    ]);
+    assert_eq!(
+        balance["account"]["balance"],
+        (1_000_000 * TOKEN).to_string(),
+        "{balance}"
+    );
+
+    let created = deai_json(&[
+        "task",
+        "create",
+        "--spec",
+        net["task_file"].as_str().expect("task file"),
+        "--coordinator",
+        coordinator,
+        "--key",
+        net["coordinator_key"].as_str().expect("key"),
+        "--node",
+        node,
+    ]);
+    let task = created["task"].as_u64().expect("task");
+    let watched = deai_json(&[
+        "task",
+        "watch",
+        &task.to_string(),
+        "--coordinator",
+        coordinator,
+        "--timeout-s",
+        "300",
+        "--node",
+        node,
+    ]);
+    assert_eq!(watched["status"], "closed", "{watched}");
+    assert_eq!(watched["rounds"].as_array().expect("rounds").len(), 5);
+
+    let interrupted = std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .expect("kill -INT");
+    assert!(interrupted.success());
+    let status = child.wait().expect("wait");
+    assert!(status.success(), "deai up ended with {status}");
+    let dir = net["dir"].as_str().expect("dir");
+    assert!(
+        !Path::new(dir).exists(),
+        "the temporary directory {dir} outlived deai up"
+    );
+}

@@ -62,8 +62,10 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         let how = if verified { " (verified)" } else { "" };
         println!("account {address} at height {}{how}", v.height);
         println!(
-            "  balance {}  nonce {}  staked {}",
-            a.balance, a.nonce, a.staked
+            "  balance {} tokens  nonce {}  staked {} tokens",
+            crate::output::tokens(a.balance),
+            a.nonce,
+            crate::output::tokens(a.staked)
         );
     })
 }

@@ -29,5 +29,6 @@ pub mod task_file;
 pub mod task_watch;
 pub mod testnet;
 pub mod tx;
+pub mod up;
 pub mod validator;
 pub mod verify;

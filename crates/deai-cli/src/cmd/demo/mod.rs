@@ -284,9 +284,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
 
 /// Waits for Ctrl-C (or SIGTERM), saying so on stderr.
 async fn keep_until_interrupted() {
-    crate::output::write_stderr(format_args!(
-        "the network stays up; Ctrl-C stops it\n"
-    ));
+    crate::output::write_stderr(format_args!("the network stays up; Ctrl-C stops it\n"));
     let _ = tokio::signal::ctrl_c().await;
 }
 
