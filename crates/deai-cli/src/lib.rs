@@ -99,6 +99,10 @@ pub enum Command {
     Secagg(cmd::secagg::Args),
     /// Benchmarks (each prints a human summary, or one JSON object with --json).
     Bench(cmd::bench::Args),
+    /// A shell completion script for bash, zsh, fish, elvish or PowerShell.
+    Completions(cmd::shell::CompletionsArgs),
+    /// Man pages, generated from the command definitions.
+    Man(cmd::shell::ManArgs),
 }
 
 /// Runs one parsed command line.
@@ -128,5 +132,118 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Dp(args) => cmd::dp::run(args),
         Command::Secagg(args) => cmd::secagg::run(args),
         Command::Bench(args) => cmd::bench::run(args),
+        Command::Completions(args) => cmd::shell::completions(args),
+        Command::Man(args) => cmd::shell::man(args),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory as _;
+
+    use super::Cli;
+
+    /// Every command without subcommands of its own, with its path (`deai tx transfer`); clap's
+    /// generated `help` commands are left out.
+    fn leaves<'a>(cmd: &'a clap::Command, path: &str, out: &mut Vec<(String, &'a clap::Command)>) {
+        for sub in cmd.get_subcommands().filter(|s| s.get_name() != "help") {
+            let sub_path = format!("{path} {}", sub.get_name());
+            if sub.has_subcommands() {
+                leaves(sub, &sub_path, out);
+            } else {
+                out.push((sub_path, sub));
+            }
+        }
+    }
+
+    /// The commands of a help text that run `deai`: each line joined with the lines its trailing
+    /// `\` continues onto, then split at `&&`.
+    fn deai_lines(text: &str) -> Vec<String> {
+        text.replace("\\\n", " ")
+            .lines()
+            .flat_map(|l| l.split("&&"))
+            .map(str::trim)
+            .filter(|l| l.starts_with("deai "))
+            .map(String::from)
+            .collect()
+    }
+
+    /// The path of the command an example line runs (`deai tx transfer`), or what is wrong with
+    /// it: the words after `deai` must name a command that has no subcommands, and every `--flag`
+    /// before the first shell operator must be one that command takes.
+    fn check_line(root: &clap::Command, line: &str) -> Result<String, String> {
+        let mut words = line
+            .split_whitespace()
+            .skip(1)
+            .take_while(|w| !matches!(*w, "||" | "|" | ">" | ">>" | ";" | "#"))
+            .peekable();
+        let (mut cmd, mut path) = (root, String::from("deai"));
+        while let Some(sub) = words.peek().and_then(|w| cmd.find_subcommand(w)) {
+            path = format!("{path} {}", sub.get_name());
+            cmd = sub;
+            words.next();
+        }
+        if cmd.has_subcommands() {
+            return Err(format!("`{path}` needs a subcommand"));
+        }
+        for word in words.filter_map(|w| w.strip_prefix("--")) {
+            let long = word.split_once('=').map_or(word, |(l, _)| l);
+            let takes = long == "help"
+                || cmd.get_arguments().any(|a| {
+                    a.get_long() == Some(long)
+                        || a.get_all_aliases().is_some_and(|all| all.contains(&long))
+                });
+            if !takes {
+                return Err(format!("`{path}` has no --{long}"));
+            }
+        }
+        Ok(path)
+    }
+
+    /// `--help` of every command ends with an example that runs it, and every `deai` line of
+    /// every example names a real command with flags it takes.
+    #[test]
+    fn every_command_help_ends_with_a_working_example() {
+        let mut root = Cli::command();
+        root.build();
+        let mut all = Vec::new();
+        leaves(&root, "deai", &mut all);
+        assert!(
+            all.iter().any(|(path, _)| path == "deai tx transfer"),
+            "the walk missed nested commands"
+        );
+        let mut problems = Vec::new();
+        for (path, cmd) in &all {
+            let help = cmd
+                .get_after_help()
+                .or(cmd.get_after_long_help())
+                .map(ToString::to_string)
+                .unwrap_or_default();
+            if !help.contains("Example") {
+                problems.push(format!(
+                    "{path}: no example (add #[command(after_help = ...)])"
+                ));
+                continue;
+            }
+            let (mut runs_itself, mut wrong) = (false, false);
+            for line in deai_lines(&help) {
+                match check_line(&root, &line) {
+                    Ok(ran) => runs_itself |= &ran == path,
+                    Err(e) => {
+                        wrong = true;
+                        problems.push(format!("{path}: example `{line}`: {e}"));
+                    }
+                }
+            }
+            if !runs_itself && !wrong {
+                problems.push(format!("{path}: no example line runs `{path}`"));
+            }
+        }
+        assert!(
+            problems.is_empty(),
+            "examples missing or wrong ({} commands checked):\n{}",
+            all.len(),
+            problems.join("\n")
+        );
     }
 }

@@ -714,6 +714,39 @@ fn a_new_user_trains_on_their_own_csv_from_the_cli() {
     assert_eq!(verified["ok"], true, "{verified}");
     let lineage = deai_json(&["lineage", "model", &model.to_string(), "--node", url]);
     assert_eq!(lineage["task"]["id"], task, "{lineage}");
+
+    // Every listing read by a reader that stops early (`| head -1`): a quiet success, no panic.
+    for list in [
+        &["dataset", "list"][..],
+        &["task", "list"],
+        &["model", "list"],
+        &["offer", "list"],
+        &["channel", "list", "--offer", "1"],
+        &["validator", "list"],
+        &["schema", "list"],
+        &["task", "show", "1"],
+        &["dataset", "show", "1"],
+    ] {
+        let (reader, writer) = std::io::pipe().expect("a pipe");
+        drop(reader);
+        let node: &[&str] = if list[0] == "schema" {
+            &[]
+        } else {
+            &["--node", url]
+        };
+        let out = deai()
+            .args(list)
+            .args(node)
+            .stdout(writer)
+            .output()
+            .expect("run");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            out.status.success() && !stderr.contains("panicked"),
+            "deai {list:?} into a closed pipe: {:?} {stderr}",
+            out.status
+        );
+    }
 }
 
 /// What a user gets wrong is refused by name, before anything is written or sent: a file that is

@@ -14,6 +14,9 @@ pub type Args = super::common::NodeGroup<Which>;
 #[derive(Debug, Subcommand)]
 pub enum Which {
     /// Show an account, by address or by key file.
+    #[command(after_help = "Examples:
+  deai account show --key .deai/dev.key
+  deai account show ADDR --verify testnet/node0/genesis.json")]
     Show {
         /// The address (hex).
         #[arg(value_parser = super::tx::parse_address, required_unless_present = "key")]

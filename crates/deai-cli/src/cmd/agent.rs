@@ -10,6 +10,9 @@ use crate::output::amount;
 
 /// Arguments of `deai agent`.
 #[derive(Debug, clap::Args)]
+#[command(after_help = "Example:
+  deai agent --input digits/ --purpose digit-recognition --accuracy-min 0.9 --budget 100000 \\
+      --key .deai/dev.key")]
 pub struct Args {
     /// The inputs: a directory of .png/.json/.txt/.bin files, or one file.
     #[arg(long)]

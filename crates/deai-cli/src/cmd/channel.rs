@@ -20,6 +20,7 @@ pub enum Which {
     /// Open a channel to an offer's provider, locking a deposit until an expiry height.
     Open(OpenArgs),
     /// Add to a channel's deposit or move its expiry later (payer only).
+    #[command(after_help = "Example:\n  deai channel top-up 1 --amount 1000 --key .deai/dev.key")]
     TopUp {
         /// The channel.
         id: u64,
@@ -34,6 +35,7 @@ pub enum Which {
         sign: SignArgs,
     },
     /// Close a channel and take back what was not claimed (payer after expiry, or provider).
+    #[command(after_help = "Example:\n  deai channel close 1 --key .deai/dev.key")]
     Close {
         /// The channel.
         id: u64,
@@ -42,6 +44,9 @@ pub enum Which {
         sign: SignArgs,
     },
     /// List the channels of a payer or of an offer.
+    #[command(after_help = "Examples:
+  deai channel list --offer 1
+  deai channel list --payer ADDR")]
     List {
         /// Channels this account opened.
         #[arg(long, value_parser = parse_address, required_unless_present = "offer")]
@@ -51,6 +56,7 @@ pub enum Which {
         offer: Option<u64>,
     },
     /// Show one channel.
+    #[command(after_help = "Example:\n  deai channel show 1")]
     Show {
         /// The channel.
         id: u64,
@@ -59,6 +65,8 @@ pub enum Which {
 
 /// `deai channel open`.
 #[derive(Debug, Clone, clap::Args)]
+#[command(after_help = "Example:
+  deai channel open --offer 1 --deposit 1000 --blocks 2000 --key .deai/dev.key")]
 pub struct OpenArgs {
     /// The offer to pay.
     #[arg(long)]

@@ -136,18 +136,51 @@ pub async fn send(node: &NodeArgs, sign: &SignArgs, body: TxBody) -> anyhow::Res
 struct SentReport<'a> {
     tx: TxId,
     status: Option<&'a TxState>,
+    /// The entity the transaction created, if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    created: Option<Created>,
 }
 
-/// Prints the outcome of a sent transaction.
+/// An entity a transaction created.
+#[derive(Serialize)]
+struct Created {
+    kind: &'static str,
+    id: u64,
+}
+
+/// The entity an applied transaction created, read from its receipt's events.
+fn created(state: Option<&TxState>) -> Option<Created> {
+    use deai_ledger::Event;
+    let Some(TxState::Finalized { receipt, .. }) = state else {
+        return None;
+    };
+    receipt.events.iter().find_map(|e| {
+        let (kind, id) = match e {
+            Event::DatasetRegistered { id, .. } => ("dataset", *id),
+            Event::TaskCreated { id, .. } => ("task", *id),
+            Event::ModelRegistered { id, .. } => ("model", *id),
+            Event::OfferCreated { id, .. } => ("offer", *id),
+            Event::ChannelOpened { id, .. } => ("channel", *id),
+            _ => return None,
+        };
+        Some(Created { kind, id })
+    })
+}
+
+/// Prints the outcome of a sent transaction, and the id of what it created.
 pub fn report_sent(json: bool, what: &str, sent: &Sent) -> anyhow::Result<()> {
     let out = SentReport {
         tx: sent.id,
         status: sent.state.as_ref(),
+        created: created(sent.state.as_ref()),
     };
-    crate::output::emit(json, &out, |_| {
+    crate::output::emit(json, &out, |r| {
         match sent.state.as_ref().and_then(TxState::height) {
             None => println!("{what}: submitted {} (not waiting for finality)", sent.id),
             Some(h) => println!("{what}: finalized {} at height {h}", sent.id),
+        }
+        if let Some(c) = &r.created {
+            println!("created {} {}", c.kind, c.id);
         }
     })
 }

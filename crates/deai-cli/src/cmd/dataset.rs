@@ -18,6 +18,9 @@ pub enum Which {
     /// register it with a consent policy in the same step if asked.
     Import(super::import::ImportArgs),
     /// Register a dataset commitment with its consent policy (the data stays here).
+    #[command(after_help = "Example:
+  deai dataset register --file mine.ds --purpose digit-recognition --epsilon-max 8 \\
+      --expiry-height 1000000 --key .deai/dev.key")]
     Register {
         /// What to register.
         #[command(flatten)]
@@ -27,6 +30,9 @@ pub enum Which {
         sign: SignArgs,
     },
     /// Replace a dataset's consent policy.
+    #[command(after_help = "Example:
+  deai dataset update-consent --dataset 1 --purpose digit-recognition --epsilon-max 4 \\
+      --expiry-height 2000000 --key .deai/dev.key")]
     UpdateConsent {
         /// The new policy.
         #[command(flatten)]
@@ -36,6 +42,7 @@ pub enum Which {
         sign: SignArgs,
     },
     /// Revoke consent: the dataset is never selected again.
+    #[command(after_help = "Example:\n  deai dataset revoke --dataset 1 --key .deai/dev.key")]
     Revoke {
         /// The dataset.
         #[command(flatten)]

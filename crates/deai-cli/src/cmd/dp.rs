@@ -16,6 +16,8 @@ pub enum Which {
 
 /// Arguments of `deai dp epsilon`.
 #[derive(Debug, clap::Args)]
+#[command(after_help = "Example:
+  deai dp epsilon --sampling-rate 0.01 --noise-multiplier 1.1 --steps 1000 --delta 1e-5")]
 pub struct EpsilonArgs {
     /// Poisson sampling rate q.
     #[arg(long)]

@@ -24,6 +24,8 @@ const EXPIRY_MARGIN: u64 = 25;
 
 /// Arguments of `deai infer`.
 #[derive(Debug, clap::Args)]
+#[command(after_help = "Example:
+  deai infer --offer 1 --input digit.png --check --key .deai/dev.key")]
 pub struct Args {
     /// The offer to query.
     #[arg(long)]

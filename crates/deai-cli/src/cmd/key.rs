@@ -12,6 +12,7 @@ pub type Args = super::common::Group<Which>;
 #[derive(Debug, Subcommand)]
 pub enum Which {
     /// Make a new random key file (refuses to overwrite).
+    #[command(after_help = "Example:\n  deai key new --out node.key")]
     New {
         /// Where to write it.
         #[arg(long)]
@@ -21,6 +22,7 @@ pub enum Which {
         json: bool,
     },
     /// Show the address of a key file.
+    #[command(after_help = "Example:\n  deai key show .deai/dev.key")]
     Show {
         /// The key file.
         file: PathBuf,

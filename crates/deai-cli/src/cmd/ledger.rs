@@ -12,19 +12,26 @@ pub type Args = super::common::NodeGroup<Which>;
 #[derive(Debug, Subcommand)]
 pub enum Which {
     /// Chain id, finalized height, state root, peers, mempool size.
+    #[command(after_help = "Example:\n  deai ledger status --node http://127.0.0.1:7650")]
     Status,
     /// A finalized block with its transactions and receipts.
+    #[command(after_help = "Example:\n  deai ledger block 12")]
     Block {
         /// The height.
         height: u64,
     },
     /// A transaction's status and receipt.
+    #[command(after_help = "Example:
+  deai ledger tx ID                           ID: the transaction id `deai tx` printed")]
     Tx {
         /// The transaction id (hex).
         id: String,
     },
     /// Fetch an inclusion proof for a state entry and check it as a light client: against the
     /// state root of the block above it, whose finalization certificate must verify.
+    #[command(after_help = "Examples:
+  deai ledger prove dataset 1 --verify testnet/node0/genesis.json
+  deai ledger prove account ADDR")]
     Prove {
         /// account, dataset, task, model or epoch (a validator set).
         kind: String,
@@ -32,6 +39,7 @@ pub enum Which {
         id: String,
     },
     /// Replay every finalized block from genesis in a fresh state and check every state root.
+    #[command(after_help = "Example:\n  deai ledger verify --node http://127.0.0.1:7650")]
     Verify,
 }
 

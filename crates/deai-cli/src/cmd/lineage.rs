@@ -14,6 +14,7 @@ pub type Args = super::common::NodeGroup<Which>;
 #[derive(Debug, Subcommand)]
 pub enum Which {
     /// A registered model, back through every task and parent model.
+    #[command(after_help = "Example:\n  deai lineage model 1")]
     Model {
         /// The model id.
         id: u64,

@@ -22,6 +22,7 @@ pub mod quantize;
 pub mod query;
 pub mod schema;
 pub mod secagg;
+pub mod shell;
 pub mod simulate;
 pub mod task;
 pub mod task_create;

@@ -15,6 +15,8 @@ pub type Args = super::common::NodeGroup<Which>;
 #[derive(Debug, Subcommand)]
 pub enum Which {
     /// Register a model with its lineage and metrics.
+    #[command(after_help = "Example:
+  deai model register --model-hash HASH --task 1 --metric accuracy=0.93 --key coord/node.key")]
     Register {
         /// The model.
         #[command(flatten)]

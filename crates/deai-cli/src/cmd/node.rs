@@ -6,6 +6,9 @@ use deai_node::run::Overrides;
 
 /// Arguments of `deai node`.
 #[derive(Debug, clap::Args)]
+#[command(after_help = "Examples:
+  deai node --dir .deai
+  deai node --dir v --http 127.0.0.1:0 --json")]
 pub struct Args {
     /// The data directory made by `deai init`.
     #[arg(long, env = "DEAI_DIR", default_value = ".deai")]

@@ -25,6 +25,7 @@ pub enum Which {
     /// Change an active offer's price or endpoint, or add to its bond (provider only).
     Update(UpdateArgs),
     /// Withdraw an offer: no new channels; the bond returns after the unbonding delay.
+    #[command(after_help = "Example:\n  deai offer withdraw 1 --key provider.key")]
     Withdraw {
         /// The offer.
         id: u64,
@@ -33,6 +34,9 @@ pub enum Which {
         sign: SignArgs,
     },
     /// List offers, optionally of one model, provider or status.
+    #[command(after_help = "Examples:
+  deai offer list
+  deai offer list --model 1 --status active")]
     List {
         /// Only offers of this model.
         #[arg(long)]
@@ -45,6 +49,7 @@ pub enum Which {
         status: Option<String>,
     },
     /// Show one offer with its history.
+    #[command(after_help = "Example:\n  deai offer show 1")]
     Show {
         /// The offer.
         id: u64,
@@ -53,6 +58,9 @@ pub enum Which {
 
 /// `deai offer create`.
 #[derive(Debug, clap::Args)]
+#[command(after_help = "Example:
+  deai offer create --model 1 --quantized m.qm --price 10 --bond 10000000000000000000 \\
+      --endpoint http://127.0.0.1:7700 --key provider.key")]
 pub struct CreateArgs {
     /// The registered model it serves (its lineage decides the royalties).
     #[arg(long)]
@@ -80,6 +88,7 @@ pub struct CreateArgs {
 
 /// `deai offer update`.
 #[derive(Debug, clap::Args)]
+#[command(after_help = "Example:\n  deai offer update 1 --price 20 --key provider.key")]
 pub struct UpdateArgs {
     /// The offer.
     pub id: u64,

@@ -19,6 +19,8 @@ const DROP_WARN_PT: f64 = 0.5;
 
 /// Arguments of `deai model quantize`.
 #[derive(Debug, clap::Args)]
+#[command(after_help = "Example:
+  deai model quantize --weights final.safetensors --model logistic --out m.qm")]
 pub struct Args {
     /// The float model: safetensors weights in the model's layout (what a task's rounds produce).
     #[arg(long)]

@@ -12,12 +12,20 @@ use super::{
 #[derive(Debug, clap::Subcommand)]
 pub enum Query {
     /// List them all, a row each (`--json`: the ledger's entities).
+    #[command(after_help = "Examples:
+  deai dataset list
+  deai task list --full
+  deai model list --json")]
     List {
         /// Full hashes and addresses instead of their first characters.
         #[arg(long)]
         full: bool,
     },
     /// Show one by id, with its history.
+    #[command(after_help = "Examples:
+  deai task show 1
+  deai dataset show 1 --full
+  deai model show 1 --verify testnet/node0/genesis.json")]
     Show {
         /// The id.
         id: u64,

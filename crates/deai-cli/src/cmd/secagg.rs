@@ -16,6 +16,8 @@ pub enum Which {
 
 /// Arguments of `deai secagg params`.
 #[derive(Debug, clap::Args)]
+#[command(after_help = "Example:
+  deai secagg params --clients 100 --corrupt 0.33 --dropout 0.33 --malicious")]
 pub struct ParamsArgs {
     /// Clients starting the round.
     #[arg(long)]
@@ -89,11 +91,14 @@ fn params(a: ParamsArgs) -> anyhow::Result<()> {
     };
     crate::output::emit(a.json, &out, |o| {
         println!(
-            "{} clients, corrupt {}, dropout {}, {:?} server (σ={}, η={}): degree k = {}, threshold t = {} of {} holders, at most c = {} corrupt neighbours",
+            "{} clients, corrupt {}, dropout {}, {} server (σ={}, η={}): degree k = {}, threshold t = {} of {} holders, at most c = {} corrupt neighbours",
             o.clients,
             o.corrupt,
             o.dropout,
-            o.adversary,
+            match o.adversary {
+                Adversary::SemiHonest => "semi-honest",
+                Adversary::SemiMalicious => "malicious",
+            },
             o.security_bits,
             o.correctness_bits,
             o.k,

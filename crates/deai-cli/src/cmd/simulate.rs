@@ -12,6 +12,9 @@ use serde::Serialize;
 
 /// Arguments of `deai simulate`.
 #[derive(Debug, clap::Args)]
+#[command(after_help = "Examples:
+  deai simulate --task digits-100 --json
+  deai simulate --task digits-100 --strategy krum --attack sign-flip --attackers 0.2 --plot curves.svg")]
 pub struct Args {
     /// Reference task to start from (`digits-100`).
     #[arg(long)]
@@ -93,8 +96,8 @@ pub struct Args {
     /// δ for the reported ε.
     #[arg(long, default_value_t = 1e-5)]
     pub dp_delta: f64,
-    /// Write the accuracy curve to this SVG file.
-    #[arg(long)]
+    /// Write the accuracy and loss curves to this SVG file.
+    #[arg(long, value_parser = plot_path)]
     pub plot: Option<std::path::PathBuf>,
     /// Print one JSON object instead of a human summary.
     #[arg(long)]
@@ -253,21 +256,38 @@ fn plot(args: &Args, runs: &[Report]) -> anyhow::Result<()> {
     let Some(path) = &args.plot else {
         return Ok(());
     };
-    let series: Vec<(String, Vec<f64>)> = runs
+    let series: Vec<crate::plot::Series> = runs
         .iter()
-        .map(|r| {
-            (
-                r.strategy.clone(),
-                r.per_round.iter().map(|s| s.accuracy).collect(),
-            )
+        .map(|r| crate::plot::Series {
+            name: r.strategy.clone(),
+            accuracy: r.per_round.iter().map(|s| s.accuracy).collect(),
+            loss: r.per_round.iter().map(|s| s.loss).collect(),
         })
         .collect();
     let title = format!(
         "{} / {} / {}",
         runs[0].task, runs[0].dataset, runs[0].partition
     );
-    std::fs::write(path, crate::plot::accuracy_svg(&title, &series))
-        .with_context(|| format!("writing {}", path.display()))
+    std::fs::write(path, crate::plot::curves_svg(&title, &series))
+        .with_context(|| format!("writing {}", path.display()))?;
+    if !args.json {
+        crate::output::write_stderr(format_args!(
+            "accuracy and loss curves written to {}\n",
+            path.display()
+        ));
+    }
+    Ok(())
+}
+
+/// The `--plot` path, refused unless it names an SVG file (the only format written).
+fn plot_path(s: &str) -> Result<std::path::PathBuf, String> {
+    let path = std::path::PathBuf::from(s);
+    match path.extension().and_then(|e| e.to_str()) {
+        Some(e) if e.eq_ignore_ascii_case("svg") => Ok(path),
+        _ => Err(format!(
+            "{s:?}: the plot is written as SVG; name a .svg file (any browser opens it)"
+        )),
+    }
 }
 
 fn print_report(r: &Report) {

@@ -20,6 +20,7 @@ pub enum Which {
     /// Follow a task live (rounds, survivors, ε, accuracy) until it closes.
     Watch(super::task_watch::WatchArgs),
     /// Cancel a task; unspent escrow goes back to its creator.
+    #[command(after_help = "Example:\n  deai task cancel --task 1 --key creator.key")]
     Cancel {
         /// The task.
         #[command(flatten)]

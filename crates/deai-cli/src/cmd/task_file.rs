@@ -313,6 +313,11 @@ mod tests {
             super::super::tx::parse_tokens("0.000000000000000001"),
             Ok(1)
         );
-        assert!(super::super::tx::parse_tokens("1e3").is_err());
+        assert_eq!(super::super::tx::parse_tokens("1e3"), Ok(1000 * TOKEN));
+        assert!(
+            super::super::tx::parse_tokens("1e-19").is_err(),
+            "below a base unit"
+        );
+        assert!(super::super::tx::parse_tokens("-1").is_err());
     }
 }

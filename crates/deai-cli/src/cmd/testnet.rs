@@ -34,6 +34,8 @@ pub enum TestnetCommand {
 
 /// Arguments of `deai testnet init`.
 #[derive(Debug, clap::Args)]
+#[command(after_help = "Example:
+  deai testnet init --validators 4 --dir testnet")]
 pub struct InitArgs {
     /// How many validators.
     #[arg(long, default_value_t = 4)]
@@ -55,6 +57,8 @@ pub struct InitArgs {
 
 /// Arguments of `deai testnet up`.
 #[derive(Debug, clap::Args)]
+#[command(after_help = "Example:
+  deai testnet init --validators 4 --dir testnet && deai testnet up --dir testnet")]
 pub struct UpArgs {
     /// The network directory made by `deai testnet init`.
     #[arg(long, default_value = "testnet")]

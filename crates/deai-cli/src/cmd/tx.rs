@@ -31,24 +31,48 @@ pub struct Args {
 #[derive(Debug, Subcommand)]
 pub enum Kind {
     /// Move tokens to another account.
+    #[command(after_help = "Example:
+  deai tx transfer --to ADDR --amount 1000000000000000000000 --key .deai/dev.key")]
     Transfer(TransferArgs),
     /// Bond tokens as stake.
+    #[command(after_help = "Example:
+  deai tx stake --amount 200000000000000000000 --key op.key")]
     Stake(AmountArgs),
     /// Start unbonding stake (released after the unbonding delay).
+    #[command(after_help = "Example:
+  deai tx unstake --amount 200000000000000000000 --key op.key")]
     Unstake(AmountArgs),
     /// Register a dataset commitment with its consent policy.
+    #[command(after_help = "Example:
+  deai tx dataset-register --file mine.ds --purpose digit-recognition --epsilon-max 8 \\
+      --expiry-height 1000000 --key .deai/dev.key")]
     DatasetRegister(DatasetRegisterArgs),
     /// Replace a dataset's consent policy (owner only).
+    #[command(after_help = "Example:
+  deai tx consent-update --dataset 1 --purpose digit-recognition --epsilon-max 4 \\
+      --expiry-height 2000000 --key .deai/dev.key")]
     ConsentUpdate(ConsentUpdateArgs),
     /// Revoke all consent for a dataset (owner only).
+    #[command(after_help = "Example:
+  deai tx consent-revoke --dataset 1 --key .deai/dev.key")]
     ConsentRevoke(DatasetIdArgs),
     /// Create a training task, moving its reward into escrow.
+    #[command(after_help = "Example:
+  deai tx task-create --purpose digit-recognition --model-spec HASH --dataset 1 --dataset 2 \\
+      --rounds 20 --noise-multiplier 1.1 --delta 0.00001 --reward 1000000000000000000000 \\
+      --key creator.key")]
     TaskCreate(TaskCreateArgs),
     /// Cancel a task and refund its unspent escrow (creator only).
+    #[command(after_help = "Example:
+  deai tx task-cancel --task 1 --key creator.key")]
     TaskCancel(TaskIdArgs),
     /// Register a trained model with its lineage and metrics.
+    #[command(after_help = "Example:
+  deai tx model-register --model-hash HASH --task 1 --metric accuracy=0.93 --key coord/node.key")]
     ModelRegister(ModelRegisterArgs),
     /// Close a round that passed its deadline without a result as failed (any sender).
+    #[command(after_help = "Example:
+  deai tx round-expire --task 1 --round 3 --key .deai/dev.key")]
     RoundExpire(RoundExpireArgs),
 }
 
@@ -205,7 +229,7 @@ pub struct TaskCreateArgs {
     /// DP budget ε, decimal (default: what a dataset taking part in every round is charged).
     #[arg(long, value_parser = parse_epsilon)]
     pub epsilon: Option<u64>,
-    /// DP budget δ, decimal (e.g. 1e-5 is written 0.00001).
+    /// DP budget δ, decimal (e.g. 0.00001 or 1e-5).
     #[arg(long, value_parser = parse_delta)]
     pub delta: u64,
     /// Reward moved into escrow, base units.
@@ -449,13 +473,47 @@ pub fn parse_tokens(s: &str) -> Result<u128, String> {
     parse_decimal(s, deai_ledger::TOKEN)
 }
 
+/// `mantissa` with its decimal point moved `exp` places right, as (integer digits, fraction
+/// digits): `("1", "", -5)` is `("0", "00001")`.
+fn shift_point(int: &str, frac: &str, exp: i32) -> (String, String) {
+    let all = format!("{int}{frac}");
+    let point = int.len() as i64 + i64::from(exp);
+    if point <= 0 {
+        let zeros = "0".repeat(point.unsigned_abs() as usize);
+        return ("0".into(), format!("{zeros}{all}"));
+    }
+    let point = point as usize;
+    if point >= all.len() {
+        return (
+            format!("{all}{}", "0".repeat(point - all.len())),
+            String::new(),
+        );
+    }
+    (all[..point].to_string(), all[point..].to_string())
+}
+
 fn parse_decimal(s: &str, scale: u128) -> Result<u128, String> {
     let digits = scale.ilog10() as usize;
-    let (int, frac) = s.split_once('.').unwrap_or((s, ""));
+    let not_a_number = || format!("{s:?} is not a non-negative decimal number");
+    // Scientific notation (`1e-5`, `2.5E3`) is the same number written shorter: the point moves.
+    let (mantissa, exp) = match s.split_once(['e', 'E']) {
+        None => (s, 0),
+        Some((m, e)) => {
+            let exp: i32 = e.parse().map_err(|_| not_a_number())?;
+            if exp.unsigned_abs() > 60 {
+                return Err(format!("{s:?} is out of range"));
+            }
+            (m, exp)
+        }
+    };
+    let (int, frac) = mantissa.split_once('.').unwrap_or((mantissa, ""));
     let all_digits = |p: &str| p.bytes().all(|b| b.is_ascii_digit());
     if int.is_empty() && frac.is_empty() || !all_digits(int) || !all_digits(frac) {
-        return Err(format!("{s:?} is not a non-negative decimal number"));
+        return Err(not_a_number());
     }
+    let (int, frac) = shift_point(int, frac, exp);
+    let frac = frac.trim_end_matches('0');
+    let (int, frac) = (int.as_str(), frac);
     if frac.len() > digits {
         return Err(format!("{s:?} has more than {digits} decimals"));
     }
@@ -542,7 +600,20 @@ mod tests {
         assert_eq!(parse_fixed(".5", 1_000_000), Ok(500_000));
         assert!(parse_fixed("0.0000001", 1_000_000).is_err());
         assert!(parse_fixed("-1", 1_000_000).is_err());
-        assert!(parse_fixed("1e-5", 1_000_000).is_err());
+        assert_eq!(parse_fixed("1e-5", 1_000_000_000_000), Ok(10_000_000));
+        assert_eq!(parse_fixed("2.5E3", 1_000_000), Ok(2_500_000_000));
+        assert_eq!(parse_fixed("1e-6", 1_000_000), Ok(1));
+        assert!(
+            parse_fixed("1e-7", 1_000_000).is_err(),
+            "finer than the scale"
+        );
+        assert!(parse_fixed("1e", 1_000_000).is_err());
+        assert!(parse_fixed("e5", 1_000_000).is_err());
+        assert!(parse_fixed("1e999", 1_000_000).is_err());
+        assert_eq!(
+            parse_fixed("0.50", 1),
+            Err("\"0.50\" has more than 0 decimals".into())
+        );
         assert!(parse_fixed("", 1_000_000).is_err());
         assert!(parse_fixed("99999999999999999999", 1_000_000).is_err());
     }

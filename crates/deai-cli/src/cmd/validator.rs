@@ -20,6 +20,10 @@ pub type Args = super::common::NodeGroup<Which>;
 pub enum Which {
     /// Declare the consensus key of the node in `--dir` for the account of `--key` (signed by
     /// both: the node key proves it agrees).
+    #[command(after_help = "Example:
+  deai tx stake --amount 200000000000000000000 --key op.key
+  deai validator declare --dir NODE_DIR --key op.key
+(the node joins the validators at the next epoch boundary)")]
     Declare {
         /// The node's data directory (its `node.key` and `config.toml`).
         #[arg(long)]
@@ -32,6 +36,7 @@ pub enum Which {
         sign: SignArgs,
     },
     /// The validator set of the current epoch, the next one once chosen, and the candidates.
+    #[command(after_help = "Example:\n  deai validator list --node http://127.0.0.1:7650")]
     List,
 }
 

@@ -26,6 +26,7 @@ pub enum Which {
     /// A closed training task: every round re-summed from the masked updates and the recorded
     /// unmasking, the strategy re-applied, model hashes and scores recomputed from the revealed
     /// validation data, rewards checked.
+    #[command(after_help = "Example:\n  deai verify task 1 --node http://127.0.0.1:7650")]
     Task {
         /// The task id.
         id: u64,

@@ -40,6 +40,7 @@ const STALL: Duration = Duration::from_secs(60);
 
 /// Arguments of `deai bench chain`.
 #[derive(Debug, clap::Args)]
+#[command(after_help = "Example:\n  deai bench chain --validators 4 --txs 20000 --json")]
 pub struct Args {
     /// Validators of the measured network, each its own process.
     #[arg(long, default_value_t = 4)]

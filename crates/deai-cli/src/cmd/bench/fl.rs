@@ -6,6 +6,7 @@ use serde::Serialize;
 
 /// Arguments of `deai bench fl`.
 #[derive(Debug, clap::Args)]
+#[command(after_help = "Example:\n  deai bench fl --skip-scale --json")]
 pub struct Args {
     /// Seed of the digits-100 run.
     #[arg(long, default_value_t = 0)]

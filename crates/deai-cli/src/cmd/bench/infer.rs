@@ -30,6 +30,7 @@ use serde::Serialize;
 
 /// Arguments of `deai bench infer`.
 #[derive(Debug, clap::Args)]
+#[command(after_help = "Example:\n  deai bench infer --seconds 3 --batch 1 --batch 32 --json")]
 pub struct Args {
     /// Seconds of load per HTTP measurement.
     #[arg(long, default_value_t = 3.0)]

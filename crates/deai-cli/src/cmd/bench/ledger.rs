@@ -35,6 +35,9 @@ pub enum Via {
 
 /// Arguments of `deai bench ledger`.
 #[derive(Debug, clap::Args)]
+#[command(after_help = "Examples:
+  deai bench ledger --json
+  deai bench ledger --via http --clients 64 --batch 64 --json")]
 pub struct Args {
     /// Transactions to finalize.
     #[arg(long, default_value_t = 20_000)]

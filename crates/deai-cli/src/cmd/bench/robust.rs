@@ -6,6 +6,8 @@ use serde::Serialize;
 
 /// Arguments of `deai bench robust`.
 #[derive(Debug, clap::Args)]
+#[command(after_help = "Example:
+  deai bench robust --seeds 2 --skip-fmnist --out docs/robustness.md")]
 pub struct Args {
     /// Seeds per cell (0..N).
     #[arg(long, default_value_t = 2)]

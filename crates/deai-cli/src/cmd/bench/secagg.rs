@@ -5,6 +5,8 @@ use deai_secagg::params::Adversary;
 
 /// Arguments of `deai bench secagg`.
 #[derive(Debug, clap::Args)]
+#[command(after_help = "Example:
+  deai bench secagg --clients 100 --dim 100000 --dropout 0.1 --json")]
 pub struct Args {
     /// Clients starting the round.
     #[arg(long, default_value_t = 100)]

@@ -23,6 +23,10 @@ pub use scenario::{OwnerSummary, Setup};
 
 /// Arguments of `deai demo`.
 #[derive(Debug, clap::Args)]
+#[command(after_help = "Examples:
+  deai demo
+  deai demo --validators 4 --keep
+  deai demo --strategy fedadam --server-lr 0.05 --json")]
 pub struct Args {
     /// Keep the nodes' data directories here instead of a temporary one.
     #[arg(long)]

@@ -24,6 +24,7 @@ pub use attacks::Tally;
 
 /// Arguments of `deai bench soak`.
 #[derive(Debug, clap::Args)]
+#[command(after_help = "Example:\n  deai bench soak --minutes 5 --json")]
 pub struct Args {
     /// Length of the run in minutes.
     #[arg(long, conflicts_with = "seconds")]
