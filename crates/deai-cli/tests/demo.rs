@@ -1,6 +1,6 @@
 //! The README's main command: `deai demo --json` exits 0 and reports ten owners training a model
 //! privately, a revoked dataset left out, a dropout recovered, rewards paid and the task verified;
-//! and the same on a network of four validator processes.
+//! and the same on a network of four validator processes. The README's "First steps" run as written.
 
 #![allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed test
 
@@ -144,4 +144,109 @@ fn demo_runs_on_four_validator_processes() {
     let v = demo(&["--validators", "4", "--rounds", "10"], 10);
     assert_eq!(v["validators"], 4, "{v}");
     assert!(v["validators_agreed_at"].as_u64().unwrap() > 0, "{v}");
+}
+
+/// The commands of the README's "First steps", in order, as a user types them: from a directory
+/// holding the repository's `examples/`, with `deai` on the PATH, each exits 0 (the one ending in
+/// `&` runs in the background until the end, as in a shell).
+#[test]
+fn the_readme_first_steps_run_as_written() {
+    use std::{
+        path::Path,
+        process::{Child, Command},
+        time::{Duration, Instant},
+    };
+
+    struct Background(Child);
+    impl Drop for Background {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let readme = std::fs::read_to_string(root.join("README.md")).unwrap();
+    let section = readme
+        .split("## First steps")
+        .nth(1)
+        .expect("a First steps section");
+    let block = section
+        .split("```sh\n")
+        .nth(1)
+        .and_then(|b| b.split("```").next())
+        .expect("a sh block");
+    let mut commands: Vec<String> = Vec::new();
+    let mut pending = String::new();
+    for line in block.lines() {
+        let code = line.split("  # ").next().unwrap_or("").trim();
+        if let Some(head) = code.strip_suffix('\\') {
+            pending.push_str(head);
+            continue;
+        }
+        pending.push_str(code);
+        if !pending.trim().is_empty() {
+            commands.push(pending.split_whitespace().collect::<Vec<_>>().join(" "));
+        }
+        pending.clear();
+    }
+    assert!(commands.len() >= 10, "{commands:?}");
+
+    let tmp = tempfile::tempdir().unwrap();
+    let examples = tmp.path().join("examples/digits");
+    std::fs::create_dir_all(&examples).unwrap();
+    std::fs::copy(
+        root.join("examples/digits/owner.csv"),
+        examples.join("owner.csv"),
+    )
+    .unwrap();
+    let bin_dir = Path::new(env!("CARGO_BIN_EXE_deai")).parent().unwrap();
+    let path = format!(
+        "{}:{}",
+        bin_dir.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let shell = |cmd: &str| {
+        let mut c = Command::new("bash");
+        c.arg("-c")
+            .arg(cmd)
+            .current_dir(tmp.path())
+            .env("PATH", &path)
+            .env_remove("DEAI_NODE")
+            .env_remove("DEAI_KEY");
+        c
+    };
+    let mut background = Vec::new();
+    for cmd in &commands {
+        if let Some(bg) = cmd.strip_suffix('&') {
+            let child = shell(&format!("exec {bg}"))
+                .stdout(std::process::Stdio::null())
+                .spawn()
+                .unwrap();
+            background.push(Background(child));
+            // Wait for the node's API, as a user waits for its first lines.
+            let start = Instant::now();
+            while !shell("deai ledger status")
+                .output()
+                .unwrap()
+                .status
+                .success()
+            {
+                assert!(
+                    start.elapsed() < Duration::from_secs(60),
+                    "`{bg}` did not start serving"
+                );
+                std::thread::sleep(Duration::from_millis(200));
+            }
+            continue;
+        }
+        let out = shell(cmd).output().unwrap();
+        assert!(
+            out.status.success(),
+            "README command `{cmd}` failed: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    assert!(!background.is_empty(), "the block starts a node");
 }
