@@ -847,14 +847,60 @@ fn bad_data_and_lapsed_consent_are_refused_by_name() {
         !tmp.path().join("digits.ds").exists(),
         "a refused import left its dataset file behind"
     );
+    // The ledger refuses the registration (an account with nothing to pay the fee): the files
+    // written for it are taken back.
+    let poor = tmp.path().join("poor.key");
+    deai_json(&["key", "new", "--out", poor.to_str().expect("utf-8")]);
+    let (ok, v) = run_json(
+        &[
+            &[
+                "dataset",
+                "import",
+                "--csv",
+                csv,
+                "--label-column",
+                "label",
+                "--register",
+                "--key",
+                poor.to_str().expect("utf-8"),
+                "--node",
+                url,
+            ][..],
+            &policy,
+            &["100000"],
+        ]
+        .concat(),
+    );
+    assert!(!ok, "an unfunded account registered: {v}");
+    assert!(
+        !tmp.path().join("digits.ds").exists() && !tmp.path().join("digits.ds.salt").exists(),
+        "a failed registration left its files behind: {v}"
+    );
     let v = deai_json(&["dataset", "import", "--csv", csv, "--label-column", "label"]);
     assert_eq!(v["samples"], split.validation.len());
     assert!(v["dataset"].is_null(), "not registered without --register");
+    // The same lapsed consent through `dataset register` of the file just written.
+    let ds = v["file"].as_str().expect("file");
+    let (ok, v) = run_json(
+        &[
+            &[
+                "dataset", "register", "--file", ds, "--key", key, "--node", url,
+            ][..],
+            &policy,
+            &["1"],
+        ]
+        .concat(),
+    );
+    assert!(!ok, "dataset register took a lapsed consent: {v}");
+    assert!(
+        v["error"].as_str().unwrap_or("").contains("has passed"),
+        "{v}"
+    );
 }
 
 /// `deai up` as a user starts it: one JSON line describes the network it keeps up; the task file
 /// it wrote trains to the end with `deai task create` and `deai task watch`; its accounts are
-/// funded; Ctrl-C stops it cleanly and removes its temporary directory.
+/// funded; SIGTERM stops it cleanly and removes its temporary directory.
 #[test]
 fn deai_up_stays_up_and_its_task_file_trains() {
     use std::io::{BufRead, BufReader};
@@ -914,8 +960,9 @@ fn deai_up_stays_up_and_its_task_file_trains() {
     assert_eq!(watched["status"], "closed", "{watched}");
     assert_eq!(watched["rounds"].as_array().expect("rounds").len(), 5);
 
+    // SIGTERM (what `kill` and service managers send) stops it as cleanly as Ctrl-C.
     let interrupted = std::process::Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
+        .args(["-TERM", &child.id().to_string()])
         .status()
         .expect("kill -INT");
     assert!(interrupted.success());

@@ -153,13 +153,7 @@ pub fn run(args: ImportArgs, node: &NodeArgs) -> anyhow::Result<()> {
         (None, _) => None,
     };
     if let Some(p) = &policy {
-        let height = block_on(node.client().status())??.height;
-        if p.expiry_height <= height {
-            anyhow::bail!(
-                "--expiry-height {} has passed (the chain is at height {height}): consent would lapse at once",
-                p.expiry_height
-            );
-        }
+        super::tx::check_expiry(p.expiry_height, node)?;
     }
 
     let out = args.out.clone().unwrap_or_else(|| default_out(&args));
@@ -203,7 +197,14 @@ pub fn run(args: ImportArgs, node: &NodeArgs) -> anyhow::Result<()> {
             .await?;
             let id = roles::setup::created_id(&fin.receipt, "dataset_registered")?;
             anyhow::Ok((id, fin))
-        })??;
+        })
+        .and_then(|r| r);
+        // Nothing was registered: take the files back, so the same command can simply be run
+        // again once the cause is fixed.
+        let applied = applied.inspect_err(|_| {
+            let _ = std::fs::remove_file(&out);
+            let _ = std::fs::remove_file(&salt_file);
+        })?;
         report.dataset = Some(applied.0);
         report.tx = Some(applied.1.receipt.tx_id.to_string());
         report.height = Some(applied.1.height);

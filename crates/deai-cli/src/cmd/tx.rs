@@ -440,9 +440,28 @@ fn dataset_register(a: &DatasetRegisterArgs) -> anyhow::Result<DatasetRegister> 
 
 /// Signs and sends one transaction kind; used by `deai tx` and the `dataset`/`task`/`model` groups.
 pub fn send_kind(kind: &Kind, sign: &SignArgs, node: &NodeArgs) -> anyhow::Result<()> {
+    // Before the body: registering from a file writes its salt file first.
+    if let Kind::DatasetRegister(DatasetRegisterArgs { policy, .. })
+    | Kind::ConsentUpdate(ConsentUpdateArgs { policy, .. }) = kind
+        && let Some(expiry) = policy.expiry_height
+    {
+        check_expiry(expiry, node)?;
+    }
     let (what, body) = kind.body()?;
     let sent = block_on(send(node, sign, body))??;
     report_sent(node.json, what, &sent)
+}
+
+/// Refuses a consent whose expiry height the chain has already reached: the ledger would take it,
+/// and it would admit no task from the start.
+pub fn check_expiry(expiry_height: u64, node: &NodeArgs) -> anyhow::Result<()> {
+    let height = block_on(node.client().status())??.height;
+    if expiry_height <= height {
+        anyhow::bail!(
+            "--expiry-height {expiry_height} has passed (the chain is at height {height}): consent would lapse at once; give a later height"
+        );
+    }
+    Ok(())
 }
 
 /// Runs `deai tx`.

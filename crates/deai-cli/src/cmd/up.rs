@@ -2,7 +2,7 @@
 //! is to Ethereum). A validator (or several, as processes), a coordinator that drives the tasks
 //! assigned to it, and owner nodes each holding a slice of the digits set registered with consent,
 //! plus funded accounts whose key files are printed; a task file ready for `deai task create`.
-//! It prints what it started, then a status line as the chain moves, until Ctrl-C.
+//! It prints what it started, then a status line as the chain moves, until Ctrl-C or SIGTERM.
 
 use std::{
     net::SocketAddr,
@@ -381,14 +381,30 @@ fn print(n: &Network) {
     out("Ctrl-C stops everything.".into());
 }
 
-/// Prints a status line whenever the chain's tasks change (not with `--json`), until Ctrl-C.
-async fn watch(ledger: &Client, json: bool) {
+/// Resolves on Ctrl-C or SIGTERM (what `kill` sends), so both stop the network cleanly.
+async fn stop_signal() {
     let ctrl_c = tokio::signal::ctrl_c();
-    tokio::pin!(ctrl_c);
+    #[cfg(unix)]
+    if let Ok(mut term) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+    {
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+        return;
+    }
+    let _ = ctrl_c.await;
+}
+
+/// Prints a status line whenever the chain's tasks change (not with `--json`), until Ctrl-C or
+/// SIGTERM.
+async fn watch(ledger: &Client, json: bool) {
+    let stop = stop_signal();
+    tokio::pin!(stop);
     let mut last = String::new();
     loop {
         tokio::select! {
-            _ = &mut ctrl_c => break,
+            () = &mut stop => break,
             () = tokio::time::sleep(Duration::from_secs(1)) => {}
         }
         if json {
