@@ -763,24 +763,24 @@ fn bad_data_and_lapsed_consent_are_refused_by_name() {
     let junk = tmp.path().join("one-line.csv");
     fs::write(&junk, "hello,world\n").expect("write");
     let junk = junk.to_str().expect("utf-8");
-    let policy = [
-        "--purpose",
-        PURPOSE,
-        "--epsilon-max",
-        "10",
-        "--expiry-height",
-    ];
+    // `args`, signed with `signer`, sent to the validator, under a consent lapsing at `expiry`.
+    let with_consent = |args: &[&str], signer: &str, expiry: &str| {
+        let consent = [
+            "--purpose",
+            PURPOSE,
+            "--epsilon-max",
+            "10",
+            "--expiry-height",
+            expiry,
+            "--key",
+            signer,
+            "--node",
+            url,
+        ];
+        run_json(&[args, &consent[..]].concat())
+    };
 
-    let (ok, v) = run_json(
-        &[
-            &[
-                "dataset", "register", "--file", junk, "--key", key, "--node", url,
-            ][..],
-            &policy,
-            &["100000"],
-        ]
-        .concat(),
-    );
+    let (ok, v) = with_consent(&["dataset", "register", "--file", junk], key, "100000");
     assert!(!ok, "a one-line text file registered: {v}");
     assert!(
         v["error"].as_str().unwrap_or("").contains("dataset import"),
@@ -818,26 +818,16 @@ fn bad_data_and_lapsed_consent_are_refused_by_name() {
     )
     .expect("csv");
     let csv = csv.to_str().expect("utf-8");
-    let (ok, v) = run_json(
-        &[
-            &[
-                "dataset",
-                "import",
-                "--csv",
-                csv,
-                "--label-column",
-                "label",
-                "--register",
-                "--key",
-                key,
-                "--node",
-                url,
-            ][..],
-            &policy,
-            &["1"],
-        ]
-        .concat(),
-    );
+    let import = [
+        "dataset",
+        "import",
+        "--csv",
+        csv,
+        "--label-column",
+        "label",
+        "--register",
+    ];
+    let (ok, v) = with_consent(&import, key, "1");
     assert!(!ok, "a consent that lapsed at height 1 was accepted: {v}");
     assert!(
         v["error"].as_str().unwrap_or("").contains("has passed"),
@@ -851,26 +841,7 @@ fn bad_data_and_lapsed_consent_are_refused_by_name() {
     // written for it are taken back.
     let poor = tmp.path().join("poor.key");
     deai_json(&["key", "new", "--out", poor.to_str().expect("utf-8")]);
-    let (ok, v) = run_json(
-        &[
-            &[
-                "dataset",
-                "import",
-                "--csv",
-                csv,
-                "--label-column",
-                "label",
-                "--register",
-                "--key",
-                poor.to_str().expect("utf-8"),
-                "--node",
-                url,
-            ][..],
-            &policy,
-            &["100000"],
-        ]
-        .concat(),
-    );
+    let (ok, v) = with_consent(&import, poor.to_str().expect("utf-8"), "100000");
     assert!(!ok, "an unfunded account registered: {v}");
     assert!(
         !tmp.path().join("digits.ds").exists() && !tmp.path().join("digits.ds.salt").exists(),
@@ -881,16 +852,7 @@ fn bad_data_and_lapsed_consent_are_refused_by_name() {
     assert!(v["dataset"].is_null(), "not registered without --register");
     // The same lapsed consent through `dataset register` of the file just written.
     let ds = v["file"].as_str().expect("file");
-    let (ok, v) = run_json(
-        &[
-            &[
-                "dataset", "register", "--file", ds, "--key", key, "--node", url,
-            ][..],
-            &policy,
-            &["1"],
-        ]
-        .concat(),
-    );
+    let (ok, v) = with_consent(&["dataset", "register", "--file", ds], key, "1");
     assert!(!ok, "dataset register took a lapsed consent: {v}");
     assert!(
         v["error"].as_str().unwrap_or("").contains("has passed"),
