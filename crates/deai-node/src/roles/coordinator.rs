@@ -194,7 +194,7 @@ pub struct CoordinatorRole {
 pub struct DrivenTask {
     /// The task.
     pub task: u64,
-    /// `running`, `closed` or `failed`.
+    /// `assigned` (waiting for its turn), `running`, `closed` or `failed`.
     pub state: &'static str,
     /// Each round it completed.
     pub rounds: Vec<RoundReport>,
@@ -202,6 +202,19 @@ pub struct DrivenTask {
     pub model: Option<u64>,
     /// Why it failed.
     pub error: Option<String>,
+}
+
+impl DrivenTask {
+    /// A task assigned and not started yet.
+    fn assigned(task: u64) -> Self {
+        Self {
+            task,
+            state: "assigned",
+            rounds: Vec::new(),
+            model: None,
+            error: None,
+        }
+    }
 }
 
 /// What a coordinator is doing (`GET /v1/status` of its node).
@@ -728,13 +741,9 @@ impl CoordinatorRole {
 
     fn record(&self, task: u64, f: impl FnOnce(&mut DrivenTask)) {
         let mut driven = lock(&self.driven);
-        let t = driven.entry(task).or_insert_with(|| DrivenTask {
-            task,
-            state: "assigned",
-            rounds: Vec::new(),
-            model: None,
-            error: None,
-        });
+        let t = driven
+            .entry(task)
+            .or_insert_with(|| DrivenTask::assigned(task));
         f(t);
     }
 
@@ -744,13 +753,10 @@ impl CoordinatorRole {
         let tasks = lock(&self.assignments)
             .keys()
             .map(|&task| {
-                driven.get(&task).cloned().unwrap_or(DrivenTask {
-                    task,
-                    state: "assigned",
-                    rounds: Vec::new(),
-                    model: None,
-                    error: None,
-                })
+                driven
+                    .get(&task)
+                    .cloned()
+                    .unwrap_or_else(|| DrivenTask::assigned(task))
             })
             .collect();
         CoordinatorStatus {

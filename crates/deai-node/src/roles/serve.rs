@@ -128,7 +128,6 @@ impl Drop for RoleNode {
     }
 }
 
-#[derive(Clone)]
 struct Info {
     key: String,
     roles: Vec<&'static str>,
@@ -137,7 +136,16 @@ struct Info {
     ledger: Client,
     owner: Option<OwnerRole>,
     coordinator: Option<CoordinatorRole>,
+    /// The upstream's last status answer and when it came: a stranger polling `/v1/status`
+    /// makes this node ask its validator at most once a second.
+    upstream_status: tokio::sync::Mutex<Option<(std::time::Instant, UpstreamStatus)>>,
 }
+
+/// The upstream's chain and height, or why they could not be read.
+type UpstreamStatus = (Option<String>, Option<u64>, Option<String>);
+
+/// How long an upstream status answer is reused.
+const UPSTREAM_STATUS_TTL: Duration = Duration::from_secs(1);
 
 #[derive(Serialize)]
 struct InfoView {
@@ -185,9 +193,20 @@ struct RoleStatus {
 }
 
 async fn status(State(i): State<Arc<Info>>) -> Json<RoleStatus> {
-    let (chain_id, height, upstream_error) = match i.ledger.status().await {
-        Ok(s) => (Some(s.chain_id), Some(s.height), None),
-        Err(e) => (None, None, Some(e.to_string())),
+    let (chain_id, height, upstream_error) = {
+        // Held across the request: concurrent pollers wait for one answer instead of each asking.
+        let mut cached = i.upstream_status.lock().await;
+        match &*cached {
+            Some((at, s)) if at.elapsed() < UPSTREAM_STATUS_TTL => s.clone(),
+            _ => {
+                let s = match i.ledger.status().await {
+                    Ok(s) => (Some(s.chain_id), Some(s.height), None),
+                    Err(e) => (None, None, Some(e.to_string())),
+                };
+                *cached = Some((std::time::Instant::now(), s.clone()));
+                s
+            }
+        }
     };
     Json(RoleStatus {
         key: i.key.clone(),
@@ -291,6 +310,7 @@ pub async fn start_with_limits(
         ledger: Client::new(cfg.upstream.clone()),
         owner: owner.clone(),
         coordinator: coordinator.clone(),
+        upstream_status: tokio::sync::Mutex::new(None),
     });
     let info = Router::new()
         .route("/v1/node", get(info))
