@@ -57,14 +57,7 @@ pub fn tokens(base_units: u128) -> String {
 /// A fixed-point value (`value / scale`, `scale` a power of ten) as an exact decimal: ε of
 /// `1_500_000` at scale 10⁶ is `1.5`.
 pub fn decimal(value: u128, scale: u128) -> String {
-    let whole = value / scale;
-    let frac = value % scale;
-    if frac == 0 {
-        return whole.to_string();
-    }
-    let digits = scale.ilog10() as usize;
-    let frac = format!("{frac:0digits$}");
-    format!("{whole}.{}", frac.trim_end_matches('0'))
+    deai_ledger::decimal(value, scale)
 }
 
 /// A fixed-point ε ([`deai_ledger::EPSILON_SCALE`]) as an exact decimal.

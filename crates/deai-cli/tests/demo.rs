@@ -1,6 +1,6 @@
 //! The README's main command: `deai demo --json` exits 0 and reports ten owners training a model
 //! privately, a revoked dataset left out, a dropout recovered, rewards paid and the task verified;
-//! and the same on a network of four validator processes. The README's "First steps" run as written.
+//! and the same on a network of four validator processes. Every command of the README runs as written.
 
 #![allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed test
 
@@ -49,10 +49,22 @@ fn demo(args: &[&str], rounds: u64) -> Value {
     // It learned, and privacy cost something but stayed within the budget.
     let acc = v["final_accuracy"].as_f64().unwrap();
     assert!(acc > v["initial_accuracy"].as_f64().unwrap() + 0.3, "{v}");
-    let eps = v["epsilon_spent"].as_f64().unwrap();
+    // ε in the ledger's fixed point (10⁶ per unit), its exact decimal beside it.
+    let eps = v["epsilon_spent"].as_u64().unwrap();
     assert!(
-        eps > 0.0 && eps <= v["epsilon_budget"].as_f64().unwrap(),
+        eps > 0 && eps <= v["epsilon_budget"].as_u64().unwrap(),
         "{v}"
+    );
+    let decimal: f64 = v["epsilon_spent_decimal"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((decimal - eps as f64 / 1e6).abs() < 1e-9, "{v}");
+    let last = v["per_round"].as_array().unwrap().last().unwrap();
+    assert_eq!(
+        last["epsilon_spent"], eps,
+        "the last round leaves the task's ε spent: {v}"
     );
 
     // The revoked dataset is absent from every round from the one it names on.
@@ -78,18 +90,16 @@ fn demo(args: &[&str], rounds: u64) -> Value {
         assert!(!u64s(&r["survivors"]).contains(&dropped), "{r}");
     }
 
-    // Rewards are paid from the escrow and sum to at most it (the rest is refunded).
-    let paid: f64 = v["rewards"]
+    // Rewards are paid from the escrow and, with the refund, add up to it to the base unit.
+    let units = |x: &Value| x.as_str().unwrap().parse::<u128>().unwrap();
+    let paid: u128 = v["rewards"]
         .as_array()
         .unwrap()
         .iter()
-        .map(|o| o["reward"].as_f64().unwrap())
+        .map(|o| units(&o["reward"]))
         .sum();
-    assert!(paid > 0.0, "{v}");
-    assert!(
-        (paid + v["refund"].as_f64().unwrap() - 1_000.0).abs() < 1e-6,
-        "{v}"
-    );
+    assert!(paid > 0, "{v}");
+    assert_eq!(paid + units(&v["refund"]), 1_000 * 10u128.pow(18), "{v}");
 
     // After training: the quantized model scores within half a point of the float one; the
     // agent caught the cheating provider, which lost its bond, and finished with the honest
@@ -146,15 +156,21 @@ fn demo_runs_on_four_validator_processes() {
     assert!(v["validators_agreed_at"].as_u64().unwrap() > 0, "{v}");
 }
 
-/// The commands of the README's "First steps", in order, as a user types them: from a directory
-/// holding the repository's `examples/`, with `deai` on the PATH, each exits 0 (the one ending in
-/// `&` runs in the background until the end, as in a shell).
+/// Every command of the README after its first block, in order, as a user types them in one
+/// shell: from a directory holding the repository's `examples/`, with `deai` on the PATH, each
+/// exits 0. A command ending in `&` runs in the background until the test ends, and the next
+/// waits for its first line of output (what a user waits for); `export K=V` holds for the
+/// commands after it. The first block is the project's two entry points: `scripts/test.sh` is
+/// this suite, and `scripts/demo.sh` runs `deai demo`, whose JSON the tests above check.
 #[test]
-fn the_readme_first_steps_run_as_written() {
+fn the_readme_commands_run_as_written() {
     use std::{
+        collections::BTreeMap,
+        io::BufRead as _,
         path::Path,
-        process::{Child, Command},
-        time::{Duration, Instant},
+        process::{Child, Command, Stdio},
+        sync::mpsc,
+        time::Duration,
     };
 
     struct Background(Child);
@@ -167,30 +183,30 @@ fn the_readme_first_steps_run_as_written() {
 
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
     let readme = std::fs::read_to_string(root.join("README.md")).unwrap();
-    let section = readme
-        .split("## First steps")
-        .nth(1)
-        .expect("a First steps section");
-    let block = section
+    let blocks: Vec<&str> = readme
         .split("```sh\n")
-        .nth(1)
-        .and_then(|b| b.split("```").next())
-        .expect("a sh block");
+        .skip(1)
+        .filter_map(|b| b.split("```").next())
+        .collect();
+    assert!(blocks.len() >= 3, "the entry points and two walkthroughs");
+    assert!(blocks[0].contains("scripts/test.sh") && blocks[0].contains("scripts/demo.sh"));
     let mut commands: Vec<String> = Vec::new();
-    let mut pending = String::new();
-    for line in block.lines() {
-        let code = line.split("  # ").next().unwrap_or("").trim();
-        if let Some(head) = code.strip_suffix('\\') {
-            pending.push_str(head);
-            continue;
+    for block in &blocks[1..] {
+        let mut pending = String::new();
+        for line in block.lines() {
+            let code = line.split("  # ").next().unwrap_or("").trim();
+            if let Some(head) = code.strip_suffix('\\') {
+                pending.push_str(head);
+                continue;
+            }
+            pending.push_str(code);
+            if !pending.trim().is_empty() {
+                commands.push(pending.split_whitespace().collect::<Vec<_>>().join(" "));
+            }
+            pending.clear();
         }
-        pending.push_str(code);
-        if !pending.trim().is_empty() {
-            commands.push(pending.split_whitespace().collect::<Vec<_>>().join(" "));
-        }
-        pending.clear();
     }
-    assert!(commands.len() >= 10, "{commands:?}");
+    assert!(commands.len() >= 18, "{commands:?}");
 
     let tmp = tempfile::tempdir().unwrap();
     let examples = tmp.path().join("examples/digits");
@@ -201,46 +217,52 @@ fn the_readme_first_steps_run_as_written() {
     )
     .unwrap();
     let bin_dir = Path::new(env!("CARGO_BIN_EXE_deai")).parent().unwrap();
-    let path = format!(
-        "{}:{}",
-        bin_dir.display(),
-        std::env::var("PATH").unwrap_or_default()
-    );
-    let shell = |cmd: &str| {
+    let mut env = BTreeMap::from([(
+        "PATH".to_string(),
+        format!(
+            "{}:{}",
+            bin_dir.display(),
+            std::env::var("PATH").unwrap_or_default()
+        ),
+    )]);
+    let shell = |cmd: &str, env: &BTreeMap<String, String>| {
         let mut c = Command::new("bash");
         c.arg("-c")
             .arg(cmd)
             .current_dir(tmp.path())
-            .env("PATH", &path)
             .env_remove("DEAI_NODE")
-            .env_remove("DEAI_KEY");
+            .env_remove("DEAI_KEY")
+            .envs(env);
         c
     };
     let mut background = Vec::new();
     for cmd in &commands {
-        if let Some(bg) = cmd.strip_suffix('&') {
-            let child = shell(&format!("exec {bg}"))
-                .stdout(std::process::Stdio::null())
-                .spawn()
-                .unwrap();
-            background.push(Background(child));
-            // Wait for the node's API, as a user waits for its first lines.
-            let start = Instant::now();
-            while !shell("deai ledger status")
-                .output()
-                .unwrap()
-                .status
-                .success()
-            {
-                assert!(
-                    start.elapsed() < Duration::from_secs(60),
-                    "`{bg}` did not start serving"
-                );
-                std::thread::sleep(Duration::from_millis(200));
-            }
+        if let Some(assignment) = cmd.strip_prefix("export ") {
+            let (k, v) = assignment.split_once('=').expect("export K=V");
+            env.insert(k.to_string(), v.to_string());
             continue;
         }
-        let out = shell(cmd).output().unwrap();
+        if let Some(bg) = cmd.strip_suffix('&') {
+            let mut child = shell(&format!("exec {bg}"), &env)
+                .stdout(Stdio::piped())
+                .spawn()
+                .unwrap();
+            // Its output is read to the end on a thread (a full pipe would stall it); the
+            // first line says it is up.
+            let (tx, rx) = mpsc::channel();
+            let stdout = child.stdout.take().unwrap();
+            std::thread::spawn(move || {
+                for line in std::io::BufReader::new(stdout).lines() {
+                    let Ok(line) = line else { break };
+                    let _ = tx.send(line);
+                }
+            });
+            background.push(Background(child));
+            let first = rx.recv_timeout(Duration::from_secs(120));
+            assert!(first.is_ok(), "`{bg}` printed nothing in 120 s");
+            continue;
+        }
+        let out = shell(cmd, &env).output().unwrap();
         assert!(
             out.status.success(),
             "README command `{cmd}` failed: {}{}",
@@ -248,5 +270,9 @@ fn the_readme_first_steps_run_as_written() {
             String::from_utf8_lossy(&out.stderr)
         );
     }
-    assert!(!background.is_empty(), "the block starts a node");
+    assert!(background.len() >= 2, "a validator, then a local network");
+    assert!(
+        tmp.path().join("curves.png").is_file(),
+        "the simulation drew its curves"
+    );
 }

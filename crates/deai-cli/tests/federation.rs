@@ -676,7 +676,11 @@ fn a_new_user_trains_on_their_own_csv_from_the_cli() {
         picked, datasets,
         "every consenting dataset is picked: {created}"
     );
-    assert_eq!(created["epsilon"], "200");
+    assert_eq!(created["epsilon_decimal"], "200");
+    assert_eq!(
+        created["epsilon"], 200_000_000,
+        "ε in the ledger's fixed point"
+    );
     assert_eq!(created["reward"], (100 * TOKEN).to_string());
 
     let watched = deai_json(&[
@@ -714,6 +718,23 @@ fn a_new_user_trains_on_their_own_csv_from_the_cli() {
     assert_eq!(verified["ok"], true, "{verified}");
     let lineage = deai_json(&["lineage", "model", &model.to_string(), "--node", url]);
     assert_eq!(lineage["task"]["id"], task, "{lineage}");
+    // One field, one meaning: ε spent is the ledger's fixed point in every command's JSON, its
+    // exact decimal beside it under `_decimal`.
+    let shown = deai_json(&["task", "show", &task.to_string(), "--node", url]);
+    let spent = shown["epsilon_spent"]
+        .as_u64()
+        .expect("the ledger's ε spent");
+    assert!(spent > 0, "{shown}");
+    assert_eq!(watched["epsilon_spent"], spent, "{watched}");
+    assert_eq!(last["epsilon_spent"], spent, "{watched}");
+    assert_eq!(lineage["task"]["epsilon_spent"], spent, "{lineage}");
+    let decimal = format!("{}.{:06}", spent / 1_000_000, spent % 1_000_000);
+    let decimal = decimal.trim_end_matches('0').trim_end_matches('.');
+    assert_eq!(watched["epsilon_spent_decimal"], decimal, "{watched}");
+    assert_eq!(
+        lineage["task"]["epsilon_spent_decimal"], decimal,
+        "{lineage}"
+    );
 
     // Every listing read by a reader that stops early (`| head -1`): a quiet success, no panic.
     for list in [
@@ -889,6 +910,11 @@ fn deai_up_stays_up_and_its_task_file_trains() {
         "--node",
         node,
     ]);
+    assert_eq!(
+        balance["account"]["balance"], account["balance"],
+        "one field, one meaning: base units in both"
+    );
+    assert_eq!(account["balance_decimal"], "1000000");
     assert_eq!(
         balance["account"]["balance"],
         (1_000_000 * TOKEN).to_string(),

@@ -94,5 +94,7 @@ pub use tx::{
     TaskCommitValidation, TaskCreate, TaskSetCoordinator, Transfer, Tx, TxBody, Unstake,
     ValidatorDeclare, dataset_commitment, validation_commitment,
 };
-pub use types::{Address, Digest, HexError, TxId, allocations, amount, hex_bytes, hex_sig};
+pub use types::{
+    Address, Digest, HexError, TxId, allocations, amount, decimal, hex_bytes, hex_sig,
+};
 pub use verify::verify_signatures;

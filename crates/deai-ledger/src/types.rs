@@ -147,6 +147,20 @@ pub mod amount {
     }
 }
 
+/// A fixed-point value (`value / scale`, `scale` a power of ten) as an exact decimal string: ε of
+/// `1_500_000` at [`crate::EPSILON_SCALE`] is `1.5`, one base unit at [`crate::TOKEN`] is
+/// `0.000000000000000001`. The `_decimal` companions of fixed-point fields in JSON answers use it.
+pub fn decimal(value: u128, scale: u128) -> String {
+    let whole = value / scale.max(1);
+    let frac = value % scale.max(1);
+    if frac == 0 {
+        return whole.to_string();
+    }
+    let digits = scale.ilog10() as usize;
+    let frac = format!("{frac:0digits$}");
+    format!("{whole}.{}", frac.trim_end_matches('0'))
+}
+
 /// Serde for byte vectors as hex strings.
 pub mod hex_bytes {
     use serde::{Deserialize, Deserializer, Serializer};

@@ -344,8 +344,17 @@ where
     F: FnOnce(RunningNode) -> Fut,
     Fut: std::future::Future<Output = anyhow::Result<T>>,
 {
+    with_embedded_on(dir, SocketAddr::from(([127, 0, 0, 1], 0)), f)
+}
+
+/// [`with_embedded`] with the API on `http_listen` (port 0: a free one); p2p on a free port.
+pub fn with_embedded_on<T, F, Fut>(dir: &Path, http_listen: SocketAddr, f: F) -> anyhow::Result<T>
+where
+    F: FnOnce(RunningNode) -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<T>>,
+{
     let overrides = Overrides {
-        http_listen: Some(SocketAddr::from(([127, 0, 0, 1], 0))),
+        http_listen: Some(http_listen),
         p2p_listen: Some(SocketAddr::from(([127, 0, 0, 1], 0))),
     };
     let dir = dir.to_path_buf();

@@ -2,7 +2,6 @@
 //! owners, rewards paid, ε spent — and its ancestors'.
 
 use clap::Subcommand;
-use deai_ledger::TOKEN;
 use deai_node::audit::lineage::{self, Lineage};
 
 use super::common::block_on;
@@ -29,10 +28,6 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     crate::output::emit(args.node.json, &tree, |t| print_tree(t, 0))
 }
 
-fn tokens(base_units: u128) -> String {
-    format!("{:.4}", base_units as f64 / TOKEN as f64)
-}
-
 fn print_tree(l: &Lineage, depth: usize) {
     let pad = "  ".repeat(depth);
     let t = &l.task;
@@ -50,17 +45,17 @@ fn print_tree(l: &Lineage, depth: usize) {
         metrics.join(", ")
     );
     println!(
-        "{pad}└─ task {} \"{}\": {} of {} rounds, ε spent {:.3} of {:.3} (δ {:.1e}), reward {} paid {} refund {}",
+        "{pad}└─ task {} \"{}\": {} of {} rounds, ε spent {} of {} (δ {}), reward {} paid {} refund {} tokens",
         t.id,
         t.purpose,
         t.rounds.len(),
         t.rounds_planned,
-        t.epsilon_spent,
-        t.epsilon_budget,
-        t.delta_spent,
-        tokens(t.reward),
-        tokens(t.paid),
-        tokens(t.refund)
+        t.epsilon_spent_decimal,
+        t.epsilon_budget_decimal,
+        t.delta_spent_decimal,
+        crate::output::tokens(t.reward),
+        crate::output::tokens(t.paid),
+        crate::output::tokens(t.refund)
     );
     for r in &t.rounds {
         let dropped = if r.dropped.is_empty() {
@@ -74,18 +69,18 @@ fn print_tree(l: &Lineage, depth: usize) {
             ""
         };
         println!(
-            "{pad}   round {:>3}: selected {:?} of {} eligible, in aggregate {:?}{dropped}, ε {:.3}{expired}",
-            r.number, r.selected, r.eligible, r.survivors, r.epsilon
+            "{pad}   round {:>3}: selected {:?} of {} eligible, in aggregate {:?}{dropped}, ε {}{expired}",
+            r.number, r.selected, r.eligible, r.survivors, r.epsilon_decimal
         );
     }
     for c in &l.datasets {
         println!(
-            "{pad}   dataset {:>3} of {}: {} rounds, score {:.4}, paid {}{}",
+            "{pad}   dataset {:>3} of {}: {} rounds, score {:.4}, paid {} tokens{}",
             c.dataset,
             short(&c.owner.to_string()),
             c.rounds,
             c.score_total,
-            tokens(c.reward),
+            crate::output::tokens(c.reward),
             if c.revoked {
                 " (consent since revoked)"
             } else {

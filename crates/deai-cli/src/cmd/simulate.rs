@@ -14,7 +14,7 @@ use serde::Serialize;
 #[derive(Debug, clap::Args)]
 #[command(after_help = "Examples:
   deai simulate --task digits-100 --json
-  deai simulate --task digits-100 --strategy krum --attack sign-flip --attackers 0.2 --plot curves.svg")]
+  deai simulate --task digits-100 --strategy krum --attack sign-flip --attackers 0.2 --plot curves.png")]
 pub struct Args {
     /// Reference task to start from (`digits-100`).
     #[arg(long)]
@@ -96,7 +96,7 @@ pub struct Args {
     /// δ for the reported ε.
     #[arg(long, default_value_t = 1e-5)]
     pub dp_delta: f64,
-    /// Write the accuracy and loss curves to this SVG file.
+    /// Draw the accuracy and loss curves to this file: SVG or PNG by its extension.
     #[arg(long, value_parser = plot_path)]
     pub plot: Option<std::path::PathBuf>,
     /// Print one JSON object instead of a human summary.
@@ -268,8 +268,9 @@ fn plot(args: &Args, runs: &[Report]) -> anyhow::Result<()> {
         "{} / {} / {}",
         runs[0].task, runs[0].dataset, runs[0].partition
     );
-    std::fs::write(path, crate::plot::curves_svg(&title, &series))
-        .with_context(|| format!("writing {}", path.display()))?;
+    let format = crate::plot::Format::of(path).context("the plot path names no known format")?;
+    let bytes = crate::plot::curves(format, &title, &series)?;
+    crate::files::write_atomically(path, &bytes)?;
     if !args.json {
         crate::output::write_stderr(format_args!(
             "accuracy and loss curves written to {}\n",
@@ -279,14 +280,21 @@ fn plot(args: &Args, runs: &[Report]) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The `--plot` path, refused unless it names an SVG file (the only format written).
+/// The `--plot` path: refused before training unless it names an SVG or PNG file in a folder
+/// that exists, so a long run never ends in a plot that cannot be written.
 fn plot_path(s: &str) -> Result<std::path::PathBuf, String> {
     let path = std::path::PathBuf::from(s);
-    match path.extension().and_then(|e| e.to_str()) {
-        Some(e) if e.eq_ignore_ascii_case("svg") => Ok(path),
-        _ => Err(format!(
-            "{s:?}: the plot is written as SVG; name a .svg file (any browser opens it)"
+    if crate::plot::Format::of(&path).is_none() {
+        return Err(format!(
+            "{s:?}: name a .svg or .png file (the plot's format comes from the extension)"
+        ));
+    }
+    match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() && !dir.is_dir() => Err(format!(
+            "{s:?}: the folder {} does not exist; create it or name another",
+            dir.display()
         )),
+        _ => Ok(path),
     }
 }
 

@@ -53,12 +53,14 @@ pub struct Created {
     pub datasets: Vec<u64>,
     /// Rounds.
     pub rounds: u32,
-    /// The ε budget, decimal.
-    pub epsilon: String,
+    /// The ε budget, fixed point at `EPSILON_SCALE` (the task's `epsilon`).
+    pub epsilon: u64,
+    /// The same as an exact decimal.
+    pub epsilon_decimal: String,
     /// The reward in escrow, base units (exact).
     pub reward: String,
-    /// The same in tokens, decimal.
-    pub reward_tokens: String,
+    /// The same in tokens, an exact decimal.
+    pub reward_decimal: String,
     /// BLAKE3 of the canonical spec (the ledger's `model_spec`).
     pub model_spec: String,
 }
@@ -223,9 +225,10 @@ pub fn run(args: CreateArgs, node: &NodeArgs) -> anyhow::Result<()> {
             coordinator_url,
             datasets,
             rounds: file.spec.rounds,
-            epsilon: output::epsilon(budget),
+            epsilon: budget,
+            epsilon_decimal: output::epsilon(budget),
             reward: file.reward.to_string(),
-            reward_tokens: output::tokens(file.reward),
+            reward_decimal: output::tokens(file.reward),
             model_spec: file.spec.hash().to_string(),
         })
     })??;
@@ -240,8 +243,8 @@ pub fn run(args: CreateArgs, node: &NodeArgs) -> anyhow::Result<()> {
                 .join(", ")
         );
         println!("  rounds       {}", c.rounds);
-        println!("  ε budget     {}", c.epsilon);
-        println!("  reward       {} tokens in escrow", c.reward_tokens);
+        println!("  ε budget     {}", c.epsilon_decimal);
+        println!("  reward       {} tokens in escrow", c.reward_decimal);
         println!(
             "  coordinator  {} at {}",
             output::short(&c.coordinator),

@@ -37,8 +37,11 @@ pub struct RoundLine {
     pub survivors: usize,
     /// Whether it expired without a result.
     pub expired: bool,
-    /// The task's ε spent after it, decimal.
-    pub epsilon_spent: String,
+    /// The task's ε spent after it, fixed point at `EPSILON_SCALE` (as the ledger's
+    /// `epsilon_spent`).
+    pub epsilon_spent: u64,
+    /// The same as an exact decimal.
+    pub epsilon_spent_decimal: String,
     /// Validation accuracy of the new model (from the coordinator).
     pub accuracy: Option<f64>,
     /// Validation loss of the new model (from the coordinator).
@@ -56,10 +59,14 @@ pub struct Watched {
     pub rounds: Vec<RoundLine>,
     /// The model registered at close.
     pub model: Option<u64>,
-    /// ε spent, decimal.
-    pub epsilon_spent: String,
-    /// The ε budget, decimal.
-    pub epsilon_budget: String,
+    /// ε spent, fixed point (the task's `epsilon_spent`).
+    pub epsilon_spent: u64,
+    /// The same as an exact decimal.
+    pub epsilon_spent_decimal: String,
+    /// The ε budget, fixed point (the task's `epsilon`).
+    pub epsilon_budget: u64,
+    /// The same as an exact decimal.
+    pub epsilon_budget_decimal: String,
 }
 
 #[derive(serde::Deserialize, Default)]
@@ -119,7 +126,8 @@ fn line(task: &Task, r: &deai_ledger::Round, scores: &[(u32, f64, f64)]) -> Roun
         selected: r.selected.len(),
         survivors: r.outcome.as_ref().map_or(0, |o| o.survivors.len()),
         expired: r.expired_height.is_some(),
-        epsilon_spent: output::epsilon(spent),
+        epsilon_spent: spent,
+        epsilon_spent_decimal: output::epsilon(spent),
         accuracy: score.map(|s| s.1),
         loss: score.map(|s| s.2),
     }
@@ -139,7 +147,7 @@ fn print_line(task: &Task, l: &RoundLine) {
         "round {:>3}/{}  {what}  ε {} of {}{acc}\n",
         l.round,
         task.rounds,
-        l.epsilon_spent,
+        l.epsilon_spent_decimal,
         output::epsilon(task.epsilon)
     ));
 }
@@ -199,8 +207,10 @@ pub fn run(args: WatchArgs, node: &NodeArgs) -> anyhow::Result<()> {
                     .into(),
                     rounds: closed.iter().map(|r| line(&task, r, &last)).collect(),
                     model: task.final_model,
-                    epsilon_spent: output::epsilon(task.epsilon_spent),
-                    epsilon_budget: output::epsilon(task.epsilon),
+                    epsilon_spent: task.epsilon_spent,
+                    epsilon_spent_decimal: output::epsilon(task.epsilon_spent),
+                    epsilon_budget: task.epsilon,
+                    epsilon_budget_decimal: output::epsilon(task.epsilon),
                 });
             }
             if Instant::now() >= deadline {
@@ -218,7 +228,7 @@ pub fn run(args: WatchArgs, node: &NodeArgs) -> anyhow::Result<()> {
         Some(m) => {
             println!(
                 "task {} {}: model {m}, ε spent {} of {}",
-                w.task, w.status, w.epsilon_spent, w.epsilon_budget
+                w.task, w.status, w.epsilon_spent_decimal, w.epsilon_budget_decimal
             );
             println!(
                 "verify it:  deai verify task {} --node {}",

@@ -35,8 +35,8 @@ const PURPOSE: &str = "digit-recognition";
 /// Arguments of `deai up`.
 #[derive(Debug, clap::Args)]
 #[command(after_help = "Example:
-  deai up --owners 4
-  deai task create --spec DIR/task.toml --coordinator URL --key DIR/coordinator/node.key --node URL
+  deai up --dir net --port 7700
+  deai task create --spec net/task.toml --key net/coordinator/node.key --node http://127.0.0.1:7700
 (the exact commands are printed once the network is up)")]
 pub struct Args {
     /// Where to keep the nodes' data (must be absent or empty); default: a temporary directory,
@@ -53,6 +53,10 @@ pub struct Args {
     /// Extra funded accounts (key files in DIR/accounts).
     #[arg(long, default_value_t = 2)]
     pub accounts: usize,
+    /// Fixed ports from P: the validator's API on P (with one validator), the coordinator on
+    /// P+1, owner i on P+2+i; default: free ports, printed.
+    #[arg(long, value_name = "P")]
+    pub port: Option<u16>,
     /// Print one JSON line describing the network (then stay up) instead of the human screen.
     #[arg(long)]
     pub json: bool,
@@ -65,8 +69,10 @@ pub struct Account {
     pub address: String,
     /// Its key file.
     pub key: String,
-    /// Its balance at genesis, tokens.
-    pub tokens: String,
+    /// Its balance at genesis, base units.
+    pub balance: String,
+    /// The same in tokens, an exact decimal.
+    pub balance_decimal: String,
 }
 
 /// One owner node.
@@ -124,6 +130,14 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         "--owners {}: a secure-aggregation group needs 3 or more owners (or 0 for none)",
         args.owners
     );
+    if let Some(p) = args.port {
+        anyhow::ensure!(
+            p != 0 && u32::from(p) + 2 + args.owners as u32 <= u32::from(u16::MAX),
+            "--port {p}: the coordinator and {} owners need the ports up to {}; choose a lower port",
+            args.owners,
+            u32::from(p) + 1 + args.owners as u32
+        );
+    }
     let tmp = tempfile::tempdir()?;
     let root = match &args.dir {
         Some(d) => {
@@ -137,6 +151,25 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         }
         None => tmp.path().to_path_buf(),
     };
+    let existed = root.exists();
+    let ran = run_in(&args, &root);
+    if ran.is_err() && !existed {
+        let _ = std::fs::remove_dir_all(&root);
+    } else if ran.is_err() {
+        // A network that did not start leaves nothing behind: the folder is as it was (absent or
+        // empty), so the same command can be run again once the cause is fixed.
+        if let Ok(entries) = std::fs::read_dir(&root) {
+            for e in entries.flatten() {
+                let _ =
+                    std::fs::remove_dir_all(e.path()).or_else(|_| std::fs::remove_file(e.path()));
+            }
+        }
+    }
+    ran
+}
+
+/// Starts the network in the empty folder `root` and serves until stopped.
+fn run_in(args: &Args, root: &Path) -> anyhow::Result<()> {
     // Every key first: the genesis funds them.
     let coordinator_key_file = root.join("coordinator").join("node.key");
     let coordinator_key = key_at(&coordinator_key_file)?;
@@ -158,18 +191,20 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         .map(|k| (keyfile::address(k), ACCOUNT_TOKENS * TOKEN))
         .collect();
     let plan = Plan {
-        root: root.clone(),
+        root: root.to_path_buf(),
         coordinator: (coordinator_key_file, coordinator_key),
         owners: owner_keys,
         accounts: account_keys,
         json: args.json,
+        port: args.port,
     };
     if args.validators == 1 {
         let dir = root.join("validator");
         deai_node::init::init_with(&dir, NodeConfig::default(), |g| {
             g.balances.extend(funded.iter().cloned())
         })?;
-        deai_node::run::with_embedded(&dir, |node| async move {
+        let api = SocketAddr::from(([127, 0, 0, 1], args.port.unwrap_or(0)));
+        deai_node::run::with_embedded_on(&dir, api, |node| async move {
             plan.serve(vec![format!("http://{}", node.http_addr)]).await
         })
     } else {
@@ -198,13 +233,19 @@ struct Plan {
     owners: Vec<(PathBuf, SigningKey)>,
     accounts: Vec<(PathBuf, SigningKey)>,
     json: bool,
+    /// The first fixed port, if any.
+    port: Option<u16>,
 }
 
-fn loopback() -> SocketAddr {
-    SocketAddr::from(([127, 0, 0, 1], 0))
+impl Plan {
+    /// The role node at `offset` above `--port` listens there; on a free port without one.
+    fn listen(&self, offset: u16) -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], self.port.map_or(0, |p| p + offset)))
+    }
 }
 
 fn role_config(
+    listen: SocketAddr,
     dir: &Path,
     key: SigningKey,
     upstream: &str,
@@ -215,7 +256,7 @@ fn role_config(
     RoleNodeConfig {
         key,
         upstream: upstream.to_string(),
-        listen: loopback(),
+        listen,
         blobs_dir: dir.join("blobs"),
         state_dir: dir.to_path_buf(),
         blob_max_bytes: 64 << 20,
@@ -234,10 +275,12 @@ impl Plan {
     /// serves until Ctrl-C.
     async fn serve(self, validators: Vec<String>) -> anyhow::Result<()> {
         let entry = |i: usize| validators[i % validators.len()].clone();
+        let bar = crate::progress::bar(self.json, 1 + self.owners.len() as u64, "starting nodes");
         let ledger = Client::new(entry(0));
         let genesis: Genesis = ledger.get("/v1/genesis").await?;
         let cdir = self.root.join("coordinator");
         let coordinator = serve::start(role_config(
+            self.listen(1),
             &cdir,
             self.coordinator.1.clone(),
             &entry(0),
@@ -249,6 +292,7 @@ impl Plan {
         if let Some(c) = coordinator.coordinator.clone() {
             tokio::spawn(c.drive(ledger.clone()));
         }
+        bar.inc(1);
         let digits = schema::find("digits-8x8")?;
         let split = (!self.owners.is_empty())
             .then(|| fed::data::digits_split(self.owners.len()))
@@ -275,6 +319,7 @@ impl Plan {
             let id = setup::register_dataset(&ctx, &data, &salt, digits.name, policy).await?;
             let dir = self.root.join(format!("owner-{i}"));
             let node = serve::start(role_config(
+                self.listen(2 + i as u16),
                 &dir,
                 key.clone(),
                 &entry(i),
@@ -296,7 +341,9 @@ impl Plan {
                 samples: data.len(),
             });
             nodes.push(node);
+            bar.inc(1);
         }
+        bar.finish_and_clear();
         let task_file = self.root.join("task.toml");
         if let Some(s) = &split {
             std::fs::write(
@@ -309,11 +356,12 @@ impl Plan {
             &task_file,
             format!(
                 "# A task over the owners `deai up` started (docs/data.md describes every field).\n\
-                 purpose = \"{PURPOSE}\"\nreward = \"100\"\n\n\
+                 purpose = \"{PURPOSE}\"\nreward = \"100\"\ncoordinator = \"{}\"\n\n\
                  [training]\nrounds = 5\ndatasets_per_round = {per_round}\n\n\
                  [privacy]\nnoise_multiplier = 0.5\n\n\
                  [secure_aggregation]\ngroup_size_min = {}\n\n\
                  [validation]\ncsv = \"validation.csv\"\nlabel_column = \"label\"\n",
+                coordinator.url,
                 per_round.min(4)
             ),
         )?;
@@ -330,7 +378,8 @@ impl Plan {
                 .map(|(f, k)| Account {
                     address: keyfile::address(k).to_string(),
                     key: f.display().to_string(),
-                    tokens: ACCOUNT_TOKENS.to_string(),
+                    balance: (ACCOUNT_TOKENS * TOKEN).to_string(),
+                    balance_decimal: ACCOUNT_TOKENS.to_string(),
                 })
                 .collect(),
             task_file: task_file.display().to_string(),
@@ -371,8 +420,8 @@ fn print(n: &Network) {
     out("try:".into());
     out(format!("  export DEAI_NODE={}", n.validators[0]));
     out(format!(
-        "  deai task create --spec {} --coordinator {} --key {}",
-        n.task_file, n.coordinator, n.coordinator_key
+        "  deai task create --spec {} --key {}",
+        n.task_file, n.coordinator_key
     ));
     out(format!(
         "  deai task watch 1 --coordinator {}",

@@ -55,12 +55,18 @@ pub struct TaskLineage {
     pub model_spec: Digest,
     /// Rounds planned.
     pub rounds_planned: u32,
-    /// DP ε budget.
-    pub epsilon_budget: f64,
-    /// DP ε spent by opened rounds.
-    pub epsilon_spent: f64,
-    /// DP δ spent.
-    pub delta_spent: f64,
+    /// DP ε budget (the task's `epsilon`), fixed point at `EPSILON_SCALE` as the ledger records it.
+    pub epsilon_budget: u64,
+    /// The same as an exact decimal.
+    pub epsilon_budget_decimal: String,
+    /// DP ε spent by opened rounds, fixed point as the ledger records it.
+    pub epsilon_spent: u64,
+    /// The same as an exact decimal.
+    pub epsilon_spent_decimal: String,
+    /// DP δ spent, fixed point at `DELTA_SCALE`.
+    pub delta_spent: u64,
+    /// The same as an exact decimal.
+    pub delta_spent_decimal: String,
     /// Reward put in escrow, base units (decimal string in JSON).
     #[serde(with = "deai_ledger::amount")]
     pub reward: u128,
@@ -85,8 +91,10 @@ pub struct RoundLineage {
     pub survivors: Vec<u64>,
     /// Selected but not in the aggregate (dropped out or excluded).
     pub dropped: Vec<u64>,
-    /// ε charged for the round.
-    pub epsilon: f64,
+    /// ε charged for the round, fixed point at `EPSILON_SCALE` as the ledger records it.
+    pub epsilon: u64,
+    /// The same as an exact decimal.
+    pub epsilon_decimal: String,
     /// Datasets eligible when it opened (the sampling rate is `selected / eligible`).
     pub eligible: u32,
     /// Closed as failed after its deadline (`RoundExpire`): no result, ε still charged.
@@ -130,6 +138,11 @@ pub enum LineageError {
 
 fn ratio(value: u64, scale: u64) -> f64 {
     value as f64 / scale as f64
+}
+
+/// An exact decimal of a fixed-point `value` at `scale`.
+fn decimal(value: u64, scale: u64) -> String {
+    deai_ledger::decimal(u128::from(value), u128::from(scale))
 }
 
 /// Builds one level of lineage (the parent is attached by the caller) from ledger objects.
@@ -177,7 +190,8 @@ pub fn build(
                     .copied()
                     .collect(),
                 survivors,
-                epsilon: ratio(r.epsilon, EPSILON_SCALE),
+                epsilon: r.epsilon,
+                epsilon_decimal: decimal(r.epsilon, EPSILON_SCALE),
                 eligible: r.eligible,
                 expired: r.is_expired(),
                 global_model: r.global_model,
@@ -229,9 +243,12 @@ pub fn build(
             coordinator: task.coordinator.unwrap_or(task.creator),
             model_spec: task.model_spec,
             rounds_planned: task.rounds,
-            epsilon_budget: ratio(task.epsilon, EPSILON_SCALE),
-            epsilon_spent: ratio(task.epsilon_spent, EPSILON_SCALE),
-            delta_spent: ratio(task.delta_spent, DELTA_SCALE),
+            epsilon_budget: task.epsilon,
+            epsilon_budget_decimal: decimal(task.epsilon, EPSILON_SCALE),
+            epsilon_spent: task.epsilon_spent,
+            epsilon_spent_decimal: decimal(task.epsilon_spent, EPSILON_SCALE),
+            delta_spent: task.delta_spent,
+            delta_spent_decimal: decimal(task.delta_spent, DELTA_SCALE),
             reward: task.reward,
             paid,
             refund,

@@ -110,10 +110,14 @@ pub struct RoundReport {
     pub accuracy: f64,
     /// Validation loss of the new model.
     pub loss: f64,
-    /// ε charged for the round.
-    pub epsilon: f64,
-    /// Cumulative ε of the task.
-    pub epsilon_total: f64,
+    /// ε the round added to the task's, fixed point at `EPSILON_SCALE` (as the ledger's).
+    pub epsilon: u64,
+    /// The same as an exact decimal.
+    pub epsilon_decimal: String,
+    /// The task's ε spent after it, fixed point (the task's `epsilon_spent` then).
+    pub epsilon_spent: u64,
+    /// The same as an exact decimal.
+    pub epsilon_spent_decimal: String,
     /// BLAKE3 of the new model.
     pub new_model: Digest,
     /// Wall time of the round (ms).
@@ -396,8 +400,10 @@ impl CoordinatorRole {
             dropped,
             accuracy: outcome.accuracy,
             loss: outcome.loss,
-            epsilon: opened.epsilon as f64 / EPSILON_SCALE as f64,
-            epsilon_total: opened.epsilon_total,
+            epsilon: opened.epsilon,
+            epsilon_decimal: epsilon_decimal(opened.epsilon),
+            epsilon_spent: opened.epsilon_spent,
+            epsilon_spent_decimal: epsilon_decimal(opened.epsilon_spent),
             new_model: outcome.new_model.0,
             ms: started.elapsed().as_secs_f64() * 1e3,
         })
@@ -522,7 +528,7 @@ impl CoordinatorRole {
                     return Ok(Opened {
                         round: opened,
                         epsilon: task.epsilon_spent.saturating_sub(spent_before),
-                        epsilon_total: task.epsilon_spent as f64 / EPSILON_SCALE as f64,
+                        epsilon_spent: task.epsilon_spent,
                     });
                 }
                 // A block in between made a dataset ineligible (a revocation, an expiry, its
@@ -714,7 +720,7 @@ impl CoordinatorRole {
                         round = r.round,
                         survivors = r.survivors.len(),
                         accuracy = r.accuracy,
-                        epsilon = r.epsilon_total,
+                        epsilon = r.epsilon_spent_decimal.as_str(),
                         "round done"
                     );
                     self.record(task, |t| t.rounds.push(r.clone()));
@@ -804,7 +810,11 @@ impl CoordinatorRole {
 struct Opened {
     round: Round,
     epsilon: u64,
-    epsilon_total: f64,
+    epsilon_spent: u64,
+}
+
+fn epsilon_decimal(fixed: u64) -> String {
+    deai_ledger::decimal(u128::from(fixed), u128::from(EPSILON_SCALE))
 }
 
 async fn join(

@@ -74,8 +74,10 @@ pub struct RoundLine {
     pub accuracy: f64,
     /// The same round without DP noise.
     pub accuracy_without_dp: Option<f64>,
-    /// Cumulative ε.
-    pub epsilon: f64,
+    /// The task's ε spent after it, fixed point at `EPSILON_SCALE` (as the ledger's).
+    pub epsilon_spent: u64,
+    /// The same as an exact decimal.
+    pub epsilon_spent_decimal: String,
     /// Whether a dropped owner's masks were recovered.
     pub dropout_recovered: bool,
     /// Wall time (ms).
@@ -99,18 +101,28 @@ pub struct Report {
     pub final_accuracy: f64,
     /// The same training without DP noise (in one process).
     pub final_accuracy_without_dp: Option<f64>,
-    /// ε the ledger charged (tight RDP accounting, client-level, δ below).
-    pub epsilon_spent: f64,
-    /// The task's ε budget.
-    pub epsilon_budget: f64,
-    /// δ charged.
-    pub delta: f64,
+    /// ε the ledger charged (tight RDP accounting, client-level, δ below), fixed point at
+    /// `EPSILON_SCALE` as the ledger's `epsilon_spent`.
+    pub epsilon_spent: u64,
+    /// The same as an exact decimal.
+    pub epsilon_spent_decimal: String,
+    /// The task's ε budget, fixed point (the ledger's `epsilon`).
+    pub epsilon_budget: u64,
+    /// The same as an exact decimal.
+    pub epsilon_budget_decimal: String,
+    /// δ charged, fixed point at `DELTA_SCALE` (the ledger's `delta_spent`).
+    pub delta_spent: u64,
+    /// The same as an exact decimal.
+    pub delta_spent_decimal: String,
     /// Noise multiplier σ.
     pub noise_multiplier: f64,
     /// Rewards per owner.
     pub rewards: Vec<OwnerSummary>,
-    /// Refunded to the creator, tokens.
-    pub refund: f64,
+    /// Refunded to the creator, base units.
+    #[serde(with = "deai_ledger::amount")]
+    pub refund: u128,
+    /// The same in tokens, an exact decimal.
+    pub refund_decimal: String,
     /// The owner that revoked consent, and its dataset.
     pub revoked_owner: usize,
     /// The first round opened after the revocation (its dataset absent from it and every later).
@@ -312,7 +324,10 @@ async fn federate(
     bar: &indicatif::ProgressBar,
 ) -> anyhow::Result<Ran> {
     let outcome = scenario::run(urls, roles_dir, setup, |r| {
-        bar.set_message(format!("acc {:.3} ε {:.2}", r.accuracy, r.epsilon_total));
+        bar.set_message(format!(
+            "acc {:.3} ε {}",
+            r.accuracy, r.epsilon_spent_decimal
+        ));
         bar.inc(1);
     })
     .await?;
@@ -367,12 +382,14 @@ fn report(
             accuracy_without_dp: without_dp
                 .as_ref()
                 .and_then(|b| b.get(r.round as usize - 1).copied()),
-            epsilon: r.epsilon_total,
+            epsilon_spent: r.epsilon_spent,
+            epsilon_spent_decimal: r.epsilon_spent_decimal.clone(),
             dropout_recovered: r.dropout_recovered,
             ms: r.ms,
         })
         .collect();
     let revoke_round = (args.rounds * 2 / 5).max(2);
+    let refund = o.close.refund.parse::<u128>().unwrap_or(0);
     Report {
         rounds: o.rounds.len() as u32,
         owners: args.owners,
@@ -382,15 +399,18 @@ fn report(
         final_accuracy: o.rounds.last().map_or(0.0, |r| r.accuracy),
         final_accuracy_without_dp: without_dp.as_ref().and_then(|b| b.last().copied()),
         epsilon_spent: o.epsilon_spent,
+        epsilon_spent_decimal: crate::output::epsilon(o.epsilon_spent),
         epsilon_budget: o.epsilon_budget,
-        delta: o.delta_spent,
+        epsilon_budget_decimal: crate::output::epsilon(o.epsilon_budget),
+        delta_spent: o.delta_spent,
+        delta_spent_decimal: crate::output::decimal(
+            u128::from(o.delta_spent),
+            u128::from(deai_ledger::DELTA_SCALE),
+        ),
         noise_multiplier: spec.noise_multiplier,
         rewards: o.owners,
-        refund: o
-            .close
-            .refund
-            .parse::<u128>()
-            .map_or(0.0, |a| a as f64 / TOKEN as f64),
+        refund,
+        refund_decimal: crate::output::tokens(refund),
         revoked_owner: o.revoked.0,
         revoked_owner_excluded_from_round: o.revoked_never_selected_again.then_some(revoke_round),
         dropped_owner: o.dropped.0,
@@ -433,6 +453,16 @@ fn report(
     }
 }
 
+/// ε for a person's eyes (rounded where printed; the JSON carries it exactly).
+fn eps(fixed: u64) -> f64 {
+    fixed as f64 / deai_ledger::EPSILON_SCALE as f64
+}
+
+/// Tokens for a person's eyes (rounded where printed; the JSON carries base units exactly).
+fn tokens(base_units: u128) -> f64 {
+    base_units as f64 / TOKEN as f64
+}
+
 fn print(r: &Report) {
     println!(
         "deai demo: {} data owners trained a model for task {} in {} rounds ({:.1} s)",
@@ -441,9 +471,12 @@ fn print(r: &Report) {
     println!(
         "  privacy: ε = {:.2} spent of {:.2} (δ = {:.1e}, σ = {}, client-level, RDP), every update \
          clipped, noised and securely aggregated",
-        r.epsilon_spent, r.epsilon_budget, r.delta, r.noise_multiplier
+        eps(r.epsilon_spent),
+        eps(r.epsilon_budget),
+        r.delta_spent as f64 / deai_ledger::DELTA_SCALE as f64,
+        r.noise_multiplier
     );
-    if r.epsilon_spent > 10.0 {
+    if eps(r.epsilon_spent) > 10.0 {
         println!(
             "  (an ε this large protects little: ten owners, 80 % of them in every round; \
              docs/federation.md tabulates ε against accuracy, `--noise-multiplier` trades them)"
@@ -466,7 +499,7 @@ fn print(r: &Report) {
             l.accuracy_without_dp
                 .map(|a| format!("{a:.3}"))
                 .unwrap_or_else(|| "-".into()),
-            l.epsilon,
+            eps(l.epsilon_spent),
             l.survivors,
             if l.dropout_recovered {
                 "  ← a dropout recovered"
@@ -493,10 +526,14 @@ fn print(r: &Report) {
     for o in &r.rewards {
         println!(
             "    owner {:>2} (dataset {:>2}, {:>3} samples, {:>2} rounds): {:>8.2} tokens",
-            o.owner, o.dataset, o.samples, o.rounds_in_aggregate, o.reward
+            o.owner,
+            o.dataset,
+            o.samples,
+            o.rounds_in_aggregate,
+            tokens(o.reward)
         );
     }
-    println!("    refund to the creator: {:.2} tokens", r.refund);
+    println!("    refund to the creator: {:.2} tokens", tokens(r.refund));
     match &r.node {
         Some(url) => println!(
             "  model {} registered; `deai lineage model {} --node {url}` shows its tree",

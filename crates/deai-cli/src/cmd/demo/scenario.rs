@@ -4,9 +4,7 @@
 
 use std::{collections::BTreeMap, net::SocketAddr, path::Path, sync::Arc, time::Duration};
 
-use deai_ledger::{
-    ConsentPolicy, DELTA_SCALE, Digest, EPSILON_SCALE, TOKEN, TxBody, tx::ConsentRevoke,
-};
+use deai_ledger::{ConsentPolicy, Digest, EPSILON_SCALE, TOKEN, TxBody, tx::ConsentRevoke};
 use deai_node::{
     audit::task::{self as verify_task, TaskVerdict},
     client::Client,
@@ -67,8 +65,11 @@ pub struct OwnerSummary {
     pub samples: usize,
     /// Rounds whose aggregate includes it.
     pub rounds_in_aggregate: u32,
-    /// Reward paid, tokens.
-    pub reward: f64,
+    /// Reward paid, base units.
+    #[serde(with = "deai_ledger::amount")]
+    pub reward: u128,
+    /// The same in tokens, an exact decimal.
+    pub reward_decimal: String,
 }
 
 /// What the scenario did.
@@ -94,12 +95,12 @@ pub(super) struct Outcome {
     pub drop_rounds: Vec<u32>,
     /// The independent verification.
     pub verify: TaskVerdict,
-    /// Task ε budget.
-    pub epsilon_budget: f64,
-    /// ε the ledger charged.
-    pub epsilon_spent: f64,
-    /// δ the ledger charged.
-    pub delta_spent: f64,
+    /// Task ε budget, fixed point.
+    pub epsilon_budget: u64,
+    /// ε the ledger charged, fixed point.
+    pub epsilon_spent: u64,
+    /// δ the ledger charged, fixed point.
+    pub delta_spent: u64,
     /// Blobs published to the validator.
     pub blobs_published: usize,
 }
@@ -301,6 +302,13 @@ pub(super) async fn run(
             *in_aggregate.entry(*d).or_default() += 1;
         }
     }
+    let reward = |d: &u64| {
+        close
+            .rewards
+            .get(d)
+            .and_then(|a| a.parse::<u128>().ok())
+            .unwrap_or(0)
+    };
     let owners = split
         .owners
         .iter()
@@ -311,11 +319,8 @@ pub(super) async fn run(
             dataset: datasets[i],
             samples: data.len(),
             rounds_in_aggregate: in_aggregate.get(&datasets[i]).copied().unwrap_or(0),
-            reward: close
-                .rewards
-                .get(&datasets[i])
-                .and_then(|a| a.parse::<u128>().ok())
-                .map_or(0.0, |a| a as f64 / TOKEN as f64),
+            reward: reward(&datasets[i]),
+            reward_decimal: crate::output::tokens(reward(&datasets[i])),
         })
         .collect();
     let initial_accuracy = deai_learn::model::evaluate(
@@ -335,9 +340,9 @@ pub(super) async fn run(
         dropped: (dropper, datasets[dropper]),
         drop_rounds,
         verify,
-        epsilon_budget: budget as f64 / EPSILON_SCALE as f64,
-        epsilon_spent: task_view.epsilon_spent as f64 / EPSILON_SCALE as f64,
-        delta_spent: task_view.delta_spent as f64 / DELTA_SCALE as f64,
+        epsilon_budget: budget,
+        epsilon_spent: task_view.epsilon_spent,
+        delta_spent: task_view.delta_spent,
         blobs_published,
     })
 }
