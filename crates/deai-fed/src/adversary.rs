@@ -5,7 +5,7 @@
 //! a named mismatch in verification. The attacks that need the ledger or HTTP (re-invites,
 //! undercharged ε, a σ below an owner's floor, a frozen round) are in
 //! `tests/it/roles_edges.rs`; the SecAgg-level ones (split survivor stories, forged consistency
-//! signatures, the threshold bound) in `deai-secagg/tests/adversary.rs`.
+//! signatures, the threshold bound) in `deai-secagg/tests/it/adversary.rs`.
 
 use std::collections::BTreeMap;
 

@@ -7,7 +7,8 @@
 #![allow(clippy::disallowed_methods)]
 #![allow(clippy::unwrap_used)] // the shared test helpers it borrows unwrap
 
-#[path = "../tests/common/mod.rs"]
+#[path = "../tests/it/common/mod.rs"]
+#[allow(dead_code)] // the example uses a few of the test helpers
 mod common;
 
 use std::{

@@ -2,8 +2,7 @@
 //! over-limit lengths, unknown tags, non-canonical varints and bad UTF-8.
 #![allow(clippy::unwrap_used)] // tests: a panic is the failure report
 
-mod common;
-use common::*;
+use crate::common::*;
 use deai_ledger::*;
 use proptest::prelude::*;
 

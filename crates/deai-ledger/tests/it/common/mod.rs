@@ -1,5 +1,4 @@
 //! Shared test harness: deterministic keys, a genesis funding them, and tx builders.
-#![allow(dead_code)] // each test file uses a different subset of the helpers
 
 use deai_ledger::*;
 use ed25519_dalek::SigningKey;

@@ -1,10 +1,8 @@
 //! Helpers for the CLI's integration tests: a `deai node` child process on loopback.
 
-#![allow(dead_code)] // each test binary uses a different part of this module
-
 use std::{
     io::{BufRead, BufReader},
-    path::{Path, PathBuf},
+    path::Path,
     process::{Child, Command, Stdio},
     time::Duration,
 };
@@ -35,8 +33,6 @@ pub(crate) struct NodeProcess {
     pub(crate) child: Child,
     /// Its API base URL.
     pub(crate) url: String,
-    /// Its data directory.
-    pub(crate) dir: PathBuf,
     /// On a validator that holds roles, their API's base URL.
     pub(crate) roles_url: Option<String>,
 }
@@ -72,7 +68,6 @@ impl NodeProcess {
         Self {
             child,
             url: format!("http://{http}"),
-            dir: dir.to_path_buf(),
             roles_url: v["roles_http"].as_str().map(str::to_string),
         }
     }

@@ -5,8 +5,7 @@
 //! verification equals one-by-one, and every validator set chosen is the one the stake rule names.
 #![allow(clippy::unwrap_used)] // tests: a panic is the failure report
 
-mod common;
-use common::*;
+use crate::common::*;
 use deai_ledger::*;
 use proptest::prelude::*;
 

@@ -2,8 +2,7 @@
 //! and leaves the state root, balances and nonces unchanged.
 #![allow(clippy::unwrap_used)] // tests: a panic is the failure report
 
-mod common;
-use common::*;
+use crate::common::*;
 use deai_ledger::*;
 
 /// Fixture: key 0 owns dataset 1 (purpose "health", expires at height 50) and task 1

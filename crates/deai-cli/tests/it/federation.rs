@@ -4,7 +4,7 @@
 //! whose consent is revoked is never selected again; `deai verify task`, run as a process that
 //! took no part, passes; a tampered blob makes it fail and name the round.
 
-mod common;
+use crate::common;
 
 use std::{
     fs,
@@ -12,7 +12,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use common::{NodeProcess, deai, init};
+use crate::common::{NodeProcess, deai, init};
 use deai_ledger::{
     ConsentPolicy, Digest, EPSILON_SCALE, TOKEN, Task, TaskStatus, TxBody,
     tx::{ConsentRevoke, Transfer},

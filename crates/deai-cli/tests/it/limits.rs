@@ -3,7 +3,7 @@
 //! a named error and exit code 1; neither panics. Numbers it cannot compute are refused by name,
 //! in bounded time, instead of a panic, `inf` or minutes of work.
 
-mod common;
+use crate::common;
 
 use std::process::{Output, Stdio};
 

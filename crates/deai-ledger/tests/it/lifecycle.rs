@@ -4,9 +4,8 @@
 //! unchanged. The inference market (issue 14) lives in `market/`.
 #![allow(clippy::unwrap_used)] // tests: a panic is the failure report
 
-mod common;
 mod market;
-use common::*;
+use crate::common::*;
 use deai_ledger::*;
 use ed25519_dalek::SigningKey;
 
