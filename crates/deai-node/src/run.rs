@@ -5,9 +5,10 @@ use std::{
     net::SocketAddr,
     path::{Path, PathBuf},
     sync::Arc,
+    time::Duration,
 };
 
-use commonware_runtime::Runner as _;
+use commonware_runtime::{Runner as _, Spawner as _, Supervisor as _};
 use serde::Serialize;
 use tokio::net::TcpListener;
 
@@ -181,6 +182,7 @@ pub fn run(
     }
     let dir = dir.to_path_buf();
     runner(&dir).start(|context| async move {
+        let stopper = context.child("shutdown");
         let node = start(context, &dir, &overrides).await?;
         let roles = if cfg.roles.has_roles() {
             let upstream = format!("http://{}", node.http_addr);
@@ -207,8 +209,22 @@ pub fn run(
         shutdown_signal().await;
         let _ = fs::remove_file(dir.join(HTTP_ADDR_FILE));
         drop(roles);
+        stop_actors(stopper).await;
+        drop(node);
         Ok(())
     })
+}
+
+/// How long the actors get to wind down once asked.
+const STOP_GRACE: Duration = Duration::from_secs(5);
+
+/// Asks every actor of the runtime (consensus, p2p, resolver, marshal) to stop and waits for them,
+/// so they wind down in order instead of being dropped mid-loop (where each reports its closed
+/// channels as errors).
+async fn stop_actors(context: commonware_runtime::tokio::Context) {
+    if let Err(e) = context.stop(0, Some(STOP_GRACE)).await {
+        tracing::warn!(error = %e, "actors still running after the stop grace; stopping anyway");
+    }
 }
 
 /// Where a validator that also holds roles keeps the roles' blobs, inside its data directory.
@@ -359,7 +375,10 @@ where
     };
     let dir = dir.to_path_buf();
     runner(&dir).start(|context| async move {
+        let stopper = context.child("shutdown");
         let node = start(context, &dir, &overrides).await?;
-        f(node).await
+        let out = f(node).await;
+        stop_actors(stopper).await;
+        out
     })
 }
