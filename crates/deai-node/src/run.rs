@@ -261,7 +261,53 @@ async fn start_roles(
     if let Some(c) = node.coordinator.clone() {
         tokio::spawn(c.drive(crate::client::Client::new(upstream)));
     }
+    if let Some(owner) = node.owner.clone() {
+        tokio::spawn(watch_config_datasets(dir.to_path_buf(), owner));
+    }
     Ok(node)
+}
+
+/// How often an owner node looks at its config for datasets added while it runs.
+const CONFIG_POLL: Duration = Duration::from_secs(2);
+
+/// Picks up datasets added to `dir`'s config while the node runs (what `deai dataset import
+/// --dir` writes): each new `[[roles.datasets]]` entry is read and checked as at start, then held,
+/// and the coordinators hear of it at once. An entry that cannot be read is logged and tried again
+/// when the config next changes; an entry removed from the config stays held until a restart.
+async fn watch_config_datasets(dir: PathBuf, owner: crate::roles::owner::OwnerRole) {
+    let path = dir.join(config::CONFIG_FILE);
+    let modified = |p: &Path| fs::metadata(p).and_then(|m| m.modified()).ok();
+    let mut seen = modified(&path);
+    loop {
+        tokio::time::sleep(CONFIG_POLL).await;
+        let now = modified(&path);
+        if now == seen {
+            continue;
+        }
+        seen = now;
+        let cfg = match NodeConfig::load(&dir) {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::warn!(error = %e, "the config changed but does not load; keeping the datasets held");
+                continue;
+            }
+        };
+        let held = owner.dataset_ids();
+        for entry in cfg.roles.datasets.iter().filter(|d| !held.contains(&d.id)) {
+            match crate::roles::serve::load_datasets(&dir, std::slice::from_ref(entry)) {
+                Ok(loaded) => {
+                    for id in owner.add_datasets(loaded) {
+                        tracing::info!(dataset = id, "dataset added to the config: now held");
+                    }
+                }
+                Err(e) => tracing::warn!(
+                    dataset = entry.id,
+                    error = %e,
+                    "a dataset in the config cannot be read; fix it and save the config again"
+                ),
+            }
+        }
+    }
 }
 
 /// Runs a role node (not a validator) until SIGINT or SIGTERM.

@@ -32,8 +32,8 @@ pub struct ImportArgs {
     #[arg(long, default_value = "digits-8x8")]
     pub schema: String,
     /// An owner node's data directory: the dataset file goes into DIR/datasets/, registration is
-    /// signed with DIR's node key, and the registered dataset is added to DIR/config.toml (the
-    /// node serves it from its next start).
+    /// signed with DIR's node key, and the registered dataset is added to DIR/config.toml (a
+    /// running owner node picks it up within seconds and announces it to its coordinators).
     #[arg(long, value_name = "DIR")]
     pub dir: Option<PathBuf>,
     /// Where to write the dataset file (default: DIR/datasets/NAME.ds with --dir, else beside the
@@ -264,7 +264,7 @@ fn print(r: &Report) {
             );
             match &r.config {
                 Some(c) => {
-                    println!("  listed in {c}: the owner node serves it from its next start")
+                    println!("  listed in {c}: a running owner node picks it up within seconds")
                 }
                 None => println!(
                     "  to serve it, list it in an owner node's config.toml: [[roles.datasets]] id = {id}, file = \"{}\"",

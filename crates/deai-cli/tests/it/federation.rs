@@ -599,6 +599,9 @@ fn a_new_user_trains_on_their_own_csv_from_the_cli() {
             &coordinator.url,
         ]);
         fund(o["address"].as_str().expect("address"));
+        // The last owner's node runs before its data is imported: it picks the dataset up from
+        // its config while running and announces it.
+        let early = (i == N - 1).then(|| NodeProcess::start(&dir));
         let csv = root.join(format!("owner-{i}.csv"));
         fs::write(&csv, import::to_csv(data, digits)).expect("csv");
         let imported = deai_json(&[
@@ -629,7 +632,7 @@ fn a_new_user_trains_on_their_own_csv_from_the_cli() {
             .sum();
         assert_eq!(counts, data.len() as u64);
         datasets.push(imported["dataset"].as_u64().expect("registered"));
-        owners.push(NodeProcess::start(&dir));
+        owners.push(early.unwrap_or_else(|| NodeProcess::start(&dir)));
     }
     let status = |node: &NodeProcess| common::get(&format!("{}/v1/status", node.url)).1;
     wait_until("the owners to join", Duration::from_secs(30), || {

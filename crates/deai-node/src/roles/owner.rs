@@ -130,7 +130,10 @@ pub struct Fault {
 #[derive(Clone)]
 pub struct OwnerRole {
     ctx: RoleContext,
-    datasets: Arc<BTreeMap<u64, LocalDataset>>,
+    /// Grows while the node runs (datasets added to its config are picked up); never shrinks.
+    datasets: Arc<std::sync::RwLock<BTreeMap<u64, LocalDataset>>>,
+    /// Woken when datasets are added, so the announcer tells the coordinators at once.
+    added: Arc<tokio::sync::Notify>,
     sessions: SessionLog,
     rounds: Arc<Mutex<BTreeMap<RoundKey, (usize, Running)>>>,
     fault: Arc<Mutex<Option<Fault>>>,
@@ -145,7 +148,10 @@ impl OwnerRole {
     pub fn new(ctx: RoleContext, datasets: Vec<LocalDataset>, sessions: SessionLog) -> Self {
         Self {
             ctx,
-            datasets: Arc::new(datasets.into_iter().map(|d| (d.id, d)).collect()),
+            datasets: Arc::new(std::sync::RwLock::new(
+                datasets.into_iter().map(|d| (d.id, d)).collect(),
+            )),
+            added: Arc::default(),
             sessions,
             rounds: Arc::new(Mutex::new(BTreeMap::new())),
             fault: Arc::new(Mutex::new(crash_from_env())),
@@ -156,7 +162,45 @@ impl OwnerRole {
 
     /// The datasets this node holds.
     pub fn dataset_ids(&self) -> Vec<u64> {
-        self.datasets.keys().copied().collect()
+        self.held().keys().copied().collect()
+    }
+
+    /// The dataset `id`, if held.
+    pub fn dataset(&self, id: u64) -> Option<LocalDataset> {
+        self.held().get(&id).cloned()
+    }
+
+    /// Starts holding `datasets` (those whose id is already held are left as they are) and
+    /// returns the ids newly held.
+    pub fn add_datasets(&self, datasets: Vec<LocalDataset>) -> Vec<u64> {
+        let mut held = self
+            .datasets
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut new = Vec::new();
+        for d in datasets {
+            if let std::collections::btree_map::Entry::Vacant(e) = held.entry(d.id) {
+                new.push(d.id);
+                e.insert(d);
+            }
+        }
+        drop(held);
+        if !new.is_empty() {
+            self.added.notify_one();
+        }
+        new
+    }
+
+    /// Resolves when datasets are next added.
+    pub async fn datasets_added(&self) {
+        self.added.notified().await;
+    }
+
+    fn held(&self) -> std::sync::RwLockReadGuard<'_, BTreeMap<u64, LocalDataset>> {
+        // A panic while holding the lock cannot leave the map half-updated (inserts only).
+        self.datasets
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// Every round this node agreed to take part in, as `(task, round, dataset)` (from its
@@ -366,7 +410,7 @@ async fn invite(
     if role.sessions.contains(k) {
         return Err(session_used(k));
     }
-    let local = role.datasets.get(&inv.dataset).cloned().ok_or_else(|| {
+    let local = role.dataset(inv.dataset).ok_or_else(|| {
         ApiError::not_found(
             "dataset_not_held",
             format!("this node holds no dataset {}", inv.dataset),

@@ -132,7 +132,6 @@ struct Info {
     key: String,
     roles: Vec<&'static str>,
     upstream: String,
-    datasets: Vec<u64>,
     ledger: Client,
     owner: Option<OwnerRole>,
     coordinator: Option<CoordinatorRole>,
@@ -160,7 +159,11 @@ async fn info(State(i): State<Arc<Info>>) -> Json<InfoView> {
         key: i.key.clone(),
         roles: i.roles.clone(),
         upstream: i.upstream.clone(),
-        datasets: i.datasets.clone(),
+        datasets: i
+            .owner
+            .as_ref()
+            .map(OwnerRole::dataset_ids)
+            .unwrap_or_default(),
     })
 }
 
@@ -215,7 +218,11 @@ async fn status(State(i): State<Arc<Info>>) -> Json<RoleStatus> {
         chain_id,
         height,
         upstream_error,
-        datasets: i.datasets.clone(),
+        datasets: i
+            .owner
+            .as_ref()
+            .map(OwnerRole::dataset_ids)
+            .unwrap_or_default(),
         sessions: i.owner.as_ref().map(|o| {
             o.sessions()
                 .into_iter()
@@ -270,7 +277,9 @@ pub async fn start_with_limits(
     let url = format!("http://{addr}");
     let mut roles = Vec::new();
     let mut app = crate::api::blob_routes(blobs.clone(), None);
-    let owner = if cfg.datasets.is_empty() {
+    // An owner with a coordinator to announce to is an owner before it holds anything: datasets
+    // added to its config later are picked up while it runs.
+    let owner = if cfg.datasets.is_empty() && cfg.announce_to.is_empty() {
         None
     } else {
         let sessions = SessionLog::open(&cfg.state_dir)?;
@@ -298,15 +307,10 @@ pub async fn start_with_limits(
         app = app.merge(p.clone().router());
     }
     let claims = provider.as_ref().map(ProviderRole::spawn_claims);
-    let datasets = owner
-        .as_ref()
-        .map(OwnerRole::dataset_ids)
-        .unwrap_or_default();
     let info_state = Arc::new(Info {
         key: ctx.address().to_string(),
         roles,
         upstream: cfg.upstream.clone(),
-        datasets: datasets.clone(),
         ledger: Client::new(cfg.upstream.clone()),
         owner: owner.clone(),
         coordinator: coordinator.clone(),
@@ -325,10 +329,13 @@ pub async fn start_with_limits(
     let metrics = crate::http::HttpMetrics::detached();
     let server =
         tokio::spawn(async move { crate::http::serve(listener, app, &http, metrics).await });
-    let announcer = (!datasets.is_empty() && !cfg.announce_to.is_empty()).then(|| {
-        let peer = Peer::new(ctx.key.clone(), ctx.chain_id.clone(), cfg.peer_timeout);
-        tokio::spawn(announce_loop(peer, cfg.announce_to, datasets, url.clone()))
-    });
+    let announcer = owner
+        .clone()
+        .filter(|_| !cfg.announce_to.is_empty())
+        .map(|owner| {
+            let peer = Peer::new(ctx.key.clone(), ctx.chain_id.clone(), cfg.peer_timeout);
+            tokio::spawn(announce_loop(peer, cfg.announce_to, owner, url.clone()))
+        });
     Ok(RoleNode {
         url,
         owner,
@@ -343,23 +350,31 @@ pub async fn start_with_limits(
     })
 }
 
-/// Announces `datasets` to every coordinator until each accepted, then again now and then (a
-/// restarted coordinator forgets its directory).
-async fn announce_loop(peer: Peer, coordinators: Vec<String>, datasets: Vec<u64>, url: String) {
-    let body = match serde_json::to_vec(&Join { datasets, url }) {
-        Ok(b) => b,
-        Err(_) => return,
-    };
+/// Announces the owner's datasets to every coordinator until each accepted, then again now and
+/// then (a restarted coordinator hears of them), and at once when datasets are added.
+async fn announce_loop(peer: Peer, coordinators: Vec<String>, owner: OwnerRole, url: String) {
     loop {
+        let datasets = owner.dataset_ids();
         let mut all = true;
-        for c in &coordinators {
-            if let Err(e) = peer.post(c, "/v1/fed/join", body.clone(), None).await {
-                tracing::debug!(coordinator = %c, error = %e, "announce failed; retrying");
-                all = false;
+        if !datasets.is_empty() {
+            let Ok(body) = serde_json::to_vec(&Join {
+                datasets,
+                url: url.clone(),
+            }) else {
+                return;
+            };
+            for c in &coordinators {
+                if let Err(e) = peer.post(c, "/v1/fed/join", body.clone(), None).await {
+                    tracing::debug!(coordinator = %c, error = %e, "announce failed; retrying");
+                    all = false;
+                }
             }
         }
         let wait = if all { 10_000 } else { 300 };
-        tokio::time::sleep(Duration::from_millis(wait)).await;
+        tokio::select! {
+            () = tokio::time::sleep(Duration::from_millis(wait)) => {}
+            () = owner.datasets_added() => {}
+        }
     }
 }
 
