@@ -107,14 +107,32 @@ pub async fn create_task(
     )
     .await?;
     let task = created_id(&fin.receipt, "task_created")?;
-    send_tx(
+    let committed = send_tx(
         creator,
         TxBody::TaskCommitValidation(TaskCommitValidation {
             task,
             commitment: validation_commitment(&salt, &commitment(validation)),
         }),
     )
-    .await?;
+    .await;
+    if let Err(e) = committed {
+        // A task without its validation commitment cannot run: take it back rather than leave
+        // its escrow locked in a task nobody can use.
+        let cancel = send_tx(
+            creator,
+            TxBody::TaskCancel(deai_ledger::tx::TaskCancel { task }),
+        )
+        .await;
+        let undone = match cancel {
+            Ok(_) => "it was cancelled and its escrow refunded".to_string(),
+            Err(c) => format!(
+                "cancelling it failed too ({c}): cancel it with `deai tx task-cancel --task {task}`"
+            ),
+        };
+        anyhow::bail!(
+            "task {task} was created but its validation commitment was not recorded ({e}); {undone}"
+        );
+    }
     Ok(task)
 }
 
