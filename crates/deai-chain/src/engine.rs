@@ -373,6 +373,8 @@ where
         timeout_retry: cfg.timeout_retry,
     };
     let engines = context.child("consensus");
+    let retiring = context.child("retired_journals");
+    let journal_prefix = settings.prefix.clone();
     context.child("epochs").spawn({
         let (shared, marshal) = (shared.clone(), marshal_reads.clone());
         move |ctx| {
@@ -393,6 +395,18 @@ where
                         (votes, certificates, resolver),
                     )
                 },
+                move |epoch| {
+                    let partition = consensus_partition(&journal_prefix, epoch);
+                    let context = retiring.child("epoch");
+                    async move {
+                        // Absent already (a replica that never signed in that epoch, or a
+                        // restart after deleting it): nothing to do.
+                        match context.remove(&partition, None).await {
+                            Ok(()) => tracing::debug!(epoch, partition, "old epoch's vote journal deleted"),
+                            Err(e) => tracing::debug!(epoch, partition, error = %e, "no vote journal to delete"),
+                        }
+                    }
+                },
             )
         }
     });
@@ -400,6 +414,15 @@ where
         shared,
         marshal: marshal_reads,
     })
+}
+
+/// The partition of `epoch`'s vote journal (what stops a restarted validator from voting twice).
+/// Epoch 0 keeps the name of chains from before epochs, so their journal is still found.
+pub(crate) fn consensus_partition(prefix: &str, epoch: u64) -> String {
+    match epoch {
+        0 => format!("{prefix}-consensus"),
+        e => format!("{prefix}-consensus-{e}"),
+    }
 }
 
 /// What every epoch's simplex engine shares.
@@ -434,12 +457,7 @@ where
         S: Sender<PublicKey = ed25519::PublicKey>,
         R: Receiver<PublicKey = ed25519::PublicKey>,
     {
-        // Epoch 0 keeps the partition name of chains from before epochs, so their vote journal
-        // (what stops a restarted validator from voting twice) is still found.
-        let partition = match epoch {
-            0 => format!("{}-consensus", self.prefix),
-            e => format!("{}-consensus-{e}", self.prefix),
-        };
+        let partition = consensus_partition(&self.prefix, epoch);
         simplex::Engine::new(
             context,
             simplex::config::Config {

@@ -11,7 +11,9 @@
 //! - [`run`] (the orchestrator) starts the simplex engine of the epoch the next block belongs to
 //!   when this replica is in its set, on per-epoch subchannels of the vote, certificate and
 //!   resolver channels, starting from the previous epoch's last block (its floor); once that
-//!   epoch's last block is applied here it stops the engine and enters the next epoch. Marshal's
+//!   epoch's last block is applied here it stops the engine and enters the next epoch, and
+//!   deletes the vote journal of the epoch before the one it left (an epoch whose blocks are all
+//!   finalized here is never voted in again, so its journal guards nothing). Marshal's
 //!   `Inline` wrapper re-proposes an epoch's last block until it finalizes, so no block belongs
 //!   to two epochs.
 //! - A replica outside the set (a new validator syncing before its first epoch, one that left)
@@ -220,7 +222,7 @@ pub(crate) type EpochChannels<S> = (
 /// Runs the epochs (see the module docs) until the replica stops. `start_engine` starts the
 /// simplex engine of an epoch with its scheme, the digest of its floor block and its channels.
 #[allow(clippy::too_many_arguments)]
-pub(crate) async fn run<E, S, R, F>(
+pub(crate) async fn run<E, S, R, F, G, GF>(
     context: E,
     shared: Arc<Shared>,
     schemes: EpochSchemes,
@@ -229,11 +231,14 @@ pub(crate) async fn run<E, S, R, F>(
     (votes, certificates, resolver): ((S, R), (S, R), (S, R)),
     mut peers: Box<dyn PeerSets>,
     mut start_engine: F,
+    mut retire_journal: G,
 ) where
     E: Spawner + Clock + Metrics,
     S: Sender<PublicKey = ed25519::PublicKey>,
     R: Receiver<PublicKey = ed25519::PublicKey>,
     F: FnMut(u64, Arc<Scheme>, BlockDigest, EpochChannels<S>) -> Handle<()>,
+    G: FnMut(u64) -> GF,
+    GF: std::future::Future<Output = ()>,
 {
     let me = schemes.0.signer.public_key();
     let (mux, mut votes, mut votes_backup) =
@@ -368,6 +373,10 @@ pub(crate) async fn run<E, S, R, F>(
         }
         if let Some(engine) = engine {
             engine.abort();
+        }
+        // One epoch of lag: the journal of the epoch just left stays until the next boundary.
+        if let Some(old) = epoch.checked_sub(1) {
+            retire_journal(old).await;
         }
     }
 }

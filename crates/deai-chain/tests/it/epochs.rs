@@ -7,7 +7,7 @@
 use crate::common::*;
 use commonware_codec::DecodeExt as _;
 use commonware_cryptography::{Signer as _, ed25519};
-use commonware_runtime::{Runner as _, deterministic};
+use commonware_runtime::{Runner as _, Storage as _, deterministic};
 use deai_chain::{Handle, light::LightError, light::Verifier};
 use deai_ledger::{
     Address, Digest, Genesis, SignedTx, Stake, TOKEN, Tx, TxBody, Unstake, ValidatorDeclare,
@@ -129,6 +129,22 @@ fn scenario(seed: u64) -> Outcome {
         // Into epoch 2: every node, the one that left and the one that joined included.
         for h in &handles {
             wait_height(&context, h, 2 * E + 4, LIMIT).await;
+        }
+        // Entering epoch 2 deleted each signer's epoch-0 vote journal; epoch 1's, one epoch
+        // behind, is kept until the next boundary.
+        for i in 0..4 {
+            let epoch0 = context.scan(&format!("validator{i}-consensus")).await;
+            assert!(
+                epoch0.as_ref().map_or(true, Vec::is_empty),
+                "validator {i} kept its epoch-0 journal: {epoch0:?}"
+            );
+        }
+        for i in 1..5 {
+            let epoch1 = context.scan(&format!("validator{i}-consensus-1")).await;
+            assert!(
+                epoch1.as_ref().is_ok_and(|blobs| !blobs.is_empty()),
+                "validator {i} has no epoch-1 journal: {epoch1:?}"
+            );
         }
         let set1: Vec<Address> = handles[0].read_state(|s| {
             s.validator_set(1)
