@@ -56,14 +56,10 @@ pub fn tokens(base_units: u128) -> String {
 
 /// A fixed-point value (`value / scale`, `scale` a power of ten) as an exact decimal: ε of
 /// `1_500_000` at scale 10⁶ is `1.5`.
-pub fn decimal(value: u128, scale: u128) -> String {
-    deai_ledger::decimal(value, scale)
-}
+pub use deai_ledger::decimal;
 
 /// A fixed-point ε ([`deai_ledger::EPSILON_SCALE`]) as an exact decimal.
-pub fn epsilon(fixed: u64) -> String {
-    decimal(u128::from(fixed), u128::from(deai_ledger::EPSILON_SCALE))
-}
+pub use deai_ledger::epsilon_decimal as epsilon;
 
 /// An amount for a person: in tokens when it is at least a millionth of one, else in base
 /// units (prices per query are often a few base units).

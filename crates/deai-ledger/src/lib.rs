@@ -95,6 +95,7 @@ pub use tx::{
     ValidatorDeclare, dataset_commitment, validation_commitment,
 };
 pub use types::{
-    Address, Digest, HexError, TxId, allocations, amount, decimal, hex_bytes, hex_sig,
+    Address, Digest, HexError, TxId, allocations, amount, decimal, epsilon_decimal, hex_bytes,
+    hex_sig,
 };
 pub use verify::verify_signatures;

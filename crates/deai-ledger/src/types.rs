@@ -151,14 +151,20 @@ pub mod amount {
 /// `1_500_000` at [`crate::EPSILON_SCALE`] is `1.5`, one base unit at [`crate::TOKEN`] is
 /// `0.000000000000000001`. The `_decimal` companions of fixed-point fields in JSON answers use it.
 pub fn decimal(value: u128, scale: u128) -> String {
-    let whole = value / scale.max(1);
-    let frac = value % scale.max(1);
+    let scale = scale.max(1);
+    let whole = value / scale;
+    let frac = value % scale;
     if frac == 0 {
         return whole.to_string();
     }
     let digits = scale.ilog10() as usize;
     let frac = format!("{frac:0digits$}");
     format!("{whole}.{}", frac.trim_end_matches('0'))
+}
+
+/// A fixed-point ε ([`crate::EPSILON_SCALE`]) as an exact decimal string.
+pub fn epsilon_decimal(fixed: u64) -> String {
+    decimal(u128::from(fixed), u128::from(crate::EPSILON_SCALE))
 }
 
 /// Serde for byte vectors as hex strings.

@@ -203,17 +203,7 @@ pub fn run(args: CreateArgs, node: &NodeArgs) -> anyhow::Result<()> {
             .await
         };
         if let Err(e) = handover.await {
-            let cancel = roles::send_tx(
-                &creator,
-                TxBody::TaskCancel(deai_ledger::tx::TaskCancel { task }),
-            )
-            .await;
-            let undone = match cancel {
-                Ok(_) => "the task was cancelled and its escrow refunded".to_string(),
-                Err(c) => format!(
-                    "cancelling it failed too ({c}): cancel it with `deai tx task-cancel --task {task}`"
-                ),
-            };
+            let undone = setup::take_back(&creator, task).await;
             anyhow::bail!(
                 "task {task} was created but the coordinator did not take it: {e:#}; {undone}"
             );

@@ -132,7 +132,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     );
     if let Some(p) = args.port {
         anyhow::ensure!(
-            p != 0 && u32::from(p) + 2 + args.owners as u32 <= u32::from(u16::MAX),
+            p != 0 && u32::from(p) + 1 + args.owners as u32 <= u32::from(u16::MAX),
             "--port {p}: the coordinator and {} owners need the ports up to {}; choose a lower port",
             args.owners,
             u32::from(p) + 1 + args.owners as u32
@@ -153,19 +153,23 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     };
     let existed = root.exists();
     let ran = run_in(&args, &root);
-    if ran.is_err() && !existed {
-        let _ = std::fs::remove_dir_all(&root);
-    } else if ran.is_err() {
+    if ran.is_err() {
         // A network that did not start leaves nothing behind: the folder is as it was (absent or
         // empty), so the same command can be run again once the cause is fixed.
-        if let Ok(entries) = std::fs::read_dir(&root) {
-            for e in entries.flatten() {
-                let _ =
-                    std::fs::remove_dir_all(e.path()).or_else(|_| std::fs::remove_file(e.path()));
-            }
-        }
+        clear(&root, existed);
     }
     ran
+}
+
+/// Removes what a failed start wrote under `root`, and `root` itself unless it `existed`.
+fn clear(root: &Path, existed: bool) {
+    if !existed {
+        let _ = std::fs::remove_dir_all(root);
+        return;
+    }
+    for e in std::fs::read_dir(root).into_iter().flatten().flatten() {
+        let _ = std::fs::remove_dir_all(e.path()).or_else(|_| std::fs::remove_file(e.path()));
+    }
 }
 
 /// Starts the network in the empty folder `root` and serves until stopped.

@@ -8,8 +8,8 @@
 use std::collections::BTreeMap;
 
 use deai_ledger::{
-    Address, DELTA_SCALE, Dataset, Digest, EPSILON_SCALE, Event, METRIC_SCALE, Model, SCORE_SCALE,
-    Task,
+    Address, DELTA_SCALE, Dataset, Digest, Event, METRIC_SCALE, Model, SCORE_SCALE, Task,
+    epsilon_decimal,
 };
 use serde::Serialize;
 
@@ -140,11 +140,6 @@ fn ratio(value: u64, scale: u64) -> f64 {
     value as f64 / scale as f64
 }
 
-/// An exact decimal of a fixed-point `value` at `scale`.
-fn decimal(value: u64, scale: u64) -> String {
-    deai_ledger::decimal(u128::from(value), u128::from(scale))
-}
-
 /// Builds one level of lineage (the parent is attached by the caller) from ledger objects.
 /// `datasets` must hold every dataset of the task's round log.
 pub fn build(
@@ -191,7 +186,7 @@ pub fn build(
                     .collect(),
                 survivors,
                 epsilon: r.epsilon,
-                epsilon_decimal: decimal(r.epsilon, EPSILON_SCALE),
+                epsilon_decimal: epsilon_decimal(r.epsilon),
                 eligible: r.eligible,
                 expired: r.is_expired(),
                 global_model: r.global_model,
@@ -244,11 +239,14 @@ pub fn build(
             model_spec: task.model_spec,
             rounds_planned: task.rounds,
             epsilon_budget: task.epsilon,
-            epsilon_budget_decimal: decimal(task.epsilon, EPSILON_SCALE),
+            epsilon_budget_decimal: epsilon_decimal(task.epsilon),
             epsilon_spent: task.epsilon_spent,
-            epsilon_spent_decimal: decimal(task.epsilon_spent, EPSILON_SCALE),
+            epsilon_spent_decimal: epsilon_decimal(task.epsilon_spent),
             delta_spent: task.delta_spent,
-            delta_spent_decimal: decimal(task.delta_spent, DELTA_SCALE),
+            delta_spent_decimal: deai_ledger::decimal(
+                u128::from(task.delta_spent),
+                u128::from(DELTA_SCALE),
+            ),
             reward: task.reward,
             paid,
             refund,

@@ -26,8 +26,8 @@ use axum::{
 };
 use deai_learn::data::Dataset;
 use deai_ledger::{
-    Address, DELTA_SCALE, Digest, EPSILON_SCALE, METRIC_SCALE, Metric, Round, RoundOpen, Task,
-    TaskClose, TaskStatus, TxBody, validation_commitment,
+    Address, DELTA_SCALE, Digest, METRIC_SCALE, Metric, Round, RoundOpen, Task, TaskClose,
+    TaskStatus, TxBody, validation_commitment,
 };
 use ed25519_dalek::VerifyingKey;
 use futures::future::join_all;
@@ -401,9 +401,9 @@ impl CoordinatorRole {
             accuracy: outcome.accuracy,
             loss: outcome.loss,
             epsilon: opened.epsilon,
-            epsilon_decimal: epsilon_decimal(opened.epsilon),
+            epsilon_decimal: deai_ledger::epsilon_decimal(opened.epsilon),
             epsilon_spent: opened.epsilon_spent,
-            epsilon_spent_decimal: epsilon_decimal(opened.epsilon_spent),
+            epsilon_spent_decimal: deai_ledger::epsilon_decimal(opened.epsilon_spent),
             new_model: outcome.new_model.0,
             ms: started.elapsed().as_secs_f64() * 1e3,
         })
@@ -811,10 +811,6 @@ struct Opened {
     round: Round,
     epsilon: u64,
     epsilon_spent: u64,
-}
-
-fn epsilon_decimal(fixed: u64) -> String {
-    deai_ledger::decimal(u128::from(fixed), u128::from(EPSILON_SCALE))
 }
 
 async fn join(

@@ -140,6 +140,16 @@ struct Info {
     upstream_status: tokio::sync::Mutex<Option<(std::time::Instant, UpstreamStatus)>>,
 }
 
+impl Info {
+    /// The datasets held now (they grow while an owner runs).
+    fn datasets(&self) -> Vec<u64> {
+        self.owner
+            .as_ref()
+            .map(OwnerRole::dataset_ids)
+            .unwrap_or_default()
+    }
+}
+
 /// The upstream's chain and height, or why they could not be read.
 type UpstreamStatus = (Option<String>, Option<u64>, Option<String>);
 
@@ -159,11 +169,7 @@ async fn info(State(i): State<Arc<Info>>) -> Json<InfoView> {
         key: i.key.clone(),
         roles: i.roles.clone(),
         upstream: i.upstream.clone(),
-        datasets: i
-            .owner
-            .as_ref()
-            .map(OwnerRole::dataset_ids)
-            .unwrap_or_default(),
+        datasets: i.datasets(),
     })
 }
 
@@ -218,11 +224,7 @@ async fn status(State(i): State<Arc<Info>>) -> Json<RoleStatus> {
         chain_id,
         height,
         upstream_error,
-        datasets: i
-            .owner
-            .as_ref()
-            .map(OwnerRole::dataset_ids)
-            .unwrap_or_default(),
+        datasets: i.datasets(),
         sessions: i.owner.as_ref().map(|o| {
             o.sessions()
                 .into_iter()

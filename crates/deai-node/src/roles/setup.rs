@@ -118,22 +118,28 @@ pub async fn create_task(
     if let Err(e) = committed {
         // A task without its validation commitment cannot run: take it back rather than leave
         // its escrow locked in a task nobody can use.
-        let cancel = send_tx(
-            creator,
-            TxBody::TaskCancel(deai_ledger::tx::TaskCancel { task }),
-        )
-        .await;
-        let undone = match cancel {
-            Ok(_) => "it was cancelled and its escrow refunded".to_string(),
-            Err(c) => format!(
-                "cancelling it failed too ({c}): cancel it with `deai tx task-cancel --task {task}`"
-            ),
-        };
+        let undone = take_back(creator, task).await;
         anyhow::bail!(
             "task {task} was created but its validation commitment was not recorded ({e}); {undone}"
         );
     }
     Ok(task)
+}
+
+/// Cancels `task` after a later setup step failed (its escrow goes back to the creator) and says
+/// what happened, naming the command to finish the job when the cancel fails too.
+pub async fn take_back(creator: &RoleContext, task: u64) -> String {
+    let cancel = send_tx(
+        creator,
+        TxBody::TaskCancel(deai_ledger::tx::TaskCancel { task }),
+    )
+    .await;
+    match cancel {
+        Ok(_) => "the task was cancelled and its escrow refunded".to_string(),
+        Err(c) => format!(
+            "cancelling it failed too ({c}): cancel it with `deai tx task-cancel --task {task}`"
+        ),
+    }
 }
 
 /// Hands the coordinator at `coordinator` the task's spec and validation set (as blobs) and the

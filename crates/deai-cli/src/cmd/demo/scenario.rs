@@ -313,14 +313,15 @@ pub(super) async fn run(
         .owners
         .iter()
         .enumerate()
-        .map(|(i, data)| OwnerSummary {
+        .map(|(i, data)| (i, data, reward(&datasets[i])))
+        .map(|(i, data, reward)| OwnerSummary {
             owner: i,
             address: owner_ctx[i].address().to_string(),
             dataset: datasets[i],
             samples: data.len(),
             rounds_in_aggregate: in_aggregate.get(&datasets[i]).copied().unwrap_or(0),
-            reward: reward(&datasets[i]),
-            reward_decimal: crate::output::tokens(reward(&datasets[i])),
+            reward,
+            reward_decimal: crate::output::tokens(reward),
         })
         .collect();
     let initial_accuracy = deai_learn::model::evaluate(
