@@ -396,6 +396,13 @@ impl Exchange {
         }
     }
 
+    /// The validator set changed: announcements, fetches and service from now on are between
+    /// this node and `peers` (every other validator of the epoch it entered, and the candidates
+    /// joining at the next boundary). Work under way keeps the peers it started with.
+    pub fn set_peers(&mut self, peers: Vec<PublicKey>) {
+        self.peers = peers;
+    }
+
     /// What it has seen so far.
     pub fn counts(&self) -> ExchangeCounts {
         self.counts
@@ -771,6 +778,8 @@ pub(crate) enum Command {
     ),
     /// A blob stored from a client: announce it.
     Announce(Digest, u64),
+    /// The validators (and candidates) of the epoch this node entered, without itself.
+    Peers(Vec<PublicKey>),
 }
 
 /// The exchange's I/O: this node's requests and the peers' messages in, messages out, until the
@@ -799,6 +808,10 @@ pub(crate) async fn run<E, S, R>(
                     exchange.fetch(hash, now)
                 }
                 Some(Command::Announce(hash, size)) => exchange.announce(hash, size, now),
+                Some(Command::Peers(peers)) => {
+                    exchange.set_peers(peers);
+                    Vec::new()
+                }
             },
             message = receiver.recv() => match message {
                 Err(e) => {
@@ -1475,6 +1488,38 @@ mod tests {
         assert!(ex.on_message(&key(1), unsolicited, 0).is_empty());
         assert_eq!(store.lock().len(), 1, "an unsolicited chunk was stored");
         assert_eq!(ex.in_progress(), (0, 0));
+    }
+
+    /// A validator that joins at an epoch boundary is a stranger until the set changes; then it
+    /// is served and announced to, and one that left is neither.
+    #[test]
+    fn the_peers_follow_the_validator_set() {
+        let data = blob(100, 5);
+        let store = Mem::holding(&[&data]);
+        let hash = Digest(*blake3::hash(&data).as_bytes());
+        let mut ex = Exchange::new(Arc::new(store), vec![key(1), key(2)]);
+        let (joiner, leaver) = (key(7), key(2));
+        let want = Message::Want {
+            hash,
+            offset: 0,
+            len: 100,
+        };
+        assert!(ex.on_message(&joiner, want.clone(), 0).is_empty());
+        ex.set_peers(vec![key(1), joiner.clone()]);
+        assert!(matches!(
+            &ex.on_message(&joiner, want.clone(), 0)[..],
+            [Out::Send(to, Message::Chunk { .. })] if *to == joiner
+        ));
+        assert!(ex.on_message(&leaver, want, 0).is_empty());
+        let announced: Vec<PublicKey> = ex
+            .announce(hash, 100, 0)
+            .into_iter()
+            .filter_map(|o| match o {
+                Out::Send(to, Message::Have { .. }) => Some(to),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(announced, vec![key(1), joiner]);
     }
 
     #[test]

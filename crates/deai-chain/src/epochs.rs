@@ -274,6 +274,20 @@ pub(crate) async fn run<E, S, R, F, G, GF>(
             }
         };
         peers.track(epoch, &set.members, &candidates);
+        if let Some(blobs) = &shared.blobs {
+            let keys = set
+                .members
+                .iter()
+                .chain(&candidates)
+                .filter_map(|m| public_key(m).ok())
+                .filter(|k| *k != me)
+                .collect::<std::collections::BTreeSet<_>>();
+            // Full only when the exchange is far behind; it then keeps the previous set's peers
+            // until the next epoch (fetches still work from them).
+            let _ = blobs.try_send(crate::blob_exchange::Command::Peers(
+                keys.into_iter().collect(),
+            ));
+        }
         let params = shared.finalized.read().state.params().clone();
         let mut engine = None;
         if signs {

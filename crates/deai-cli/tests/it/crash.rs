@@ -621,5 +621,28 @@ mod network {
         ]);
         assert!(shown["height"].as_u64().unwrap() >= 24, "{shown}");
         assert_eq!(shown["account"]["staked"], stake, "{shown}");
+
+        // Blobs flow both ways between the genesis validators and the one that joined: each
+        // side announces to the set of the epoch it is in, and serves its members.
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let to_joiner = deai_node::client::Client::new(joiner.url.clone());
+        rt.block_on(to_joiner.put_blob(&net.senders[0], b"published to the joiner"))
+            .unwrap();
+        let to_first = deai_node::client::Client::new(net.url(0));
+        rt.block_on(to_first.put_blob(&net.senders[0], b"published to node 0"))
+            .unwrap();
+        let start = Instant::now();
+        while (0..N).any(|i| counter(&net.url(i), "deai_blob_fetched_total") < 1)
+            || counter(&joiner.url, "deai_blob_fetched_total") < 1
+        {
+            assert!(
+                start.elapsed() < Duration::from_secs(30),
+                "blobs did not reach every validator of the new set within 30 s"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
     }
 }
