@@ -7,16 +7,17 @@
 //! plan → owners start (adverts) → four coordinator steps, each `handle_client_msg` all →
 //! `advance` → deliver what `poll_transmit` gives → owners `handle_server_msg` → `finish` → store blobs → verify.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use deai_learn::data::Dataset;
 use deai_ledger::{Digest, select, selection_seed};
 use deai_secagg::msg::Step;
 use ed25519_dalek::SigningKey;
 
+use super::attack::OwnerAttack;
 use super::coordinator::{CoordinatorRound, Phase, Rejected, RoundOutcome};
 use super::groups::RoundPlan;
-use super::owner::OwnerRound;
+use super::owner::{OwnerRound, local_update};
 use super::strategy::ServerState;
 use super::verify::{RecordedRound, RoundCheck, verify_round};
 use super::{FedError, RoundInfo, TaskSpec, weights};
@@ -64,6 +65,17 @@ pub struct HarnessConfig {
     pub dropouts: BTreeMap<u32, Vec<Dropout>>,
     /// Re-verify every round from its blobs.
     pub verify: bool,
+    /// Owners that attack the model (none when `None`).
+    pub attack: Option<Attackers>,
+}
+
+/// A coalition of attacking owners and what they do.
+#[derive(Debug, Clone)]
+pub struct Attackers {
+    /// What every member does.
+    pub attack: OwnerAttack,
+    /// The members' dataset ids.
+    pub members: BTreeSet<u64>,
 }
 
 /// What one round did.
@@ -110,7 +122,23 @@ pub fn run_task(
     let initial_model = weights::model_hash(&initial);
     let mut blobs = BTreeMap::from([(initial_model, initial)]);
     let initial_accuracy = deai_learn::model::evaluate(&kind, &global, validation).accuracy;
-    let by_id: BTreeMap<u64, &Owner> = owners.iter().map(|o| (o.dataset, o)).collect();
+    // Label-flipping attackers train on their poisoned copy from the start.
+    let poisoned: Vec<Owner> = match &cfg.attack {
+        Some(a) if a.attack.flips_labels() => owners
+            .iter()
+            .filter(|o| a.members.contains(&o.dataset))
+            .map(|o| Owner {
+                data: a.attack.poison_data(&o.data),
+                ..o.clone()
+            })
+            .collect(),
+        _ => Vec::new(),
+    };
+    let by_id: BTreeMap<u64, &Owner> = owners
+        .iter()
+        .chain(&poisoned)
+        .map(|o| (o.dataset, o))
+        .collect();
     let eligible: Vec<u64> = by_id.keys().copied().collect();
     let mut global_hash = initial_model;
     let mut rounds = Vec::with_capacity(spec.rounds as usize);
@@ -120,7 +148,7 @@ pub fn run_task(
         let info = round_info(cfg, r, global_hash, &eligible, spec, &by_id);
         let plan = RoundPlan::new(spec, &info)?;
         let dropped = dropouts(cfg.dropouts.get(&r).map_or(&[], Vec::as_slice), &plan);
-        let (coordinator, rejections) = exchange(spec, &info, &by_id, &global, &dropped, cfg.seed)?;
+        let (coordinator, rejections) = exchange(spec, &info, &by_id, &global, &dropped, cfg)?;
         let outcome = coordinator.finish(&mut server, validation)?;
         for (h, b) in outcome.blobs() {
             blobs.insert(*h, b.clone());
@@ -210,10 +238,12 @@ fn exchange(
     owners: &BTreeMap<u64, &Owner>,
     global: &[f32],
     dropped: &BTreeMap<u64, Step>,
-    seed: u64,
+    cfg: &HarnessConfig,
 ) -> Result<(CoordinatorRound, Vec<Rejected>), FedError> {
+    let seed = cfg.seed;
     let sends = |id: u64, step: Step| dropped.get(&id).is_none_or(|d| step < *d);
     let mut coordinator = CoordinatorRound::new(spec, info, global.to_vec())?;
+    let mut poisoned = poisoned_updates(spec, info, owners, global, cfg)?;
     let mut live = BTreeMap::new();
     let mut uplink = Vec::new();
     for &id in &info.selected {
@@ -221,8 +251,12 @@ fn exchange(
             continue;
         };
         let round_seed = owner_seed(seed, info, id);
-        let mut state =
-            OwnerRound::start(spec, info, id, &owner.data, global, &owner.key, round_seed)?;
+        let mut state = match poisoned.remove(&id) {
+            Some(update) => OwnerRound::start_with_update(
+                spec, info, id, update, global, &owner.key, round_seed,
+            )?,
+            None => OwnerRound::start(spec, info, id, &owner.data, global, &owner.key, round_seed)?,
+        };
         let advert = state.poll_transmit();
         if sends(id, Step::Advert) {
             uplink.extend(advert.map(|a| (id, a)));
@@ -260,6 +294,36 @@ fn exchange(
     }
     let rejections = coordinator.rejections().to_vec();
     Ok((coordinator, rejections))
+}
+
+/// What this round's selected attackers submit instead of their clipped updates (none for
+/// data attacks, whose members run the honest protocol on poisoned data).
+fn poisoned_updates(
+    spec: &TaskSpec,
+    info: &RoundInfo,
+    owners: &BTreeMap<u64, &Owner>,
+    global: &[f32],
+    cfg: &HarnessConfig,
+) -> Result<BTreeMap<u64, Vec<f32>>, FedError> {
+    let Some(attackers) = cfg.attack.as_ref().filter(|a| !a.attack.flips_labels()) else {
+        return Ok(BTreeMap::new());
+    };
+    let kind = spec.model_kind()?;
+    let mut honest = BTreeMap::new();
+    for &id in info
+        .selected
+        .iter()
+        .filter(|id| attackers.members.contains(id))
+    {
+        if let Some(owner) = owners.get(&id) {
+            let seed = owner_seed(cfg.seed, info, id);
+            honest.insert(id, local_update(spec, &kind, &owner.data, global, &seed)?.0);
+        }
+    }
+    let round_seed = u64::from_le_bytes(info.seed.0[..8].try_into().unwrap_or_default());
+    Ok(attackers
+        .attack
+        .coalition_updates(global, &honest, info.selected.len(), round_seed))
 }
 
 /// The owner's secret round seed in the harness (a real owner derives it from its own secret,
@@ -423,6 +487,7 @@ pub(crate) mod tests {
                     step: Step::Masked,
                 }],
             )]),
+            attack: None,
         };
         let report = run(&cfg);
         assert_verified(&report);
@@ -468,6 +533,7 @@ pub(crate) mod tests {
             seed: 1,
             verify: true,
             dropouts: BTreeMap::from([(1, vec![drop(1, 2)]), (2, vec![drop(0, 2), drop(1, 4)])]),
+            attack: None,
         };
         let report = run(&cfg);
         assert_verified(&report);
@@ -594,5 +660,50 @@ pub(crate) mod tests {
             matches!(&m[..], [Mismatch::Record(r)] if r.contains("threshold")),
             "{m:?}"
         );
+    }
+
+    /// Attacking owners follow the protocol, so every round completes and re-verifies; what
+    /// they send still moves the model: a sign-flipping coalition leaves FedAvg below its
+    /// attack-free accuracy, and label flippers change the model while sending honestly.
+    #[test]
+    fn attackers_pass_every_protocol_check_and_still_move_the_model() {
+        let (owners, validation) = owners(10);
+        let members: BTreeSet<u64> = [100, 103, 107].into();
+        let run_with = |attack: Option<&str>| {
+            let cfg = HarnessConfig {
+                task: 1,
+                seed: 1,
+                verify: true,
+                attack: attack.map(|a| Attackers {
+                    attack: OwnerAttack::from_name(a).expect("known"),
+                    members: members.clone(),
+                }),
+                ..HarnessConfig::default()
+            };
+            let spec = TaskSpec {
+                rounds: 8,
+                ..spec()
+            };
+            run_task(&spec, &owners, &validation, &cfg).expect("task runs")
+        };
+        let clean = run_with(None);
+        let accuracy = |r: &TaskReport| r.rounds.last().expect("rounds").outcome.accuracy;
+        for attack in ["sign-flip", "label-flip", "colluding"] {
+            let attacked = run_with(Some(attack));
+            assert_verified(&attacked);
+            assert!(
+                attacked.rounds.iter().all(|r| r.rejections.is_empty()),
+                "{attack}: a protocol message was refused"
+            );
+            assert_ne!(attacked.final_model, clean.final_model, "{attack}");
+            if attack != "label-flip" {
+                assert!(
+                    accuracy(&attacked) < accuracy(&clean) - 0.1,
+                    "{attack}: {} against {} without attackers",
+                    accuracy(&attacked),
+                    accuracy(&clean)
+                );
+            }
+        }
     }
 }

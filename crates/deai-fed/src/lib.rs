@@ -18,6 +18,8 @@
 //! - [`strategy`] and [`score`]: the server step (the spec's `deai_learn` strategy over the
 //!   groups' sums, state kept across rounds) and contribution scores;
 //! - [`verify`]: re-verification of a recorded round from its blobs;
+//! - [`attack`]: owners that poison the model from inside the protocol (robustness tests and
+//!   `deai bench fed-robust`);
 //! - `harness` (feature `harness`): a whole task in one process, the template for the HTTP roles.
 //!
 //! A round, as the ledger sees it: `RoundOpen` (a count and the plan's
@@ -28,6 +30,7 @@
 
 #[cfg(test)]
 mod adversary;
+pub mod attack;
 pub mod coordinator;
 pub mod data;
 pub mod groups;
@@ -37,6 +40,8 @@ pub mod import;
 pub mod owner;
 pub mod privacy;
 pub mod record;
+#[cfg(any(test, feature = "harness"))]
+pub mod robustness;
 pub mod schema;
 pub mod score;
 pub mod spec;
@@ -182,4 +187,7 @@ pub enum FedError {
     /// `finish` before every group ended.
     #[error("round not finished: some group still runs (advance first)")]
     NotFinished,
+    /// An attack for robustness tests is unknown or unusable.
+    #[error("attack: {0}")]
+    Attack(String),
 }

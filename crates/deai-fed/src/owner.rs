@@ -19,7 +19,7 @@
 //! mean the released sum is not exactly a Gaussian mechanism (docs/scoring.md lists this).
 
 use deai_learn::data::Dataset;
-use deai_learn::model::optim;
+use deai_learn::model::{ModelKind, optim};
 use deai_learn::params;
 use deai_ledger::Digest;
 use deai_secagg::client::{Client, ClientPhase};
@@ -95,52 +95,87 @@ impl OwnerRound {
         identity: &SigningKey,
         seed: [u8; 32],
     ) -> Result<Self, FedError> {
+        let plan = Self::plan(spec, round, dataset_id, identity, global)?;
+        let (delta, train_loss) = local_update(spec, &plan.kind, local, global, &seed)?;
+        let update_norm = params::l2_norm(&delta);
+        let mut delta = delta;
+        let clipped = params::clip_to_norm(&mut delta, f64::from(spec.clip_norm)) < 1.0;
+        let stats = LocalStats {
+            train_loss,
+            update_norm,
+            clipped,
+        };
+        Self::submit(&plan, dataset_id, identity, delta, stats, &seed)
+    }
+
+    /// Submits `update` as this owner's contribution without clipping it: what a malicious owner
+    /// can do (see [`crate::attack`]), since nothing in the protocol can check the masked input.
+    /// Noise, the quantizer's per-coordinate clamp and secure aggregation apply as for an
+    /// honest owner, because they happen on the owner's side and any other input is equivalent
+    /// to an update chosen to produce it.
+    pub fn start_with_update(
+        spec: &TaskSpec,
+        round: &RoundInfo,
+        dataset_id: u64,
+        update: Vec<f32>,
+        global: &[f32],
+        identity: &SigningKey,
+        seed: [u8; 32],
+    ) -> Result<Self, FedError> {
+        let plan = Self::plan(spec, round, dataset_id, identity, global)?;
+        check_global(plan.kind.num_params(), &update)?;
+        let update_norm = params::l2_norm(&update);
+        let stats = LocalStats {
+            train_loss: f64::NAN,
+            update_norm,
+            clipped: false,
+        };
+        Self::submit(&plan, dataset_id, identity, update, stats, &seed)
+    }
+
+    /// The round's plan, after checking this owner is selected under `identity`.
+    fn plan(
+        spec: &TaskSpec,
+        round: &RoundInfo,
+        dataset_id: u64,
+        identity: &SigningKey,
+        global: &[f32],
+    ) -> Result<RoundPlan, FedError> {
         let plan = RoundPlan::new(spec, round)?;
-        let &(group, me) = plan
-            .position
-            .get(&dataset_id)
-            .ok_or(FedError::NotSelected(dataset_id))?;
+        if !plan.position.contains_key(&dataset_id) {
+            return Err(FedError::NotSelected(dataset_id));
+        }
         if round.identities.get(&dataset_id) != Some(&identity.verifying_key()) {
             return Err(FedError::WrongIdentity(dataset_id));
         }
         check_global(plan.kind.num_params(), global)?;
-        if local.is_empty() {
-            return Err(FedError::LocalData("the local dataset is empty".into()));
-        }
-        plan.kind
-            .check_data(local)
-            .map_err(|e| FedError::LocalData(e.to_string()))?;
-        let mut train_rng = rng("deai-node fed owner train v1", &seed);
-        let trained = optim::train(
-            &plan.kind,
-            global,
-            local,
-            &spec.local_train()?,
-            &mut train_rng,
-        )
-        .map_err(|e| FedError::LocalData(e.to_string()))?;
-        let mut delta = params::sub(&trained.params, global);
-        if let Some(index) = delta.iter().position(|v| !v.is_finite()) {
-            return Err(FedError::Diverged { index });
-        }
-        let update_norm = params::l2_norm(&delta);
-        let clipped = params::clip_to_norm(&mut delta, f64::from(spec.clip_norm)) < 1.0;
-        let mut noise_rng = rng("deai-node fed owner noise v1", &seed);
+        Ok(plan)
+    }
+
+    /// Noises, quantizes and masks `delta` for this owner's group.
+    fn submit(
+        plan: &RoundPlan,
+        dataset_id: u64,
+        identity: &SigningKey,
+        mut delta: Vec<f32>,
+        stats: LocalStats,
+        seed: &[u8; 32],
+    ) -> Result<Self, FedError> {
+        let &(group, me) = plan
+            .position
+            .get(&dataset_id)
+            .ok_or(FedError::NotSelected(dataset_id))?;
+        let mut noise_rng = rng("deai-node fed owner noise v1", seed);
         let normal =
             Normal::new(0.0, plan.noise_std).map_err(|_| FedError::Noise(plan.noise_std))?;
         for v in &mut delta {
             *v = (f64::from(*v) + normal.sample(&mut noise_rng)) as f32;
         }
         let words = plan.quantizer.quantize(&delta, 1, 1, &mut noise_rng)?;
-        let mut secagg_rng = rng("deai-node fed owner secagg v1", &seed);
+        let mut secagg_rng = rng("deai-node fed owner secagg v1", seed);
         let config = plan.groups[group].config.clone();
         let limits = config.limits();
         let client = Client::new(config, me, identity, words, &mut secagg_rng)?;
-        let stats = LocalStats {
-            train_loss: trained.loss,
-            update_norm,
-            clipped,
-        };
         Ok(Self {
             client,
             limits,
@@ -177,6 +212,31 @@ impl OwnerRound {
     pub fn stats(&self) -> LocalStats {
         self.stats
     }
+}
+
+/// Trains on `local` from `global` (the round's local step, with the owner's own shuffling
+/// stream drawn from `seed`): the update `local − global`, unclipped, and the last epoch's mean
+/// loss.
+pub fn local_update(
+    spec: &TaskSpec,
+    kind: &ModelKind,
+    local: &Dataset,
+    global: &[f32],
+    seed: &[u8; 32],
+) -> Result<(Vec<f32>, f64), FedError> {
+    if local.is_empty() {
+        return Err(FedError::LocalData("the local dataset is empty".into()));
+    }
+    kind.check_data(local)
+        .map_err(|e| FedError::LocalData(e.to_string()))?;
+    let mut train_rng = rng("deai-node fed owner train v1", seed);
+    let trained = optim::train(kind, global, local, &spec.local_train()?, &mut train_rng)
+        .map_err(|e| FedError::LocalData(e.to_string()))?;
+    let delta = params::sub(&trained.params, global);
+    if let Some(index) = delta.iter().position(|v| !v.is_finite()) {
+        return Err(FedError::Diverged { index });
+    }
+    Ok((delta, trained.loss))
 }
 
 /// A round seed derived from a secret: distinct per task, round and dataset. Only the

@@ -142,7 +142,7 @@ fn boost(global: &[f32], params: &mut [f32], factor: f32) {
 }
 
 /// ALIE's `z`: with `s = ⌊n/2 + 1⌋ − f` supporters needed, `z = Φ⁻¹((n − s) / n)`.
-fn alie_z(n: usize, f: usize) -> f64 {
+pub fn alie_z(n: usize, f: usize) -> f64 {
     let s = (n / 2 + 1).saturating_sub(f) as f64;
     let p = ((n as f64 - s) / n as f64).clamp(0.5, 0.999);
     normal_quantile(p)

@@ -1,6 +1,7 @@
 //! `deai bench …`: measured performance, with `--json` for scripts.
 
 pub mod chain;
+pub mod fed_robust;
 pub mod fl;
 pub mod infer;
 pub mod ledger;
@@ -27,6 +28,9 @@ pub enum Which {
     Infer(infer::Args),
     /// Every attack against every robust rule; writes the robustness table.
     Robust(robust::Args),
+    /// Owner attacks against the robust rules through the real round protocol (SecAgg+
+    /// groups, noise, group means), with and without 20 % attackers.
+    FedRobust(fed_robust::Args),
     /// One full SecAgg+ round: all clients and the server in one process.
     Secagg(secagg::Args),
     /// A real node process under honest load and every known attack at once: does it hold?
@@ -41,6 +45,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         Which::Fl(a) => fl::run(a),
         Which::Infer(a) => infer::run(a),
         Which::Robust(a) => robust::run(a),
+        Which::FedRobust(a) => fed_robust::run(a),
         Which::Secagg(a) => secagg::run(a),
         Which::Soak(a) => soak::run(a),
     }
