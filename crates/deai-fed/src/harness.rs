@@ -65,8 +65,8 @@ pub struct HarnessConfig {
     pub dropouts: BTreeMap<u32, Vec<Dropout>>,
     /// Re-verify every round from its blobs.
     pub verify: bool,
-    /// Owners that attack the model (none when `None`).
-    pub attack: Option<Attackers>,
+    /// Coalitions of owners that attack the model (each with its own attack).
+    pub attacks: Vec<Attackers>,
 }
 
 /// A coalition of attacking owners and what they do.
@@ -123,17 +123,20 @@ pub fn run_task(
     let mut blobs = BTreeMap::from([(initial_model, initial)]);
     let initial_accuracy = deai_learn::model::evaluate(&kind, &global, validation).accuracy;
     // Label-flipping attackers train on their poisoned copy from the start.
-    let poisoned: Vec<Owner> = match &cfg.attack {
-        Some(a) if a.attack.flips_labels() => owners
-            .iter()
-            .filter(|o| a.members.contains(&o.dataset))
-            .map(|o| Owner {
-                data: a.attack.poison_data(&o.data),
-                ..o.clone()
-            })
-            .collect(),
-        _ => Vec::new(),
-    };
+    let poisoned: Vec<Owner> = cfg
+        .attacks
+        .iter()
+        .filter(|a| a.attack.flips_labels())
+        .flat_map(|a| {
+            owners
+                .iter()
+                .filter(|o| a.members.contains(&o.dataset))
+                .map(|o| Owner {
+                    data: a.attack.poison_data(&o.data),
+                    ..o.clone()
+                })
+        })
+        .collect();
     let by_id: BTreeMap<u64, &Owner> = owners
         .iter()
         .chain(&poisoned)
@@ -305,25 +308,29 @@ fn poisoned_updates(
     global: &[f32],
     cfg: &HarnessConfig,
 ) -> Result<BTreeMap<u64, Vec<f32>>, FedError> {
-    let Some(attackers) = cfg.attack.as_ref().filter(|a| !a.attack.flips_labels()) else {
-        return Ok(BTreeMap::new());
-    };
     let kind = spec.model_kind()?;
-    let mut honest = BTreeMap::new();
-    for &id in info
-        .selected
-        .iter()
-        .filter(|id| attackers.members.contains(id))
-    {
-        if let Some(owner) = owners.get(&id) {
-            let seed = owner_seed(cfg.seed, info, id);
-            honest.insert(id, local_update(spec, &kind, &owner.data, global, &seed)?.0);
-        }
-    }
     let round_seed = u64::from_le_bytes(info.seed.0[..8].try_into().unwrap_or_default());
-    Ok(attackers
-        .attack
-        .coalition_updates(global, &honest, info.selected.len(), round_seed))
+    let mut out = BTreeMap::new();
+    for coalition in cfg.attacks.iter().filter(|a| !a.attack.flips_labels()) {
+        let mut honest = BTreeMap::new();
+        for &id in info
+            .selected
+            .iter()
+            .filter(|id| coalition.members.contains(id))
+        {
+            if let Some(owner) = owners.get(&id) {
+                let seed = owner_seed(cfg.seed, info, id);
+                honest.insert(id, local_update(spec, &kind, &owner.data, global, &seed)?.0);
+            }
+        }
+        out.extend(coalition.attack.coalition_updates(
+            global,
+            &honest,
+            info.selected.len(),
+            round_seed,
+        ));
+    }
+    Ok(out)
 }
 
 /// The owner's secret round seed in the harness (a real owner derives it from its own secret,
@@ -487,7 +494,7 @@ pub(crate) mod tests {
                     step: Step::Masked,
                 }],
             )]),
-            attack: None,
+            attacks: Vec::new(),
         };
         let report = run(&cfg);
         assert_verified(&report);
@@ -533,7 +540,7 @@ pub(crate) mod tests {
             seed: 1,
             verify: true,
             dropouts: BTreeMap::from([(1, vec![drop(1, 2)]), (2, vec![drop(0, 2), drop(1, 4)])]),
-            attack: None,
+            attacks: Vec::new(),
         };
         let report = run(&cfg);
         assert_verified(&report);
@@ -674,10 +681,13 @@ pub(crate) mod tests {
                 task: 1,
                 seed: 1,
                 verify: true,
-                attack: attack.map(|a| Attackers {
-                    attack: OwnerAttack::from_name(a).expect("known"),
-                    members: members.clone(),
-                }),
+                attacks: attack
+                    .map(|a| Attackers {
+                        attack: OwnerAttack::from_name(a).expect("known"),
+                        members: members.clone(),
+                    })
+                    .into_iter()
+                    .collect(),
                 ..HarnessConfig::default()
             };
             let spec = TaskSpec {

@@ -18,6 +18,7 @@
 //! - [`strategy`] and [`score`]: the server step (the spec's `deai_learn` strategy over the
 //!   groups' sums, state kept across rounds) and contribution scores;
 //! - [`verify`]: re-verification of a recorded round from its blobs;
+//! - [`contribution`]: each owner's contribution estimated from group scores across rounds;
 //! - [`attack`]: owners that poison the model from inside the protocol (robustness tests and
 //!   `deai bench fed-robust`);
 //! - `harness` (feature `harness`): a whole task in one process, the template for the HTTP roles.
@@ -31,6 +32,7 @@
 #[cfg(test)]
 mod adversary;
 pub mod attack;
+pub mod contribution;
 pub mod coordinator;
 pub mod data;
 pub mod groups;

@@ -162,7 +162,7 @@ pub fn run_cell(
         task: 1,
         seed,
         verify: false,
-        attack,
+        attacks: attack.into_iter().collect(),
         ..HarnessConfig::default()
     };
     let report = run_task(spec, owners, validation, &cfg)?;
