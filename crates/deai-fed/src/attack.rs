@@ -19,8 +19,10 @@ use std::collections::BTreeMap;
 use deai_learn::attack::{Attack, alie_z};
 use deai_learn::data::Dataset;
 use deai_learn::rng;
+use ed25519_dalek::SigningKey;
 
-use super::FedError;
+use super::owner::{OwnerRound, local_update};
+use super::{FedError, RoundInfo, TaskSpec};
 
 /// How every attacker of a task behaves.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -107,6 +109,45 @@ impl OwnerAttack {
                 (id, update)
             })
             .collect()
+    }
+}
+
+impl OwnerAttack {
+    /// An attacking owner's round when it attacks alone (a coalition of one, as an owner node
+    /// configured to attack runs it): trains on poisoned data and sends honestly, or trains
+    /// honestly and submits the poisoned update instead.
+    #[allow(clippy::too_many_arguments)]
+    pub fn start_alone(
+        &self,
+        spec: &TaskSpec,
+        round: &RoundInfo,
+        dataset_id: u64,
+        local: &Dataset,
+        global: &[f32],
+        identity: &SigningKey,
+        seed: [u8; 32],
+    ) -> Result<OwnerRound, FedError> {
+        if self.flips_labels() {
+            let poisoned = self.poison_data(local);
+            return OwnerRound::start(spec, round, dataset_id, &poisoned, global, identity, seed);
+        }
+        let kind = spec.model_kind()?;
+        let (delta, _) = local_update(spec, &kind, local, global, &seed)?;
+        let draw = u64::from_le_bytes(
+            blake3::hash(&seed).as_bytes()[..8]
+                .try_into()
+                .unwrap_or_default(),
+        );
+        let update = self
+            .coalition_updates(
+                global,
+                &BTreeMap::from([(dataset_id, delta)]),
+                round.selected.len(),
+                draw,
+            )
+            .remove(&dataset_id)
+            .ok_or(FedError::Attack("the coalition produced no update".into()))?;
+        OwnerRound::start_with_update(spec, round, dataset_id, update, global, identity, seed)
     }
 }
 

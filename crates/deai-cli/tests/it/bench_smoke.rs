@@ -213,3 +213,29 @@ fn bench_infer_compares_paid_with_unpaid_queries_and_times_disputes() {
         assert!(f64_of(d, "dispute_reexec_ms") > 0.0, "{d}");
     }
 }
+
+/// The networked robustness table, two rounds: every rule × every attack in both scenarios,
+/// each rule's worst loss and the best rule named.
+#[test]
+fn bench_fed_robust_fills_every_cell() {
+    let v = bench(&["fed-robust", "--rounds", "2"]);
+    assert_eq!(v["owners"], 100, "{v}");
+    assert_eq!(v["attackers"], 20, "{v}");
+    let scenarios = v["scenarios"].as_array().unwrap();
+    assert_eq!(scenarios.len(), 2, "{v}");
+    for s in scenarios {
+        let rules = s["rules"].as_array().unwrap();
+        assert_eq!(rules.len(), 8, "{s}");
+        for r in rules {
+            let none = f64_of(r, "none");
+            assert!((0.0..=1.0).contains(&none), "{r}");
+            let attacked = r["attacked"].as_array().unwrap();
+            assert_eq!(attacked.len(), 8, "{r}");
+            assert!(attacked.iter().any(|a| a[0] == "colluding"), "{r}");
+        }
+        assert!(
+            s["best_rule"].as_str().is_some_and(|b| !b.is_empty()),
+            "{s}"
+        );
+    }
+}

@@ -141,6 +141,8 @@ pub struct OwnerRole {
     fired: Arc<Mutex<Vec<(u64, u32)>>>,
     /// Set to stop answering (a dropout without killing the process).
     gone: Arc<std::sync::atomic::AtomicBool>,
+    /// Set to make this owner attack the model (robustness tests and `deai demo --attack`).
+    attack: Arc<Mutex<Option<fed::attack::OwnerAttack>>>,
 }
 
 impl OwnerRole {
@@ -157,6 +159,16 @@ impl OwnerRole {
             fault: Arc::new(Mutex::new(crash_from_env())),
             fired: Arc::default(),
             gone: Arc::default(),
+            attack: Arc::default(),
+        }
+    }
+
+    /// Makes every round this owner joins from now on attack the model (`None`: honest again).
+    /// For robustness tests and `deai demo --attack`; the protocol cannot tell, which is the
+    /// point (docs/robustness.md).
+    pub fn set_attack(&self, attack: Option<fed::attack::OwnerAttack>) {
+        if let Ok(mut a) = self.attack.lock() {
+            *a = attack;
         }
     }
 
@@ -469,6 +481,7 @@ async fn invite(
     let key: SigningKey = role.ctx.key.clone();
     let data = local.data.clone();
     let dataset_id = inv.dataset;
+    let attack = role.attack.lock().ok().and_then(|a| *a);
     let started = tokio::task::spawn_blocking(move || {
         let global = fed::owner::load_global(&spec, &info, &global_bytes)?;
         // Every round secret (training order, noise, rounding, SecAgg keys and seeds) comes
@@ -476,7 +489,10 @@ async fn invite(
         // later recovers nothing of past rounds.
         let mut seed = zeroize::Zeroizing::new([0u8; 32]);
         rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, seed.as_mut());
-        OwnerRound::start(&spec, &info, dataset_id, &data, &global, &key, *seed)
+        match attack {
+            Some(a) => a.start_alone(&spec, &info, dataset_id, &data, &global, &key, *seed),
+            None => OwnerRound::start(&spec, &info, dataset_id, &data, &global, &key, *seed),
+        }
     })
     .await
     .map_err(|e| ApiError::internal(format!("training task failed: {e}")))?

@@ -122,6 +122,7 @@ pub(super) async fn run(
     model_id: u64,
     spec: &TaskSpec,
     owners: &[OwnerSummary],
+    require_accuracy: bool,
 ) -> anyhow::Result<Market> {
     let client = Client::new(url.to_string());
     let start_height = client.status().await?.height;
@@ -158,7 +159,8 @@ pub(super) async fn run(
     let job = Job {
         purpose: Some(task.purpose),
         model: Some(model_id),
-        accuracy_min: Some(0.5),
+        // A model trained under `--attack` may be poor; the agent buys from it anyway.
+        accuracy_min: require_accuracy.then_some(0.5),
         price_max: None,
         budget: 10 * HONEST_PRICE * QUERIES as u128,
         check_share: 0.2,

@@ -52,6 +52,12 @@ pub struct Args {
     /// toward the rule's model (1 = all the way)
     #[arg(long, default_value_t = 1.0)]
     pub server_lr: f32,
+    /// Make a fifth of the owners (owners 1, 2, ...) attack the model from inside the protocol:
+    /// label-flip, sign-flip, scaling, gaussian, alie, ipm, free-rider or colluding (each alone;
+    /// docs/robustness.md measures them all). The checks still pass: attackers follow the wire
+    /// protocol, so only the accuracy and the rewards show them.
+    #[arg(long, value_name = "ATTACK")]
+    pub attack: Option<String>,
     /// Leave the validators running after the summary, until Ctrl-C, so the commands it
     /// suggests (`deai lineage model`, `deai verify task`, `deai task show`) work against them.
     #[arg(long)]
@@ -127,6 +133,11 @@ pub struct Report {
     pub revoked_owner: usize,
     /// The first round opened after the revocation (its dataset absent from it and every later).
     pub revoked_owner_excluded_from_round: Option<u32>,
+    /// With `--attack`: the attack a fifth of the owners ran (which ones: `rewards[].attack`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub attack: Option<String>,
+    /// The coordinator's aggregation rule.
+    pub strategy: String,
     /// The owner that dropped mid-round.
     pub dropped_owner: usize,
     /// Rounds in which it went offline mid-round (after sharing its keys).
@@ -206,6 +217,13 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         revoke_round: (args.rounds * 2 / 5).max(2),
         drop_round: (args.rounds * 3 / 5).max(2),
         reward_tokens: 1_000,
+        attack: args
+            .attack
+            .as_ref()
+            .map(|name| {
+                deai_node::fed::attack::OwnerAttack::from_name(name).map(|a| (name.clone(), a))
+            })
+            .transpose()?,
     };
     anyhow::ensure!(
         (1..=deai_node::testnet::VALIDATORS_MAX).contains(&args.validators),
@@ -337,6 +355,7 @@ async fn federate(
         outcome.close.model,
         &setup.spec,
         &outcome.owners,
+        setup.attack.is_none(),
     )
     .await?;
     bar.inc(1);
@@ -413,6 +432,8 @@ fn report(
         refund_decimal: crate::output::tokens(refund),
         revoked_owner: o.revoked.0,
         revoked_owner_excluded_from_round: o.revoked_never_selected_again.then_some(revoke_round),
+        attack: args.attack.clone(),
+        strategy: spec.strategy.clone(),
         dropped_owner: o.dropped.0,
         dropped_in_rounds: o.drop_rounds.clone(),
         blobs_published: o.blobs_published,
@@ -490,6 +511,19 @@ fn print(r: &Report) {
             .map(|b| format!(" (without DP: {b:.3})"))
             .unwrap_or_default()
     );
+    if let Some(a) = &r.attack {
+        let who: Vec<usize> = r
+            .rewards
+            .iter()
+            .filter(|o| o.attack.is_some())
+            .map(|o| o.owner)
+            .collect();
+        println!(
+            "  attack: owners {who:?} ran {a} from inside the protocol (strategy {}); every check \
+             below still passes, only accuracy and rewards show it (docs/robustness.md)",
+            r.strategy
+        );
+    }
     println!("  round  accuracy  (no DP)  ε total  in aggregate");
     for l in &r.per_round {
         println!(
@@ -525,12 +559,16 @@ fn print(r: &Report) {
     println!("  rewards (from contribution scores):");
     for o in &r.rewards {
         println!(
-            "    owner {:>2} (dataset {:>2}, {:>3} samples, {:>2} rounds): {:>8.2} tokens",
+            "    owner {:>2} (dataset {:>2}, {:>3} samples, {:>2} rounds): {:>8.2} tokens{}",
             o.owner,
             o.dataset,
             o.samples,
             o.rounds_in_aggregate,
-            tokens(o.reward)
+            tokens(o.reward),
+            o.attack
+                .as_ref()
+                .map(|a| format!("  ← attacked ({a})"))
+                .unwrap_or_default()
         );
     }
     println!("    refund to the creator: {:.2} tokens", tokens(r.refund));

@@ -37,6 +37,19 @@ pub struct Setup {
     pub drop_round: u32,
     /// Reward put in escrow, tokens.
     pub reward_tokens: u128,
+    /// Owners 1..=`owners / 5` attack the model this way (`--attack`; name and attack).
+    pub attack: Option<(String, fed::attack::OwnerAttack)>,
+}
+
+impl Setup {
+    /// Whether owner `i` attacks (owners 1..=`owners / 5`: neither the dropper, owner 0, nor
+    /// the revoker, the last).
+    pub fn attacks(&self, i: usize) -> Option<&str> {
+        let (name, _) = self.attack.as_ref()?;
+        (1..=(self.owners / 5).max(1))
+            .contains(&i)
+            .then_some(name.as_str())
+    }
 }
 
 /// The key of the creator (who also coordinates) and of owner `i`: fixed, so runs compare.
@@ -70,6 +83,9 @@ pub struct OwnerSummary {
     pub reward: u128,
     /// The same in tokens, an exact decimal.
     pub reward_decimal: String,
+    /// The attack it ran (`deai demo --attack`), if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub attack: Option<String>,
 }
 
 /// What the scenario did.
@@ -246,6 +262,11 @@ pub(super) async fn run(
         )
         .await?;
         serve::announce(&node, &coord_node.url).await?;
+        if let (Some(o), Some((_, attack))) = (&node.owner, &setup.attack)
+            && setup.attacks(i).is_some()
+        {
+            o.set_attack(Some(*attack));
+        }
         owner_nodes.push(node);
     }
 
@@ -322,6 +343,7 @@ pub(super) async fn run(
             rounds_in_aggregate: in_aggregate.get(&datasets[i]).copied().unwrap_or(0),
             reward,
             reward_decimal: crate::output::tokens(reward),
+            attack: setup.attacks(i).map(str::to_string),
         })
         .collect();
     let initial_accuracy = deai_learn::model::evaluate(
