@@ -3,10 +3,11 @@
 //! Threat model: an attacking owner is selected like any other and follows the wire protocol
 //! (anything else is refused or dropped by SecAgg), but it chooses its input freely: nothing in
 //! the protocol can check a masked vector, so it may skip clipping, scale, reverse or invent its
-//! update, or train on poisoned data. What still binds it happens on its own side and cannot be
-//! skipped without changing nothing an honest input could not also produce: the quantizer's
-//! per-coordinate range (`C + 4·noise std`), which clamps any value it sends. The attackers of a
-//! task form one coalition that shares its members' honestly trained updates out of band each
+//! update, or train on poisoned data. These attackers still quantize honestly, so each value
+//! they send is clamped to the quantizer's per-coordinate range (`C + 4·noise std`). Not
+//! modelled here, and stronger: an owner can send words outside the quantizer's levels (nothing
+//! checks them; the group sum is taken modulo `2^b`), moving its group's sum by up to the whole
+//! modulus per coordinate. The attackers of a task form one coalition that shares its members' honestly trained updates out of band each
 //! round (what ALIE, IPM and the colluding attack need); it never sees an honest owner's update,
 //! which secure aggregation hides from everyone.
 //!
