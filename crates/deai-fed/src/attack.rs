@@ -4,10 +4,10 @@
 //! (anything else is refused or dropped by SecAgg), but it chooses its input freely: nothing in
 //! the protocol can check a masked vector, so it may skip clipping, scale, reverse or invent its
 //! update, or train on poisoned data. These attackers still quantize honestly, so each value
-//! they send is clamped to the quantizer's per-coordinate range (`C + 4·noise std`). Not
-//! modelled here, and stronger: an owner can send words outside the quantizer's levels (nothing
-//! checks them; the group sum is taken modulo `2^b`), moving its group's sum by up to the whole
-//! modulus per coordinate. The attackers of a task form one coalition that shares its members' honestly trained updates out of band each
+//! they send is clamped to the quantizer's per-coordinate range (`C + 4·noise std`), except
+//! [`OwnerAttack::CancelWeight`], which skips the quantizer (nothing checks an owner's words; the
+//! coordinator leaves out group sums no honest owners could give, `strategy::plausible`). The
+//! attackers of a task form one coalition that shares its members' honestly trained updates out of band each
 //! round (what ALIE, IPM and the colluding attack need); it never sees an honest owner's update,
 //! which secure aggregation hides from everyone.
 //!
@@ -22,6 +22,7 @@ use deai_learn::data::Dataset;
 use deai_learn::rng;
 use ed25519_dalek::SigningKey;
 
+use super::groups::RoundPlan;
 use super::owner::{OwnerRound, local_update};
 use super::{FedError, RoundInfo, TaskSpec};
 
@@ -35,6 +36,10 @@ pub enum OwnerAttack {
     /// boosted (`−4 · mean Δ`): a coordinated push that distance-based rules cannot single out
     /// as an outlier among the attackers.
     Colluding,
+    /// Skips the quantizer: sends a zero update with a weight word that cancels its group's
+    /// total weight modulo `2^b`, so the unmasked sum claims no contributors (before the
+    /// coordinator checked sums, one such owner stopped every round it was in).
+    CancelWeight,
 }
 
 /// Every name [`OwnerAttack::from_name`] accepts: `deai_learn`'s attacks, then `colluding`.
@@ -42,15 +47,17 @@ pub fn names() -> Vec<&'static str> {
     deai_learn::attack::NAMES
         .iter()
         .copied()
-        .chain(["colluding"])
+        .chain(["colluding", "cancel-weight"])
         .collect()
 }
 
 impl OwnerAttack {
     /// Parses a name from [`NAMES`].
     pub fn from_name(name: &str) -> Result<Self, FedError> {
-        if name == "colluding" {
-            return Ok(Self::Colluding);
+        match name {
+            "colluding" => return Ok(Self::Colluding),
+            "cancel-weight" => return Ok(Self::CancelWeight),
+            _ => {}
         }
         Attack::from_name(name).map(Self::Learn).map_err(|_| {
             FedError::Attack(format!(
@@ -91,7 +98,7 @@ impl OwnerAttack {
             Self::Colluding => Some(mean.iter().map(|m| -4.0 * m).collect()),
             Self::Learn(Attack::Ipm(eps)) => Some(mean.iter().map(|m| -eps * m).collect()),
             Self::Learn(Attack::Alie) => Some(alie(&mean, honest, selected)),
-            Self::Learn(_) => None,
+            Self::Learn(_) | Self::CancelWeight => None,
         };
         honest
             .iter()
@@ -105,7 +112,7 @@ impl OwnerAttack {
                         a.poison_own(global, &mut params, &mut rng);
                         params.iter().zip(global).map(|(p, g)| p - g).collect()
                     }
-                    (None, Self::Colluding) => delta.clone(),
+                    (None, _) => delta.clone(),
                 };
                 (id, update)
             })
@@ -132,6 +139,11 @@ impl OwnerAttack {
             let poisoned = self.poison_data(local);
             return OwnerRound::start(spec, round, dataset_id, &poisoned, global, identity, seed);
         }
+        if let Some(words) = self.words(spec, round, dataset_id)? {
+            return OwnerRound::start_with_words(
+                spec, round, dataset_id, words, global, identity, seed,
+            );
+        }
         let kind = spec.model_kind()?;
         let (delta, _) = local_update(spec, &kind, local, global, &seed)?;
         let draw = u64::from_le_bytes(
@@ -149,6 +161,32 @@ impl OwnerAttack {
             .remove(&dataset_id)
             .ok_or(FedError::Attack("the coalition produced no update".into()))?;
         OwnerRound::start_with_update(spec, round, dataset_id, update, global, identity, seed)
+    }
+}
+
+impl OwnerAttack {
+    /// The raw words an attack that skips the quantizer sends (`None` for every other attack).
+    pub fn words(
+        &self,
+        spec: &TaskSpec,
+        round: &RoundInfo,
+        dataset_id: u64,
+    ) -> Result<Option<Vec<u32>>, FedError> {
+        if *self != Self::CancelWeight {
+            return Ok(None);
+        }
+        let plan = RoundPlan::new(spec, round)?;
+        let &(group, _) = plan
+            .position
+            .get(&dataset_id)
+            .ok_or(FedError::NotSelected(dataset_id))?;
+        let config = &plan.groups[group].config;
+        let modulus = 1u64 << config.modulus_bits;
+        let others = plan.groups[group].members.len() as u64 - 1;
+        let zero = plan.quantizer.levels() / 2;
+        let mut words = vec![zero; plan.kind.num_params()];
+        words.push(((modulus - others % modulus) % modulus) as u32);
+        Ok(Some(words))
     }
 }
 

@@ -162,6 +162,9 @@ pub fn first_order_scores(
     sums.iter()
         .map(|sum| {
             let Some(sum) = sum else { return Ok(None) };
+            if !strategy::plausible(&plan.quantizer, sum) {
+                return Ok(None);
+            }
             let (total, weight) = strategy::dequantize(&plan.quantizer, sum, global.len())?;
             let n = weight.max(1) as f64;
             let along: f64 = grad

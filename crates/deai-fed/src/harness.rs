@@ -254,11 +254,20 @@ fn exchange(
             continue;
         };
         let round_seed = owner_seed(seed, info, id);
-        let mut state = match poisoned.remove(&id) {
-            Some(update) => OwnerRound::start_with_update(
+        let words = match cfg.attacks.iter().find(|a| a.members.contains(&id)) {
+            Some(a) => a.attack.words(spec, info, id)?,
+            None => None,
+        };
+        let mut state = match (words, poisoned.remove(&id)) {
+            (Some(words), _) => {
+                OwnerRound::start_with_words(spec, info, id, words, global, &owner.key, round_seed)?
+            }
+            (None, Some(update)) => OwnerRound::start_with_update(
                 spec, info, id, update, global, &owner.key, round_seed,
             )?,
-            None => OwnerRound::start(spec, info, id, &owner.data, global, &owner.key, round_seed)?,
+            (None, None) => {
+                OwnerRound::start(spec, info, id, &owner.data, global, &owner.key, round_seed)?
+            }
         };
         let advert = state.poll_transmit();
         if sends(id, Step::Advert) {
@@ -715,5 +724,37 @@ pub(crate) mod tests {
                 );
             }
         }
+    }
+
+    /// An owner that skips the quantizer and cancels its group's weight word makes the unmasked
+    /// sum claim no contributors. The coordinator leaves that group out and scores it 0; the
+    /// round finishes, re-verifies, and the other groups still train the model.
+    #[test]
+    fn a_group_whose_sum_no_honest_owners_could_give_is_left_out() {
+        let (owners, validation) = owners(10);
+        let cfg = HarnessConfig {
+            task: 1,
+            seed: 1,
+            verify: true,
+            attacks: vec![Attackers {
+                attack: OwnerAttack::from_name("cancel-weight").expect("known"),
+                members: [104].into(),
+            }],
+            ..HarnessConfig::default()
+        };
+        let report = run_task(&spec(), &owners, &validation, &cfg).expect("every round finishes");
+        assert_verified(&report);
+        let mut excluded = 0;
+        for r in &report.rounds {
+            for g in &r.outcome.groups {
+                if g.survivors.contains(&104) {
+                    assert_eq!(g.score, Some(0), "round {}: {g:?}", r.info.round);
+                    excluded += 1;
+                }
+            }
+        }
+        assert!(excluded > 0, "the attacker was never selected");
+        let last = report.rounds.last().expect("rounds").outcome.accuracy;
+        assert!(last > report.initial_accuracy + 0.2, "{last}");
     }
 }

@@ -133,6 +133,27 @@ impl OwnerRound {
         Self::submit(&plan, dataset_id, identity, update, stats, &seed)
     }
 
+    /// Submits raw quantized `words` (the update's levels and the weight word last) without any
+    /// check of their range: what a malicious owner that skips the quantizer can send. Only
+    /// tests of the coordinator's defences use it.
+    pub fn start_with_words(
+        spec: &TaskSpec,
+        round: &RoundInfo,
+        dataset_id: u64,
+        words: Vec<u32>,
+        global: &[f32],
+        identity: &SigningKey,
+        seed: [u8; 32],
+    ) -> Result<Self, FedError> {
+        let plan = Self::plan(spec, round, dataset_id, identity, global)?;
+        let stats = LocalStats {
+            train_loss: f64::NAN,
+            update_norm: f64::NAN,
+            clipped: false,
+        };
+        Self::mask(&plan, dataset_id, identity, words, stats, &seed)
+    }
+
     /// The round's plan, after checking this owner is selected under `identity`.
     fn plan(
         spec: &TaskSpec,
@@ -161,10 +182,6 @@ impl OwnerRound {
         stats: LocalStats,
         seed: &[u8; 32],
     ) -> Result<Self, FedError> {
-        let &(group, me) = plan
-            .position
-            .get(&dataset_id)
-            .ok_or(FedError::NotSelected(dataset_id))?;
         let mut noise_rng = rng("deai-node fed owner noise v1", seed);
         let normal =
             Normal::new(0.0, plan.noise_std).map_err(|_| FedError::Noise(plan.noise_std))?;
@@ -172,6 +189,22 @@ impl OwnerRound {
             *v = (f64::from(*v) + normal.sample(&mut noise_rng)) as f32;
         }
         let words = plan.quantizer.quantize(&delta, 1, 1, &mut noise_rng)?;
+        Self::mask(plan, dataset_id, identity, words, stats, seed)
+    }
+
+    /// Runs the group's SecAgg+ client on `words`.
+    fn mask(
+        plan: &RoundPlan,
+        dataset_id: u64,
+        identity: &SigningKey,
+        words: Vec<u32>,
+        stats: LocalStats,
+        seed: &[u8; 32],
+    ) -> Result<Self, FedError> {
+        let &(group, me) = plan
+            .position
+            .get(&dataset_id)
+            .ok_or(FedError::NotSelected(dataset_id))?;
         let mut secagg_rng = rng("deai-node fed owner secagg v1", seed);
         let config = plan.groups[group].config.clone();
         let limits = config.limits();

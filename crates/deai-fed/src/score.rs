@@ -39,6 +39,9 @@ pub fn group_scores(
     sums.iter()
         .map(|sum| {
             let Some(sum) = sum else { return Ok(None) };
+            if !strategy::plausible(quantizer, sum) {
+                return Ok(Some(0));
+            }
             let (total, weight) = strategy::dequantize(quantizer, sum, global.len())?;
             let candidate = strategy::apply(global, server_lr, &total, weight);
             let after = model::evaluate(kind, &candidate, validation).loss;

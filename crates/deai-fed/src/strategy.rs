@@ -86,8 +86,21 @@ pub fn prox_mu(spec: &TaskSpec) -> Result<f32, SpecError> {
     Ok(plan.prox_mu.unwrap_or(0.0))
 }
 
-/// The strategy's replies: one per completed group (`None` = aborted), in plan order, each the
-/// group's mean model weighted by its survivors.
+/// Whether an unmasked group sum could come from owners that quantized honestly: a positive
+/// weight word `w` (each honest owner sends 1) and every coordinate at most `w·L`. Nothing in
+/// SecAgg checks an owner's words, so one that skips the quantizer can make its group's sum
+/// claim no contributors or values no update has; such a group is left out of the aggregate and
+/// scores 0 (the same on every verifier, which runs this check on the same sums).
+pub fn plausible(quantizer: &Quantizer, sum: &[u32]) -> bool {
+    let Some((&weight, coords)) = sum.split_last() else {
+        return false;
+    };
+    let top = u64::from(weight) * u64::from(quantizer.levels());
+    weight > 0 && coords.iter().all(|&c| u64::from(c) <= top)
+}
+
+/// The strategy's replies: one per completed group (`None` = aborted) whose sum is
+/// [`plausible`], in plan order, each the group's mean model weighted by its survivors.
 pub fn group_replies(
     global: &[f32],
     quantizer: &Quantizer,
@@ -95,7 +108,9 @@ pub fn group_replies(
 ) -> Result<Vec<Reply>, FedError> {
     let mut replies = Vec::new();
     for (g, sum) in sums.iter().enumerate() {
-        let Some(sum) = sum else { continue };
+        let Some(sum) = sum.as_ref().filter(|s| plausible(quantizer, s)) else {
+            continue;
+        };
         let (total, weight) = dequantize(quantizer, sum, global.len())?;
         if weight == 0 {
             return Err(FedError::Protocol("a completed group has no contributors"));

@@ -230,8 +230,9 @@ fn bench_fed_robust_fills_every_cell() {
             let none = f64_of(r, "none");
             assert!((0.0..=1.0).contains(&none), "{r}");
             let attacked = r["attacked"].as_array().unwrap();
-            assert_eq!(attacked.len(), 8, "{r}");
+            assert_eq!(attacked.len(), 9, "{r}");
             assert!(attacked.iter().any(|a| a[0] == "colluding"), "{r}");
+            assert!(attacked.iter().any(|a| a[0] == "cancel-weight"), "{r}");
         }
         assert!(
             s["best_rule"].as_str().is_some_and(|b| !b.is_empty()),

@@ -53,7 +53,8 @@ pub struct Args {
     #[arg(long, default_value_t = 1.0)]
     pub server_lr: f32,
     /// Make a fifth of the owners (owners 1, 2, ...) attack the model from inside the protocol:
-    /// label-flip, sign-flip, scaling, gaussian, alie, ipm, free-rider or colluding (each alone;
+    /// label-flip, sign-flip, scaling, gaussian, alie, ipm, free-rider, colluding or
+    /// cancel-weight (each alone;
     /// docs/robustness.md measures them all). The checks still pass: attackers follow the wire
     /// protocol, so only the accuracy and the rewards show them.
     #[arg(long, value_name = "ATTACK")]
