@@ -42,7 +42,8 @@ pub enum OwnerAttack {
     CancelWeight,
 }
 
-/// Every name [`OwnerAttack::from_name`] accepts: `deai_learn`'s attacks, then `colluding`.
+/// Every name [`OwnerAttack::from_name`] accepts: `deai_learn`'s attacks, then `colluding` and
+/// `cancel-weight`.
 pub fn names() -> Vec<&'static str> {
     deai_learn::attack::NAMES
         .iter()
@@ -52,7 +53,7 @@ pub fn names() -> Vec<&'static str> {
 }
 
 impl OwnerAttack {
-    /// Parses a name from [`NAMES`].
+    /// Parses a name from [`names`].
     pub fn from_name(name: &str) -> Result<Self, FedError> {
         match name {
             "colluding" => return Ok(Self::Colluding),
@@ -70,6 +71,12 @@ impl OwnerAttack {
     /// Whether attackers train on flipped labels (and then send honestly).
     pub fn flips_labels(&self) -> bool {
         matches!(self, Self::Learn(Attack::LabelFlip))
+    }
+
+    /// Whether attackers submit an update of their own making ([`Self::coalition_updates`]),
+    /// rather than poisoned data or raw words ([`Self::words`]).
+    pub fn submits_update(&self) -> bool {
+        !self.flips_labels() && *self != Self::CancelWeight
     }
 
     /// An attacker's local data as it trains on it.
@@ -118,9 +125,7 @@ impl OwnerAttack {
             })
             .collect()
     }
-}
 
-impl OwnerAttack {
     /// An attacking owner's round when it attacks alone (a coalition of one, as an owner node
     /// configured to attack runs it): trains on poisoned data and sends honestly, or trains
     /// honestly and submits the poisoned update instead.
@@ -139,7 +144,7 @@ impl OwnerAttack {
             let poisoned = self.poison_data(local);
             return OwnerRound::start(spec, round, dataset_id, &poisoned, global, identity, seed);
         }
-        if let Some(words) = self.words(spec, round, dataset_id)? {
+        if let Some(words) = self.words(&RoundPlan::new(spec, round)?, dataset_id)? {
             return OwnerRound::start_with_words(
                 spec, round, dataset_id, words, global, identity, seed,
             );
@@ -162,20 +167,12 @@ impl OwnerAttack {
             .ok_or(FedError::Attack("the coalition produced no update".into()))?;
         OwnerRound::start_with_update(spec, round, dataset_id, update, global, identity, seed)
     }
-}
 
-impl OwnerAttack {
     /// The raw words an attack that skips the quantizer sends (`None` for every other attack).
-    pub fn words(
-        &self,
-        spec: &TaskSpec,
-        round: &RoundInfo,
-        dataset_id: u64,
-    ) -> Result<Option<Vec<u32>>, FedError> {
+    pub fn words(&self, plan: &RoundPlan, dataset_id: u64) -> Result<Option<Vec<u32>>, FedError> {
         if *self != Self::CancelWeight {
             return Ok(None);
         }
-        let plan = RoundPlan::new(spec, round)?;
         let &(group, _) = plan
             .position
             .get(&dataset_id)

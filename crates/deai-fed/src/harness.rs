@@ -255,7 +255,7 @@ fn exchange(
         };
         let round_seed = owner_seed(seed, info, id);
         let words = match cfg.attacks.iter().find(|a| a.members.contains(&id)) {
-            Some(a) => a.attack.words(spec, info, id)?,
+            Some(a) => a.attack.words(coordinator.plan(), id)?,
             None => None,
         };
         let mut state = match (words, poisoned.remove(&id)) {
@@ -309,7 +309,8 @@ fn exchange(
 }
 
 /// What this round's selected attackers submit instead of their clipped updates (none for
-/// data attacks, whose members run the honest protocol on poisoned data).
+/// data attacks, whose members run the honest protocol on poisoned data, or for attacks that
+/// send raw words).
 fn poisoned_updates(
     spec: &TaskSpec,
     info: &RoundInfo,
@@ -320,7 +321,7 @@ fn poisoned_updates(
     let kind = spec.model_kind()?;
     let round_seed = u64::from_le_bytes(info.seed.0[..8].try_into().unwrap_or_default());
     let mut out = BTreeMap::new();
-    for coalition in cfg.attacks.iter().filter(|a| !a.attack.flips_labels()) {
+    for coalition in cfg.attacks.iter().filter(|a| a.attack.submits_update()) {
         let mut honest = BTreeMap::new();
         for &id in info
             .selected
