@@ -15,7 +15,9 @@ use deai_learn::model::{ModelKind, evaluate};
 use deai_learn::rng;
 
 use crate::features::input_from_features;
-use crate::quantize::{QuantizeError, arch_of, float, quantize};
+use crate::quantize::{
+    QuantizeConfig, QuantizeError, Rounding, arch_of, float, quantize, quantize_with,
+};
 use crate::{Input, QuantModel, infer, infer_batch};
 
 /// Why a harness could not run.
@@ -52,6 +54,11 @@ pub struct AccuracyRow {
     /// Share of test samples whose quantized class equals the float argmax (`None` where the
     /// float reference has no per-sample logits here: the character model).
     pub agreement: Option<f64>,
+    /// Integer accuracy with every weight rounded to nearest ([`Rounding::Nearest`]) instead of
+    /// with error feedback: what the feedback buys.
+    pub nearest_quant_accuracy: f64,
+    /// [`Self::agreement`] with nearest rounding.
+    pub nearest_agreement: Option<f64>,
     /// BLAKE3 of the quantized blob, hex.
     pub model_hash: String,
     /// Size of the blob.
@@ -119,19 +126,20 @@ pub fn compare(
     train_samples: usize,
 ) -> Result<AccuracyRow, BenchError> {
     let model = quantize(kind, params, calibration)?;
-    let inputs = inputs(&model, test)?;
-    let outputs = infer_batch(&model, &inputs);
-    let (mut hits, mut agree, mut compared) = (0usize, 0usize, 0usize);
-    for (i, out) in outputs.iter().enumerate() {
-        hits += usize::from(out.class == test.labels[i]);
-        if let Some(logits) = float::logits(kind, params, test.sample(i)) {
-            agree += usize::from(out.class == first_argmax(&logits));
-            compared += 1;
-        }
-    }
+    let nearest = QuantizeConfig {
+        rounding: Rounding::Nearest,
+        ..QuantizeConfig::default()
+    };
+    let float_classes: Vec<Option<u32>> = (0..test.len())
+        .map(|i| float::logits(kind, params, test.sample(i)).map(|z| first_argmax(&z)))
+        .collect();
+    let (quant_accuracy, agreement) = score(&model, test, &float_classes)?;
+    let (nearest_quant_accuracy, nearest_agreement) = score(
+        &quantize_with(kind, params, calibration, &nearest)?,
+        test,
+        &float_classes,
+    )?;
     let float_accuracy = evaluate(kind, params, test).accuracy;
-    let n = test.len().max(1) as f64;
-    let quant_accuracy = hits as f64 / n;
     let blob = model.encode();
     Ok(AccuracyRow {
         dataset,
@@ -141,11 +149,35 @@ pub fn compare(
         float_accuracy,
         quant_accuracy,
         drop_pt: (float_accuracy - quant_accuracy) * 100.0,
-        agreement: (compared > 0).then(|| agree as f64 / compared as f64),
+        agreement,
+        nearest_quant_accuracy,
+        nearest_agreement,
         model_hash: blake3::hash(&blob).to_hex().to_string(),
         blob_bytes: blob.len(),
         ops: model.ops(),
     })
+}
+
+/// `model`'s accuracy on `test`, and the share of samples whose class equals the float class
+/// (of those that have one).
+fn score(
+    model: &QuantModel,
+    test: &Dataset,
+    float_classes: &[Option<u32>],
+) -> Result<(f64, Option<f64>), BenchError> {
+    let outputs = infer_batch(model, &inputs(model, test)?);
+    let (mut hits, mut agree, mut compared) = (0usize, 0usize, 0usize);
+    for (i, out) in outputs.iter().enumerate() {
+        hits += usize::from(out.class == test.labels[i]);
+        if let Some(class) = float_classes[i] {
+            agree += usize::from(out.class == class);
+            compared += 1;
+        }
+    }
+    Ok((
+        hits as f64 / test.len().max(1) as f64,
+        (compared > 0).then(|| agree as f64 / compared as f64),
+    ))
 }
 
 /// Trains, quantizes and scores: digits logistic and MLP 64-128-10; Fashion-MNIST MLP

@@ -5,7 +5,9 @@
 //! pure function of (kind, parameters, calibration set, config): no threads, no randomness, and
 //! the lookup tables come from `libm` (the same bits on every platform).
 //!
-//! - **Weights**: symmetric int8 per output row (channel): `s_w[r] = max|w[r]| / 127`.
+//! - **Weights**: symmetric int8 per output row (channel): `s_w[r] = max|w[r]| / 127`, rounded
+//!   with error feedback over the layer's calibration inputs ([`Rounding::Feedback`], GPTQ) so
+//!   the rounding errors of a row cancel in its output instead of adding up.
 //! - **Inputs**: an input byte `q` is `q / input_max`; `input_max` is the smallest `d ≤ 255`
 //!   that puts every calibration feature on the grid `k / d` (16 for digits, 255 for
 //!   Fashion-MNIST), so quantizing the input loses nothing.
@@ -35,6 +37,16 @@ pub enum Clip {
     Mse,
 }
 
+/// How weights are rounded to their int8 grid.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Rounding {
+    /// Each weight to its nearest level.
+    Nearest,
+    /// One weight at a time, its error moved onto the weights not yet rounded so the row's
+    /// output error over the calibration inputs is smallest (GPTQ/OPTQ).
+    Feedback,
+}
+
 /// Quantizer settings.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct QuantizeConfig {
@@ -44,6 +56,8 @@ pub struct QuantizeConfig {
     pub calibration_samples: usize,
     /// Activation range rule.
     pub clip: Clip,
+    /// Weight rounding rule.
+    pub rounding: Rounding,
 }
 
 impl Default for QuantizeConfig {
@@ -52,6 +66,7 @@ impl Default for QuantizeConfig {
             input_max: None,
             calibration_samples: 2000,
             clip: Clip::Mse,
+            rounding: Rounding::Feedback,
         }
     }
 }
@@ -160,7 +175,7 @@ pub fn quantize_with(
         Some(d) if d > 0 => d,
         _ => input_grid(&samples)?,
     };
-    let s_in = 1.0 / f64::from(input_max);
+    let pixels = LayerInput::grid(input_max);
     let net = match arch {
         Arch::Logistic { inputs, classes } => Net::Logistic {
             fc: logit_layer(
@@ -168,20 +183,15 @@ pub fn quantize_with(
                 tensors[1],
                 inputs,
                 classes,
-                s_in,
-                f64::from(input_max),
+                &pixels.calibrated(cfg.rounding, inputs, samples.iter().copied()),
             ),
         },
         Arch::Mlp {
             inputs,
             hidden,
             classes,
-        } => mlp_net(
-            &tensors, &samples, inputs, hidden, classes, s_in, input_max, cfg.clip,
-        ),
-        Arch::Cnn { side, c1, c2, .. } => {
-            cnn_net(&tensors, &samples, side, c1, c2, s_in, input_max, cfg.clip)
-        }
+        } => mlp_net(&tensors, &samples, inputs, hidden, classes, &pixels, cfg),
+        Arch::Cnn { side, c1, c2, .. } => cnn_net(&tensors, &samples, side, c1, c2, &pixels, cfg),
         Arch::CharLstm { .. } => unreachable!("handled above"),
     };
     Ok(QuantModel::new(arch, input_max, net)?)
@@ -243,8 +253,14 @@ pub(crate) fn requant(m: f64) -> Requant {
 
 /// Per-row weight quantization of a `[rows][cols]` float matrix, returning the int8 weights
 /// and each row's scale. An all-zero row borrows the largest scale (its weights are 0 anyway;
-/// a sane scale keeps its bias and multiplier in range).
-fn rows_i8(w: &[f32], rows: usize, cols: usize) -> (Vec<i8>, Vec<f64>) {
+/// a sane scale keeps its bias and multiplier in range). With a `feedback` factor the rows are
+/// rounded by [`feedback::round_row`], else each weight to nearest.
+fn rows_i8(
+    w: &[f32],
+    rows: usize,
+    cols: usize,
+    feedback: Option<&feedback::Feedback>,
+) -> (Vec<i8>, Vec<f64>) {
     let mut scales: Vec<f64> = (0..rows)
         .map(|r| {
             let max = w[r * cols..(r + 1) * cols]
@@ -264,15 +280,22 @@ fn rows_i8(w: &[f32], rows: usize, cols: usize) -> (Vec<i8>, Vec<f64>) {
             *s = fallback;
         }
     }
-    let q = w
-        .iter()
-        .enumerate()
-        .map(|(i, &v)| {
-            (f64::from(v) / scales[i / cols])
-                .round()
-                .clamp(-127.0, 127.0) as i8
-        })
-        .collect();
+    let q = match feedback {
+        Some(u) => w
+            .chunks_exact(cols)
+            .zip(&scales)
+            .flat_map(|(row, &s)| feedback::round_row(row, s, u))
+            .collect(),
+        None => w
+            .iter()
+            .enumerate()
+            .map(|(i, &v)| {
+                (f64::from(v) / scales[i / cols])
+                    .round()
+                    .clamp(-127.0, 127.0) as i8
+            })
+            .collect(),
+    };
     (q, scales)
 }
 
@@ -287,18 +310,71 @@ fn transpose(w: &[f32], inputs: usize, outputs: usize) -> Vec<f32> {
     t
 }
 
-/// A layer over `[rows][cols]` weights with input scale `s_in` and largest input `x_max`;
-/// `out_scale(row_scales)` gives each row's output scale.
+/// What a layer's inputs look like to the quantizer.
+struct LayerInput {
+    /// The value of one input step.
+    scale: f64,
+    /// The largest input level.
+    max: f64,
+    /// The error-feedback factor of the calibration inputs (`None`: round to nearest).
+    feedback: Option<feedback::Feedback>,
+}
+
+impl LayerInput {
+    /// Inputs on the grid `k / max`, `k ≤ max`, no calibration.
+    fn grid(max: u8) -> Self {
+        Self {
+            scale: 1.0 / f64::from(max),
+            max: f64::from(max),
+            feedback: None,
+        }
+    }
+
+    /// Inputs of `scale` up to level `max`, no calibration.
+    fn scaled(scale: f64, max: f64) -> Self {
+        Self {
+            scale,
+            max,
+            feedback: None,
+        }
+    }
+
+    /// The same inputs, with the feedback factor of the calibration inputs `xs` (each of
+    /// length `cols`) when `rounding` asks for it.
+    fn calibrated<'a>(
+        &self,
+        rounding: Rounding,
+        cols: usize,
+        xs: impl IntoIterator<Item = &'a [f32]>,
+    ) -> Self {
+        let feedback = match rounding {
+            Rounding::Nearest => None,
+            Rounding::Feedback => {
+                let mut gram = feedback::Gram::new(cols);
+                xs.into_iter().for_each(|x| gram.add(x));
+                gram.factor()
+            }
+        };
+        Self {
+            scale: self.scale,
+            max: self.max,
+            feedback,
+        }
+    }
+}
+
+/// A layer over `[rows][cols]` weights fed `input`; `out_scale(row_scales)` gives each row's
+/// output scale.
 fn layer(
     w_rows: &[f32],
     b: &[f32],
     rows: usize,
     cols: usize,
-    s_in: f64,
-    x_max: f64,
+    input: &LayerInput,
     out_scale: impl Fn(&[f64]) -> Vec<f64>,
 ) -> Dense {
-    let (weights, s_w) = rows_i8(w_rows, rows, cols);
+    let (s_in, x_max) = (input.scale, input.max);
+    let (weights, s_w) = rows_i8(w_rows, rows, cols, input.feedback.as_ref());
     let s_out = out_scale(&s_w);
     let bias = (0..rows)
         .map(|r| {
@@ -320,17 +396,10 @@ fn layer(
 }
 
 /// The logit layer from deai-learn's `[in][out]` weights: one common output scale.
-fn logit_layer(
-    w: &[f32],
-    b: &[f32],
-    inputs: usize,
-    classes: usize,
-    s_in: f64,
-    x_max: f64,
-) -> Dense {
+fn logit_layer(w: &[f32], b: &[f32], inputs: usize, classes: usize, input: &LayerInput) -> Dense {
     let rows = transpose(w, inputs, classes);
-    layer(&rows, b, classes, inputs, s_in, x_max, |s_w| {
-        let common = s_w.iter().copied().fold(0.0, f64::max) * s_in;
+    layer(&rows, b, classes, inputs, input, |s_w| {
+        let common = s_w.iter().copied().fold(0.0, f64::max) * input.scale;
         vec![common; s_w.len()]
     })
 }
@@ -341,25 +410,20 @@ fn relu_layer(
     b: &[f32],
     rows: usize,
     cols: usize,
-    s_in: f64,
-    x_max: f64,
+    input: &LayerInput,
     s_out: f64,
 ) -> Dense {
-    layer(w_rows, b, rows, cols, s_in, x_max, |s_w| {
-        vec![s_out; s_w.len()]
-    })
+    layer(w_rows, b, rows, cols, input, |s_w| vec![s_out; s_w.len()])
 }
 
-#[allow(clippy::too_many_arguments)] // one call site per architecture; a struct would only rename them
 fn mlp_net(
     t: &[&[f32]],
     samples: &[&[f32]],
     inputs: usize,
     hidden: usize,
     classes: usize,
-    s_in: f64,
-    input_max: u8,
-    clip: Clip,
+    pixels: &LayerInput,
+    cfg: &QuantizeConfig,
 ) -> Net {
     let mut acts = Vec::with_capacity(samples.len() * hidden);
     let mut h = vec![0f32; hidden];
@@ -367,50 +431,80 @@ fn mlp_net(
         float::linear(x, t[0], t[1], &mut h);
         acts.extend(h.iter().map(|v| v.max(0.0)));
     }
-    let s_h = act_scale(&mut acts, clip);
+    // The second layer is calibrated on what the first will give it: clipped at its range.
+    let s_h = act_scale(&mut acts.clone(), cfg.clip);
+    let top = (s_h * f64::from(ACT_MAX)) as f32;
+    acts.iter_mut().for_each(|v| *v = v.min(top));
     let fc1_rows = transpose(t[0], inputs, hidden);
+    let fc1_in = pixels.calibrated(cfg.rounding, inputs, samples.iter().copied());
+    let fc2_in = LayerInput::scaled(s_h, f64::from(ACT_MAX)).calibrated(
+        cfg.rounding,
+        hidden,
+        acts.chunks_exact(hidden),
+    );
     Net::Mlp {
-        fc1: relu_layer(
-            &fc1_rows,
-            t[1],
-            hidden,
-            inputs,
-            s_in,
-            f64::from(input_max),
-            s_h,
-        ),
-        fc2: logit_layer(t[2], t[3], hidden, classes, s_h, f64::from(ACT_MAX)),
+        fc1: relu_layer(&fc1_rows, t[1], hidden, inputs, &fc1_in, s_h),
+        fc2: logit_layer(t[2], t[3], hidden, classes, &fc2_in),
     }
 }
 
-#[allow(clippy::too_many_arguments)] // as mlp_net
+/// Convolution layers are calibrated on the patches of this many samples at most (every
+/// position of each): plenty for a 25- or 200-wide moment, and it bounds the quantizer's time.
+const PATCH_SAMPLES: usize = 256;
+
 fn cnn_net(
     t: &[&[f32]],
     samples: &[&[f32]],
     side: usize,
     c1: usize,
     c2: usize,
-    s_in: f64,
-    input_max: u8,
-    clip: Clip,
+    pixels: &LayerInput,
+    cfg: &QuantizeConfig,
 ) -> Net {
     let g = CnnGeometry::new(side);
-    let (mut acts1, mut acts2) = (Vec::new(), Vec::new());
+    let (mut maps1, mut maps2) = (Vec::new(), Vec::new());
     for x in samples {
         let m1 = float::relu_pool(&float::conv(x, 1, side, t[0], t[1], c1), c1, g.conv1);
         let m2 = float::relu_pool(&float::conv(&m1, c1, g.pool1, t[2], t[3], c2), c2, g.conv2);
-        acts1.extend_from_slice(&m1);
-        acts2.extend_from_slice(&m2);
+        maps1.extend_from_slice(&m1);
+        maps2.extend_from_slice(&m2);
     }
-    let s1 = act_scale(&mut acts1, clip);
-    let s2 = act_scale(&mut acts2, clip);
+    let s1 = act_scale(&mut maps1.clone(), cfg.clip);
+    let s2 = act_scale(&mut maps2.clone(), cfg.clip);
+    let (top1, top2) = (
+        (s1 * f64::from(ACT_MAX)) as f32,
+        (s2 * f64::from(ACT_MAX)) as f32,
+    );
+    maps1.iter_mut().for_each(|v| *v = v.min(top1));
+    maps2.iter_mut().for_each(|v| *v = v.min(top2));
     let k2 = KERNEL * KERNEL;
     let fc_in = c2 * g.pool2 * g.pool2;
     let classes = t[5].len();
+    let few = samples.len().min(PATCH_SAMPLES);
+    let conv1_in = pixels.calibrated(
+        cfg.rounding,
+        k2,
+        float::patches(samples[..few].iter().copied(), 1, side)
+            .iter()
+            .map(Vec::as_slice),
+    );
+    let m1_len = c1 * g.pool1 * g.pool1;
+    let conv2_in = LayerInput::scaled(s1, f64::from(ACT_MAX)).calibrated(
+        cfg.rounding,
+        c1 * k2,
+        float::patches(maps1.chunks_exact(m1_len).take(few), c1, g.pool1)
+            .iter()
+            .map(Vec::as_slice),
+    );
+    let fc_calib = LayerInput::scaled(s2, f64::from(ACT_MAX)).calibrated(
+        cfg.rounding,
+        fc_in,
+        maps2.chunks_exact(fc_in),
+    );
     Net::Cnn {
-        conv1: relu_layer(t[0], t[1], c1, k2, s_in, f64::from(input_max), s1),
-        conv2: relu_layer(t[2], t[3], c2, c1 * k2, s1, f64::from(ACT_MAX), s2),
-        fc: logit_layer(t[4], t[5], fc_in, classes, s2, f64::from(ACT_MAX)),
+        conv1: relu_layer(t[0], t[1], c1, k2, &conv1_in, s1),
+        conv2: relu_layer(t[2], t[3], c2, c1 * k2, &conv2_in, s2),
+        fc: logit_layer(t[4], t[5], fc_in, classes, &fc_calib),
     }
 }
 
@@ -477,15 +571,10 @@ fn lstm_net(t: &[&[f32]], vocab: usize, hidden: usize) -> Net {
     // Recurrent rows: h in units of 1/128 → gate pre-activation in Q8.
     let rows = transpose(w_hh, hidden, gates);
     let s_h = 1.0 / 128.0;
-    let recurrent = layer(
-        &rows,
-        &vec![0.0; gates],
-        gates,
-        hidden,
-        s_h,
-        f64::from(HIDDEN_MAX),
-        |s_w| vec![1.0 / q8; s_w.len()],
-    );
+    let h_in = LayerInput::scaled(s_h, f64::from(HIDDEN_MAX));
+    let recurrent = layer(&rows, &vec![0.0; gates], gates, hidden, &h_in, |s_w| {
+        vec![1.0 / q8; s_w.len()]
+    });
     let table = |f: fn(f64) -> f64, min: f64| -> Vec<i16> {
         (0..LUT_LEN)
             .map(|i| {
@@ -502,7 +591,7 @@ fn lstm_net(t: &[&[f32]], vocab: usize, hidden: usize) -> Net {
     };
     Net::CharLstm {
         lstm,
-        fc: logit_layer(t[4], t[5], hidden, vocab, s_h, f64::from(HIDDEN_MAX)),
+        fc: logit_layer(t[4], t[5], hidden, vocab, &h_in),
     }
 }
 
@@ -585,6 +674,33 @@ pub(crate) mod float {
         Some(out)
     }
 
+    /// The 5×5 patches of every valid position of each `[ch][side][side]` map in `maps`, each
+    /// laid out `[ch][ky][kx]` as a convolution row's weights are.
+    pub(crate) fn patches<'a>(
+        maps: impl Iterator<Item = &'a [f32]>,
+        ch: usize,
+        side: usize,
+    ) -> Vec<Vec<f32>> {
+        let k = KERNEL;
+        let n = side - (k - 1);
+        let mut out = Vec::new();
+        for m in maps {
+            for y in 0..n {
+                for x in 0..n {
+                    let mut p = Vec::with_capacity(ch * k * k);
+                    for c in 0..ch {
+                        for ky in 0..k {
+                            let at = (c * side + y + ky) * side + x;
+                            p.extend_from_slice(&m[at..at + k]);
+                        }
+                    }
+                    out.push(p);
+                }
+            }
+        }
+        out
+    }
+
     /// ReLU then 2×2 max pooling (stride 2, floor) of `[ch][side][side]`.
     pub(crate) fn relu_pool(x: &[f32], ch: usize, side: usize) -> Vec<f32> {
         let p = side / 2;
@@ -602,5 +718,6 @@ pub(crate) mod float {
     }
 }
 
+mod feedback;
 #[cfg(test)]
 mod tests;

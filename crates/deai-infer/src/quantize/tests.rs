@@ -232,3 +232,50 @@ fn float_lstm(kind: &ModelKind, params: &[f32], ids: &[f32]) -> Vec<f64> {
         })
         .collect()
 }
+
+/// Error-feedback rounding brings the integer logits closer to the float ones than nearest
+/// rounding, on trained models of both kinds the digits task uses (a quantizer that fed errors
+/// the wrong way, or into the wrong inputs, would make them further).
+#[test]
+fn feedback_rounding_tracks_the_float_logits_better_than_nearest() {
+    let (train, test) = digits::split(&digits::load().expect("vendored"));
+    for (kind, epochs) in [
+        (ModelKind::from_name("logistic", 64, 10).expect("a kind"), 5),
+        (ModelKind::from_name("mlp", 64, 10).expect("a kind"), 3),
+    ] {
+        let w = crate::bench::train_float(&kind, &train, epochs, 0.01, 32, 7).expect("trains");
+        let error = |rounding| {
+            let cfg = QuantizeConfig {
+                rounding,
+                ..QuantizeConfig::default()
+            };
+            let q = quantize_with(&kind, &w, &train, &cfg).expect("quantizes");
+            // Relative squared error after the best common scale (the integer logits' unit).
+            let (mut zl, mut ll, mut zz, mut pairs) = (0.0, 0.0, 0.0, Vec::new());
+            for i in 0..test.len() {
+                let x = input_from_features(&q, test.sample(i)).expect("in range");
+                let l = infer(&q, &x).logits;
+                let z = float::logits(&kind, &w, test.sample(i)).expect("image model");
+                for (&zi, &li) in z.iter().zip(&l) {
+                    let (zi, li) = (f64::from(zi), f64::from(li));
+                    zl += zi * li;
+                    ll += li * li;
+                    zz += zi * zi;
+                    pairs.push((zi, li));
+                }
+            }
+            let s = zl / ll;
+            pairs.iter().map(|(z, l)| (z - s * l).powi(2)).sum::<f64>() / zz
+        };
+        let (nearest, feedback) = (error(Rounding::Nearest), error(Rounding::Feedback));
+        println!(
+            "{}: logit error nearest {nearest:.3e} feedback {feedback:.3e}",
+            kind.name()
+        );
+        assert!(
+            feedback < 0.5 * nearest,
+            "{}: feedback {feedback} nearest {nearest}",
+            kind.name()
+        );
+    }
+}
