@@ -459,6 +459,29 @@ pub enum TxError {
         /// The limit.
         max: u64,
     },
+    /// The task's rounds can no longer be challenged (settled, cancelled, or its challenge
+    /// window ended).
+    #[error("task {task}: its rounds can no longer be challenged")]
+    ChallengeWindowClosed {
+        /// The task.
+        task: u64,
+    },
+    /// The challenge is not waiting for votes (resolved, or its voting ended).
+    #[error("task {task}: challenge {challenge} is not open for votes")]
+    ChallengeNotPending {
+        /// The task.
+        task: u64,
+        /// The challenge.
+        challenge: u32,
+    },
+    /// The sender is not a validator of the epoch the challenge was filed in.
+    #[error("{sender} is not a validator of epoch {epoch}")]
+    NotValidator {
+        /// The sender.
+        sender: Address,
+        /// The epoch whose set votes.
+        epoch: u64,
+    },
 }
 
 impl TxError {
@@ -511,6 +534,9 @@ impl TxError {
             Self::DisputeWindowClosed { .. } => "dispute_window_closed",
             Self::DisputeUnbacked { .. } => "dispute_unbacked",
             Self::DisputeTooCostly { .. } => "dispute_too_costly",
+            Self::ChallengeWindowClosed { .. } => "challenge_window_closed",
+            Self::ChallengeNotPending { .. } => "challenge_not_pending",
+            Self::NotValidator { .. } => "not_validator",
         }
     }
 
@@ -562,6 +588,9 @@ impl TxError {
         "dispute_window_closed",
         "dispute_unbacked",
         "dispute_too_costly",
+        "challenge_window_closed",
+        "challenge_not_pending",
+        "not_validator",
     ];
 
     pub(crate) fn limit(field: &str, len: usize, max: usize) -> Result<(), Self> {
@@ -844,6 +873,15 @@ mod tests {
             },
             TxError::DisputeUnbacked { offer: 1 },
             TxError::DisputeTooCostly { ops: 2, max: 1 },
+            TxError::ChallengeWindowClosed { task: 1 },
+            TxError::ChallengeNotPending {
+                task: 1,
+                challenge: 2,
+            },
+            TxError::NotValidator {
+                sender: a,
+                epoch: 3,
+            },
         ]
     }
 

@@ -182,7 +182,7 @@ pub enum Event {
         /// Refunded to the creator (unscored share and rounding dust).
         #[serde(with = "crate::types::amount")]
         refund: u128,
-        /// The registered final model.
+        /// The registered final model (0: none, every completed round was invalidated).
         model: u64,
     },
     /// An account declared (or replaced) its validator key.
@@ -345,6 +345,79 @@ pub enum Event {
         #[serde(with = "crate::types::amount")]
         forfeit: u128,
     },
+    /// A coordinator locked its bond for a task.
+    CoordinatorBonded {
+        /// The task.
+        task: u64,
+        /// The coordinator.
+        coordinator: Address,
+        /// Locked.
+        #[serde(with = "crate::types::amount")]
+        amount: u128,
+    },
+    /// A coordinator's bond returned to it.
+    CoordinatorBondReleased {
+        /// The task.
+        task: u64,
+        /// The coordinator.
+        coordinator: Address,
+        /// Returned.
+        #[serde(with = "crate::types::amount")]
+        amount: u128,
+    },
+    /// A claim of a round's result was challenged.
+    RoundChallenged {
+        /// The task.
+        task: u64,
+        /// The challenge's number within the task.
+        challenge: u32,
+        /// The round.
+        round: u32,
+        /// The claim.
+        claim: crate::state::Claim,
+        /// Who challenged.
+        challenger: Address,
+        /// The coordinator whose bond answers.
+        accused: Address,
+    },
+    /// A validator voted on a challenge.
+    ChallengeVoted {
+        /// The task.
+        task: u64,
+        /// The challenge.
+        challenge: u32,
+        /// The validator's account.
+        validator: Address,
+        /// Whether it found the claim wrong.
+        upheld: bool,
+    },
+    /// A challenge was decided (or its voting ended undecided).
+    ChallengeResolved {
+        /// The task.
+        task: u64,
+        /// The challenge.
+        challenge: u32,
+        /// Its round.
+        round: u32,
+        /// How it ended.
+        verdict: crate::state::Verdict,
+        /// Taken from the accused coordinator's bond.
+        #[serde(with = "crate::types::amount")]
+        slashed: u128,
+        /// Of that, paid to the challenger.
+        #[serde(with = "crate::types::amount")]
+        reward: u128,
+        /// Of that, added to the task's escrow.
+        #[serde(with = "crate::types::amount")]
+        to_escrow: u128,
+    },
+    /// A task was closed by `TaskClose` and waits for its challenge window.
+    TaskSettling {
+        /// The task.
+        id: u64,
+        /// First height it may settle at.
+        settle_from: u64,
+    },
 }
 
 /// Why a dispute was upheld.
@@ -413,6 +486,12 @@ impl Event {
             Self::ChannelClosed { .. } => 29,
             Self::DisputeUpheld { .. } => 30,
             Self::DisputeRejected { .. } => 31,
+            Self::CoordinatorBonded { .. } => 32,
+            Self::CoordinatorBondReleased { .. } => 33,
+            Self::RoundChallenged { .. } => 34,
+            Self::ChallengeVoted { .. } => 35,
+            Self::ChallengeResolved { .. } => 36,
+            Self::TaskSettling { .. } => 37,
         }
     }
 }
@@ -568,6 +647,7 @@ impl Write for Event {
             | Self::ChannelClosed { .. }
             | Self::DisputeUpheld { .. }
             | Self::DisputeRejected { .. }) => write_market(market, buf),
+            accountability => write_accountability(accountability, buf),
         }
     }
 }
@@ -604,7 +684,80 @@ impl EncodeSize for Event {
             Self::ChannelClosed { .. } => 8 + 32 + 16,
             Self::DisputeUpheld { .. } => 8 + 8 + 8 + 32 + 1 + 16 + 16,
             Self::DisputeRejected { .. } => 8 + 8 + 8 + 32 + 16,
+            Self::CoordinatorBonded { .. } | Self::CoordinatorBondReleased { .. } => 8 + 32 + 16,
+            Self::RoundChallenged { claim, .. } => 8 + 4 + 4 + claim.encode_size() + 32 + 32,
+            Self::ChallengeVoted { .. } => 8 + 4 + 32 + 1,
+            Self::ChallengeResolved { .. } => 8 + 4 + 4 + 1 + 16 + 16 + 16,
+            Self::TaskSettling { .. } => 8 + 8,
         }
+    }
+}
+
+/// The encodings of the coordinator-accountability events (tags 32..=37).
+fn write_accountability(event: &Event, buf: &mut impl BufMut) {
+    match event {
+        Event::CoordinatorBonded {
+            task,
+            coordinator,
+            amount,
+        }
+        | Event::CoordinatorBondReleased {
+            task,
+            coordinator,
+            amount,
+        } => {
+            task.write(buf);
+            coordinator.write(buf);
+            amount.write(buf);
+        }
+        Event::RoundChallenged {
+            task,
+            challenge,
+            round,
+            claim,
+            challenger,
+            accused,
+        } => {
+            task.write(buf);
+            challenge.write(buf);
+            round.write(buf);
+            claim.write(buf);
+            challenger.write(buf);
+            accused.write(buf);
+        }
+        Event::ChallengeVoted {
+            task,
+            challenge,
+            validator,
+            upheld,
+        } => {
+            task.write(buf);
+            challenge.write(buf);
+            validator.write(buf);
+            buf.put_u8(u8::from(*upheld));
+        }
+        Event::ChallengeResolved {
+            task,
+            challenge,
+            round,
+            verdict,
+            slashed,
+            reward,
+            to_escrow,
+        } => {
+            task.write(buf);
+            challenge.write(buf);
+            round.write(buf);
+            verdict.write(buf);
+            slashed.write(buf);
+            reward.write(buf);
+            to_escrow.write(buf);
+        }
+        Event::TaskSettling { id, settle_from } => {
+            id.write(buf);
+            settle_from.write(buf);
+        }
+        _ => unreachable!("only accountability events are written here"),
     }
 }
 

@@ -149,6 +149,7 @@ fn validate_market(p: &Params) -> Result<(), GenesisError> {
             "dispute_input_bytes_max",
             u128::from(p.dispute_input_bytes_max),
         ),
+        ("challenge_vote_blocks", u128::from(p.challenge_vote_blocks)),
     ];
     for (name, value) in positive {
         if value == 0 {
@@ -185,12 +186,17 @@ fn validate_market(p: &Params) -> Result<(), GenesisError> {
             "must be at least 12 (an output of one logit)",
         ));
     }
-    if p.dispute_reward_bps > BPS_SCALE {
-        return Err(param(
-            "dispute_reward_bps",
-            p.dispute_reward_bps.to_string(),
-            "must be at most 10000 (the whole bond)",
-        ));
+    for (name, bps) in [
+        ("dispute_reward_bps", p.dispute_reward_bps),
+        ("challenge_reward_bps", p.challenge_reward_bps),
+    ] {
+        if bps > BPS_SCALE {
+            return Err(param(
+                name,
+                bps.to_string(),
+                "must be at most 10000 (the whole bond)",
+            ));
+        }
     }
     let reach = p
         .channel_expiry_max
@@ -339,6 +345,11 @@ mod tests {
             "dispute_reward_bps",
             "dispute_bond",
             "dispute_fee_per_byte",
+            "coordinator_bond",
+            "challenge_window_blocks",
+            "challenge_deposit",
+            "challenge_vote_blocks",
+            "challenge_reward_bps",
         ] {
             assert!(params.remove(name).is_some(), "{name}");
         }

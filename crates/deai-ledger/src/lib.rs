@@ -70,8 +70,10 @@ pub use error::{DecodeError, EntityKind, GenesisError, ProofError, TxError};
 pub use event::{DisputeCause, Event, HistoryEntry};
 pub use genesis::{Genesis, TOKEN};
 pub use params::{
-    BPS_SCALE, CHANNEL_EXPIRY_MAX_DEFAULT, DELTA_SCALE, DISPUTE_BOND_DEFAULT,
-    DISPUTE_FEE_PER_BYTE_DEFAULT, DISPUTE_INPUT_BYTES_MAX_DEFAULT, DISPUTE_MODEL_BYTES_MAX_DEFAULT,
+    BPS_SCALE, CHALLENGE_DEPOSIT_DEFAULT, CHALLENGE_REWARD_BPS_DEFAULT,
+    CHALLENGE_VOTE_BLOCKS_DEFAULT, CHANNEL_EXPIRY_MAX_DEFAULT, COORDINATOR_BOND_DEFAULT,
+    DELTA_SCALE, DISPUTE_BOND_DEFAULT, DISPUTE_FEE_PER_BYTE_DEFAULT,
+    DISPUTE_INPUT_BYTES_MAX_DEFAULT, DISPUTE_MODEL_BYTES_MAX_DEFAULT,
     DISPUTE_MODEL_BYTES_MAX_LIMIT, DISPUTE_OPS_MAX_DEFAULT, DISPUTE_OPS_MAX_LIMIT,
     DISPUTE_REWARD_BPS_DEFAULT, DISPUTE_WINDOW_BLOCKS_DEFAULT, EPOCH_BLOCKS_DEFAULT,
     EPOCH_BLOCKS_MIN, EPSILON_SCALE, Limits, METRIC_SCALE, NOISE_SCALE, OFFER_BOND_MIN_DEFAULT,
@@ -82,17 +84,18 @@ pub use params::{
 pub use payment::{QueryReceipt, SignedLeaves, SignedQueryReceipt, SignedVoucher, Voucher};
 pub use proof::{Proof, StateKey, verify_proof};
 pub use state::{
-    Account, Channel, ChannelStatus, ConsentPolicy, Contributor, Dataset,
-    EPSILON_SCHEDULE_STEPS_MAX, EpsilonStep, Member, Metric, Model, Offer, OfferStatus, Round,
-    RoundOutcome, SCORE_SCALE, Score, SecAggParams, Snapshot, SnapshotError, State, SupplyReport,
-    Task, TaskStatus, TaskTerms, Unbonding, ValidatorKey, ValidatorSet, select, selection_seed,
+    Account, Challenge, Channel, ChannelStatus, Claim, Closing, ConsentPolicy, Contributor,
+    CoordinatorBond, Dataset, EPSILON_SCHEDULE_STEPS_MAX, EpsilonStep, Member, Metric, Model,
+    Offer, OfferStatus, Round, RoundOutcome, SCORE_SCALE, Score, SecAggParams, Snapshot,
+    SnapshotError, State, SupplyReport, Task, TaskStatus, TaskTerms, Unbonding, ValidatorKey,
+    ValidatorSet, Verdict, Vote, select, selection_seed,
 };
 pub use tx::{
-    ChannelClaim, ChannelClose, ChannelOpen, ChannelTopUp, ConsentRevoke, ConsentUpdate,
-    DatasetRegister, ModelRegister, OfferCreate, OfferUpdate, OfferWithdraw, ReceiptDispute,
-    RoundExpire, RoundOpen, RoundResult, SignedTx, Stake, TaskCancel, TaskClose,
-    TaskCommitValidation, TaskCreate, TaskSetCoordinator, Transfer, Tx, TxBody, Unstake,
-    ValidatorDeclare, dataset_commitment, validation_commitment,
+    ChallengeVote, ChannelClaim, ChannelClose, ChannelOpen, ChannelTopUp, ConsentRevoke,
+    ConsentUpdate, DatasetRegister, ModelRegister, OfferCreate, OfferUpdate, OfferWithdraw,
+    ReceiptDispute, RoundChallenge, RoundExpire, RoundOpen, RoundResult, SignedTx, Stake,
+    TaskCancel, TaskClose, TaskCommitValidation, TaskCreate, TaskSetCoordinator, Transfer, Tx,
+    TxBody, Unstake, ValidatorDeclare, dataset_commitment, validation_commitment,
 };
 pub use types::{
     Address, Digest, HexError, TxId, allocations, amount, decimal, epsilon_decimal, hex_bytes,

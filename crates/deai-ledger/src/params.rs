@@ -89,6 +89,17 @@ pub const DISPUTE_BOND_DEFAULT: u128 = crate::genesis::TOKEN;
 pub const DISPUTE_FEE_PER_BYTE_DEFAULT: u128 = 1;
 /// Default of [`Params::offer_endpoint_bytes_max`].
 pub const OFFER_ENDPOINT_BYTES_MAX_DEFAULT: u32 = 256;
+/// Default of [`Params::coordinator_bond`]: 10 tokens.
+pub const COORDINATOR_BOND_DEFAULT: u128 = 10 * crate::genesis::TOKEN;
+/// Default of [`Params::challenge_deposit`]: 1 token, forfeited to the coordinator by a
+/// rejected challenge.
+pub const CHALLENGE_DEPOSIT_DEFAULT: u128 = crate::genesis::TOKEN;
+/// Default of [`Params::challenge_vote_blocks`]: about five minutes of an idle chain for the
+/// validators to fetch a round's blobs and re-check one claim.
+pub const CHALLENGE_VOTE_BLOCKS_DEFAULT: u64 = 600;
+/// Default of [`Params::challenge_reward_bps`]: half of a slashed coordinator bond to the
+/// challenger.
+pub const CHALLENGE_REWARD_BPS_DEFAULT: u32 = 5_000;
 /// Basis points in one whole (royalty shares, dispute rewards).
 pub const BPS_SCALE: u32 = 10_000;
 
@@ -146,6 +157,23 @@ mod market_defaults {
     }
     pub(super) fn dispute_fee_per_byte() -> u128 {
         DISPUTE_FEE_PER_BYTE_DEFAULT
+    }
+}
+
+/// Serde defaults of the coordinator-accountability parameters.
+mod challenge_defaults {
+    use super::*;
+    pub(super) fn coordinator_bond() -> u128 {
+        COORDINATOR_BOND_DEFAULT
+    }
+    pub(super) fn challenge_deposit() -> u128 {
+        CHALLENGE_DEPOSIT_DEFAULT
+    }
+    pub(super) fn challenge_vote_blocks() -> u64 {
+        CHALLENGE_VOTE_BLOCKS_DEFAULT
+    }
+    pub(super) fn challenge_reward_bps() -> u32 {
+        CHALLENGE_REWARD_BPS_DEFAULT
     }
 }
 
@@ -256,6 +284,35 @@ pub struct Params {
         with = "crate::types::amount"
     )]
     pub dispute_fee_per_byte: u128,
+    /// What a coordinator locks, base units, when it opens its first round of a task (and again
+    /// after a slash took it): what a challenge upheld against one of its rounds takes. Returned
+    /// when the task settles or is cancelled.
+    #[serde(
+        default = "challenge_defaults::coordinator_bond",
+        with = "crate::types::amount"
+    )]
+    pub coordinator_bond: u128,
+    /// Blocks after a `TaskClose` during which its rounds may still be challenged; rewards are
+    /// paid and the model registered only after it (and after every challenge is resolved).
+    /// 0 settles at the `TaskClose` itself: rounds can then be challenged only while the task
+    /// trains.
+    #[serde(default)]
+    pub challenge_window_blocks: u64,
+    /// What a `RoundChallenge` locks, base units, on top of its fee: returned if the challenge
+    /// is upheld or undecided, paid to the coordinator if rejected.
+    #[serde(
+        default = "challenge_defaults::challenge_deposit",
+        with = "crate::types::amount"
+    )]
+    pub challenge_deposit: u128,
+    /// Blocks the validators have to vote on a challenge; one not decided by then is undecided
+    /// (its deposit returns, nothing is slashed). Positive.
+    #[serde(default = "challenge_defaults::challenge_vote_blocks")]
+    pub challenge_vote_blocks: u64,
+    /// Share of a slashed coordinator bond paid to the challenger, basis points
+    /// (`0..=10_000`); the rest goes into the task's escrow.
+    #[serde(default = "challenge_defaults::challenge_reward_bps")]
+    pub challenge_reward_bps: u32,
 }
 
 impl Default for Params {
@@ -290,6 +347,11 @@ impl Default for Params {
             dispute_reward_bps: DISPUTE_REWARD_BPS_DEFAULT,
             dispute_bond: DISPUTE_BOND_DEFAULT,
             dispute_fee_per_byte: DISPUTE_FEE_PER_BYTE_DEFAULT,
+            coordinator_bond: COORDINATOR_BOND_DEFAULT,
+            challenge_window_blocks: 0,
+            challenge_deposit: CHALLENGE_DEPOSIT_DEFAULT,
+            challenge_vote_blocks: CHALLENGE_VOTE_BLOCKS_DEFAULT,
+            challenge_reward_bps: CHALLENGE_REWARD_BPS_DEFAULT,
         }
     }
 }

@@ -2,7 +2,7 @@
 //! fields for `show`, in natural units (tokens, ε, accuracy as decimals), hashes and addresses
 //! short unless `--full`. `--json` prints the ledger's entity unchanged instead.
 
-use deai_ledger::{DELTA_SCALE, Dataset, METRIC_SCALE, Model, NOISE_SCALE, Task, TaskStatus};
+use deai_ledger::{DELTA_SCALE, Dataset, METRIC_SCALE, Model, NOISE_SCALE, Task};
 
 use crate::output::{decimal, epsilon, short, tokens};
 
@@ -26,14 +26,6 @@ fn ids(v: &[u64]) -> String {
         return "-".into();
     }
     v.iter().map(u64::to_string).collect::<Vec<_>>().join(",")
-}
-
-fn status(s: TaskStatus) -> &'static str {
-    match s {
-        TaskStatus::Open => "open",
-        TaskStatus::Cancelled => "cancelled",
-        TaskStatus::Closed => "closed",
-    }
 }
 
 impl Listed for Dataset {
@@ -130,7 +122,7 @@ impl Listed for Task {
     fn row(&self, _full: bool) -> Vec<String> {
         vec![
             self.id.to_string(),
-            status(self.status).into(),
+            self.status.name().into(),
             self.purpose.clone(),
             format!("{}/{}", self.round_log.len(), self.rounds),
             self.datasets.len().to_string(),
@@ -144,7 +136,7 @@ impl Listed for Task {
     fn fields(&self, full: bool) -> Vec<(&'static str, String)> {
         let mut f = vec![
             ("task", self.id.to_string()),
-            ("status", status(self.status).into()),
+            ("status", self.status.name().into()),
             ("creator", hex(full, self.creator)),
             (
                 "coordinator",

@@ -3,7 +3,7 @@
 
 use std::time::{Duration, Instant};
 
-use deai_ledger::{Task, TaskStatus};
+use deai_ledger::Task;
 use deai_node::client::Client;
 use serde::Serialize;
 
@@ -195,16 +195,12 @@ pub fn run(args: WatchArgs, node: &NodeArgs) -> anyhow::Result<()> {
                 }
                 shown = closed.len();
             }
-            if task.status != TaskStatus::Open {
+            // A settling task waits for its challenge window: rewards and model come after.
+            if task.status.is_final() {
                 let last = scores(args.coordinator.as_deref(), id).await;
                 return anyhow::Ok(Watched {
                     task: id,
-                    status: match task.status {
-                        TaskStatus::Closed => "closed",
-                        TaskStatus::Cancelled => "cancelled",
-                        TaskStatus::Open => "open",
-                    }
-                    .into(),
+                    status: task.status.name().into(),
                     rounds: closed.iter().map(|r| line(&task, r, &last)).collect(),
                     model: task.final_model,
                     epsilon_spent: task.epsilon_spent,

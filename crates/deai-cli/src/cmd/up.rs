@@ -473,11 +473,7 @@ async fn watch(ledger: &Client, json: bool) {
                 format!(
                     "task {} {} {done}/{} rounds",
                     t.id,
-                    match t.status {
-                        deai_ledger::TaskStatus::Open => "open",
-                        deai_ledger::TaskStatus::Closed => "closed",
-                        deai_ledger::TaskStatus::Cancelled => "cancelled",
-                    },
+                    t.status.name(),
                     t.rounds
                 )
             })

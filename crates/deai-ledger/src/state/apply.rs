@@ -36,6 +36,7 @@ impl State {
         self.height = block.height;
         let mut events = self.release_unbonded(block.height);
         events.extend(self.release_offer_bonds(block.height));
+        events.extend(self.settle_due(block.height));
         let mut receipts = Vec::with_capacity(block.txs.len());
         let txs_max = self.params.block_txs_max as usize;
         for (i, tx) in block.txs.iter().enumerate() {

@@ -6,7 +6,7 @@
 //!   tree is brought up to date once per block ([`State::commit`]), so `root()` always covers
 //!   every entry as of the last applied block;
 //! - tokens are conserved: balances + staked + unbonding + escrow + channel deposits + offer
-//!   bonds + burned == genesis supply (fees move from payer to proposer balances; a slashed
+//!   and coordinator bonds + challenge deposits + burned == genesis supply (fees move from payer to proposer balances; a slashed
 //!   bond's unpaid part is burned);
 //! - ids are dense, assigned from 1 in application order, and never reused;
 //! - `commitments` maps every registered data commitment to the dataset that registered it
@@ -16,6 +16,7 @@
 
 mod account;
 mod apply;
+mod challenge;
 mod channel;
 mod dataset;
 mod lifecycle;
@@ -29,6 +30,7 @@ mod tree;
 mod validators;
 
 pub use account::{Account, Unbonding};
+pub use challenge::{Challenge, Claim, Closing, CoordinatorBond, Verdict, Vote};
 pub use channel::{Channel, ChannelStatus};
 pub use dataset::{ConsentPolicy, Dataset, TaskTerms};
 pub(crate) use model::check_metrics;
@@ -70,7 +72,7 @@ pub struct SupplyReport {
     /// Sum of what open payment channels lock (deposits not yet claimed).
     #[serde(default, with = "crate::types::amount")]
     pub channels: u128,
-    /// Sum of offer bonds.
+    /// Sum of offer bonds, coordinator bonds and pending challenge deposits.
     #[serde(default, with = "crate::types::amount")]
     pub bonds: u128,
     /// Fees paid to proposers so far (already inside `balances`; informational).
@@ -121,6 +123,8 @@ pub struct State {
     epochs: BTreeMap<u64, ValidatorSet>,
     /// consensus key → the account that declared it (derived from the accounts).
     validator_keys: BTreeMap<Address, Address>,
+    /// Tasks settling or with a pending challenge (derived from the tasks; see [`challenge`]).
+    accountable: BTreeSet<u64>,
     genesis_supply: u128,
     fees_paid: u128,
     burned: u128,
@@ -148,6 +152,7 @@ impl State {
             unbonding_queue: BTreeMap::new(),
             epochs: BTreeMap::new(),
             validator_keys: BTreeMap::new(),
+            accountable: BTreeSet::new(),
             genesis_supply: g.supply()?,
             fees_paid: 0,
             burned: 0,
@@ -294,7 +299,8 @@ impl State {
         }
         r.escrow = self.tasks.values().map(|t| t.escrow).sum();
         r.channels = self.channels.values().map(Channel::locked).sum();
-        r.bonds = self.offers.values().map(|o| o.bond).sum();
+        r.bonds = self.offers.values().map(|o| o.bond).sum::<u128>()
+            + self.tasks.values().map(Task::locked).sum::<u128>();
         r.total = r.balances + r.staked + r.unbonding + r.escrow + r.channels + r.bonds + r.burned;
         r
     }

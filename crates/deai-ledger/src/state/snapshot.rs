@@ -114,6 +114,7 @@ impl State {
             unbonding_queue: BTreeMap::new(),
             epochs: s.epochs.into_iter().map(|e| (e.epoch, e)).collect(),
             validator_keys: BTreeMap::new(),
+            accountable: BTreeSet::new(),
             genesis_supply: s.genesis_supply,
             fees_paid: s.fees_paid,
             burned: s.burned,
@@ -148,6 +149,10 @@ impl State {
             .map_err(|k| SnapshotError::Inconsistent(k.to_string()))?;
         for d in state.datasets.values() {
             state.commitments.entry(d.commitment).or_insert(d.id);
+        }
+        let ids: Vec<u64> = state.tasks.keys().copied().collect();
+        for id in ids {
+            state.refresh_accountable(id);
         }
         for o in state.offers.values() {
             if let (OfferStatus::Withdrawn, Some(h), true) =

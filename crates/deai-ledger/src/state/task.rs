@@ -6,6 +6,7 @@
 //! participation count `j`), which is also the sum of the rounds' `epsilon`; neither exceeds
 //! its budget.
 
+use super::challenge::{Challenge, Closing, CoordinatorBond};
 use super::round::Round;
 use crate::codec::write_list;
 use crate::event::HistoryEntry;
@@ -23,8 +24,28 @@ pub enum TaskStatus {
     Open,
     /// Cancelled by its creator; unspent escrow refunded.
     Cancelled,
-    /// Closed by `TaskClose`: rewards paid, the rest refunded, the final model registered.
+    /// Closed: rewards paid, the rest refunded, the final model registered.
     Closed,
+    /// Closed by `TaskClose`, waiting for its challenge window to pass and its challenges to
+    /// be decided; escrow held ([`super::challenge`]).
+    Settling,
+}
+
+impl TaskStatus {
+    /// Its lowercase name, as JSON spells it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Open => "open",
+            Self::Cancelled => "cancelled",
+            Self::Closed => "closed",
+            Self::Settling => "settling",
+        }
+    }
+
+    /// Whether nothing more happens to the task (closed and settled, or cancelled).
+    pub fn is_final(self) -> bool {
+        matches!(self, Self::Closed | Self::Cancelled)
+    }
 }
 
 /// Most steps in a task's ε schedule (a task of more rounds prices them on a grid).
@@ -115,9 +136,20 @@ pub struct Task {
     /// Every round opened so far, in order (round `i` at index `i - 1`), expired ones included.
     #[serde(default)]
     pub round_log: Vec<Round>,
-    /// The model registered by `TaskClose`.
+    /// The model registered when the task settled (none if every completed round was
+    /// invalidated).
     #[serde(default)]
     pub final_model: Option<u64>,
+    /// Coordinator bonds, in the order they were locked.
+    #[serde(default)]
+    pub bonds: Vec<CoordinatorBond>,
+    /// Challenges against its rounds, in the order they were filed (challenge `i` at index
+    /// `i - 1`).
+    #[serde(default)]
+    pub challenges: Vec<Challenge>,
+    /// What its `TaskClose` fixed, while settling and after.
+    #[serde(default)]
+    pub closing: Option<Closing>,
 }
 
 impl Task {
@@ -139,6 +171,7 @@ impl Task {
             TaskStatus::Open => 0,
             TaskStatus::Cancelled => 1,
             TaskStatus::Closed => 2,
+            TaskStatus::Settling => 3,
         });
         self.created_height.write(&mut out);
         self.history_root.write(&mut out);
@@ -149,6 +182,18 @@ impl Task {
         let digests: Vec<Digest> = self.round_log.iter().map(Round::digest).collect();
         crate::codec::write_list(&digests, &mut out);
         self.final_model.write(&mut out);
+        write_list(&self.bonds, &mut out);
+        let challenges: Vec<Digest> = self
+            .challenges
+            .iter()
+            .map(|c| {
+                let mut bytes = Vec::with_capacity(c.encode_size());
+                c.write(&mut bytes);
+                Digest::hash(&bytes)
+            })
+            .collect();
+        write_list(&challenges, &mut out);
+        self.closing.write(&mut out);
         out
     }
 
@@ -216,10 +261,14 @@ impl Task {
         u32::try_from(self.round_log.len()).expect("at most task_rounds_max (u32) rounds")
     }
 
-    /// Each scored dataset's score summed over all closed rounds.
+    /// Each scored dataset's score summed over all closed rounds that no challenge invalidated.
     pub fn score_totals(&self) -> std::collections::BTreeMap<u64, u128> {
         let mut totals = std::collections::BTreeMap::new();
-        for outcome in self.round_log.iter().filter_map(|r| r.outcome.as_ref()) {
+        let valid = self
+            .round_log
+            .iter()
+            .filter(|r| !self.round_invalid(r.number));
+        for outcome in valid.filter_map(|r| r.outcome.as_ref()) {
             for s in &outcome.scores {
                 *totals.entry(s.dataset).or_insert(0u128) += u128::from(s.value);
             }

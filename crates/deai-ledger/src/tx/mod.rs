@@ -22,6 +22,7 @@
 //!
 //! Nothing else changes: signing, ids, fees, nonces, receipts and the state root are generic.
 
+mod challenge_vote;
 mod channel_claim;
 mod channel_close;
 mod channel_open;
@@ -34,6 +35,7 @@ mod offer_create;
 mod offer_update;
 mod offer_withdraw;
 mod receipt_dispute;
+mod round_challenge;
 mod round_expire;
 mod round_open;
 mod round_result;
@@ -47,6 +49,7 @@ mod transfer;
 mod unstake;
 mod validator_declare;
 
+pub use challenge_vote::ChallengeVote;
 pub use channel_claim::ChannelClaim;
 pub use channel_close::ChannelClose;
 pub use channel_open::ChannelOpen;
@@ -59,12 +62,14 @@ pub use offer_create::OfferCreate;
 pub use offer_update::OfferUpdate;
 pub use offer_withdraw::OfferWithdraw;
 pub use receipt_dispute::ReceiptDispute;
+pub use round_challenge::RoundChallenge;
 pub use round_expire::RoundExpire;
 pub use round_open::RoundOpen;
 pub use round_result::RoundResult;
 pub use stake::Stake;
 pub use task_cancel::TaskCancel;
 pub use task_close::TaskClose;
+pub(crate) use task_close::payouts;
 pub use task_commit_validation::{TaskCommitValidation, validation_commitment};
 pub use task_create::TaskCreate;
 pub use task_set_coordinator::TaskSetCoordinator;
@@ -207,7 +212,7 @@ tx_bodies! {
     10 => TaskCommitValidation(TaskCommitValidation), "Commit to a task's validation data before its first round (creator only).";
     11 => RoundOpen(RoundOpen), "Open a task's next round with its deterministic selection and DP spend (coordinator only).";
     12 => RoundResult(RoundResult), "Record a round's result and close it (coordinator only).";
-    13 => TaskClose(TaskClose), "Close a task: reveal validation data, pay rewards, refund, register the final model.";
+    13 => TaskClose(TaskClose), "Close a task: reveal validation data; rewards, refund and the final model follow its challenge window.";
     14 => RoundExpire(RoundExpire), "Close a round past its deadline without a result as failed (anyone).";
     15 => ValidatorDeclare(ValidatorDeclare), "Declare the consensus key (and p2p address) the sender's stake validates with.";
     16 => OfferCreate(OfferCreate), "Offer a registered model's quantized blob for paid queries, locking a bond.";
@@ -218,6 +223,8 @@ tx_bodies! {
     21 => ChannelClaim(ChannelClaim), "Redeem a payer's cumulative voucher before the channel expires, paying royalties (provider only).";
     22 => ChannelClose(ChannelClose), "Close a channel and refund the unclaimed deposit (payer after expiry, or provider).";
     23 => ReceiptDispute(ReceiptDispute), "Dispute a signed query receipt: validators re-execute it and slash a wrong provider's bond (anyone).";
+    24 => RoundChallenge(RoundChallenge), "Challenge one claim of a round's result, locking a deposit; validators re-check it and vote (anyone).";
+    25 => ChallengeVote(ChallengeVote), "Vote on a pending round challenge (validators of its epoch).";
 }
 
 impl Write for Tx {

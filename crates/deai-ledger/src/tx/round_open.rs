@@ -160,7 +160,7 @@ impl Action for RoundOpen {
                 eligible: u32::try_from(eligible.len()).unwrap_or(u32::MAX),
             });
         }
-        Ok(())
+        state.require_funds(env, state.bond_needed(t, &env.sender))
     }
 
     fn apply(&self, state: &mut State, env: &Env) -> Vec<Event> {
@@ -212,6 +212,7 @@ impl Action for RoundOpen {
         };
         state.record(EntityKind::Task, self.task, env, event.clone());
         let mut events = vec![event];
+        events.extend(state.bond_for_round(self.task, env.sender, self.round, env));
         for (dataset, _, epsilon) in charges {
             state.dataset_mut(dataset).epsilon_spent += epsilon;
             let charged = Event::EpsilonCharged {

@@ -3,7 +3,7 @@
 //! has a result only `TaskClose` ends a task, so the creator cannot take back a reward
 //! contributors have started to earn. (A task whose rounds all expired has no scores, so a
 //! close would refund the whole escrow too; without this, a task whose last round expired would
-//! hold its escrow for ever.)
+//! hold its escrow for ever.) Coordinator bonds locked by its expired rounds are returned.
 
 use super::{Action, Env};
 use crate::error::{EntityKind, TxError};
@@ -70,7 +70,10 @@ impl Action for TaskCancel {
             refund,
         };
         state.record(EntityKind::Task, self.task, env, event.clone());
-        vec![event]
+        // Only expired rounds, so nothing a challenge could name: the bonds go back.
+        let mut events = vec![event];
+        events.extend(state.release_bonds(self.task, env));
+        events
     }
 }
 

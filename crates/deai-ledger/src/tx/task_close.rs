@@ -1,9 +1,13 @@
 //! `TaskClose`: the creator or coordinator closes a task after its last completed round. It
 //! reveals the validation data (salt and blob hash, checked against the commitment made before
-//! the first round), pays the escrow to the owners of scored datasets in proportion to their
-//! scores summed over all rounds, refunds the rest to the creator, and registers the final
-//! model (the new model of the last round that recorded a result; expired rounds have none)
-//! with its lineage: the task (whose round log lists every round) and the parent model.
+//! the first round), which lets anyone re-check the rounds' scores, and opens the challenge
+//! window (`challenge_window_blocks`). When the window has passed and no challenge is pending
+//! the task settles at the start of a block (at once, in this transaction, with a window of 0
+//! and nothing pending): it pays the escrow to the owners of scored datasets in proportion to
+//! their scores summed over the rounds no challenge invalidated, refunds the rest to the
+//! creator, returns the coordinators' live bonds, and registers the final model (the new model
+//! of the last valid round that recorded a result; expired rounds have none) with its lineage:
+//! the task (whose round log lists every round) and the parent model.
 //!
 //! Payout: `pay_i = floor(escrow * score_i / Σ scores)` in exact integer arithmetic, paid in
 //! ascending dataset order; the remainder (unscored share and rounding dust, all of it when
@@ -14,7 +18,7 @@ use crate::codec::{list_size, read_list, write_list};
 use crate::error::{EntityKind, TxError};
 use crate::event::Event;
 use crate::params::{Limits, Params};
-use crate::state::{Metric, Model, State, Task, TaskStatus, share};
+use crate::state::{Closing, Metric, State, Task, TaskStatus, share};
 use crate::tx::validation_commitment;
 use crate::types::Digest;
 use bytes::BufMut;
@@ -22,7 +26,8 @@ use commonware_codec::Buf;
 use commonware_codec::{EncodeSize, Error as CodecError, Read, Write};
 use serde::{Deserialize, Serialize};
 
-/// Close a task: reveal validation data, pay rewards, refund, register the final model.
+/// Close a task: reveal validation data; rewards, refund and the final model follow the
+/// challenge window.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TaskClose {
     /// The task.
@@ -109,83 +114,29 @@ impl Action for TaskClose {
     }
 
     fn apply(&self, state: &mut State, env: &Env) -> Vec<Event> {
-        let (pays, creator, escrow, model_hash) = {
-            let t = state.task(self.task).expect("validated: task exists");
-            let last = t.last_completed_round().and_then(|r| r.outcome.as_ref());
-            let model_hash = last
-                .map(|o| o.new_model)
-                .expect("validated: a round with a result");
-            let pays = payouts(t).expect("validated: payouts fit");
-            (pays, t.creator, t.escrow, model_hash)
-        };
-        let mut events = Vec::new();
-        let mut paid = 0u128;
-        for (dataset, amount) in pays {
-            let owner = state.dataset(dataset).expect("scored datasets exist").owner;
-            state.credit(&owner, amount);
-            paid += amount;
-            let event = Event::RewardPaid {
-                task: self.task,
-                dataset,
-                owner,
-                amount,
-            };
-            state.record(EntityKind::Task, self.task, env, event.clone());
-            state.record(EntityKind::Dataset, dataset, env, event.clone());
-            events.push(event);
-        }
-        let refund = escrow - paid;
-        state.credit(&creator, refund);
-        let model = self.register_model(state, env, creator, model_hash, &mut events);
+        let window = state.params().challenge_window_blocks;
+        let settle_from = env.height.saturating_add(window);
         let task = state.task_mut(self.task);
-        task.escrow = 0;
-        task.status = TaskStatus::Closed;
-        task.final_model = Some(model);
-        let closed = Event::TaskClosed {
-            id: self.task,
-            paid,
-            refund,
-            model,
-        };
-        state.record(EntityKind::Task, self.task, env, closed.clone());
-        events.push(closed);
-        events
-    }
-}
-
-impl TaskClose {
-    fn register_model(
-        &self,
-        state: &mut State,
-        env: &Env,
-        creator: crate::Address,
-        model_hash: Digest,
-        events: &mut Vec<Event>,
-    ) -> u64 {
-        let id = state
-            .next_id(EntityKind::Model)
-            .expect("validated: id available");
-        state.insert_model(Model {
-            id,
-            owner: creator,
-            model_hash,
-            task: self.task,
+        task.status = TaskStatus::Settling;
+        task.closing = Some(Closing {
+            closed_height: env.height,
+            settle_from,
             parent: self.parent,
             metrics: self.metrics.clone(),
-            registered_height: env.height,
-            history_root: Digest::default(),
-            history: Vec::new(),
+            tx_id: env.tx_id,
         });
-        let event = Event::ModelRegistered {
-            id,
-            task: self.task,
-            parent: self.parent,
-            model_hash,
+        let pending = task.has_pending_challenge();
+        let event = Event::TaskSettling {
+            id: self.task,
+            settle_from,
         };
-        state.record(EntityKind::Model, id, env, event.clone());
         state.record(EntityKind::Task, self.task, env, event.clone());
-        events.push(event);
-        id
+        let mut events = vec![event];
+        if window == 0 && !pending {
+            events.extend(state.settle(self.task, env));
+        }
+        state.refresh_accountable(self.task);
+        events
     }
 }
 

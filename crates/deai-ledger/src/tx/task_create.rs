@@ -180,6 +180,9 @@ impl Action for TaskCreate {
             delta_spent: 0,
             round_log: Vec::new(),
             final_model: None,
+            bonds: Vec::new(),
+            challenges: Vec::new(),
+            closing: None,
         });
         let created = Event::TaskCreated {
             id,

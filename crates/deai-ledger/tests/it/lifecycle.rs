@@ -4,6 +4,7 @@
 //! unchanged. The inference market (issue 14) lives in `market/`.
 #![allow(clippy::unwrap_used)] // tests: a panic is the failure report
 
+mod challenge;
 mod market;
 use crate::common::*;
 use deai_ledger::*;
@@ -995,8 +996,10 @@ fn stalled_round_expires_and_the_task_goes_on() {
 fn task_whose_rounds_all_expired_is_not_frozen() {
     let mut h = H::new();
     let creator_before = h.s.account(&h.addr(CREATOR)).balance;
+    let coord_before = h.s.account(&h.addr(COORD)).balance;
     let body = h.open_body(3);
     h.ok(COORD, body);
+    assert_eq!(h.s.supply().bonds, COORDINATOR_BOND);
     // While the round is open the creator can neither cancel, close nor replace the coordinator.
     let cancel = TxBody::TaskCancel(TaskCancel { task: 1 });
     h.rejected(CREATOR, cancel.clone(), "round_still_open");
@@ -1018,6 +1021,9 @@ fn task_whose_rounds_all_expired_is_not_frozen() {
         h.s.account(&h.addr(CREATOR)).balance,
         creator_before - 2 + REWARD
     );
+    // The coordinator's bond, locked by the expired round, came back.
+    assert_eq!(h.s.account(&h.addr(COORD)).balance, coord_before - 1);
+    assert_eq!(h.s.supply().bonds, 0);
 }
 
 #[test]

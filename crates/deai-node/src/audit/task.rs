@@ -84,8 +84,8 @@ async fn close_tx(ledger: &Client, task: &Task) -> Result<deai_ledger::TaskClose
     let entry = task
         .history
         .iter()
-        .find(|h| matches!(h.event, Event::TaskClosed { .. }))
-        .ok_or_else(|| bad("no TaskClosed event in its history".into()))?;
+        .find(|h| matches!(h.event, Event::TaskSettling { .. }))
+        .ok_or_else(|| bad("no TaskSettling event (its TaskClose) in its history".into()))?;
     let block = ledger.block(entry.height).await?;
     let params = Params::default();
     for hex_tx in &block.txs {
@@ -132,7 +132,8 @@ pub async fn verify_task(
     mut on_round: impl FnMut(&RoundVerdict),
 ) -> Result<TaskVerdict, VerifyTaskError> {
     let task: Task = ledger.get(&format!("/v1/tasks/{task_id}")).await?;
-    if task.status != TaskStatus::Closed {
+    // A settling task is the one worth verifying: its rounds can still be challenged.
+    if !matches!(task.status, TaskStatus::Closed | TaskStatus::Settling) {
         return Err(VerifyTaskError::Task {
             task: task_id,
             reason: "is not closed: its validation data is revealed only at TaskClose".into(),

@@ -36,6 +36,11 @@ pub(crate) fn state(keys: &[SigningKey]) -> State {
     State::from_genesis(&genesis(keys, test_params())).expect("valid genesis")
 }
 
+/// What a coordinator locks per task in the tests (scaled to [`FUNDS`]).
+pub(crate) const COORDINATOR_BOND: u128 = 1_000;
+/// What a challenge locks in the tests.
+pub(crate) const CHALLENGE_DEPOSIT: u128 = 100;
+
 /// Round deadline in the tests: a round opened at `h` may be expired from `h + 4`.
 pub(crate) const ROUND_TIMEOUT: u64 = 3;
 
@@ -44,6 +49,8 @@ pub(crate) fn test_params() -> Params {
         unbonding_delay_blocks: 3,
         round_timeout_blocks: ROUND_TIMEOUT,
         validator_stake_min: STAKE,
+        coordinator_bond: COORDINATOR_BOND,
+        challenge_deposit: CHALLENGE_DEPOSIT,
         ..Params::default()
     }
 }

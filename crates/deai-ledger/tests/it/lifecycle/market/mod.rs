@@ -288,7 +288,10 @@ fn an_offer_locks_its_bond_and_respects_ops_bond_and_royalty_floor() {
             }
         ]
     );
-    assert_eq!(m.s.supply().bonds, BOND);
+    // The offer's bond, and the coordinator bond of the task that trained the model (still open).
+    let task_locked: u128 = m.s.tasks().map(|t| t.locked()).sum();
+    assert_eq!(task_locked, COORDINATOR_BOND);
+    assert_eq!(m.s.supply().bonds, BOND + task_locked);
     m.supply_ok();
     // The offer is in its model's history, and the queries find it.
     let model = m.s.model(1).unwrap();

@@ -175,7 +175,8 @@ fn tokens(s: &State) -> u128 {
         .accounts()
         .map(|a| a.balance + a.staked + a.unbonding_total())
         .sum();
-    let escrow: u128 = s.tasks().map(|t| t.escrow).sum();
+    // Escrow, and the coordinator bonds and challenge deposits a task locks.
+    let escrow: u128 = s.tasks().map(|t| t.escrow + t.locked()).sum();
     let deposits: u128 = s
         .channels()
         .filter(|c| c.status == ChannelStatus::Open)
