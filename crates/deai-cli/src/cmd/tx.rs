@@ -6,8 +6,8 @@ use deai_ledger::{
     Address, ConsentPolicy, DELTA_SCALE, Digest, EPSILON_SCALE, METRIC_SCALE, Metric, NOISE_SCALE,
     TxBody,
     tx::{
-        ConsentRevoke, ConsentUpdate, DatasetRegister, ModelRegister, RoundExpire, Stake,
-        TaskCancel, TaskCreate, Transfer, Unstake,
+        ChallengeVote, ConsentRevoke, ConsentUpdate, DatasetRegister, ModelRegister,
+        RoundChallenge, RoundExpire, Stake, TaskCancel, TaskCreate, Transfer, Unstake,
     },
 };
 
@@ -74,6 +74,64 @@ pub enum Kind {
     #[command(after_help = "Example:
   deai tx round-expire --task 1 --round 3 --key .deai/dev.key")]
     RoundExpire(RoundExpireArgs),
+    /// Challenge one claim of a round's result, locking `challenge_deposit` (any sender):
+    /// validators re-check it and vote; upheld slashes the coordinator's bond.
+    #[command(after_help = "Examples:
+  deai tx round-challenge --task 1 --round 3 --claim group-sum:0 --key me.key
+  deai tx round-challenge --task 1 --round 3 --claim model --key me.key
+  deai tx round-challenge --task 1 --round 3 --claim score:2 --key me.key")]
+    RoundChallenge(RoundChallengeArgs),
+    /// Vote on a pending round challenge (a validator of the epoch it was filed in).
+    #[command(after_help = "Example:
+  deai tx challenge-vote --task 1 --challenge 1 --upheld true --key validator/node.key")]
+    ChallengeVote(ChallengeVoteArgs),
+}
+
+/// `round-challenge`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct RoundChallengeArgs {
+    /// The task.
+    #[arg(long)]
+    pub task: u64,
+    /// The completed round.
+    #[arg(long)]
+    pub round: u32,
+    /// What is wrong: `group-sum:G`, `aggregate`, `model` or `score:G` (G = the group's index in
+    /// the round's plan, from 0).
+    #[arg(long, value_parser = parse_claim)]
+    pub claim: deai_ledger::Claim,
+}
+
+/// `challenge-vote`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ChallengeVoteArgs {
+    /// The task.
+    #[arg(long)]
+    pub task: u64,
+    /// The challenge's number within the task (from 1).
+    #[arg(long)]
+    pub challenge: u32,
+    /// Whether the claim is wrong (or its blobs cannot be fetched).
+    #[arg(long, action = clap::ArgAction::Set)]
+    pub upheld: bool,
+}
+
+/// `group-sum:G`, `aggregate`, `model` or `score:G`.
+fn parse_claim(s: &str) -> Result<deai_ledger::Claim, String> {
+    use deai_ledger::Claim;
+    let group = |g: &str| {
+        g.parse::<u32>()
+            .map_err(|_| format!("{s}: the group after ':' must be a number, e.g. group-sum:0"))
+    };
+    match s.split_once(':') {
+        None if s == "aggregate" => Ok(Claim::Aggregate),
+        None if s == "model" => Ok(Claim::Model),
+        Some(("group-sum", g)) => Ok(Claim::GroupSum { group: group(g)? }),
+        Some(("score", g)) => Ok(Claim::Score { group: group(g)? }),
+        _ => Err(format!(
+            "{s}: expected group-sum:G, aggregate, model or score:G"
+        )),
+    }
 }
 
 /// `transfer`.
@@ -357,6 +415,22 @@ impl Kind {
                     round: a.round,
                 }),
             ),
+            Self::RoundChallenge(a) => (
+                "round challenge",
+                TxBody::RoundChallenge(RoundChallenge {
+                    task: a.task,
+                    round: a.round,
+                    claim: a.claim,
+                }),
+            ),
+            Self::ChallengeVote(a) => (
+                "challenge vote",
+                TxBody::ChallengeVote(ChallengeVote {
+                    task: a.task,
+                    challenge: a.challenge,
+                    upheld: a.upheld,
+                }),
+            ),
         })
     }
 }
@@ -609,6 +683,18 @@ mod tests {
             file_salt(&file).is_err(),
             "a damaged salt file is an error, not a new salt"
         );
+    }
+
+    #[test]
+    fn claims_parse_by_name_and_group() {
+        use deai_ledger::Claim;
+        assert_eq!(parse_claim("group-sum:2"), Ok(Claim::GroupSum { group: 2 }));
+        assert_eq!(parse_claim("score:0"), Ok(Claim::Score { group: 0 }));
+        assert_eq!(parse_claim("aggregate"), Ok(Claim::Aggregate));
+        assert_eq!(parse_claim("model"), Ok(Claim::Model));
+        for bad in ["group-sum", "score:x", "model:1", "sum:1", ""] {
+            assert!(parse_claim(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

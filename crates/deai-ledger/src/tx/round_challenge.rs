@@ -8,7 +8,7 @@ use super::{Action, Env};
 use crate::error::{EntityKind, TxError};
 use crate::event::Event;
 use crate::params::{Limits, Params};
-use crate::state::{Challenge, Claim, State};
+use crate::state::{Challenge, Claim, State, TaskStatus};
 use bytes::BufMut;
 use commonware_codec::Buf;
 use commonware_codec::{EncodeSize, Error as CodecError, Read, Write};
@@ -63,6 +63,17 @@ impl Action for RoundChallenge {
                     "group {group}: round {} has {} selected datasets, so fewer groups",
                     self.round,
                     round.selected.len()
+                ),
+            });
+        }
+        // A score is computed on the validation set, which only `TaskClose` reveals: before
+        // that no validator could re-check it.
+        if matches!(self.claim, Claim::Score { .. }) && t.status != TaskStatus::Settling {
+            return Err(TxError::InvalidField {
+                field: "claim".into(),
+                reason: format!(
+                    "scores of task {} can be challenged once TaskClose revealed its validation data",
+                    self.task
                 ),
             });
         }

@@ -265,7 +265,7 @@ pub async fn verify_task(
         previous = Some(outcome.new_model);
         rounds.push(RoundVerdict::new(r.number, mismatches, &mut on_round));
     }
-    check_close(&task, ledger, previous, &mut task_mismatches).await?;
+    check_close(&task, ledger, &mut task_mismatches).await?;
     let failed_rounds: Vec<u32> = rounds.iter().filter(|r| !r.ok).map(|r| r.round).collect();
     Ok(TaskVerdict {
         task: task_id,
@@ -276,14 +276,21 @@ pub async fn verify_task(
     })
 }
 
-/// The registered model is the last round's, and each payout is
-/// `floor(reward · score_i / Σ scores)` of the recorded scores.
+/// The registered model is the last valid round's, and each payout is
+/// `floor(escrow · score_i / Σ scores)` of the valid rounds' scores, `escrow` being the reward
+/// plus what upheld challenges slashed into it. A settling task has paid nothing yet.
 async fn check_close(
     task: &Task,
     ledger: &Client,
-    last_model: Option<Digest>,
     out: &mut Vec<String>,
 ) -> Result<(), VerifyTaskError> {
+    if task.status == TaskStatus::Settling {
+        return Ok(());
+    }
+    let last_model = task
+        .last_valid_round()
+        .and_then(|r| r.outcome.as_ref())
+        .map(|o| o.new_model);
     if let Some(id) = task.final_model {
         let model: deai_ledger::Model = ledger.get(&format!("/v1/models/{id}")).await?;
         if Some(model.model_hash) != last_model {
@@ -293,25 +300,27 @@ async fn check_close(
                 last_model.map(|m| m.to_string()).unwrap_or_default()
             ));
         }
-    } else {
+    } else if last_model.is_some() {
         out.push("no final model registered".into());
     }
     let totals = task.score_totals();
     let sum: u128 = totals.values().sum();
     let mut paid: BTreeMap<u64, u128> = BTreeMap::new();
+    let mut escrow = task.reward;
     for h in &task.history {
-        if let Event::RewardPaid {
-            dataset, amount, ..
-        } = &h.event
-        {
-            *paid.entry(*dataset).or_default() += *amount;
+        match &h.event {
+            Event::RewardPaid {
+                dataset, amount, ..
+            } => *paid.entry(*dataset).or_default() += *amount,
+            Event::ChallengeResolved { to_escrow, .. } => escrow += *to_escrow,
+            _ => {}
         }
     }
     for (d, score) in &totals {
         let expected = if sum == 0 {
             0
         } else {
-            mul_div(task.reward, *score, sum)
+            mul_div(escrow, *score, sum)
         };
         let got = paid.get(d).copied().unwrap_or(0);
         if got != expected {

@@ -244,6 +244,12 @@ fn challenges_name_completed_rounds_and_groups_that_exist() {
         challenge(1, Claim::GroupSum { group: 3 }),
         "invalid_field",
     );
+    // Scores need the validation data, which only TaskClose reveals.
+    h.rejected(
+        STRANGER,
+        challenge(1, Claim::Score { group: 0 }),
+        "invalid_field",
+    );
     h.ok(STRANGER, challenge(1, Claim::GroupSum { group: 2 }));
     for v in &VALIDATORS[..3] {
         h.ok(*v, vote(1, true));
