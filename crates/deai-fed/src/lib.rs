@@ -61,7 +61,7 @@ pub use coordinator::{CoordinatorRound, Phase, Rejected, RoundOutcome};
 pub use deai_secagg::msg::Step;
 pub use owner::OwnerRound;
 pub use spec::{SpecError, TaskSpec};
-pub use verify::{Mismatch, RecordedRound, RoundCheck, verify_round};
+pub use verify::{Mismatch, RecordedRound, RoundCheck, check_round, verify_round};
 
 /// The public facts of a round, all from the ledger (`RoundOpen` and the dataset registry).
 #[derive(Debug, Clone, PartialEq, Eq)]

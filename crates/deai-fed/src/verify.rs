@@ -214,6 +214,19 @@ pub fn verify_round(
     validation: &Dataset,
     server: &mut ServerState,
 ) -> RoundCheck {
+    check_round(spec, info, recorded, fetch, Some(validation), server)
+}
+
+/// [`verify_round`], with the scores checked only when the validation data is given (before
+/// `TaskClose` reveals it, everything but the scores can be checked).
+pub fn check_round(
+    spec: &TaskSpec,
+    info: &RoundInfo,
+    recorded: &RecordedRound,
+    fetch: Fetch<'_>,
+    validation: Option<&Dataset>,
+    server: &mut ServerState,
+) -> RoundCheck {
     let mut c = Checker {
         fetch,
         out: Vec::new(),
@@ -261,7 +274,7 @@ fn run(
     spec: &TaskSpec,
     info: &RoundInfo,
     recorded: &RecordedRound,
-    validation: &Dataset,
+    validation: Option<&Dataset>,
     server: &mut ServerState,
 ) -> Result<(), Mismatch> {
     let plan = RoundPlan::new(spec, info).map_err(|e| Mismatch::Plan(e.to_string()))?;
@@ -335,6 +348,9 @@ fn run(
     }
     let Some(global) = global else { return Ok(()) };
     check_model(c, info, &plan, &global, &sums, recorded, server)?;
+    let Some(validation) = validation else {
+        return Ok(());
+    };
     let scores = score::group_scores(
         &plan.kind,
         &global,

@@ -27,6 +27,9 @@ use deai_node::{
 use ed25519_dalek::SigningKey;
 
 const OWNERS: usize = 5;
+/// Blocks a closed task waits for challenges in the five-owner test (an idle chain makes about
+/// two a second).
+const CHALLENGE_WINDOW: u64 = 120;
 const PURPOSE: &str = "digit-recognition";
 
 fn rt() -> tokio::runtime::Runtime {
@@ -93,9 +96,19 @@ fn five_owners_train_with_a_crash_and_a_revocation_and_verify() {
     let rt = rt();
     let vdir = tmp.path().join("validator");
     init(&vdir);
+    // A closed task waits CHALLENGE_WINDOW blocks before it pays, so its rounds can be
+    // challenged after TaskClose revealed the validation data.
+    let genesis_path = vdir.join("genesis.json");
+    let mut genesis =
+        deai_ledger::Genesis::from_json(&fs::read_to_string(&genesis_path).expect("genesis"))
+            .expect("genesis parses");
+    genesis.params.challenge_window_blocks = CHALLENGE_WINDOW;
+    fs::write(&genesis_path, genesis.to_json()).expect("genesis written");
     let validator = NodeProcess::start(&vdir);
     let ledger = Client::new(validator.url.clone());
     let dev = keyfile::read(&vdir.join(deai_node::config::DEV_KEY_FILE)).expect("dev key");
+    let validator_key =
+        keyfile::read(&vdir.join(deai_node::config::NODE_KEY_FILE)).expect("validator key");
     let dev_ctx = rt
         .block_on(RoleContext::connect(dev, ledger.clone()))
         .expect("connect");
@@ -130,7 +143,11 @@ fn five_owners_train_with_a_crash_and_a_revocation_and_verify() {
             (dir, key, salt)
         })
         .collect();
-    for to in std::iter::once(&creator).chain(owner_keys.iter().map(|(_, k, _)| k)) {
+    // The validator pays the fees of its challenge votes.
+    for to in std::iter::once(&creator)
+        .chain(owner_keys.iter().map(|(_, k, _)| k))
+        .chain([&validator_key])
+    {
         rt.block_on(roles::send_tx(
             &dev_ctx,
             TxBody::Transfer(Transfer {
@@ -264,8 +281,10 @@ fn five_owners_train_with_a_crash_and_a_revocation_and_verify() {
 
     let t: Task = wait_until("the task to close", Duration::from_secs(180), || {
         let t: Task = rt.block_on(ledger.get(&format!("/v1/tasks/{task}"))).ok()?;
-        (t.status == TaskStatus::Closed).then_some(t)
+        (t.status != TaskStatus::Open).then_some(t)
     });
+    assert_eq!(t.status, TaskStatus::Settling, "closed before its window");
+    let t = challenges_in_the_window(&rt, &ledger, &validator.url, &vdir, task, &t);
     assert_eq!(t.round_log.len(), spec.rounds as usize);
     let after: Vec<_> = t
         .round_log
@@ -332,6 +351,104 @@ fn five_owners_train_with_a_crash_and_a_revocation_and_verify() {
     let (ok, v) = verify_task(task, &validator.url);
     assert!(!ok, "a tampered blob passed verification: {v}");
     assert_eq!(v["failed_rounds"], serde_json::json!([round.number]));
+}
+
+/// While task `task` (closed as `t`) settles: anyone challenges round 1's model; the validator
+/// re-checks it with `deai verify challenge`, finds it right and votes it down, so the deposit
+/// goes to the coordinator. Then one of the last round's masked updates is damaged in the
+/// validator's store, a blob its group sum needs: the re-check finds the claim wrong, the vote
+/// upholds it, the coordinator's bond is slashed and the round earns nothing. Returns the task
+/// once settled.
+fn challenges_in_the_window(
+    rt: &tokio::runtime::Runtime,
+    ledger: &Client,
+    url: &str,
+    vdir: &Path,
+    task: u64,
+    t: &Task,
+) -> Task {
+    let dev_key = vdir.join(deai_node::config::DEV_KEY_FILE);
+    let node_key = vdir.join(deai_node::config::NODE_KEY_FILE);
+    let (dev, node, task_s) = (
+        dev_key.to_str().expect("utf-8"),
+        node_key.to_str().expect("utf-8"),
+        task.to_string(),
+    );
+    let challenge = |round: u32, claim: &str| {
+        let (ok, v) = run_json(&[
+            "tx",
+            "round-challenge",
+            "--task",
+            &task_s,
+            "--round",
+            &round.to_string(),
+            "--claim",
+            claim,
+            "--key",
+            dev,
+            "--node",
+            url,
+        ]);
+        assert!(ok, "challenge refused: {v}");
+    };
+    // `deai verify challenge`, with `extra` (`--vote --key K` to vote): its JSON.
+    let verify = |n: u32, extra: &[&str]| {
+        let n = n.to_string();
+        let mut args = vec!["verify", "challenge", "--task", &task_s, "--challenge", &n];
+        args.extend_from_slice(extra);
+        args.extend_from_slice(&["--node", url]);
+        let (ok, v) = run_json(&args);
+        assert!(ok, "deai {args:?} failed: {v}");
+        v
+    };
+    let check = |n: u32| verify(n, &[]);
+    let vote = |n: u32| {
+        verify(n, &["--vote", "--key", node]);
+    };
+    let fetch = || -> Task {
+        rt.block_on(ledger.get(&format!("/v1/tasks/{task}")))
+            .expect("task")
+    };
+    let coordinator = t.bonds[0].coordinator;
+    let balance = || {
+        rt.block_on(ledger.account(&coordinator))
+            .expect("account")
+            .account
+            .balance
+    };
+    let before = balance();
+    challenge(1, "model");
+    let v = check(1);
+    assert_eq!(v["wrong"], false, "an honest model step refuted: {v}");
+    vote(1);
+    let c = &fetch().challenges[0];
+    assert_eq!(c.verdict, Some(deai_ledger::Verdict::Rejected), "{c:?}");
+    assert_eq!(balance(), before + deai_ledger::CHALLENGE_DEPOSIT_DEFAULT);
+
+    let last = t.round_log.last().expect("a round");
+    let masked = last.outcome.as_ref().expect("closed").masked_updates[0];
+    let hex = masked.to_string();
+    let path = vdir.join("blobs").join(&hex[..2]).join(&hex);
+    let original = fs::read(&path).expect("blob on disk");
+    let mut bytes = original.clone();
+    bytes[0] ^= 1;
+    fs::write(&path, bytes).expect("tamper");
+    challenge(last.number, "group-sum:0");
+    let v = check(2);
+    assert_eq!(v["wrong"], true, "a group sum without its blob held: {v}");
+    vote(2);
+    fs::write(&path, original).expect("restore");
+    let after = fetch();
+    assert_eq!(
+        after.challenges[1].verdict,
+        Some(deai_ledger::Verdict::Upheld)
+    );
+    assert!(after.round_invalid(last.number));
+    assert_eq!(after.bonds[0].amount, 0, "the bond was slashed");
+    wait_until("the task to settle", Duration::from_secs(180), || {
+        let t = fetch();
+        (t.status == TaskStatus::Closed).then_some(t)
+    })
 }
 
 /// A validator can hold roles: with `[roles] coordinator = true` the same process validates and

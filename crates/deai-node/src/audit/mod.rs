@@ -9,5 +9,6 @@
 //!   models (`deai lineage model`); a read of the ledger, not a re-execution.
 
 pub mod chain;
+pub mod challenge;
 pub mod lineage;
 pub mod task;

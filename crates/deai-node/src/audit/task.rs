@@ -76,7 +76,10 @@ pub enum VerifyTaskError {
 
 /// Reads the `TaskClose` transaction of `task` from the block that holds it: the validation
 /// reveal (salt, data hash) is in the transaction, not in the state.
-async fn close_tx(ledger: &Client, task: &Task) -> Result<deai_ledger::TaskClose, VerifyTaskError> {
+pub(super) async fn close_tx(
+    ledger: &Client,
+    task: &Task,
+) -> Result<deai_ledger::TaskClose, VerifyTaskError> {
     let bad = |reason: String| VerifyTaskError::Task {
         task: task.id,
         reason,
@@ -107,7 +110,7 @@ async fn close_tx(ledger: &Client, task: &Task) -> Result<deai_ledger::TaskClose
     )))
 }
 
-async fn fetch_all(
+pub(super) async fn fetch_all(
     blobs: &Client,
     hashes: impl IntoIterator<Item = Digest>,
 ) -> BTreeMap<Digest, Vec<u8>> {
@@ -192,15 +195,9 @@ pub async fn verify_task(
         .ok()
         .and_then(|(k, w)| fed::weights::encode(&k, &w).ok())
         .map(|b| fed::weights::model_hash(&b));
-    let mut owners: BTreeMap<u64, VerifyingKey> = BTreeMap::new();
     let mut rounds = Vec::new();
     let mut previous: Option<Digest> = initial;
-    // One strategy state for the whole task: a server optimiser's step depends on every round
-    // before (`spec` was validated above, so its strategy builds).
-    let mut server = fed::strategy::ServerState::new(&spec).map_err(|e| VerifyTaskError::Task {
-        task: task_id,
-        reason: format!("task spec: {e}"),
-    })?;
+    let mut rounds_checker = RoundChecker::new(ledger, blobs, &spec, &task)?;
     for r in &task.round_log {
         let mut mismatches = Vec::new();
         if previous.is_some_and(|p| p != r.global_model) {
@@ -213,7 +210,7 @@ pub async fn verify_task(
         if r.is_expired() {
             // Closed as failed by `RoundExpire`: no result to check, and the next round trains
             // from the same model. Its ε stays charged (checked above with the others).
-            if let Err(e) = server.skip(r.number) {
+            if let Err(e) = rounds_checker.server.skip(r.number) {
                 mismatches.push(e.to_string());
             }
             rounds.push(RoundVerdict::new(r.number, mismatches, &mut on_round));
@@ -228,39 +225,7 @@ pub async fn verify_task(
             });
             continue;
         };
-        for &d in &r.selected {
-            if let std::collections::btree_map::Entry::Vacant(e) = owners.entry(d) {
-                let ds: deai_ledger::Dataset = ledger.get(&format!("/v1/datasets/{d}")).await?;
-                if let Ok(k) = VerifyingKey::from_bytes(&ds.owner.0) {
-                    e.insert(k);
-                }
-            }
-        }
-        let info = RoundInfo {
-            task: task.id,
-            round: r.number,
-            seed: r.seed,
-            global_model: r.global_model,
-            selected: r.selected.clone(),
-            identities: r
-                .selected
-                .iter()
-                .filter_map(|d| owners.get(d).map(|k| (*d, *k)))
-                .collect(),
-        };
-        let recorded = RecordedRound::from(outcome);
-        let store = fetch_all(
-            blobs,
-            recorded.masked_updates.iter().copied().chain([
-                recorded.unmasking,
-                recorded.aggregate,
-                recorded.new_model,
-                r.global_model,
-            ]),
-        )
-        .await;
-        let fetch = |h: &Digest| store.get(h).cloned();
-        let check = fed::verify_round(&spec, &info, &recorded, &fetch, &validation, &mut server);
+        let (check, _) = rounds_checker.check(r, outcome, Some(&validation)).await?;
         mismatches.extend(check.mismatches.iter().map(|m| m.to_string()));
         previous = Some(outcome.new_model);
         rounds.push(RoundVerdict::new(r.number, mismatches, &mut on_round));
@@ -274,6 +239,94 @@ pub async fn verify_task(
         task_mismatches,
         failed_rounds,
     })
+}
+
+/// What re-checking a task's rounds one after another needs: where to read, the task and its
+/// spec, the owners' keys met so far, and the strategy's state stepped through the rounds.
+pub(super) struct RoundChecker<'a> {
+    pub(super) ledger: &'a Client,
+    pub(super) blobs: &'a Client,
+    pub(super) spec: &'a TaskSpec,
+    pub(super) task: &'a Task,
+    pub(super) owners: BTreeMap<u64, VerifyingKey>,
+    pub(super) server: fed::strategy::ServerState,
+}
+
+impl<'a> RoundChecker<'a> {
+    /// Before round 1. One strategy state serves the whole task: a server optimiser's step
+    /// depends on every round before.
+    pub(super) fn new(
+        ledger: &'a Client,
+        blobs: &'a Client,
+        spec: &'a TaskSpec,
+        task: &'a Task,
+    ) -> Result<Self, VerifyTaskError> {
+        let server = fed::strategy::ServerState::new(spec).map_err(|e| VerifyTaskError::Task {
+            task: task.id,
+            reason: format!("task spec: {e}"),
+        })?;
+        Ok(Self {
+            ledger,
+            blobs,
+            spec,
+            task,
+            owners: BTreeMap::new(),
+            server,
+        })
+    }
+
+    /// Re-checks round `r` (which has `outcome`) from its blobs, stepping the strategy's state;
+    /// scores are checked only with `validation`.
+    pub(super) async fn check(
+        &mut self,
+        r: &deai_ledger::Round,
+        outcome: &deai_ledger::RoundOutcome,
+        validation: Option<&deai_learn::data::Dataset>,
+    ) -> Result<(fed::RoundCheck, RoundInfo), VerifyTaskError> {
+        for &d in &r.selected {
+            if let std::collections::btree_map::Entry::Vacant(e) = self.owners.entry(d) {
+                let ds: deai_ledger::Dataset =
+                    self.ledger.get(&format!("/v1/datasets/{d}")).await?;
+                if let Ok(k) = VerifyingKey::from_bytes(&ds.owner.0) {
+                    e.insert(k);
+                }
+            }
+        }
+        let owners = &self.owners;
+        let info = RoundInfo {
+            task: self.task.id,
+            round: r.number,
+            seed: r.seed,
+            global_model: r.global_model,
+            selected: r.selected.clone(),
+            identities: r
+                .selected
+                .iter()
+                .filter_map(|d| owners.get(d).map(|k| (*d, *k)))
+                .collect(),
+        };
+        let recorded = RecordedRound::from(outcome);
+        let store = fetch_all(
+            self.blobs,
+            recorded.masked_updates.iter().copied().chain([
+                recorded.unmasking,
+                recorded.aggregate,
+                recorded.new_model,
+                r.global_model,
+            ]),
+        )
+        .await;
+        let fetch = |h: &Digest| store.get(h).cloned();
+        let check = fed::check_round(
+            self.spec,
+            &info,
+            &recorded,
+            &fetch,
+            validation,
+            &mut self.server,
+        );
+        Ok((check, info))
+    }
 }
 
 /// The registered model is the last valid round's, and each payout is

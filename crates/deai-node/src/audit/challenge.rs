@@ -1,0 +1,240 @@
+//! `deai verify challenge`: what a validator runs before it votes on a `RoundChallenge`. It
+//! re-checks the challenged round from the ledger and the blobs alone (the rounds before it are
+//! replayed only to step the strategy's state) and says whether the named claim is wrong. A blob
+//! the claim depends on that cannot be fetched, or that does not hash to its name, makes the
+//! claim wrong: the coordinator named it and had to keep it available.
+
+use deai_ledger::{Claim, Task, TaskStatus};
+use serde::Serialize;
+
+use super::task::{RoundChecker, VerifyTaskError, close_tx, fetch_all};
+use crate::{
+    client::Client,
+    fed::{self, Mismatch, TaskSpec},
+};
+
+/// The verdict on one challenged claim.
+#[derive(Debug, Clone, Serialize)]
+pub struct ClaimCheck {
+    /// The task.
+    pub task: u64,
+    /// The challenge's number within the task.
+    pub challenge: u32,
+    /// The round it names.
+    pub round: u32,
+    /// The claim, e.g. `group_sum` (with `group`).
+    pub claim: Claim,
+    /// Whether the claim is wrong: a validator votes `upheld` exactly then.
+    pub wrong: bool,
+    /// What refutes it (empty when it holds).
+    pub reasons: Vec<String>,
+    /// Every mismatch of the round, the claim's or not.
+    pub round_mismatches: Vec<String>,
+}
+
+/// Whether `m` is about group sums as a whole: the unmasking record, the survivors, a blob
+/// (the coordinator names every blob of the round), the plan.
+fn shared(m: &Mismatch) -> bool {
+    matches!(
+        m,
+        Mismatch::Plan(_)
+            | Mismatch::Record(_)
+            | Mismatch::BlobMissing { .. }
+            | Mismatch::BlobHash { .. }
+            | Mismatch::Undecodable { .. }
+            | Mismatch::Survivors { .. }
+            | Mismatch::MaskedUpdates
+    )
+}
+
+/// The mismatches of a round that refute `claim`; `members` are the datasets of the claim's
+/// group in the round's plan (for a score).
+pub fn refutations<'a>(
+    claim: &Claim,
+    mismatches: &'a [Mismatch],
+    members: &[u64],
+) -> Vec<&'a Mismatch> {
+    mismatches
+        .iter()
+        .filter(|m| {
+            shared(m)
+                || match (claim, m) {
+                    (Claim::GroupSum { group }, Mismatch::GroupSum { group: g, .. }) => {
+                        *g == *group as usize
+                    }
+                    (Claim::Aggregate, Mismatch::GroupSum { .. } | Mismatch::Aggregate { .. }) => {
+                        true
+                    }
+                    (
+                        Claim::Model,
+                        Mismatch::GroupSum { .. }
+                        | Mismatch::Aggregate { .. }
+                        | Mismatch::Strategy(_)
+                        | Mismatch::NewModel { .. },
+                    ) => true,
+                    (Claim::Score { group }, Mismatch::GroupSum { group: g, .. }) => {
+                        *g == *group as usize
+                    }
+                    (Claim::Score { .. }, Mismatch::Score { dataset, .. }) => {
+                        members.contains(dataset)
+                    }
+                    _ => false,
+                }
+        })
+        .collect()
+}
+
+/// Re-checks challenge `challenge` of task `task_id`: ledger facts from `ledger`, blobs from
+/// `blobs`.
+pub async fn check_claim(
+    ledger: &Client,
+    blobs: &Client,
+    task_id: u64,
+    challenge: u32,
+) -> Result<ClaimCheck, VerifyTaskError> {
+    let bad = |reason: String| VerifyTaskError::Task {
+        task: task_id,
+        reason,
+    };
+    let task: Task = ledger.get(&format!("/v1/tasks/{task_id}")).await?;
+    let c = (challenge as usize)
+        .checked_sub(1)
+        .and_then(|i| task.challenges.get(i))
+        .ok_or_else(|| bad(format!("has no challenge {challenge}")))?
+        .clone();
+    let spec_bytes = fetch_all(blobs, [task.model_spec]).await;
+    let spec = spec_bytes
+        .get(&task.model_spec)
+        .ok_or_else(|| {
+            bad(format!(
+                "task spec blob {} is not available",
+                task.model_spec
+            ))
+        })
+        .and_then(|b| TaskSpec::from_json(b).map_err(|e| bad(format!("task spec: {e}"))))?;
+    // Scores need the validation set, revealed by TaskClose (the ledger refuses a score
+    // challenge before it).
+    let validation = if matches!(task.status, TaskStatus::Settling | TaskStatus::Closed) {
+        let close = close_tx(ledger, &task).await?;
+        let blob = fetch_all(blobs, [close.validation_data]).await;
+        let bytes = blob.get(&close.validation_data).ok_or_else(|| {
+            bad(format!(
+                "validation blob {} is not available",
+                close.validation_data
+            ))
+        })?;
+        Some(
+            fed::data::decode(bytes, &fed::data::DataLimits::default())
+                .map_err(|e| bad(format!("validation blob: {e}")))?,
+        )
+    } else {
+        None
+    };
+    if matches!(c.claim, Claim::Score { .. }) && validation.is_none() {
+        return Err(bad("a score cannot be checked before TaskClose".into()));
+    }
+    let mut checker = RoundChecker::new(ledger, blobs, &spec, &task)?;
+    for r in task.round_log.iter().take_while(|r| r.number <= c.round) {
+        let Some(outcome) = &r.outcome else {
+            checker
+                .server
+                .skip(r.number)
+                .map_err(|e| bad(e.to_string()))?;
+            continue;
+        };
+        let last = r.number == c.round;
+        let (check, info) = checker
+            .check(r, outcome, validation.as_ref().filter(|_| last))
+            .await?;
+        if !last {
+            continue;
+        }
+        let members = match c.claim.group() {
+            Some(g) => fed::groups::RoundPlan::new(&spec, &info)
+                .ok()
+                .and_then(|p| p.groups.get(g as usize).map(|g| g.members.clone()))
+                .unwrap_or_default(),
+            None => Vec::new(),
+        };
+        let reasons: Vec<String> = refutations(&c.claim, &check.mismatches, &members)
+            .iter()
+            .map(|m| m.to_string())
+            .collect();
+        return Ok(ClaimCheck {
+            task: task_id,
+            challenge,
+            round: c.round,
+            claim: c.claim,
+            wrong: !reasons.is_empty(),
+            reasons,
+            round_mismatches: check.mismatches.iter().map(|m| m.to_string()).collect(),
+        });
+    }
+    Err(bad(format!("round {} has no result to check", c.round)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use deai_ledger::Digest;
+
+    fn d(b: u8) -> Digest {
+        Digest([b; 32])
+    }
+
+    /// Each claim is refuted by its own mismatches and by what it is computed from, not by a
+    /// sibling's: a wrong score of group 1 does not refute group 0's score or the model.
+    #[test]
+    fn a_claim_is_refuted_by_its_own_mismatches_and_its_inputs() {
+        let sum1 = Mismatch::GroupSum {
+            group: 1,
+            reason: "x".into(),
+        };
+        let agg = Mismatch::Aggregate {
+            recorded: d(1),
+            recomputed: d(2),
+        };
+        let model = Mismatch::NewModel {
+            recorded: d(1),
+            recomputed: d(2),
+        };
+        let score7 = Mismatch::Score {
+            dataset: 7,
+            recorded: Some(1),
+            recomputed: Some(2),
+        };
+        let missing = Mismatch::BlobMissing {
+            what: "aggregate".into(),
+            hash: d(3),
+        };
+        let all = |c: Claim, ms: &[Mismatch], members: &[u64]| refutations(&c, ms, members).len();
+        let g0 = Claim::GroupSum { group: 0 };
+        let g1 = Claim::GroupSum { group: 1 };
+        assert_eq!(all(g0, std::slice::from_ref(&sum1), &[]), 0);
+        assert_eq!(all(g1, std::slice::from_ref(&sum1), &[]), 1);
+        assert_eq!(all(Claim::Aggregate, std::slice::from_ref(&sum1), &[]), 1);
+        assert_eq!(all(Claim::Aggregate, std::slice::from_ref(&model), &[]), 0);
+        assert_eq!(all(Claim::Model, &[agg.clone(), model.clone()], &[]), 2);
+        assert_eq!(
+            all(
+                Claim::GroupSum { group: 0 },
+                std::slice::from_ref(&agg),
+                &[]
+            ),
+            0
+        );
+        let s0 = Claim::Score { group: 0 };
+        assert_eq!(all(s0, std::slice::from_ref(&score7), &[1, 2]), 0);
+        assert_eq!(all(s0, std::slice::from_ref(&score7), &[7, 8]), 1);
+        assert_eq!(all(s0, std::slice::from_ref(&model), &[7, 8]), 0);
+        // A blob the coordinator named and nobody can fetch refutes every claim.
+        for c in [g0, Claim::Aggregate, Claim::Model, s0] {
+            assert_eq!(all(c, std::slice::from_ref(&missing), &[]), 1, "{c:?}");
+        }
+        assert_eq!(
+            all(Claim::Model, &[], &[]),
+            0,
+            "an honest round refutes nothing"
+        );
+    }
+}
