@@ -637,6 +637,71 @@ pub(crate) mod tests {
             matches!(&m[..], [Mismatch::Score { dataset, .. }] if *dataset == id),
             "{m:?}"
         );
+    }
+
+    /// A coordinator that lies about one claim of a real round is refuted on that claim (and on
+    /// what is computed from it), and not on the others: what a validator votes on each
+    /// `RoundChallenge` against the lie.
+    #[test]
+    fn a_lie_refutes_its_claim_and_what_depends_on_it() {
+        use deai_ledger::Claim;
+        let report = baseline();
+        let o = &report.rounds[0].outcome;
+        let recorded = RecordedRound::from(&o.round_result(1, 1));
+        let groups: Vec<Vec<u64>> = o.groups.iter().map(|g| g.members.to_vec()).collect();
+        assert!(groups.len() >= 2, "the baseline has several groups");
+        let refuted = |m: &[Mismatch]| -> Vec<Claim> {
+            let mut claims = vec![Claim::Aggregate, Claim::Model];
+            for g in 0..groups.len() as u32 {
+                claims.push(Claim::GroupSum { group: g });
+                claims.push(Claim::Score { group: g });
+            }
+            claims
+                .into_iter()
+                .filter(|c| {
+                    let members = c.group().map_or(&[][..], |g| &groups[g as usize][..]);
+                    m.iter().any(|x| x.refutes(c, members))
+                })
+                .collect()
+        };
+        assert!(refuted(&check_with(report, &report.blobs, &recorded)).is_empty());
+
+        let mut wrong = recorded.clone();
+        wrong.aggregate = Digest([9; 32]);
+        assert_eq!(
+            refuted(&check_with(report, &report.blobs, &wrong)),
+            vec![Claim::Aggregate]
+        );
+        let mut wrong = recorded.clone();
+        wrong.new_model = o.masked[0].0;
+        assert_eq!(
+            refuted(&check_with(report, &report.blobs, &wrong)),
+            vec![Claim::Model]
+        );
+        // A score of a dataset of group g: only group g's score claim.
+        let mut wrong = recorded.clone();
+        let dataset = groups[1][0];
+        let i = wrong
+            .scores
+            .iter()
+            .position(|s| s.dataset == dataset)
+            .expect("scored");
+        wrong.scores[i].value += 1;
+        assert_eq!(
+            refuted(&check_with(report, &report.blobs, &wrong)),
+            vec![Claim::Score { group: 1 }]
+        );
+        // A masked update the coordinator cannot serve as recorded: every claim.
+        let masked = o.masked[0].0;
+        assert_eq!(
+            refuted(&check_with(
+                report,
+                &flip(&report.blobs, &masked),
+                &recorded
+            ))
+            .len(),
+            2 + 2 * groups.len()
+        );
 
         let mut wrong = recorded.clone();
         wrong.survivors.pop();

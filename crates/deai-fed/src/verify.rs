@@ -16,7 +16,7 @@
 //! that is passed over.
 
 use deai_learn::data::Dataset;
-use deai_ledger::{Digest, RoundResult, Score};
+use deai_ledger::{Claim, Digest, RoundResult, Score};
 use deai_secagg::verify::verify_aggregate;
 use thiserror::Error;
 
@@ -146,6 +146,40 @@ pub enum Mismatch {
         /// Recomputed.
         recomputed: Option<u64>,
     },
+}
+
+impl Mismatch {
+    /// Whether this mismatch of a round shows the round's `claim` wrong (what a validator
+    /// votes on a `RoundChallenge`); `members` are the claim's group's datasets in the round's
+    /// plan (used for a score). A claim is refuted by its own mismatch and by those of what it
+    /// is computed from: a group's sum by its re-sum; the aggregate by any group's re-sum or its
+    /// own; the model (stepped from the group sums, not from the aggregate's hash) by any
+    /// group's re-sum or the strategy step; a score by its group's re-sum or a member's score. A missing or altered blob, the unmasking record, the survivor list or the
+    /// plan refute every claim: the coordinator named and recorded them.
+    pub fn refutes(&self, claim: &Claim, members: &[u64]) -> bool {
+        match (claim, self) {
+            (
+                _,
+                Self::Plan(_)
+                | Self::Record(_)
+                | Self::BlobMissing { .. }
+                | Self::BlobHash { .. }
+                | Self::Undecodable { .. }
+                | Self::Survivors { .. }
+                | Self::MaskedUpdates,
+            ) => true,
+            (
+                Claim::GroupSum { group } | Claim::Score { group },
+                Self::GroupSum { group: g, .. },
+            ) => *g == *group as usize,
+            (Claim::Aggregate, Self::GroupSum { .. } | Self::Aggregate { .. }) => true,
+            (Claim::Model, Self::GroupSum { .. } | Self::Strategy(_) | Self::NewModel { .. }) => {
+                true
+            }
+            (Claim::Score { .. }, Self::Score { dataset, .. }) => members.contains(dataset),
+            _ => false,
+        }
+    }
 }
 
 /// The result of verifying one round.

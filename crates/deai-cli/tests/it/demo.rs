@@ -104,15 +104,20 @@ fn demo(args: &[&str], rounds: u64) -> Value {
     assert!(paid > 0, "{v}");
     assert_eq!(paid + units(&v["refund"]), 1_000 * 10u128.pow(18), "{v}");
 
-    // After training: the quantized model scores within half a point of the float one; the
-    // agent caught the cheating provider, which lost its bond, and finished with the honest
-    // one, which claimed on its own; the owners earned royalties from those claims.
+    // After training: the quantized model gives the float model's class on at least 99 % of
+    // the test samples and scores within a point of it; the agent caught the cheating
+    // provider, which lost its bond, and finished with the honest one, which claimed on its
+    // own; the owners earned royalties from those claims. (Agreement, not the accuracy gap, is
+    // the fidelity check: the demo's DP-trained model has near-ties, and on 359 test samples
+    // two same-way flips are 0.56 pt. The half-point accuracy goal is checked on deterministic
+    // trained models by deai-infer's tests and `deai bench infer`.)
     let m = &v["market"];
     let (q, f) = (
         v["quantized_accuracy"].as_f64().unwrap(),
         m["float_accuracy"].as_f64().unwrap(),
     );
-    assert!((q - f).abs() <= 0.005, "{m}");
+    assert!(m["agreement"].as_f64().unwrap() >= 0.99, "{m}");
+    assert!((q - f).abs() <= 0.01, "{m}");
     assert_eq!(v["disputes"], 1, "{m}");
     assert_eq!(v["cheater_slashed"], true, "{m}");
     assert_eq!(m["answered"], m["inputs"], "{m}");

@@ -10,7 +10,7 @@ use serde::Serialize;
 use super::task::{RoundChecker, VerifyTaskError, close_tx, fetch_all};
 use crate::{
     client::Client,
-    fed::{self, Mismatch, TaskSpec},
+    fed::{self, TaskSpec},
 };
 
 /// The verdict on one challenged claim.
@@ -30,58 +30,6 @@ pub struct ClaimCheck {
     pub reasons: Vec<String>,
     /// Every mismatch of the round, the claim's or not.
     pub round_mismatches: Vec<String>,
-}
-
-/// Whether `m` is about group sums as a whole: the unmasking record, the survivors, a blob
-/// (the coordinator names every blob of the round), the plan.
-fn shared(m: &Mismatch) -> bool {
-    matches!(
-        m,
-        Mismatch::Plan(_)
-            | Mismatch::Record(_)
-            | Mismatch::BlobMissing { .. }
-            | Mismatch::BlobHash { .. }
-            | Mismatch::Undecodable { .. }
-            | Mismatch::Survivors { .. }
-            | Mismatch::MaskedUpdates
-    )
-}
-
-/// The mismatches of a round that refute `claim`; `members` are the datasets of the claim's
-/// group in the round's plan (for a score).
-pub fn refutations<'a>(
-    claim: &Claim,
-    mismatches: &'a [Mismatch],
-    members: &[u64],
-) -> Vec<&'a Mismatch> {
-    mismatches
-        .iter()
-        .filter(|m| {
-            shared(m)
-                || match (claim, m) {
-                    (Claim::GroupSum { group }, Mismatch::GroupSum { group: g, .. }) => {
-                        *g == *group as usize
-                    }
-                    (Claim::Aggregate, Mismatch::GroupSum { .. } | Mismatch::Aggregate { .. }) => {
-                        true
-                    }
-                    (
-                        Claim::Model,
-                        Mismatch::GroupSum { .. }
-                        | Mismatch::Aggregate { .. }
-                        | Mismatch::Strategy(_)
-                        | Mismatch::NewModel { .. },
-                    ) => true,
-                    (Claim::Score { group }, Mismatch::GroupSum { group: g, .. }) => {
-                        *g == *group as usize
-                    }
-                    (Claim::Score { .. }, Mismatch::Score { dataset, .. }) => {
-                        members.contains(dataset)
-                    }
-                    _ => false,
-                }
-        })
-        .collect()
 }
 
 /// Re-checks challenge `challenge` of task `task_id`: ledger facts from `ledger`, blobs from
@@ -156,8 +104,10 @@ pub async fn check_claim(
                 .unwrap_or_default(),
             None => Vec::new(),
         };
-        let reasons: Vec<String> = refutations(&c.claim, &check.mismatches, &members)
+        let reasons: Vec<String> = check
+            .mismatches
             .iter()
+            .filter(|m| m.refutes(&c.claim, &members))
             .map(|m| m.to_string())
             .collect();
         return Ok(ClaimCheck {
@@ -176,6 +126,7 @@ pub async fn check_claim(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::fed::Mismatch;
     use deai_ledger::Digest;
 
     fn d(b: u8) -> Digest {
@@ -207,14 +158,17 @@ mod tests {
             what: "aggregate".into(),
             hash: d(3),
         };
-        let all = |c: Claim, ms: &[Mismatch], members: &[u64]| refutations(&c, ms, members).len();
+        let all = |c: Claim, ms: &[Mismatch], members: &[u64]| {
+            ms.iter().filter(|m| m.refutes(&c, members)).count()
+        };
         let g0 = Claim::GroupSum { group: 0 };
         let g1 = Claim::GroupSum { group: 1 };
         assert_eq!(all(g0, std::slice::from_ref(&sum1), &[]), 0);
         assert_eq!(all(g1, std::slice::from_ref(&sum1), &[]), 1);
         assert_eq!(all(Claim::Aggregate, std::slice::from_ref(&sum1), &[]), 1);
         assert_eq!(all(Claim::Aggregate, std::slice::from_ref(&model), &[]), 0);
-        assert_eq!(all(Claim::Model, &[agg.clone(), model.clone()], &[]), 2);
+        assert_eq!(all(Claim::Model, &[agg.clone(), model.clone()], &[]), 1);
+        assert_eq!(all(Claim::Model, std::slice::from_ref(&sum1), &[]), 1);
         assert_eq!(
             all(
                 Claim::GroupSum { group: 0 },

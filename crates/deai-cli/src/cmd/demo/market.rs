@@ -64,6 +64,9 @@ pub struct Market {
     pub float_accuracy: f64,
     /// The quantized model's test accuracy (deai-infer, integer only).
     pub quantized_accuracy: f64,
+    /// Share of test samples whose integer class is the float class: the quantizer's fidelity,
+    /// which the two accuracies (359 samples, a sample is 0.28 pt) show only coarsely.
+    pub agreement: f64,
     /// BLAKE3 of the quantized blob both offers name.
     pub quant_hash: Digest,
     /// Its size.
@@ -134,6 +137,10 @@ pub(super) async fn run(
     let scored = crate::cmd::quantize::quantize_and_score(&kind, &params, &train, &test)?;
     let qm = scored.model;
     let quant_hash = Digest(qm.hash());
+    let agreement =
+        deai_infer::bench::compare("digits", &kind, &params, &train, &test, train.len())?
+            .agreement
+            .unwrap_or(0.0);
 
     let honest = provider(root, url, 0, false).await?;
     let cheater = provider(root, url, 1, true).await?;
@@ -206,6 +213,7 @@ pub(super) async fn run(
     Ok(Market {
         float_accuracy: scored.float_accuracy,
         quantized_accuracy: scored.quantized_accuracy,
+        agreement,
         quant_hash,
         blob_bytes: qm.encode().len(),
         ops: qm.ops(),
