@@ -130,9 +130,7 @@ pub fn compare(
         rounding: Rounding::Nearest,
         ..QuantizeConfig::default()
     };
-    let float_classes: Vec<Option<u32>> = (0..test.len())
-        .map(|i| float::logits(kind, params, test.sample(i)).map(|z| first_argmax(&z)))
-        .collect();
+    let float_classes = float_classes(kind, params, test);
     let (quant_accuracy, agreement) = score(&model, test, &float_classes)?;
     let (nearest_quant_accuracy, nearest_agreement) = score(
         &quantize_with(kind, params, calibration, &nearest)?,
@@ -156,6 +154,25 @@ pub fn compare(
         blob_bytes: blob.len(),
         ops: model.ops(),
     })
+}
+
+/// The float model's class of each `test` sample (`None` for the character model).
+fn float_classes(kind: &ModelKind, params: &[f32], test: &Dataset) -> Vec<Option<u32>> {
+    (0..test.len())
+        .map(|i| float::logits(kind, params, test.sample(i)).map(|z| first_argmax(&z)))
+        .collect()
+}
+
+/// Share of `test` samples whose class under the quantized `model` is the class of the float
+/// model `params` it came from (`None` for the character model, which has no float logits
+/// here).
+pub fn agreement(
+    model: &QuantModel,
+    kind: &ModelKind,
+    params: &[f32],
+    test: &Dataset,
+) -> Result<Option<f64>, BenchError> {
+    Ok(score(model, test, &float_classes(kind, params, test))?.1)
 }
 
 /// `model`'s accuracy on `test`, and the share of samples whose class equals the float class

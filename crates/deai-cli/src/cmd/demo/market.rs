@@ -137,10 +137,7 @@ pub(super) async fn run(
     let scored = crate::cmd::quantize::quantize_and_score(&kind, &params, &train, &test)?;
     let qm = scored.model;
     let quant_hash = Digest(qm.hash());
-    let agreement =
-        deai_infer::bench::compare("digits", &kind, &params, &train, &test, train.len())?
-            .agreement
-            .unwrap_or(0.0);
+    let agreement = deai_infer::bench::agreement(&qm, &kind, &params, &test)?.unwrap_or(0.0);
 
     let honest = provider(root, url, 0, false).await?;
     let cheater = provider(root, url, 1, true).await?;
