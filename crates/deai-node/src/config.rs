@@ -250,6 +250,11 @@ pub struct RolesConfig {
     /// the ledger and submits through `upstream`.
     #[serde(default = "yes")]
     pub validator: bool,
+    /// On a validator: re-check every pending round challenge it may vote on and vote
+    /// ([`crate::challenge_voter`]). Off: its operator votes by hand (`deai verify challenge
+    /// --vote`).
+    #[serde(default = "yes")]
+    pub vote_challenges: bool,
     /// A validator's HTTP API (required when `validator = false`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub upstream: Option<String>,
@@ -274,6 +279,16 @@ pub struct RolesConfig {
     /// (`[roles.provider]`; absent: not a provider).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub provider: Option<ProviderConfig>,
+    /// A deliberately dishonest coordinator, for challenge tests and demos only: in this round
+    /// (0: never) it records and publishes a model that is not the strategy's step (one weight
+    /// moved). Owners train on from it; a challenge of that round's model is upheld and slashes
+    /// the coordinator's bond.
+    #[serde(default, skip_serializing_if = "is_zero_u32")]
+    pub coordinator_lie_round: u32,
+}
+
+fn is_zero_u32(n: &u32) -> bool {
+    *n == 0
 }
 
 /// The `[roles.provider]` section: how a provider answers paid queries and claims its pay.
@@ -341,6 +356,8 @@ impl Default for RolesConfig {
             peer_timeout_ms: peer_timeout_ms(),
             listen: None,
             provider: None,
+            vote_challenges: true,
+            coordinator_lie_round: 0,
         }
     }
 }
@@ -486,6 +503,8 @@ mod tests {
             }],
             announce_to: vec!["http://127.0.0.1:7700".into()],
             peer_timeout_ms: 5,
+            vote_challenges: false,
+            coordinator_lie_round: 2,
             listen: Some("127.0.0.1:7702".parse().expect("addr")),
             provider: Some(ProviderConfig {
                 claim_margin_blocks: 7,

@@ -18,6 +18,7 @@ pub mod auth;
 pub mod blob_access;
 pub mod blob_exchange;
 pub mod blobs;
+pub mod challenge_voter;
 pub mod client;
 pub mod config;
 pub mod http;

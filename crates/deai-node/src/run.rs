@@ -184,6 +184,11 @@ pub fn run(
     runner(&dir).start(|context| async move {
         let stopper = context.child("shutdown");
         let node = start(context, &dir, &overrides).await?;
+        if cfg.roles.vote_challenges {
+            let key = keyfile::read(&dir.join(NODE_KEY_FILE))?;
+            let api = crate::client::Client::new(format!("http://{}", node.http_addr));
+            tokio::spawn(crate::challenge_voter::run(node.chain.clone(), key, api));
+        }
         let roles = if cfg.roles.has_roles() {
             let upstream = format!("http://{}", node.http_addr);
             let listen = cfg
@@ -259,6 +264,7 @@ async fn start_roles(
     };
     let node = crate::roles::serve::start_with_limits(role_cfg, cfg.http.clone()).await?;
     if let Some(c) = node.coordinator.clone() {
+        c.set_lie_round(cfg.roles.coordinator_lie_round);
         tokio::spawn(c.drive(crate::client::Client::new(upstream)));
     }
     if let Some(owner) = node.owner.clone() {

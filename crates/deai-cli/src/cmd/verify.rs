@@ -86,10 +86,15 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             v.rounds.len()
         );
         for r in &v.rounds {
-            if r.ok {
-                println!("  round {:>3}: ok", r.round);
+            let caught = if r.invalidated {
+                " (invalidated by an upheld challenge: it earned nothing, its coordinator was slashed)"
             } else {
-                println!("  round {:>3}: MISMATCH", r.round);
+                ""
+            };
+            if r.ok {
+                println!("  round {:>3}: ok{caught}", r.round);
+            } else {
+                println!("  round {:>3}: MISMATCH{caught}", r.round);
                 for m in &r.mismatches {
                     println!("      - {m}");
                 }

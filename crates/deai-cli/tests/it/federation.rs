@@ -30,6 +30,8 @@ const OWNERS: usize = 5;
 /// Blocks a closed task waits for challenges in the five-owner test (an idle chain makes about
 /// two a second).
 const CHALLENGE_WINDOW: u64 = 120;
+/// The five-owner task's rounds; the coordinator lies about the last one's model.
+const ROUNDS: u32 = 4;
 const PURPOSE: &str = "digit-recognition";
 
 fn rt() -> tokio::runtime::Runtime {
@@ -122,6 +124,7 @@ fn five_owners_train_with_a_crash_and_a_revocation_and_verify() {
             validator: false,
             upstream: Some(validator.url.clone()),
             coordinator: true,
+            coordinator_lie_round: ROUNDS,
             ..RolesConfig::default()
         },
     );
@@ -188,7 +191,7 @@ fn five_owners_train_with_a_crash_and_a_revocation_and_verify() {
     // the coordinator and the verifier must carry the optimiser's moments from round to round
     // (the demo covers plain FedAvg).
     let mut spec = TaskSpec::digits_default();
-    spec.rounds = 4;
+    spec.rounds = ROUNDS;
     spec.datasets_per_round = 4;
     spec.group_size_min = 4;
     spec.strategy = "fedadam".into();
@@ -335,13 +338,18 @@ fn five_owners_train_with_a_crash_and_a_revocation_and_verify() {
         "crasher still running"
     );
 
-    // A process that took no part verifies the task from the validator's ledger and blobs.
+    // A process that took no part verifies the task from the validator's ledger and blobs: the
+    // lie is there, and so is the upheld challenge that invalidated its round, so the task
+    // verifies.
     let (ok, v) = verify_task(task, &validator.url);
     assert!(ok, "verify failed: {v}");
     assert_eq!(v["ok"], true);
+    assert_eq!(v["invalidated_rounds"], serde_json::json!([ROUNDS]));
+    assert_eq!(v["rounds"][ROUNDS as usize - 1]["ok"], false, "{v}");
 
-    // Tamper with one masked update in the validator's blob store: verification fails, by round.
-    let round = t.round_log.last().expect("a round");
+    // Tamper with one masked update in the validator's blob store: verification fails, by round
+    // (the next round's FedAdam step too: the optimiser's state before it is unknown).
+    let round = &t.round_log[ROUNDS as usize - 2];
     let masked = round.outcome.as_ref().expect("closed").masked_updates[0];
     let hex = masked.to_string();
     let path = vdir.join("blobs").join(&hex[..2]).join(&hex);
@@ -351,14 +359,15 @@ fn five_owners_train_with_a_crash_and_a_revocation_and_verify() {
     let (ok, v) = verify_task(task, &validator.url);
     assert!(!ok, "a tampered blob passed verification: {v}");
     assert_eq!(v["failed_rounds"], serde_json::json!([round.number]));
+    assert_eq!(v["rounds"][ROUNDS as usize - 1]["ok"], false, "{v}");
 }
 
-/// While task `task` (closed as `t`) settles: anyone challenges round 1's model; the validator
-/// re-checks it with `deai verify challenge`, finds it right and votes it down, so the deposit
-/// goes to the coordinator. Then one of the last round's masked updates is damaged in the
-/// validator's store, a blob its group sum needs: the re-check finds the claim wrong, the vote
-/// upholds it, the coordinator's bond is slashed and the round earns nothing. Returns the task
-/// once settled.
+/// While task `task` (closed as `t`) settles: anyone challenges round 1's model, which is
+/// honest, and the last round's model, which the coordinator lied about
+/// (`coordinator_lie_round`). Nobody votes by hand: the validator's own voter re-checks each and
+/// votes. Round 1's challenge is rejected (its deposit goes to the coordinator); the lie's is
+/// upheld (the bond is slashed, half to the challenger, and the round earns nothing).
+/// `deai verify challenge` says the same from the outside. Returns the task once settled.
 fn challenges_in_the_window(
     rt: &tokio::runtime::Runtime,
     ledger: &Client,
@@ -368,12 +377,7 @@ fn challenges_in_the_window(
     t: &Task,
 ) -> Task {
     let dev_key = vdir.join(deai_node::config::DEV_KEY_FILE);
-    let node_key = vdir.join(deai_node::config::NODE_KEY_FILE);
-    let (dev, node, task_s) = (
-        dev_key.to_str().expect("utf-8"),
-        node_key.to_str().expect("utf-8"),
-        task.to_string(),
-    );
+    let (dev, task_s) = (dev_key.to_str().expect("utf-8"), task.to_string());
     let challenge = |round: u32, claim: &str| {
         let (ok, v) = run_json(&[
             "tx",
@@ -391,23 +395,33 @@ fn challenges_in_the_window(
         ]);
         assert!(ok, "challenge refused: {v}");
     };
-    // `deai verify challenge`, with `extra` (`--vote --key K` to vote): its JSON.
-    let verify = |n: u32, extra: &[&str]| {
+    // `deai verify challenge` (no vote): its JSON.
+    let check = |n: u32| {
         let n = n.to_string();
-        let mut args = vec!["verify", "challenge", "--task", &task_s, "--challenge", &n];
-        args.extend_from_slice(extra);
-        args.extend_from_slice(&["--node", url]);
+        let args = [
+            "verify",
+            "challenge",
+            "--task",
+            &task_s,
+            "--challenge",
+            &n,
+            "--node",
+            url,
+        ];
         let (ok, v) = run_json(&args);
         assert!(ok, "deai {args:?} failed: {v}");
         v
     };
-    let check = |n: u32| verify(n, &[]);
-    let vote = |n: u32| {
-        verify(n, &["--vote", "--key", node]);
-    };
     let fetch = || -> Task {
         rt.block_on(ledger.get(&format!("/v1/tasks/{task}")))
             .expect("task")
+    };
+    let decided = |n: usize| {
+        wait_until(
+            "the validator's voter to decide",
+            Duration::from_secs(60),
+            || fetch().challenges[n].verdict,
+        )
     };
     let coordinator = t.bonds[0].coordinator;
     let balance = || {
@@ -418,33 +432,39 @@ fn challenges_in_the_window(
     };
     let before = balance();
     challenge(1, "model");
+    assert_eq!(decided(0), deai_ledger::Verdict::Rejected);
+    assert_eq!(balance(), before + deai_ledger::CHALLENGE_DEPOSIT_DEFAULT);
     let v = check(1);
     assert_eq!(v["wrong"], false, "an honest model step refuted: {v}");
-    vote(1);
-    let c = &fetch().challenges[0];
-    assert_eq!(c.verdict, Some(deai_ledger::Verdict::Rejected), "{c:?}");
-    assert_eq!(balance(), before + deai_ledger::CHALLENGE_DEPOSIT_DEFAULT);
 
-    let last = t.round_log.last().expect("a round");
-    let masked = last.outcome.as_ref().expect("closed").masked_updates[0];
-    let hex = masked.to_string();
-    let path = vdir.join("blobs").join(&hex[..2]).join(&hex);
-    let original = fs::read(&path).expect("blob on disk");
-    let mut bytes = original.clone();
-    bytes[0] ^= 1;
-    fs::write(&path, bytes).expect("tamper");
-    challenge(last.number, "group-sum:0");
+    challenge(ROUNDS, "model");
+    assert_eq!(decided(1), deai_ledger::Verdict::Upheld);
     let v = check(2);
-    assert_eq!(v["wrong"], true, "a group sum without its blob held: {v}");
-    vote(2);
-    fs::write(&path, original).expect("restore");
-    let after = fetch();
-    assert_eq!(
-        after.challenges[1].verdict,
-        Some(deai_ledger::Verdict::Upheld)
+    assert_eq!(v["wrong"], true, "the lie held: {v}");
+    assert_eq!(v["blobs_missing_only"], false, "{v}");
+    assert!(
+        v["reasons"][0]
+            .as_str()
+            .is_some_and(|r| r.starts_with("new model")),
+        "{v}"
     );
-    assert!(after.round_invalid(last.number));
+    let after = fetch();
+    assert!(after.round_invalid(ROUNDS));
     assert_eq!(after.bonds[0].amount, 0, "the bond was slashed");
+    let slashed = deai_ledger::COORDINATOR_BOND_DEFAULT;
+    assert!(
+        after.history.iter().any(|e| e.event
+            == deai_ledger::Event::ChallengeResolved {
+                task,
+                challenge: 2,
+                round: ROUNDS,
+                verdict: deai_ledger::Verdict::Upheld,
+                slashed,
+                reward: slashed / 2,
+                to_escrow: slashed - slashed / 2,
+            }),
+        "half the bond to the challenger, half into the escrow"
+    );
     wait_until("the task to settle", Duration::from_secs(180), || {
         let t = fetch();
         (t.status == TaskStatus::Closed).then_some(t)

@@ -533,6 +533,31 @@ impl State {
         events
     }
 
+    /// The pending challenges `validator` may vote on in a block at `height` and has not voted
+    /// on: filed in an epoch whose set holds it, their voting not yet over. In filing order,
+    /// each with its task's id. What a validator's automatic voter works through.
+    pub fn challenges_awaiting(&self, validator: &Address, height: u64) -> Vec<(u64, Challenge)> {
+        let member = |epoch: u64| {
+            self.validator_set(epoch)
+                .is_some_and(|set| set.members.iter().any(|m| m.account == *validator))
+        };
+        let mut awaiting: Vec<(u64, Challenge)> = self
+            .accountable
+            .iter()
+            .filter_map(|id| self.task(*id))
+            .flat_map(|t| t.challenges.iter().map(move |c| (t.id, c)))
+            .filter(|(_, c)| {
+                c.is_pending()
+                    && height <= c.vote_deadline
+                    && member(c.epoch)
+                    && !c.votes.iter().any(|v| v.validator == *validator)
+            })
+            .map(|(t, c)| (t, c.clone()))
+            .collect();
+        awaiting.sort_by_key(|(t, c)| (c.filed_height, *t, c.id));
+        awaiting
+    }
+
     /// Keeps `accountable` exact for `task`.
     pub(crate) fn refresh_accountable(&mut self, task: u64) {
         let listed = self

@@ -26,6 +26,10 @@ pub struct ClaimCheck {
     pub claim: Claim,
     /// Whether the claim is wrong: a validator votes `upheld` exactly then.
     pub wrong: bool,
+    /// Whether every reason is a blob that could not be fetched (or came back altered): one
+    /// that may still arrive, so an automatic voter waits a while before it upholds
+    /// ([`crate::challenge_voter`]).
+    pub blobs_missing_only: bool,
     /// What refutes it (empty when it holds).
     pub reasons: Vec<String>,
     /// Every mismatch of the round, the claim's or not.
@@ -104,18 +108,26 @@ pub async fn check_claim(
                 .unwrap_or_default(),
             None => Vec::new(),
         };
-        let reasons: Vec<String> = check
+        let refuting: Vec<&fed::Mismatch> = check
             .mismatches
             .iter()
             .filter(|m| m.refutes(&c.claim, &members))
-            .map(|m| m.to_string())
             .collect();
+        let blobs_missing_only = !refuting.is_empty()
+            && refuting.iter().all(|m| {
+                matches!(
+                    m,
+                    fed::Mismatch::BlobMissing { .. } | fed::Mismatch::BlobHash { .. }
+                )
+            });
+        let reasons: Vec<String> = refuting.iter().map(|m| m.to_string()).collect();
         return Ok(ClaimCheck {
             task: task_id,
             challenge,
             round: c.round,
             claim: c.claim,
             wrong: !reasons.is_empty(),
+            blobs_missing_only,
             reasons,
             round_mismatches: check.mismatches.iter().map(|m| m.to_string()).collect(),
         });

@@ -28,15 +28,25 @@ pub struct RoundVerdict {
     pub ok: bool,
     /// What did not, in words.
     pub mismatches: Vec<String>,
+    /// Whether an upheld challenge invalidated it on the ledger: it earned nothing and its
+    /// model is not the task's, so a mismatch here was caught and paid for by the coordinator.
+    pub invalidated: bool,
 }
 
 impl RoundVerdict {
-    /// The verdict on round `round` given what did not match, reported to `on_round` first.
-    fn new(round: u32, mismatches: Vec<String>, on_round: &mut impl FnMut(&Self)) -> Self {
+    /// The verdict on round `round` of `task` given what did not match, reported to
+    /// `on_round` first.
+    fn new(
+        task: &Task,
+        round: u32,
+        mismatches: Vec<String>,
+        on_round: &mut impl FnMut(&Self),
+    ) -> Self {
         let verdict = Self {
             round,
             ok: mismatches.is_empty(),
             mismatches,
+            invalidated: task.round_invalid(round),
         };
         on_round(&verdict);
         verdict
@@ -48,14 +58,17 @@ impl RoundVerdict {
 pub struct TaskVerdict {
     /// The task.
     pub task: u64,
-    /// Whether every check passed.
+    /// Whether every check passed, rounds an upheld challenge invalidated aside (the ledger
+    /// already holds them against their coordinator).
     pub ok: bool,
     /// Rounds checked.
     pub rounds: Vec<RoundVerdict>,
     /// Problems not tied to one round (validation reveal, final model, rewards).
     pub task_mismatches: Vec<String>,
-    /// Rounds that failed, by number.
+    /// Rounds that failed and that the ledger still counts, by number.
     pub failed_rounds: Vec<u32>,
+    /// Rounds an upheld challenge invalidated, by number (whether or not they re-check).
+    pub invalidated_rounds: Vec<u32>,
 }
 
 /// Why verification could not even start.
@@ -213,7 +226,12 @@ pub async fn verify_task(
             if let Err(e) = rounds_checker.server.skip(r.number) {
                 mismatches.push(e.to_string());
             }
-            rounds.push(RoundVerdict::new(r.number, mismatches, &mut on_round));
+            rounds.push(RoundVerdict::new(
+                &task,
+                r.number,
+                mismatches,
+                &mut on_round,
+            ));
             continue;
         }
         let Some(outcome) = &r.outcome else {
@@ -222,22 +240,38 @@ pub async fn verify_task(
                 round: r.number,
                 ok: false,
                 mismatches,
+                invalidated: false,
             });
             continue;
         };
         let (check, _) = rounds_checker.check(r, outcome, Some(&validation)).await?;
         mismatches.extend(check.mismatches.iter().map(|m| m.to_string()));
         previous = Some(outcome.new_model);
-        rounds.push(RoundVerdict::new(r.number, mismatches, &mut on_round));
+        rounds.push(RoundVerdict::new(
+            &task,
+            r.number,
+            mismatches,
+            &mut on_round,
+        ));
     }
     check_close(&task, ledger, &mut task_mismatches).await?;
-    let failed_rounds: Vec<u32> = rounds.iter().filter(|r| !r.ok).map(|r| r.round).collect();
+    let failed_rounds: Vec<u32> = rounds
+        .iter()
+        .filter(|r| !r.ok && !r.invalidated)
+        .map(|r| r.round)
+        .collect();
+    let invalidated_rounds: Vec<u32> = rounds
+        .iter()
+        .filter(|r| r.invalidated)
+        .map(|r| r.round)
+        .collect();
     Ok(TaskVerdict {
         task: task_id,
         ok: failed_rounds.is_empty() && task_mismatches.is_empty(),
         rounds,
         task_mismatches,
         failed_rounds,
+        invalidated_rounds,
     })
 }
 

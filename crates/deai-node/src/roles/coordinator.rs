@@ -191,6 +191,8 @@ pub struct CoordinatorRole {
     progress: Arc<Mutex<BTreeMap<u64, Progress>>>,
     /// What [`Self::drive`] did with each task, for the node's status.
     driven: Arc<Mutex<BTreeMap<u64, DrivenTask>>>,
+    /// The round whose model it lies about (0: none; `[roles] coordinator_lie_round`).
+    lie_round: Arc<std::sync::atomic::AtomicU32>,
 }
 
 /// A task this node drives, as its status reports it.
@@ -250,7 +252,16 @@ impl CoordinatorRole {
             assignments: Arc::default(),
             progress: Arc::default(),
             driven: Arc::default(),
+            lie_round: Arc::default(),
         }
+    }
+
+    /// Makes it a dishonest coordinator, for challenge tests and demos only: in round `round` of
+    /// every task it records and publishes a model that is not the strategy's step (its first
+    /// weight moved by one), and owners train on from it. 0 makes it honest.
+    pub fn set_lie_round(&self, round: u32) {
+        self.lie_round
+            .store(round, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// Sets the URL owners fetch this node's blobs from (known once the listener is bound).
@@ -365,7 +376,15 @@ impl CoordinatorRole {
         let info = view.round_info(&self.ctx, &opened.round).await?;
         let mut round = CoordinatorRound::new(&a.spec, &info, global)?;
         self.exchange(&mut round, &info).await;
-        let outcome = round.finish(&mut server, &a.validation)?;
+        let mut outcome = round.finish(&mut server, &a.validation)?;
+        if self.lie_round.load(std::sync::atomic::Ordering::Relaxed) == info.round {
+            tracing::warn!(
+                task = task_id,
+                round = info.round,
+                "recording a model that is not the strategy's step (coordinator_lie_round)"
+            );
+            lie_about_model(&a.spec, &mut outcome)?;
+        }
         for (hash, bytes) in
             outcome
                 .masked
@@ -613,8 +632,9 @@ impl CoordinatorRole {
         }
     }
 
-    /// Closes the task: reveals the validation data, pays rewards by recorded scores, refunds
-    /// the rest and registers the final model.
+    /// Closes the task: reveals the validation data; once the challenge window has passed, the
+    /// ledger pays rewards by the valid rounds' scores, refunds the rest and registers the final
+    /// model, and the report says what it paid.
     pub async fn close_task(&self, task_id: u64) -> Result<CloseReport, CoordError> {
         let a = self.assignment(task_id)?;
         let (accuracy, loss) = lock(&self.progress)
@@ -637,7 +657,7 @@ impl CoordinatorRole {
             metrics: vec![metric("accuracy", accuracy), metric("loss", loss)],
         };
         super::send_tx(&self.ctx, TxBody::TaskClose(tx)).await?;
-        let task = ledger_view(&self.ctx, task_id).await?.task;
+        let task = self.settled(task_id).await?;
         let mut rewards = BTreeMap::new();
         let mut refund = 0u128;
         for entry in &task.history {
@@ -656,6 +676,29 @@ impl CoordinatorRole {
             rewards,
             refund: refund.to_string(),
         })
+    }
+
+    /// Task `task_id` once it has settled: a closed task pays only after its challenge window
+    /// (and any challenge pending in it) has passed.
+    async fn settled(&self, task_id: u64) -> Result<Task, CoordError> {
+        let mut logged = false;
+        loop {
+            let task = ledger_view(&self.ctx, task_id).await?.task;
+            match task.status {
+                TaskStatus::Settling => {
+                    if !logged {
+                        tracing::info!(
+                            task = task_id,
+                            settle_from = task.closing.as_ref().map(|c| c.settle_from),
+                            "task closed; rewards are paid once its challenge window has passed"
+                        );
+                        logged = true;
+                    }
+                    tokio::time::sleep(SETTLE_POLL).await;
+                }
+                _ => return Ok(task),
+            }
+        }
     }
 
     /// Runs one task to its end: every remaining round (stopping early if too few datasets
@@ -811,6 +854,21 @@ struct Opened {
     round: Round,
     epsilon: u64,
     epsilon_spent: u64,
+}
+
+/// How often a closing coordinator looks whether its task has settled.
+const SETTLE_POLL: Duration = Duration::from_millis(500);
+
+/// Replaces `outcome`'s new model with one whose first weight is moved by one: a model the
+/// strategy did not produce, recorded and served as if it had.
+fn lie_about_model(spec: &TaskSpec, outcome: &mut fed::RoundOutcome) -> Result<(), CoordError> {
+    let kind = spec.model_kind().map_err(fed::FedError::from)?;
+    if let Some(w) = outcome.new_weights.first_mut() {
+        *w += 1.0;
+    }
+    let bytes = fed::weights::encode(&kind, &outcome.new_weights).map_err(fed::FedError::from)?;
+    outcome.new_model = (fed::weights::model_hash(&bytes), bytes);
+    Ok(())
 }
 
 async fn join(

@@ -102,7 +102,20 @@ fn a_lie_is_upheld_slashed_and_earns_nothing_and_a_frivolous_challenge_costs_its
         challenge(2, Claim::GroupSum { group: 0 }),
         "invalid_field",
     );
+    // What each account's automatic voter is asked: only validators of the filing epoch that
+    // have not voted, and nobody once the challenge is decided.
+    let awaiting = |h: &H, who: usize| -> Vec<(u64, u32)> {
+        let height = h.s.height() + 1;
+        h.s.challenges_awaiting(&h.addr(who), height)
+            .iter()
+            .map(|(t, c)| (*t, c.id))
+            .collect()
+    };
+    assert_eq!(awaiting(&h, VALIDATORS[0]), vec![(1, 1)]);
+    assert!(awaiting(&h, STRANGER).is_empty(), "a stranger may not vote");
     h.ok(VALIDATORS[0], vote(1, true));
+    assert!(awaiting(&h, VALIDATORS[0]).is_empty(), "it voted");
+    assert_eq!(awaiting(&h, VALIDATORS[1]), vec![(1, 1)]);
     h.ok(VALIDATORS[1], vote(1, true));
     assert!(
         h.task().challenges[0].is_pending(),
@@ -123,6 +136,7 @@ fn a_lie_is_upheld_slashed_and_earns_nothing_and_a_frivolous_challenge_costs_its
             to_escrow: COORDINATOR_BOND - reward,
         }));
     h.rejected(VALIDATORS[3], vote(1, true), "challenge_not_pending");
+    assert!(awaiting(&h, VALIDATORS[3]).is_empty(), "decided");
     assert_eq!(h.balance(STRANGER), stranger - 1 + reward);
     assert!(h.task().round_invalid(2) && !h.task().round_invalid(1));
     assert_eq!(h.task().escrow, REWARD + COORDINATOR_BOND - reward);
@@ -213,8 +227,14 @@ fn an_undecided_challenge_returns_its_deposit_and_holds_the_settlement() {
         "a pending challenge holds it"
     );
     let left = deadline - h.s.height();
+    let v1 = h.addr(VALIDATORS[1]);
+    assert_eq!(h.s.challenges_awaiting(&v1, deadline).len(), 1);
     advance(&mut h.s, left);
     assert!(h.task().challenges[0].is_pending());
+    assert!(
+        h.s.challenges_awaiting(&v1, h.s.height() + 1).is_empty(),
+        "a vote after the deadline would be refused"
+    );
     advance(&mut h.s, 1);
     h.rejected(VALIDATORS[1], vote(1, true), "challenge_not_pending");
     assert_eq!(h.task().status, TaskStatus::Closed);
