@@ -583,6 +583,29 @@ pub(crate) mod tests {
         out
     }
 
+    /// Every claim of a round of `groups` groups, in a fixed order.
+    fn every_claim(groups: usize) -> Vec<deai_ledger::Claim> {
+        use deai_ledger::Claim;
+        let mut claims = vec![Claim::Aggregate, Claim::Model];
+        for g in 0..groups as u32 {
+            claims.push(Claim::GroupSum { group: g });
+            claims.push(Claim::Score { group: g });
+        }
+        claims
+    }
+
+    /// `recorded` with `dataset`'s score one higher than computed.
+    fn score_lie(recorded: &RecordedRound, dataset: u64) -> RecordedRound {
+        let mut wrong = recorded.clone();
+        let i = wrong
+            .scores
+            .iter()
+            .position(|s| s.dataset == dataset)
+            .expect("scored");
+        wrong.scores[i].value += 1;
+        wrong
+    }
+
     pub(crate) fn check_with(
         report: &TaskReport,
         blobs: &BTreeMap<Digest, Vec<u8>>,
@@ -651,12 +674,7 @@ pub(crate) mod tests {
         let groups: Vec<Vec<u64>> = o.groups.iter().map(|g| g.members.to_vec()).collect();
         assert!(groups.len() >= 2, "the baseline has several groups");
         let refuted = |m: &[Mismatch]| -> Vec<Claim> {
-            let mut claims = vec![Claim::Aggregate, Claim::Model];
-            for g in 0..groups.len() as u32 {
-                claims.push(Claim::GroupSum { group: g });
-                claims.push(Claim::Score { group: g });
-            }
-            claims
+            every_claim(groups.len())
                 .into_iter()
                 .filter(|c| {
                     let members = c.group().map_or(&[][..], |g| &groups[g as usize][..]);
@@ -679,14 +697,7 @@ pub(crate) mod tests {
             vec![Claim::Model]
         );
         // A score of a dataset of group g: only group g's score claim.
-        let mut wrong = recorded.clone();
-        let dataset = groups[1][0];
-        let i = wrong
-            .scores
-            .iter()
-            .position(|s| s.dataset == dataset)
-            .expect("scored");
-        wrong.scores[i].value += 1;
+        let wrong = score_lie(&recorded, groups[1][0]);
         assert_eq!(
             refuted(&check_with(report, &report.blobs, &wrong)),
             vec![Claim::Score { group: 1 }]
@@ -822,5 +833,96 @@ pub(crate) mod tests {
         assert!(excluded > 0, "the attacker was never selected");
         let last = report.rounds.last().expect("rounds").outcome.accuracy;
         assert!(last > report.initial_accuracy + 0.2, "{last}");
+    }
+
+    /// The bounded check of one claim (what a validator runs on a challenge) refutes the claim
+    /// that lies and only what reads the lie: a wrong model is the model claim's; a wrong
+    /// score, its group's score claim; a recorded aggregate whose group-0 sum was altered, the
+    /// aggregate, group 0's sum, and the model and group 0's score computed from it (not group
+    /// 1's); a masked update that cannot be served, its group's sum and the aggregate (the
+    /// model and the scores read the recorded sums, not the masked updates).
+    #[test]
+    fn a_bounded_claim_check_refutes_only_what_reads_the_lie() {
+        use crate::record::AggregateBlob;
+        use deai_ledger::Claim;
+        let report = baseline();
+        let (o, info) = (&report.rounds[0].outcome, &report.rounds[0].info);
+        let recorded = RecordedRound::from(&o.round_result(1, 1));
+        let groups: Vec<Vec<u64>> = o.groups.iter().map(|g| g.members.to_vec()).collect();
+        assert!(groups.len() >= 2, "the baseline has several groups");
+        let (_, validation) = owners(10);
+        let refuted = |blobs: &BTreeMap<Digest, Vec<u8>>, rec: &RecordedRound| -> Vec<Claim> {
+            every_claim(groups.len())
+                .into_iter()
+                .filter(|c| {
+                    let fetch = |h: &Digest| blobs.get(h).cloned();
+                    let mut server = ServerState::new(&spec()).expect("builds");
+                    let m = crate::check_claim(
+                        &spec(),
+                        info,
+                        rec,
+                        c,
+                        &fetch,
+                        Some(&validation),
+                        &mut server,
+                    )
+                    .expect("checkable");
+                    !m.is_empty()
+                })
+                .collect()
+        };
+        assert!(refuted(&report.blobs, &recorded).is_empty());
+
+        let mut wrong = recorded.clone();
+        wrong.new_model = o.masked[0].0;
+        assert_eq!(refuted(&report.blobs, &wrong), vec![Claim::Model]);
+
+        let wrong = score_lie(&recorded, groups[1][0]);
+        assert_eq!(
+            refuted(&report.blobs, &wrong),
+            vec![Claim::Score { group: 1 }]
+        );
+
+        let mut aggregate = AggregateBlob::decode(&o.aggregate.1, &LIMITS).expect("decodes");
+        let sum = aggregate.groups[0].as_mut().expect("group 0 completed");
+        let half = sum.len() / 2;
+        for w in sum.iter_mut().take(half) {
+            *w = w.wrapping_add(1 << 12);
+        }
+        let bytes = aggregate.encode();
+        let mut blobs = report.blobs.clone();
+        let forged = Digest::hash(&bytes);
+        blobs.insert(forged, bytes);
+        let mut wrong = recorded.clone();
+        wrong.aggregate = forged;
+        let got = refuted(&blobs, &wrong);
+        for c in [Claim::Aggregate, Claim::Model, Claim::GroupSum { group: 0 }] {
+            assert!(got.contains(&c), "{c:?} not refuted: {got:?}");
+        }
+        for c in [Claim::GroupSum { group: 1 }, Claim::Score { group: 1 }] {
+            assert!(!got.contains(&c), "{c:?} refuted: {got:?}");
+        }
+
+        let victim = o.survivors[0];
+        let g = groups
+            .iter()
+            .position(|m| m.contains(&victim))
+            .expect("in a group") as u32;
+        assert_eq!(
+            refuted(&flip(&report.blobs, &o.masked[0].0), &recorded),
+            vec![Claim::Aggregate, Claim::GroupSum { group: g }]
+        );
+        assert_eq!(
+            crate::check_claim(
+                &spec(),
+                info,
+                &recorded,
+                &Claim::Score { group: 0 },
+                &|h: &Digest| report.blobs.get(h).cloned(),
+                None,
+                &mut ServerState::new(&spec()).expect("builds"),
+            ),
+            Err(crate::ClaimCheckError::NeedsValidation)
+        );
     }
 }

@@ -32,6 +32,7 @@
 #[cfg(test)]
 mod adversary;
 pub mod attack;
+pub mod claim_check;
 pub mod contribution;
 pub mod coordinator;
 pub mod data;
@@ -57,6 +58,7 @@ use deai_ledger::Digest;
 use ed25519_dalek::VerifyingKey;
 use thiserror::Error;
 
+pub use claim_check::{ClaimCheckError, check_claim};
 pub use coordinator::{CoordinatorRound, Phase, Rejected, RoundOutcome};
 pub use deai_secagg::msg::Step;
 pub use owner::OwnerRound;

@@ -203,14 +203,21 @@ impl RoundCheck {
 /// A blob fetcher: bytes by hash, or `None`.
 pub type Fetch<'a> = &'a dyn Fn(&Digest) -> Option<Vec<u8>>;
 
-struct Checker<'a> {
+/// Fetches blobs and collects what does not match.
+pub(crate) struct Checker<'a> {
     fetch: Fetch<'a>,
-    out: Vec<Mismatch>,
+    pub(crate) out: Vec<Mismatch>,
 }
 
-impl Checker<'_> {
+impl<'a> Checker<'a> {
+    pub(crate) fn new(fetch: Fetch<'a>) -> Self {
+        Self {
+            fetch,
+            out: Vec::new(),
+        }
+    }
     /// The blob `hash`, checked; `None` (and a mismatch) if absent or tampered.
-    fn blob(&mut self, what: &str, hash: &Digest) -> Option<Vec<u8>> {
+    pub(crate) fn blob(&mut self, what: &str, hash: &Digest) -> Option<Vec<u8>> {
         let Some(bytes) = (self.fetch)(hash) else {
             self.out.push(Mismatch::BlobMissing {
                 what: what.into(),
@@ -230,7 +237,7 @@ impl Checker<'_> {
         Some(bytes)
     }
 
-    fn undecodable(&mut self, what: &str, reason: impl ToString) {
+    pub(crate) fn undecodable(&mut self, what: &str, reason: impl ToString) {
         self.out.push(Mismatch::Undecodable {
             what: what.into(),
             reason: reason.to_string(),
@@ -261,10 +268,7 @@ pub fn check_round(
     validation: Option<&Dataset>,
     server: &mut ServerState,
 ) -> RoundCheck {
-    let mut c = Checker {
-        fetch,
-        out: Vec::new(),
-    };
+    let mut c = Checker::new(fetch);
     if let Err(e) = run(&mut c, spec, info, recorded, validation, server) {
         c.out.push(e);
     }
@@ -312,15 +316,7 @@ fn run(
     server: &mut ServerState,
 ) -> Result<(), Mismatch> {
     let plan = RoundPlan::new(spec, info).map_err(|e| Mismatch::Plan(e.to_string()))?;
-    let global = c.blob("global model", &info.global_model).and_then(|b| {
-        match weights::decode(&plan.kind, &b) {
-            Ok(w) => Some(w),
-            Err(e) => {
-                c.undecodable("global model", e);
-                None
-            }
-        }
-    });
+    let global = read_global(c, info, &plan);
     let limits = RecordLimits {
         datasets_max: super::spec::DATASETS_MAX,
         vector_len_max: plan.groups[0].config.vector_len,
@@ -402,7 +398,23 @@ fn run(
     Ok(())
 }
 
-fn check_header(
+/// The global model the round trained from (`None` when missing or undecodable: reported).
+pub(crate) fn read_global(
+    c: &mut Checker<'_>,
+    info: &RoundInfo,
+    plan: &RoundPlan,
+) -> Option<Vec<f32>> {
+    let bytes = c.blob("global model", &info.global_model)?;
+    match weights::decode(&plan.kind, &bytes) {
+        Ok(w) => Some(w),
+        Err(e) => {
+            c.undecodable("global model", e);
+            None
+        }
+    }
+}
+
+pub(crate) fn check_header(
     spec: &TaskSpec,
     info: &RoundInfo,
     plan: &RoundPlan,
@@ -448,10 +460,10 @@ fn check_header(
     Ok(())
 }
 
-type GroupSum = (Option<Vec<u32>>, Vec<u64>);
+pub(crate) type GroupSum = (Option<Vec<u32>>, Vec<u64>);
 
 /// Re-sums group `g`; pushes `(dataset, masked hash)` of its survivors.
-fn resum(
+pub(crate) fn resum(
     c: &mut Checker<'_>,
     g: usize,
     group: &Group,
@@ -503,7 +515,7 @@ fn resum(
     }
 }
 
-fn check_model(
+pub(crate) fn check_model(
     c: &mut Checker<'_>,
     info: &RoundInfo,
     plan: &RoundPlan,
@@ -533,7 +545,7 @@ fn check_model(
     Ok(())
 }
 
-fn compare_scores(c: &mut Checker<'_>, recomputed: &[Score], recorded: &[Score]) {
+pub(crate) fn compare_scores(c: &mut Checker<'_>, recomputed: &[Score], recorded: &[Score]) {
     let mut ids: Vec<u64> = recomputed
         .iter()
         .chain(recorded)

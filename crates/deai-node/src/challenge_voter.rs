@@ -152,7 +152,6 @@ mod tests {
             wrong,
             blobs_missing_only,
             reasons: if wrong { vec!["x".into()] } else { vec![] },
-            round_mismatches: Vec::new(),
         }
     }
 

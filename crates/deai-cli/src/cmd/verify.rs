@@ -164,9 +164,5 @@ fn run_challenge(
         for r in &c.reasons {
             println!("  - {r}");
         }
-        let other = c.round_mismatches.len() - c.reasons.len();
-        if other > 0 {
-            println!("  ({other} other mismatch(es) in the round, not about this claim)");
-        }
     })
 }

@@ -240,3 +240,49 @@ fn bench_fed_robust_fills_every_cell() {
         );
     }
 }
+
+/// The cost of checking one challenged claim on a small task: an honest last round's claims all
+/// hold (the bench refuses to report otherwise), every claim kind has a figure, and the work is
+/// bounded by the claim: a group's sum reads only its group's masked updates (fewer bytes than
+/// the aggregate, which reads every group's), and a score reads no masked update.
+#[test]
+fn bench_challenge_costs_every_claim_kind() {
+    let v = bench(&[
+        "challenge",
+        "--rounds",
+        "3",
+        "--per-round",
+        "12",
+        "--group-size",
+        "6",
+        "--model",
+        "logreg",
+        "--repeat",
+        "1",
+    ]);
+    assert_eq!(v["groups"], 2, "{v}");
+    assert_eq!(v["survivors"], 12, "{v}");
+    let claims = v["claims"].as_array().unwrap();
+    let names: Vec<&str> = claims
+        .iter()
+        .map(|c| c["claim"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        ["group_sum:0", "aggregate", "model", "score:0"],
+        "{v}"
+    );
+    assert!(claims.iter().all(|c| f64_of(c, "ms") > 0.0), "{v}");
+    let bytes = |i: usize| claims[i]["blob_bytes"].as_u64().unwrap();
+    let params = v["model_params"].as_u64().unwrap();
+    assert!(params > 0, "{v}");
+    assert!(
+        bytes(1) > 12 * 4 * params,
+        "the aggregate reads twelve masked updates of {params} words: {v}"
+    );
+    assert!(bytes(0) < bytes(1), "a group's sum reads one group: {v}");
+    assert!(
+        bytes(3) < 12 * 4 * params,
+        "a score reads no masked update: {v}"
+    );
+}

@@ -1,8 +1,10 @@
-//! `deai verify challenge`: what a validator runs before it votes on a `RoundChallenge`. It
-//! re-checks the challenged round from the ledger and the blobs alone (the rounds before it are
-//! replayed only to step the strategy's state) and says whether the named claim is wrong. A blob
-//! the claim depends on that cannot be fetched, or that does not hash to its name, makes the
-//! claim wrong: the coordinator named it and had to keep it available.
+//! `deai verify challenge`: what a validator runs before it votes on a `RoundChallenge`. It checks
+//! the one claim named, from the ledger and the blobs alone, with the work bounded by the claim
+//! ([`crate::fed::check_claim`]: one group's re-sum, one strategy step, one group's score; the
+//! aggregate alone re-sums the round), and says whether the claim is wrong. For the model claim,
+//! the strategy's state is first stepped through the rounds before from their recorded global
+//! model and aggregate. A blob the claim reads that cannot be fetched, or that does not hash to
+//! its name, makes the claim wrong: the coordinator named it and had to keep it available.
 
 use deai_ledger::{Claim, Task, TaskStatus};
 use serde::Serialize;
@@ -32,8 +34,6 @@ pub struct ClaimCheck {
     pub blobs_missing_only: bool,
     /// What refutes it (empty when it holds).
     pub reasons: Vec<String>,
-    /// Every mismatch of the round, the claim's or not.
-    pub round_mismatches: Vec<String>,
 }
 
 /// Re-checks challenge `challenge` of task `task_id`: ledger facts from `ledger`, blobs from
@@ -86,33 +86,80 @@ pub async fn check_claim(
         return Err(bad("a score cannot be checked before TaskClose".into()));
     }
     let mut checker = RoundChecker::new(ledger, blobs, &spec, &task)?;
-    for r in task.round_log.iter().take_while(|r| r.number <= c.round) {
-        let Some(outcome) = &r.outcome else {
+    // The rounds before: only the model claim needs the strategy's state, stepped from what they
+    // recorded (their global model and aggregate), not re-checked (each round's claims are
+    // challenged on their own). A step that cannot be replayed leaves the state unknown, and the
+    // blobs that were missing are the model claim's reasons.
+    let mut unreplayed: Vec<fed::Mismatch> = Vec::new();
+    let steps = matches!(c.claim, Claim::Model);
+    for r in task.round_log.iter().take_while(|r| r.number < c.round) {
+        let replayed = match &r.outcome {
+            Some(o) if steps && !r.is_expired() => {
+                replay_recorded(blobs, &spec, r, o, &mut checker.server, &mut unreplayed).await
+            }
+            _ => false,
+        };
+        if !replayed {
             checker
                 .server
                 .skip(r.number)
                 .map_err(|e| bad(e.to_string()))?;
-            continue;
-        };
-        let last = r.number == c.round;
-        let (check, info) = checker
-            .check(r, outcome, validation.as_ref().filter(|_| last))
-            .await?;
-        if !last {
-            continue;
         }
-        let members = match c.claim.group() {
-            Some(g) => fed::groups::RoundPlan::new(&spec, &info)
+    }
+    let r = task
+        .round_log
+        .iter()
+        .find(|r| r.number == c.round)
+        .filter(|r| !r.is_expired());
+    if let Some((r, outcome)) = r.and_then(|r| r.outcome.as_ref().map(|o| (r, o))) {
+        let info = checker.info(r).await?;
+        let recorded = fed::RecordedRound::from(outcome);
+        // Only the blobs this claim reads: a group's sum needs its own masked updates, the
+        // aggregate every one, the model and a score none.
+        let survivors_of = |g: u32| -> Vec<deai_ledger::Digest> {
+            let members = fed::groups::RoundPlan::new(&spec, &info)
                 .ok()
                 .and_then(|p| p.groups.get(g as usize).map(|g| g.members.clone()))
-                .unwrap_or_default(),
-            None => Vec::new(),
+                .unwrap_or_default();
+            recorded
+                .survivors
+                .iter()
+                .zip(&recorded.masked_updates)
+                .filter(|(d, _)| members.contains(d))
+                .map(|(_, h)| *h)
+                .collect()
         };
-        let refuting: Vec<&fed::Mismatch> = check
-            .mismatches
-            .iter()
-            .filter(|m| m.refutes(&c.claim, &members))
-            .collect();
+        let masked = match c.claim {
+            Claim::GroupSum { group } => survivors_of(group),
+            Claim::Aggregate => recorded.masked_updates.clone(),
+            Claim::Model | Claim::Score { .. } => Vec::new(),
+        };
+        let store = fetch_all(
+            blobs,
+            masked.into_iter().chain([
+                recorded.unmasking,
+                recorded.aggregate,
+                recorded.new_model,
+                r.global_model,
+            ]),
+        )
+        .await;
+        let fetch = |h: &deai_ledger::Digest| store.get(h).cloned();
+        let mut refuting = fed::check_claim(
+            &spec,
+            &info,
+            &recorded,
+            &c.claim,
+            &fetch,
+            validation.as_ref(),
+            &mut checker.server,
+        )
+        .map_err(|e| bad(e.to_string()))?;
+        // A step that failed only because an earlier round's blobs were missing is those blobs.
+        if matches!(c.claim, Claim::Model) && !unreplayed.is_empty() {
+            refuting.retain(|m| !matches!(m, fed::Mismatch::Strategy(_)));
+            refuting.extend(unreplayed);
+        }
         let blobs_missing_only = !refuting.is_empty()
             && refuting.iter().all(|m| {
                 matches!(
@@ -129,10 +176,42 @@ pub async fn check_claim(
             wrong: !reasons.is_empty(),
             blobs_missing_only,
             reasons,
-            round_mismatches: check.mismatches.iter().map(|m| m.to_string()).collect(),
         });
     }
     Err(bad(format!("round {} has no result to check", c.round)))
+}
+
+/// Steps `server` through recorded round `r` from its global model and aggregate, as recorded;
+/// whether it could. A blob that cannot be fetched (or fails its hash) is pushed to `missing`.
+async fn replay_recorded(
+    blobs: &Client,
+    spec: &TaskSpec,
+    r: &deai_ledger::Round,
+    outcome: &deai_ledger::RoundOutcome,
+    server: &mut fed::strategy::ServerState,
+    missing: &mut Vec<fed::Mismatch>,
+) -> bool {
+    let got = fetch_all(blobs, [r.global_model, outcome.aggregate]).await;
+    let mut need = |what: &str, hash: deai_ledger::Digest| {
+        let bytes = got.get(&hash);
+        if bytes.is_none() {
+            missing.push(fed::Mismatch::BlobMissing {
+                what: format!("round {} {what}", r.number),
+                hash,
+            });
+        }
+        bytes
+    };
+    let (global, aggregate) = (
+        need("global model", r.global_model),
+        need("aggregate", outcome.aggregate),
+    );
+    let (Some(global), Some(aggregate)) = (global, aggregate) else {
+        return false;
+    };
+    server
+        .replay(spec, r.number, r.selected.len(), global, aggregate)
+        .is_ok()
 }
 
 #[cfg(test)]

@@ -317,6 +317,36 @@ impl<'a> RoundChecker<'a> {
         outcome: &deai_ledger::RoundOutcome,
         validation: Option<&deai_learn::data::Dataset>,
     ) -> Result<(fed::RoundCheck, RoundInfo), VerifyTaskError> {
+        let info = self.info(r).await?;
+        let recorded = RecordedRound::from(outcome);
+        let store = fetch_all(
+            self.blobs,
+            recorded.masked_updates.iter().copied().chain([
+                recorded.unmasking,
+                recorded.aggregate,
+                recorded.new_model,
+                r.global_model,
+            ]),
+        )
+        .await;
+        let fetch = |h: &Digest| store.get(h).cloned();
+        let check = fed::check_round(
+            self.spec,
+            &info,
+            &recorded,
+            &fetch,
+            validation,
+            &mut self.server,
+        );
+        Ok((check, info))
+    }
+
+    /// Round `r`'s public facts, with its selected owners' keys read from the ledger (once per
+    /// owner for the task).
+    pub(super) async fn info(
+        &mut self,
+        r: &deai_ledger::Round,
+    ) -> Result<RoundInfo, VerifyTaskError> {
         for &d in &r.selected {
             if let std::collections::btree_map::Entry::Vacant(e) = self.owners.entry(d) {
                 let ds: deai_ledger::Dataset =
@@ -339,27 +369,7 @@ impl<'a> RoundChecker<'a> {
                 .filter_map(|d| owners.get(d).map(|k| (*d, *k)))
                 .collect(),
         };
-        let recorded = RecordedRound::from(outcome);
-        let store = fetch_all(
-            self.blobs,
-            recorded.masked_updates.iter().copied().chain([
-                recorded.unmasking,
-                recorded.aggregate,
-                recorded.new_model,
-                r.global_model,
-            ]),
-        )
-        .await;
-        let fetch = |h: &Digest| store.get(h).cloned();
-        let check = fed::check_round(
-            self.spec,
-            &info,
-            &recorded,
-            &fetch,
-            validation,
-            &mut self.server,
-        );
-        Ok((check, info))
+        Ok(info)
     }
 }
 

@@ -1,6 +1,7 @@
 //! `deai bench …`: measured performance, with `--json` for scripts.
 
 pub mod chain;
+pub mod challenge;
 pub mod fed_robust;
 pub mod fl;
 pub mod infer;
@@ -33,6 +34,8 @@ pub enum Which {
     FedRobust(fed_robust::Args),
     /// One full SecAgg+ round: all clients and the server in one process.
     Secagg(secagg::Args),
+    /// What a validator's re-check of a challenged round claim costs, per claim kind.
+    Challenge(challenge::Args),
     /// A real node process under honest load and every known attack at once: does it hold?
     Soak(soak::Args),
 }
@@ -47,6 +50,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         Which::Robust(a) => robust::run(a),
         Which::FedRobust(a) => fed_robust::run(a),
         Which::Secagg(a) => secagg::run(a),
+        Which::Challenge(a) => challenge::run(a),
         Which::Soak(a) => soak::run(a),
     }
 }
