@@ -26,13 +26,25 @@ pub struct Genesis {
     pub params: Params,
 }
 
+/// What a development genesis gives each validator to spend (beside its stake): the fees of its
+/// challenge votes.
+pub const VALIDATOR_DEV_BALANCE: u128 = 100 * TOKEN;
+
 impl Genesis {
     /// A development genesis: chain `deai-dev`, `dev_account` funded with one million tokens,
-    /// each validator staked with one thousand tokens, default parameters.
+    /// each validator staked with one thousand tokens and holding [`VALIDATOR_DEV_BALANCE`] to
+    /// pay the fees of its duties (its votes on round challenges), default parameters.
     pub fn dev(dev_account: Address, validators: Vec<Address>) -> Genesis {
+        let mut balances = vec![(dev_account, 1_000_000 * TOKEN)];
+        balances.extend(
+            validators
+                .iter()
+                .filter(|v| **v != dev_account)
+                .map(|v| (*v, VALIDATOR_DEV_BALANCE)),
+        );
         Genesis {
             chain_id: "deai-dev".to_string(),
-            balances: vec![(dev_account, 1_000_000 * TOKEN)],
+            balances,
             validators: validators.into_iter().map(|v| (v, 1_000 * TOKEN)).collect(),
             params: Params::default(),
         }

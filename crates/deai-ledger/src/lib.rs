@@ -68,7 +68,7 @@ pub use block::{Block, BlockOutcome, Receipt};
 pub use committed::{Committed, verify_entry};
 pub use error::{DecodeError, EntityKind, GenesisError, ProofError, TxError};
 pub use event::{DisputeCause, Event, HistoryEntry};
-pub use genesis::{Genesis, TOKEN};
+pub use genesis::{Genesis, TOKEN, VALIDATOR_DEV_BALANCE};
 pub use params::{
     BPS_SCALE, CHALLENGE_DEPOSIT_DEFAULT, CHALLENGE_REWARD_BPS_DEFAULT,
     CHALLENGE_VOTE_BLOCKS_DEFAULT, CHANNEL_EXPIRY_MAX_DEFAULT, COORDINATOR_BOND_DEFAULT,

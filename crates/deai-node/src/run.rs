@@ -162,6 +162,11 @@ pub async fn start(
     let limits = cfg.http.clone();
     tokio::spawn(async move { crate::http::serve(listener, app, &limits, http_metrics).await });
     fs::write(dir.join(HTTP_ADDR_FILE), http_addr.to_string())?;
+    if cfg.roles.vote_challenges {
+        let key = keyfile::read(&dir.join(NODE_KEY_FILE))?;
+        let api = crate::client::Client::new(format!("http://{http_addr}"));
+        tokio::spawn(crate::challenge_voter::run(chain.clone(), key, api));
+    }
     Ok(RunningNode { chain, http_addr })
 }
 
@@ -184,11 +189,6 @@ pub fn run(
     runner(&dir).start(|context| async move {
         let stopper = context.child("shutdown");
         let node = start(context, &dir, &overrides).await?;
-        if cfg.roles.vote_challenges {
-            let key = keyfile::read(&dir.join(NODE_KEY_FILE))?;
-            let api = crate::client::Client::new(format!("http://{}", node.http_addr));
-            tokio::spawn(crate::challenge_voter::run(node.chain.clone(), key, api));
-        }
         let roles = if cfg.roles.has_roles() {
             let upstream = format!("http://{}", node.http_addr);
             let listen = cfg

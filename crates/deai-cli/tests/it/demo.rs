@@ -102,7 +102,13 @@ fn demo(args: &[&str], rounds: u64) -> Value {
         .map(|o| units(&o["reward"]))
         .sum();
     assert!(paid > 0, "{v}");
-    assert_eq!(paid + units(&v["refund"]), 1_000 * 10u128.pow(18), "{v}");
+    // An upheld challenge adds part of the coordinator's slashed bond to the escrow.
+    let slashed_in = v["challenge"].get("to_escrow").map_or(0, units);
+    assert_eq!(
+        paid + units(&v["refund"]),
+        1_000 * 10u128.pow(18) + slashed_in,
+        "{v}"
+    );
 
     // After training: the quantized model gives the float model's class on at least 99 % of
     // the test samples and scores within a point of it; the agent caught the cheating
@@ -196,12 +202,41 @@ fn demo_with_attacking_owners_still_verifies_and_shows_the_damage() {
 
 /// Four validators as processes: owners submit through different entry points, the coordinator
 /// publishes the task's blobs to the first, and the verification reads the ledger and the blobs
-/// from the last (which has them only through the validators' blob exchange).
+/// from the last (which has them only through the validators' blob exchange). The coordinator
+/// lies about one round's model, and the validators catch it on their own.
 #[test]
 fn demo_runs_on_four_validator_processes() {
-    let v = demo(&["--validators", "4", "--rounds", "10"], 10);
+    let v = demo(
+        &[
+            "--validators",
+            "4",
+            "--rounds",
+            "10",
+            "--coordinator-lies-in",
+            "5",
+        ],
+        10,
+    );
     assert_eq!(v["validators"], 4, "{v}");
     assert!(v["validators_agreed_at"].as_u64().unwrap() > 0, "{v}");
+    // The coordinator lied about round 5's model; nobody voted by hand: the validator processes
+    // re-checked the challenge on their own and more than two thirds of them upheld it (3 of
+    // 4 equal stakes decide), slashing the bond half to the challenger, half to the owners.
+    let c = &v["challenge"];
+    assert_eq!(c["round"], 5, "{v}");
+    assert_eq!(c["verdict"], "upheld", "{v}");
+    assert!(c["votes_upheld"].as_u64().unwrap() >= 3, "{v}");
+    assert_eq!(
+        c["votes_upheld"], c["votes"],
+        "an honest validator voted no: {v}"
+    );
+    let units = |x: &Value| x.as_str().unwrap().parse::<u128>().unwrap();
+    assert!(units(&c["slashed"]) > 0, "{v}");
+    assert_eq!(
+        units(&c["reward"]) + units(&c["to_escrow"]),
+        units(&c["slashed"]),
+        "{v}"
+    );
 }
 
 /// Every command of the README after its first block, in order, as a user types them in one

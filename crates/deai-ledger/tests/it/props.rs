@@ -954,6 +954,11 @@ fn genesis_json_round_trip_and_checks() {
     let s = State::from_genesis(&dev).unwrap();
     assert_eq!(s.account(&addr(&k[0])).balance, 1_000_000 * TOKEN);
     assert_eq!(s.account(&addr(&k[1])).staked, 1_000 * TOKEN);
+    assert_eq!(
+        s.account(&addr(&k[1])).balance,
+        deai_ledger::VALIDATOR_DEV_BALANCE,
+        "a validator can pay for its challenge votes"
+    );
 }
 
 #[test]

@@ -396,6 +396,11 @@ impl CoordinatorRole {
                 return Err(CoordError::Blobs(format!("blob {hash} hashed to {stored}")));
             }
         }
+        // Blobs first: once the ledger records the round anyone may challenge it, and the
+        // validators re-check from their own stores (the blob exchange spreads what one holds).
+        let mut published: Vec<Digest> = outcome.blobs().map(|(h, _)| *h).collect();
+        published.extend([task.model_spec, info.global_model]);
+        self.publish(&self.ctx.ledger, &published).await?;
         let result = outcome.round_result(task_id, info.round);
         super::send_tx(&self.ctx, TxBody::RoundResult(result)).await?;
         {

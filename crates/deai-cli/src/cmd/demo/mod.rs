@@ -59,6 +59,11 @@ pub struct Args {
     /// protocol, so only the accuracy and the rewards show them.
     #[arg(long, value_name = "ATTACK")]
     pub attack: Option<String>,
+    /// Make the coordinator lie about the model of this round: an owner challenges it, every
+    /// validator re-checks the claim and votes on its own, and the coordinator's bond is
+    /// slashed (docs/ledger.md, "Coordinator accountability"). 0: an honest coordinator.
+    #[arg(long, value_name = "ROUND", default_value_t = 0)]
+    pub coordinator_lies_in: u32,
     /// Leave the validators running after the summary, until Ctrl-C, so the commands it
     /// suggests (`deai lineage model`, `deai verify task`, `deai task show`) work against them.
     #[arg(long)]
@@ -137,6 +142,9 @@ pub struct Report {
     /// With `--attack`: the attack a fifth of the owners ran (which ones: `rewards[].attack`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub attack: Option<String>,
+    /// With `--coordinator-lies-in`: the challenge of the lie, as the validators decided it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub challenge: Option<scenario::ChallengeSummary>,
     /// The coordinator's aggregation rule.
     pub strategy: String,
     /// The owner that dropped mid-round.
@@ -225,7 +233,15 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                 deai_node::fed::attack::OwnerAttack::from_name(name).map(|a| (name.clone(), a))
             })
             .transpose()?,
+        lie_round: args.coordinator_lies_in,
     };
+    anyhow::ensure!(
+        args.coordinator_lies_in <= args.rounds,
+        "--coordinator-lies-in {} names no round of {}; give 1..={} (or 0 for an honest coordinator)",
+        args.coordinator_lies_in,
+        args.rounds,
+        args.rounds
+    );
     anyhow::ensure!(
         (1..=deai_node::testnet::VALIDATORS_MAX).contains(&args.validators),
         "--validators must be between 1 and {}",
@@ -272,7 +288,12 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     };
     let report = if args.validators == 1 {
         let dir = root.join("validator");
-        deai_node::init::init_with(&dir, NodeConfig::default(), |g| g.balances = balances)?;
+        deai_node::init::init_with(&dir, NodeConfig::default(), |g| {
+            // The validator keeps what pays its challenge votes; the dev account gives way.
+            let validators: Vec<_> = g.validators.iter().map(|(v, _)| *v).collect();
+            g.balances.retain(|(a, _)| validators.contains(a));
+            g.balances.extend(balances);
+        })?;
         let (progress, roles_dir) = (bar.clone(), root.clone());
         deai_node::run::with_embedded(&dir, |node| async move {
             let url = format!("http://{}", node.http_addr);
@@ -434,6 +455,7 @@ fn report(
         revoked_owner: o.revoked.0,
         revoked_owner_excluded_from_round: o.revoked_never_selected_again.then_some(revoke_round),
         attack: args.attack.clone(),
+        challenge: o.challenge.clone(),
         strategy: spec.strategy.clone(),
         dropped_owner: o.dropped.0,
         dropped_in_rounds: o.drop_rounds.clone(),
@@ -525,6 +547,21 @@ fn print(r: &Report) {
             r.strategy
         );
     }
+    if let Some(c) = &r.challenge {
+        println!(
+            "  coordinator lied about round {}'s model: owner {} challenged it; {} of {} validator \
+             votes upheld it in {:.1} s (each re-checked on its own); bond {} tokens slashed, {} to \
+             the challenger, {} into the escrow; the round earned nothing",
+            c.round,
+            c.challenger_owner,
+            c.votes_upheld,
+            c.votes,
+            c.seconds,
+            crate::output::tokens(c.slashed),
+            crate::output::tokens(c.reward),
+            crate::output::tokens(c.to_escrow),
+        );
+    }
     println!("  round  accuracy  (no DP)  ε total  in aggregate");
     for l in &r.per_round {
         println!(
@@ -536,7 +573,9 @@ fn print(r: &Report) {
                 .unwrap_or_else(|| "-".into()),
             eps(l.epsilon_spent),
             l.survivors,
-            if l.dropout_recovered {
+            if r.challenge.as_ref().is_some_and(|c| c.round == l.round) {
+                "  ← the coordinator lied: invalidated, earned nothing"
+            } else if l.dropout_recovered {
                 "  ← a dropout recovered"
             } else {
                 ""

@@ -4,7 +4,10 @@
 
 use std::{collections::BTreeMap, net::SocketAddr, path::Path, sync::Arc, time::Duration};
 
-use deai_ledger::{ConsentPolicy, Digest, EPSILON_SCALE, TOKEN, TxBody, tx::ConsentRevoke};
+use deai_ledger::{
+    Claim, ConsentPolicy, Digest, EPSILON_SCALE, TOKEN, TxBody, Verdict,
+    tx::{ConsentRevoke, RoundChallenge},
+};
 use deai_node::{
     audit::task::{self as verify_task, TaskVerdict},
     client::Client,
@@ -39,6 +42,8 @@ pub struct Setup {
     pub reward_tokens: u128,
     /// Owners 1..=`owners / 5` attack the model this way (`--attack`; name and attack).
     pub attack: Option<(String, fed::attack::OwnerAttack)>,
+    /// The coordinator lies about this round's model and an owner challenges it (0: honest).
+    pub lie_round: u32,
 }
 
 impl Setup {
@@ -88,6 +93,34 @@ pub struct OwnerSummary {
     pub attack: Option<String>,
 }
 
+/// A challenge of the coordinator's lie (`deai demo --coordinator-lies-in`), as decided.
+#[derive(Debug, Clone, Serialize)]
+pub struct ChallengeSummary {
+    /// The round it named.
+    pub round: u32,
+    /// The claim: the round's model.
+    pub claim: &'static str,
+    /// The owner that challenged.
+    pub challenger_owner: usize,
+    /// `upheld`, `rejected` or `undecided`.
+    pub verdict: Verdict,
+    /// Validators that voted it up, and in all.
+    pub votes_upheld: usize,
+    /// Votes cast before it was decided.
+    pub votes: usize,
+    /// Taken from the coordinator's bond, base units.
+    #[serde(with = "deai_ledger::amount")]
+    pub slashed: u128,
+    /// Of that, paid to the challenger.
+    #[serde(with = "deai_ledger::amount")]
+    pub reward: u128,
+    /// Of that, added to the task's escrow (paid to the owners at the close).
+    #[serde(with = "deai_ledger::amount")]
+    pub to_escrow: u128,
+    /// Seconds from the challenge to the decision (the validators' re-checks and votes).
+    pub seconds: f64,
+}
+
 /// What the scenario did.
 #[derive(Debug)]
 pub(super) struct Outcome {
@@ -119,6 +152,8 @@ pub(super) struct Outcome {
     pub delta_spent: u64,
     /// Blobs published to the validator.
     pub blobs_published: usize,
+    /// The challenge of the coordinator's lie, if it lied.
+    pub challenge: Option<ChallengeSummary>,
 }
 
 fn loopback() -> SocketAddr {
@@ -274,6 +309,8 @@ pub(super) async fn run(
     let revoker = setup.owners - 1;
     let dropper = 0;
     let mut rounds = Vec::new();
+    let mut challenge = None;
+    coordinator.set_lie_round(setup.lie_round);
     for r in 1..=spec.rounds {
         if r == setup.revoke_round {
             roles::send_tx(
@@ -300,6 +337,10 @@ pub(super) async fn run(
         }
         on_round(&report);
         rounds.push(report);
+        if r == setup.lie_round {
+            let challenger = 1 % setup.owners;
+            challenge = Some(challenge_model(&owner_ctx[challenger], challenger, task, r).await?);
+        }
     }
     let blobs_published = coordinator.publish_task(&ledger, task).await?;
     let close = coordinator.close_task(task).await?;
@@ -367,7 +408,75 @@ pub(super) async fn run(
         epsilon_spent: task_view.epsilon_spent,
         delta_spent: task_view.delta_spent,
         blobs_published,
+        challenge,
     })
+}
+
+/// How long the validators get to re-check and decide a challenge.
+const CHALLENGE_DECISION_MAX: Duration = Duration::from_secs(120);
+
+/// Owner `owner` (through `ctx`) challenges the model claim of round `round` of `task`, then
+/// waits for the validators' own votes to decide it.
+async fn challenge_model(
+    ctx: &RoleContext,
+    owner: usize,
+    task: u64,
+    round: u32,
+) -> anyhow::Result<ChallengeSummary> {
+    let started = std::time::Instant::now();
+    roles::send_tx(
+        ctx,
+        TxBody::RoundChallenge(RoundChallenge {
+            task,
+            round,
+            claim: Claim::Model,
+        }),
+    )
+    .await?;
+    loop {
+        let t: deai_ledger::Task = ctx.ledger.get(&format!("/v1/tasks/{task}")).await?;
+        let c = t
+            .challenges
+            .iter()
+            .rev()
+            .find(|c| c.round == round)
+            .ok_or_else(|| anyhow::anyhow!("the ledger lost the challenge of round {round}"))?;
+        if let Some(verdict) = c.verdict {
+            let (slashed, reward, to_escrow) = t
+                .history
+                .iter()
+                .find_map(|h| match h.event {
+                    deai_ledger::Event::ChallengeResolved {
+                        challenge,
+                        slashed,
+                        reward,
+                        to_escrow,
+                        ..
+                    } if challenge == c.id => Some((slashed, reward, to_escrow)),
+                    _ => None,
+                })
+                .unwrap_or_default();
+            return Ok(ChallengeSummary {
+                round,
+                claim: "model",
+                challenger_owner: owner,
+                verdict,
+                votes_upheld: c.votes.iter().filter(|v| v.upheld).count(),
+                votes: c.votes.len(),
+                slashed,
+                reward,
+                to_escrow,
+                seconds: started.elapsed().as_secs_f64(),
+            });
+        }
+        anyhow::ensure!(
+            started.elapsed() < CHALLENGE_DECISION_MAX,
+            "the validators did not decide the challenge of round {round} within {} s; their \
+             logs say why (is `[roles] vote_challenges` off?)",
+            CHALLENGE_DECISION_MAX.as_secs()
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
 }
 
 /// The same training without DP noise, in one process (the privacy cost's reference):
