@@ -112,8 +112,26 @@ pub async fn run(chain: deai_chain::Handle, key: SigningKey, api: Client) {
                             "voted on a challenge"
                         ),
                         other => {
-                            tracing::warn!(task, challenge = challenge.id, outcome = ?other, "challenge vote not applied; trying again");
-                            later.insert(id, height + RETRY_BLOCKS);
+                            // Losing the race to the deciding vote is the usual case, not a fault.
+                            let pending = chain.read_state(|s| {
+                                s.task(task)
+                                    .and_then(|t| {
+                                        (challenge.id as usize)
+                                            .checked_sub(1)
+                                            .and_then(|i| t.challenges.get(i))
+                                    })
+                                    .is_some_and(Challenge::is_pending)
+                            });
+                            if pending {
+                                tracing::warn!(task, challenge = challenge.id, outcome = ?other, "challenge vote not applied; trying again");
+                                later.insert(id, height + RETRY_BLOCKS);
+                            } else {
+                                tracing::info!(
+                                    task,
+                                    challenge = challenge.id,
+                                    "challenge decided before this validator's vote landed"
+                                );
+                            }
                         }
                     }
                 }
