@@ -64,9 +64,10 @@ pub async fn check_claim(
             ))
         })
         .and_then(|b| TaskSpec::from_json(b).map_err(|e| bad(format!("task spec: {e}"))))?;
-    // Scores need the validation set, revealed by TaskClose (the ledger refuses a score
+    // Only a score reads the validation set, revealed by TaskClose (the ledger refuses a score
     // challenge before it).
-    let validation = if matches!(task.status, TaskStatus::Settling | TaskStatus::Closed) {
+    let scored = matches!(c.claim, Claim::Score { .. });
+    let validation = if scored && matches!(task.status, TaskStatus::Settling | TaskStatus::Closed) {
         let close = close_tx(ledger, &task).await?;
         let blob = fetch_all(blobs, [close.validation_data]).await;
         let bytes = blob.get(&close.validation_data).ok_or_else(|| {
@@ -82,7 +83,7 @@ pub async fn check_claim(
     } else {
         None
     };
-    if matches!(c.claim, Claim::Score { .. }) && validation.is_none() {
+    if scored && validation.is_none() {
         return Err(bad("a score cannot be checked before TaskClose".into()));
     }
     let mut checker = RoundChecker::new(ledger, blobs, &spec, &task)?;
