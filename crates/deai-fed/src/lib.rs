@@ -40,6 +40,7 @@ pub mod groups;
 #[cfg(any(test, feature = "harness"))]
 pub mod harness;
 pub mod import;
+pub mod int_loss;
 pub mod owner;
 pub mod privacy;
 pub mod record;
@@ -88,6 +89,9 @@ pub enum FedError {
     /// The task spec is invalid.
     #[error(transparent)]
     Spec(#[from] SpecError),
+    /// The validation loss could not be computed in integers.
+    #[error("score: {0}")]
+    Score(#[from] int_loss::IntLossError),
     /// Weights did not encode or decode.
     #[error("weights: {0}")]
     Weights(#[from] weights::WeightsError),

@@ -4,24 +4,28 @@
 //!
 //! `score_g = max(0, L(global) − L(global + server_lr · mean_g)) / L(global)`, clamped to
 //! `[0, 1]` and rounded to the nearest 10⁻⁶ ([`SCORE_SCALE`]): the relative validation-loss
-//! improvement the group's own mean update would have made alone. Losses are the mean
-//! cross-entropy of [`deai_learn::model::evaluate`] (`f64` accumulation in sample order), so a
-//! verifier running the same code on the same blobs gets the same integers.
+//! improvement the group's own mean update would have made alone. `L` is the validation
+//! cross-entropy computed in integers ([`crate::int_loss`]), and the ratio is an integer
+//! division, so a score can decide a slash: every validator computes the same integer on any
+//! machine. The candidate model is `f32` elementwise arithmetic ([`strategy::apply`]), which
+//! IEEE 754 makes exact-to-the-bit everywhere (no sums, no library functions).
 
 use deai_learn::data::Dataset;
-use deai_learn::model::{self, ModelKind};
+use deai_learn::model::ModelKind;
 use deai_ledger::{SCORE_SCALE, Score};
 use deai_secagg::quant::Quantizer;
 
+use super::int_loss::{self, FixedData};
 use super::{FedError, strategy};
 
-/// The fixed-point score of a loss going from `base` to `after`.
-pub fn score_fixed(base: f64, after: f64) -> u64 {
-    if !(base.is_finite() && base > 0.0 && after.is_finite()) {
+/// The fixed-point score of a summed loss going from `base` to `after`: the relative
+/// improvement, rounded half up, in `0..=SCORE_SCALE`.
+pub fn score_fixed(base: u128, after: u128) -> u64 {
+    if base == 0 || after >= base {
         return 0;
     }
-    let relative = ((base - after) / base).clamp(0.0, 1.0);
-    ((relative * SCORE_SCALE as f64).round() as u64).min(SCORE_SCALE)
+    let gain = (base - after) * u128::from(SCORE_SCALE);
+    ((2 * gain + base) / (2 * base)).min(u128::from(SCORE_SCALE)) as u64
 }
 
 /// Each group's score (`None` for an aborted group), in plan order.
@@ -35,7 +39,8 @@ pub fn group_scores(
 ) -> Result<Vec<Option<u64>>, FedError> {
     kind.check_data(validation)
         .map_err(|e| FedError::Data(super::data::DataError::Digits(e.to_string())))?;
-    let base = model::evaluate(kind, global, validation).loss;
+    let data = FixedData::new(validation);
+    let base = int_loss::loss_sum(kind, global, &data)?;
     sums.iter()
         .map(|sum| {
             let Some(sum) = sum else { return Ok(None) };
@@ -44,7 +49,7 @@ pub fn group_scores(
             }
             let (total, weight) = strategy::dequantize(quantizer, sum, global.len())?;
             let candidate = strategy::apply(global, server_lr, &total, weight);
-            let after = model::evaluate(kind, &candidate, validation).loss;
+            let after = int_loss::loss_sum(kind, &candidate, &data)?;
             Ok(Some(score_fixed(base, after)))
         })
         .collect()
@@ -69,13 +74,13 @@ mod tests {
 
     #[test]
     fn fixed_point_mapping_is_clamped_and_rounded() {
-        assert_eq!(score_fixed(2.0, 1.0), 500_000);
-        assert_eq!(score_fixed(2.0, 3.0), 0, "a worse loss scores 0");
-        assert_eq!(score_fixed(2.0, -1.0), SCORE_SCALE, "clamped at 1");
-        assert_eq!(score_fixed(0.0, 0.0), 0);
-        assert_eq!(score_fixed(f64::NAN, 1.0), 0);
-        assert_eq!(score_fixed(3.0, 2.0), 333_333);
-        assert_eq!(score_fixed(3.0, 1.0), 666_667);
+        assert_eq!(score_fixed(2, 1), 500_000);
+        assert_eq!(score_fixed(2, 3), 0, "a worse loss scores 0");
+        assert_eq!(score_fixed(2, 0), SCORE_SCALE, "a perfect model scores 1");
+        assert_eq!(score_fixed(0, 0), 0);
+        assert_eq!(score_fixed(3, 2), 333_333);
+        assert_eq!(score_fixed(3, 1), 666_667, "half up");
+        assert_eq!(score_fixed(u128::from(u64::MAX), 1), SCORE_SCALE);
     }
 
     #[test]
