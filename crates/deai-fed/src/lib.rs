@@ -41,6 +41,7 @@ pub mod groups;
 pub mod harness;
 pub mod import;
 pub mod int_loss;
+pub mod lies;
 pub mod owner;
 pub mod privacy;
 pub mod record;

@@ -284,9 +284,8 @@ pub struct Params {
         with = "crate::types::amount"
     )]
     pub dispute_fee_per_byte: u128,
-    /// What a coordinator locks, base units, when it opens its first round of a task (and again
-    /// after a slash took it): what a challenge upheld against one of its rounds takes. Returned
-    /// when the task settles or is cancelled.
+    /// What a coordinator locks, base units, with every round it opens: what a challenge upheld
+    /// against that round takes. Returned when the task settles or is cancelled.
     #[serde(
         default = "challenge_defaults::coordinator_bond",
         with = "crate::types::amount"

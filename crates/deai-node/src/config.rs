@@ -279,16 +279,23 @@ pub struct RolesConfig {
     /// (`[roles.provider]`; absent: not a provider).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub provider: Option<ProviderConfig>,
-    /// A deliberately dishonest coordinator, for challenge tests and demos only: in this round
-    /// (0: never) it records and publishes a model that is not the strategy's step (one weight
-    /// moved). Owners train on from it; a challenge of that round's model is upheld and slashes
-    /// the coordinator's bond.
-    #[serde(default, skip_serializing_if = "is_zero_u32")]
-    pub coordinator_lie_round: u32,
+    /// A deliberately dishonest coordinator, for challenge tests and demos only: in each listed
+    /// round (of every task it drives) it records and publishes one false claim
+    /// (`coordinator_lies = [{ round = 2, claim = "group-sum" }]`; claims `group-sum`, `model`,
+    /// `score`, see `deai_fed::lies`). Owners train on from what it published; a challenge of
+    /// that claim is upheld and slashes the round's bond.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub coordinator_lies: Vec<CoordinatorLie>,
 }
 
-fn is_zero_u32(n: &u32) -> bool {
-    *n == 0
+/// One lie of a deliberately dishonest coordinator (`[roles] coordinator_lies`).
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct CoordinatorLie {
+    /// The round it lies in.
+    pub round: u32,
+    /// What it lies about.
+    pub claim: deai_fed::lies::Lie,
 }
 
 /// The `[roles.provider]` section: how a provider answers paid queries and claims its pay.
@@ -357,7 +364,7 @@ impl Default for RolesConfig {
             listen: None,
             provider: None,
             vote_challenges: true,
-            coordinator_lie_round: 0,
+            coordinator_lies: Vec::new(),
         }
     }
 }
@@ -504,7 +511,10 @@ mod tests {
             announce_to: vec!["http://127.0.0.1:7700".into()],
             peer_timeout_ms: 5,
             vote_challenges: false,
-            coordinator_lie_round: 2,
+            coordinator_lies: vec![CoordinatorLie {
+                round: 2,
+                claim: deai_fed::lies::Lie::GroupSum,
+            }],
             listen: Some("127.0.0.1:7702".parse().expect("addr")),
             provider: Some(ProviderConfig {
                 claim_margin_blocks: 7,

@@ -264,7 +264,13 @@ async fn start_roles(
     };
     let node = crate::roles::serve::start_with_limits(role_cfg, cfg.http.clone()).await?;
     if let Some(c) = node.coordinator.clone() {
-        c.set_lie_round(cfg.roles.coordinator_lie_round);
+        c.set_lies(
+            cfg.roles
+                .coordinator_lies
+                .iter()
+                .map(|l| (l.round, l.claim))
+                .collect(),
+        );
         tokio::spawn(c.drive(crate::client::Client::new(upstream)));
     }
     if let Some(owner) = node.owner.clone() {

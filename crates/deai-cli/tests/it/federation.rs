@@ -19,8 +19,8 @@ use deai_ledger::{
 };
 use deai_node::{
     client::Client,
-    config::{DatasetFile, NodeConfig, RolesConfig},
-    fed::{self, TaskSpec},
+    config::{CoordinatorLie, DatasetFile, NodeConfig, RolesConfig},
+    fed::{self, TaskSpec, lies::Lie},
     keyfile,
     roles::{self, RoleContext, owner::CRASH_ENV, setup},
 };
@@ -30,8 +30,15 @@ const OWNERS: usize = 5;
 /// Blocks a closed task waits for challenges in the five-owner test (an idle chain makes about
 /// two a second).
 const CHALLENGE_WINDOW: u64 = 120;
-/// The five-owner task's rounds; the coordinator lies about the last one's model.
+/// The five-owner task's rounds.
 const ROUNDS: u32 = 4;
+/// What the five-owner task's coordinator lies about, and the claim that catches it: a group's
+/// sum, a score (by one part in a million) and the model, each in its own round.
+const LIES: [(u32, Lie, &str); 3] = [
+    (2, Lie::GroupSum, "group-sum:0"),
+    (3, Lie::Score, "score:0"),
+    (4, Lie::Model, "model"),
+];
 const PURPOSE: &str = "digit-recognition";
 
 fn rt() -> tokio::runtime::Runtime {
@@ -124,7 +131,10 @@ fn five_owners_train_with_a_crash_and_a_revocation_and_verify() {
             validator: false,
             upstream: Some(validator.url.clone()),
             coordinator: true,
-            coordinator_lie_round: ROUNDS,
+            coordinator_lies: LIES
+                .iter()
+                .map(|&(round, claim, _)| CoordinatorLie { round, claim })
+                .collect(),
             ..RolesConfig::default()
         },
     );
@@ -339,17 +349,19 @@ fn five_owners_train_with_a_crash_and_a_revocation_and_verify() {
     );
 
     // A process that took no part verifies the task from the validator's ledger and blobs: the
-    // lie is there, and so is the upheld challenge that invalidated its round, so the task
-    // verifies.
+    // lies are there, and so are the upheld challenges that invalidated their rounds, so the
+    // task verifies.
     let (ok, v) = verify_task(task, &validator.url);
     assert!(ok, "verify failed: {v}");
     assert_eq!(v["ok"], true);
-    assert_eq!(v["invalidated_rounds"], serde_json::json!([ROUNDS]));
-    assert_eq!(v["rounds"][ROUNDS as usize - 1]["ok"], false, "{v}");
+    assert_eq!(v["invalidated_rounds"], serde_json::json!([2, 3, 4]));
+    for (round, _, _) in LIES {
+        assert_eq!(v["rounds"][round as usize - 1]["ok"], false, "{v}");
+    }
 
-    // Tamper with one masked update in the validator's blob store: verification fails, by round
-    // (the next round's FedAdam step too: the optimiser's state before it is unknown).
-    let round = &t.round_log[ROUNDS as usize - 2];
+    // Tamper with one masked update of the one valid round in the validator's blob store:
+    // verification fails and names it.
+    let round = &t.round_log[0];
     let masked = round.outcome.as_ref().expect("closed").masked_updates[0];
     let hex = masked.to_string();
     let path = vdir.join("blobs").join(&hex[..2]).join(&hex);
@@ -359,15 +371,15 @@ fn five_owners_train_with_a_crash_and_a_revocation_and_verify() {
     let (ok, v) = verify_task(task, &validator.url);
     assert!(!ok, "a tampered blob passed verification: {v}");
     assert_eq!(v["failed_rounds"], serde_json::json!([round.number]));
-    assert_eq!(v["rounds"][ROUNDS as usize - 1]["ok"], false, "{v}");
 }
 
 /// While task `task` (closed as `t`) settles: anyone challenges round 1's model, which is
-/// honest, and the last round's model, which the coordinator lied about
-/// (`coordinator_lie_round`). Nobody votes by hand: the validator's own voter re-checks each and
-/// votes. Round 1's challenge is rejected (its deposit goes to the coordinator); the lie's is
-/// upheld (the bond is slashed, half to the challenger, and the round earns nothing).
-/// `deai verify challenge` says the same from the outside. Returns the task once settled.
+/// honest, and each claim the coordinator lied about ([`LIES`]). Nobody votes by hand: the
+/// validator's own voter re-checks each and votes. Round 1's challenge is rejected (its deposit
+/// goes to the coordinator); each lie's is upheld, and slashes the bond of its own round (half
+/// to the challenger, half into the escrow), and its round earns nothing; round 1's bond comes
+/// back at settlement. `deai verify challenge` says the same from the outside. Returns the task
+/// once settled.
 fn challenges_in_the_window(
     rt: &tokio::runtime::Runtime,
     ledger: &Client,
@@ -396,7 +408,7 @@ fn challenges_in_the_window(
         assert!(ok, "challenge refused: {v}");
     };
     // `deai verify challenge` (no vote): its JSON.
-    let check = |n: u32| {
+    let check = |n: usize| {
         let n = n.to_string();
         let args = [
             "verify",
@@ -420,10 +432,11 @@ fn challenges_in_the_window(
         wait_until(
             "the validator's voter to decide",
             Duration::from_secs(60),
-            || fetch().challenges[n].verdict,
+            || fetch().challenges[n - 1].verdict,
         )
     };
     let coordinator = t.bonds[0].coordinator;
+    assert_eq!(t.bonds.len(), ROUNDS as usize, "a bond per round");
     let balance = || {
         rt.block_on(ledger.account(&coordinator))
             .expect("account")
@@ -432,43 +445,55 @@ fn challenges_in_the_window(
     };
     let before = balance();
     challenge(1, "model");
-    assert_eq!(decided(0), deai_ledger::Verdict::Rejected);
+    assert_eq!(decided(1), deai_ledger::Verdict::Rejected);
     assert_eq!(balance(), before + deai_ledger::CHALLENGE_DEPOSIT_DEFAULT);
     let v = check(1);
     assert_eq!(v["wrong"], false, "an honest model step refuted: {v}");
 
-    challenge(ROUNDS, "model");
-    assert_eq!(decided(1), deai_ledger::Verdict::Upheld);
-    let v = check(2);
-    assert_eq!(v["wrong"], true, "the lie held: {v}");
-    assert_eq!(v["blobs_missing_only"], false, "{v}");
-    assert!(
-        v["reasons"][0]
-            .as_str()
-            .is_some_and(|r| r.starts_with("new model")),
-        "{v}"
-    );
-    let after = fetch();
-    assert!(after.round_invalid(ROUNDS));
-    assert_eq!(after.bonds[0].amount, 0, "the bond was slashed");
     let slashed = deai_ledger::COORDINATOR_BOND_DEFAULT;
-    assert!(
-        after.history.iter().any(|e| e.event
-            == deai_ledger::Event::ChallengeResolved {
-                task,
-                challenge: 2,
-                round: ROUNDS,
-                verdict: deai_ledger::Verdict::Upheld,
-                slashed,
-                reward: slashed / 2,
-                to_escrow: slashed - slashed / 2,
-            }),
-        "half the bond to the challenger, half into the escrow"
-    );
-    wait_until("the task to settle", Duration::from_secs(180), || {
+    for (i, &(round, lie, claim)) in LIES.iter().enumerate() {
+        let n = i + 2;
+        challenge(round, claim);
+        assert_eq!(decided(n), deai_ledger::Verdict::Upheld, "{lie:?}");
+        let v = check(n);
+        assert_eq!(v["wrong"], true, "the {lie:?} lie held: {v}");
+        assert_eq!(v["blobs_missing_only"], false, "{v}");
+        let after = fetch();
+        assert!(after.round_invalid(round));
+        assert_eq!(
+            after.bonds[round as usize - 1].amount,
+            0,
+            "{lie:?}: its bond"
+        );
+        assert!(
+            after.history.iter().any(|e| e.event
+                == deai_ledger::Event::ChallengeResolved {
+                    task,
+                    challenge: n as u32,
+                    round,
+                    verdict: deai_ledger::Verdict::Upheld,
+                    slashed,
+                    reward: slashed / 2,
+                    to_escrow: slashed - slashed / 2,
+                }),
+            "{lie:?}: half the bond to the challenger, half into the escrow"
+        );
+    }
+    assert_eq!(fetch().bonds[0].amount, slashed, "round 1's bond is whole");
+    let t = wait_until("the task to settle", Duration::from_secs(180), || {
         let t = fetch();
         (t.status == TaskStatus::Closed).then_some(t)
-    })
+    });
+    let released: Vec<u128> = t
+        .history
+        .iter()
+        .filter_map(|e| match e.event {
+            deai_ledger::Event::CoordinatorBondReleased { amount, .. } => Some(amount),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(released, vec![slashed], "round 1's bond back, and only it");
+    t
 }
 
 /// A validator can hold roles: with `[roles] coordinator = true` the same process validates and

@@ -9,9 +9,12 @@
 //! group, one strategy step or one group's score) and votes; the ledger counts stake.
 //!
 //! Rules:
-//! - a coordinator locks [`crate::Params::coordinator_bond`] when it opens its first round of a
-//!   task, and again at its next `RoundOpen` after a slash took the bond; the bond answers for the
-//!   rounds it opened (and so reported: the coordinator cannot change while a round is open);
+//! - a coordinator locks [`crate::Params::coordinator_bond`] with every `RoundOpen`: each round
+//!   is backed by its own bond (as each assertion of an optimistic oracle is), so a coordinator
+//!   that lies in several rounds loses a bond for each lie, however late the challenges come.
+//!   The bond answers for the round its coordinator opened (and so reported: the coordinator
+//!   cannot change while a round is open). A genesis with a bond of 0 records one entry per
+//!   coordinator instead;
 //! - any completed round may be challenged (one pending challenge per round and claim) from its
 //!   result until the task settles; the challenger locks [`crate::Params::challenge_deposit`];
 //! - the validators of the epoch the challenge was filed in vote once each; more than two thirds
@@ -314,14 +317,6 @@ impl Task {
         self.challenges.iter().any(Challenge::is_pending)
     }
 
-    /// The live bond of `coordinator`, if it holds one.
-    pub fn live_bond(&self, coordinator: &Address) -> Option<&CoordinatorBond> {
-        self.bonds
-            .iter()
-            .rev()
-            .find(|b| b.coordinator == *coordinator && b.amount > 0)
-    }
-
     /// The coordinator whose bond answers for round `number`.
     pub fn answerable_for(&self, number: u32) -> Option<Address> {
         self.bonds
@@ -356,9 +351,8 @@ impl Task {
 }
 
 impl State {
-    /// Locks the coordinator bond of `coordinator` for `task` unless it holds a live one, and
-    /// makes that bond answer for `round`. The caller checked the funds
-    /// ([`Self::bond_needed`]).
+    /// Locks the coordinator bond of `coordinator` for `round` of `task`. The caller checked the
+    /// funds ([`Self::bond_needed`]).
     pub(crate) fn bond_for_round(
         &mut self,
         task: u64,
@@ -367,46 +361,37 @@ impl State {
         env: &Env,
     ) -> Vec<Event> {
         let amount = self.params.coordinator_bond;
-        let mut events = Vec::new();
-        let t = self.task(task).expect("validated: task exists");
-        let has_any = t.bonds.iter().any(|b| b.coordinator == coordinator);
-        // A genesis without bonds (0) keeps one entry per coordinator instead of one per round.
-        if t.live_bond(&coordinator).is_none() && (amount > 0 || !has_any) {
-            self.debit(&coordinator, amount);
-            self.task_mut(task).bonds.push(CoordinatorBond {
-                coordinator,
-                amount,
-                rounds: Vec::new(),
-            });
-            if amount > 0 {
-                let event = Event::CoordinatorBonded {
-                    task,
+        let t = self.task_mut(task);
+        // A genesis without bonds keeps one entry per coordinator instead of one per round.
+        if amount == 0 {
+            match t.bonds.iter_mut().find(|b| b.coordinator == coordinator) {
+                Some(b) => b.rounds.push(round),
+                None => t.bonds.push(CoordinatorBond {
                     coordinator,
                     amount,
-                };
-                self.record(EntityKind::Task, task, env, event.clone());
-                events.push(event);
+                    rounds: vec![round],
+                }),
             }
+            return Vec::new();
         }
-        let t = self.task_mut(task);
-        if let Some(b) = t
-            .bonds
-            .iter_mut()
-            .rev()
-            .find(|b| b.coordinator == coordinator)
-        {
-            b.rounds.push(round);
-        }
-        events
+        t.bonds.push(CoordinatorBond {
+            coordinator,
+            amount,
+            rounds: vec![round],
+        });
+        self.debit(&coordinator, amount);
+        let event = Event::CoordinatorBonded {
+            task,
+            coordinator,
+            amount,
+        };
+        self.record(EntityKind::Task, task, env, event.clone());
+        vec![event]
     }
 
-    /// What `coordinator` must lock to open a round of `task` now (0 if it holds a live bond).
-    pub(crate) fn bond_needed(&self, task: &Task, coordinator: &Address) -> u128 {
-        if task.live_bond(coordinator).is_some() {
-            0
-        } else {
-            self.params.coordinator_bond
-        }
+    /// What a coordinator must lock to open a round: one bond per round.
+    pub(crate) fn bond_needed(&self) -> u128 {
+        self.params.coordinator_bond
     }
 
     /// Adds a validator's vote and decides the challenge if one side now holds more than two

@@ -160,7 +160,7 @@ impl Action for RoundOpen {
                 eligible: u32::try_from(eligible.len()).unwrap_or(u32::MAX),
             });
         }
-        state.require_funds(env, state.bond_needed(t, &env.sender))
+        state.require_funds(env, state.bond_needed())
     }
 
     fn apply(&self, state: &mut State, env: &Env) -> Vec<Event> {

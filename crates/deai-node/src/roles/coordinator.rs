@@ -191,8 +191,8 @@ pub struct CoordinatorRole {
     progress: Arc<Mutex<BTreeMap<u64, Progress>>>,
     /// What [`Self::drive`] did with each task, for the node's status.
     driven: Arc<Mutex<BTreeMap<u64, DrivenTask>>>,
-    /// The round whose model it lies about (0: none; `[roles] coordinator_lie_round`).
-    lie_round: Arc<std::sync::atomic::AtomicU32>,
+    /// Round → the claim it lies about (`[roles] coordinator_lies`; empty: honest).
+    lies: Arc<Mutex<BTreeMap<u32, fed::lies::Lie>>>,
 }
 
 /// A task this node drives, as its status reports it.
@@ -252,16 +252,15 @@ impl CoordinatorRole {
             assignments: Arc::default(),
             progress: Arc::default(),
             driven: Arc::default(),
-            lie_round: Arc::default(),
+            lies: Arc::default(),
         }
     }
 
-    /// Makes it a dishonest coordinator, for challenge tests and demos only: in round `round` of
-    /// every task it records and publishes a model that is not the strategy's step (its first
-    /// weight moved by one), and owners train on from it. 0 makes it honest.
-    pub fn set_lie_round(&self, round: u32) {
-        self.lie_round
-            .store(round, std::sync::atomic::Ordering::Relaxed);
+    /// Makes it a dishonest coordinator, for challenge tests and demos only: in each round of
+    /// `lies` (of every task) it records and publishes the false claim named there
+    /// ([`fed::lies::tell`]), and owners train on from what it published. Empty makes it honest.
+    pub fn set_lies(&self, lies: BTreeMap<u32, fed::lies::Lie>) {
+        *lock(&self.lies) = lies;
     }
 
     /// Sets the URL owners fetch this node's blobs from (known once the listener is bound).
@@ -377,13 +376,15 @@ impl CoordinatorRole {
         let mut round = CoordinatorRound::new(&a.spec, &info, global)?;
         self.exchange(&mut round, &info).await;
         let mut outcome = round.finish(&mut server, &a.validation)?;
-        if self.lie_round.load(std::sync::atomic::Ordering::Relaxed) == info.round {
+        let lie = lock(&self.lies).get(&info.round).copied();
+        if let Some(lie) = lie {
+            let claim = fed::lies::tell(&a.spec, &mut outcome, lie)?;
             tracing::warn!(
                 task = task_id,
                 round = info.round,
-                "recording a model that is not the strategy's step (coordinator_lie_round)"
+                claim = ?claim,
+                "recording a false claim (coordinator_lies)"
             );
-            lie_about_model(&a.spec, &mut outcome)?;
         }
         for (hash, bytes) in
             outcome
@@ -866,16 +867,6 @@ const SETTLE_POLL: Duration = Duration::from_millis(500);
 
 /// Replaces `outcome`'s new model with one whose first weight is moved by one: a model the
 /// strategy did not produce, recorded and served as if it had.
-fn lie_about_model(spec: &TaskSpec, outcome: &mut fed::RoundOutcome) -> Result<(), CoordError> {
-    let kind = spec.model_kind().map_err(fed::FedError::from)?;
-    if let Some(w) = outcome.new_weights.first_mut() {
-        *w += 1.0;
-    }
-    let bytes = fed::weights::encode(&kind, &outcome.new_weights).map_err(fed::FedError::from)?;
-    outcome.new_model = (fed::weights::model_hash(&bytes), bytes);
-    Ok(())
-}
-
 async fn join(
     State(role): State<CoordinatorRole>,
     headers: HeaderMap,

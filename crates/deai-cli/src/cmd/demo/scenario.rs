@@ -310,7 +310,12 @@ pub(super) async fn run(
     let dropper = 0;
     let mut rounds = Vec::new();
     let mut challenge = None;
-    coordinator.set_lie_round(setup.lie_round);
+    coordinator.set_lies(
+        (setup.lie_round > 0)
+            .then_some((setup.lie_round, fed::lies::Lie::Model))
+            .into_iter()
+            .collect(),
+    );
     for r in 1..=spec.rounds {
         if r == setup.revoke_round {
             roles::send_tx(

@@ -86,6 +86,10 @@ fn a_lie_is_upheld_slashed_and_earns_nothing_and_a_frivolous_challenge_costs_its
     assert_eq!(t.bonds[0].rounds, vec![1]);
     assert_eq!(h.s.supply().bonds, COORDINATOR_BOND);
     h.round(&[(3, 900_000)]);
+    let t = h.task();
+    assert_eq!(t.bonds.len(), 2, "every round locks its own bond");
+    assert_eq!(t.bonds[1].rounds, vec![2]);
+    assert_eq!(h.s.supply().bonds, 2 * COORDINATOR_BOND);
     h.supply_ok();
 
     let stranger = h.balance(STRANGER);
@@ -140,7 +144,11 @@ fn a_lie_is_upheld_slashed_and_earns_nothing_and_a_frivolous_challenge_costs_its
     assert_eq!(h.balance(STRANGER), stranger - 1 + reward);
     assert!(h.task().round_invalid(2) && !h.task().round_invalid(1));
     assert_eq!(h.task().escrow, REWARD + COORDINATOR_BOND - reward);
-    assert_eq!(h.s.supply().bonds, 0);
+    assert_eq!(
+        h.s.supply().bonds,
+        COORDINATOR_BOND,
+        "round 1's bond is untouched"
+    );
     h.supply_ok();
     h.rejected(STRANGER, challenge(2, Claim::Model), "invalid_field");
 
@@ -208,6 +216,41 @@ fn a_lie_is_upheld_slashed_and_earns_nothing_and_a_frivolous_challenge_costs_its
     assert!(verify_entry(&root, &proof, &forged).is_err());
 }
 
+/// Every round is backed by its own bond: a coordinator that lies in two rounds loses two bonds,
+/// though both challenges come after the close, and gets back only the honest round's.
+#[test]
+fn two_lies_cost_two_bonds_however_late_they_are_challenged() {
+    let mut h = net(WINDOW);
+    let coord_start = h.balance(COORD);
+    h.round(&[(1, 100_000)]);
+    h.round(&[(2, 100_000)]);
+    h.round(&[(3, 100_000)]);
+    assert_eq!(h.s.supply().bonds, 3 * COORDINATOR_BOND);
+    h.ok(CREATOR, close(1, SALT));
+    let stranger = h.balance(STRANGER);
+    for (n, round) in [(1, 2), (2, 3)] {
+        h.ok(STRANGER, challenge(round, Claim::Score { group: 0 }));
+        for v in &VALIDATORS[..3] {
+            h.ok(*v, vote(n, true));
+        }
+        let c = &h.task().challenges[n as usize - 1];
+        assert_eq!(c.verdict, Some(Verdict::Upheld));
+    }
+    let reward = COORDINATOR_BOND / 2;
+    assert_eq!(h.balance(STRANGER), stranger - 2 + 2 * reward);
+    assert_eq!(h.task().escrow, REWARD + 2 * (COORDINATOR_BOND - reward));
+    h.supply_ok();
+    advance(&mut h.s, WINDOW + 1);
+    assert_eq!(h.task().status, TaskStatus::Closed);
+    assert_eq!(
+        h.balance(COORD),
+        coord_start - 6 - 2 * COORDINATOR_BOND,
+        "an open and a result fee per round, two bonds lost, round 1's back"
+    );
+    assert!(h.task().round_invalid(2) && h.task().round_invalid(3));
+    h.supply_ok();
+}
+
 /// A challenge the validators do not decide holds the settlement until its voting ends, then
 /// returns its deposit; the untouched bond goes back to the coordinator at settlement.
 #[test]
@@ -251,7 +294,7 @@ fn an_undecided_challenge_returns_its_deposit_and_holds_the_settlement() {
     h.supply_ok();
 }
 
-/// What a challenge may name, and that a slashed coordinator bonds again for its next round.
+/// What a challenge may name, and that a coordinator bonds again for its next round.
 #[test]
 fn challenges_name_completed_rounds_and_groups_that_exist() {
     let mut h = net(WINDOW);
