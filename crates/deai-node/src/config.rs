@@ -240,6 +240,12 @@ pub struct DatasetFile {
     /// commitment is the file's plain BLAKE3 (datasets registered before salting).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub salt: Option<deai_ledger::Digest>,
+    /// The key file of the owner identity that registered it, relative to the data directory
+    /// or absolute. Absent: the node's own key. Datasets naming the same key are one owner; a
+    /// node serves each such owner under `/owners/<address>` with its own signatures, sessions
+    /// and rewards (one process hosting many owners). Read at start only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<PathBuf>,
 }
 
 /// The `[roles]` section: one binary, roles by configuration.
@@ -507,6 +513,7 @@ mod tests {
                 id: 3,
                 file: "data.bin".into(),
                 salt: Some(deai_ledger::Digest([5; 32])),
+                key: Some("owners/3.key".into()),
             }],
             announce_to: vec!["http://127.0.0.1:7700".into()],
             peer_timeout_ms: 5,

@@ -246,7 +246,14 @@ async fn start_roles(
     genesis: Option<deai_ledger::Genesis>,
 ) -> anyhow::Result<crate::roles::serve::RoleNode> {
     let key = keyfile::read(&dir.join(NODE_KEY_FILE))?;
-    let datasets = crate::roles::serve::load_datasets(dir, &cfg.roles.datasets)?;
+    let (own, hosted): (Vec<_>, Vec<_>) = cfg
+        .roles
+        .datasets
+        .iter()
+        .cloned()
+        .partition(|d| d.key.is_none());
+    let datasets = crate::roles::serve::load_datasets(dir, &own)?;
+    let identities = crate::roles::serve::load_identities(dir, &hosted)?;
     let role_cfg = crate::roles::serve::RoleNodeConfig {
         key,
         upstream: upstream.clone(),
@@ -255,6 +262,7 @@ async fn start_roles(
         state_dir: dir.to_path_buf(),
         blob_max_bytes: cfg.blob_max_bytes,
         datasets,
+        identities,
         coordinator: cfg.roles.coordinator,
         announce_to: cfg.roles.announce_to.clone(),
         peer_timeout: std::time::Duration::from_millis(cfg.roles.peer_timeout_ms),
@@ -274,7 +282,12 @@ async fn start_roles(
         tokio::spawn(c.drive(crate::client::Client::new(upstream)));
     }
     if let Some(owner) = node.owner.clone() {
-        tokio::spawn(watch_config_datasets(dir.to_path_buf(), owner));
+        let hosted = node
+            .identities
+            .iter()
+            .flat_map(|(o, _)| o.dataset_ids())
+            .collect();
+        tokio::spawn(watch_config_datasets(dir.to_path_buf(), owner, hosted));
     }
     Ok(node)
 }
@@ -285,8 +298,13 @@ const CONFIG_POLL: Duration = Duration::from_secs(2);
 /// Picks up datasets added to `dir`'s config while the node runs (what `deai dataset import
 /// --dir` writes): each new `[[roles.datasets]]` entry is read and checked as at start, then held,
 /// and the coordinators hear of it at once. An entry that cannot be read is logged and tried again
-/// when the config next changes; an entry removed from the config stays held until a restart.
-async fn watch_config_datasets(dir: PathBuf, owner: crate::roles::owner::OwnerRole) {
+/// when the config next changes; an entry removed from the config stays held until a restart, and
+/// so does an entry naming another owner's key (a hosted owner's routes are set at start).
+async fn watch_config_datasets(
+    dir: PathBuf,
+    owner: crate::roles::owner::OwnerRole,
+    hosted: std::collections::BTreeSet<u64>,
+) {
     let path = dir.join(config::CONFIG_FILE);
     let modified = |p: &Path| fs::metadata(p).and_then(|m| m.modified()).ok();
     let mut seen = modified(&path);
@@ -305,7 +323,19 @@ async fn watch_config_datasets(dir: PathBuf, owner: crate::roles::owner::OwnerRo
             }
         };
         let held = owner.dataset_ids();
-        for entry in cfg.roles.datasets.iter().filter(|d| !held.contains(&d.id)) {
+        let new = cfg
+            .roles
+            .datasets
+            .iter()
+            .filter(|d| !held.contains(&d.id) && !hosted.contains(&d.id));
+        for entry in new {
+            if entry.key.is_some() {
+                tracing::warn!(
+                    dataset = entry.id,
+                    "a dataset of another owner key is served from the next start"
+                );
+                continue;
+            }
             match crate::roles::serve::load_datasets(&dir, std::slice::from_ref(entry)) {
                 Ok(loaded) => {
                     for id in owner.add_datasets(loaded) {

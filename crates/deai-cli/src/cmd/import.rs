@@ -216,6 +216,7 @@ pub fn run(args: ImportArgs, node: &NodeArgs) -> anyhow::Result<()> {
                 id: applied.0,
                 file,
                 salt: None,
+                key: None,
             });
             cfg.save(dir).map_err(|e| {
                 anyhow::anyhow!(

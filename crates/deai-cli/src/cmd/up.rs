@@ -271,6 +271,7 @@ fn role_config(
         access: Default::default(),
         genesis: Some(genesis.clone()),
         provider: None,
+        identities: vec![],
     }
 }
 

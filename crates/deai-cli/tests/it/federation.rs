@@ -241,6 +241,7 @@ fn five_owners_train_with_a_crash_and_a_revocation_and_verify() {
                     id: datasets[i],
                     file: PathBuf::from("data.bin"),
                     salt: (i % 2 == 1).then_some(*salt),
+                    key: None,
                 }],
                 announce_to: vec![coordinator.url.clone()],
                 ..RolesConfig::default()

@@ -82,6 +82,16 @@ impl RoleContext {
         self
     }
 
+    /// The same context acting as another identity: `key` signs, and requests must name it
+    /// as their recipient (an owner node hosting many owners gives each its own). The replay
+    /// guard, the ledger and its light client are shared.
+    pub fn as_identity(&self, key: SigningKey) -> Self {
+        Self {
+            key,
+            ..self.clone()
+        }
+    }
+
     /// This node's ledger address.
     pub fn address(&self) -> Address {
         Address(self.key.verifying_key().to_bytes())

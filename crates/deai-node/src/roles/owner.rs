@@ -172,7 +172,17 @@ impl OwnerRole {
         }
     }
 
-    /// The datasets this node holds.
+    /// This owner's ledger address (the key its datasets were registered under).
+    pub fn address(&self) -> deai_ledger::Address {
+        self.ctx.address()
+    }
+
+    /// A client signing as this owner, `timeout` per call.
+    pub fn peer(&self, timeout: std::time::Duration) -> super::peer::Peer {
+        self.ctx.peer(timeout)
+    }
+
+    /// Ids of the datasets held.
     pub fn dataset_ids(&self) -> Vec<u64> {
         self.held().keys().copied().collect()
     }

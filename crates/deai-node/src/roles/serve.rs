@@ -38,8 +38,11 @@ pub struct RoleNodeConfig {
     pub state_dir: PathBuf,
     /// Largest blob accepted.
     pub blob_max_bytes: u64,
-    /// Datasets held (empty: not a data owner).
+    /// Datasets held under the node's own key (empty: not a data owner under it).
     pub datasets: Vec<LocalDataset>,
+    /// Other owners this node hosts, each with its own key and datasets, served under
+    /// [`identity_path`] (one process can run a federation of many owners).
+    pub identities: Vec<OwnerIdentity>,
     /// Whether it coordinates tasks.
     pub coordinator: bool,
     /// Coordinators an owner announces its datasets to.
@@ -74,6 +77,7 @@ impl RoleNodeConfig {
             state_dir: dir.to_path_buf(),
             blob_max_bytes: 1 << 24,
             datasets: vec![],
+            identities: vec![],
             coordinator: false,
             announce_to: vec![],
             peer_timeout: Duration::from_secs(10),
@@ -84,12 +88,29 @@ impl RoleNodeConfig {
     }
 }
 
+/// An owner identity a node hosts beside its own: a key (its ledger account, the signer of its
+/// messages) and the datasets it registered.
+pub struct OwnerIdentity {
+    /// The owner's key.
+    pub key: SigningKey,
+    /// Its datasets.
+    pub datasets: Vec<LocalDataset>,
+}
+
+/// Where a node serves the hosted owner `address`: its peers' base URL is the node's URL
+/// followed by this path.
+pub fn identity_path(address: &deai_ledger::Address) -> String {
+    format!("/owners/{address}")
+}
+
 /// A running role node.
 pub struct RoleNode {
     /// Its base URL.
     pub url: String,
-    /// The owner role, if any.
+    /// The owner role under the node's own key, if any.
     pub owner: Option<OwnerRole>,
+    /// The hosted owners ([`RoleNodeConfig::identities`]), each with its base URL.
+    pub identities: Vec<(OwnerRole, String)>,
     /// The coordinator role, if any.
     pub coordinator: Option<CoordinatorRole>,
     /// The provider role, if any.
@@ -134,6 +155,7 @@ struct Info {
     upstream: String,
     ledger: Client,
     owner: Option<OwnerRole>,
+    identities: Vec<OwnerRole>,
     coordinator: Option<CoordinatorRole>,
     /// The upstream's last status answer and when it came: a stranger polling `/v1/status`
     /// makes this node ask its validator at most once a second.
@@ -143,10 +165,14 @@ struct Info {
 impl Info {
     /// The datasets held now (they grow while an owner runs).
     fn datasets(&self) -> Vec<u64> {
-        self.owner
-            .as_ref()
-            .map(OwnerRole::dataset_ids)
-            .unwrap_or_default()
+        let mut ids: Vec<u64> = self
+            .owner
+            .iter()
+            .chain(&self.identities)
+            .flat_map(OwnerRole::dataset_ids)
+            .collect();
+        ids.sort_unstable();
+        ids
     }
 }
 
@@ -280,16 +306,33 @@ pub async fn start_with_limits(
     let mut roles = Vec::new();
     let mut app = crate::api::blob_routes(blobs.clone(), None);
     // An owner with a coordinator to announce to is an owner before it holds anything: datasets
-    // added to its config later are picked up while it runs.
-    let owner = if cfg.datasets.is_empty() && cfg.announce_to.is_empty() {
-        None
-    } else {
-        let sessions = SessionLog::open(&cfg.state_dir)?;
-        Some(OwnerRole::new(ctx.clone(), cfg.datasets, sessions))
-    };
+    // added to its config later are picked up while it runs. A node hosting other owners is not
+    // one itself unless it holds datasets under its own key.
+    let owner =
+        if cfg.datasets.is_empty() && (cfg.announce_to.is_empty() || !cfg.identities.is_empty()) {
+            None
+        } else {
+            let sessions = SessionLog::open(&cfg.state_dir)?;
+            Some(OwnerRole::new(ctx.clone(), cfg.datasets, sessions))
+        };
     if let Some(o) = &owner {
-        roles.push("owner");
         app = app.merge(o.clone().router());
+    }
+    let mut identities = Vec::new();
+    for id in cfg.identities {
+        let ictx = ctx.as_identity(id.key);
+        let path = identity_path(&ictx.address());
+        let sessions = SessionLog::open(
+            &cfg.state_dir
+                .join("owners")
+                .join(ictx.address().to_string()),
+        )?;
+        let role = OwnerRole::new(ictx, id.datasets, sessions);
+        app = app.nest(&path, role.clone().router());
+        identities.push((role, format!("{url}{path}")));
+    }
+    if owner.is_some() || !identities.is_empty() {
+        roles.push("owner");
     }
     let coordinator = cfg.coordinator.then(|| {
         let c = CoordinatorRole::new(ctx.clone(), blobs.clone(), cfg.peer_timeout);
@@ -315,6 +358,7 @@ pub async fn start_with_limits(
         upstream: cfg.upstream.clone(),
         ledger: Client::new(cfg.upstream.clone()),
         owner: owner.clone(),
+        identities: identities.iter().map(|(o, _)| o.clone()).collect(),
         coordinator: coordinator.clone(),
         upstream_status: tokio::sync::Mutex::new(None),
     });
@@ -331,16 +375,21 @@ pub async fn start_with_limits(
     let metrics = crate::http::HttpMetrics::detached();
     let server =
         tokio::spawn(async move { crate::http::serve(listener, app, &http, metrics).await });
-    let announcer = owner
-        .clone()
-        .filter(|_| !cfg.announce_to.is_empty())
-        .map(|owner| {
-            let peer = Peer::new(ctx.key.clone(), ctx.chain_id.clone(), cfg.peer_timeout);
-            tokio::spawn(announce_loop(peer, cfg.announce_to, owner, url.clone()))
-        });
+    let announced: Vec<Announced> = owner
+        .iter()
+        .map(|o| (o.clone(), url.clone()))
+        .chain(identities.iter().cloned())
+        .map(|(o, base)| {
+            let peer = o.peer(cfg.peer_timeout);
+            (peer, o, base)
+        })
+        .collect();
+    let announcer = (!cfg.announce_to.is_empty() && !announced.is_empty())
+        .then(|| tokio::spawn(announce_loop(announced, cfg.announce_to)));
     Ok(RoleNode {
         url,
         owner,
+        identities,
         coordinator,
         provider,
         blobs,
@@ -352,13 +401,20 @@ pub async fn start_with_limits(
     })
 }
 
-/// Announces the owner's datasets to every coordinator until each accepted, then again now and
-/// then (a restarted coordinator hears of them), and at once when datasets are added.
-async fn announce_loop(peer: Peer, coordinators: Vec<String>, owner: OwnerRole, url: String) {
+/// An owner to announce: who signs, the role, and its base URL.
+type Announced = (Peer, OwnerRole, String);
+
+/// Announces each owner's datasets to every coordinator until each accepted, then again now and
+/// then (a restarted coordinator hears of them), and at once when datasets are added. One loop
+/// for all the owners a node hosts, one owner after another.
+async fn announce_loop(owners: Vec<Announced>, coordinators: Vec<String>) {
     loop {
-        let datasets = owner.dataset_ids();
         let mut all = true;
-        if !datasets.is_empty() {
+        for (peer, owner, url) in &owners {
+            let datasets = owner.dataset_ids();
+            if datasets.is_empty() {
+                continue;
+            }
             let Ok(body) = serde_json::to_vec(&Join {
                 datasets,
                 url: url.clone(),
@@ -373,31 +429,66 @@ async fn announce_loop(peer: Peer, coordinators: Vec<String>, owner: OwnerRole, 
             }
         }
         let wait = if all { 10_000 } else { 300 };
+        let added = owners.iter().map(|(_, o, _)| Box::pin(o.datasets_added()));
         tokio::select! {
             () = tokio::time::sleep(Duration::from_millis(wait)) => {}
-            () = owner.datasets_added() => {}
+            _ = futures::future::select_all(added) => {}
         }
     }
 }
 
 /// Announces once to one coordinator (what the demo and tests call to be sure before round 1).
 pub async fn announce(node: &RoleNode, coordinator: &str) -> anyhow::Result<()> {
-    let datasets = node
+    let owners = node
         .owner
-        .as_ref()
-        .map(OwnerRole::dataset_ids)
-        .unwrap_or_default();
-    let peer = Peer::new(
-        node.ctx.key.clone(),
-        node.ctx.chain_id.clone(),
-        Duration::from_secs(10),
-    );
-    let body = serde_json::to_vec(&Join {
-        datasets,
-        url: node.url.clone(),
-    })?;
-    peer.post(coordinator, "/v1/fed/join", body, None).await?;
+        .iter()
+        .map(|o| (o, node.url.as_str()))
+        .chain(node.identities.iter().map(|(o, u)| (o, u.as_str())));
+    for (owner, url) in owners {
+        let body = serde_json::to_vec(&Join {
+            datasets: owner.dataset_ids(),
+            url: url.to_string(),
+        })?;
+        let peer = owner.peer(Duration::from_secs(10));
+        peer.post(coordinator, "/v1/fed/join", body, None).await?;
+    }
     Ok(())
+}
+
+/// The hosted owners of `files` (each naming a `key`): their keys read from the key files
+/// (relative to `dir`), their datasets loaded as [`load_datasets`] does, datasets naming the
+/// same key under one owner.
+pub fn load_identities(
+    dir: &Path,
+    files: &[crate::config::DatasetFile],
+) -> anyhow::Result<Vec<OwnerIdentity>> {
+    let mut by_key: std::collections::BTreeMap<PathBuf, Vec<crate::config::DatasetFile>> =
+        std::collections::BTreeMap::new();
+    for f in files {
+        let Some(key) = &f.key else { continue };
+        by_key.entry(key.clone()).or_default().push(f.clone());
+    }
+    by_key
+        .into_iter()
+        .map(|(key, files)| {
+            let path = if key.is_absolute() {
+                key
+            } else {
+                dir.join(key)
+            };
+            let key = crate::keyfile::read(&path).map_err(|e| {
+                anyhow::anyhow!(
+                    "the owner key {} of dataset {}: {e}",
+                    path.display(),
+                    files[0].id
+                )
+            })?;
+            Ok(OwnerIdentity {
+                key,
+                datasets: load_datasets(dir, &files)?,
+            })
+        })
+        .collect()
 }
 
 /// Suffix of the file beside a dataset file that holds its commitment salt (hex).

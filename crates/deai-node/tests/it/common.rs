@@ -24,3 +24,18 @@ where
     let d = dir.clone();
     deai_node::run::with_embedded(&dir, move |node| f(node, d)).unwrap();
 }
+
+/// A consent policy for the purpose "digits" that admits any creator, with a σ floor of
+/// `noise_multiplier_min` (fixed point) and room for many tasks.
+pub(crate) fn digits_consent(noise_multiplier_min: u64) -> deai_ledger::ConsentPolicy {
+    deai_ledger::ConsentPolicy {
+        purposes: vec!["digits".into()],
+        creators: None,
+        reward_min: 0,
+        epsilon_max: 1_000 * deai_ledger::EPSILON_SCALE,
+        expiry_height: 1_000_000,
+        epsilon_round_max: 0,
+        noise_multiplier_min,
+        royalty_bps_min: 0,
+    }
+}

@@ -7,7 +7,7 @@
 use std::{net::SocketAddr, sync::Arc, time::Duration};
 
 use deai_ledger::{
-    ConsentPolicy, Digest, EPSILON_SCALE, EpsilonStep, NOISE_SCALE, TOKEN, TxBody,
+    Digest, EPSILON_SCALE, EpsilonStep, NOISE_SCALE, TOKEN, TxBody,
     tx::{RoundExpire, RoundOpen, RoundResult, TaskCommitValidation, TaskCreate},
     validation_commitment,
 };
@@ -53,6 +53,7 @@ async fn node(
         access: Default::default(),
         genesis: None,
         provider: None,
+        identities: vec![],
     })
     .await
     .expect("role node starts")
@@ -72,16 +73,7 @@ async fn start_owners(
     for (i, data) in split.owners.iter().enumerate() {
         let k = key(i as u8 + 2);
         let ctx = RoleContext::connect(k.clone(), ledger.clone()).await?;
-        let policy = ConsentPolicy {
-            purposes: vec!["digits".into()],
-            creators: None,
-            reward_min: 0,
-            epsilon_max: 1_000 * EPSILON_SCALE,
-            expiry_height: 1_000_000,
-            epsilon_round_max: 0,
-            noise_multiplier_min: sigma_min(i),
-            royalty_bps_min: 0,
-        };
+        let policy = crate::common::digits_consent(sigma_min(i));
         let salt = setup::fresh_salt();
         let id = setup::register_dataset(&ctx, data, &salt, "digits-8x8", policy).await?;
         datasets.push(id);

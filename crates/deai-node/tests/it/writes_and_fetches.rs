@@ -14,7 +14,7 @@ use axum::{
     response::IntoResponse,
     routing::{get, post},
 };
-use deai_ledger::{ConsentPolicy, EPSILON_SCALE, TOKEN};
+use deai_ledger::TOKEN;
 use deai_node::{
     auth::{self, ReplayGuard},
     blobs::{BlobStore, hash_bytes},
@@ -85,19 +85,6 @@ async fn send(
     (status, code)
 }
 
-fn policy() -> ConsentPolicy {
-    ConsentPolicy {
-        purposes: vec!["digits".into()],
-        creators: None,
-        reward_min: 0,
-        epsilon_max: 1_000 * EPSILON_SCALE,
-        expiry_height: 1_000_000,
-        epsilon_round_max: 0,
-        noise_multiplier_min: 0,
-        royalty_bps_min: 0,
-    }
-}
-
 /// A coordinator role served on its own port, with a replay guard of `slots` senders.
 async fn coordinator(
     tmp: &std::path::Path,
@@ -126,8 +113,14 @@ fn stranger_keys_cannot_fill_the_replay_guard() {
         let owner = RoleContext::connect(key(2), ledger.clone()).await?;
         let split = fed::data::digits_split(2)?;
         let salt = setup::fresh_salt();
-        let ds = setup::register_dataset(&owner, &split.owners[0], &salt, "digits-8x8", policy())
-            .await?;
+        let ds = setup::register_dataset(
+            &owner,
+            &split.owners[0],
+            &salt,
+            "digits-8x8",
+            crate::common::digits_consent(0),
+        )
+        .await?;
         let coord = coordinator(tmp.path(), "coord", key(1), &ledger, SLOTS).await;
         let coord_key = key(1).verifying_key();
         let chain = owner.chain_id.clone();
@@ -187,8 +180,14 @@ fn signed_requests_are_bound_to_the_query_and_the_recipient() {
         let owner = RoleContext::connect(key(2), ledger.clone()).await?;
         let split = fed::data::digits_split(2)?;
         let salt = setup::fresh_salt();
-        let ds = setup::register_dataset(&owner, &split.owners[0], &salt, "digits-8x8", policy())
-            .await?;
+        let ds = setup::register_dataset(
+            &owner,
+            &split.owners[0],
+            &salt,
+            "digits-8x8",
+            crate::common::digits_consent(0),
+        )
+        .await?;
         let a = coordinator(tmp.path(), "a", key(1), &ledger, 1000).await;
         let b = coordinator(tmp.path(), "b", key(3), &ledger, 1000).await;
         let a_key = key(1).verifying_key();
@@ -247,6 +246,7 @@ fn owner_refuses_blob_urls_it_should_not_fetch() {
             access: Default::default(),
             genesis: None,
             provider: None,
+            identities: vec![],
         })
         .await?;
         let chain = node.ctx.chain_id.clone();

@@ -185,6 +185,7 @@ async fn role_node(
         // the validators' finalization certificates.
         genesis: Some(genesis.clone()),
         provider: None,
+        identities: vec![],
     })
     .await
 }
