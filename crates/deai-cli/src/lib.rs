@@ -48,8 +48,9 @@ pub struct Cli {
 /// The subcommands of `deai`.
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// The main job: a validator, a coordinator and ten data owners train a model with secure
-    /// aggregation and differential privacy, recorded on the ledger, then re-verify it.
+    /// The main job: a validator, a coordinator and data owners (ten by default) train a model
+    /// with secure aggregation and differential privacy, recorded on the ledger, then re-verify
+    /// it.
     Demo(cmd::demo::Args),
     /// A local network that stays up until Ctrl-C: validator(s), a coordinator, owners with
     /// registered data, funded accounts, a ready task file.

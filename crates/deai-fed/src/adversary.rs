@@ -18,7 +18,29 @@ use super::coordinator::CoordinatorRound;
 use super::harness::tests::{baseline, check_with, first_round, owners, spec};
 use super::record::{GroupResult, RecordLimits, RoundRecord, masked_blob, masked_words};
 use super::verify::{Mismatch, RecordedRound};
-use super::{FedError, OwnerRound};
+use super::{FedError, OwnerRound, TaskSpec};
+
+/// Starts every selected owner's round and hands its advert to `coordinator`.
+fn join(
+    spec: &TaskSpec,
+    info: &crate::RoundInfo,
+    global: &[f32],
+    owners: &[crate::harness::Owner],
+    coordinator: &mut CoordinatorRound,
+) -> BTreeMap<u64, OwnerRound> {
+    let mut live = BTreeMap::new();
+    for o in owners.iter().filter(|o| info.selected.contains(&o.dataset)) {
+        let seed = [o.dataset as u8; 32];
+        let mut state = OwnerRound::start(spec, info, o.dataset, &o.data, global, &o.key, seed)
+            .expect("starts");
+        let advert = state.poll_transmit().expect("an advert");
+        coordinator
+            .handle_client_msg(o.dataset, &advert)
+            .expect("advert");
+        live.insert(o.dataset, state);
+    }
+    live
+}
 
 /// The coordinator forwards no shares to one owner, so that owner's masked input would carry
 /// only its self mask (which its neighbours reveal when told it is alive): the owner refuses
@@ -29,17 +51,7 @@ fn an_owner_refuses_a_short_share_list() {
     let (owners, _) = owners(10);
     let (info, global) = first_round(&spec, &owners);
     let mut coordinator = CoordinatorRound::new(&spec, &info, global.clone()).expect("plan");
-    let mut live = BTreeMap::new();
-    for o in owners.iter().filter(|o| info.selected.contains(&o.dataset)) {
-        let seed = [o.dataset as u8; 32];
-        let mut state = OwnerRound::start(&spec, &info, o.dataset, &o.data, &global, &o.key, seed)
-            .expect("starts");
-        let advert = state.poll_transmit().expect("an advert");
-        coordinator
-            .handle_client_msg(o.dataset, &advert)
-            .expect("advert");
-        live.insert(o.dataset, state);
-    }
+    let mut live = join(&spec, &info, &global, &owners, &mut coordinator);
     coordinator.advance().expect("neighbours");
     while let Some((id, bytes)) = coordinator.poll_transmit() {
         let owner = live.get_mut(&id).expect("a live owner");
@@ -74,6 +86,72 @@ fn an_owner_refuses_a_short_share_list() {
     // The owner aborted: it answers nothing from now on.
     assert!(owner.handle_server_msg(&empty.encode()).is_err());
     assert!(owner.poll_transmit().is_none());
+}
+
+/// The coordinator asks a group of 10 to sign a survivor list of 7: enough for the SecAgg
+/// threshold (6), but more dropouts than the threat model allows (2), so the honest noise in
+/// the sum could fall below what each owner was calibrated for. The owner refuses to sign.
+#[test]
+fn an_owner_refuses_to_sign_a_list_with_more_dropouts_than_the_threat_model_allows() {
+    let spec = TaskSpec {
+        datasets_per_round: 10,
+        group_size_min: 10,
+        ..spec()
+    };
+    let (owners, _) = owners(10);
+    let (info, global) = first_round(&spec, &owners);
+    let mut coordinator = CoordinatorRound::new(&spec, &info, global.clone()).expect("plan");
+    let group = coordinator.plan().groups[0].clone();
+    assert_eq!((group.params.threshold, group.survivors_required), (6, 8));
+    let mut live = join(&spec, &info, &global, &owners, &mut coordinator);
+    let limits = group.config.limits();
+    // Neighbours, shares, masked inputs: relayed honestly until the consistency request.
+    loop {
+        coordinator.advance().expect("an honest step");
+        let outgoing: Vec<(u64, Vec<u8>)> =
+            std::iter::from_fn(|| coordinator.poll_transmit()).collect();
+        let consistency = outgoing.iter().find_map(|(id, bytes)| {
+            let msg = ServerMsg::decode(bytes, &limits).expect("decodes");
+            matches!(msg.body, ServerBody::Consistency(_)).then_some((*id, msg))
+        });
+        if let Some((victim, msg)) = consistency {
+            let ServerBody::Consistency(all) = &msg.body else {
+                unreachable!("matched above")
+            };
+            assert_eq!(all.len(), 10);
+            let me = group
+                .members
+                .iter()
+                .position(|&d| d == victim)
+                .expect("member") as u32;
+            let mut short: Vec<u32> = all.iter().copied().filter(|&c| c != me).take(6).collect();
+            short.push(me);
+            short.sort_unstable();
+            let forged = ServerMsg {
+                body: ServerBody::Consistency(short),
+                ..msg
+            };
+            let owner = live.get_mut(&victim).expect("live");
+            let err = owner
+                .handle_server_msg(&forged.encode())
+                .expect_err("refused");
+            assert!(
+                matches!(err, FedError::TooFewSurvivors { have: 7, need: 8 }),
+                "{err}"
+            );
+            assert!(owner.poll_transmit().is_none(), "it signed nothing");
+            return;
+        }
+        for (id, bytes) in outgoing {
+            let owner = live.get_mut(&id).expect("a live owner");
+            owner.handle_server_msg(&bytes).expect("honest");
+            if let Some(reply) = owner.poll_transmit() {
+                coordinator
+                    .handle_client_msg(id, &reply)
+                    .expect("honest reply");
+            }
+        }
+    }
 }
 
 const LIMITS: RecordLimits = RecordLimits {

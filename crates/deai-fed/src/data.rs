@@ -162,6 +162,16 @@ pub struct DigitsSplit {
     pub validation: Dataset,
 }
 
+/// `train` dealt round-robin to `owners` (sample `j` to owner `j % owners`, in file order).
+fn deal(train: &Dataset, owners: usize) -> Vec<Dataset> {
+    (0..owners)
+        .map(|o| {
+            let idx: Vec<usize> = (o..train.len()).step_by(owners).collect();
+            train.subset(&idx)
+        })
+        .collect()
+}
+
 /// Cuts the vendored digits set into `owners` slices and a validation slice.
 pub fn digits_split(owners: usize) -> Result<DigitsSplit, DataError> {
     let all = digits::load().map_err(|e| DataError::Digits(e.to_string()))?;
@@ -172,21 +182,48 @@ pub fn digits_split(owners: usize) -> Result<DigitsSplit, DataError> {
             train.len()
         )));
     }
-    let slices = (0..owners)
-        .map(|o| {
-            let idx: Vec<usize> = (o..train.len()).step_by(owners).collect();
-            train.subset(&idx)
-        })
-        .collect();
     Ok(DigitsSplit {
-        owners: slices,
+        owners: deal(&train, owners),
         validation,
+    })
+}
+
+/// Fashion-MNIST cut for a federation of `owners`: its 60,000 training images dealt
+/// round-robin (image `j` to owner `j % owners`), and the first `validation` test images as the
+/// task's validation set. The files come from Debian's `dataset-fashion-mnist`
+/// (`scripts/install-deps.sh`).
+pub fn fashion_split(owners: usize, validation: usize) -> Result<DigitsSplit, DataError> {
+    let (train, test) =
+        deai_learn::data::fashion::load(None).map_err(|e| DataError::Digits(e.to_string()))?;
+    if owners == 0 || owners > train.len() || validation == 0 || validation > test.len() {
+        return Err(DataError::Digits(format!(
+            "{owners} owners for {} training images, {validation} of {} test images to validate on",
+            train.len(),
+            test.len()
+        )));
+    }
+    let idx: Vec<usize> = (0..validation).collect();
+    Ok(DigitsSplit {
+        owners: deal(&train, owners),
+        validation: test.subset(&idx),
     })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn fashion_mnist_splits_and_fits_its_schema() {
+        let split = fashion_split(7, 100).expect("scripts/install-deps.sh installs Fashion-MNIST");
+        let sizes: Vec<usize> = split.owners.iter().map(Dataset::len).collect();
+        assert_eq!(sizes, [8572, 8572, 8572, 8571, 8571, 8571, 8571]);
+        assert_eq!(split.validation.len(), 100);
+        let schema = crate::schema::find("fashion-mnist-28x28").expect("known");
+        schema.check(&split.owners[6]).expect("training slices fit");
+        schema.check(&split.validation).expect("validation fits");
+        assert!(fashion_split(0, 100).is_err() && fashion_split(7, 10_001).is_err());
+    }
 
     #[test]
     fn round_trips_and_splits_deterministically() {

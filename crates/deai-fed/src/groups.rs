@@ -25,9 +25,12 @@
 //! # Noise
 //!
 //! The coordinator sees every completed group's sum, so each group sum must carry DP noise on its
-//! own. A completed group has at least `t_g` survivors, of which up to `c_g =
-//! ⌊CORRUPT_FRACTION · n_g⌋` may collude with the coordinator and subtract their own noise. With
-//! `m = min_g (t_g − c_g)`, each owner adds `N(0, (σC)²/m)` per coordinate, so every released
+//! own. A completed group has at least `r_g` survivors ([`survivors_required`]: all but the
+//! `⌊DROPOUT_FRACTION · n_g⌋` dropouts the threat model allows, at least one, and never fewer
+//! than the threshold `t_g`; every honest member refuses to sign a shorter survivor list), of
+//! which up to `c_g = ⌊CORRUPT_FRACTION · n_g⌋` may collude with the coordinator and subtract
+//! their own noise. With `m = min_g (r_g − c_g)`, each owner adds `N(0, (σC)²/m)` per
+//! coordinate, so every released
 //! group sum (and the round's total) carries noise of standard deviation at least `σC` from
 //! honest owners alone: the Gaussian mechanism for sensitivity `C` under the stated threat model.
 //! (Calibrating for `m = t` instead, as before, left a group of 8 with `√(2/3)·σC ≈ 0.82·σC`
@@ -62,6 +65,8 @@ pub struct Group {
     pub members: Vec<u64>,
     /// Graph degree and threshold.
     pub params: Params,
+    /// Survivors its members require before they help unmask it ([`survivors_required`]).
+    pub survivors_required: u32,
     /// The SecAgg configuration every member and the coordinator use.
     pub config: Arc<RoundConfig>,
 }
@@ -77,7 +82,7 @@ pub struct RoundPlan {
     pub quantizer: Quantizer,
     /// The fewest survivors a completed group sum has (`min_g t_g`).
     pub survivors_min: u32,
-    /// `m`: the fewest honest survivors a completed group sum has (`min_g (t_g − c_g)`).
+    /// `m`: the fewest honest survivors a completed group sum has (`min_g (r_g − c_g)`).
     pub honest_min: u32,
     /// Standard deviation of each owner's per-coordinate noise, `σC/√m`.
     pub noise_std: f64,
@@ -151,14 +156,25 @@ pub fn colluders(n: u32) -> u32 {
     (CORRUPT_FRACTION * f64::from(n) + 1e-9).floor() as u32
 }
 
-/// `m = min_g (t_g − c_g)` for `n` selected datasets: the fewest honest owners whose noise is
-/// in any completed group sum (at least 1).
+/// Survivors `r` a group of `n` must keep for its honest members to sign the survivor list
+/// and unmask it: all but the dropouts the threat model allows (`⌊DROPOUT_FRACTION · n⌋`, at
+/// least one), and never fewer than the SecAgg threshold. An owner refuses a shorter list, so
+/// every completed group sum holds at least `r` updates: a large group's noise is then sized for
+/// the 80 % that must survive rather than for the threshold of a sparse graph, which is far
+/// lower (a group of 100 has `t` = 42 but `r` = 80).
+pub fn survivors_required(n: u32) -> u32 {
+    let may_drop = ((DROPOUT_FRACTION * f64::from(n) + 1e-9).floor() as u32).max(1);
+    group_params(n).threshold.max(n.saturating_sub(may_drop))
+}
+
+/// `m = min_g (r_g − c_g)` for `n` selected datasets ([`survivors_required`] less the
+/// colluders): the fewest honest owners whose noise is in any completed group sum (at least 1).
 pub fn honest_survivors_min(n: usize, group_size_min: u32) -> u32 {
     group_sizes(n, group_size_min)
         .into_iter()
         .map(|size| {
             let size = size as u32;
-            group_params(size).threshold.saturating_sub(colluders(size))
+            survivors_required(size).saturating_sub(colluders(size))
         })
         .min()
         .unwrap_or(1)
@@ -299,6 +315,7 @@ impl Group {
         )?;
         Ok(Self {
             index: g as u32,
+            survivors_required: survivors_required(members.len() as u32),
             members,
             params,
             config: Arc::new(config),
@@ -388,12 +405,20 @@ mod tests {
             // survivors, so its honest noise has variance at least (σC)².
             let m = honest_survivors_min(selected, group_min);
             for size in group_sizes(selected, group_min) {
-                let p = group_params(size as u32);
-                let honest = p.threshold - colluders(size as u32);
+                let size = size as u32;
+                let required = survivors_required(size);
+                assert!(required >= group_params(size).threshold && required < size);
+                let honest = required - colluders(size);
                 assert!(honest >= m, "{selected}/{group_min}: group of {size}");
             }
         }
-        // A group of 8 (one colluder) calibrates for 4 honest survivors, not its threshold of 5.
-        assert_eq!(honest_survivors_min(8, 8), 4);
+        // A group of 8 (one colluder, one dropout allowed) calibrates for 6 honest survivors; a
+        // group of 4 still survives one dropout; a group of 100 needs 80 (its threshold is 42).
+        assert_eq!(honest_survivors_min(8, 8), 6);
+        assert_eq!(survivors_required(4), 3);
+        assert_eq!(
+            (group_params(100).threshold, survivors_required(100)),
+            (42, 80)
+        );
     }
 }

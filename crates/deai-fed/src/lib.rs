@@ -116,6 +116,14 @@ pub enum FedError {
         /// Smallest group.
         need: u32,
     },
+    /// The coordinator asked an owner to sign a survivor list shorter than its group may have.
+    #[error("{have} survivors listed, the group needs {need} before its members unmask it")]
+    TooFewSurvivors {
+        /// Survivors listed.
+        have: usize,
+        /// Survivors required.
+        need: u32,
+    },
     /// A selected dataset has no owner identity in the round info.
     #[error("no owner identity for selected dataset {0}")]
     NoIdentity(u64),

@@ -23,7 +23,7 @@ use deai_learn::model::{ModelKind, optim};
 use deai_learn::params;
 use deai_ledger::Digest;
 use deai_secagg::client::{Client, ClientPhase};
-use deai_secagg::msg::ServerMsg;
+use deai_secagg::msg::{ServerBody, ServerMsg};
 use ed25519_dalek::SigningKey;
 use rand_chacha::ChaCha20Rng;
 use rand_core::SeedableRng;
@@ -79,6 +79,8 @@ pub struct OwnerRound {
     limits: deai_secagg::msg::Limits,
     rng: ChaCha20Rng,
     group: usize,
+    /// Survivors its group must keep before this owner signs the survivor list.
+    survivors_required: u32,
     stats: LocalStats,
 }
 
@@ -214,6 +216,7 @@ impl OwnerRound {
             limits,
             rng: secagg_rng,
             group,
+            survivors_required: plan.groups[group].survivors_required,
             stats,
         })
     }
@@ -222,6 +225,16 @@ impl OwnerRound {
     /// [`Self::poll_transmit`] gives. An error aborts this owner's round (it sends nothing more).
     pub fn handle_server_msg(&mut self, server_msg: &[u8]) -> Result<(), FedError> {
         let msg = ServerMsg::decode(server_msg, &self.limits).map_err(FedError::ServerMessage)?;
+        // Fewer survivors than the threat model allows would leave too few honest members'
+        // noise in the group sum: refuse to sign, so the group cannot be unmasked.
+        if let ServerBody::Consistency(survivors) = &msg.body
+            && survivors.len() < self.survivors_required as usize
+        {
+            return Err(FedError::TooFewSurvivors {
+                have: survivors.len(),
+                need: self.survivors_required,
+            });
+        }
         self.client.handle_server_msg(msg, &mut self.rng)?;
         Ok(())
     }

@@ -33,17 +33,30 @@ pub struct Schema {
 }
 
 /// Every schema this build knows, by tag.
-pub const SCHEMAS: &[Schema] = &[Schema {
-    name: "digits-8x8",
-    family: "digits",
-    features: 64,
-    classes: 10,
-    raw_min: 0.0,
-    raw_max: 16.0,
-    integer: true,
-    scale: 1.0 / 16.0,
-    description: "handwritten digits, 8x8 pixels of intensity 0-16 row by row, label 0-9 (the UCI optical digits set)",
-}];
+pub const SCHEMAS: &[Schema] = &[
+    Schema {
+        name: "digits-8x8",
+        family: "digits",
+        features: 64,
+        classes: 10,
+        raw_min: 0.0,
+        raw_max: 16.0,
+        integer: true,
+        scale: 1.0 / 16.0,
+        description: "handwritten digits, 8x8 pixels of intensity 0-16 row by row, label 0-9 (the UCI optical digits set)",
+    },
+    Schema {
+        name: "fashion-mnist-28x28",
+        family: "fashion-mnist",
+        features: 784,
+        classes: 10,
+        raw_min: 0.0,
+        raw_max: 255.0,
+        integer: true,
+        scale: 1.0 / 255.0,
+        description: "clothing images, 28x28 grey pixels 0-255 row by row, label 0-9 (Fashion-MNIST)",
+    },
+];
 
 /// Why data does not fit a schema.
 #[derive(Debug, Error, Clone, PartialEq)]

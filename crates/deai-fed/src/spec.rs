@@ -23,7 +23,8 @@ pub const DATASETS_MAX: u32 = 100_000;
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TaskSpec {
-    /// Data set family every owner's data and the validation set come from (`"digits"`).
+    /// Data set family every owner's data and the validation set come from (`"digits"` or
+    /// `"fashion-mnist"`: a [`crate::schema::Schema::family`]).
     pub dataset: String,
     /// Architecture: `"mlp"` or `"logreg"`.
     pub model: String,
@@ -80,8 +81,8 @@ pub enum SpecError {
     /// The spec is not valid JSON for [`TaskSpec`].
     #[error("task spec does not parse: {0}")]
     Parse(String),
-    /// Only the vendored digits set is wired in.
-    #[error("unknown dataset {0:?}: expected \"digits\"")]
+    /// No schema has this data family.
+    #[error("unknown dataset {0:?}: expected \"digits\" or \"fashion-mnist\"")]
     UnknownDataset(String),
     /// The model name is not one this module trains.
     #[error("unknown model {0:?}: expected \"mlp\" or \"logreg\"")]
@@ -183,9 +184,6 @@ impl TaskSpec {
 
     /// Checks every field; the error names the first bad one.
     pub fn validate(&self) -> Result<(), SpecError> {
-        if self.dataset != "digits" {
-            return Err(SpecError::UnknownDataset(self.dataset.clone()));
-        }
         self.model_kind()?;
         range("rounds", self.rounds, 1, ROUNDS_MAX)?;
         range(
@@ -234,11 +232,13 @@ impl TaskSpec {
         Digest::hash(&self.canonical_bytes())
     }
 
-    /// The architecture for the digits set (64 features, 10 classes).
+    /// The architecture for the data family's schema (digits: 64 features; Fashion-MNIST: 784;
+    /// both 10 classes).
     pub fn model_kind(&self) -> Result<ModelKind, SpecError> {
-        use deai_learn::data::digits::{CLASSES, FEATURES};
+        let schema = crate::schema::for_family(&self.dataset)
+            .ok_or_else(|| SpecError::UnknownDataset(self.dataset.clone()))?;
         match self.model.as_str() {
-            "mlp" | "logreg" => ModelKind::from_name(&self.model, FEATURES, CLASSES)
+            "mlp" | "logreg" => ModelKind::from_name(&self.model, schema.features, schema.classes)
                 .map_err(|_| SpecError::UnknownModel(self.model.clone())),
             _ => Err(SpecError::UnknownModel(self.model.clone())),
         }

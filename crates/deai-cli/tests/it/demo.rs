@@ -160,6 +160,50 @@ fn demo_trains_privately_pays_and_verifies() {
     assert!(v["validators_agreed_at"].is_null(), "{v}");
 }
 
+/// A federation too large for a node per owner: 24 Fashion-MNIST owners hosted on owner nodes
+/// (each still its own key, dataset and account), 23 of them a round in one secure-aggregation
+/// group. Everything the small demo checks holds (the dropped owner is always selected: the
+/// revoker is the only one left out). `deai demo --owners 1000 --dataset fashion-mnist` is the
+/// same path at scale (docs/federation.md); light noise here so four rounds visibly learn.
+#[test]
+fn demo_hosts_many_owners_on_fashion_mnist() {
+    let v = demo(
+        &[
+            "--owners",
+            "24",
+            "--dataset",
+            "fashion-mnist",
+            "--per-round",
+            "23",
+            "--rounds",
+            "4",
+            "--noise-multiplier",
+            "0.3",
+        ],
+        4,
+    );
+    assert_eq!(v["dataset"], "fashion-mnist", "{v}");
+    assert_eq!(
+        (v["owners"].as_u64(), v["selected_per_round"].as_u64()),
+        (Some(24), Some(23))
+    );
+    assert_eq!(v["group_size_min"], 23, "{v}");
+    let rewards = v["rewards"].as_array().unwrap();
+    let addresses: std::collections::BTreeSet<&str> = rewards
+        .iter()
+        .map(|o| o["address"].as_str().unwrap())
+        .collect();
+    assert_eq!(addresses.len(), 24, "each owner its own account: {v}");
+    let paid = rewards
+        .iter()
+        .filter(|o| o["reward"].as_str().unwrap() != "0")
+        .count();
+    assert!(
+        paid >= 20,
+        "hosted owners are paid to their own accounts: {v}"
+    );
+}
+
 /// A fifth of the owners flip the sign of their updates from inside the protocol: every check
 /// still passes (they follow the wire protocol), the model does not learn under FedAvg, and the
 /// attackers earn less than the median honest owner.

@@ -232,11 +232,7 @@ pub struct CoordinatorStatus {
     pub tasks: Vec<DrivenTask>,
 }
 
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    // A poisoned lock only means another request panicked midway; the maps stay consistent
-    // because every update is a single insert.
-    m.lock().unwrap_or_else(|p| p.into_inner())
-}
+use super::lock;
 
 impl CoordinatorRole {
     /// A coordinator storing blobs in `blobs`; owners get `peer_timeout` per message before they
@@ -865,8 +861,6 @@ struct Opened {
 /// How often a closing coordinator looks whether its task has settled.
 const SETTLE_POLL: Duration = Duration::from_millis(500);
 
-/// Replaces `outcome`'s new model with one whose first weight is moved by one: a model the
-/// strategy did not produce, recorded and served as if it had.
 async fn join(
     State(role): State<CoordinatorRole>,
     headers: HeaderMap,

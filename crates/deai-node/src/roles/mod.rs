@@ -13,7 +13,7 @@ pub mod serve;
 pub mod sessions;
 pub mod setup;
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use axum::{
     http::{HeaderMap, HeaderValue, StatusCode},
@@ -47,6 +47,22 @@ pub struct RoleContext {
     /// When set, ledger reads are checked as a light client (certified roots, proofs) instead
     /// of trusting `ledger`; a forged answer is refused as `ledger_forged`.
     pub light: Option<LightClient>,
+    /// Datasets' owner keys as read (and checked) once: a dataset's owner never changes, and a
+    /// round names up to thousands of datasets whose owners every party needs. Shared by the
+    /// identities of one node.
+    owners: Arc<Mutex<std::collections::BTreeMap<u64, VerifyingKey>>>,
+    /// Held while reading owners missing from `owners`: the many identities of one node invited
+    /// to one round read each missing owner once between them, not once each.
+    owners_fill: Arc<tokio::sync::Mutex<()>>,
+}
+
+/// Dataset owners read at once when a round names datasets not read before.
+const OWNER_READS_IN_FLIGHT: usize = 32;
+
+/// Locks `m`. A poisoned lock only means another request panicked midway; the maps behind these
+/// locks stay consistent because every update is a single insert.
+pub(crate) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 impl RoleContext {
@@ -62,6 +78,8 @@ impl RoleContext {
             guard: ReplayGuard::default(),
             access: Arc::default(),
             light: None,
+            owners: Arc::default(),
+            owners_fill: Arc::default(),
         })
     }
 
@@ -309,14 +327,35 @@ impl LedgerView {
         ctx: &RoleContext,
         round: &Round,
     ) -> Result<fed::RoundInfo, ApiError> {
-        let mut identities = std::collections::BTreeMap::new();
-        for &id in &round.selected {
-            let d = self.dataset(ctx, id).await?;
-            let key = VerifyingKey::from_bytes(&d.owner.0).map_err(|e| {
-                ApiError::internal(format!("dataset {id}'s owner is not an ed25519 key: {e}"))
-            })?;
-            identities.insert(id, key);
-        }
+        use futures::{StreamExt, TryStreamExt};
+        let fill = ctx.owners_fill.lock().await;
+        let known = lock(&ctx.owners).clone();
+        let unread: Vec<u64> = round
+            .selected
+            .iter()
+            .copied()
+            .filter(|id| !known.contains_key(id))
+            .collect();
+        let read: Vec<(u64, VerifyingKey)> = futures::stream::iter(unread)
+            .map(|id| async move {
+                let d = self.dataset(ctx, id).await?;
+                let key = VerifyingKey::from_bytes(&d.owner.0).map_err(|e| {
+                    ApiError::internal(format!("dataset {id}'s owner is not an ed25519 key: {e}"))
+                })?;
+                Ok::<_, ApiError>((id, key))
+            })
+            .buffer_unordered(OWNER_READS_IN_FLIGHT)
+            .try_collect()
+            .await?;
+        let mut owners = lock(&ctx.owners);
+        owners.extend(read);
+        drop(fill);
+        let identities = round
+            .selected
+            .iter()
+            .filter_map(|id| owners.get(id).map(|k| (*id, *k)))
+            .collect();
+        drop(owners);
         Ok(fed::RoundInfo {
             task: self.task.id,
             round: round.number,

@@ -133,7 +133,16 @@ pub(super) async fn run(
     let weights = client.get_blob(&model.model_hash).await?;
     let kind = spec.model_kind()?;
     let params = deai_node::fed::weights::decode(&kind, &weights)?;
-    let (train, test) = digits::split(&digits::load()?);
+    let (train, test) = match spec.dataset.as_str() {
+        // Calibrated on 2,000 training images, scored on the task's validation images.
+        "fashion-mnist" => {
+            let (train, _) = deai_learn::data::fashion::load(Some(2_000))?;
+            let (_, test) =
+                deai_learn::data::fashion::load(Some(super::scenario::FASHION_VALIDATION))?;
+            (train, test)
+        }
+        _ => digits::split(&digits::load()?),
+    };
     let scored = crate::cmd::quantize::quantize_and_score(&kind, &params, &train, &test)?;
     let qm = scored.model;
     let quant_hash = Digest(qm.hash());

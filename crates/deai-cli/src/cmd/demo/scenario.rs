@@ -1,6 +1,8 @@
 //! The demo's federation: a coordinator and data-owner nodes on loopback (each its own HTTP
-//! server, key and blob store, talking signed HTTP), around one embedded validator or a network of
-//! validator processes (each role node then talks to its own entry point).
+//! server, key and blob store, talking signed HTTP; past [`OWN_NODES_MAX`] owners, nodes hosting
+//! [`OWNERS_PER_NODE`] owners each, every owner still its own key and account), around one
+//! embedded validator or a network of validator processes (each role node then talks to its own
+//! entry point).
 
 use std::{collections::BTreeMap, net::SocketAddr, path::Path, sync::Arc, time::Duration};
 
@@ -14,13 +16,14 @@ use deai_node::{
     fed::{self, TaskSpec},
     roles::{
         self, RoleContext,
-        coordinator::{CloseReport, RoundReport},
+        coordinator::{CloseReport, CoordError, RoundReport},
         owner::{Fault, FaultAction, LocalDataset},
-        serve::{self, RoleNode, RoleNodeConfig},
+        serve::{self, RoleNodeConfig},
         setup as task_setup,
     },
 };
 use ed25519_dalek::SigningKey;
+use futures::{StreamExt, TryStreamExt};
 use serde::Serialize;
 
 /// The purpose every consent policy and the task agree on.
@@ -46,6 +49,26 @@ pub struct Setup {
     pub lie_round: u32,
 }
 
+/// Owners hosted by one owner node when the federation is large (each its own key, dataset and
+/// account; `[[roles.datasets]] key`): a thousand owners run on ten listeners.
+pub(super) const OWNERS_PER_NODE: usize = 100;
+/// Up to this many owners, each runs its own node (its own HTTP server), as a real federation
+/// of separate machines would.
+pub(super) const OWN_NODES_MAX: usize = 20;
+/// Dataset registrations in flight at once (each owner signs its own; they share blocks).
+const REGISTRATIONS_IN_FLIGHT: usize = 64;
+
+/// The owners' data and the validation set for `setup`'s data family.
+pub(super) fn split_for(setup: &Setup) -> anyhow::Result<fed::data::DigitsSplit> {
+    Ok(match setup.spec.dataset.as_str() {
+        "fashion-mnist" => fed::data::fashion_split(setup.owners, FASHION_VALIDATION)?,
+        _ => fed::data::digits_split(setup.owners)?,
+    })
+}
+
+/// Fashion-MNIST test images the task validates and scores on (the first ones).
+pub(super) const FASHION_VALIDATION: usize = 2_000;
+
 impl Setup {
     /// Whether owner `i` attacks (owners 1..=`owners / 5`: neither the dropper, owner 0, nor
     /// the revoker, the last).
@@ -67,6 +90,14 @@ pub(super) fn owner_key(i: usize) -> SigningKey {
     let mut seed = [0u8; 32];
     seed[0] = 0x40;
     seed[1..9].copy_from_slice(&(i as u64).to_be_bytes());
+    SigningKey::from_bytes(&seed)
+}
+
+/// The key of owner node `n` of a large federation (it owns nothing; its hosted owners do).
+fn owner_node_key(n: usize) -> SigningKey {
+    let mut seed = [0u8; 32];
+    seed[0] = 0x41;
+    seed[1..9].copy_from_slice(&(n as u64).to_be_bytes());
     SigningKey::from_bytes(&seed)
 }
 
@@ -160,7 +191,7 @@ fn loopback() -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], 0))
 }
 
-async fn role_node(
+fn role_config(
     dir: &Path,
     name: &str,
     key: SigningKey,
@@ -168,8 +199,8 @@ async fn role_node(
     datasets: Vec<LocalDataset>,
     coordinator: Option<&str>,
     genesis: &deai_ledger::Genesis,
-) -> anyhow::Result<RoleNode> {
-    serve::start(RoleNodeConfig {
+) -> RoleNodeConfig {
+    RoleNodeConfig {
         key,
         upstream: validator.to_string(),
         listen: loopback(),
@@ -186,8 +217,7 @@ async fn role_node(
         genesis: Some(genesis.clone()),
         provider: None,
         identities: vec![],
-    })
-    .await
+    }
 }
 
 /// The ε budget to put up: what a dataset selected in every round is charged (the last step of
@@ -213,14 +243,14 @@ pub(super) async fn run(
     let entry = |i: usize| validators[i % validators.len()].as_str();
     let validator = entry(0);
     let ledger = Client::new(validator.to_string());
-    let split = fed::data::digits_split(setup.owners)?;
+    let split = split_for(setup)?;
     let creator = RoleContext::connect(creator_key(), ledger.clone()).await?;
     // The demo made the network, so it takes the genesis from its first validator; the role
     // nodes then check what every validator tells them against that genesis's validator set.
     let genesis: deai_ledger::Genesis = ledger.get("/v1/genesis").await?;
 
     // The coordinator (run by the task's creator).
-    let coord_node = role_node(
+    let coord_node = serve::start(role_config(
         dir,
         "coordinator",
         creator_key(),
@@ -228,34 +258,46 @@ pub(super) async fn run(
         vec![],
         None,
         &genesis,
-    )
+    ))
     .await?;
     let coordinator = coord_node
         .coordinator
         .clone()
         .ok_or_else(|| anyhow::anyhow!("the coordinator node has no coordinator role"))?;
 
-    // Each owner registers a commitment to its data (the data stays on its node).
-    let mut owner_ctx = Vec::new();
-    let mut datasets = Vec::new();
-    let mut salts = Vec::new();
-    for (i, data) in split.owners.iter().enumerate() {
-        let ctx = RoleContext::connect(owner_key(i), Client::new(entry(i).to_string())).await?;
-        let policy = ConsentPolicy {
-            purposes: vec![PURPOSE.into()],
-            creators: None,
-            reward_min: 100 * TOKEN,
-            epsilon_max: 1_000 * EPSILON_SCALE,
-            expiry_height: 10_000_000,
-            epsilon_round_max: 0,
-            noise_multiplier_min: 0,
-            royalty_bps_min: 0,
-        };
-        let salt = task_setup::fresh_salt();
-        datasets.push(task_setup::register_dataset(&ctx, data, &salt, "digits-8x8", policy).await?);
-        salts.push(salt);
-        owner_ctx.push(ctx);
+    // Each owner registers a commitment to its data (the data stays on its node), many at once.
+    let schema = fed::schema::for_family(&setup.spec.dataset)
+        .ok_or_else(|| anyhow::anyhow!("no schema for data family {}", setup.spec.dataset))?;
+    let mut entries = Vec::new();
+    for v in validators {
+        entries.push(RoleContext::connect(creator_key(), Client::new(v.clone())).await?);
     }
+    let owner_ctx: Vec<RoleContext> = (0..setup.owners)
+        .map(|i| entries[i % entries.len()].as_identity(owner_key(i)))
+        .collect();
+    let salts: Vec<Digest> = (0..setup.owners)
+        .map(|_| task_setup::fresh_salt())
+        .collect();
+    let policy = ConsentPolicy {
+        purposes: vec![PURPOSE.into()],
+        creators: None,
+        reward_min: 100 * TOKEN,
+        // Each owner consents to what the task may spend at most, and no more.
+        epsilon_max: epsilon_budget(&setup.spec)?,
+        expiry_height: 10_000_000,
+        epsilon_round_max: 0,
+        noise_multiplier_min: 0,
+        royalty_bps_min: 0,
+    };
+    let datasets: Vec<u64> = futures::stream::iter(0..setup.owners)
+        .map(|i| {
+            let (ctx, data, salt, policy) =
+                (&owner_ctx[i], &split.owners[i], &salts[i], policy.clone());
+            task_setup::register_dataset(ctx, data, salt, schema.name, policy)
+        })
+        .buffered(REGISTRATIONS_IN_FLIGHT)
+        .try_collect()
+        .await?;
 
     // The creator posts the task with escrow and a DP budget, commits to validation data, and
     // hands the coordinator its inputs over the coordinator's signed API.
@@ -280,30 +322,75 @@ pub(super) async fn run(
     )
     .await?;
 
-    // Owner nodes come up and announce themselves to the coordinator.
+    // Owner nodes come up and announce themselves to the coordinator: one node per owner in a
+    // small federation, else nodes hosting OWNERS_PER_NODE owners each.
+    let local = |i: usize| LocalDataset {
+        id: datasets[i],
+        data: Arc::new(split.owners[i].clone()),
+        commitment: task_setup::salted_commitment(&salts[i], &split.owners[i]),
+    };
     let mut owner_nodes = Vec::new();
-    for (i, data) in split.owners.iter().enumerate() {
-        let node = role_node(
-            dir,
-            &format!("owner-{i}"),
-            owner_key(i),
-            entry(i),
-            vec![LocalDataset {
-                id: datasets[i],
-                data: Arc::new(data.clone()),
-                commitment: task_setup::salted_commitment(&salts[i], data),
-            }],
-            Some(&coord_node.url),
-            &genesis,
-        )
-        .await?;
-        serve::announce(&node, &coord_node.url).await?;
-        if let (Some(o), Some((_, attack))) = (&node.owner, &setup.attack)
+    let mut owner_roles = Vec::new();
+    if setup.owners <= OWN_NODES_MAX {
+        for i in 0..setup.owners {
+            let (name, key) = (format!("owner-{i}"), owner_key(i));
+            let node = serve::start(role_config(
+                dir,
+                &name,
+                key,
+                entry(i),
+                vec![local(i)],
+                Some(&coord_node.url),
+                &genesis,
+            ))
+            .await?;
+            owner_roles.extend(node.owner.clone());
+            owner_nodes.push(node);
+        }
+    } else {
+        let chunks: Vec<Vec<usize>> = (0..setup.owners)
+            .collect::<Vec<_>>()
+            .chunks(OWNERS_PER_NODE)
+            .map(<[usize]>::to_vec)
+            .collect();
+        for (n, chunk) in chunks.into_iter().enumerate() {
+            let identities = chunk
+                .iter()
+                .map(|&i| serve::OwnerIdentity {
+                    key: owner_key(i),
+                    datasets: vec![local(i)],
+                })
+                .collect();
+            let mut cfg = role_config(
+                dir,
+                &format!("owners-{n}"),
+                owner_node_key(n),
+                entry(n),
+                vec![],
+                Some(&coord_node.url),
+                &genesis,
+            );
+            cfg.identities = identities;
+            let node = serve::start(cfg).await?;
+            owner_roles.extend(node.identities.iter().map(|(o, _)| o.clone()));
+            owner_nodes.push(node);
+        }
+    }
+    anyhow::ensure!(
+        owner_roles.len() == setup.owners,
+        "{} of {} owners came up",
+        owner_roles.len(),
+        setup.owners
+    );
+    for node in &owner_nodes {
+        serve::announce(node, &coord_node.url).await?;
+    }
+    for (i, o) in owner_roles.iter().enumerate() {
+        if let Some((_, attack)) = &setup.attack
             && setup.attacks(i).is_some()
         {
             o.set_attack(Some(*attack));
         }
-        owner_nodes.push(node);
     }
 
     // Training.
@@ -327,20 +414,21 @@ pub(super) async fn run(
             )
             .await?;
         }
-        if r == setup.drop_round
-            && let Some(o) = &owner_nodes[dropper].owner
-        {
-            o.inject(Fault {
+        if r == setup.drop_round {
+            owner_roles[dropper].inject(Fault {
                 task,
                 from_round: r,
                 step: 1,
                 action: FaultAction::Offline,
             });
         }
-        let report = coordinator.run_round(task).await?;
-        if let Some(o) = &owner_nodes[dropper].owner {
-            o.go_online();
-        }
+        let report = match coordinator.run_round(task).await {
+            Ok(report) => report,
+            // Every owner's consent caps its ε: once too few may take part, the task ends.
+            Err(CoordError::Exhausted { round, .. }) if round > 1 => break,
+            Err(e) => return Err(e.into()),
+        };
+        owner_roles[dropper].go_online();
         on_round(&report);
         rounds.push(report);
         if r == setup.lie_round {
@@ -354,11 +442,12 @@ pub(super) async fn run(
     let verifier = Client::new(entry(validators.len() - 1).to_string());
     let verify = verify_task::verify_task(&verifier, &verifier, task, |_| {}).await?;
 
-    let drop_rounds = owner_nodes[dropper]
-        .owner
-        .as_ref()
-        .map(|o| o.fired().into_iter().map(|(_, r)| r).collect())
-        .unwrap_or_default();
+    let drop_rounds = owner_roles[dropper]
+        .fired()
+        .into_iter()
+        .map(|(_, r)| r)
+        .collect();
+    drop(owner_nodes);
     let revoked_never_selected_again = rounds
         .iter()
         .filter(|r| r.round >= setup.revoke_round)
@@ -488,7 +577,7 @@ async fn challenge_model(
 /// The same training without DP noise, in one process (the privacy cost's reference):
 /// accuracy after each round.
 pub(super) fn without_dp(setup: &Setup) -> anyhow::Result<Vec<f64>> {
-    let split = fed::data::digits_split(setup.owners)?;
+    let split = split_for(setup)?;
     let mut spec = setup.spec.clone();
     // The spec requires σ > 0; at 1e-9 the noise is far below the quantization step.
     spec.noise_multiplier = 1e-9;
