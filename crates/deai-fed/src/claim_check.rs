@@ -19,7 +19,7 @@
 //! record that disagrees with the round's public plan, when the claim reads it.
 
 use deai_learn::data::Dataset;
-use deai_ledger::{Claim, Score};
+use deai_ledger::{Claim, Digest, Score};
 
 use super::groups::RoundPlan;
 use super::record::{AggregateBlob, GroupResult, RecordLimits, RoundRecord};
@@ -67,6 +67,54 @@ pub fn check_claim(
         c.out.push(m);
     }
     Ok(c.out)
+}
+
+/// The blobs [`check_claim`] reads for `claim` of the recorded round `info`/`recorded`, in no
+/// particular order: what a validator fetches before it checks (a group's sum reads its own
+/// survivors' masked updates, not the round's). The validation set, which a score also reads,
+/// is the task's and not listed.
+pub fn claim_blobs(
+    spec: &TaskSpec,
+    info: &RoundInfo,
+    recorded: &RecordedRound,
+    claim: &Claim,
+) -> Vec<Digest> {
+    let masked_of = |g: u32| -> Vec<Digest> {
+        let members = RoundPlan::new(spec, info)
+            .ok()
+            .and_then(|p| p.groups.get(g as usize).map(|g| g.members.clone()))
+            .unwrap_or_default();
+        recorded
+            .survivors
+            .iter()
+            .zip(&recorded.masked_updates)
+            .filter(|(d, _)| members.contains(d))
+            .map(|(_, h)| *h)
+            .collect()
+    };
+    let mut out = match *claim {
+        Claim::GroupSum { group } => {
+            let mut v = masked_of(group);
+            v.extend([recorded.unmasking, recorded.aggregate]);
+            v
+        }
+        // The whole round: every masked update, and the step and scores it re-checks too.
+        Claim::Aggregate => {
+            let mut v = recorded.masked_updates.clone();
+            v.extend([
+                recorded.unmasking,
+                recorded.aggregate,
+                info.global_model,
+                recorded.new_model,
+            ]);
+            v
+        }
+        Claim::Model => vec![info.global_model, recorded.aggregate, recorded.new_model],
+        Claim::Score { .. } => vec![recorded.unmasking, info.global_model, recorded.aggregate],
+    };
+    out.sort_unstable();
+    out.dedup();
+    out
 }
 
 fn run(

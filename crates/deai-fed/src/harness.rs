@@ -835,6 +835,40 @@ pub(crate) mod tests {
         assert!(last > report.initial_accuracy + 0.2, "{last}");
     }
 
+    /// What a validator fetches before it checks a claim ([`crate::claim_blobs`]) is exactly
+    /// what the check then reads, for every claim of a real round: nothing it needs is left
+    /// out, nothing it does not need is fetched.
+    #[test]
+    fn claim_blobs_are_what_a_claim_check_reads() {
+        let report = baseline();
+        let (o, info) = (&report.rounds[0].outcome, &report.rounds[0].info);
+        let recorded = RecordedRound::from(&o.round_result(1, 1));
+        let (_, validation) = owners(10);
+        for claim in every_claim(o.groups.len()) {
+            let read = std::cell::RefCell::new(std::collections::BTreeSet::new());
+            let fetch = |h: &Digest| {
+                read.borrow_mut().insert(*h);
+                report.blobs.get(h).cloned()
+            };
+            let m = crate::check_claim(
+                &spec(),
+                info,
+                &recorded,
+                &claim,
+                &fetch,
+                Some(&validation),
+                &mut ServerState::new(&spec()).expect("builds"),
+            )
+            .expect("checkable");
+            assert!(m.is_empty(), "{claim:?}: {m:?}");
+            let listed: std::collections::BTreeSet<Digest> =
+                crate::claim_blobs(&spec(), info, &recorded, &claim)
+                    .into_iter()
+                    .collect();
+            assert_eq!(*read.borrow(), listed, "{claim:?}");
+        }
+    }
+
     /// The bounded check of one claim (what a validator runs on a challenge) refutes the claim
     /// that lies and only what reads the lie: a wrong model is the model claim's; a wrong
     /// score, its group's score claim; a recorded aggregate whose group-0 sum was altered, the

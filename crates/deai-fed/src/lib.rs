@@ -60,7 +60,7 @@ use deai_ledger::Digest;
 use ed25519_dalek::VerifyingKey;
 use thiserror::Error;
 
-pub use claim_check::{ClaimCheckError, check_claim};
+pub use claim_check::{ClaimCheckError, check_claim, claim_blobs};
 pub use coordinator::{CoordinatorRound, Phase, Rejected, RoundOutcome};
 pub use deai_secagg::msg::Step;
 pub use owner::OwnerRound;

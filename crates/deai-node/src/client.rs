@@ -505,6 +505,16 @@ impl Client {
         self.get("/v1/identity").await
     }
 
+    /// The chain id and key a blob upload to this node is signed for (what [`Client::put_blob`]
+    /// asks before each upload), for callers that upload many ([`Client::put_blob_to`]).
+    pub async fn blob_recipient(
+        &self,
+    ) -> Result<(String, ed25519_dalek::VerifyingKey), ClientError> {
+        let id = self.identity().await?;
+        let key = parse_identity_key(&self.base, &id)?;
+        Ok((id.chain_id, key))
+    }
+
     /// Uploads `bytes` to the node's blob store (`PUT /v1/blobs/{hash}`), signed with `key` for
     /// the node as it names itself ([`Client::identity`]); returns their hash. Storing a blob
     /// the node already holds is fine. The node stores it only from a key it accepts (its own,

@@ -117,34 +117,7 @@ pub async fn check_claim(
         let recorded = fed::RecordedRound::from(outcome);
         // Only the blobs this claim reads: a group's sum needs its own masked updates, the
         // aggregate every one, the model and a score none.
-        let survivors_of = |g: u32| -> Vec<deai_ledger::Digest> {
-            let members = fed::groups::RoundPlan::new(&spec, &info)
-                .ok()
-                .and_then(|p| p.groups.get(g as usize).map(|g| g.members.clone()))
-                .unwrap_or_default();
-            recorded
-                .survivors
-                .iter()
-                .zip(&recorded.masked_updates)
-                .filter(|(d, _)| members.contains(d))
-                .map(|(_, h)| *h)
-                .collect()
-        };
-        let masked = match c.claim {
-            Claim::GroupSum { group } => survivors_of(group),
-            Claim::Aggregate => recorded.masked_updates.clone(),
-            Claim::Model | Claim::Score { .. } => Vec::new(),
-        };
-        let store = fetch_all(
-            blobs,
-            masked.into_iter().chain([
-                recorded.unmasking,
-                recorded.aggregate,
-                recorded.new_model,
-                r.global_model,
-            ]),
-        )
-        .await;
+        let store = fetch_all(blobs, fed::claim_blobs(&spec, &info, &recorded, &c.claim)).await;
         let fetch = |h: &deai_ledger::Digest| store.get(h).cloned();
         let mut refuting = fed::check_claim(
             &spec,

@@ -189,6 +189,9 @@ pub struct CoordinatorRole {
     directory: Arc<Mutex<BTreeMap<u64, (String, VerifyingKey)>>>,
     assignments: Arc<Mutex<BTreeMap<u64, Assignment>>>,
     progress: Arc<Mutex<BTreeMap<u64, Progress>>>,
+    /// `(node base URL, blob)` already uploaded there: each round's blobs are published before
+    /// the round is recorded, and the close publishes the task's blobs again only where missing.
+    published: Arc<Mutex<std::collections::BTreeSet<(String, Digest)>>>,
     /// What [`Self::drive`] did with each task, for the node's status.
     driven: Arc<Mutex<BTreeMap<u64, DrivenTask>>>,
     /// Round → the claim it lies about (`[roles] coordinator_lies`; empty: honest).
@@ -247,6 +250,7 @@ impl CoordinatorRole {
             directory: Arc::default(),
             assignments: Arc::default(),
             progress: Arc::default(),
+            published: Arc::default(),
             driven: Arc::default(),
             lies: Arc::default(),
         }
@@ -832,21 +836,42 @@ impl CoordinatorRole {
         hashes.sort_unstable();
         hashes.dedup();
         self.publish(to, &hashes).await?;
+        // The task is closing: nothing will ask to publish its blobs again.
+        let base = to.base().to_string();
+        let mut published = lock(&self.published);
+        for h in &hashes {
+            published.remove(&(base.clone(), *h));
+        }
         Ok(hashes.len())
     }
 
-    /// Publishes every blob of the task to another node's store (e.g. the validator), so
-    /// verifiers can fetch them after this node is gone.
+    /// Publishes blobs to another node's store (e.g. the validator), so verifiers can fetch
+    /// them after this node is gone; a blob this node already uploaded there is not sent again.
     pub async fn publish(&self, to: &Client, hashes: &[Digest]) -> Result<(), CoordError> {
-        for h in hashes {
+        let base = to.base().to_string();
+        let todo: Vec<Digest> = {
+            let done = lock(&self.published);
+            hashes
+                .iter()
+                .filter(|h| !done.contains(&(base.clone(), **h)))
+                .copied()
+                .collect()
+        };
+        if todo.is_empty() {
+            return Ok(());
+        }
+        let blobs_err = |e: crate::client::ClientError| CoordError::Blobs(e.to_string());
+        let (chain_id, recipient) = to.blob_recipient().await.map_err(blobs_err)?;
+        for h in todo {
             let bytes = self
                 .blobs
-                .get(h)
+                .get(&h)
                 .map_err(|e| CoordError::Blobs(e.to_string()))?
                 .ok_or_else(|| CoordError::Blobs(format!("blob {h} missing")))?;
-            to.put_blob(&self.ctx.key, &bytes)
+            to.put_blob_to(&self.ctx.key, &chain_id, &recipient, &bytes)
                 .await
-                .map_err(|e| CoordError::Blobs(e.to_string()))?;
+                .map_err(blobs_err)?;
+            lock(&self.published).insert((base.clone(), h));
         }
         Ok(())
     }
