@@ -559,3 +559,45 @@ pub fn load_datasets(
         })
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::DatasetFile;
+
+    /// Datasets naming the same key file are one hosted owner, with that key; a dataset without a
+    /// key is the node's own and not hosted; a missing key file is named.
+    #[test]
+    fn hosted_owners_are_grouped_by_key_file() {
+        let tmp = tempfile::tempdir().expect("tmp");
+        let dir = tmp.path();
+        let split = crate::fed::data::digits_split(3).expect("digits");
+        for (i, d) in split.owners.iter().enumerate() {
+            std::fs::write(dir.join(format!("d{i}.bin")), crate::fed::data::encode(d))
+                .expect("data");
+        }
+        std::fs::create_dir_all(dir.join("owners")).expect("mkdir");
+        let a = crate::keyfile::create(&dir.join("owners/a.key")).expect("key a");
+        let file = |id: u64, i: usize, key: Option<&str>| DatasetFile {
+            id,
+            file: format!("d{i}.bin").into(),
+            salt: None,
+            key: key.map(Into::into),
+        };
+        let files = [
+            file(1, 0, Some("owners/a.key")),
+            file(2, 1, None),
+            file(3, 2, Some("owners/a.key")),
+        ];
+        let hosted = load_identities(dir, &files).expect("loads");
+        assert_eq!(hosted.len(), 1);
+        assert_eq!(hosted[0].key.to_bytes(), a.to_bytes());
+        let ids: Vec<u64> = hosted[0].datasets.iter().map(|d| d.id).collect();
+        assert_eq!(ids, [1, 3]);
+        let missing = [file(4, 0, Some("owners/b.key"))];
+        let err = load_identities(dir, &missing)
+            .map(|_| ())
+            .expect_err("no key file");
+        assert!(err.to_string().contains("owners/b.key"), "{err}");
+    }
+}
