@@ -25,7 +25,7 @@ use super::groups::RoundPlan;
 use super::record::{AggregateBlob, GroupResult, RecordLimits, RoundRecord};
 use super::strategy::ServerState;
 use super::verify::{
-    Checker, Fetch, Mismatch, RecordedRound, RoundCheck, check_header, check_model, compare_scores,
+    Checker, Fetch, Mismatch, RecordedRound, check_header, check_model, compare_scores,
     read_global, resum,
 };
 use super::{RoundInfo, TaskSpec, score};
@@ -51,10 +51,7 @@ pub fn check_claim(
     server: &mut ServerState,
 ) -> Result<Vec<Mismatch>, ClaimCheckError> {
     if let Claim::Aggregate = claim {
-        let check: RoundCheck =
-            super::verify::check_round(spec, info, recorded, fetch, None, server);
-        return Ok(check
-            .mismatches
+        return Ok(super::verify::check_sums(spec, info, recorded, fetch)
             .into_iter()
             .filter(|m| m.refutes(claim, &[]))
             .collect());
@@ -98,15 +95,9 @@ pub fn claim_blobs(
             v.extend([recorded.unmasking, recorded.aggregate]);
             v
         }
-        // The whole round: every masked update, and the step and scores it re-checks too.
         Claim::Aggregate => {
             let mut v = recorded.masked_updates.clone();
-            v.extend([
-                recorded.unmasking,
-                recorded.aggregate,
-                info.global_model,
-                recorded.new_model,
-            ]);
+            v.extend([recorded.unmasking, recorded.aggregate]);
             v
         }
         Claim::Model => vec![info.global_model, recorded.aggregate, recorded.new_model],

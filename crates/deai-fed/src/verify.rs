@@ -269,7 +269,7 @@ pub fn check_round(
     server: &mut ServerState,
 ) -> RoundCheck {
     let mut c = Checker::new(fetch);
-    if let Err(e) = run(&mut c, spec, info, recorded, validation, server) {
+    if let Err(e) = run(&mut c, spec, info, recorded, validation, Some(server)) {
         c.out.push(e);
     }
     // Not re-summed: step with what the coordinator recorded. Not even that usable (reported
@@ -285,6 +285,22 @@ pub fn check_round(
         round: info.round,
         mismatches: c.out,
     }
+}
+
+/// The recorded round's sums alone: its survivors and masked updates against the unmasking
+/// record, every group re-summed, and the aggregate's hash; no strategy step, no scores (what
+/// the aggregate claim reads).
+pub(crate) fn check_sums(
+    spec: &TaskSpec,
+    info: &RoundInfo,
+    recorded: &RecordedRound,
+    fetch: Fetch<'_>,
+) -> Vec<Mismatch> {
+    let mut c = Checker::new(fetch);
+    if let Err(e) = run(&mut c, spec, info, recorded, None, None) {
+        c.out.push(e);
+    }
+    c.out
 }
 
 /// Steps `server` through a round that could not be re-summed, with the sums the coordinator
@@ -313,10 +329,14 @@ fn run(
     info: &RoundInfo,
     recorded: &RecordedRound,
     validation: Option<&Dataset>,
-    server: &mut ServerState,
+    server: Option<&mut ServerState>,
 ) -> Result<(), Mismatch> {
     let plan = RoundPlan::new(spec, info).map_err(|e| Mismatch::Plan(e.to_string()))?;
-    let global = read_global(c, info, &plan);
+    // Without a strategy state to step, the sums are all that is checked.
+    let global = server
+        .is_some()
+        .then(|| read_global(c, info, &plan))
+        .flatten();
     let limits = RecordLimits {
         datasets_max: super::spec::DATASETS_MAX,
         vector_len_max: plan.groups[0].config.vector_len,
@@ -376,7 +396,9 @@ fn run(
     } else {
         c.blob("aggregate", &recorded.aggregate);
     }
-    let Some(global) = global else { return Ok(()) };
+    let (Some(global), Some(server)) = (global, server) else {
+        return Ok(());
+    };
     check_model(c, info, &plan, &global, &sums, recorded, server)?;
     let Some(validation) = validation else {
         return Ok(());
