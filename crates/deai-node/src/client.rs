@@ -520,9 +520,8 @@ impl Client {
     /// the node already holds is fine. The node stores it only from a key it accepts (its own,
     /// one it lists, or a funded ledger account).
     pub async fn put_blob(&self, key: &SigningKey, bytes: &[u8]) -> Result<Digest, ClientError> {
-        let id = self.identity().await?;
-        let to = parse_identity_key(&self.base, &id)?;
-        self.put_blob_to(key, &id.chain_id, &to, bytes).await
+        let (chain_id, to) = self.blob_recipient().await?;
+        self.put_blob_to(key, &chain_id, &to, bytes).await
     }
 
     /// [`Client::put_blob`] for a node whose key the caller knows (from the ledger): signed for

@@ -329,13 +329,15 @@ impl LedgerView {
     ) -> Result<fed::RoundInfo, ApiError> {
         use futures::{StreamExt, TryStreamExt};
         let fill = ctx.owners_fill.lock().await;
-        let known = lock(&ctx.owners).clone();
-        let unread: Vec<u64> = round
-            .selected
-            .iter()
-            .copied()
-            .filter(|id| !known.contains_key(id))
-            .collect();
+        let unread: Vec<u64> = {
+            let known = lock(&ctx.owners);
+            round
+                .selected
+                .iter()
+                .copied()
+                .filter(|id| !known.contains_key(id))
+                .collect()
+        };
         let read: Vec<(u64, VerifyingKey)> = futures::stream::iter(unread)
             .map(|id| async move {
                 let d = self.dataset(ctx, id).await?;
