@@ -7,7 +7,8 @@
 //! - **the aggregate**: every group re-summed, against the aggregate's hash. The one claim that
 //!   costs a whole round: a challenger who suspects one group challenges that group's sum;
 //! - **the model**: one strategy step from the recorded aggregate's group sums, against the
-//!   recorded model's hash;
+//!   recorded model's hash (a `screened-` rule screens by the recorded scores, so the model is
+//!   checkable before `TaskClose` reveals the validation set);
 //! - **a group's score**: the global model stepped by that group's recorded sum, evaluated on the
 //!   validation set (with the global model's own loss as the baseline), against the score recorded
 //!   for each of its survivors.

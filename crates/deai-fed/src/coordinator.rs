@@ -351,10 +351,10 @@ impl CoordinatorRound {
         .encode();
         let q = &self.plan.quantizer;
         let lr = self.spec.server_lr;
-        let new_weights = server.step(self.info.round, &self.global, q, &sums)?;
-        let new_model = weights::encode(&self.plan.kind, &new_weights)?;
         let group_scores =
             score::group_scores(&self.plan.kind, &self.global, q, &sums, lr, validation)?;
+        let new_weights = server.step(self.info.round, &self.global, q, &sums, &group_scores)?;
+        let new_model = weights::encode(&self.plan.kind, &new_weights)?;
         let metrics = model::evaluate(&self.plan.kind, &new_weights, validation);
         let groups = self.summaries(&survivors_by_group, &group_scores);
         Ok(RoundOutcome {

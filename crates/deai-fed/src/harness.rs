@@ -803,6 +803,153 @@ pub(crate) mod tests {
         }
     }
 
+    /// A `screened-` rule leaves out every group whose own step would raise the validation
+    /// loss: the group a sign flipper pulls backwards scores 0 every time and is not in the
+    /// step (each round's model is FedAvg over the groups that scored, recomputed here apart
+    /// from the rule's own code), every round re-verifies, and the model learns as well as it
+    /// does without the attacker, where plain FedAvg does not.
+    #[test]
+    fn a_screened_rule_leaves_out_the_groups_an_attacker_turns_uphill() {
+        let (owners, validation) = owners(10);
+        let attacker = 103;
+        let run_with = |strategy: &str, attack: bool| {
+            let cfg = HarnessConfig {
+                task: 1,
+                seed: 1,
+                verify: true,
+                attacks: attack
+                    .then(|| Attackers {
+                        attack: OwnerAttack::from_name("sign-flip").expect("known"),
+                        members: [attacker].into(),
+                    })
+                    .into_iter()
+                    .collect(),
+                ..HarnessConfig::default()
+            };
+            let spec = TaskSpec {
+                rounds: 8,
+                strategy: strategy.into(),
+                ..spec()
+            };
+            let report = run_task(&spec, &owners, &validation, &cfg).expect("task runs");
+            (spec, report)
+        };
+        let accuracy = |r: &TaskReport| r.rounds.last().expect("rounds").outcome.accuracy;
+        let (screened_spec, screened) = run_with("screened-fedavg", true);
+        assert_verified(&screened);
+        let kind = screened_spec.model_kind().expect("valid");
+        let mut seen = 0;
+        for r in &screened.rounds {
+            let plan = RoundPlan::new(&screened_spec, &r.info).expect("plan");
+            let limits = RecordLimits {
+                datasets_max: 100,
+                vector_len_max: plan.groups[0].config.vector_len,
+            };
+            let aggregate = crate::record::AggregateBlob::decode(
+                &screened.blobs[&r.outcome.aggregate.0],
+                &limits,
+            )
+            .expect("decodes");
+            let mut kept = aggregate.groups.clone();
+            for (g, summary) in r.outcome.groups.iter().enumerate() {
+                if summary.survivors.contains(&attacker) {
+                    seen += 1;
+                    assert_eq!(summary.score, Some(0), "round {}", r.info.round);
+                }
+                if summary.score == Some(0) {
+                    kept[g] = None;
+                }
+            }
+            let global =
+                weights::decode(&kind, &screened.blobs[&r.info.global_model]).expect("decodes");
+            let mut fedavg = ServerState::new(&spec()).expect("builds");
+            for skipped in 1..r.info.round {
+                fedavg.skip(skipped).expect("in order");
+            }
+            let expected = fedavg
+                .step(r.info.round, &global, &plan.quantizer, &kept, &[])
+                .expect("steps");
+            let bytes = weights::encode(&kind, &expected).expect("encodes");
+            assert_eq!(
+                weights::model_hash(&bytes),
+                r.outcome.new_model.0,
+                "round {}: not FedAvg over the groups that scored",
+                r.info.round
+            );
+        }
+        assert!(seen >= 3, "the attacker was selected {seen} times");
+
+        // The model claim is checked against the recorded scores (no validation set needed): it
+        // holds as recorded, and a recorded score that lets the attacker's group through the
+        // screen refutes the model as well as that group's score.
+        let r = screened
+            .rounds
+            .iter()
+            .find(|r| r.outcome.survivors.contains(&attacker))
+            .expect("selected");
+        let g = r
+            .outcome
+            .groups
+            .iter()
+            .position(|s| s.survivors.contains(&attacker))
+            .expect("in a group");
+        let recorded = RecordedRound::from(&r.outcome.round_result(1, r.info.round));
+        let refuted = |rec: &RecordedRound| -> Vec<deai_ledger::Claim> {
+            every_claim(r.outcome.groups.len())
+                .into_iter()
+                .filter(|c| {
+                    let mut server = ServerState::new(&screened_spec).expect("builds");
+                    for skipped in 1..r.info.round {
+                        server.skip(skipped).expect("in order");
+                    }
+                    let fetch = |h: &Digest| screened.blobs.get(h).cloned();
+                    let validation =
+                        matches!(c, deai_ledger::Claim::Score { .. }).then_some(&validation);
+                    let m = crate::check_claim(
+                        &screened_spec,
+                        &r.info,
+                        rec,
+                        c,
+                        &fetch,
+                        validation,
+                        &mut server,
+                    )
+                    .expect("checkable");
+                    !m.is_empty()
+                })
+                .collect()
+        };
+        assert!(refuted(&recorded).is_empty());
+        let mut wrong = recorded.clone();
+        for s in &mut wrong.scores {
+            if r.outcome.groups[g].survivors.contains(&s.dataset) {
+                s.value = 1;
+            }
+        }
+        assert_eq!(
+            refuted(&wrong),
+            vec![
+                deai_ledger::Claim::Model,
+                deai_ledger::Claim::Score { group: g as u32 }
+            ]
+        );
+
+        let (_, clean) = run_with("screened-fedavg", false);
+        let (_, plain) = run_with("fedavg", true);
+        assert!(
+            accuracy(&screened) > accuracy(&clean) - 0.05,
+            "screened under attack {} against {} without",
+            accuracy(&screened),
+            accuracy(&clean)
+        );
+        assert!(
+            accuracy(&plain) < accuracy(&screened) - 0.05,
+            "plain FedAvg under attack {} against screened {}",
+            accuracy(&plain),
+            accuracy(&screened)
+        );
+    }
+
     /// An owner that skips the quantizer and cancels its group's weight word makes the unmasked
     /// sum claim no contributors. The coordinator leaves that group out and scores it 0; the
     /// round finishes, re-verifies, and the other groups still train the model.

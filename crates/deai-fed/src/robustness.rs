@@ -25,7 +25,8 @@ use super::{FedError, TaskSpec};
 pub const OWNERS: usize = 100;
 
 /// Rules compared: the strongest of the in-process table (docs/robustness.md) and the
-/// classical ones, all acting on group means.
+/// classical ones, all acting on group means, then the same rules behind the validation screen
+/// (`screened-`, [`crate::strategy`]).
 pub const RULES: &[&str] = &[
     "fedavg",
     "median",
@@ -35,6 +36,10 @@ pub const RULES: &[&str] = &[
     "centered-clip",
     "fedavgm",
     "centered-clip+momentum",
+    "screened-fedavg",
+    "screened-median",
+    "screened-centered-clip",
+    "screened-centered-clip+momentum",
 ];
 
 /// One scenario: a partition of the owners' data and what the best rule may lose.
@@ -109,7 +114,7 @@ pub struct ScenarioResult {
     pub name: String,
     /// Allowed loss, points.
     pub target_points: f64,
-    /// Per rule, [`RULES`] order.
+    /// Per rule, in the order the cells named them.
     pub rules: Vec<RuleResult>,
     /// The rule whose worst loss is smallest.
     pub best_rule: String,
@@ -172,9 +177,9 @@ pub fn run_cell(
         .map_or(report.initial_accuracy, |r| r.outcome.accuracy))
 }
 
-/// Every cell of a scenario: `(rule, attack or None)` pairs, in table order.
-pub fn cells() -> Vec<(&'static str, Option<&'static str>)> {
-    RULES
+/// Every cell of a scenario for `rules`: `(rule, attack or None)` pairs, in table order.
+pub fn cells<'a>(rules: &[&'a str]) -> Vec<(&'a str, Option<&'static str>)> {
+    rules
         .iter()
         .flat_map(|r| {
             std::iter::once((*r, None))
@@ -183,11 +188,11 @@ pub fn cells() -> Vec<(&'static str, Option<&'static str>)> {
         .collect()
 }
 
-/// Assembles a scenario's results from its cells' accuracies (in [`cells`] order).
-pub fn assemble(s: &Scenario, accuracies: &[f64]) -> ScenarioResult {
+/// Assembles a scenario's results for `rules` from its cells' accuracies (in [`cells`] order).
+pub fn assemble(s: &Scenario, rules: &[&str], accuracies: &[f64]) -> ScenarioResult {
     let names = attack::names();
     let per_rule = 1 + names.len();
-    let rules: Vec<RuleResult> = RULES
+    let rules: Vec<RuleResult> = rules
         .iter()
         .zip(accuracies.chunks(per_rule))
         .map(|(rule, acc)| RuleResult {
@@ -297,7 +302,7 @@ mod tests {
     #[test]
     fn the_table_names_each_rules_worst_loss_and_the_best_rule() {
         let s = &default_scenarios(2, 20, 4)[0];
-        let cells = cells();
+        let cells = cells(RULES);
         let per_rule = 1 + attack::names().len();
         assert_eq!(cells.len(), RULES.len() * per_rule);
         assert_eq!(cells[0], ("fedavg", None));
@@ -309,7 +314,7 @@ mod tests {
                 row
             })
             .collect();
-        let r = assemble(s, &accuracies);
+        let r = assemble(s, RULES, &accuracies);
         assert_eq!(r.best_rule, "fedavg");
         assert!((r.best_worst_loss_points - 1.0).abs() < 1e-9);
         assert!(r.target_met);

@@ -55,6 +55,27 @@ pub fn group_scores(
         .collect()
 }
 
+/// Each group's score as a `RoundResult` recorded it (the smallest recorded score of its
+/// members; `None` when none has one, as for an aborted group), in plan order: what a
+/// `screened-` rule screens by when it steps through a recorded round.
+pub fn recorded_group_scores<'a>(
+    groups: impl IntoIterator<Item = &'a [u64]>,
+    recorded: &[Score],
+) -> Vec<Option<u64>> {
+    let by_dataset: std::collections::BTreeMap<u64, u64> =
+        recorded.iter().map(|s| (s.dataset, s.value)).collect();
+    groups
+        .into_iter()
+        .map(|members| {
+            members
+                .iter()
+                .filter_map(|id| by_dataset.get(id))
+                .min()
+                .copied()
+        })
+        .collect()
+}
+
 /// Ledger scores: every survivor of a completed group gets the group's score; ascending by
 /// dataset. `survivors[g]` lists group `g`'s surviving dataset ids.
 pub fn survivor_scores(survivors: &[Vec<u64>], scores: &[Option<u64>]) -> Vec<Score> {
@@ -81,6 +102,18 @@ mod tests {
         assert_eq!(score_fixed(3, 2), 333_333);
         assert_eq!(score_fixed(3, 1), 666_667, "half up");
         assert_eq!(score_fixed(u128::from(u64::MAX), 1), SCORE_SCALE);
+    }
+
+    #[test]
+    fn a_groups_recorded_score_is_its_members_smallest() {
+        let score = |dataset, value| Score { dataset, value };
+        let recorded = [score(1, 5), score(2, 3), score(4, 0), score(9, 8)];
+        let groups: [&[u64]; 3] = [&[1, 2], &[3, 4], &[5, 6]];
+        assert_eq!(
+            recorded_group_scores(groups, &recorded),
+            [Some(3), Some(0), None],
+            "a group is kept only if no member's recorded score is 0; one without scores is none"
+        );
     }
 
     #[test]

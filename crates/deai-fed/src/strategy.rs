@@ -13,10 +13,21 @@
 //!
 //! The spec's `server_lr` is the step size: the optimisers' η, and for every other rule a step
 //! `global + server_lr · (rule − global)` (none when it is 1).
+//!
+//! A `screened-` rule (`screened-fedavg`, `screened-centered-clip+momentum`, …) first leaves out
+//! every group whose score is 0: whose own mean step would not have lowered the validation loss
+//! ([`crate::score`]). That is validation screening in the manner of Zeno (Xie, Koyejo & Gupta
+//! 2019), applied to what secure aggregation reveals. It answers the attacker the group rules
+//! cannot: one owner who skips clipping outweighs its whole group, so most group means of a
+//! round can be poisoned, but a poisoned mean that points uphill fails the screen however many
+//! of them there are. Scores are integers ([`crate::int_loss`]), so every verifier screens the
+//! same groups; a replay screens by the scores the ledger recorded (each is a claim of its own
+//! that anyone can challenge), so checking a model never needs the validation set.
 
 use deai_learn::error::LearnError;
 use deai_learn::rng;
 use deai_learn::strategy::{self, Reply, Sampling, Strategy, momentum::ServerMomentum};
+use deai_ledger::{Digest, Score};
 use deai_secagg::quant::Quantizer;
 
 use super::{FedError, SpecError, TaskSpec};
@@ -35,6 +46,7 @@ pub fn build(spec: &TaskSpec) -> Result<Box<dyn Strategy>, SpecError> {
         name: name.into(),
         reason,
     };
+    let name = name.strip_prefix(SCREENED).unwrap_or(name);
     let base = name.strip_suffix("+momentum").unwrap_or(name);
     let base = base.strip_prefix("bucketed-").unwrap_or(base);
     if let Some((_, why)) = NEEDS_PER_OWNER.iter().find(|(n, _)| *n == base) {
@@ -42,13 +54,30 @@ pub fn build(spec: &TaskSpec) -> Result<Box<dyn Strategy>, SpecError> {
     }
     let sampling = Sampling::count(spec.datasets_per_round as usize);
     let f = spec.byzantine_groups as usize;
-    let rule = strategy::build_with(name, sampling, f, Some(spec.server_lr))
-        .map_err(|e| bad(e.to_string()))?;
+    let rule = strategy::build_with(name, sampling, f, Some(spec.server_lr)).map_err(|e| {
+        let e = e.to_string();
+        if e.contains("expected one of") {
+            bad(format!(
+                "{e}, or {SCREENED}RULE (RULE over the groups whose own step lowers the \
+                 validation loss)"
+            ))
+        } else {
+            bad(e)
+        }
+    })?;
     if strategy::takes_server_lr(name) || spec.server_lr == 1.0 {
         return Ok(rule);
     }
     let stepped = ServerMomentum::new(rule, spec.server_lr, 0.0).named(name);
     Ok(Box::new(stepped))
+}
+
+/// The prefix of a rule that screens groups by their scores first (see the module docs).
+pub const SCREENED: &str = "screened-";
+
+/// Whether the spec's rule screens groups by their scores.
+pub fn screens(spec: &TaskSpec) -> bool {
+    spec.strategy.starts_with(SCREENED)
 }
 
 /// Checks that the spec's strategy builds and can aggregate the `groups` scoring groups a
@@ -100,17 +129,22 @@ pub fn plausible(quantizer: &Quantizer, sum: &[u32]) -> bool {
 }
 
 /// The strategy's replies: one per completed group (`None` = aborted) whose sum is
-/// [`plausible`], in plan order, each the group's mean model weighted by its survivors.
+/// [`plausible`] and that `screen` keeps, in plan order, each the group's mean model weighted by
+/// its survivors.
 pub fn group_replies(
     global: &[f32],
     quantizer: &Quantizer,
     sums: &[Option<Vec<u32>>],
+    screen: Screen<'_>,
 ) -> Result<Vec<Reply>, FedError> {
     let mut replies = Vec::new();
     for (g, sum) in sums.iter().enumerate() {
         let Some(sum) = sum.as_ref().filter(|s| plausible(quantizer, s)) else {
             continue;
         };
+        if !screen.keeps(g) {
+            continue;
+        }
         let (total, weight) = dequantize(quantizer, sum, global.len())?;
         if weight == 0 {
             return Err(FedError::Protocol("a completed group has no contributors"));
@@ -125,10 +159,47 @@ pub fn group_replies(
     Ok(replies)
 }
 
+/// Which groups a step takes: all, or (a `screened-` rule) those whose score is positive.
+#[derive(Debug, Clone, Copy)]
+pub enum Screen<'a> {
+    /// Every plausible group.
+    All,
+    /// Group `g` only if `scores[g]` is positive (`None`, no score, leaves it out too).
+    ByScore(&'a [Option<u64>]),
+}
+
+impl Screen<'_> {
+    fn keeps(&self, g: usize) -> bool {
+        match self {
+            Self::All => true,
+            Self::ByScore(scores) => matches!(scores.get(g), Some(Some(s)) if *s > 0),
+        }
+    }
+}
+
+/// A recorded round as [`ServerState::replay`] reads it: the ledger's round fields, its
+/// recorded scores and the two blobs.
+#[derive(Debug, Clone, Copy)]
+pub struct RecordedStep<'a> {
+    /// The round number.
+    pub round: u32,
+    /// The round's selection seed (which fixes its groups).
+    pub seed: &'a Digest,
+    /// Its selected datasets, ascending.
+    pub selected: &'a [u64],
+    /// The scores its `RoundResult` recorded (what a screened rule screens by).
+    pub scores: &'a [Score],
+    /// The global model it trained from.
+    pub global: &'a [u8],
+    /// Its aggregate blob.
+    pub aggregate: &'a [u8],
+}
+
 /// The server side of a task across its rounds: the spec's strategy and how many rounds it has
 /// stepped. Rounds must be stepped in order, each exactly once.
 pub struct ServerState {
     rule: Box<dyn Strategy>,
+    screen: bool,
     stepped: u32,
 }
 
@@ -137,6 +208,7 @@ impl ServerState {
     pub fn new(spec: &TaskSpec) -> Result<Self, SpecError> {
         Ok(Self {
             rule: build(spec)?,
+            screen: screens(spec),
             stepped: 0,
         })
     }
@@ -154,25 +226,25 @@ impl ServerState {
         Ok(())
     }
 
-    /// Steps through a recorded round from its blobs: the global model it trained from and its
-    /// aggregate (`selected` datasets). How a restarted coordinator rebuilds its state.
-    pub fn replay(
-        &mut self,
-        spec: &TaskSpec,
-        round: u32,
-        selected: usize,
-        global_blob: &[u8],
-        aggregate_blob: &[u8],
-    ) -> Result<Vec<f32>, FedError> {
+    /// Steps through a recorded round from its blobs, screening (a `screened-` rule) by its
+    /// recorded scores. How a restarted coordinator rebuilds its state, and how a claim check
+    /// reaches a round's model.
+    pub fn replay(&mut self, spec: &TaskSpec, r: RecordedStep<'_>) -> Result<Vec<f32>, FedError> {
         let kind = spec.model_kind()?;
-        let global = crate::weights::decode(&kind, global_blob)?;
-        let (_, quantizer) = crate::groups::noise_and_quantizer(spec, selected)?;
+        let global = crate::weights::decode(&kind, r.global)?;
+        let (_, quantizer) = crate::groups::noise_and_quantizer(spec, r.selected.len())?;
         let limits = crate::record::RecordLimits {
             datasets_max: crate::spec::DATASETS_MAX,
             vector_len_max: u32::try_from(kind.num_params() + 1).unwrap_or(u32::MAX),
         };
-        let aggregate = crate::record::AggregateBlob::decode(aggregate_blob, &limits)?;
-        self.step(round, &global, &quantizer, &aggregate.groups)
+        let aggregate = crate::record::AggregateBlob::decode(r.aggregate, &limits)?;
+        let scores = if self.screen {
+            let groups = crate::groups::assign(r.seed, r.selected, spec.group_size_min);
+            crate::score::recorded_group_scores(groups.iter().map(Vec::as_slice), r.scores)
+        } else {
+            Vec::new()
+        };
+        self.step(r.round, &global, &quantizer, &aggregate.groups, &scores)
     }
 
     fn check_next(&self, round: u32) -> Result<(), FedError> {
@@ -186,17 +258,30 @@ impl ServerState {
     }
 
     /// Round `round`'s new global model from its groups' sums. A round in which no group, or
-    /// fewer groups than the rule needs, completed leaves the model as it was (the rule's
-    /// state does not move either), as `deai simulate` does for a round without replies.
+    /// fewer groups than the rule needs, completed (or passed a `screened-` rule's screen)
+    /// leaves the model as it was (the rule's state does not move either), as `deai simulate`
+    /// does for a round without replies. `scores` are the groups' scores, one per sum; only a
+    /// screened rule reads them.
     pub fn step(
         &mut self,
         round: u32,
         global: &[f32],
         quantizer: &Quantizer,
         sums: &[Option<Vec<u32>>],
+        scores: &[Option<u64>],
     ) -> Result<Vec<f32>, FedError> {
         self.check_next(round)?;
-        let replies = group_replies(global, quantizer, sums)?;
+        let screen = if self.screen {
+            if scores.len() != sums.len() {
+                return Err(FedError::Protocol(
+                    "a screened rule needs one score per group",
+                ));
+            }
+            Screen::ByScore(scores)
+        } else {
+            Screen::All
+        };
+        let replies = group_replies(global, quantizer, sums, screen)?;
         self.stepped = round;
         if replies.is_empty() {
             return Ok(global.to_vec());
@@ -267,18 +352,20 @@ mod tests {
         let global = [0.5f32, 0.5];
         let mut state = ServerState::new(&spec("fedavg", 0.5)).expect("builds");
         let w = state
-            .step(1, &global, &quantizer(), &[Some(g1), None, Some(g2)])
+            .step(1, &global, &quantizer(), &[Some(g1), None, Some(g2)], &[])
             .expect("ok");
         // Sums: [0 + 1, 2 - 1] over 3 contributors → mean [1/3, 1/3], × 0.5.
         assert!((w[0] - (0.5 + 0.5 / 3.0)).abs() < 1e-6, "{w:?}");
         assert!((w[1] - (0.5 + 0.5 / 3.0)).abs() < 1e-6, "{w:?}");
         assert_eq!(
-            state.step(2, &global, &quantizer(), &[None]).expect("ok"),
+            state
+                .step(2, &global, &quantizer(), &[None], &[])
+                .expect("ok"),
             global,
             "a round without a completed group keeps the model"
         );
         assert!(matches!(
-            state.step(3, &global, &quantizer(), &[Some(vec![1, 1])]),
+            state.step(3, &global, &quantizer(), &[Some(vec![1, 1])], &[]),
             Err(FedError::AggregateLength {
                 expected: 3,
                 got: 2
@@ -287,10 +374,69 @@ mod tests {
     }
 
     #[test]
+    fn a_screened_rule_steps_with_the_groups_that_scored_alone() {
+        let g1 = vec![level(1.0), level(1.0), 1];
+        let g2 = vec![level(-1.0), level(-1.0), 1];
+        let g3 = vec![level(1.0), level(-1.0), 1];
+        let sums = [Some(g1.clone()), Some(g2), Some(g3.clone()), None];
+        let global = [0.0f32, 0.0];
+        let mut screened = ServerState::new(&spec("screened-fedavg", 1.0)).expect("builds");
+        assert_eq!(
+            build(&spec("screened-fedavg", 1.0)).expect("ok").name(),
+            "fedavg"
+        );
+        let w = screened
+            .step(
+                1,
+                &global,
+                &quantizer(),
+                &sums,
+                &[Some(7), Some(0), Some(1), None],
+            )
+            .expect("ok");
+        let mut plain = ServerState::new(&spec("fedavg", 1.0)).expect("builds");
+        let expected = plain
+            .step(
+                1,
+                &global,
+                &quantizer(),
+                &[Some(g1), None, Some(g3), None],
+                &[],
+            )
+            .expect("ok");
+        assert_eq!(
+            w, expected,
+            "group 1 (score 0) and group 3 (aborted) left out"
+        );
+        assert!((w[0] - 1.0).abs() < 1e-6 && w[1].abs() < 1e-6, "{w:?}");
+        assert!(
+            matches!(
+                screened.step(2, &global, &quantizer(), &sums, &[]),
+                Err(FedError::Protocol(_))
+            ),
+            "a screened step without the scores is refused"
+        );
+        // Every group screened out: the model stays.
+        let mut all_out = ServerState::new(&spec("screened-fedavg", 1.0)).expect("builds");
+        let w = all_out
+            .step(1, &global, &quantizer(), &sums, &[Some(0); 4])
+            .expect("ok");
+        assert_eq!(w, global);
+        // A rule that does not screen ignores scores.
+        let mut unscreened = ServerState::new(&spec("fedavg", 1.0)).expect("builds");
+        let w = unscreened
+            .step(1, &global, &quantizer(), &sums, &[Some(0); 4])
+            .expect("ok");
+        assert!((w[0] - 1.0 / 3.0).abs() < 1e-6, "{w:?}");
+        assert!(build(&spec("screened-qfedavg", 1.0)).is_err());
+        assert!(build(&spec("screened-nonsense", 1.0)).is_err());
+    }
+
+    #[test]
     fn rounds_step_in_order() {
         let mut state = ServerState::new(&spec("fedadam", 0.1)).expect("builds");
         let err = state
-            .step(2, &[0.0], &quantizer(), &[])
+            .step(2, &[0.0], &quantizer(), &[], &[])
             .expect_err("round 1 first");
         assert!(matches!(
             err,
@@ -311,7 +457,7 @@ mod tests {
         let mut state = ServerState::new(&spec("median", 0.5)).expect("builds");
         let g = |v: f64| Some(vec![level(v), 1]);
         let w = state
-            .step(1, &[0.0], &quantizer(), &[g(1.0), g(1.0), g(-1.0)])
+            .step(1, &[0.0], &quantizer(), &[g(1.0), g(1.0), g(-1.0)], &[])
             .expect("ok");
         assert!((w[0] - 0.5).abs() < 1e-6, "half the median's step: {w:?}");
     }
@@ -442,7 +588,7 @@ mod tests {
         let global = spec.initial_weights().expect("valid");
         let plan = crate::groups::RoundPlan::new(&spec, &report.rounds[0].info).expect("plan");
         fresh
-            .step(1, &global, &plan.quantizer, &[None])
+            .step(1, &global, &plan.quantizer, &[None], &[])
             .expect("steps");
         let check =
             crate::verify_round(&spec, &r2.info, &recorded, &fetch, &validation, &mut fresh);

@@ -22,7 +22,7 @@ use thiserror::Error;
 
 use super::groups::{Group, RoundPlan};
 use super::record::{AggregateBlob, GroupResult, RecordLimits, RoundRecord, masked_words};
-use super::strategy::ServerState;
+use super::strategy::{RecordedStep, ServerState};
 use super::{RoundInfo, TaskSpec, score, weights};
 
 /// The recorded fields of a round's result (from a `RoundResult` or the ledger's round log).
@@ -318,9 +318,15 @@ fn step_with_recorded(
     else {
         return false;
     };
-    server
-        .replay(spec, info.round, info.selected.len(), &global, &aggregate)
-        .is_ok()
+    let step = RecordedStep {
+        round: info.round,
+        seed: &info.seed,
+        selected: &info.selected,
+        scores: &recorded.scores,
+        global: &global,
+        aggregate: &aggregate,
+    };
+    server.replay(spec, step).is_ok()
 }
 
 fn run(
@@ -546,7 +552,10 @@ pub(crate) fn check_model(
     recorded: &RecordedRound,
     server: &mut ServerState,
 ) -> Result<(), Mismatch> {
-    let new = match server.step(info.round, global, &plan.quantizer, sums) {
+    // A screened rule screens by the recorded scores, each a claim checked on its own.
+    let members = plan.groups.iter().map(|g| g.members.as_slice());
+    let scores = score::recorded_group_scores(members, &recorded.scores);
+    let new = match server.step(info.round, global, &plan.quantizer, sums, &scores) {
         Ok(new) => new,
         Err(e) => {
             // The scores do not depend on the strategy: report and go on to them.

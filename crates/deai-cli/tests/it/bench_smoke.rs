@@ -214,18 +214,28 @@ fn bench_infer_compares_paid_with_unpaid_queries_and_times_disputes() {
     }
 }
 
-/// The networked robustness table, two rounds: every rule × every attack in both scenarios,
-/// each rule's worst loss and the best rule named.
+/// The networked robustness table, two rounds and two seeds: every chosen rule (a screened one
+/// among them) × every attack in both scenarios, each rule's worst loss and the best rule named.
 #[test]
 fn bench_fed_robust_fills_every_cell() {
-    let v = bench(&["fed-robust", "--rounds", "2"]);
+    let v = bench(&[
+        "fed-robust",
+        "--rounds",
+        "2",
+        "--seeds",
+        "2",
+        "--rules",
+        "fedavg,screened-median",
+    ]);
     assert_eq!(v["owners"], 100, "{v}");
     assert_eq!(v["attackers"], 20, "{v}");
+    assert_eq!(v["seeds"], 2, "{v}");
     let scenarios = v["scenarios"].as_array().unwrap();
     assert_eq!(scenarios.len(), 2, "{v}");
     for s in scenarios {
         let rules = s["rules"].as_array().unwrap();
-        assert_eq!(rules.len(), 8, "{s}");
+        let names: Vec<&str> = rules.iter().filter_map(|r| r["rule"].as_str()).collect();
+        assert_eq!(names, ["fedavg", "screened-median"], "{s}");
         for r in rules {
             let none = f64_of(r, "none");
             assert!((0.0..=1.0).contains(&none), "{r}");

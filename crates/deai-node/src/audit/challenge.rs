@@ -183,9 +183,15 @@ async fn replay_recorded(
     let (Some(global), Some(aggregate)) = (global, aggregate) else {
         return false;
     };
-    server
-        .replay(spec, r.number, r.selected.len(), global, aggregate)
-        .is_ok()
+    let step = fed::strategy::RecordedStep {
+        round: r.number,
+        seed: &r.seed,
+        selected: &r.selected,
+        scores: &outcome.scores,
+        global,
+        aggregate,
+    };
+    server.replay(spec, step).is_ok()
 }
 
 #[cfg(test)]

@@ -456,17 +456,24 @@ impl CoordinatorRole {
         let kind = spec.model_kind().map_err(fed::FedError::from)?;
         let mut last_model = None;
         for r in &task.round_log {
-            let result = r.outcome.as_ref().map(|o| (o.new_model, o.aggregate));
-            last_model = result.map(|(m, _)| m).or(last_model);
+            last_model = r.outcome.as_ref().map(|o| o.new_model).or(last_model);
             if r.number <= server.stepped() {
                 continue;
             }
-            match result {
+            match &r.outcome {
                 _ if r.is_expired() => server.skip(r.number)?,
-                Some((_, aggregate)) => {
+                Some(outcome) => {
                     let global = self.own_blob(&r.global_model)?;
-                    let aggregate = self.own_blob(&aggregate)?;
-                    server.replay(spec, r.number, r.selected.len(), &global, &aggregate)?;
+                    let aggregate = self.own_blob(&outcome.aggregate)?;
+                    let step = fed::strategy::RecordedStep {
+                        round: r.number,
+                        seed: &r.seed,
+                        selected: &r.selected,
+                        scores: &outcome.scores,
+                        global: &global,
+                        aggregate: &aggregate,
+                    };
+                    server.replay(spec, step)?;
                 }
                 // Still open: the ledger refuses the next `RoundOpen` and says why.
                 None => break,

@@ -15,7 +15,7 @@ use deai_fed::{
     RecordedRound, TaskSpec, check_claim,
     harness::{HarnessConfig, run_task},
     robustness,
-    strategy::ServerState,
+    strategy::{RecordedStep, ServerState},
 };
 use deai_learn::data::partition::Partition;
 use deai_ledger::{Claim, Digest};
@@ -119,13 +119,15 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let replay = || -> anyhow::Result<ServerState> {
         let mut server = ServerState::new(&spec)?;
         for r in earlier {
-            server.replay(
-                &spec,
-                r.info.round,
-                r.info.selected.len(),
-                blob(&r.info.global_model)?,
-                blob(&r.outcome.aggregate.0)?,
-            )?;
+            let step = RecordedStep {
+                round: r.info.round,
+                seed: &r.info.seed,
+                selected: &r.info.selected,
+                scores: &r.outcome.scores,
+                global: blob(&r.info.global_model)?,
+                aggregate: blob(&r.outcome.aggregate.0)?,
+            };
+            server.replay(&spec, step)?;
         }
         Ok(server)
     };

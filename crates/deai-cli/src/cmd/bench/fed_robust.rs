@@ -20,9 +20,16 @@ pub struct Args {
     /// groups let a robust rule isolate more attackers and hide less.
     #[arg(long, default_value_t = 4)]
     pub group_size: u32,
-    /// Seed of the partition, the attackers and every task.
+    /// Seed of the partition, the attackers and every task (the first, with `--seeds`).
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
+    /// Run every cell with this many seeds (`--seed`, `--seed + 1`, …: each its own partition,
+    /// attackers and task) and report the mean: one run's cell carries a few points of noise.
+    #[arg(long, default_value_t = 1)]
+    pub seeds: u64,
+    /// The rules to compare, comma-separated (default: every rule of the table).
+    #[arg(long, value_delimiter = ',')]
+    pub rules: Vec<String>,
     /// Write the tables as markdown here.
     #[arg(long)]
     pub out: Option<std::path::PathBuf>,
@@ -39,55 +46,78 @@ struct Out {
     per_round: u32,
     group_size: u32,
     seed: u64,
+    seeds: u64,
     scenarios: Vec<ScenarioResult>,
 }
 
 /// Runs `deai bench fed-robust`.
 pub fn run(args: Args) -> anyhow::Result<()> {
     anyhow::ensure!(args.rounds > 0, "--rounds must be positive");
+    anyhow::ensure!(args.seeds > 0, "--seeds must be positive");
     let scenarios = robustness::default_scenarios(args.rounds, args.per_round, args.group_size);
     for s in &scenarios {
         s.spec.validate().map_err(|e| {
             anyhow::anyhow!("{e}; choose --per-round and --group-size so that groups can form")
         })?;
     }
-    let cells = robustness::cells();
+    let rules: Vec<&str> = if args.rules.is_empty() {
+        robustness::RULES.to_vec()
+    } else {
+        args.rules.iter().map(String::as_str).collect()
+    };
+    for s in &scenarios {
+        for rule in &rules {
+            robustness::cell_spec(s, rule)
+                .validate()
+                .map_err(|e| anyhow::anyhow!("--rules {rule}: {e}"))?;
+        }
+    }
+    let cells = robustness::cells(&rules);
     let bar = crate::progress::bar(
         args.json,
-        (cells.len() * scenarios.len()) as u64,
+        (cells.len() * scenarios.len()) as u64 * args.seeds,
         "networked robustness cells",
     );
     let mut results = Vec::new();
     for s in &scenarios {
-        let (owners, validation) = robustness::owners(&s.partition, args.seed)?;
-        let members = robustness::attacker_set(&owners, args.seed);
-        let accuracies = cells
-            .par_iter()
-            .map(|(rule, attack)| {
-                let spec = robustness::cell_spec(s, rule);
-                let attackers = robustness::cell_attack(*attack, &members)?;
-                let acc = robustness::run_cell(&spec, &owners, &validation, attackers, args.seed);
-                bar.inc(1);
-                acc.map_err(|e| {
-                    anyhow::anyhow!("{} / {rule} / {}: {e}", s.name, attack.unwrap_or("none"))
+        let mut mean = vec![0.0; cells.len()];
+        for seed in args.seed..args.seed + args.seeds {
+            let (owners, validation) = robustness::owners(&s.partition, seed)?;
+            let members = robustness::attacker_set(&owners, seed);
+            let accuracies = cells
+                .par_iter()
+                .map(|(rule, attack)| {
+                    let spec = robustness::cell_spec(s, rule);
+                    let attackers = robustness::cell_attack(*attack, &members)?;
+                    let acc = robustness::run_cell(&spec, &owners, &validation, attackers, seed);
+                    bar.inc(1);
+                    acc.map_err(|e| {
+                        let attack = attack.unwrap_or("none");
+                        anyhow::anyhow!("{} / {rule} / {attack} / seed {seed}: {e}", s.name)
+                    })
                 })
-            })
-            .collect::<anyhow::Result<Vec<f64>>>()?;
-        results.push(robustness::assemble(s, &accuracies));
+                .collect::<anyhow::Result<Vec<f64>>>()?;
+            for (m, a) in mean.iter_mut().zip(accuracies) {
+                *m += a / args.seeds as f64;
+            }
+        }
+        results.push(robustness::assemble(s, &rules, &mean));
     }
     bar.finish_and_clear();
     let command = format!(
-        "deai bench fed-robust --rounds {} --per-round {} --group-size {} --seed {}",
-        args.rounds, args.per_round, args.group_size, args.seed
+        "deai bench fed-robust --rounds {} --per-round {} --group-size {} --seed {} --seeds {}",
+        args.rounds, args.per_round, args.group_size, args.seed, args.seeds
     );
     let mut md = format!(
         "## Networked rounds (`{command}`)\n\n{} owners, {} of them attackers; {} selected per \
-         round in scoring groups of at least {}; each cell is the final validation accuracy (%) \
-         and, in brackets, the change against the same rule without attackers.\n\n",
+         round in scoring groups of at least {}; each cell is the final validation accuracy (%), \
+         the mean of {} seeds, and, in brackets, the change against the same rule without \
+         attackers.\n\n",
         robustness::OWNERS,
         robustness::OWNERS / 5,
         args.per_round,
-        args.group_size
+        args.group_size,
+        args.seeds
     );
     for r in &results {
         md.push_str(&robustness::markdown(r));
@@ -102,6 +132,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         per_round: args.per_round,
         group_size: args.group_size,
         seed: args.seed,
+        seeds: args.seeds,
         scenarios: results,
     };
     crate::output::emit(args.json, &out, |_| print!("{md}"))

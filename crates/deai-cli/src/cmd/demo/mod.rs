@@ -60,7 +60,9 @@ pub struct Args {
     #[arg(long)]
     pub noise_multiplier: Option<f64>,
     /// The coordinator's aggregation rule over the groups' sums: any `deai simulate
-    /// --strategy` rule except qfedavg (e.g. fedadam, median, krum+momentum) [default: fedavg].
+    /// --strategy` rule except qfedavg (e.g. fedadam, median, krum+momentum), or
+    /// `screened-RULE` to leave out first every group whose own step raises the validation
+    /// loss (docs/robustness.md) [default: fedavg].
     #[arg(long)]
     pub strategy: Option<String>,
     /// Server step: the optimisers' η (fedadam, fedyogi, fedadagrad, fedavgm), else the step
