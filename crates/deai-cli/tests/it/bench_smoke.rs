@@ -195,15 +195,26 @@ fn bench_infer_compares_paid_with_unpaid_queries_and_times_disputes() {
         "1",
         "--batch",
         "4",
+        "--repeat",
+        "2",
     ]);
     let http = &v["http"][0];
     assert_eq!(http["batch"], 4, "{v}");
+    let mut runs: Vec<f64> = http["payment_overhead_runs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(serde_json::Value::as_f64)
+        .collect();
+    assert_eq!(runs.len(), 2, "one overhead per alternating pair: {v}");
+    runs.sort_by(f64::total_cmp);
+    assert_eq!(
+        f64_of(http, "payment_overhead"),
+        runs[1],
+        "the median pair: {v}"
+    );
     let (bare, paid) = (f64_of(http, "bare_qps"), f64_of(http, "paid_qps"));
     assert!(bare > 0.0 && paid > 0.0, "{v}");
-    assert!(
-        (f64_of(http, "payment_overhead") - (1.0 - paid / bare)).abs() < 1e-9,
-        "{v}"
-    );
     assert!(f64_of(http, "p99_ms") >= f64_of(http, "p50_ms"), "{v}");
     assert!(f64_of(&v, "voucher_checks_per_s") > 0.0, "{v}");
     let disputes = v["disputes"].as_array().unwrap();

@@ -168,15 +168,16 @@ where
 /// Middleware: wraps every request body in a [`RateFloorBody`], and answers `408 body_too_slow`
 /// when it was cut, whatever the handler answered.
 pub(super) async fn rate_floor(
-    State((floor, metrics)): State<(RateFloor, HttpMetrics)>,
+    State(state): State<Arc<(RateFloor, HttpMetrics)>>,
     request: Request,
     next: Next,
 ) -> Response {
+    let (floor, metrics) = &*state;
     if floor.bytes_per_s == 0 {
         return next.run(request).await;
     }
     let cut = Arc::new(AtomicBool::new(false));
-    let request = request.map(|b| Body::new(RateFloorBody::new(b, floor, cut.clone())));
+    let request = request.map(|b| Body::new(RateFloorBody::new(b, *floor, cut.clone())));
     let response = next.run(request).await;
     if !cut.load(Ordering::Relaxed) {
         return response;

@@ -175,8 +175,10 @@ fn with_server_layers(
         bytes_per_s: cfg.body_rate_min_bytes_per_s,
         window: Duration::from_millis(cfg.body_rate_window_ms),
     };
+    // Behind an `Arc`: the state is cloned for every request, and the metrics are eight
+    // registered handles.
     let mut app = app.layer(middleware::from_fn_with_state(
-        (floor, metrics.clone()),
+        Arc::new((floor, metrics.clone())),
         body_rate::rate_floor,
     ));
     if let Some(w) = writes {

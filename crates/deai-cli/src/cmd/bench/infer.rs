@@ -5,7 +5,8 @@
 //! The HTTP phases run the same provider code twice on one offer: once answering without
 //! payment (the baseline, `ProviderRole::without_payment`) and once checking vouchers and
 //! signing receipts, each with `clients` concurrent payers sending batches of `batch` inputs for
-//! `seconds`. `payment_overhead = 1 − paid_qps / bare_qps` per batch size.
+//! `seconds`, the two alternating `repeat` times. `payment_overhead` is the median over those
+//! pairs of `1 − paid q/s / unpaid q/s`, per batch size.
 
 use std::{
     net::SocketAddr,
@@ -38,6 +39,14 @@ pub struct Args {
     /// Concurrent payers.
     #[arg(long, default_value_t = 4)]
     pub clients: usize,
+    /// Unpaid and paid phases run alternately this many times per batch size; the figures are
+    /// the medians (a shared machine drifts between phases, and the first phase warms up).
+    #[arg(long, default_value_t = 3)]
+    pub repeat: usize,
+    /// Pay every voucher this many queries ahead instead of the payer's ramp (32 queries,
+    /// doubling per voucher answered, up to 1,024): how much the ramp saves.
+    #[arg(long)]
+    pub prepay: Option<u64>,
     /// Queries per request (repeat for several).
     #[arg(long, default_values_t = [1usize, 32])]
     pub batch: Vec<usize>,
@@ -64,12 +73,14 @@ pub struct HttpRow {
     pub batch: usize,
     /// Concurrent clients.
     pub clients: usize,
-    /// Queries per second without payment.
+    /// Queries per second without payment (median of the runs).
     pub bare_qps: f64,
-    /// Queries per second with vouchers checked and receipts signed and checked.
+    /// Queries per second with vouchers checked and receipts signed and checked (median).
     pub paid_qps: f64,
-    /// `1 − paid_qps / bare_qps`.
+    /// `1 − paid / unpaid` of the median pair (the upper middle one for an even count).
     pub payment_overhead: f64,
+    /// `1 − paid / unpaid` of each alternating pair, in order.
+    pub payment_overhead_runs: Vec<f64>,
     /// Paid request latency, median, ms.
     pub p50_ms: f64,
     /// Paid request latency, 99th percentile, ms.
@@ -102,6 +113,8 @@ pub struct Report {
     pub voucher_checks_per_s: f64,
     /// Per model kind.
     pub disputes: Vec<DisputeRow>,
+    /// Queries each voucher paid ahead (`--prepay`); absent: the payer's ramp.
+    pub prepay: Option<u64>,
     /// Whole run, seconds.
     pub wall_s: f64,
 }
@@ -151,6 +164,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         http,
         voucher_checks_per_s,
         disputes,
+        prepay: args.prepay,
         wall_s: started.elapsed().as_secs_f64(),
     };
     crate::output::emit(args.json, &report, print)
@@ -290,7 +304,8 @@ fn http_rows(args: &Args) -> anyhow::Result<Vec<HttpRow>> {
     })?;
     let root = tmp.path().to_path_buf();
     let batches = args.batch.clone();
-    let (clients, seconds) = (args.clients.max(1), args.seconds);
+    let (clients, seconds, repeat) = (args.clients.max(1), args.seconds, args.repeat.max(1));
+    let prepay = args.prepay;
     let which = args.http_model;
     deai_node::run::with_embedded(&dir, move |node| async move {
         let url = format!("http://{}", node.http_addr);
@@ -328,31 +343,54 @@ fn http_rows(args: &Args) -> anyhow::Result<Vec<HttpRow>> {
         let mut rows = Vec::new();
         for &batch in &batches {
             let body = input.repeat(batch);
-            let bare = load(clients, seconds, batch, |_| {
-                let client = Client::new(bare_url.clone());
-                let body = body.clone();
-                let path = format!("/v1/infer/{}", offer.id);
-                move || {
-                    let (client, body, path) = (client.clone(), body.clone(), path.clone());
-                    async move {
-                        let (_, bytes) = client
-                            .post_octets(&path, &[], body)
-                            .await
-                            .map_err(|(e, _)| anyhow::anyhow!("{e}"))?;
-                        wire::Answer::decode(&bytes, batch, usize::MAX)?;
-                        Ok(())
+            let mut bare_runs = Vec::with_capacity(repeat);
+            let mut paid_runs = Vec::with_capacity(repeat);
+            for _ in 0..repeat {
+                let bare = load(clients, seconds, batch, |_| {
+                    let client = Client::new(bare_url.clone());
+                    let body = body.clone();
+                    let path = format!("/v1/infer/{}", offer.id);
+                    move || {
+                        let (client, body, path) = (client.clone(), body.clone(), path.clone());
+                        async move {
+                            let (_, bytes) = client
+                                .post_octets(&path, &[], body)
+                                .await
+                                .map_err(|(e, _)| anyhow::anyhow!("{e}"))?;
+                            wire::Answer::decode(&bytes, batch, usize::MAX)?;
+                            Ok(())
+                        }
                     }
-                }
-            })
-            .await?;
-            let paid = load_paid(&sessions, &genesis, &offer, seconds, batch, &input).await?;
+                })
+                .await?;
+                bare_runs.push(bare);
+                let phase = PaidPhase {
+                    sessions: &sessions,
+                    genesis: &genesis,
+                    offer: &offer,
+                    prepay,
+                };
+                paid_runs.push(load_paid(&phase, seconds, batch, &input).await?);
+            }
+            let payment_overhead_runs: Vec<f64> = bare_runs
+                .iter()
+                .zip(&paid_runs)
+                .map(|(b, p)| 1.0 - p.qps / b.qps.max(f64::MIN_POSITIVE))
+                .collect();
+            // The median of the pairs' ratios: each pair ran back to back, so a machine that
+            // drifts between pairs moves both of its phases.
+            let mut sorted = payment_overhead_runs.clone();
+            sorted.sort_by(f64::total_cmp);
+            let payment_overhead = sorted[sorted.len() / 2];
+            let (bare, paid) = (median_run(bare_runs), median_run(paid_runs));
             rows.push(HttpRow {
                 model: model.arch().to_string(),
                 batch,
                 clients,
                 bare_qps: bare.qps,
                 paid_qps: paid.qps,
-                payment_overhead: 1.0 - paid.qps / bare.qps.max(f64::MIN_POSITIVE),
+                payment_overhead,
+                payment_overhead_runs,
                 p50_ms: paid.p50_ms,
                 p99_ms: paid.p99_ms,
                 bare_p50_ms: bare.p50_ms,
@@ -393,6 +431,13 @@ async fn serve(ctx: &RoleContext, dir: &std::path::Path, free: bool) -> anyhow::
         .await
     });
     Ok(url)
+}
+
+/// The run of median throughput (with its own latencies).
+fn median_run(mut runs: Vec<Load>) -> Load {
+    runs.sort_by(|a, b| a.qps.total_cmp(&b.qps));
+    let mid = runs.len() / 2;
+    runs.swap_remove(mid)
 }
 
 /// Throughput and latency of one phase.
@@ -454,18 +499,25 @@ async fn summarize(
     })
 }
 
+/// What every paid phase shares: the payers' channels and how they pay ahead.
+struct PaidPhase<'a> {
+    sessions: &'a [(SigningKey, Channel)],
+    genesis: &'a Genesis,
+    offer: &'a Offer,
+    prepay: Option<u64>,
+}
+
 /// The paid phase: each client a `PaidSession` on its own channel.
 async fn load_paid(
-    sessions: &[(SigningKey, Channel)],
-    genesis: &Genesis,
-    offer: &Offer,
+    phase: &PaidPhase<'_>,
     seconds: f64,
     batch: usize,
     input: &[u8],
 ) -> anyhow::Result<Load> {
     let end = Instant::now() + Duration::from_secs_f64(seconds);
-    let offer = Arc::new(offer.clone());
-    let tasks: Vec<_> = sessions
+    let (genesis, offer) = (phase.genesis, Arc::new(phase.offer.clone()));
+    let tasks: Vec<_> = phase
+        .sessions
         .iter()
         .map(|(key, channel)| {
             let mut s = PaidSession::new(
@@ -475,6 +527,9 @@ async fn load_paid(
                 channel.clone(),
                 genesis.params.limits(),
             );
+            if let Some(queries) = phase.prepay {
+                s = s.with_prepay(queries);
+            }
             let inputs: Vec<Vec<u8>> = vec![input.to_vec(); batch];
             tokio::spawn(async move {
                 let refs: Vec<&[u8]> = inputs.iter().map(Vec::as_slice).collect();

@@ -3,7 +3,10 @@
 //!
 //! Vouchers are signed ahead: each new voucher pays for `prepay` queries beyond the request's,
 //! so a payer signs once per `prepay` queries and the provider checks a signature as rarely;
-//! the payer risks at most `prepay × price` on a provider that stops answering.
+//! the payer risks at most `prepay × price` on a provider that stops answering. Trust is earned:
+//! `prepay` starts at [`PREPAY_START`] queries and doubles with every voucher the provider has
+//! answered in full, up to [`PREPAY_MAX`] (as Filecoin's retrieval payments grow their payment
+//! interval), so a new provider can take little and a long session signs rarely.
 //!
 //! Receipts come signed in batches ([`wire`]): the session rebuilds each answer's receipt from
 //! what it sent (chain, offer, channel, the offer's model, the voucher, the input's hash, the
@@ -28,6 +31,11 @@ use deai_ledger::{
 use ed25519_dalek::SigningKey;
 
 use super::{OfferInfo, wire};
+
+/// Queries the first voucher of a session pays ahead.
+pub const PREPAY_START: u64 = 32;
+/// Queries a voucher pays ahead at most, once the provider has answered the ramp up to it.
+pub const PREPAY_MAX: u64 = 1_024;
 use crate::client::{Client, ClientError};
 
 /// One checked answer.
@@ -89,6 +97,7 @@ pub struct PaidSession {
     spent: u128,
     voucher: Option<SignedVoucher>,
     prepay: u64,
+    prepay_max: u64,
     sign_each: bool,
     unsigned_max: usize,
     /// This session's answers not signed yet: leaf → sequence.
@@ -123,7 +132,8 @@ impl PaidSession {
             limits,
             spent: 0,
             voucher: None,
-            prepay: 32,
+            prepay: PREPAY_START,
+            prepay_max: PREPAY_MAX,
             sign_each: false,
             unsigned_max: 1_024,
             unsigned: HashMap::new(),
@@ -135,9 +145,11 @@ impl PaidSession {
         }
     }
 
-    /// Signs each new voucher for `queries` more than the request needs (0: exactly).
+    /// Signs each new voucher for `queries` more than the request needs (0: exactly), without
+    /// the ramp.
     pub fn with_prepay(mut self, queries: u64) -> Self {
         self.prepay = queries;
+        self.prepay_max = queries;
         self
     }
 
@@ -278,7 +290,9 @@ impl PaidSession {
 
     /// The voucher to send for a total of `need` (a request of `n` queries): the last one if it
     /// covers it, else a new one paying ahead `prepay` queries or four such requests, whichever
-    /// is more (within the deposit), so a voucher is signed at most every fourth request.
+    /// is more (within the deposit), so a voucher is signed at most every fourth request. A new
+    /// voucher is needed only once the last one's queries were answered, so each doubles the
+    /// next one's `prepay` (up to `prepay_max`).
     fn voucher_for(&mut self, need: u128, n: u128) -> Result<SignedVoucher, PaidError> {
         let deposit = self.channel.deposit;
         if need > deposit {
@@ -294,6 +308,7 @@ impl PaidSession {
             return Ok(v.clone());
         }
         let queries = u128::from(self.prepay).max(n.saturating_mul(4));
+        self.prepay = self.prepay.saturating_mul(2).min(self.prepay_max);
         let ahead = self.offer.price_per_query.saturating_mul(queries);
         let amount = need.saturating_add(ahead).min(deposit);
         let v = Voucher {
@@ -506,6 +521,48 @@ mod tests {
             signed,
         }
         .encode()
+    }
+
+    /// Each new voucher pays ahead twice the queries of the last, from `PREPAY_START` up to
+    /// `PREPAY_MAX` and never past the deposit; one already covering the request is reused.
+    #[test]
+    fn vouchers_pay_ahead_more_as_the_provider_answers() {
+        let mut s = session();
+        s.channel.deposit = u128::MAX;
+        let price = PRICE;
+        let mut amounts = Vec::new();
+        let mut need = price;
+        for _ in 0..8 {
+            let v = s.voucher_for(need, 1).expect("funded");
+            amounts.push(v.voucher.cumulative_amount);
+            // Spend all of it: the next request needs a new voucher.
+            need = v.voucher.cumulative_amount + price;
+        }
+        let ahead: Vec<u128> = amounts
+            .iter()
+            .scan(0, |before, a| {
+                let queries = (a - *before) / price - 1;
+                *before = *a;
+                Some(queries)
+            })
+            .collect();
+        assert_eq!(ahead, [32, 64, 128, 256, 512, 1024, 1024, 1024]);
+        let last = s.voucher_for(need - price, 1).expect("covered");
+        assert_eq!(last.voucher.cumulative_amount, amounts[7], "reused");
+
+        let mut fixed = session().with_prepay(0);
+        let v = fixed.voucher_for(price, 1).expect("funded");
+        assert_eq!(
+            v.voucher.cumulative_amount,
+            5 * price,
+            "the request and four more like it"
+        );
+        let mut capped = session();
+        let v = capped.voucher_for(990, 1).expect("funded");
+        assert_eq!(
+            v.voucher.cumulative_amount, 1_000,
+            "no further than the deposit"
+        );
     }
 
     #[test]
