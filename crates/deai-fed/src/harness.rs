@@ -841,13 +841,9 @@ pub(crate) mod tests {
         let mut seen = 0;
         for r in &screened.rounds {
             let plan = RoundPlan::new(&screened_spec, &r.info).expect("plan");
-            let limits = RecordLimits {
-                datasets_max: 100,
-                vector_len_max: plan.groups[0].config.vector_len,
-            };
             let aggregate = crate::record::AggregateBlob::decode(
                 &screened.blobs[&r.outcome.aggregate.0],
-                &limits,
+                &LIMITS,
             )
             .expect("decodes");
             let mut kept = aggregate.groups.clone();

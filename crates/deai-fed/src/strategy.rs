@@ -213,6 +213,12 @@ impl ServerState {
         })
     }
 
+    /// Whether the rule screens groups by their scores (a `screened-` rule): only then does a
+    /// step read them.
+    pub fn screens(&self) -> bool {
+        self.screen
+    }
+
     /// Rounds stepped so far.
     pub fn stepped(&self) -> u32 {
         self.stepped
