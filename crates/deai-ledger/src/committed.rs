@@ -8,8 +8,8 @@
 //! fields a leaf spells out.
 
 use crate::{
-    Account, Channel, Dataset, Digest, HistoryEntry, Model, Offer, Proof, StateKey, Task,
-    ValidatorSet, error::ProofError,
+    Account, BlockDecision, Channel, Dataset, DelegationList, Digest, HistoryEntry, Model, Offer,
+    Proof, Proposal, StateKey, Task, ValidatorSet, error::ProofError,
 };
 
 /// A state entry whose committed bytes a reader can recompute.
@@ -63,6 +63,33 @@ impl Committed for ValidatorSet {
     }
     fn leaf_value(&self) -> Vec<u8> {
         ValidatorSet::leaf_value(self)
+    }
+}
+
+impl Committed for Proposal {
+    fn key(&self) -> StateKey {
+        StateKey::Proposal(self.id)
+    }
+    fn leaf_value(&self) -> Vec<u8> {
+        Proposal::leaf_value(self)
+    }
+}
+
+impl Committed for BlockDecision {
+    fn key(&self) -> StateKey {
+        StateKey::Blocked(self.target)
+    }
+    fn leaf_value(&self) -> Vec<u8> {
+        BlockDecision::leaf_value(self)
+    }
+}
+
+impl Committed for DelegationList {
+    fn key(&self) -> StateKey {
+        StateKey::Delegations(self.delegator)
+    }
+    fn leaf_value(&self) -> Vec<u8> {
+        DelegationList::leaf_value(self)
     }
 }
 

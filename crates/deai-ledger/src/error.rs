@@ -18,6 +18,8 @@ pub enum EntityKind {
     Offer,
     /// A payment channel.
     Channel,
+    /// A governance proposal.
+    Proposal,
 }
 
 impl core::fmt::Display for EntityKind {
@@ -28,6 +30,7 @@ impl core::fmt::Display for EntityKind {
             Self::Model => "model",
             Self::Offer => "offer",
             Self::Channel => "channel",
+            Self::Proposal => "proposal",
         })
     }
 }
@@ -474,6 +477,36 @@ pub enum TxError {
         /// The challenge.
         challenge: u32,
     },
+    /// A governance decision blocked the dataset, model, offer or validator.
+    #[error("{target} is blocked by governance (reason {reason})")]
+    Blocked {
+        /// What is blocked.
+        target: String,
+        /// Hash of the published reasons.
+        reason: Digest,
+    },
+    /// The proposal is not open for votes.
+    #[error("proposal {proposal} is not open for votes")]
+    ProposalNotVoting {
+        /// The proposal.
+        proposal: u64,
+    },
+    /// The voter held no stake, delegation or delegated stake when the proposal started.
+    #[error("{voter} had no voting power when proposal {proposal} started")]
+    NoVotingPower {
+        /// The proposal.
+        proposal: u64,
+        /// The voter.
+        voter: Address,
+    },
+    /// The proposal cannot be executed now.
+    #[error("proposal {proposal} cannot be executed: {reason}")]
+    NotExecutable {
+        /// The proposal.
+        proposal: u64,
+        /// Why.
+        reason: String,
+    },
     /// The sender is not a validator of the epoch the challenge was filed in.
     #[error("{sender} is not a validator of epoch {epoch}")]
     NotValidator {
@@ -537,6 +570,10 @@ impl TxError {
             Self::ChallengeWindowClosed { .. } => "challenge_window_closed",
             Self::ChallengeNotPending { .. } => "challenge_not_pending",
             Self::NotValidator { .. } => "not_validator",
+            Self::Blocked { .. } => "blocked",
+            Self::ProposalNotVoting { .. } => "proposal_not_voting",
+            Self::NoVotingPower { .. } => "no_voting_power",
+            Self::NotExecutable { .. } => "not_executable",
         }
     }
 
@@ -591,6 +628,10 @@ impl TxError {
         "challenge_window_closed",
         "challenge_not_pending",
         "not_validator",
+        "blocked",
+        "proposal_not_voting",
+        "no_voting_power",
+        "not_executable",
     ];
 
     pub(crate) fn limit(field: &str, len: usize, max: usize) -> Result<(), Self> {
@@ -881,6 +922,19 @@ mod tests {
             TxError::NotValidator {
                 sender: a,
                 epoch: 3,
+            },
+            TxError::Blocked {
+                target: "dataset 1".into(),
+                reason: Digest([3; 32]),
+            },
+            TxError::ProposalNotVoting { proposal: 1 },
+            TxError::NoVotingPower {
+                proposal: 1,
+                voter: a,
+            },
+            TxError::NotExecutable {
+                proposal: 1,
+                reason: "too early".into(),
             },
         ]
     }

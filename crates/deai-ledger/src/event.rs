@@ -418,6 +418,145 @@ pub enum Event {
         /// First height it may settle at.
         settle_from: u64,
     },
+    /// A governance proposal opened.
+    Proposed {
+        /// Its id.
+        id: u64,
+        /// Who proposed it.
+        proposer: Address,
+        /// The locked deposit.
+        #[serde(with = "crate::types::amount")]
+        deposit: u128,
+        /// Last height votes count.
+        end_height: u64,
+    },
+    /// A vote was cast or changed.
+    Voted {
+        /// The proposal.
+        proposal: u64,
+        /// The voter.
+        voter: Address,
+        /// The vote.
+        choice: crate::state::Choice,
+    },
+    /// A proposal's vote ended and was counted.
+    ProposalTallied {
+        /// The proposal.
+        id: u64,
+        /// What the vote decided.
+        status: crate::state::ProposalStatus,
+        /// Yes weight.
+        #[serde(with = "crate::types::amount")]
+        yes: u128,
+        /// No weight.
+        #[serde(with = "crate::types::amount")]
+        no: u128,
+        /// Abstain weight.
+        #[serde(with = "crate::types::amount")]
+        abstain: u128,
+        /// Veto weight.
+        #[serde(with = "crate::types::amount")]
+        veto: u128,
+        /// All power in the snapshot.
+        #[serde(with = "crate::types::amount")]
+        power: u128,
+        /// Whether the deposit went back to the proposer (else it was burned).
+        deposit_returned: bool,
+    },
+    /// An executed proposal set a parameter.
+    ParamChanged {
+        /// The proposal.
+        proposal: u64,
+        /// The parameter.
+        name: String,
+        /// Its new value.
+        value: String,
+    },
+    /// An executed proposal blocked or unblocked a target.
+    BlockDecided {
+        /// The proposal.
+        proposal: u64,
+        /// The target.
+        target: crate::state::BlockTarget,
+        /// Blocked (or unblocked).
+        blocked: bool,
+    },
+    /// An executed proposal paid from the treasury.
+    TreasurySpent {
+        /// The proposal.
+        proposal: u64,
+        /// The payee.
+        to: Address,
+        /// Amount.
+        #[serde(with = "crate::types::amount")]
+        amount: u128,
+    },
+    /// Stake was delegated to a validator.
+    Delegated {
+        /// The delegator.
+        delegator: Address,
+        /// The validator.
+        validator: Address,
+        /// Amount.
+        #[serde(with = "crate::types::amount")]
+        amount: u128,
+    },
+    /// A delegation started unbonding.
+    Undelegated {
+        /// The delegator.
+        delegator: Address,
+        /// The validator.
+        validator: Address,
+        /// Amount.
+        #[serde(with = "crate::types::amount")]
+        amount: u128,
+        /// Height at which the funds return.
+        release_height: u64,
+    },
+    /// A block's emission was minted.
+    Minted {
+        /// Minted in all.
+        #[serde(with = "crate::types::amount")]
+        amount: u128,
+        /// Of that, into the epoch's validator pool.
+        #[serde(with = "crate::types::amount")]
+        pool: u128,
+    },
+    /// Emitted tokens were paid to an account.
+    EmissionPaid {
+        /// The payee.
+        account: Address,
+        /// Amount.
+        #[serde(with = "crate::types::amount")]
+        amount: u128,
+        /// Why it was paid.
+        role: EmissionRole,
+    },
+}
+
+/// Who an emission pays.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EmissionRole {
+    /// The treasury's share.
+    Treasury,
+    /// A validator's share (its stake, and its commission on its delegators').
+    Validator,
+    /// A delegator's share through its validator.
+    Delegator,
+    /// A coordinator's reward for completed rounds.
+    Coordinator,
+}
+
+impl EmissionRole {
+    fn code(self) -> u8 {
+        match self {
+            Self::Treasury => 0,
+            Self::Validator => 1,
+            Self::Delegator => 2,
+            Self::Coordinator => 3,
+        }
+    }
 }
 
 /// Why a dispute was upheld.
@@ -492,6 +631,16 @@ impl Event {
             Self::ChallengeVoted { .. } => 35,
             Self::ChallengeResolved { .. } => 36,
             Self::TaskSettling { .. } => 37,
+            Self::Proposed { .. } => 38,
+            Self::Voted { .. } => 39,
+            Self::ProposalTallied { .. } => 40,
+            Self::ParamChanged { .. } => 41,
+            Self::BlockDecided { .. } => 42,
+            Self::TreasurySpent { .. } => 43,
+            Self::Delegated { .. } => 44,
+            Self::Undelegated { .. } => 45,
+            Self::Minted { .. } => 46,
+            Self::EmissionPaid { .. } => 47,
         }
     }
 }
@@ -647,6 +796,16 @@ impl Write for Event {
             | Self::ChannelClosed { .. }
             | Self::DisputeUpheld { .. }
             | Self::DisputeRejected { .. }) => write_market(market, buf),
+            governance @ (Self::Proposed { .. }
+            | Self::Voted { .. }
+            | Self::ProposalTallied { .. }
+            | Self::ParamChanged { .. }
+            | Self::BlockDecided { .. }
+            | Self::TreasurySpent { .. }
+            | Self::Delegated { .. }
+            | Self::Undelegated { .. }
+            | Self::Minted { .. }
+            | Self::EmissionPaid { .. }) => write_governance(governance, buf),
             accountability => write_accountability(accountability, buf),
         }
     }
@@ -689,7 +848,123 @@ impl EncodeSize for Event {
             Self::ChallengeVoted { .. } => 8 + 4 + 32 + 1,
             Self::ChallengeResolved { .. } => 8 + 4 + 4 + 1 + 16 + 16 + 16,
             Self::TaskSettling { .. } => 8 + 8,
+            Self::Proposed { .. } => 8 + 32 + 16 + 8,
+            Self::Voted { .. } => 8 + 32 + 1,
+            Self::ProposalTallied { .. } => 8 + 1 + 5 * 16 + 1,
+            Self::ParamChanged { name, value, .. } => {
+                8 + crate::codec::str_size(name) + crate::codec::str_size(value)
+            }
+            Self::BlockDecided { target, .. } => 8 + target.encode_size() + 1,
+            Self::TreasurySpent { .. } => 8 + 32 + 16,
+            Self::Delegated { .. } => 32 + 32 + 16,
+            Self::Undelegated { .. } => 32 + 32 + 16 + 8,
+            Self::Minted { .. } => 16 + 16,
+            Self::EmissionPaid { .. } => 32 + 16 + 1,
         }
+    }
+}
+
+/// The encodings of the governance and economics events (tags 38..=47).
+fn write_governance(event: &Event, buf: &mut impl BufMut) {
+    match event {
+        Event::Proposed {
+            id,
+            proposer,
+            deposit,
+            end_height,
+        } => {
+            id.write(buf);
+            proposer.write(buf);
+            deposit.write(buf);
+            end_height.write(buf);
+        }
+        Event::Voted {
+            proposal,
+            voter,
+            choice,
+        } => {
+            proposal.write(buf);
+            voter.write(buf);
+            choice.write(buf);
+        }
+        Event::ProposalTallied {
+            id,
+            status,
+            yes,
+            no,
+            abstain,
+            veto,
+            power,
+            deposit_returned,
+        } => {
+            id.write(buf);
+            buf.put_u8(*status as u8);
+            for v in [yes, no, abstain, veto, power] {
+                v.write(buf);
+            }
+            buf.put_u8(u8::from(*deposit_returned));
+        }
+        Event::ParamChanged {
+            proposal,
+            name,
+            value,
+        } => {
+            proposal.write(buf);
+            crate::codec::write_str(name, buf);
+            crate::codec::write_str(value, buf);
+        }
+        Event::BlockDecided {
+            proposal,
+            target,
+            blocked,
+        } => {
+            proposal.write(buf);
+            target.write(buf);
+            buf.put_u8(u8::from(*blocked));
+        }
+        Event::TreasurySpent {
+            proposal,
+            to,
+            amount,
+        } => {
+            proposal.write(buf);
+            to.write(buf);
+            amount.write(buf);
+        }
+        Event::Delegated {
+            delegator,
+            validator,
+            amount,
+        } => {
+            delegator.write(buf);
+            validator.write(buf);
+            amount.write(buf);
+        }
+        Event::Undelegated {
+            delegator,
+            validator,
+            amount,
+            release_height,
+        } => {
+            delegator.write(buf);
+            validator.write(buf);
+            amount.write(buf);
+            release_height.write(buf);
+        }
+        Event::Minted { amount, pool } => {
+            amount.write(buf);
+            pool.write(buf);
+        }
+        Event::EmissionPaid {
+            account,
+            amount,
+            role,
+        } => {
+            account.write(buf);
+            amount.write(buf);
+            buf.put_u8(role.code());
+        }
+        _ => unreachable!("only governance events are written here"),
     }
 }
 

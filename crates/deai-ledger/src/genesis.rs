@@ -92,38 +92,14 @@ impl Genesis {
             }
         }
         self.supply()?;
-        let positive = [
-            ("tx_bytes_max", u64::from(self.params.tx_bytes_max)),
-            ("block_txs_max", u64::from(self.params.block_txs_max)),
-            ("string_bytes_max", u64::from(self.params.string_bytes_max)),
-            ("round_timeout_blocks", self.params.round_timeout_blocks),
-        ];
-        for (name, value) in positive {
-            if value == 0 {
-                return Err(GenesisError::Param {
-                    name,
-                    value: value.to_string(),
-                    reason: "must be positive",
-                });
-            }
-        }
-        if self.params.epoch_blocks < crate::params::EPOCH_BLOCKS_MIN {
-            return Err(GenesisError::Param {
-                name: "epoch_blocks",
-                value: self.params.epoch_blocks.to_string(),
-                reason: "must be at least 4 (the next set is chosen two blocks before an epoch ends)",
-            });
-        }
-        if self.params.validators_max == 0
-            || self.validators.len() > self.params.validators_max as usize
-        {
+        self.params.validate()?;
+        if self.validators.len() > self.params.validators_max as usize {
             return Err(GenesisError::Param {
                 name: "validators_max",
                 value: self.params.validators_max.to_string(),
-                reason: "must be positive and at least the number of genesis validators",
+                reason: "must be at least the number of genesis validators",
             });
         }
-        validate_market(&self.params)?;
         if let Some((a, stake)) = self
             .validators
             .iter()
@@ -141,90 +117,6 @@ impl Genesis {
 
 /// The inference-market parameters: positive where a zero would disable a rule, within the caps
 /// that bound a dispute's work, and a bond release late enough for every dispute.
-fn validate_market(p: &Params) -> Result<(), GenesisError> {
-    use crate::params::{
-        BLOCK_BYTES_MAX_LIMIT, BPS_SCALE, DISPUTE_MODEL_BYTES_MAX_LIMIT, DISPUTE_OPS_MAX_LIMIT,
-    };
-    let param = |name, value: String, reason| GenesisError::Param {
-        name,
-        value,
-        reason,
-    };
-    let positive = [
-        ("offer_bond_min", p.offer_bond_min),
-        (
-            "offer_endpoint_bytes_max",
-            u128::from(p.offer_endpoint_bytes_max),
-        ),
-        ("channel_expiry_max", u128::from(p.channel_expiry_max)),
-        (
-            "dispute_input_bytes_max",
-            u128::from(p.dispute_input_bytes_max),
-        ),
-        ("challenge_vote_blocks", u128::from(p.challenge_vote_blocks)),
-    ];
-    for (name, value) in positive {
-        if value == 0 {
-            return Err(param(name, value.to_string(), "must be positive"));
-        }
-    }
-    if !(1..=DISPUTE_OPS_MAX_LIMIT).contains(&p.dispute_ops_max) {
-        return Err(param(
-            "dispute_ops_max",
-            p.dispute_ops_max.to_string(),
-            "must be in 1..=2^30 (a dispute's re-execution is bounded work for every validator)",
-        ));
-    }
-    if !(1..=DISPUTE_MODEL_BYTES_MAX_LIMIT).contains(&p.dispute_model_bytes_max) {
-        return Err(param(
-            "dispute_model_bytes_max",
-            p.dispute_model_bytes_max.to_string(),
-            "must be in 1..=16 MiB",
-        ));
-    }
-    let block_bytes = usize::try_from(p.block_bytes_max).unwrap_or(usize::MAX);
-    if p.block_bytes_max > BLOCK_BYTES_MAX_LIMIT || block_bytes < p.dispute_tx_bytes_max() {
-        return Err(param(
-            "block_bytes_max",
-            p.block_bytes_max.to_string(),
-            "must be at most 256 MiB and hold the largest dispute (tx_bytes_max + \
-             receipt_output_bytes_max + dispute_model_bytes_max + dispute_input_bytes_max)",
-        ));
-    }
-    if p.receipt_output_bytes_max < 12 {
-        return Err(param(
-            "receipt_output_bytes_max",
-            p.receipt_output_bytes_max.to_string(),
-            "must be at least 12 (an output of one logit)",
-        ));
-    }
-    for (name, bps) in [
-        ("dispute_reward_bps", p.dispute_reward_bps),
-        ("challenge_reward_bps", p.challenge_reward_bps),
-    ] {
-        if bps > BPS_SCALE {
-            return Err(param(
-                name,
-                bps.to_string(),
-                "must be at most 10000 (the whole bond)",
-            ));
-        }
-    }
-    let reach = p
-        .channel_expiry_max
-        .checked_add(p.dispute_window_blocks)
-        .filter(|&reach| p.offer_unbond_blocks > reach);
-    if reach.is_none() {
-        return Err(param(
-            "offer_unbond_blocks",
-            p.offer_unbond_blocks.to_string(),
-            "must exceed channel_expiry_max + dispute_window_blocks, so a dispute can still reach \
-             a withdrawn offer's bond",
-        ));
-    }
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -55,6 +55,7 @@ mod committed;
 mod error;
 mod event;
 mod genesis;
+mod param_change;
 mod params;
 pub mod payment;
 pub mod proof;
@@ -67,35 +68,42 @@ mod verify;
 pub use block::{Block, BlockOutcome, Receipt};
 pub use committed::{Committed, verify_entry};
 pub use error::{DecodeError, EntityKind, GenesisError, ProofError, TxError};
-pub use event::{DisputeCause, Event, HistoryEntry};
+pub use event::{DisputeCause, EmissionRole, Event, HistoryEntry};
 pub use genesis::{Genesis, TOKEN, VALIDATOR_DEV_BALANCE};
+pub use param_change::FIXED_AT_GENESIS;
 pub use params::{
     BPS_SCALE, CHALLENGE_DEPOSIT_DEFAULT, CHALLENGE_REWARD_BPS_DEFAULT,
     CHALLENGE_VOTE_BLOCKS_DEFAULT, CHANNEL_EXPIRY_MAX_DEFAULT, COORDINATOR_BOND_DEFAULT,
     DELTA_SCALE, DISPUTE_BOND_DEFAULT, DISPUTE_FEE_PER_BYTE_DEFAULT,
     DISPUTE_INPUT_BYTES_MAX_DEFAULT, DISPUTE_MODEL_BYTES_MAX_DEFAULT,
     DISPUTE_MODEL_BYTES_MAX_LIMIT, DISPUTE_OPS_MAX_DEFAULT, DISPUTE_OPS_MAX_LIMIT,
-    DISPUTE_REWARD_BPS_DEFAULT, DISPUTE_WINDOW_BLOCKS_DEFAULT, EPOCH_BLOCKS_DEFAULT,
-    EPOCH_BLOCKS_MIN, EPSILON_SCALE, Limits, METRIC_SCALE, NOISE_SCALE, OFFER_BOND_MIN_DEFAULT,
-    OFFER_ENDPOINT_BYTES_MAX_DEFAULT, OFFER_UNBOND_BLOCKS_DEFAULT, Params,
-    RECEIPT_OUTPUT_BYTES_MAX_DEFAULT, ROUND_TIMEOUT_BLOCKS_DEFAULT, VALIDATOR_STAKE_MIN_DEFAULT,
-    VALIDATORS_MAX_DEFAULT,
+    DISPUTE_REWARD_BPS_DEFAULT, DISPUTE_WINDOW_BLOCKS_DEFAULT, EMISSION_TREASURY_BPS_DEFAULT,
+    EPOCH_BLOCKS_DEFAULT, EPOCH_BLOCKS_MIN, EPSILON_SCALE, GOV_DEPOSIT_MIN_DEFAULT,
+    GOV_EXECUTE_WINDOW_BLOCKS_DEFAULT, GOV_QUORUM_BPS_DEFAULT, GOV_THRESHOLD_BPS_DEFAULT,
+    GOV_TIMELOCK_BLOCKS_DEFAULT, GOV_VETO_BPS_DEFAULT, GOV_VOTING_BLOCKS_DEFAULT, Limits,
+    METRIC_SCALE, NOISE_SCALE, OFFER_BOND_MIN_DEFAULT, OFFER_ENDPOINT_BYTES_MAX_DEFAULT,
+    OFFER_UNBOND_BLOCKS_DEFAULT, Params, RECEIPT_OUTPUT_BYTES_MAX_DEFAULT,
+    ROUND_TIMEOUT_BLOCKS_DEFAULT, TASK_EPSILON_MAX_DEFAULT, VALIDATOR_COMMISSION_BPS_DEFAULT,
+    VALIDATOR_STAKE_MIN_DEFAULT, VALIDATORS_MAX_DEFAULT,
 };
 pub use payment::{QueryReceipt, SignedLeaves, SignedQueryReceipt, SignedVoucher, Voucher};
 pub use proof::{Proof, StateKey, verify_proof};
 pub use state::{
-    Account, Challenge, Channel, ChannelStatus, Claim, Closing, ConsentPolicy, Contributor,
-    CoordinatorBond, Dataset, EPSILON_SCHEDULE_STEPS_MAX, EpsilonStep, Member, Metric, Model,
-    Offer, OfferStatus, Round, RoundOutcome, SCORE_SCALE, Score, SecAggParams, Snapshot,
-    SnapshotError, State, SupplyReport, Task, TaskStatus, TaskTerms, Unbonding, ValidatorKey,
-    ValidatorSet, Verdict, Vote, select, selection_seed,
+    Account, BlockDecision, BlockTarget, Challenge, Channel, ChannelStatus, Choice, Claim, Closing,
+    ConsentPolicy, Contributor, CoordinatorBond, DELEGATIONS_MAX, Dataset, DelegationEntry,
+    DelegationList, EPSILON_SCHEDULE_STEPS_MAX, EpsilonStep, Member, Metric, Model, Offer,
+    OfferStatus, PARAM_CHANGES_MAX, ParamSet, PowerSnapshot, Proposal, ProposalKind,
+    ProposalStatus, Round, RoundOutcome, SCORE_SCALE, Score, SecAggParams, Snapshot, SnapshotError,
+    State, SupplyReport, Tally, Task, TaskStatus, TaskTerms, Unbonding, ValidatorKey, ValidatorSet,
+    Verdict, Vote, select, selection_seed, treasury,
 };
 pub use tx::{
     ChallengeVote, ChannelClaim, ChannelClose, ChannelOpen, ChannelTopUp, ConsentRevoke,
-    ConsentUpdate, DatasetRegister, ModelRegister, OfferCreate, OfferUpdate, OfferWithdraw,
-    ReceiptDispute, RoundChallenge, RoundExpire, RoundOpen, RoundResult, SignedTx, Stake,
-    TaskCancel, TaskClose, TaskCommitValidation, TaskCreate, TaskSetCoordinator, Transfer, Tx,
-    TxBody, Unstake, ValidatorDeclare, dataset_commitment, validation_commitment,
+    ConsentUpdate, DatasetRegister, Delegate, Execute, ModelRegister, OfferCreate, OfferUpdate,
+    OfferWithdraw, Propose, ReceiptDispute, RoundChallenge, RoundExpire, RoundOpen, RoundResult,
+    SignedTx, Stake, TaskCancel, TaskClose, TaskCommitValidation, TaskCreate, TaskSetCoordinator,
+    Transfer, Tx, TxBody, Undelegate, Unstake, ValidatorDeclare, Vote as GovVote,
+    dataset_commitment, validation_commitment,
 };
 pub use types::{
     Address, Digest, HexError, TxId, allocations, amount, decimal, epsilon_decimal, hex_bytes,

@@ -6,6 +6,7 @@
 //! - model metrics: [`METRIC_SCALE`] = 1e6 (accuracy 0.9731 is `973_100`), signed.
 //! - DP noise multiplier σ: [`NOISE_SCALE`] = 1e6 (σ = 1.1 is `1_100_000`).
 
+use crate::error::GenesisError;
 use serde::{Deserialize, Serialize};
 
 /// ε is stored as `ε · EPSILON_SCALE`.
@@ -102,6 +103,63 @@ pub const CHALLENGE_VOTE_BLOCKS_DEFAULT: u64 = 600;
 pub const CHALLENGE_REWARD_BPS_DEFAULT: u32 = 5_000;
 /// Basis points in one whole (royalty shares, dispute rewards).
 pub const BPS_SCALE: u32 = 10_000;
+/// Default of [`Params::gov_deposit_min`]: 100 tokens.
+pub const GOV_DEPOSIT_MIN_DEFAULT: u128 = 100 * crate::genesis::TOKEN;
+/// Default of [`Params::gov_voting_blocks`]: about an hour of an idle chain.
+pub const GOV_VOTING_BLOCKS_DEFAULT: u64 = 7_200;
+/// Default of [`Params::gov_timelock_blocks`]: about an hour of an idle chain between a vote
+/// passing and its change taking effect.
+pub const GOV_TIMELOCK_BLOCKS_DEFAULT: u64 = 7_200;
+/// Default of [`Params::gov_execute_window_blocks`]: about a day of an idle chain.
+pub const GOV_EXECUTE_WINDOW_BLOCKS_DEFAULT: u64 = 172_800;
+/// Default of [`Params::gov_quorum_bps`]: a third of the bonded stake must vote.
+pub const GOV_QUORUM_BPS_DEFAULT: u32 = 3_340;
+/// Default of [`Params::gov_threshold_bps`]: more than half of the yes, no and veto weight.
+pub const GOV_THRESHOLD_BPS_DEFAULT: u32 = 5_000;
+/// Default of [`Params::gov_veto_bps`]: more than a third of the voting weight vetoes.
+pub const GOV_VETO_BPS_DEFAULT: u32 = 3_340;
+/// Default of [`Params::emission_treasury_bps`]: a tenth of every emission to the treasury.
+pub const EMISSION_TREASURY_BPS_DEFAULT: u32 = 1_000;
+/// Default of [`Params::validator_commission_bps`]: a validator keeps a tenth of what its
+/// delegators' stake earns.
+pub const VALIDATOR_COMMISSION_BPS_DEFAULT: u32 = 1_000;
+/// Default of [`Params::task_epsilon_max`]: ε = 1,000 (no practical cap; a chain lowers it).
+pub const TASK_EPSILON_MAX_DEFAULT: u64 = 1_000 * EPSILON_SCALE;
+
+/// Serde defaults of the governance and economics parameters.
+mod gov_defaults {
+    use super::*;
+    pub(super) fn deposit_min() -> u128 {
+        GOV_DEPOSIT_MIN_DEFAULT
+    }
+    pub(super) fn voting_blocks() -> u64 {
+        GOV_VOTING_BLOCKS_DEFAULT
+    }
+    pub(super) fn timelock_blocks() -> u64 {
+        GOV_TIMELOCK_BLOCKS_DEFAULT
+    }
+    pub(super) fn execute_window_blocks() -> u64 {
+        GOV_EXECUTE_WINDOW_BLOCKS_DEFAULT
+    }
+    pub(super) fn quorum_bps() -> u32 {
+        GOV_QUORUM_BPS_DEFAULT
+    }
+    pub(super) fn threshold_bps() -> u32 {
+        GOV_THRESHOLD_BPS_DEFAULT
+    }
+    pub(super) fn veto_bps() -> u32 {
+        GOV_VETO_BPS_DEFAULT
+    }
+    pub(super) fn emission_treasury_bps() -> u32 {
+        EMISSION_TREASURY_BPS_DEFAULT
+    }
+    pub(super) fn validator_commission_bps() -> u32 {
+        VALIDATOR_COMMISSION_BPS_DEFAULT
+    }
+    pub(super) fn task_epsilon_max() -> u64 {
+        TASK_EPSILON_MAX_DEFAULT
+    }
+}
 
 fn epoch_blocks_default() -> u64 {
     EPOCH_BLOCKS_DEFAULT
@@ -312,6 +370,54 @@ pub struct Params {
     /// (`0..=10_000`); the rest goes into the task's escrow.
     #[serde(default = "challenge_defaults::challenge_reward_bps")]
     pub challenge_reward_bps: u32,
+    /// Smallest deposit a `Propose` locks, base units (positive): returned when the vote
+    /// reaches quorum and is not vetoed, burned otherwise.
+    #[serde(default = "gov_defaults::deposit_min", with = "crate::types::amount")]
+    pub gov_deposit_min: u128,
+    /// Blocks a proposal is open for votes, counted from the block that includes it. Positive.
+    #[serde(default = "gov_defaults::voting_blocks")]
+    pub gov_voting_blocks: u64,
+    /// Blocks between the end of a passed vote and the first height its `Execute` may land.
+    #[serde(default = "gov_defaults::timelock_blocks")]
+    pub gov_timelock_blocks: u64,
+    /// Blocks after the timelock during which a passed proposal may be executed; after that it
+    /// expires unexecuted. Positive.
+    #[serde(default = "gov_defaults::execute_window_blocks")]
+    pub gov_execute_window_blocks: u64,
+    /// Share of the bonded stake at a proposal's start that must vote (abstain counts) for the
+    /// vote to count, basis points (`1..=10_000`).
+    #[serde(default = "gov_defaults::quorum_bps")]
+    pub gov_quorum_bps: u32,
+    /// A proposal passes when its yes weight is more than this share of yes + no + veto,
+    /// basis points (`0..10_000`, so a unanimous yes always passes).
+    #[serde(default = "gov_defaults::threshold_bps")]
+    pub gov_threshold_bps: u32,
+    /// A proposal is vetoed (and its deposit burned) when its veto weight is more than this
+    /// share of all the weight that voted, basis points (`1..=10_000`).
+    #[serde(default = "gov_defaults::veto_bps")]
+    pub gov_veto_bps: u32,
+    /// Tokens minted with every block, base units; 0 turns emissions off.
+    #[serde(default, with = "crate::types::amount")]
+    pub emission_per_block: u128,
+    /// Share of each block's emission paid to the treasury, basis points (`0..=10_000`); the
+    /// rest goes to the epoch's validators and their delegators at the epoch's end.
+    #[serde(default = "gov_defaults::emission_treasury_bps")]
+    pub emission_treasury_bps: u32,
+    /// Share of what delegated stake earns that its validator keeps, basis points
+    /// (`0..=10_000`).
+    #[serde(default = "gov_defaults::validator_commission_bps")]
+    pub validator_commission_bps: u32,
+    /// Minted to a task's coordinator for each round that completed, when the task settles
+    /// (after its challenge window), base units. 0 pays nothing.
+    #[serde(default, with = "crate::types::amount")]
+    pub coordinator_round_reward: u128,
+    /// What registering a dataset locks, base units: returned when its consent is revoked. The
+    /// anti-Sybil price of an identity in the owner set (docs/governance.md).
+    #[serde(default, with = "crate::types::amount")]
+    pub dataset_bond: u128,
+    /// Largest total ε (fixed point, [`EPSILON_SCALE`]) a task may ask for. Positive.
+    #[serde(default = "gov_defaults::task_epsilon_max")]
+    pub task_epsilon_max: u64,
 }
 
 impl Default for Params {
@@ -351,11 +457,60 @@ impl Default for Params {
             challenge_deposit: CHALLENGE_DEPOSIT_DEFAULT,
             challenge_vote_blocks: CHALLENGE_VOTE_BLOCKS_DEFAULT,
             challenge_reward_bps: CHALLENGE_REWARD_BPS_DEFAULT,
+            gov_deposit_min: GOV_DEPOSIT_MIN_DEFAULT,
+            gov_voting_blocks: GOV_VOTING_BLOCKS_DEFAULT,
+            gov_timelock_blocks: GOV_TIMELOCK_BLOCKS_DEFAULT,
+            gov_execute_window_blocks: GOV_EXECUTE_WINDOW_BLOCKS_DEFAULT,
+            gov_quorum_bps: GOV_QUORUM_BPS_DEFAULT,
+            gov_threshold_bps: GOV_THRESHOLD_BPS_DEFAULT,
+            gov_veto_bps: GOV_VETO_BPS_DEFAULT,
+            emission_per_block: 0,
+            emission_treasury_bps: EMISSION_TREASURY_BPS_DEFAULT,
+            validator_commission_bps: VALIDATOR_COMMISSION_BPS_DEFAULT,
+            coordinator_round_reward: 0,
+            dataset_bond: 0,
+            task_epsilon_max: TASK_EPSILON_MAX_DEFAULT,
         }
     }
 }
 
 impl Params {
+    /// Checks every rule a parameter set must satisfy on its own (what a genesis and every
+    /// governance change must keep).
+    pub fn validate(&self) -> Result<(), GenesisError> {
+        let positive = [
+            ("tx_bytes_max", u64::from(self.tx_bytes_max)),
+            ("block_txs_max", u64::from(self.block_txs_max)),
+            ("string_bytes_max", u64::from(self.string_bytes_max)),
+            ("round_timeout_blocks", self.round_timeout_blocks),
+        ];
+        for (name, value) in positive {
+            if value == 0 {
+                return Err(GenesisError::Param {
+                    name,
+                    value: value.to_string(),
+                    reason: "must be positive",
+                });
+            }
+        }
+        if self.epoch_blocks < crate::params::EPOCH_BLOCKS_MIN {
+            return Err(GenesisError::Param {
+                name: "epoch_blocks",
+                value: self.epoch_blocks.to_string(),
+                reason: "must be at least 4 (the next set is chosen two blocks before an epoch ends)",
+            });
+        }
+        if self.validators_max == 0 {
+            return Err(GenesisError::Param {
+                name: "validators_max",
+                value: self.validators_max.to_string(),
+                reason: "must be positive",
+            });
+        }
+        validate_market(self)?;
+        validate_governance(self)
+    }
+
     /// The epoch height `height` belongs to.
     pub fn epoch_of(&self, height: u64) -> u64 {
         height / self.epoch_blocks.max(1)
@@ -440,4 +595,131 @@ pub struct Limits {
     pub model_metrics_max: usize,
     /// Most bytes of one block's encoded transactions.
     pub block_bytes_max: usize,
+}
+
+fn validate_market(p: &Params) -> Result<(), GenesisError> {
+    let param = |name, value: String, reason| GenesisError::Param {
+        name,
+        value,
+        reason,
+    };
+    let positive = [
+        ("offer_bond_min", p.offer_bond_min),
+        (
+            "offer_endpoint_bytes_max",
+            u128::from(p.offer_endpoint_bytes_max),
+        ),
+        ("channel_expiry_max", u128::from(p.channel_expiry_max)),
+        (
+            "dispute_input_bytes_max",
+            u128::from(p.dispute_input_bytes_max),
+        ),
+        ("challenge_vote_blocks", u128::from(p.challenge_vote_blocks)),
+    ];
+    for (name, value) in positive {
+        if value == 0 {
+            return Err(param(name, value.to_string(), "must be positive"));
+        }
+    }
+    if !(1..=DISPUTE_OPS_MAX_LIMIT).contains(&p.dispute_ops_max) {
+        return Err(param(
+            "dispute_ops_max",
+            p.dispute_ops_max.to_string(),
+            "must be in 1..=2^30 (a dispute's re-execution is bounded work for every validator)",
+        ));
+    }
+    if !(1..=DISPUTE_MODEL_BYTES_MAX_LIMIT).contains(&p.dispute_model_bytes_max) {
+        return Err(param(
+            "dispute_model_bytes_max",
+            p.dispute_model_bytes_max.to_string(),
+            "must be in 1..=16 MiB",
+        ));
+    }
+    let block_bytes = usize::try_from(p.block_bytes_max).unwrap_or(usize::MAX);
+    if p.block_bytes_max > BLOCK_BYTES_MAX_LIMIT || block_bytes < p.dispute_tx_bytes_max() {
+        return Err(param(
+            "block_bytes_max",
+            p.block_bytes_max.to_string(),
+            "must be at most 256 MiB and hold the largest dispute (tx_bytes_max + \
+             receipt_output_bytes_max + dispute_model_bytes_max + dispute_input_bytes_max)",
+        ));
+    }
+    if p.receipt_output_bytes_max < 12 {
+        return Err(param(
+            "receipt_output_bytes_max",
+            p.receipt_output_bytes_max.to_string(),
+            "must be at least 12 (an output of one logit)",
+        ));
+    }
+    for (name, bps) in [
+        ("dispute_reward_bps", p.dispute_reward_bps),
+        ("challenge_reward_bps", p.challenge_reward_bps),
+    ] {
+        if bps > BPS_SCALE {
+            return Err(param(
+                name,
+                bps.to_string(),
+                "must be at most 10000 (the whole bond)",
+            ));
+        }
+    }
+    let reach = p
+        .channel_expiry_max
+        .checked_add(p.dispute_window_blocks)
+        .filter(|&reach| p.offer_unbond_blocks > reach);
+    if reach.is_none() {
+        return Err(param(
+            "offer_unbond_blocks",
+            p.offer_unbond_blocks.to_string(),
+            "must exceed channel_expiry_max + dispute_window_blocks, so a dispute can still reach \
+             a withdrawn offer's bond",
+        ));
+    }
+    Ok(())
+}
+
+fn validate_governance(p: &Params) -> Result<(), GenesisError> {
+    let param = |name, value: String, reason| GenesisError::Param {
+        name,
+        value,
+        reason,
+    };
+    let positive = [
+        ("gov_deposit_min", p.gov_deposit_min),
+        ("gov_voting_blocks", u128::from(p.gov_voting_blocks)),
+        (
+            "gov_execute_window_blocks",
+            u128::from(p.gov_execute_window_blocks),
+        ),
+        ("task_epsilon_max", u128::from(p.task_epsilon_max)),
+        ("gov_quorum_bps", u128::from(p.gov_quorum_bps)),
+        ("gov_veto_bps", u128::from(p.gov_veto_bps)),
+    ];
+    for (name, value) in positive {
+        if value == 0 {
+            return Err(param(name, value.to_string(), "must be positive"));
+        }
+    }
+    for (name, bps) in [
+        ("gov_quorum_bps", p.gov_quorum_bps),
+        ("gov_veto_bps", p.gov_veto_bps),
+        ("emission_treasury_bps", p.emission_treasury_bps),
+        ("validator_commission_bps", p.validator_commission_bps),
+    ] {
+        if bps > BPS_SCALE {
+            return Err(param(
+                name,
+                bps.to_string(),
+                "must be at most 10000 (the whole)",
+            ));
+        }
+    }
+    if p.gov_threshold_bps >= BPS_SCALE {
+        return Err(param(
+            "gov_threshold_bps",
+            p.gov_threshold_bps.to_string(),
+            "must be below 10000, or no proposal could pass",
+        ));
+    }
+    Ok(())
 }

@@ -41,6 +41,12 @@ pub enum StateKey {
     Offer(u64),
     /// A payment channel.
     Channel(u64),
+    /// A governance proposal.
+    Proposal(u64),
+    /// A governance block decision on a dataset, model, offer or validator.
+    Blocked(crate::state::BlockTarget),
+    /// An account's delegations.
+    Delegations(Address),
 }
 
 impl StateKey {
@@ -51,6 +57,18 @@ impl StateKey {
             Self::Meta => out.push(0),
             Self::Account(a) => {
                 out.push(1);
+                out.extend_from_slice(&a.0);
+            }
+            Self::Proposal(id) => {
+                out.push(8);
+                out.extend_from_slice(&id.to_be_bytes());
+            }
+            Self::Blocked(target) => {
+                out.push(9);
+                out.extend_from_slice(&target.key_bytes());
+            }
+            Self::Delegations(a) => {
+                out.push(10);
                 out.extend_from_slice(&a.0);
             }
             Self::Dataset(id)
@@ -85,6 +103,9 @@ impl core::fmt::Display for StateKey {
             Self::Epoch(e) => write!(f, "epoch/{e}"),
             Self::Offer(id) => write!(f, "offer/{id}"),
             Self::Channel(id) => write!(f, "channel/{id}"),
+            Self::Proposal(id) => write!(f, "proposal/{id}"),
+            Self::Blocked(t) => write!(f, "blocked/{}", t.to_string().replace(' ', "/")),
+            Self::Delegations(a) => write!(f, "delegations/{a}"),
         }
     }
 }

@@ -354,6 +354,9 @@ fn key_path(key: &StateKey) -> (&'static str, String) {
         StateKey::Epoch(e) => ("epoch", e.to_string()),
         StateKey::Offer(id) => ("offer", id.to_string()),
         StateKey::Channel(id) => ("channel", id.to_string()),
+        StateKey::Proposal(id) => ("proposal", id.to_string()),
+        StateKey::Blocked(t) => ("blocked", t.path()),
+        StateKey::Delegations(a) => ("delegations", a.to_string()),
     }
 }
 
@@ -365,6 +368,20 @@ pub fn parse_key(kind: &str, id: &str) -> Result<StateKey, ReadError> {
         id.parse::<u64>()
             .map_err(|e| bad(format!("not a number: {e}")))
     };
+    match kind {
+        "blocked" => {
+            return deai_ledger::BlockTarget::parse(id)
+                .map(StateKey::Blocked)
+                .map_err(bad);
+        }
+        "delegations" => {
+            return id
+                .parse()
+                .map(StateKey::Delegations)
+                .map_err(|e| bad(format!("not an address: {e}")));
+        }
+        _ => {}
+    }
     match kind.trim_end_matches('s') {
         "account" => id
             .parse()
@@ -376,8 +393,11 @@ pub fn parse_key(kind: &str, id: &str) -> Result<StateKey, ReadError> {
         "epoch" => number().map(StateKey::Epoch),
         "offer" => number().map(StateKey::Offer),
         "channel" => number().map(StateKey::Channel),
+        "proposal" => number().map(StateKey::Proposal),
         _ => Err(bad(
-            "use account, dataset, task, model, epoch, offer or channel".into(),
+            "use account, dataset, task, model, epoch, offer, channel, proposal, blocked or \
+             delegations"
+                .into(),
         )),
     }
 }
@@ -411,6 +431,19 @@ pub fn check_entry_json(
         StateKey::Channel(_) => {
             verify_entry(root, proof, &decode_entry::<deai_ledger::Channel>(entry)?)
         }
+        StateKey::Proposal(_) => {
+            verify_entry(root, proof, &decode_entry::<deai_ledger::Proposal>(entry)?)
+        }
+        StateKey::Blocked(_) => verify_entry(
+            root,
+            proof,
+            &decode_entry::<deai_ledger::BlockDecision>(entry)?,
+        ),
+        StateKey::Delegations(_) => verify_entry(
+            root,
+            proof,
+            &decode_entry::<deai_ledger::DelegationList>(entry)?,
+        ),
         StateKey::Meta => deai_ledger::verify_proof(root, proof),
     }
 }

@@ -1,9 +1,11 @@
 //! Block application and transaction checks.
 //!
 //! Order inside a block: (1) unbonding entries, then the bonds of withdrawn offers, whose
-//! release height ≤ the block height return to their balances; (2) each transaction in order: signature → stateless checks → nonce and fee →
+//! release height ≤ the block height return to their balances, settling tasks settle, ended
+//! proposals are tallied, and the block's emission is minted; (2) each transaction in order: signature → stateless checks → nonce and fee →
 //! the body's `validate` → the body's `apply`, then fee to the proposer and nonce + 1;
-//! (3) the tree commits every changed entry and the new root is returned. A transaction that
+//! (3) the next validator set is chosen at its height and an epoch's last block pays its
+//! emission pool; (4) the tree commits every changed entry and the new root is returned. A transaction that
 //! fails any check changes nothing and gets a receipt with its error.
 
 use super::State;
@@ -37,6 +39,8 @@ impl State {
         let mut events = self.release_unbonded(block.height);
         events.extend(self.release_offer_bonds(block.height));
         events.extend(self.settle_due(block.height));
+        events.extend(self.tally_due(block.height));
+        events.extend(self.emit_for_block(&block.proposer));
         let mut receipts = Vec::with_capacity(block.txs.len());
         let txs_max = self.params.block_txs_max as usize;
         for (i, tx) in block.txs.iter().enumerate() {
@@ -72,6 +76,7 @@ impl State {
         if self.params.chooses_next_set(block.height) {
             events.push(self.choose_next_set(block.height));
         }
+        events.extend(self.pay_epoch(block.height));
         self.commit();
         BlockOutcome {
             height: block.height,

@@ -591,6 +591,19 @@ impl State {
         }
         let refund = escrow - paid;
         self.credit(&creator, refund);
+        let (coordinator, completed) = {
+            let t = self.task(task).expect("settling task exists");
+            let completed = t
+                .round_log
+                .iter()
+                .filter(|r| r.outcome.is_some() && !t.round_invalid(r.number))
+                .count();
+            (t.coordinator(), completed as u64)
+        };
+        if let Some(event) = self.pay_coordinator(&coordinator, completed) {
+            self.record(EntityKind::Task, task, env, event.clone());
+            events.push(event);
+        }
         events.extend(self.release_bonds(task, env));
         let model = model_hash
             .map(|hash| self.register_final_model(task, creator, hash, &closing, env, &mut events));

@@ -43,6 +43,7 @@ impl State {
         if d.revoked {
             return Err(TxError::ConsentRevoked { dataset: id });
         }
+        self.require_unblocked(super::BlockTarget::Dataset(id))?;
         let terms = TaskTerms {
             creator: &task.creator,
             purpose: &task.purpose,

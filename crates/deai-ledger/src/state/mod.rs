@@ -19,6 +19,9 @@ mod apply;
 mod challenge;
 mod channel;
 mod dataset;
+mod delegation;
+mod economy;
+mod governance;
 mod lifecycle;
 mod model;
 mod offer;
@@ -33,6 +36,12 @@ pub use account::{Account, Unbonding};
 pub use challenge::{Challenge, Claim, Closing, CoordinatorBond, Verdict, Vote};
 pub use channel::{Channel, ChannelStatus};
 pub use dataset::{ConsentPolicy, Dataset, TaskTerms};
+pub use delegation::{DELEGATIONS_MAX, DelegationList};
+pub(crate) use governance::apply_changes;
+pub use governance::{
+    BlockDecision, BlockTarget, Choice, DelegationEntry, PARAM_CHANGES_MAX, ParamSet,
+    PowerSnapshot, Proposal, ProposalKind, ProposalStatus, Tally, treasury,
+};
 pub(crate) use model::check_metrics;
 pub use model::{Metric, Model};
 pub use offer::{Contributor, Offer, OfferStatus};
@@ -72,21 +81,39 @@ pub struct SupplyReport {
     /// Sum of what open payment channels lock (deposits not yet claimed).
     #[serde(default, with = "crate::types::amount")]
     pub channels: u128,
-    /// Sum of offer bonds, coordinator bonds and pending challenge deposits.
+    /// Sum of offer bonds, coordinator bonds, pending challenge deposits and the deposits of
+    /// proposals still voting.
     #[serde(default, with = "crate::types::amount")]
     pub bonds: u128,
+    /// Sum of stake delegated to validators.
+    #[serde(default, with = "crate::types::amount")]
+    pub delegated: u128,
+    /// Emitted for this epoch's validators, not yet paid.
+    #[serde(default, with = "crate::types::amount")]
+    pub emission_pool: u128,
+    /// Every token minted by emissions so far.
+    #[serde(default, with = "crate::types::amount")]
+    pub emitted: u128,
     /// Fees paid to proposers so far (already inside `balances`; informational).
     #[serde(with = "crate::types::amount")]
     pub fees_paid: u128,
     /// Burned tokens: the part of slashed offer bonds not paid to disputers.
     #[serde(with = "crate::types::amount")]
     pub burned: u128,
-    /// balances + staked + unbonding + escrow + channels + bonds + burned.
+    /// balances + staked + delegated + unbonding + escrow + channels + bonds + emission_pool +
+    /// burned: equals `genesis + emitted` ([`SupplyReport::conserved`]).
     #[serde(with = "crate::types::amount")]
     pub total: u128,
     /// Supply at genesis.
     #[serde(with = "crate::types::amount")]
     pub genesis: u128,
+}
+
+impl SupplyReport {
+    /// Whether every token is accounted for: `total == genesis + emitted`.
+    pub fn conserved(&self) -> bool {
+        self.genesis.checked_add(self.emitted) == Some(self.total)
+    }
 }
 
 /// The whole ledger state. Cloning copies everything (use it for speculative execution).
@@ -125,6 +152,12 @@ pub struct State {
     validator_keys: BTreeMap<Address, Address>,
     /// Tasks settling or with a pending challenge (derived from the tasks; see [`challenge`]).
     accountable: BTreeSet<u64>,
+    /// Proposals and block decisions (see [`governance`]).
+    gov: governance::Governance,
+    /// Delegated stake (see [`delegation`]).
+    delegations: delegation::Delegations,
+    /// Emissions (see [`economy`]).
+    economy: economy::Economy,
     genesis_supply: u128,
     fees_paid: u128,
     burned: u128,
@@ -153,6 +186,9 @@ impl State {
             epochs: BTreeMap::new(),
             validator_keys: BTreeMap::new(),
             accountable: BTreeSet::new(),
+            gov: governance::Governance::default(),
+            delegations: delegation::Delegations::default(),
+            economy: economy::Economy::default(),
             genesis_supply: g.supply()?,
             fees_paid: 0,
             burned: 0,
@@ -269,6 +305,17 @@ impl State {
             StateKey::Epoch(e) => self.epochs.get(e).map(ValidatorSet::leaf_value),
             StateKey::Offer(id) => self.offers.get(id).map(Offer::leaf_value),
             StateKey::Channel(id) => self.channels.get(id).map(Channel::leaf_value),
+            StateKey::Proposal(id) => self.gov.proposals.get(id).map(Proposal::leaf_value),
+            StateKey::Blocked(t) => self
+                .gov
+                .blocked
+                .get(t)
+                .map(|(b, r)| governance::Governance::block_leaf(*b, r)),
+            StateKey::Delegations(a) => self
+                .delegations
+                .by_delegator
+                .get(a)
+                .map(delegation::Delegations::leaf_value),
         }
     }
 
@@ -287,6 +334,9 @@ impl State {
             escrow: 0,
             channels: 0,
             bonds: 0,
+            delegated: self.delegated_total(),
+            emission_pool: self.economy.pool,
+            emitted: self.economy.emitted,
             fees_paid: self.fees_paid,
             burned: self.burned,
             total: 0,
@@ -300,8 +350,17 @@ impl State {
         r.escrow = self.tasks.values().map(|t| t.escrow).sum();
         r.channels = self.channels.values().map(Channel::locked).sum();
         r.bonds = self.offers.values().map(|o| o.bond).sum::<u128>()
-            + self.tasks.values().map(Task::locked).sum::<u128>();
-        r.total = r.balances + r.staked + r.unbonding + r.escrow + r.channels + r.bonds + r.burned;
+            + self.tasks.values().map(Task::locked).sum::<u128>()
+            + self.proposal_deposits();
+        r.total = r.balances
+            + r.staked
+            + r.delegated
+            + r.unbonding
+            + r.escrow
+            + r.channels
+            + r.bonds
+            + r.emission_pool
+            + r.burned;
         r
     }
 
@@ -320,7 +379,19 @@ impl State {
         out.extend_from_slice(&self.genesis_supply.to_be_bytes());
         out.extend_from_slice(&self.fees_paid.to_be_bytes());
         out.extend_from_slice(&self.burned.to_be_bytes());
+        // Appended only once emissions ran, so a chain without them keeps its roots; the
+        // length (112 or 176 bytes) tells the two forms apart.
+        if !self.economy.is_empty() {
+            out.extend_from_slice(&self.economy.meta_bytes());
+        }
         out
+    }
+
+    /// Replaces the parameters (an executed proposal; already checked).
+    pub(crate) fn set_params(&mut self, params: Params) {
+        self.limits = params.limits();
+        self.params = params;
+        self.dirty.insert(StateKey::Meta);
     }
 
     /// Destroys `amount` (already taken out of every balance, bond and deposit).
@@ -400,6 +471,7 @@ impl State {
             EntityKind::Model => self.models.keys().next_back(),
             EntityKind::Offer => self.offers.keys().next_back(),
             EntityKind::Channel => self.channels.keys().next_back(),
+            EntityKind::Proposal => self.gov.proposals.keys().next_back(),
         };
         last.copied()
             .unwrap_or(0)
@@ -484,6 +556,7 @@ impl State {
             // A caller bug, not bad input: channels are short-lived and their events are in the
             // block receipts and their offer's history.
             EntityKind::Channel => unreachable!("channels keep no history"),
+            EntityKind::Proposal => unreachable!("proposals keep their votes, not a history"),
         };
         *root = entry.chain(root);
         history.push(entry);

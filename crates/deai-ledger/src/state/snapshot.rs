@@ -52,6 +52,24 @@ pub struct Snapshot {
     /// Payment channels.
     #[serde(default)]
     pub channels: Vec<Channel>,
+    /// Governance proposals.
+    #[serde(default)]
+    pub proposals: Vec<super::Proposal>,
+    /// Governance block decisions: target, blocked now, reason.
+    #[serde(default)]
+    pub blocked: Vec<(super::BlockTarget, bool, Digest)>,
+    /// Delegations (accounts that ever delegated, their current list).
+    #[serde(default)]
+    pub delegations: Vec<(crate::types::Address, Vec<(crate::types::Address, String)>)>,
+    /// Every token minted so far.
+    #[serde(default, with = "crate::types::amount")]
+    pub emitted: u128,
+    /// The epoch's undistributed emission.
+    #[serde(default, with = "crate::types::amount")]
+    pub emission_pool: u128,
+    /// Blocks proposed per validator account this epoch.
+    #[serde(default)]
+    pub proposed: Vec<(crate::types::Address, u64)>,
     /// Every state key in leaf-location order.
     pub leaves: Vec<StateKey>,
     /// The state root the restored state must have.
@@ -91,6 +109,27 @@ impl State {
             epochs: self.epochs.values().cloned().collect(),
             offers: self.offers.values().cloned().collect(),
             channels: self.channels.values().cloned().collect(),
+            proposals: self.gov.proposals.values().cloned().collect(),
+            blocked: self
+                .gov
+                .blocked
+                .iter()
+                .map(|(t, (b, r))| (*t, *b, *r))
+                .collect(),
+            delegations: self
+                .delegations
+                .by_delegator
+                .iter()
+                .map(|(d, list)| (*d, list.iter().map(|(v, a)| (*v, a.to_string())).collect()))
+                .collect(),
+            emitted: self.economy.emitted,
+            emission_pool: self.economy.pool,
+            proposed: self
+                .economy
+                .proposed
+                .iter()
+                .map(|(a, n)| (*a, *n))
+                .collect(),
             leaves: self.tree.keys_in_order(),
             root: self.root(),
         }
@@ -115,6 +154,20 @@ impl State {
             epochs: s.epochs.into_iter().map(|e| (e.epoch, e)).collect(),
             validator_keys: BTreeMap::new(),
             accountable: BTreeSet::new(),
+            gov: super::governance::Governance {
+                proposals: s.proposals.into_iter().map(|p| (p.id, p)).collect(),
+                blocked: s.blocked.into_iter().map(|(t, b, r)| (t, (b, r))).collect(),
+                ends: BTreeMap::new(),
+            },
+            delegations: super::delegation::Delegations {
+                by_delegator: parse_delegations(s.delegations)?,
+                delegated_in: BTreeMap::new(),
+            },
+            economy: super::economy::Economy {
+                emitted: s.emitted,
+                pool: s.emission_pool,
+                proposed: s.proposed.into_iter().collect(),
+            },
             genesis_supply: s.genesis_supply,
             fees_paid: s.fees_paid,
             burned: s.burned,
@@ -128,7 +181,10 @@ impl State {
             + state.models.len()
             + state.epochs.len()
             + state.offers.len()
-            + state.channels.len();
+            + state.channels.len()
+            + state.gov.proposals.len()
+            + state.gov.blocked.len()
+            + state.delegations.by_delegator.len();
         if entries != s.leaves.len() {
             return Err(SnapshotError::Inconsistent(format!(
                 "{} entries, {} leaves",
@@ -147,6 +203,17 @@ impl State {
             .tree
             .append_in_order(&changes)
             .map_err(|k| SnapshotError::Inconsistent(k.to_string()))?;
+        state.delegations.rebuild();
+        let voting: Vec<(u64, u64)> = state
+            .gov
+            .proposals
+            .values()
+            .filter(|p| p.status == super::ProposalStatus::Voting)
+            .map(|p| (p.end_height, p.id))
+            .collect();
+        for (end, id) in voting {
+            state.gov.ends.entry(end).or_default().insert(id);
+        }
         for d in state.datasets.values() {
             state.commitments.entry(d.commitment).or_insert(d.id);
         }
@@ -182,4 +249,25 @@ impl State {
         }
         Ok(state)
     }
+}
+
+type DelegationList = BTreeMap<crate::types::Address, BTreeMap<crate::types::Address, u128>>;
+
+/// The snapshot's delegations (amounts as decimal strings) as the state holds them.
+fn parse_delegations(
+    list: Vec<(crate::types::Address, Vec<(crate::types::Address, String)>)>,
+) -> Result<DelegationList, SnapshotError> {
+    list.into_iter()
+        .map(|(d, entries)| {
+            let entries = entries
+                .into_iter()
+                .map(|(v, a)| {
+                    a.parse::<u128>()
+                        .map(|a| (v, a))
+                        .map_err(|_| SnapshotError::Inconsistent(format!("delegation amount {a}")))
+                })
+                .collect::<Result<BTreeMap<_, _>, _>>()?;
+            Ok((d, entries))
+        })
+        .collect()
 }

@@ -4,7 +4,8 @@
 //! `ValidatorDeclare`; genesis validators are declared with their own address as key. When the
 //! block at the second-to-last height of epoch `e` is applied ([`crate::Params::chooses_next_set`]),
 //! the set of epoch `e + 1` is chosen: every declared account whose bonded stake is at least
-//! `validator_stake_min`, by stake (highest first, ties by key), at most `validators_max`. An
+//! `validator_stake_min` (its own plus what is delegated to it) and that governance has not
+//! barred, by stake (highest first, ties by key), at most `validators_max`. An
 //! unbonding stake no longer counts, so `Unstake` removes a validator at the next boundary.
 //!
 //! Choosing one block early is what lets a light client follow set changes: the epoch's last
@@ -169,12 +170,17 @@ impl State {
         let mut all: Vec<Member> = self
             .accounts
             .values()
-            .filter(|a| a.staked >= min)
+            .filter(|a| {
+                self.blocked(&super::BlockTarget::Validator(a.address))
+                    .is_none()
+            })
             .filter_map(|a| {
-                a.validator.as_ref().map(|v| Member {
+                let stake = a.staked.saturating_add(self.delegated_to(&a.address));
+                let v = a.validator.as_ref().filter(|_| stake >= min)?;
+                Some(Member {
                     key: v.key,
                     account: a.address,
-                    stake: a.staked,
+                    stake,
                     p2p: v.p2p.clone(),
                 })
             })

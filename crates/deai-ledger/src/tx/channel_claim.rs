@@ -43,6 +43,7 @@ impl Action for ChannelClaim {
                 sender: env.sender,
             });
         }
+        state.require_unblocked(crate::state::BlockTarget::Offer(c.offer))?;
         state
             .voucher_claimable(self.channel, &self.voucher, env.height)
             .map(|_| ())

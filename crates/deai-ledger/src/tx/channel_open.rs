@@ -53,6 +53,7 @@ impl Action for ChannelOpen {
     fn validate(&self, state: &State, env: &Env) -> Result<(), TxError> {
         let offer = state.offer_checked(self.offer)?;
         State::require_active(offer)?;
+        state.require_unblocked(crate::state::BlockTarget::Offer(self.offer))?;
         check_expiry(self.expiry_height, env.height, state.params())?;
         state.require_funds(env, self.deposit)?;
         state.next_id(EntityKind::Channel).map(|_| ())

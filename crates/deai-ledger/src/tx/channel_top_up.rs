@@ -40,6 +40,7 @@ impl Action for ChannelTopUp {
                 sender: env.sender,
             });
         }
+        state.require_unblocked(crate::state::BlockTarget::Offer(c.offer))?;
         if c.status != ChannelStatus::Open {
             return Err(TxError::ChannelNotOpen {
                 channel: self.channel,

@@ -30,10 +30,13 @@ mod channel_top_up;
 mod consent_revoke;
 mod consent_update;
 mod dataset_register;
+mod delegate;
+mod execute;
 mod model_register;
 mod offer_create;
 mod offer_update;
 mod offer_withdraw;
+mod propose;
 mod receipt_dispute;
 mod round_challenge;
 mod round_expire;
@@ -48,6 +51,7 @@ mod task_set_coordinator;
 mod transfer;
 mod unstake;
 mod validator_declare;
+mod vote;
 
 pub use challenge_vote::ChallengeVote;
 pub use channel_claim::ChannelClaim;
@@ -57,10 +61,13 @@ pub use channel_top_up::ChannelTopUp;
 pub use consent_revoke::ConsentRevoke;
 pub use consent_update::ConsentUpdate;
 pub use dataset_register::{DatasetRegister, dataset_commitment};
+pub use delegate::{Delegate, Undelegate};
+pub use execute::Execute;
 pub use model_register::ModelRegister;
 pub use offer_create::OfferCreate;
 pub use offer_update::OfferUpdate;
 pub use offer_withdraw::OfferWithdraw;
+pub use propose::Propose;
 pub use receipt_dispute::ReceiptDispute;
 pub use round_challenge::RoundChallenge;
 pub use round_expire::RoundExpire;
@@ -76,6 +83,7 @@ pub use task_set_coordinator::TaskSetCoordinator;
 pub use transfer::Transfer;
 pub use unstake::Unstake;
 pub use validator_declare::{POSSESSION_DOMAIN, ValidatorDeclare};
+pub use vote::Vote;
 
 use crate::codec::{read_str, str_size, write_str};
 use crate::error::{DecodeError, TxError};
@@ -225,6 +233,11 @@ tx_bodies! {
     23 => ReceiptDispute(ReceiptDispute), "Dispute a signed query receipt: validators re-execute it and slash a wrong provider's bond (anyone).";
     24 => RoundChallenge(RoundChallenge), "Challenge one claim of a round's result, locking a deposit; validators re-check it and vote (anyone).";
     25 => ChallengeVote(ChallengeVote), "Vote on a pending round challenge (validators of its epoch).";
+    26 => Propose(Propose), "Put a parameter change, an ethics block or a treasury spend to a stake-weighted vote, locking a deposit.";
+    27 => Vote(Vote), "Vote yes, no, abstain or veto on an open proposal (stake at its start only).";
+    28 => Execute(Execute), "Carry out a passed proposal after its timelock (anyone).";
+    29 => Delegate(Delegate), "Bond stake to a validator without running a node.";
+    30 => Undelegate(Undelegate), "Start unbonding a delegation; the funds return after the unbonding delay.";
 }
 
 impl Write for Tx {

@@ -47,6 +47,7 @@ impl Action for ModelRegister {
         }
         if let Some(parent) = self.parent {
             state.model_checked(parent)?;
+            state.require_unblocked(crate::state::BlockTarget::Model(parent))?;
         }
         state.next_id(EntityKind::Model).map(|_| ())
     }

@@ -92,6 +92,7 @@ impl Action for OfferCreate {
 
     fn validate(&self, state: &State, env: &Env) -> Result<(), TxError> {
         state.model_checked(self.model)?;
+        state.require_unblocked(crate::state::BlockTarget::Model(self.model))?;
         state.require_royalty_floor(self.model, self.royalty_bps)?;
         state.require_funds(env, self.bond)?;
         state.next_id(EntityKind::Offer).map(|_| ())

@@ -108,6 +108,7 @@ impl Action for TaskClose {
         self.check_validation(t)?;
         if let Some(parent) = self.parent {
             state.model_checked(parent)?;
+            state.require_unblocked(crate::state::BlockTarget::Model(parent))?;
         }
         payouts(t)?;
         state.next_id(EntityKind::Model).map(|_| ())

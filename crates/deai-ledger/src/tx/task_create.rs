@@ -135,6 +135,17 @@ impl Action for TaskCreate {
     }
 
     fn validate(&self, state: &State, env: &Env) -> Result<(), TxError> {
+        let epsilon_max = state.params().task_epsilon_max;
+        if self.epsilon > epsilon_max {
+            return Err(TxError::InvalidField {
+                field: "epsilon".into(),
+                reason: format!(
+                    "{} is above task_epsilon_max {}",
+                    crate::types::epsilon_decimal(self.epsilon),
+                    crate::types::epsilon_decimal(epsilon_max)
+                ),
+            });
+        }
         state.require_funds(env, self.reward)?;
         state.next_id(EntityKind::Task)?;
         let terms = TaskTerms {

@@ -77,6 +77,7 @@ impl Action for ValidatorDeclare {
     }
 
     fn validate(&self, state: &State, env: &Env) -> Result<(), TxError> {
+        state.require_unblocked(crate::state::BlockTarget::Validator(env.sender))?;
         let key = ed25519_dalek::VerifyingKey::from_bytes(&self.key.0)
             .map_err(|_| invalid("key", "not an ed25519 public key"))?;
         let message = Self::possession_message(state.chain_id(), &env.sender);

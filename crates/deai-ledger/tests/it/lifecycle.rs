@@ -5,6 +5,7 @@
 #![allow(clippy::unwrap_used)] // tests: a panic is the failure report
 
 mod challenge;
+mod governance;
 mod market;
 use crate::common::*;
 use deai_ledger::*;

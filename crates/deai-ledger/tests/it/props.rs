@@ -643,6 +643,15 @@ fn tamperings(p: &Proof) -> Vec<Proof> {
         StateKey::Epoch(e) => StateKey::Epoch(e + 1),
         StateKey::Offer(id) => StateKey::Channel(id),
         StateKey::Channel(id) => StateKey::Offer(id),
+        StateKey::Proposal(id) => StateKey::Proposal(id + 1),
+        StateKey::Blocked(t) => StateKey::Blocked(match t {
+            deai_ledger::BlockTarget::Dataset(id) => deai_ledger::BlockTarget::Model(id),
+            _ => deai_ledger::BlockTarget::Dataset(0),
+        }),
+        StateKey::Delegations(mut a) => {
+            a.0[0] ^= 1;
+            StateKey::Delegations(a)
+        }
     };
     out.push(v);
     out

@@ -37,11 +37,18 @@ pub(super) async fn prove(
         "epoch" | "epochs" => StateKey::Epoch(parse::number("an epoch", &id)?),
         "offer" | "offers" => StateKey::Offer(parse::number("an offer id", &id)?),
         "channel" | "channels" => StateKey::Channel(parse::number("a channel id", &id)?),
+        "proposal" | "proposals" => StateKey::Proposal(parse::number("a proposal id", &id)?),
+        "blocked" => StateKey::Blocked(
+            deai_ledger::BlockTarget::parse(&id)
+                .map_err(|e| ApiError::bad_request("bad_block_target", e))?,
+        ),
+        "delegations" => StateKey::Delegations(parse::address(&id)?),
         other => {
             return Err(ApiError::bad_request(
                 "bad_proof_kind",
                 format!(
-                    "unknown kind {other:?}; use account, dataset, task, model, epoch, offer or channel"
+                    "unknown kind {other:?}; use account, dataset, task, model, epoch, offer, \
+                     channel, proposal, blocked or delegations"
                 ),
             ));
         }
@@ -57,6 +64,13 @@ pub(super) async fn prove(
                 .and_then(|v| serde_json::to_value(v).ok()),
             StateKey::Offer(id) => s.offer(id).and_then(|o| serde_json::to_value(o).ok()),
             StateKey::Channel(id) => s.channel(id).and_then(|c| serde_json::to_value(c).ok()),
+            StateKey::Proposal(id) => s.proposal(id).and_then(|p| serde_json::to_value(p).ok()),
+            StateKey::Blocked(t) => s
+                .block_decision(&t)
+                .and_then(|d| serde_json::to_value(d).ok()),
+            StateKey::Delegations(a) => s
+                .delegation_list(&a)
+                .and_then(|d| serde_json::to_value(d).ok()),
             StateKey::Meta => None,
         };
         (s.height(), s.root(), s.prove(&key), entry)

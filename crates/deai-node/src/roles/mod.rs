@@ -291,8 +291,9 @@ where
         | StateKey::Model(id)
         | StateKey::Epoch(id)
         | StateKey::Offer(id)
-        | StateKey::Channel(id) => id,
-        StateKey::Account(_) | StateKey::Meta => {
+        | StateKey::Channel(id)
+        | StateKey::Proposal(id) => id,
+        StateKey::Account(_) | StateKey::Meta | StateKey::Blocked(_) | StateKey::Delegations(_) => {
             return Err(ApiError::internal(format!("{key} is not a numbered entry")));
         }
     };

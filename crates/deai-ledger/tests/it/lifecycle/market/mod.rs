@@ -25,7 +25,7 @@ const PRICE: u128 = 10;
 const FLOOR_BPS: u32 = 200;
 const ROYALTY_BPS: u32 = 250;
 
-fn market_params() -> Params {
+pub(crate) fn market_params() -> Params {
     Params {
         offer_bond_min: 1_000,
         channel_expiry_max: EXPIRY_MAX,
@@ -101,13 +101,19 @@ impl M {
         ok(&mut self.s, tx)
     }
 
-    fn ok_fee(&mut self, who: usize, fee: u128, body: TxBody) -> BlockOutcome {
+    pub(crate) fn ok_fee(&mut self, who: usize, fee: u128, body: TxBody) -> BlockOutcome {
         let tx = self.tx_fee(who, fee, body);
         ok(&mut self.s, tx)
     }
 
     /// Rejected by check_tx and in a block with `code`; root, supply and sender unchanged.
-    fn rejected_fee(&mut self, who: usize, fee: u128, body: TxBody, code: &str) -> TxError {
+    pub(crate) fn rejected_fee(
+        &mut self,
+        who: usize,
+        fee: u128,
+        body: TxBody,
+        code: &str,
+    ) -> TxError {
         let tx = self.tx_fee(who, fee, body);
         let err = self.s.check_tx(&tx).unwrap_err();
         assert_eq!(err.code(), code, "check_tx: {err}");
@@ -124,16 +130,16 @@ impl M {
         err
     }
 
-    fn rejected(&mut self, who: usize, body: TxBody, code: &str) -> TxError {
+    pub(crate) fn rejected(&mut self, who: usize, body: TxBody, code: &str) -> TxError {
         self.rejected_fee(who, 1, body, code)
     }
 
-    fn balance(&self, who: usize) -> u128 {
+    pub(crate) fn balance(&self, who: usize) -> u128 {
         self.s.account(&self.addr(who)).balance
     }
 
     /// Empty blocks until the state is at `height`.
-    fn run_to(&mut self, height: u64) {
+    pub(crate) fn run_to(&mut self, height: u64) {
         while self.s.height() < height {
             block(&mut self.s, Address([0xAB; 32]), vec![]);
         }
