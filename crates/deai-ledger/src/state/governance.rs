@@ -675,6 +675,13 @@ impl State {
         self.gov.proposals.get(&id)
     }
 
+    pub(crate) fn proposal_checked(&self, id: u64) -> Result<&Proposal, TxError> {
+        self.proposal(id).ok_or(TxError::UnknownId {
+            kind: crate::error::EntityKind::Proposal,
+            id,
+        })
+    }
+
     /// Every proposal by id.
     pub fn proposals(&self) -> impl Iterator<Item = &Proposal> {
         self.gov.proposals.values()

@@ -457,6 +457,21 @@ impl State {
             .expect("total supply fits in u128, checked at genesis");
     }
 
+    /// Err unless the sender may start one more unbonding entry now (entry limit, release
+    /// height in range).
+    pub(crate) fn check_unbonding(&self, env: &Env) -> Result<(), TxError> {
+        let max = self.params.unbonding_entries_max as usize;
+        let entries = self
+            .accounts
+            .get(&env.sender)
+            .map_or(0, |a| a.unbonding.len());
+        TxError::limit("unbonding entries", entries + 1, max)?;
+        env.height
+            .checked_add(self.params.unbonding_delay_blocks)
+            .ok_or_else(|| TxError::overflow("release height"))?;
+        Ok(())
+    }
+
     pub(crate) fn queue_unbonding(&mut self, release_height: u64, a: Address) {
         self.unbonding_queue
             .entry(release_height)

@@ -87,13 +87,7 @@ impl Action for Undelegate {
                 available: held,
             });
         }
-        let max = state.params().unbonding_entries_max as usize;
-        let entries = state.account(&env.sender).unbonding.len();
-        TxError::limit("unbonding entries", entries + 1, max)?;
-        env.height
-            .checked_add(state.params().unbonding_delay_blocks)
-            .ok_or_else(|| TxError::overflow("release height"))?;
-        Ok(())
+        state.check_unbonding(env)
     }
 
     fn apply(&self, state: &mut State, env: &Env) -> Vec<Event> {

@@ -3,7 +3,7 @@
 //! another proposal changed since, a treasury that spent in between, a target that vanished.
 
 use super::{Action, Env};
-use crate::error::{EntityKind, TxError};
+use crate::error::TxError;
 use crate::event::Event;
 use crate::params::{Limits, Params};
 use crate::state::{ProposalKind, ProposalStatus, State, apply_changes, treasury};
@@ -25,10 +25,7 @@ impl Action for Execute {
     }
 
     fn validate(&self, state: &State, env: &Env) -> Result<(), TxError> {
-        let p = state.proposal(self.proposal).ok_or(TxError::UnknownId {
-            kind: EntityKind::Proposal,
-            id: self.proposal,
-        })?;
+        let p = state.proposal_checked(self.proposal)?;
         let (Some(from), Some(until)) = (p.executable_from, p.executable_until) else {
             return Err(TxError::NotExecutable {
                 proposal: self.proposal,

@@ -31,12 +31,7 @@ impl Action for Unstake {
                 available: acc.staked,
             });
         }
-        let max = state.params().unbonding_entries_max as usize;
-        TxError::limit("unbonding entries", acc.unbonding.len() + 1, max)?;
-        env.height
-            .checked_add(state.params().unbonding_delay_blocks)
-            .ok_or_else(|| TxError::overflow("release height"))?;
-        Ok(())
+        state.check_unbonding(env)
     }
 
     fn apply(&self, state: &mut State, env: &Env) -> Vec<Event> {

@@ -3,7 +3,7 @@
 //! weight is counted at the tally, from the snapshot.
 
 use super::{Action, Env};
-use crate::error::{EntityKind, TxError};
+use crate::error::TxError;
 use crate::event::Event;
 use crate::params::{Limits, Params};
 use crate::state::{Choice, ProposalStatus, State};
@@ -27,10 +27,7 @@ impl Action for Vote {
     }
 
     fn validate(&self, state: &State, env: &Env) -> Result<(), TxError> {
-        let p = state.proposal(self.proposal).ok_or(TxError::UnknownId {
-            kind: EntityKind::Proposal,
-            id: self.proposal,
-        })?;
+        let p = state.proposal_checked(self.proposal)?;
         if p.status != ProposalStatus::Voting || env.height > p.end_height {
             return Err(TxError::ProposalNotVoting {
                 proposal: self.proposal,
