@@ -522,6 +522,16 @@ pub enum Event {
         #[serde(with = "crate::types::amount")]
         pool: u128,
     },
+    /// A revoked dataset's registration bond went back to its owner.
+    DatasetBondReturned {
+        /// The dataset.
+        id: u64,
+        /// Its owner.
+        owner: Address,
+        /// Amount.
+        #[serde(with = "crate::types::amount")]
+        amount: u128,
+    },
     /// Emitted tokens were paid to an account.
     EmissionPaid {
         /// The payee.
@@ -641,6 +651,7 @@ impl Event {
             Self::Undelegated { .. } => 45,
             Self::Minted { .. } => 46,
             Self::EmissionPaid { .. } => 47,
+            Self::DatasetBondReturned { .. } => 48,
         }
     }
 }
@@ -805,7 +816,8 @@ impl Write for Event {
             | Self::Delegated { .. }
             | Self::Undelegated { .. }
             | Self::Minted { .. }
-            | Self::EmissionPaid { .. }) => write_governance(governance, buf),
+            | Self::EmissionPaid { .. }
+            | Self::DatasetBondReturned { .. }) => write_governance(governance, buf),
             accountability => write_accountability(accountability, buf),
         }
     }
@@ -860,11 +872,12 @@ impl EncodeSize for Event {
             Self::Undelegated { .. } => 32 + 32 + 16 + 8,
             Self::Minted { .. } => 16 + 16,
             Self::EmissionPaid { .. } => 32 + 16 + 1,
+            Self::DatasetBondReturned { .. } => 8 + 32 + 16,
         }
     }
 }
 
-/// The encodings of the governance and economics events (tags 38..=47).
+/// The encodings of the governance and economics events (tags 38..=48).
 fn write_governance(event: &Event, buf: &mut impl BufMut) {
     match event {
         Event::Proposed {
@@ -950,6 +963,11 @@ fn write_governance(event: &Event, buf: &mut impl BufMut) {
             validator.write(buf);
             amount.write(buf);
             release_height.write(buf);
+        }
+        Event::DatasetBondReturned { id, owner, amount } => {
+            id.write(buf);
+            owner.write(buf);
+            amount.write(buf);
         }
         Event::Minted { amount, pool } => {
             amount.write(buf);

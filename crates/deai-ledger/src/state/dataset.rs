@@ -228,6 +228,10 @@ pub struct Dataset {
     /// composition), fixed point; never above `policy.epsilon_max`.
     #[serde(default)]
     pub epsilon_spent: u64,
+    /// What registering locked (`dataset_bond` then), base units; returned when consent is
+    /// revoked.
+    #[serde(default, with = "crate::types::amount")]
+    pub bond: u128,
 }
 
 impl Dataset {
@@ -245,6 +249,11 @@ impl Dataset {
         self.registered_height.write(&mut out);
         self.history_root.write(&mut out);
         self.epsilon_spent.write(&mut out);
+        // Every field above has a fixed length or a length prefix, so a trailing bond is
+        // unambiguous; without one the leaf is what it was before bonds existed.
+        if self.bond > 0 {
+            self.bond.write(&mut out);
+        }
         out
     }
 }

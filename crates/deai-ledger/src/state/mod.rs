@@ -81,8 +81,8 @@ pub struct SupplyReport {
     /// Sum of what open payment channels lock (deposits not yet claimed).
     #[serde(default, with = "crate::types::amount")]
     pub channels: u128,
-    /// Sum of offer bonds, coordinator bonds, pending challenge deposits and the deposits of
-    /// proposals still voting.
+    /// Sum of offer bonds, coordinator bonds, pending challenge deposits, the deposits of
+    /// proposals still voting and dataset bonds.
     #[serde(default, with = "crate::types::amount")]
     pub bonds: u128,
     /// Sum of stake delegated to validators.
@@ -351,7 +351,8 @@ impl State {
         r.channels = self.channels.values().map(Channel::locked).sum();
         r.bonds = self.offers.values().map(|o| o.bond).sum::<u128>()
             + self.tasks.values().map(Task::locked).sum::<u128>()
-            + self.proposal_deposits();
+            + self.proposal_deposits()
+            + self.datasets.values().map(|d| d.bond).sum::<u128>();
         r.total = r.balances
             + r.staked
             + r.delegated

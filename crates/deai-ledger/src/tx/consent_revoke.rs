@@ -28,10 +28,23 @@ impl Action for ConsentRevoke {
     }
 
     fn apply(&self, state: &mut State, env: &Env) -> Vec<Event> {
-        state.dataset_mut(self.dataset).revoked = true;
+        let d = state.dataset_mut(self.dataset);
+        d.revoked = true;
+        let (owner, bond) = (d.owner, std::mem::take(&mut d.bond));
+        state.credit(&owner, bond);
         let event = Event::ConsentRevoked { id: self.dataset };
         state.record(EntityKind::Dataset, self.dataset, env, event.clone());
-        vec![event]
+        let mut events = vec![event];
+        if bond > 0 {
+            let returned = Event::DatasetBondReturned {
+                id: self.dataset,
+                owner,
+                amount: bond,
+            };
+            state.record(EntityKind::Dataset, self.dataset, env, returned.clone());
+            events.push(returned);
+        }
+        events
     }
 }
 

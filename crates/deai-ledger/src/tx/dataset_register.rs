@@ -55,7 +55,8 @@ impl Action for DatasetRegister {
         self.policy.check(params)
     }
 
-    fn validate(&self, state: &State, _: &Env) -> Result<(), TxError> {
+    fn validate(&self, state: &State, env: &Env) -> Result<(), TxError> {
+        state.require_funds(env, state.params().dataset_bond)?;
         if let Some(existing) = state.dataset_by_commitment(&self.commitment) {
             return Err(TxError::DuplicateCommitment {
                 commitment: self.commitment,
@@ -69,6 +70,8 @@ impl Action for DatasetRegister {
         let id = state
             .next_id(EntityKind::Dataset)
             .expect("validated: id available");
+        let bond = state.params().dataset_bond;
+        state.debit(&env.sender, bond);
         state.insert_dataset(Dataset {
             id,
             owner: env.sender,
@@ -81,6 +84,7 @@ impl Action for DatasetRegister {
             history_root: Digest::default(),
             history: Vec::new(),
             epsilon_spent: 0,
+            bond,
         });
         let event = Event::DatasetRegistered {
             id,

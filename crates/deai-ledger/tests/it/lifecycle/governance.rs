@@ -443,6 +443,38 @@ fn emissions_fund_the_treasury_pay_validators_and_delegators_and_a_spend_pays_ou
 }
 
 #[test]
+fn a_dataset_bond_is_locked_at_registration_and_returned_on_revoke_at_its_own_amount() {
+    let mut m = m();
+    m.pass(param("dataset_bond", "3000"));
+    let balance = m.balance(STRANGER);
+    let bonds = m.s.supply().bonds;
+    m.ok(STRANGER, dataset_register(40, policy(&["health"], 1_000)));
+    let id = m.s.datasets().last().unwrap().id;
+    assert_eq!(m.s.dataset(id).unwrap().bond, 3_000);
+    assert_eq!(m.balance(STRANGER), balance - 3_000 - 1);
+    assert_eq!(m.s.supply().bonds, bonds + 3_000);
+    // A later change does not reprice a bond already locked.
+    m.pass(param("dataset_bond", "1"));
+    m.ok(
+        STRANGER,
+        TxBody::ConsentRevoke(ConsentRevoke { dataset: id }),
+    );
+    // Three fees: the registration, the second change's Execute and the revoke.
+    assert_eq!(m.balance(STRANGER), balance - 3);
+    assert_eq!(m.s.dataset(id).unwrap().bond, 0);
+    assert_eq!(m.s.supply().bonds, bonds);
+    assert!(m.s.supply().conserved());
+    // Registering needs the bond on top of the fee.
+    let broke = m.balance(5);
+    m.ok(5, transfer(m.addr(STRANGER), broke - 2));
+    m.rejected(
+        5,
+        dataset_register(41, policy(&["health"], 1_000)),
+        "insufficient_funds",
+    );
+}
+
+#[test]
 fn governance_state_is_proven_snapshotted_and_restored() {
     let mut m = m();
     m.ok(
