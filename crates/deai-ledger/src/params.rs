@@ -325,7 +325,7 @@ pub struct Params {
     #[serde(default = "market_defaults::receipt_output_bytes_max")]
     pub receipt_output_bytes_max: u32,
     /// Share of a slashed bond paid to the disputer, basis points (`0..=10_000`); the rest is
-    /// burned (the ledger has no treasury account).
+    /// burned (not paid to the treasury, so no vote can profit from slashing a provider).
     #[serde(default = "market_defaults::dispute_reward_bps")]
     pub dispute_reward_bps: u32,
     /// What a failed dispute costs its sender on top of its fee, base units, paid to the

@@ -18,7 +18,7 @@
 //!   are at most `dispute_ops_max`); output bytes other than the receipt's uphold the dispute
 //!   ([`DisputeCause::WrongOutput`]);
 //! - an upheld dispute slashes the whole bond: `dispute_reward_bps` of it to the disputer, the
-//!   rest **burned** (the ledger has no treasury account; [`crate::SupplyReport::burned`]), and
+//!   rest **burned** (not to the treasury, so no vote can profit from a slash; [`crate::SupplyReport::burned`]), and
 //!   suspends the offer for good (no more claims or channels; its payers may close at once);
 //! - equal output bytes reject the dispute: the disputer pays its fee and `dispute_bond` to the
 //!   provider it wrongly accused.
