@@ -644,6 +644,38 @@ mod props {
         }
     }
 
+    /// The tally written from the rule, apart from `PowerSnapshot::weights`: each stake entry
+    /// counts once, for its holder if it voted; each delegation counts once, for the delegator
+    /// if it voted, else for its validator if that voted, else for nobody.
+    fn reference_tally(p: &Proposal) -> Tally {
+        let mut t = Tally {
+            power: p.power.stake.iter().map(|(_, s)| s).sum::<u128>()
+                + p.power.delegations.iter().map(|d| d.amount).sum::<u128>(),
+            ..Tally::default()
+        };
+        let mut add = |choice: Choice, w: u128| match choice {
+            Choice::Yes => t.yes += w,
+            Choice::No => t.no += w,
+            Choice::Abstain => t.abstain += w,
+            Choice::Veto => t.veto += w,
+        };
+        for (a, s) in &p.power.stake {
+            if let Some(c) = p.votes.get(a) {
+                add(*c, *s);
+            }
+        }
+        for d in &p.power.delegations {
+            if let Some(c) = p
+                .votes
+                .get(&d.delegator)
+                .or_else(|| p.votes.get(&d.validator))
+            {
+                add(*c, d.amount);
+            }
+        }
+        t
+    }
+
     fn propose_small(kind: ProposalKind) -> TxBody {
         TxBody::Propose(Propose {
             kind,
@@ -701,6 +733,14 @@ mod props {
                     })
                     .sum();
                 prop_assert!(minted <= 3_000, "at most one block's emission per block");
+                for p in a.proposals() {
+                    let t = p.current_tally();
+                    prop_assert_eq!(t, reference_tally(p));
+                    prop_assert!(t.voted() <= t.power, "a vote counted twice: {:?}", t);
+                    for voter in p.votes.keys() {
+                        prop_assert!(p.power.has_power(voter), "a voter without power at the start");
+                    }
+                }
             }
             let mut restored = State::from_snapshot(a.snapshot()).unwrap();
             prop_assert_eq!(restored.root(), a.root());
