@@ -69,6 +69,9 @@ pub enum Command {
     Account(cmd::account::Args),
     /// Validators: declare a node's key for an account's stake, list the sets by epoch.
     Validator(cmd::validator::Args),
+    /// Governance: propose parameter changes, ethics blocks and treasury spends, vote, execute,
+    /// follow the tallies, list what may change.
+    Gov(cmd::gov::Args),
     /// Dataset schemas: what a dataset of each tag holds.
     Schema(cmd::schema::Args),
     /// Datasets: import a CSV, register commitments with consent policies, update or revoke consent, list.
@@ -118,6 +121,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Tx(args) => cmd::tx::run(args),
         Command::Account(args) => cmd::account::run(args),
         Command::Validator(args) => cmd::validator::run(args),
+        Command::Gov(args) => cmd::gov::run(args),
         Command::Schema(args) => cmd::schema::run(args),
         Command::Dataset(args) => cmd::dataset::run(args),
         Command::Task(args) => cmd::task::run(args),

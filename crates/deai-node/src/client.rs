@@ -374,6 +374,35 @@ impl Client {
         self.get(&format!("/v1/proofs/{kind}/{id}")).await
     }
 
+    /// `GET /v1/proposals`, newest first; with `status`, only those in it (`voting`, `passed`,
+    /// `rejected`, `vetoed`, `no_quorum`, `executed`).
+    pub async fn proposals(
+        &self,
+        status: Option<&str>,
+    ) -> Result<Vec<crate::api::types::ProposalView>, ClientError> {
+        let Some(status) = status else {
+            return self.get("/v1/proposals").await;
+        };
+        // Encoded as a form value, so whatever a caller passes stays one query parameter.
+        let mut url = reqwest::Url::parse("http://query.invalid/").expect("a fixed valid URL");
+        url.query_pairs_mut().append_pair("status", status);
+        let query = url.query().unwrap_or_default();
+        self.get(&format!("/v1/proposals?{query}")).await
+    }
+
+    /// `GET /v1/proposals/{id}`.
+    pub async fn proposal(
+        &self,
+        id: u64,
+    ) -> Result<crate::api::types::ProposalDetailView, ClientError> {
+        self.get(&format!("/v1/proposals/{id}")).await
+    }
+
+    /// `GET /v1/governance`.
+    pub async fn governance(&self) -> Result<crate::api::types::GovernanceView, ClientError> {
+        self.get("/v1/governance").await
+    }
+
     /// `GET /v1/tasks/{task}/eligible`.
     pub async fn eligible(&self, task: u64) -> Result<EligibleView, ClientError> {
         self.get(&format!("/v1/tasks/{task}/eligible")).await

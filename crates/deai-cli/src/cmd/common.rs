@@ -161,6 +161,7 @@ fn created(state: Option<&TxState>) -> Option<Created> {
             Event::ModelRegistered { id, .. } => ("model", *id),
             Event::OfferCreated { id, .. } => ("offer", *id),
             Event::ChannelOpened { id, .. } => ("channel", *id),
+            Event::Proposed { id, .. } => ("proposal", *id),
             _ => return None,
         };
         Some(Created { kind, id })

@@ -1,4 +1,5 @@
-//! `deai ledger status|block|tx|prove|verify`: read the chain, check proofs, audit the whole history.
+//! `deai ledger status|block|tx|prove|verify`: read the chain (with the treasury and emissions),
+//! check proofs, audit the whole history.
 
 use clap::Subcommand;
 
@@ -11,7 +12,8 @@ pub type Args = super::common::NodeGroup<Which>;
 /// The ledger subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Which {
-    /// Chain id, finalized height, state root, peers, mempool size.
+    /// Chain id, finalized height, state root, peers, mempool size, the treasury's balance and
+    /// the tokens emitted.
     #[command(after_help = "Example:\n  deai ledger status --node http://127.0.0.1:7650")]
     Status,
     /// A finalized block with its transactions and receipts.
@@ -50,16 +52,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     block_on(async move {
         let client = node.client();
         match args.which {
-            Which::Status => {
-                let s = client.status().await?;
-                emit(json_out, &s, |s| {
-                    println!(
-                        "chain {}  height {}  root {}",
-                        s.chain_id, s.height, s.state_root
-                    );
-                    println!("peers {}  mempool {}", s.peers, s.mempool_size);
-                })
-            }
+            Which::Status => status(&client, json_out).await,
             Which::Block { height } => {
                 let b = client.block(height).await?;
                 emit(json_out, &b, |b| {
@@ -87,6 +80,52 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             Which::Verify => verify(&client, json_out).await,
         }
     })?
+}
+
+/// What `deai ledger status --json` prints: the node's status with the treasury and emissions
+/// beside it.
+#[derive(serde::Serialize)]
+struct StatusReport {
+    #[serde(flatten)]
+    status: deai_node::api::types::StatusView,
+    /// The treasury's account.
+    treasury: deai_ledger::Address,
+    /// Its balance, base units.
+    #[serde(with = "deai_ledger::amount")]
+    treasury_balance: u128,
+    /// Minted by emissions since genesis, base units.
+    #[serde(with = "deai_ledger::amount")]
+    emitted: u128,
+    /// Emitted for this epoch's validators, not yet paid, base units.
+    #[serde(with = "deai_ledger::amount")]
+    emission_pool: u128,
+}
+
+async fn status(client: &deai_node::client::Client, json_out: bool) -> anyhow::Result<()> {
+    let status = client.status().await?;
+    let gov = client.governance().await?;
+    let report = StatusReport {
+        status,
+        treasury: gov.treasury,
+        treasury_balance: gov.treasury_balance,
+        emitted: gov.emitted,
+        emission_pool: gov.emission_pool,
+    };
+    emit(json_out, &report, |r| {
+        let s = &r.status;
+        println!(
+            "chain {}  height {}  root {}",
+            s.chain_id, s.height, s.state_root
+        );
+        println!("peers {}  mempool {}", s.peers, s.mempool_size);
+        println!(
+            "treasury {} ({})  emitted {}  emission pool {}",
+            crate::output::amount(r.treasury_balance),
+            crate::output::short(&r.treasury.to_string()),
+            crate::output::amount(r.emitted),
+            crate::output::amount(r.emission_pool)
+        );
+    })
 }
 
 async fn prove(

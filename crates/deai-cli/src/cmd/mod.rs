@@ -8,6 +8,7 @@ pub mod common;
 pub mod dataset;
 pub mod demo;
 pub mod dp;
+pub mod gov;
 pub mod import;
 pub mod infer;
 pub mod init;

@@ -6,8 +6,8 @@ use deai_ledger::{
     Address, ConsentPolicy, DELTA_SCALE, Digest, EPSILON_SCALE, METRIC_SCALE, Metric, NOISE_SCALE,
     TxBody,
     tx::{
-        ChallengeVote, ConsentRevoke, ConsentUpdate, DatasetRegister, ModelRegister,
-        RoundChallenge, RoundExpire, Stake, TaskCancel, TaskCreate, Transfer, Unstake,
+        ChallengeVote, ConsentRevoke, ConsentUpdate, DatasetRegister, Delegate, ModelRegister,
+        RoundChallenge, RoundExpire, Stake, TaskCancel, TaskCreate, Transfer, Undelegate, Unstake,
     },
 };
 
@@ -42,6 +42,15 @@ pub enum Kind {
     #[command(after_help = "Example:
   deai tx unstake --amount 200000000000000000000 --key op.key")]
     Unstake(AmountArgs),
+    /// Bond tokens to a validator without running a node: they add to its stake for set choice
+    /// and to its voting weight (unless you vote yourself), and earn a share of its emissions.
+    #[command(after_help = "Example:
+  deai tx delegate --validator ADDR --amount 100000000000000000000 --key .deai/dev.key")]
+    Delegate(DelegateArgs),
+    /// Start unbonding a delegation (released after the unbonding delay).
+    #[command(after_help = "Example:
+  deai tx undelegate --validator ADDR --amount 100000000000000000000 --key .deai/dev.key")]
+    Undelegate(DelegateArgs),
     /// Register a dataset commitment with its consent policy.
     #[command(after_help = "Example:
   deai tx dataset-register --file mine.ds --purpose digit-recognition --epsilon-max 8 \\
@@ -140,6 +149,17 @@ pub struct TransferArgs {
     /// Recipient address (hex).
     #[arg(long, value_parser = parse_address)]
     pub to: Address,
+    /// Amount, base units.
+    #[arg(long)]
+    pub amount: u128,
+}
+
+/// A delegation: to whom, how much.
+#[derive(Debug, Clone, clap::Args)]
+pub struct DelegateArgs {
+    /// The validator's account address (hex; `deai validator list` shows them).
+    #[arg(long, value_parser = parse_address)]
+    pub validator: Address,
     /// Amount, base units.
     #[arg(long)]
     pub amount: u128,
@@ -379,6 +399,20 @@ impl Kind {
             ),
             Self::Stake(a) => ("stake", TxBody::Stake(Stake { amount: a.amount })),
             Self::Unstake(a) => ("unstake", TxBody::Unstake(Unstake { amount: a.amount })),
+            Self::Delegate(a) => (
+                "delegate",
+                TxBody::Delegate(Delegate {
+                    validator: a.validator,
+                    amount: a.amount,
+                }),
+            ),
+            Self::Undelegate(a) => (
+                "undelegate",
+                TxBody::Undelegate(Undelegate {
+                    validator: a.validator,
+                    amount: a.amount,
+                }),
+            ),
             Self::DatasetRegister(a) => (
                 "dataset register",
                 TxBody::DatasetRegister(dataset_register(a)?),

@@ -129,6 +129,9 @@ fn the_openapi_document_describes_the_live_api() {
         "/v1/models",
         "/v1/models/{id}",
         "/v1/proofs/{kind}/{id}",
+        "/v1/proposals",
+        "/v1/proposals/{id}",
+        "/v1/governance",
         "/v1/blobs/{hash}",
     ] {
         assert!(paths.contains_key(route), "{route} undocumented");

@@ -8,5 +8,6 @@ mod common;
 mod crash;
 mod demo;
 mod federation;
+mod gov;
 mod http_errors;
 mod limits;

@@ -7,6 +7,7 @@ mod blobs;
 mod blocks;
 mod content_type;
 mod error;
+mod governance;
 mod metrics;
 mod parse;
 mod proofs;
@@ -127,6 +128,9 @@ fn documented_routes(batch_body_max: usize) -> (Router<AppState>, utoipa::openap
         .routes(routes!(query::offer))
         .routes(routes!(query::channels))
         .routes(routes!(query::channel))
+        .routes(routes!(governance::proposals))
+        .routes(routes!(governance::proposal))
+        .routes(routes!(governance::governance))
         .routes(routes!(proofs::prove))
         .split_for_parts();
     doc.merge(blobs::BlobApi::openapi());

@@ -7,7 +7,10 @@
 //! addresses lowercase hex.
 
 use deai_chain::{FinalizedBlock, Status};
-use deai_ledger::{Account, Address, Digest, Event, Proof, Receipt, TxId, amount};
+use deai_ledger::{
+    Account, Address, Choice, Digest, Event, Proof, ProposalKind, ProposalStatus, Receipt, Tally,
+    TxId, amount,
+};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -350,6 +353,155 @@ impl From<deai_chain::SetChange> for SetChangeView {
             finality: c.finality.into(),
         }
     }
+}
+
+/// One proposal as `GET /v1/proposals` lists it: where it stands and how far its vote got.
+///
+/// The shares are in basis points of the live tally ([`deai_ledger::Proposal::current_tally`],
+/// final once the vote ended); the rules beside them are the chain's parameters now, which
+/// decide the tally at `end_height + 1` (a proposal executed before then may change them).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct ProposalView {
+    /// The height the answer is read at.
+    pub height: u64,
+    /// The proposal's id.
+    pub id: u64,
+    /// `param_change`, `block` or `treasury_spend`.
+    pub kind: String,
+    /// Who proposed it and locked the deposit.
+    #[schema(value_type = String, format = "hex")]
+    pub proposer: Address,
+    /// The deposit, base units.
+    #[serde(with = "amount")]
+    #[schema(value_type = String)]
+    pub deposit: u128,
+    /// First height a vote counts.
+    pub start_height: u64,
+    /// Last height a vote counts.
+    pub end_height: u64,
+    /// Blocks after `height` in which a vote still counts (0 once the vote ended).
+    pub blocks_left: u64,
+    /// `voting`, `passed`, `rejected`, `vetoed`, `no_quorum` or `executed`.
+    #[schema(value_type = String)]
+    pub status: ProposalStatus,
+    /// The weights: live while voting, final afterwards.
+    #[schema(value_type = Object)]
+    pub tally: Tally,
+    /// Whether `tally` is the final one (taken at `end_height + 1`).
+    pub tally_final: bool,
+    /// Power that voted (abstain included), basis points of all power in the snapshot.
+    pub voted_bps: u32,
+    /// Yes, basis points of yes + no + veto.
+    pub yes_bps: u32,
+    /// Veto, basis points of the power that voted.
+    pub veto_share_bps: u32,
+    /// The quorum rule: `voted_bps` must reach this (`gov_quorum_bps`).
+    pub quorum_bps: u32,
+    /// The threshold rule: `yes_bps` must exceed this (`gov_threshold_bps`).
+    pub threshold_bps: u32,
+    /// The veto rule: `veto_share_bps` above this vetoes (`gov_veto_bps`).
+    pub veto_bps: u32,
+    /// What the tally decides under those rules: the outcome if the vote ended now.
+    #[schema(value_type = String)]
+    pub outcome: ProposalStatus,
+    /// First height an `Execute` may land (once passed).
+    pub executable_from: Option<u64>,
+    /// Last height an `Execute` may land (once passed).
+    pub executable_until: Option<u64>,
+    /// The height it was executed at.
+    pub executed_at: Option<u64>,
+}
+
+/// `GET /v1/proposals/{id}`: the summary, what the proposal does, and every vote.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct ProposalDetailView {
+    /// Where it stands.
+    #[serde(flatten)]
+    pub summary: ProposalView,
+    /// What it does when executed, in the ledger's shape (`{"kind": "param_change",
+    /// "changes": [...]}`, `{"kind": "block", "target": ..., "blocked": ..., "reason": ...}`,
+    /// `{"kind": "treasury_spend", "to": ..., "amount": ...}`).
+    #[schema(value_type = Object)]
+    pub proposal: ProposalKind,
+    /// BLAKE3 of the published description.
+    #[schema(value_type = String, format = "hex")]
+    pub description: Digest,
+    /// Every vote with the weight it carries now, by voter.
+    pub votes: Vec<VoteView>,
+}
+
+/// One vote on a proposal.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct VoteView {
+    /// Who voted.
+    #[schema(value_type = String, format = "hex")]
+    pub voter: Address,
+    /// `yes`, `no`, `abstain` or `veto`.
+    #[schema(value_type = String)]
+    pub choice: Choice,
+    /// Its weight: own stake at the proposal's start, plus the delegations of delegators that
+    /// did not vote themselves.
+    #[serde(with = "amount")]
+    #[schema(value_type = String)]
+    pub weight: u128,
+}
+
+/// `GET /v1/governance`: the treasury, emissions, the governance rules and what may change.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct GovernanceView {
+    /// The height the answer is read at.
+    pub height: u64,
+    /// The treasury's account (nobody holds its key; only an executed spend moves its funds).
+    #[schema(value_type = String, format = "hex")]
+    pub treasury: Address,
+    /// Its balance, base units.
+    #[serde(with = "amount")]
+    #[schema(value_type = String)]
+    pub treasury_balance: u128,
+    /// Tokens minted by emissions since genesis, base units.
+    #[serde(with = "amount")]
+    #[schema(value_type = String)]
+    pub emitted: u128,
+    /// Emitted for this epoch's validators, not yet paid, base units.
+    #[serde(with = "amount")]
+    #[schema(value_type = String)]
+    pub emission_pool: u128,
+    /// The governance and economics parameters by name (`gov_*`, `emission_*`,
+    /// `validator_commission_bps`, `coordinator_round_reward`, `dataset_bond`,
+    /// `task_epsilon_max`), values as decimal strings.
+    pub rules: std::collections::BTreeMap<String, String>,
+    /// Every parameter now, in the genesis file's shape (what a proposal's change is checked
+    /// against).
+    #[schema(value_type = Object)]
+    pub params: deai_ledger::Params,
+    /// The parameters a proposal may change, by name.
+    pub governable: Vec<String>,
+    /// The parameters fixed at genesis, each with the reason.
+    pub fixed: Vec<FixedParamView>,
+    /// Every target a block decision ever applied to, lifted ones included.
+    pub block_decisions: Vec<BlockDecisionView>,
+}
+
+/// A parameter no proposal may change.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct FixedParamView {
+    /// Its name.
+    pub name: String,
+    /// Why it stays fixed.
+    pub reason: String,
+}
+
+/// What an executed block decision says about a target.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct BlockDecisionView {
+    /// `dataset:3`, `model:1`, `offer:2` or `validator:ADDRESS` (what `/v1/proofs/blocked/`
+    /// takes).
+    pub target: String,
+    /// Blocked now (`false`: a later decision lifted the block).
+    pub blocked: bool,
+    /// BLAKE3 of the published reasons of the last decision.
+    #[schema(value_type = String, format = "hex")]
+    pub reason: Digest,
 }
 
 /// `PUT /v1/blobs/{hash}` answer.

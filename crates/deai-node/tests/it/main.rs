@@ -6,6 +6,7 @@
 mod auth_http;
 mod blobs;
 mod common;
+mod governance;
 mod hosted_owners;
 mod http_limits;
 mod light_client;
