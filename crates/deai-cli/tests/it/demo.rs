@@ -140,7 +140,20 @@ fn demo(args: &[&str], rounds: u64) -> Value {
         .map(|r| r["amount"].as_str().unwrap().parse::<u128>().unwrap())
         .sum();
     assert!(royalties > 0 && royalties <= claimed / 10, "{m}");
+    // The governance step: the validators' yes passed a stricter privacy cap, what the task
+    // spent; a task asking for more was refused by it, and the next task opened under it.
+    let g = &v["governance"];
+    assert_eq!(g["status"], "executed", "{g}");
+    assert_eq!(g["parameter"], "task_epsilon_max", "{g}");
+    assert_eq!(g["new_epsilon_max"], v["epsilon_spent_decimal"], "{g}");
+    assert!(
+        g["refused"].as_str().unwrap().contains("task_epsilon_max"),
+        "{g}"
+    );
+    assert!(units(&g["yes"]) * 3 > units(&g["power"]), "{g}");
+    assert!(g["next_task"].as_u64().unwrap() >= 2, "{g}");
     for field in [
+        "governance",
         "queries",
         "paid",
         "royalties",

@@ -5,9 +5,12 @@
 //! Gaussian noise and SecAgg+ (one owner revokes consent mid-task, one drops mid-round and is
 //! recovered); the task closes and pays rewards by contribution scores; a node that took no part
 //! re-verifies every round from the ledger and the blobs. The same training without DP noise runs
-//! beside it, so the summary shows what privacy cost.
+//! beside it, so the summary shows what privacy cost. After training the model is sold per query
+//! (`market`), and the validators vote a stricter privacy cap that the next task opens under
+//! (`governance`).
 
 mod checks;
+mod governance;
 mod market;
 mod scenario;
 
@@ -213,6 +216,9 @@ pub struct Report {
     pub cheater_slashed: bool,
     /// The market phase in full.
     pub market: market::Market,
+    /// The governance step: the validators' vote on a stricter privacy cap and the task that
+    /// opened under it.
+    pub governance: governance::Governance,
     /// Whole run, seconds.
     pub wall_s: f64,
     /// With `--keep`: a validator's API, up until Ctrl-C.
@@ -334,7 +340,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             1_000 * TOKEN,
         ));
     }
-    let bar = crate::progress::bar(args.json, u64::from(rounds) + 3, "federated rounds");
+    let bar = crate::progress::bar(args.json, u64::from(rounds) + 4, "federated rounds");
     let baseline_setup = setup.clone();
     let baseline = std::thread::spawn(move || scenario::without_dp(&baseline_setup));
     // The summary, printed while the network is still up (`--keep` waits after it).
@@ -356,6 +362,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             let validators: Vec<_> = g.validators.iter().map(|(v, _)| *v).collect();
             g.balances.retain(|(a, _)| validators.contains(a));
             g.balances.extend(balances);
+            governance::adjust(&mut g.params);
             g.params.task_datasets_max = g.params.task_datasets_max.max(owners);
             g.params.tx_bytes_max = g
                 .params
@@ -363,9 +370,19 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                 .max(tx_bytes_for(owners, spec.datasets_per_round));
         })?;
         let (progress, roles_dir) = (bar.clone(), root.clone());
+        let voters = vec![deai_node::keyfile::read(
+            &dir.join(deai_node::config::NODE_KEY_FILE),
+        )?];
         deai_node::run::with_embedded(&dir, |node| async move {
             let url = format!("http://{}", node.http_addr);
-            let ran = federate(std::slice::from_ref(&url), &roles_dir, &setup, &progress).await?;
+            let ran = federate(
+                std::slice::from_ref(&url),
+                &roles_dir,
+                &setup,
+                &voters,
+                &progress,
+            )
+            .await?;
             let report = finish(ran, &url)?;
             if args.keep {
                 keep_until_interrupted().await;
@@ -378,6 +395,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             args.validators,
             |g| {
                 g.balances.extend(balances.iter().cloned());
+                governance::adjust(&mut g.params);
                 g.params.task_datasets_max = g.params.task_datasets_max.max(owners);
                 g.params.tx_bytes_max = g
                     .params
@@ -389,8 +407,18 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         let rt = tokio::runtime::Builder::new_multi_thread()
             .enable_all()
             .build()?;
+        let voters = (0..args.validators)
+            .map(|i| {
+                deai_node::keyfile::read(
+                    &root
+                        .join("network")
+                        .join(format!("node{i}"))
+                        .join(deai_node::config::NODE_KEY_FILE),
+                )
+            })
+            .collect::<Result<Vec<_>, _>>()?;
         let report = rt.block_on(async {
-            let mut ran = federate(&net.urls, &root, &setup, &bar).await?;
+            let mut ran = federate(&net.urls, &root, &setup, &voters, &bar).await?;
             ran.agreed_at = Some(net.agreed_height().await?);
             let report = finish(ran, &net.urls[0])?;
             if args.keep {
@@ -423,6 +451,7 @@ async fn keep_until_interrupted() {
 struct Ran {
     outcome: scenario::Outcome,
     market: market::Market,
+    governance: governance::Governance,
     proof_ok: bool,
     ledger_verify_ok: bool,
     height: u64,
@@ -436,6 +465,7 @@ async fn federate(
     urls: &[String],
     roles_dir: &std::path::Path,
     setup: &Setup,
+    voters: &[ed25519_dalek::SigningKey],
     bar: &indicatif::ProgressBar,
 ) -> anyhow::Result<Ran> {
     let outcome = scenario::run(urls, roles_dir, setup, |r| {
@@ -458,6 +488,22 @@ async fn federate(
     )
     .await?;
     bar.inc(1);
+    let datasets: Vec<u64> = outcome
+        .owners
+        .iter()
+        .map(|o| o.dataset)
+        .filter(|d| *d != outcome.revoked.1)
+        .collect();
+    let governance = governance::run(
+        &urls[0],
+        scenario::creator_key(),
+        voters,
+        &setup.spec,
+        &datasets,
+        outcome.epsilon_spent,
+    )
+    .await?;
+    bar.inc(1);
     let client = Client::new(urls.last().cloned().unwrap_or_default());
     let proof_ok = checks::prove_dataset(&client, outcome.revoked.1).await?;
     bar.inc(1);
@@ -467,6 +513,7 @@ async fn federate(
     Ok(Ran {
         outcome,
         market,
+        governance,
         proof_ok,
         ledger_verify_ok: audit.ok,
         height,
@@ -484,6 +531,7 @@ fn report(
     let Ran {
         outcome: o,
         market,
+        governance,
         proof_ok,
         ledger_verify_ok,
         height,
@@ -575,6 +623,7 @@ fn report(
         disputes: market.disputes,
         cheater_slashed: market.cheater_slashed,
         market,
+        governance,
         wall_s: started.elapsed().as_secs_f64(),
         node: None,
     }
@@ -773,6 +822,21 @@ fn print(r: &Report) {
             .map(|l| format!("owner {} {}", l.owner, l.amount))
             .collect::<Vec<_>>()
             .join(", ")
+    );
+    let g = &r.governance;
+    println!(
+        "  governance: proposal {} set {} from ε {} to ε {} ({} validator(s) voted yes with {} of \
+         {} staked; executed at height {}); a task asking for more was refused, task {} opened \
+         under the cap",
+        g.proposal,
+        g.parameter,
+        g.old_epsilon_max,
+        g.new_epsilon_max,
+        g.voters,
+        crate::output::amount(g.yes),
+        crate::output::amount(g.power),
+        g.executed_height,
+        g.next_task
     );
     println!(
         "  verify task (a node that took no part): {}",

@@ -205,7 +205,7 @@ proptest! {
             let blocks = match op { Op::Idle { blocks } => *blocks, _ => 1 };
             for _ in 0..blocks {
                 let txs: Vec<SignedTx> = build(&m, op).into_iter().collect();
-                let proposer = addr(&m.k[if m.s.height() % 2 == 0 { 0 } else { 5 }]);
+                let proposer = addr(&m.k[if m.s.height().is_multiple_of(2) { 0 } else { 5 }]);
                 let blk = next_block(&m.s, proposer, txs);
                 let out = m.s.apply_block(&blk);
                 prop_assert_eq!(&out, &replica.apply_block(&blk));
