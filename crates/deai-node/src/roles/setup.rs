@@ -269,7 +269,8 @@ pub async fn create_offer(
         .ledger
         .put_blob(&provider.key, &quantized.encode())
         .await?;
-    let genesis: deai_ledger::Genesis = provider.ledger.get("/v1/genesis").await?;
+    // The bond the chain asks now: governance may have changed it since genesis.
+    let params = provider.ledger.governance().await?.params;
     let created = send_tx(
         provider,
         TxBody::OfferCreate(deai_ledger::tx::OfferCreate {
@@ -277,7 +278,7 @@ pub async fn create_offer(
             quant_hash: Digest(quantized.hash()),
             ops: quantized.ops(),
             price_per_query: price,
-            bond: genesis.params.offer_bond_min,
+            bond: params.offer_bond_min,
             endpoint: endpoint.into(),
             royalty_bps,
         }),

@@ -1,7 +1,7 @@
 //! Issue 17 on a running node, through the HTTP API: proposals pass by the validator's stake,
 //! wait out the timelock, execute, and then govern. A parameter change makes a task the old
 //! value allowed refused; a block decision takes a registered dataset out of a task's eligible
-//! set; a proposal nobody votes on misses quorum, burns its deposit and changes nothing. The
+//! set, another keeps a registered model off the market; a proposal nobody votes on misses quorum, burns its deposit and changes nothing. The
 //! proposal routes show the live tally and progress while voting and the final one after.
 
 use std::time::Duration;
@@ -151,6 +151,11 @@ fn proposals_pass_execute_after_the_timelock_and_then_govern() {
         )
         .await?;
         assert_eq!(client.eligible(task).await?.eligible, vec![dataset]);
+        let member_ctx =
+            deai_node::roles::RoleContext::connect(who.clone(), client.clone()).await?;
+        let model =
+            deai_node::roles::setup::register_untrained_model(&member_ctx, &member_ctx, "digits")
+                .await?;
 
         let epsilon_max = ProposalKind::ParamChange {
             changes: vec![ParamSet {
@@ -171,6 +176,18 @@ fn proposals_pass_execute_after_the_timelock_and_then_govern() {
             reason: Digest::hash(b"collected without consent"),
         };
         let blocked = send(&client, &who, propose(block, "block it"), "proposed").await?;
+        let model_block = ProposalKind::Block {
+            target: BlockTarget::Model(model),
+            blocked: true,
+            reason: Digest::hash(b"trained for surveillance"),
+        };
+        let model_blocked = send(
+            &client,
+            &who,
+            propose(model_block, "block the model"),
+            "proposed",
+        )
+        .await?;
         let fee = ProposalKind::ParamChange {
             changes: vec![ParamSet {
                 name: "fee_min".into(),
@@ -180,7 +197,7 @@ fn proposals_pass_execute_after_the_timelock_and_then_govern() {
         let ignored = send(&client, &who, propose(fee, "raise fees"), "proposed").await?;
         let fee_before = client.status().await?.fee_min;
 
-        for id in [change, blocked] {
+        for id in [change, blocked, model_blocked] {
             let vote = TxBody::Vote(deai_ledger::GovVote {
                 proposal: id,
                 choice: Choice::Yes,
@@ -189,7 +206,7 @@ fn proposals_pass_execute_after_the_timelock_and_then_govern() {
         }
         check_while_voting(&client, change, ignored).await?;
 
-        for id in [change, blocked] {
+        for id in [change, blocked, model_blocked] {
             executable(&client, id).await?;
             send(&client, &who, TxBody::Execute(Execute { proposal: id }), "").await?;
         }
@@ -208,6 +225,20 @@ fn proposals_pass_execute_after_the_timelock_and_then_govern() {
         );
         // The blocked dataset is no longer eligible, though its consent still admits the task.
         assert_eq!(client.eligible(task).await?.eligible, Vec::<u64>::new());
+        // The blocked model cannot be offered.
+        let offer = TxBody::OfferCreate(deai_ledger::tx::OfferCreate {
+            model,
+            quant_hash: Digest::hash(b"a quantized blob"),
+            ops: 1_000,
+            price_per_query: 1,
+            bond: deai_ledger::OFFER_BOND_MIN_DEFAULT,
+            endpoint: "http://127.0.0.1:9".into(),
+            royalty_bps: 0,
+        });
+        let refused = send(&client, &who, offer, "offer_created")
+            .await
+            .expect_err("the model is blocked");
+        assert!(refused.to_string().contains("blocked"), "{refused}");
 
         check_after(&client, [change, blocked, ignored], dataset, fee_before).await
     })
@@ -280,10 +311,9 @@ async fn check_after(
     assert_eq!(ignored.status, ProposalStatus::NoQuorum);
     assert_eq!(client.status().await?.fee_min, fee_before);
     let executed = client.proposals(Some("executed")).await?;
-    assert_eq!(
-        executed.iter().map(|p| p.id).collect::<Vec<_>>(),
-        vec![blocked, change]
-    );
+    let ids: Vec<u64> = executed.iter().map(|p| p.id).collect();
+    assert!(ids.contains(&blocked) && ids.contains(&change) && !ids.contains(&ignored.id));
+    assert!(ids.windows(2).all(|w| w[0] > w[1]), "newest first: {ids:?}");
 
     let gov = client.governance().await?;
     assert_eq!(
