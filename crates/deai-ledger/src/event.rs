@@ -556,6 +556,8 @@ pub enum EmissionRole {
     Delegator,
     /// A coordinator's reward for completed rounds.
     Coordinator,
+    /// The reward of an upheld round challenge or receipt dispute.
+    Challenger,
 }
 
 impl EmissionRole {
@@ -565,6 +567,7 @@ impl EmissionRole {
             Self::Validator => 1,
             Self::Delegator => 2,
             Self::Coordinator => 3,
+            Self::Challenger => 4,
         }
     }
 }

@@ -17,7 +17,8 @@ const DECODE: &str = "it bounds how transactions and blocks decode, and light cl
 pub const FIXED_AT_GENESIS: &[(&str, &str)] = &[
     (
         "epoch_blocks",
-        "the epoch of every past height is computed from it",
+        "the consensus layer's epocher (commonware marshal) has a fixed epoch length, and the \
+         epoch of every past height is computed from it",
     ),
     ("tx_bytes_max", DECODE),
     ("block_txs_max", DECODE),
@@ -136,6 +137,12 @@ mod tests {
             ("gov_threshold_bps", "10000", "below 10000"),
             ("round_timeout_blocks", "0", "positive"),
             ("offer_unbond_blocks", "5", "must exceed"),
+            ("royalty_floor_bps", "10001", "at most 10000"),
+            (
+                "challenge_emission_reward",
+                "5000000000000000000",
+                "never pays",
+            ),
         ] {
             let err = p.with_change(name, value).expect_err(name);
             assert!(err.contains(why), "{name}={value}: {err}");

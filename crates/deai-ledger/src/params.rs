@@ -418,6 +418,15 @@ pub struct Params {
     /// Largest total ε (fixed point, [`EPSILON_SCALE`]) a task may ask for. Positive.
     #[serde(default = "gov_defaults::task_epsilon_max")]
     pub task_epsilon_max: u64,
+    /// Minted to the sender of every upheld round challenge or receipt dispute, on top of its
+    /// share of the slashed bond, base units. Below what a slash burns or returns to the escrow
+    /// (checked), so a liar and its own challenger lose more than they mint.
+    #[serde(default, with = "crate::types::amount")]
+    pub challenge_emission_reward: u128,
+    /// The smallest royalty share any offer pays its model's data owners, basis points
+    /// (`0..=10_000`), whatever the consent policies ask (each may ask more).
+    #[serde(default)]
+    pub royalty_floor_bps: u32,
 }
 
 impl Default for Params {
@@ -470,6 +479,8 @@ impl Default for Params {
             coordinator_round_reward: 0,
             dataset_bond: 0,
             task_epsilon_max: TASK_EPSILON_MAX_DEFAULT,
+            royalty_floor_bps: 0,
+            challenge_emission_reward: 0,
         }
     }
 }
@@ -705,6 +716,7 @@ fn validate_governance(p: &Params) -> Result<(), GenesisError> {
         ("gov_veto_bps", p.gov_veto_bps),
         ("emission_treasury_bps", p.emission_treasury_bps),
         ("validator_commission_bps", p.validator_commission_bps),
+        ("royalty_floor_bps", p.royalty_floor_bps),
     ] {
         if bps > BPS_SCALE {
             return Err(param(
@@ -713,6 +725,23 @@ fn validate_governance(p: &Params) -> Result<(), GenesisError> {
                 "must be at most 10000 (the whole)",
             ));
         }
+    }
+    // A liar colluding with its challenger loses the unrewarded part of the smallest bond a
+    // slash takes; the minted reward must stay below it, or lying and challenging pays.
+    let kept = |bond: u128, bps: u32| {
+        bond.saturating_mul(u128::from(BPS_SCALE.saturating_sub(bps))) / u128::from(BPS_SCALE)
+    };
+    let reward = p.challenge_emission_reward;
+    if reward > 0
+        && (reward >= kept(p.coordinator_bond, p.challenge_reward_bps)
+            || reward >= kept(p.offer_bond_min, p.dispute_reward_bps))
+    {
+        return Err(param(
+            "challenge_emission_reward",
+            reward.to_string(),
+            "must stay below the unrewarded part of coordinator_bond and of offer_bond_min, so \
+             that lying and challenging oneself never pays",
+        ));
     }
     if p.gov_threshold_bps >= BPS_SCALE {
         return Err(param(

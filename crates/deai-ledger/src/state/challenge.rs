@@ -446,6 +446,7 @@ impl State {
             t.challenges[index].clone()
         };
         let (mut slashed, mut reward, mut to_escrow) = (0u128, 0u128, 0u128);
+        let mut extra = Vec::new();
         match verdict {
             Verdict::Upheld => {
                 self.credit(&c.challenger, c.deposit);
@@ -462,6 +463,15 @@ impl State {
                 to_escrow = slashed - reward;
                 self.task_mut(task).escrow += to_escrow;
                 self.credit(&c.challenger, reward);
+                let minted = self.params.challenge_emission_reward;
+                if let Some(e) = self.mint_reward(
+                    &c.challenger,
+                    minted,
+                    crate::event::EmissionRole::Challenger,
+                ) {
+                    self.record(EntityKind::Task, task, env, e.clone());
+                    extra.push(e);
+                }
             }
             Verdict::Rejected => self.credit(&c.accused, c.deposit),
             Verdict::Undecided => self.credit(&c.challenger, c.deposit),
@@ -476,7 +486,9 @@ impl State {
             to_escrow,
         };
         self.record(EntityKind::Task, task, env, event.clone());
-        vec![event]
+        let mut events = vec![event];
+        events.append(&mut extra);
+        events
     }
 
     /// At the start of the block at `height`: challenges whose voting ended are undecided, and

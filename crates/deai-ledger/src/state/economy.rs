@@ -8,8 +8,10 @@
 //! proportion to their delegations, less `validator_commission_bps` of the delegators' part,
 //! which the validator keeps. A task's coordinator is minted `coordinator_round_reward` per
 //! completed, unchallenged round when the task settles ([`State::settle`]), so coordinating is
-//! paid from emissions, not from the data owners' escrow. Challengers who win are paid from the
-//! slashed bond, not from emissions (`challenge_reward_bps`). Whatever a division leaves over
+//! paid from emissions, not from the data owners' escrow. Challengers and disputers who win get
+//! their share of the slashed bond (`challenge_reward_bps`, `dispute_reward_bps`) and are minted
+//! `challenge_emission_reward` on top, which `Params::validate` keeps below what the slashed
+//! party loses, so a liar and its own challenger cannot farm it. Whatever a division leaves over
 //! goes to the treasury.
 //!
 //! Invariant: `emitted` counts every token minted; balances + every lock + `pool` + burned =
@@ -210,14 +212,24 @@ impl State {
             .params
             .coordinator_round_reward
             .saturating_mul(u128::from(rounds));
+        self.mint_reward(coordinator, amount, EmissionRole::Coordinator)
+    }
+
+    /// Mints `amount` to `to` for `role` (nothing, and no event, when 0).
+    pub(crate) fn mint_reward(
+        &mut self,
+        to: &Address,
+        amount: u128,
+        role: EmissionRole,
+    ) -> Option<Event> {
         if amount == 0 {
             return None;
         }
-        self.mint(coordinator, amount);
+        self.mint(to, amount);
         Some(Event::EmissionPaid {
-            account: *coordinator,
+            account: *to,
             amount,
-            role: EmissionRole::Coordinator,
+            role,
         })
     }
 }

@@ -104,12 +104,23 @@ impl State {
             .max_by(|a, b| a.1.cmp(&b.1).then(b.0.cmp(&a.0)))
     }
 
-    /// Err unless `royalty_bps` meets [`Self::royalty_floor`] of `model`.
+    /// Err unless `royalty_bps` meets the chain's `royalty_floor_bps` and
+    /// [`Self::royalty_floor`] of `model`.
     pub(crate) fn require_royalty_floor(
         &self,
         model: u64,
         royalty_bps: u32,
     ) -> Result<(), TxError> {
+        let chain_floor = self.params.royalty_floor_bps;
+        if royalty_bps < chain_floor {
+            return Err(TxError::InvalidField {
+                field: "royalty_bps".into(),
+                reason: format!(
+                    "{royalty_bps} is below the chain's royalty_floor_bps {chain_floor} (set by \
+                     governance)"
+                ),
+            });
+        }
         match self.royalty_floor(model) {
             Some((dataset, floor)) if royalty_bps < floor => Err(TxError::RoyaltyBelowFloor {
                 model,

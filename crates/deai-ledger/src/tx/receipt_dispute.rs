@@ -234,7 +234,17 @@ impl Action for ReceiptDispute {
             }
         };
         state.record(EntityKind::Offer, r.offer_id, env, event.clone());
-        vec![event]
+        let upheld = matches!(event, Event::DisputeUpheld { .. });
+        let mut events = vec![event];
+        if upheld {
+            let amount = state.params().challenge_emission_reward;
+            events.extend(state.mint_reward(
+                &env.sender,
+                amount,
+                crate::event::EmissionRole::Challenger,
+            ));
+        }
+        events
     }
 }
 

@@ -292,6 +292,65 @@ fn ethics_blocks_keep_a_dataset_out_of_rounds_a_model_off_the_market_and_an_offe
 }
 
 #[test]
+fn a_chain_royalty_floor_binds_every_new_offer() {
+    let mut m = m();
+    m.pass(param("royalty_floor_bps", "300"));
+    let offer = |m: &M, royalty_bps| {
+        TxBody::OfferCreate(OfferCreate {
+            model: 1,
+            quant_hash: Digest(m.model.hash()),
+            ops: m.model.ops(),
+            price_per_query: 10,
+            bond: 20_000,
+            endpoint: "http://127.0.0.1:7001".into(),
+            royalty_bps,
+        })
+    };
+    // 250 met dataset 1's consent floor (200); the chain's floor is now higher.
+    let err = m.rejected(PROVIDER, offer(&m, 250), "invalid_field");
+    assert!(err.to_string().contains("royalty_floor_bps"), "{err}");
+    m.ok(PROVIDER, offer(&m, 300));
+}
+
+#[test]
+fn an_upheld_dispute_mints_the_watchers_reward_kept_below_the_slash() {
+    const MINTED: u128 = 300;
+    let mut m = M::with_params(Params {
+        challenge_emission_reward: MINTED,
+        ..gov_params()
+    });
+    // 1,000 × 50 % = 500 of the smallest offer bond is not paid back: 500 would not be below it.
+    let err = m.rejected(
+        VALIDATOR,
+        propose(param("challenge_emission_reward", "500")),
+        "invalid_field",
+    );
+    assert!(err.to_string().contains("never pays"), "{err}");
+    let offer = m.offer();
+    let ch = m.channel(offer, 1_000, 20);
+    let (receipt, input) = m.receipt(offer, ch, 0, 1, true);
+    let d = m.dispute(receipt, input);
+    let fee = m.dispute_fee(&d);
+    let (before, emitted) = (m.balance(STRANGER), m.s.emitted());
+    let out = m.ok_fee(STRANGER, fee, TxBody::ReceiptDispute(d));
+    let bond_share = match out.receipts[0].events[0] {
+        Event::DisputeUpheld { reward, .. } => reward,
+        ref other => panic!("{other:?}"),
+    };
+    assert_eq!(
+        out.receipts[0].events[1],
+        Event::EmissionPaid {
+            account: m.addr(STRANGER),
+            amount: MINTED,
+            role: EmissionRole::Challenger,
+        }
+    );
+    assert_eq!(m.balance(STRANGER), before - fee + bond_share + MINTED);
+    assert_eq!(m.s.emitted(), emitted + MINTED);
+    assert!(m.s.supply().conserved());
+}
+
+#[test]
 fn delegated_stake_elects_a_validator_until_governance_bars_it() {
     let mut m = m();
     let node = ed25519_dalek::SigningKey::from_bytes(&[0x61; 32]);
