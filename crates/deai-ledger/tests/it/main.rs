@@ -8,3 +8,4 @@ mod codec;
 mod common;
 mod lifecycle;
 mod props;
+mod vectors;
