@@ -3,6 +3,14 @@
 set -euo pipefail
 rustup component add rustfmt clippy >/dev/null 2>&1 || true
 
+# --- clients/python: a python3 that can make a virtual environment (scripts/test-python.sh).
+if ! python3 -c 'import venv, ensurepip' >/dev/null 2>&1; then
+  export DEBIAN_FRONTEND=noninteractive
+  (apt-get install -y -q python3-venv >/dev/null 2>&1 \
+    || { apt-get update -q >/dev/null 2>&1 && apt-get install -y -q python3-venv >/dev/null 2>&1; }) \
+    || echo "install-deps: could not install python3-venv" >&2
+fi
+
 # --- learn: Fashion-MNIST (Debian's dataset-fashion-mnist, IDX files under /usr/share/datasets/fashion-mnist)
 if [ ! -f /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz ]; then
   export DEBIAN_FRONTEND=noninteractive

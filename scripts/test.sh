@@ -8,4 +8,5 @@ scripts/install-deps.sh
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
 cargo test --workspace --locked
+scripts/test-python.sh
 scripts/fuzz-smoke.sh

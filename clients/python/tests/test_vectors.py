@@ -99,7 +99,10 @@ def test_validator_declare_possession_matches() -> None:
 
 def test_values_out_of_range_are_refused() -> None:
     key = Key(bytes(32))
-    for body in (Transfer(to=key.address, amount=-1), ChannelOpen(offer=2**64, deposit=1, expiry_height=1)):
+    for body in (
+        Transfer(to=key.address, amount=-1),
+        ChannelOpen(offer=2**64, deposit=1, expiry_height=1),
+    ):
         tx = Tx(chain_id="c", sender=key.address, nonce=0, fee=1, body=body)
         with pytest.raises(ValueError):
             tx.encode()

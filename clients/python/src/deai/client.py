@@ -50,7 +50,9 @@ class ApiError(Exception):
     """A failure the node answered: HTTP ``status``, stable ``code`` (``bad_hex``,
     ``insufficient_funds``, ``nonce_replayed``, ``task_not_found``, ...) and ``message``."""
 
-    def __init__(self, status: int, code: str, message: str, headers: Mapping[str, str] | None = None):
+    def __init__(
+        self, status: int, code: str, message: str, headers: Mapping[str, str] | None = None
+    ):
         super().__init__(f"{code}: {message} (HTTP {status})")
         self.status = status
         self.code = code
@@ -606,11 +608,19 @@ class Client:
 
         return tasks_frame(self.tasks())
 
-    def rounds_frame(self, task_id: int) -> Any:
-        """A task's rounds as a pandas DataFrame, one row per round (needs ``deai[pandas]``)."""
+    def rounds_frame(self, task_id: int, coordinator: Client | None = None) -> Any:
+        """A task's rounds as a pandas DataFrame, one row per round (needs ``deai[pandas]``).
+        The ledger has no per-round accuracy; with ``coordinator`` (a client of the
+        coordinator role node that ran the task) its reported ``accuracy`` and ``loss`` are
+        joined in."""
         from .frames import rounds_frame
 
-        return rounds_frame(self.task(task_id))
+        reports: list[dict[str, Any]] | None = None
+        if coordinator is not None:
+            status = coordinator.get_json("/v1/status")
+            tasks = (status.get("coordinator") or {}).get("tasks", [])
+            reports = next((t["rounds"] for t in tasks if t["task"] == task_id), [])
+        return rounds_frame(self.task(task_id), reports)
 
     def datasets_frame(self) -> Any:
         """Every dataset as a pandas DataFrame (needs ``deai[pandas]``)."""

@@ -62,7 +62,7 @@ class Writer:
     def __init__(self) -> None:
         self._buf = bytearray()
 
-    def bytes(self) -> bytes:
+    def to_bytes(self) -> bytes:
         """Everything written so far."""
         return bytes(self._buf)
 
@@ -75,7 +75,7 @@ class Writer:
         _check(v, 8)
         self._buf.append(v)
 
-    def bool(self, v: bool) -> None:
+    def boolean(self, v: bool) -> None:
         """One byte, 0 or 1."""
         if not isinstance(v, bool):
             raise TypeError(f"expected a bool, got {v!r}")
@@ -105,7 +105,7 @@ class Writer:
         """A length as a canonical varint."""
         self._buf += varint(n)
 
-    def str(self, s: str) -> None:
+    def string(self, s: str) -> None:
         """``length || UTF-8``."""
         data = s.encode("utf-8")
         self.length(len(data))
@@ -149,7 +149,7 @@ class Reader:
         """One byte."""
         return self.take(1)[0]
 
-    def bool(self) -> bool:
+    def boolean(self) -> bool:
         """One byte, 0 or 1."""
         b = self.u8()
         if b > 1:
@@ -190,7 +190,7 @@ class Reader:
             raise DecodeError(f"length {result} above the limit {max_len}")
         return result
 
-    def str(self, max_len: int = _U32_MAX) -> str:
+    def string(self, max_len: int = _U32_MAX) -> str:
         """``length || UTF-8``."""
         n = self.length(max_len)
         try:

@@ -12,7 +12,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 try:
-    import pandas as pd
+    import pandas as pd  # type: ignore[import-untyped,unused-ignore]
 except ImportError as e:  # pragma: no cover - exercised only without pandas
     raise ImportError(
         "deai's DataFrame helpers need pandas: pip install 'deai[pandas]' (or pip install pandas)"

@@ -35,15 +35,15 @@ from .tx import ChannelOpen
 from .types import Address, Digest
 
 __all__ = [
+    "SIGN_HEADER",
+    "SPENT_HEADER",
+    "VOUCHER_HEADER",
     "Answer",
     "BadAnswer",
     "OfferInfo",
     "Output",
     "PaidSession",
     "ProviderAnswer",
-    "SIGN_HEADER",
-    "SPENT_HEADER",
-    "VOUCHER_HEADER",
 ]
 
 #: Header carrying the voucher (hex of its canonical encoding).
@@ -187,7 +187,9 @@ class PaidSession:
         self.offer = client.offer(offer_id)
         self.channel = client.channel(channel_id)
         if Address.from_hex(self.channel["payer"]) != key.address:
-            raise ValueError(f"channel {channel_id} is paid by {self.channel['payer']}, not this key")
+            raise ValueError(
+                f"channel {channel_id} is paid by {self.channel['payer']}, not this key"
+            )
         if int(self.channel["offer"]) != offer_id:
             raise ValueError(f"channel {channel_id} pays offer {self.channel['offer']}")
         self.chain_id = client.chain_id()
@@ -220,22 +222,20 @@ class PaidSession:
         status = client.send(
             key, ChannelOpen(offer=offer_id, deposit=deposit, expiry_height=height + blocks)
         )
-        channel_id = next(
-            (int(e["id"]) for e in status.events if e.type == "channel_opened"), None
-        )
+        channel_id = next((int(e["id"]) for e in status.events if e.type == "channel_opened"), None)
         if channel_id is None:
             raise RuntimeError(f"ChannelOpen finalized without a channel_opened event: {status}")
         return cls(client, key, offer_id, channel_id, provider_url)
 
     def info(self) -> OfferInfo:
         """What the offer takes (input length, price, batch size)."""
-        return OfferInfo.from_json(
-            self.provider_client.get_json(f"/v1/infer/{self.offer['id']}")
-        )
+        return OfferInfo.from_json(self.provider_client.get_json(f"/v1/infer/{self.offer['id']}"))
 
     def voucher(self, amount: int) -> bytes:
         """The canonical bytes of a signed cumulative voucher for ``amount``."""
-        v = Voucher(chain_id=self.chain_id, channel_id=int(self.channel["id"]), cumulative_amount=amount)
+        v = Voucher(
+            chain_id=self.chain_id, channel_id=int(self.channel["id"]), cumulative_amount=amount
+        )
         return v.sign(self.key).encode()
 
     def query(self, inputs: list[bytes], sign: bool = True) -> list[Answer]:
@@ -245,7 +245,10 @@ class PaidSession:
         need = self.spent + self.price * len(inputs)
         if need > self.deposit:
             raise ValueError(f"the channel's deposit {self.deposit} does not cover {need}")
-        headers = {VOUCHER_HEADER: self.voucher(need).hex(), "content-type": "application/octet-stream"}
+        headers = {
+            VOUCHER_HEADER: self.voucher(need).hex(),
+            "content-type": "application/octet-stream",
+        }
         if sign:
             headers[SIGN_HEADER] = "1"
         path = f"/v1/infer/{self.offer['id']}"
@@ -289,7 +292,7 @@ class PaidSession:
         if inputs and self._last_sequence is not None and first <= self._last_sequence:
             raise BadAnswer(f"sequence {first} was used before in this session")
         out = []
-        for i, (data, inp) in enumerate(zip(answer.outputs, inputs)):
+        for i, (data, inp) in enumerate(zip(answer.outputs, inputs, strict=True)):
             try:
                 output = Output.from_bytes(data)
             except DecodeError as e:
@@ -312,9 +315,9 @@ class PaidSession:
             if answer.signed.verify(self.provider) is None:
                 raise BadAnswer("the signed batch is not signed by the offer's provider")
             for position, leaf in enumerate(answer.signed.leaves):
-                receipt = self._unsigned.pop(bytes(leaf), None)
-                if receipt is not None:
-                    self._signed[receipt.sequence] = (answer.signed, position, receipt)
+                mine = self._unsigned.pop(bytes(leaf), None)
+                if mine is not None:
+                    self._signed[mine.sequence] = (answer.signed, position, mine)
         if asked:
             missing = [a.receipt.sequence for a in out if bytes(a.receipt.leaf()) in self._unsigned]
             if missing:

@@ -8,7 +8,8 @@ The encodings are those of ``crates/deai-ledger/src/payment.rs`` (docs/inference
     QueryReceipt  = chain_id || offer_id u64 || channel_id u64 || sequence u64 || input_hash[32]
                   || output (varint len || bytes) || model_hash[32] || voucher_amount u128
     ReceiptBatch  = position u32 || leaf_count u32 || siblings (varint n || n x 32) || root[32]
-    SignedQueryReceipt = QueryReceipt || ReceiptBatch || signature[64] over "deai-receipt-v1" || root
+    SignedQueryReceipt = QueryReceipt || ReceiptBatch
+                       || signature[64] over "deai-receipt-v1" || root
 
 A receipt's leaf is BLAKE3("deai-receipt-v1" || QueryReceipt); a provider signs the root of a
 binary Merkle tree of a batch's leaves (``commonware_storage::bmt`` over BLAKE3: each leaf
@@ -51,10 +52,11 @@ RECEIPT_DOMAIN = b"deai-receipt-v1"
 #: Most receipts one signed batch may hold.
 RECEIPT_BATCH_MAX = 1 << 16
 
+
 def _encode(obj: object) -> bytes:
     w = Writer()
     struct_codec(type(obj)).write(w, obj)
-    return w.bytes()
+    return w.to_bytes()
 
 
 @dataclass

@@ -12,8 +12,8 @@ per kind (:meth:`StateKey.to_bytes`). With nodes numbered by MMR position (post-
   (an empty tree's root has no ``folded``).
 
 A proof of one leaf lists ``[fold of the peaks before it?] [peaks after it...] [siblings of its
-path, in left-to-right order of the subtrees they stand for]``. :func:`verify_proof` rebuilds the root from the element and those
-digests and compares.
+path, in left-to-right order of the subtrees they stand for]``. :func:`verify_proof` rebuilds
+the root from the element and those digests and compares.
 
 What this checks, and what it does not: a proof shows that the entry is in the state whose
 root is given. That the root itself is the chain's (certified by a finalization of the block
@@ -86,7 +86,7 @@ class StateKey:
         if self.kind in ("account", "delegations"):
             return tag + bytes(Address(self.id))
         if self.kind == "blocked":
-            return tag + self.id.key_bytes()
+            return tag + bytes(self.id.key_bytes())
         return tag + struct.pack(">Q", self.id)
 
     def to_json(self) -> Any:
@@ -260,9 +260,7 @@ def reconstruct_root(proof: Proof) -> Digest:
     peaks = _peaks(proof.leaves)
     before = [p for p in peaks if p[2] + (1 << p[1]) <= proof.location]
     after = [p for p in peaks if p[2] > proof.location]
-    (pos, height, first) = next(
-        p for p in peaks if p[2] <= proof.location < p[2] + (1 << p[1])
-    )
+    (pos, height, first) = next(p for p in peaks if p[2] <= proof.location < p[2] + (1 << p[1]))
     digests = [bytes(d) for d in proof.digests]
     need = (1 if before else 0) + len(after) + height
     if len(digests) != need:
@@ -308,8 +306,8 @@ def account_leaf_value(account: dict[str, Any]) -> bytes:
     validator = account.get("validator")
     if validator is not None:
         w.raw(bytes(Address.from_hex(validator["key"])))
-        w.str(validator["p2p"])
-    return w.bytes()
+        w.string(validator["p2p"])
+    return w.to_bytes()
 
 
 def decode_account_leaf(value: bytes) -> dict[str, Any]:
@@ -327,7 +325,7 @@ def decode_account_leaf(value: bytes) -> dict[str, Any]:
         raise DecodeError(f"{n} unbonding entries in {r.remaining} bytes")
     out["unbonding"] = [{"amount": str(r.u128()), "release_height": r.u64()} for _ in range(n)]
     if r.remaining:
-        out["validator"] = {"key": r.take(32).hex(), "p2p": r.str()}
+        out["validator"] = {"key": r.take(32).hex(), "p2p": r.string()}
     r.finish()
     return out
 

@@ -20,16 +20,16 @@ __all__ = [
     "AMOUNT",
     "BOOL",
     "BYTES",
-    "Codec",
     "DIGEST",
     "I64",
-    "ListOf",
-    "Opt",
     "SIG",
     "STR",
-    "StructCodec",
     "U32",
     "U64",
+    "Codec",
+    "ListOf",
+    "Opt",
+    "StructCodec",
     "field",
     "struct_codec",
 ]
@@ -106,10 +106,10 @@ class _Amount(Codec[int]):
 
 class _Bool(Codec[bool]):
     def write(self, w: Writer, v: bool) -> None:
-        w.bool(v)
+        w.boolean(v)
 
     def read(self, r: Reader) -> bool:
-        return r.bool()
+        return r.boolean()
 
     def to_json(self, v: bool) -> Any:
         return v
@@ -162,10 +162,10 @@ class _Sig(Codec[bytes]):
 
 class _Str(Codec[str]):
     def write(self, w: Writer, v: str) -> None:
-        w.str(v)
+        w.string(v)
 
     def read(self, r: Reader) -> str:
-        return r.str()
+        return r.string()
 
     def to_json(self, v: str) -> Any:
         return v
@@ -276,9 +276,7 @@ class StructCodec(Codec[T]):
         for name, codec, f in self.fields:
             if name in j:
                 args[name] = codec.from_json(j[name])
-            elif (
-                f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
-            ):
+            elif f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
                 raise ValueError(f"{self.cls.__name__}: missing field {name!r}")
         return self.cls(**args)
 
@@ -288,12 +286,14 @@ def field(codec: Codec[Any], **kwargs: Any) -> Any:
     return dataclasses.field(metadata={"codec": codec}, **kwargs)
 
 
+_CODECS: dict[type[Any], StructCodec[Any]] = {}
+
+
 def struct_codec(cls: type[T]) -> StructCodec[T]:
-    """The codec of a dataclass (cached on the class as ``_codec``)."""
-    cached = cls.__dict__.get("_codec")
+    """The codec of a dataclass (built once per class)."""
+    cached = _CODECS.get(cls)
     if cached is None:
-        cached = StructCodec(cls)
-        setattr(cls, "_codec", cached)
+        cached = _CODECS[cls] = StructCodec(cls)
     return cached
 
 

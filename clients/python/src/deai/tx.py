@@ -76,8 +76,8 @@ __all__ = [
     "OfferWithdraw",
     "ParamChange",
     "ParamSet",
-    "Propose",
     "ProposalKind",
+    "Propose",
     "ReceiptDispute",
     "RoundChallenge",
     "RoundExpire",
@@ -245,7 +245,10 @@ class BlockTarget:
         if self.kind not in _TARGETS:
             raise ValueError(f"unknown block target {self.kind!r}; one of {sorted(_TARGETS)}")
         if self.kind == "validator":
-            self.id = Address(self.id) if not isinstance(self.id, Address) else self.id
+            if not isinstance(self.id, Address):
+                if not isinstance(self.id, (bytes, str)):
+                    raise ValueError("validator target: id must be an address")
+                self.id = Address(self.id)
         elif not isinstance(self.id, int):
             raise ValueError(f"{self.kind} target: id must be an integer")
 
@@ -337,7 +340,7 @@ class _ProposalCodec(Codec[Any]):
 
     def from_json(self, j: Any) -> Any:
         for cls in _PROPOSALS:
-            if cls.KIND == j["kind"]:
+            if j["kind"] == cls.KIND:
                 return struct_codec(cls).from_json(j)
         raise ValueError(f"unknown proposal kind {j['kind']!r}")
 
@@ -384,7 +387,7 @@ class TxBody:
         """``tag || body`` (what follows the fee in a transaction)."""
         w = Writer()
         _BODY.write(w, self)
-        return w.bytes()
+        return w.to_bytes()
 
     def to_json(self) -> dict[str, Any]:
         """The node's JSON form: ``{"type": ..., fields...}``."""
@@ -580,9 +583,9 @@ class ValidatorDeclare(TxBody):
         """What the node key signs: ``"deai/validator-key/v1" || chain_id || account``."""
         w = Writer()
         w.raw(POSSESSION_DOMAIN)
-        w.str(chain_id)
+        w.string(chain_id)
         w.raw(bytes(account))
-        return w.bytes()
+        return w.to_bytes()
 
     @classmethod
     def new(cls, chain_id: str, account: bytes, node_key: Key, p2p: str = "") -> ValidatorDeclare:
@@ -756,7 +759,7 @@ class _BodyCodec(Codec[TxBody]):
 
     def from_json(self, j: Any) -> TxBody:
         for cls in _BODIES.values():
-            if cls.TYPE == j.get("type"):
+            if j.get("type") == cls.TYPE:
                 return struct_codec(cls).from_json(j)
         raise ValueError(f"unknown transaction type {j.get('type')!r}")
 
@@ -781,7 +784,7 @@ class Tx:
         """The canonical bytes."""
         w = Writer()
         struct_codec(Tx).write(w, self)
-        return w.bytes()
+        return w.to_bytes()
 
     def signing_bytes(self) -> bytes:
         """What the signature covers: ``"deai/tx/v1" || encoding``."""
@@ -806,7 +809,7 @@ class SignedTx:
         """The canonical bytes."""
         w = Writer()
         struct_codec(SignedTx).write(w, self)
-        return w.bytes()
+        return w.to_bytes()
 
     def id(self) -> Digest:
         """The transaction id: BLAKE3 of :meth:`encode`."""

@@ -11,7 +11,7 @@ from typing import TypeVar
 
 import blake3
 
-__all__ = ["Address", "Digest", "TxId", "blake3_hash", "from_hex", "TOKEN"]
+__all__ = ["TOKEN", "Address", "Digest", "TxId", "blake3_hash", "from_hex"]
 
 #: One token in base units (amounts on the ledger are integers of base units).
 TOKEN = 10**18

@@ -699,6 +699,14 @@ fn payment_vectors() -> Value {
     })
 }
 
+/// `deai_node::keyfile`'s file, fields in its order (the ledger cannot depend on the node).
+#[derive(serde::Serialize)]
+struct KeyFile {
+    kind: &'static str,
+    secret: String,
+    public: String,
+}
+
 /// Seeds, their addresses and the key file `deai key new` writes for them
 /// (`deai_node::keyfile`: pretty JSON of kind, secret, public, no trailing newline).
 fn key_vectors() -> Value {
@@ -711,11 +719,11 @@ fn key_vectors() -> Value {
     .iter()
     .map(|seed| {
         let k = SigningKey::from_bytes(seed);
-        let file = json!({
-            "kind": "ed25519",
-            "secret": hex::encode(k.to_bytes()),
-            "public": hex::encode(k.verifying_key().to_bytes()),
-        });
+        let file = KeyFile {
+            kind: "ed25519",
+            secret: hex::encode(k.to_bytes()),
+            public: hex::encode(k.verifying_key().to_bytes()),
+        };
         json!({
             "seed": hex::encode(seed),
             "address": address(&k),
