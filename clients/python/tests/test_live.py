@@ -1,7 +1,9 @@
 """End to end against a real node: `deai init` and `deai node` (the Rust binary) on loopback,
 then everything through the Python client — status, key files both ways, a transfer from the
 dev account, a dataset, a task trained for two rounds and closed, an offer, a channel and a
-claim of a voucher signed in Python, proofs, following blocks and events, pandas frames.
+claim of a voucher signed in Python, paid inference from a provider role node (answers checked
+against the engine's, receipts against the provider's signature, a dispute re-executed by the
+ledger), proofs, following blocks and events, pandas frames.
 
 Every transaction here is built and signed by Python and accepted by the Rust ledger, so this
 also proves the encodings live. The binary is `target/debug/deai` (built by the workspace's
@@ -14,13 +16,14 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from conftest import REPO
+from conftest import REPO, load
 from deai import (
     TOKEN,
     Address,
@@ -37,6 +40,7 @@ from deai import (
     Metric,
     OfferCreate,
     ProofError,
+    ReceiptDispute,
     RoundOpen,
     RoundResult,
     Score,
@@ -52,6 +56,7 @@ from deai import (
     dataset_commitment,
     validation_commitment,
 )
+from deai.inference import PaidSession
 
 pytestmark = pytest.mark.live
 
@@ -78,21 +83,16 @@ def deai(*args: str) -> Any:
 
 
 class Node:
-    """A `deai node` child process on loopback with a fresh dev chain."""
+    """A `deai node` child process on loopback: by default a validator of a fresh dev chain;
+    with ``init_args`` (``--role provider --upstream URL``) a role node."""
 
-    def __init__(self, root: Path) -> None:
-        self.dir = root / "node"
+    def __init__(self, root: Path, name: str = "node", init_args: tuple[str, ...] = ()) -> None:
+        self.dir = root / name
+        p2p = () if init_args else ("--p2p", "127.0.0.1:0")
         self.init = deai(
-            "init",
-            "--json",
-            "--dir",
-            str(self.dir),
-            "--http",
-            "127.0.0.1:0",
-            "--p2p",
-            "127.0.0.1:0",
+            "init", "--json", "--dir", str(self.dir), "--http", "127.0.0.1:0", *p2p, *init_args
         )
-        self.log = open(root / "node.log", "w")  # noqa: SIM115 - closed in stop()
+        self.log = open(root / f"{name}.log", "w")  # noqa: SIM115 - closed in stop()
         self.proc = subprocess.Popen(
             [str(BIN), "node", "--json", "--dir", str(self.dir), "--http", "127.0.0.1:0"],
             stdout=subprocess.PIPE,
@@ -320,6 +320,80 @@ def test_a_voucher_signed_in_python_is_claimed_on_chain(client: Client, dev: Key
     assert client.channel(channel)["status"] != "open"
     assert any(o["id"] == offer for o in client.offers(model=WORLD["model"]))
     WORLD["channel"] = channel
+
+
+def test_buy_inference_through_a_payment_channel(
+    node: Node, client: Client, dev: Key, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """A provider role node serves an offer of the task's model with the seeded quantized
+    blob of tests/vectors/model.json; Python opens a channel, pays with vouchers, checks the
+    answers against the engine's and the provider's signature over their receipts, and then
+    disputes a correct receipt, which the ledger re-executes and rejects."""
+    model = load("model.json")
+    blob = bytes.fromhex(model["blob"])
+    assert str(client.put_blob(blob, dev)) == model["hash"]
+    provider = Node(
+        tmp_path_factory.mktemp("deai-provider"),
+        "provider",
+        ("--role", "provider", "--upstream", node.url),
+    )
+    try:
+        provider_key = Key.load(provider.dir / "node.key")
+        client.send(dev, Transfer(to=provider_key.address, amount=20 * TOKEN))
+        params = client.governance()["params"]
+        status = client.send(
+            provider_key,
+            OfferCreate(
+                model=WORLD["model"],
+                quant_hash=Digest.from_hex(model["hash"]),
+                ops=model["ops"],
+                price_per_query=3,
+                bond=int(params["offer_bond_min"]),
+                endpoint=provider.url,
+                royalty_bps=100,
+            ),
+        )
+        offer = next(e["id"] for e in status.events if e.type == "offer_created")
+        session = PaidSession.open(client, dev, offer, deposit=1_000, blocks=2_000)
+        deadline = time.monotonic() + 20
+        while True:  # the provider learns of the offer on its next refresh
+            try:
+                info = session.info()
+                break
+            except ApiError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.1)
+        assert info.model_hash == Digest.from_hex(model["hash"])
+        assert (info.arch, info.input_len) == (model["arch"], model["input_len"])
+        queries = model["queries"]
+        inputs = [bytes.fromhex(q["input"]) for q in queries]
+        answers = session.query(inputs[:1]) + session.query(inputs[1:])
+        assert [a.output_bytes.hex() for a in answers] == [q["output"] for q in queries]
+        assert session.unsigned == 0 and session.spent == 3 * len(inputs)
+        receipts = [session.signed_receipt(a) for a in answers]
+        assert all(r is not None and r.verify(provider_key.address) for r in receipts)
+        # A voucher not covering what was answered is refused with the API's code.
+        with pytest.raises(ApiError) as refused:
+            session.provider_client.request(
+                "POST",
+                f"/v1/infer/{offer}",
+                inputs[0],
+                {"deai-voucher": session.voucher(3).hex()},
+            )
+        assert refused.value.code == "voucher_too_low"
+        # Disputing a right answer: the validators re-execute it and reject the dispute.
+        receipt = receipts[0]
+        assert receipt is not None
+        fee = int(params["fee_min"]) + int(params["dispute_fee_per_byte"]) * (
+            len(blob) + len(inputs[0])
+        )
+        status = client.send(
+            dev, ReceiptDispute(receipt=receipt, input=inputs[0], model=blob), fee=fee
+        )
+        assert "dispute_rejected" in [e.type for e in status.events]
+    finally:
+        provider.stop()
 
 
 def test_proofs_of_what_was_built(client: Client, dev: Key) -> None:

@@ -20,6 +20,7 @@ Answers:
 from __future__ import annotations
 
 import json
+import threading
 import time
 import urllib.error
 import urllib.parse
@@ -301,6 +302,7 @@ class Client:
         self.url = url.rstrip("/")
         self.timeout = timeout
         self._chain_id: str | None = None
+        self._identity: dict[str, Any] | None = None
 
     # --- HTTP ---
 
@@ -506,10 +508,55 @@ class Client:
 
     # --- Blobs ---
 
-    def put_blob(self, data: bytes) -> Digest:
-        """Stores ``data`` on the node by its BLAKE3 hash; the hash."""
+    def identity(self) -> dict[str, Any]:
+        """``GET /v1/identity``: the node's public key (what a signed request to it names)
+        and chain id."""
+        return dict(self.get_json("/v1/identity"))
+
+    def signed_request(
+        self,
+        key: Key,
+        method: str,
+        path: str,
+        body: bytes = b"",
+        headers: Mapping[str, str] | None = None,
+    ) -> tuple[int, dict[str, str], bytes]:
+        """A request signed with ``key`` for this node (docs/api.md, "Signed peer messages"):
+        ``x-deai-key``, ``x-deai-nonce`` (microseconds, strictly increasing), ``x-deai-to``
+        (the node's key from :meth:`identity`) and ``x-deai-sig`` over
+        ``"deai/peer-request/v2" || chain_id || recipient || method || path || nonce ||
+        BLAKE3(body)`` (strings prefixed by their u32 big-endian length)."""
+        if self._identity is None:
+            self._identity = self.identity()
+        chain_id, to = str(self._identity["chain_id"]), bytes.fromhex(self._identity["key"])
+        nonce = _next_nonce()
+        message = b"".join(
+            [
+                _PEER_REQUEST_DOMAIN,
+                _u32_str(chain_id),
+                to,
+                _u32_str(method),
+                _u32_str(path),
+                nonce.to_bytes(8, "big"),
+                bytes(Digest.hash(body)),
+            ]
+        )
+        signed = {
+            "x-deai-key": key.address.hex(),
+            "x-deai-nonce": str(nonce),
+            "x-deai-sig": key.sign(message).hex(),
+            "x-deai-to": to.hex(),
+            **dict(headers or {}),
+        }
+        return self.request(method, path, body, signed)
+
+    def put_blob(self, data: bytes, key: Key) -> Digest:
+        """Stores ``data`` on the node by its BLAKE3 hash, as a request signed by ``key`` (the
+        node's own key, one its config lists, or a funded ledger account); the hash."""
         h = Digest.hash(data)
-        self.request("PUT", f"/v1/blobs/{h}", data, {"content-type": "application/octet-stream"})
+        self.signed_request(
+            key, "PUT", f"/v1/blobs/{h}", data, {"content-type": "application/octet-stream"}
+        )
         return h
 
     def get_blob(self, digest: bytes | str) -> bytes:
@@ -633,6 +680,24 @@ class Client:
         from .frames import blocks_frame
 
         return blocks_frame([self.block(h) for h in range(start, stop + 1)])
+
+
+_PEER_REQUEST_DOMAIN = b"deai/peer-request/v2"
+_nonce_lock = threading.Lock()
+_last_nonce = 0
+
+
+def _next_nonce() -> int:
+    """The signing clock: microseconds since the epoch, strictly increasing in this process."""
+    global _last_nonce
+    with _nonce_lock:
+        _last_nonce = max(time.time_ns() // 1000, _last_nonce + 1)
+        return _last_nonce
+
+
+def _u32_str(s: str) -> bytes:
+    data = s.encode()
+    return len(data).to_bytes(4, "big") + data
 
 
 def _hex(v: bytes | str) -> str:
