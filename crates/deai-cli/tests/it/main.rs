@@ -7,6 +7,7 @@ mod bench_smoke;
 mod common;
 mod crash;
 mod demo;
+mod explorer;
 mod federation;
 mod gov;
 mod http_errors;

@@ -7,6 +7,7 @@ mod blobs;
 mod blocks;
 mod content_type;
 mod error;
+mod events;
 mod governance;
 mod metrics;
 mod parse;
@@ -71,10 +72,11 @@ pub fn router(state: AppState, http: &crate::config::HttpConfig) -> Router {
     let batch_body_max = standard_max
         .saturating_mul(state.batch_txs_max.max(1))
         .max(body_max);
-    let (routes, doc) = documented_routes(batch_body_max);
+    let (routes, live, doc) = documented_routes(batch_body_max);
     let doc = Arc::new(doc);
     let timeout = std::time::Duration::from_millis(http.request_timeout_ms);
-    let routes = crate::http::request_timeout(routes, timeout);
+    // The event stream lives as long as its reader: no request timeout on it.
+    let routes = crate::http::request_timeout(routes, timeout).merge(live);
     routes
         .route(
             "/v1/openapi.json",
@@ -85,6 +87,7 @@ pub fn router(state: AppState, http: &crate::config::HttpConfig) -> Router {
         )
         .route("/metrics", get(metrics::render))
         .merge(blob_routes(state.blobs.clone(), Some(state.chain.clone())))
+        .merge(crate::explorer::routes())
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(body_max))
         .layer(middleware::map_response(json_errors))
@@ -100,7 +103,10 @@ pub fn router(state: AppState, http: &crate::config::HttpConfig) -> Router {
 ///
 /// A batch may carry `http.batch_txs_max` transactions: its body limit is that many
 /// transactions' (`batch_body_max`), the others' one transaction's.
-fn documented_routes(batch_body_max: usize) -> (Router<AppState>, utoipa::openapi::OpenApi) {
+/// The second router holds the routes that stream (no request timeout).
+fn documented_routes(
+    batch_body_max: usize,
+) -> (Router<AppState>, Router<AppState>, utoipa::openapi::OpenApi) {
     use utoipa::OpenApi as _;
     use utoipa_axum::{router::OpenApiRouter, routes};
     let batch = OpenApiRouter::new()
@@ -133,8 +139,12 @@ fn documented_routes(batch_body_max: usize) -> (Router<AppState>, utoipa::openap
         .routes(routes!(governance::governance))
         .routes(routes!(proofs::prove))
         .split_for_parts();
+    let (live, live_doc) = OpenApiRouter::new()
+        .routes(routes!(events::events))
+        .split_for_parts();
+    doc.merge(live_doc);
     doc.merge(blobs::BlobApi::openapi());
-    (router, doc)
+    (router, live, doc)
 }
 
 /// The document's header and the answer types every route shares.

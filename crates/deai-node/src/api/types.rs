@@ -82,6 +82,11 @@ pub struct BlockView {
     pub tx_ids: Vec<TxId>,
     /// Transactions, canonical encoding in hex, in block order.
     pub txs: Vec<String>,
+    /// The same transactions decoded (sender, nonce, fee, the body by kind, signature), for
+    /// readers that do not decode the canonical bytes themselves (the explorer).
+    #[serde(default)]
+    #[schema(value_type = Vec<Object>)]
+    pub decoded_txs: Vec<deai_ledger::SignedTx>,
     /// One receipt per transaction.
     #[schema(value_type = Vec<Object>)]
     pub receipts: Vec<Receipt>,
@@ -108,6 +113,7 @@ impl From<&FinalizedBlock> for BlockView {
             timestamp_ms: b.timestamp_ms,
             tx_ids: b.txs.iter().map(|t| t.id()).collect(),
             txs: b.txs.iter().map(|t| hex::encode(t.encode())).collect(),
+            decoded_txs: b.txs.clone(),
             receipts: b.receipts.clone(),
             events: b.events.clone(),
             parent_state_root: b.parent_state_root,
