@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -56,9 +57,11 @@ from deai import (
     dataset_commitment,
     validation_commitment,
 )
-from deai.inference import PaidSession
+from deai.inference import Output, PaidSession
 
 pytestmark = pytest.mark.live
+
+EXAMPLES = REPO / "clients" / "python" / "examples"
 
 
 def _binary() -> Path | None:
@@ -272,7 +275,19 @@ def test_train_a_task_for_two_rounds_and_close_it(client: Client, dev: Key) -> N
     WORLD.update(task=task, model=t["final_model"])
 
 
-def test_pandas_frames(client: Client) -> None:
+def example(name: str, *args: str) -> str:
+    """Runs ``clients/python/examples/<name>`` with this Python; its standard output."""
+    out = subprocess.run(
+        [sys.executable, str(EXAMPLES / name), *args],
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    return out.stdout
+
+
+def test_pandas_frames(node: Node, client: Client, tmp_path: Path) -> None:
     pytest.importorskip("pandas")
     rounds = client.rounds_frame(WORLD["task"])
     assert list(rounds.index) == [1, 2]
@@ -287,6 +302,10 @@ def test_pandas_frames(client: Client) -> None:
     height = client.status().height
     blocks = client.blocks_frame(max(1, height - 3), height)
     assert len(blocks) == min(4, height)
+    report = example(
+        "task_report.py", node.url, str(WORLD["task"]), "--out", str(tmp_path / "t.png")
+    )
+    assert f"task {WORLD['task']}: 'research', " in report and "2 of 2 rounds" in report
 
 
 def test_a_voucher_signed_in_python_is_claimed_on_chain(client: Client, dev: Key) -> None:
@@ -392,6 +411,22 @@ def test_buy_inference_through_a_payment_channel(
             dev, ReceiptDispute(receipt=receipt, input=inputs[0], model=blob), fee=fee
         )
         assert "dispute_rejected" in [e.type for e in status.events]
+        # The agent example buys the same answers from the cheapest offer (this one).
+        inputs_file = provider.dir.parent / "inputs.json"
+        inputs_file.write_text(json.dumps([q["input"] for q in queries]))
+        bought = json.loads(
+            example(
+                "buy_predictions.py",
+                node.url,
+                str(node.dir / "dev.key"),
+                str(inputs_file),
+                "--json",
+            )
+        )
+        assert bought["offer"] == offer and bought["queries"] == len(queries)
+        assert bought["classes"] == [
+            Output.from_bytes(bytes.fromhex(q["output"])).cls for q in queries
+        ]
     finally:
         provider.stop()
 
@@ -436,6 +471,17 @@ def test_follow_blocks_and_events(client: Client, dev: Key) -> None:
     assert {"Transfer", "DatasetRegister", "TaskCreate", "RoundResult", "ChannelClaim"} <= kinds
     events = [e for _, e in client.events(start=start, stop=tip, types=["dataset_registered"])]
     assert [e["id"] for e in events] == [WORLD["dataset"]]
+    printed = example(
+        "follow_events.py",
+        client.url,
+        "--from",
+        str(start),
+        "--to",
+        str(tip),
+        "--type",
+        "dataset_registered",
+    )
+    assert printed.count("dataset_registered") == 1
     # Following past the tip waits for the next block.
     nxt = next(client.follow(poll_s=0.05))
     assert nxt.height > tip

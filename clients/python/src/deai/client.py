@@ -408,7 +408,7 @@ class Client:
         stop: int | None = None,
     ) -> Iterator[tuple[Block, Event]]:
         """Yields ``(block, event)`` for every event from ``start`` on (only ``types`` if
-        given, e.g. ``["round_closed", "task_settled"]``)."""
+        given, e.g. ``["round_closed", "task_closed"]``)."""
         wanted = set(types) if types else None
         for b in self.follow(start, poll_s, stop, include_empty=False):
             for e in b.events:
