@@ -57,6 +57,7 @@ from deai import (
     dataset_commitment,
     validation_commitment,
 )
+from deai.client import ROUTES
 from deai.inference import Output, PaidSession
 
 pytestmark = pytest.mark.live
@@ -149,7 +150,9 @@ def test_status_and_dev_key(node: Node, client: Client, dev: Key) -> None:
     # The file the Rust CLI wrote is byte for byte what Python writes for that seed.
     assert (node.dir / "dev.key").read_text() == dev.key_file_text()
     assert client.account(dev.address).balance == int(node.init["dev_balance"])
-    assert "/v1/proofs/{kind}/{id}" in client.openapi()["paths"]
+    paths = client.openapi()["paths"]
+    missing = [(m, path) for m, path in ROUTES if m not in paths.get(path, {})]
+    assert not missing, f"routes the client uses that the node's OpenAPI lacks: {missing}"
 
 
 def test_the_cli_reads_a_python_key_file(tmp_path: Path) -> None:

@@ -35,6 +35,7 @@ from .tx import SignedTx, Tx, TxBody
 from .types import Address, Digest
 
 __all__ = [
+    "ROUTES",
     "AccountState",
     "ApiError",
     "Block",
@@ -45,6 +46,37 @@ __all__ = [
     "TxFailed",
     "TxStatus",
 ]
+
+
+#: Every validator route this client uses (``(method, OpenAPI path)``); the live test checks
+#: each against the node's ``GET /v1/openapi.json``, so a renamed route fails there.
+ROUTES: tuple[tuple[str, str], ...] = (
+    ("get", "/v1/status"),
+    ("get", "/v1/genesis"),
+    ("get", "/v1/validators"),
+    ("get", "/v1/identity"),
+    ("get", "/v1/blocks/{height}"),
+    ("get", "/v1/accounts/{addr}"),
+    ("get", "/v1/datasets"),
+    ("get", "/v1/datasets/{id}"),
+    ("get", "/v1/tasks"),
+    ("get", "/v1/tasks/{id}"),
+    ("get", "/v1/models"),
+    ("get", "/v1/models/{id}"),
+    ("get", "/v1/offers"),
+    ("get", "/v1/offers/{id}"),
+    ("get", "/v1/channels"),
+    ("get", "/v1/channels/{id}"),
+    ("get", "/v1/proposals"),
+    ("get", "/v1/proposals/{id}"),
+    ("get", "/v1/governance"),
+    ("get", "/v1/proofs/{kind}/{id}"),
+    ("put", "/v1/blobs/{hash}"),
+    ("get", "/v1/blobs/{hash}"),
+    ("post", "/v1/txs"),
+    ("post", "/v1/txs/batch"),
+    ("get", "/v1/txs/{id}"),
+)
 
 
 class ApiError(Exception):
