@@ -202,3 +202,46 @@ pub(crate) async fn json_errors(response: Response<Body>) -> Response<Body> {
     };
     axum::response::IntoResponse::into_response(err)
 }
+
+#[cfg(test)]
+mod docs_check {
+    /// Every path of the OpenAPI document is in docs/api.md (path parameters compared by
+    /// position, not name), so the routes table cannot fall behind the routes.
+    #[test]
+    fn docs_api_lists_every_documented_route() {
+        let (_, _, doc) = super::documented_routes(1 << 20);
+        let docs = include_str!("../../../../docs/api.md");
+        let shape = |path: &str| -> String {
+            let mut out = String::new();
+            let mut in_param = false;
+            for c in path.chars() {
+                match c {
+                    '{' => {
+                        in_param = true;
+                        out.push_str("{}");
+                    }
+                    '}' => in_param = false,
+                    _ if !in_param => out.push(c),
+                    _ => {}
+                }
+            }
+            out
+        };
+        let listed: std::collections::BTreeSet<String> = docs
+            .split(|c: char| c == '`' || c.is_whitespace() || c == ',' || c == '?')
+            .filter_map(|token| token.find("/v1/").map(|i| &token[i..]))
+            .map(shape)
+            .collect();
+        let missing: Vec<String> = doc
+            .paths
+            .paths
+            .keys()
+            .map(|p| shape(p))
+            .filter(|p| !listed.contains(p))
+            .collect();
+        assert!(
+            missing.is_empty(),
+            "docs/api.md does not list {missing:?}; add a row to its routes table"
+        );
+    }
+}
