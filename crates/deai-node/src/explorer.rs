@@ -8,6 +8,8 @@ use axum::{
     response::{IntoResponse, Response},
     routing::get,
 };
+// `utoipa::path` expands to code that names the crate.
+use utoipa as _;
 
 /// An embedded file: its route, content type and bytes.
 struct Asset {
@@ -74,9 +76,18 @@ fn serve(asset: &'static Asset) -> Response {
         .into_response()
 }
 
-/// The explorer's routes (`GET` only).
+/// The explorer's page; its script, style and libraries are under `/explorer/`
+/// ([`routes`]).
+#[utoipa::path(get, path = "/", tag = "explorer",
+    responses((status = 200, description = "the explorer's HTML page (docs/explorer.md)", content_type = "text/html")))]
+pub async fn index() -> Response {
+    serve(&ASSETS[0])
+}
+
+/// The routes of the page's files under `/explorer/` (`GET` only; `/` is [`index`], which the
+/// API documents).
 pub fn routes<S: Clone + Send + Sync + 'static>() -> Router<S> {
-    ASSETS.iter().fold(Router::new(), |router, asset| {
+    ASSETS[1..].iter().fold(Router::new(), |router, asset| {
         router.route(asset.path, get(move || async move { serve(asset) }))
     })
 }

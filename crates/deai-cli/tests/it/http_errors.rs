@@ -133,12 +133,33 @@ fn the_openapi_document_describes_the_live_api() {
         "/v1/proposals/{id}",
         "/v1/governance",
         "/v1/blobs/{hash}",
+        "/v1/events",
+        "/",
     ] {
         assert!(paths.contains_key(route), "{route} undocumented");
     }
     // Every documented path is a route of the node.
     let hex = "00".repeat(32);
     for (path, item) in paths {
+        if path == "/v1/events" {
+            // A stream: its headers say what it is; the body never ends.
+            let resp = reqwest::blocking::Client::new()
+                .get(format!("{}{path}", node.url))
+                .send()
+                .expect("GET /v1/events");
+            assert_eq!(resp.status(), 200);
+            let kind = resp.headers()[reqwest::header::CONTENT_TYPE]
+                .to_str()
+                .unwrap();
+            assert!(kind.starts_with("text/event-stream"), "{kind}");
+            continue;
+        }
+        if path == "/" {
+            let resp = reqwest::blocking::get(format!("{}/", node.url)).expect("GET /");
+            assert_eq!(resp.status(), 200);
+            assert!(resp.text().unwrap().contains("deai explorer"));
+            continue;
+        }
         let filled = path
             .replace("{height}", "1")
             .replace("{kind}", "account")
