@@ -344,15 +344,24 @@ function roundSeries(t) {
   });
 }
 
-function roundChart(series, target) {
+/// The chart of a task's rounds; `accuracy` (per round, from this node's re-verification of a
+/// closed task) is drawn when given.
+function roundChart(series, target, accuracy) {
   if (!window.uPlot || series.length === 0) return;
+  if (window.explorer.chart) window.explorer.chart.destroy();
+  target.replaceChildren();
   const data = [series.map((s) => s.round), series.map((s) => s.epsilon), series.map((s) => s.score)];
+  const lines = [{ label: "round" }, { label: "cumulative ε", scale: "eps", stroke: "#2f6fde", width: 2 }, { label: "mean score", scale: "unit", stroke: "#12805c", width: 2 }];
+  if (accuracy) {
+    data.push(series.map((s) => accuracy.get(s.round) ?? null));
+    lines.push({ label: "validation accuracy", scale: "unit", stroke: "#c4320a", width: 2 });
+  }
   const width = Math.min(target.clientWidth || 900, 1100);
   window.explorer.chart = new window.uPlot({
     width, height: 260,
-    scales: { x: { time: false }, eps: {}, score: {} },
-    axes: [{ label: "round" }, { scale: "eps", label: "cumulative ε" }, { scale: "score", side: 1, label: "mean group score", grid: { show: false } }],
-    series: [{ label: "round" }, { label: "cumulative ε", scale: "eps", stroke: "#2f6fde", width: 2 }, { label: "mean score", scale: "score", stroke: "#12805c", width: 2 }],
+    scales: { x: { time: false }, eps: {}, unit: {} },
+    axes: [{ label: "round" }, { scale: "eps", label: "cumulative ε" }, { scale: "unit", side: 1, label: accuracy ? "accuracy, mean score" : "mean group score", grid: { show: false } }],
+    series: lines,
   }, data, target);
 }
 
@@ -372,11 +381,12 @@ async function task(id) {
       ["privacy budget", `ε = ${eps(t.epsilon)}, δ = ${Number(t.delta) / 1e12}; spent ε = ${eps(t.epsilon_spent)}`],
       ["reward", `${tokens(t.reward)} (escrow now ${tokens(t.escrow)})`],
       ["datasets", h("span", {}, t.datasets.map((d, i) => [i ? ", " : "", a(`#/dataset/${d}`, d)]))],
-      ["verification", upheld.length ? h("span", { class: "bad" }, `${upheld.length} challenge(s) upheld: rounds ${upheld.map((c) => c.round).join(", ")} invalid`)
-        : h("span", { class: "ok" }, `no challenge upheld (${(t.challenges || []).length} filed)`)],
+      ["challenges", upheld.length ? h("span", { class: "bad" }, `${upheld.length} upheld: rounds ${upheld.map((c) => c.round).join(", ")} invalid`)
+        : h("span", { class: "ok" }, `none upheld (${(t.challenges || []).length} filed)`)],
+      ["re-verified by this node", h("span", { id: "verification" }, t.status === "closed" ? "checking…" : "once the task closes (its validation data is revealed then)")],
       t.final_model ? ["model", a(`#/model/${t.final_model}`, `model ${t.final_model}`)] : null,
     ]),
-    h("h2", {}, "Rounds: cumulative ε and mean group score"), chart,
+    h("h2", {}, "Rounds: cumulative ε, validation accuracy and mean group score"), chart,
     table(["#round", "#selected", "#survivors", "#dropouts", "#cumulative ε", "#mean score"],
       series.map((s) => h("tr", {}, num(s.round), num(s.selected), num(s.closed ? s.survivors : "open"), num(s.dropped ?? "–"),
         num(s.epsilon.toFixed(4)), num(s.score == null ? "–" : s.score.toFixed(4)))), { id: "rounds" }),
@@ -384,6 +394,21 @@ async function task(id) {
     table(["dataset", "owner", "#amount"], rewards.map((e) => h("tr", {}, td(a(`#/dataset/${e.event.dataset}`, e.event.dataset)), td(addr(e.event.owner)), num(tokens(e.event.amount))))),
     h("h2", {}, "History"), historyTable(t.history));
   roundChart(series, chart);
+  if (t.status === "closed") {
+    const slot = document.getElementById("verification");
+    const verdict = await tryApi(`/v1/tasks/${id}/verification`).catch((e) => ({ error: e.message }));
+    if (!verdict || verdict.error) {
+      slot.replaceChildren(h("span", { class: "bad" }, verdict ? verdict.error : "not available"));
+    } else {
+      const bad = verdict.failed_rounds || [];
+      slot.replaceChildren(verdict.ok
+        ? h("span", { class: "ok" }, "OK: every round re-summed, re-aggregated and re-scored from the ledger and the blobs")
+        : h("span", { class: "bad" }, `FAILED in rounds ${bad.join(", ")}`));
+      const accuracy = new Map(verdict.rounds.filter((r) => r.accuracy != null).map((r) => [r.round, r.accuracy]));
+      if (document.body.contains(chart)) roundChart(series, chart, accuracy);
+      chart.setAttribute("data-accuracy", accuracy.size);
+    }
+  }
   const stop = onBlock(async () => {
     if (!document.body.contains(chart)) return stop();
     const fresh = await tryApi(`/v1/tasks/${id}`);

@@ -156,6 +156,15 @@ pub async fn start(
             genesis,
             blobs,
             batch_txs_max: cfg.http.batch_txs_max,
+            self_url: {
+                // A node listening on every address is reached on loopback by itself.
+                let mut own = http_addr;
+                if own.ip().is_unspecified() {
+                    own.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+                }
+                format!("http://{own}")
+            },
+            verified: Default::default(),
         },
         &cfg.http,
     );

@@ -215,6 +215,28 @@ fn the_explorer_shows_a_task_its_lineage_and_live_blocks_in_a_real_browser() {
         );
         let status = wait_for(&c, "document.getElementById('task-status').textContent").await;
         assert_eq!(text(&status), "closed");
+        // The node re-verified the closed task: every round checked, each one's validation
+        // accuracy drawn.
+        let verified = wait_for(
+            &c,
+            "(t => t !== 'checking…' && t)(document.getElementById('verification').textContent)",
+        )
+        .await;
+        assert!(text(&verified).starts_with("OK"), "{verified}");
+        let points = wait_for(
+            &c,
+            "Number(document.getElementById('epsilon-chart').dataset.accuracy)",
+        )
+        .await;
+        assert_eq!(points, report["rounds"], "one accuracy per round");
+        let accuracy = wait_for(
+            &c,
+            "(d => d[3][d[3].length - 1])(window.explorer.chart.data)",
+        )
+        .await
+        .as_f64()
+        .unwrap();
+        assert!(accuracy > 0.5 && accuracy <= 1.0, "last round's accuracy {accuracy}");
         screenshot(&c, "task").await;
 
         // The model: its lineage holds exactly the datasets that survived some round, each with

@@ -15,6 +15,7 @@ mod proofs;
 mod query;
 mod txs;
 pub mod types;
+mod verification;
 
 pub use blobs::blob_routes;
 pub use error::ApiError;
@@ -48,6 +49,24 @@ pub struct AppState {
     pub blobs: crate::blobs::BlobStore,
     /// Most transactions one `POST /v1/txs/batch` may carry (`http.batch_txs_max`).
     pub batch_txs_max: usize,
+    /// This API's own base URL (`http://ip:port`): the task audit reads through it.
+    pub self_url: String,
+    /// Verdicts on closed tasks this node re-verified (`/v1/tasks/{id}/verification`).
+    pub verified:
+        Arc<std::sync::Mutex<std::collections::BTreeMap<u64, crate::audit::task::TaskVerdict>>>,
+}
+
+impl AppState {
+    fn verified(&self, task: u64) -> Option<crate::audit::task::TaskVerdict> {
+        // A panic while holding the lock leaves a map that is still valid.
+        let map = self.verified.lock().unwrap_or_else(|e| e.into_inner());
+        map.get(&task).cloned()
+    }
+
+    fn keep_verified(&self, verdict: crate::audit::task::TaskVerdict) {
+        let mut map = self.verified.lock().unwrap_or_else(|e| e.into_inner());
+        map.insert(verdict.task, verdict);
+    }
 }
 
 /// Largest request body accepted, in bytes. A transaction is sent hex-encoded inside JSON, so twice the
@@ -140,8 +159,10 @@ fn documented_routes(
         .routes(routes!(proofs::prove))
         .routes(routes!(crate::explorer::index))
         .split_for_parts();
+    // Streams and re-verification outlast http.request_timeout_ms.
     let (live, live_doc) = OpenApiRouter::new()
         .routes(routes!(events::events))
+        .routes(routes!(verification::verification))
         .split_for_parts();
     doc.merge(live_doc);
     doc.merge(blobs::BlobApi::openapi());

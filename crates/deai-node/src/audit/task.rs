@@ -31,6 +31,10 @@ pub struct RoundVerdict {
     /// Whether an upheld challenge invalidated it on the ledger: it earned nothing and its
     /// model is not the task's, so a mismatch here was caught and paid for by the coordinator.
     pub invalidated: bool,
+    /// The validation accuracy of the model the round produced, on the validation data the
+    /// task revealed at its close (absent when the round has no model or it cannot be read).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub accuracy: Option<f64>,
 }
 
 impl RoundVerdict {
@@ -40,6 +44,7 @@ impl RoundVerdict {
         task: &Task,
         round: u32,
         mismatches: Vec<String>,
+        accuracy: Option<f64>,
         on_round: &mut impl FnMut(&Self),
     ) -> Self {
         let verdict = Self {
@@ -47,6 +52,7 @@ impl RoundVerdict {
             ok: mismatches.is_empty(),
             mismatches,
             invalidated: task.round_invalid(round),
+            accuracy,
         };
         on_round(&verdict);
         verdict
@@ -121,6 +127,20 @@ pub(super) async fn close_tx(
         "block {} does not hold its TaskClose transaction {}",
         entry.height, entry.tx_id
     )))
+}
+
+/// The validation accuracy of the model blob `hash` (`None` when it is missing or does not
+/// decode as the spec's model).
+async fn model_accuracy(
+    blobs: &Client,
+    spec: &TaskSpec,
+    hash: Digest,
+    validation: &deai_learn::data::Dataset,
+) -> Option<f64> {
+    let bytes = fetch_all(blobs, [hash]).await.remove(&hash)?;
+    let kind = spec.model_kind().ok()?;
+    let weights = fed::weights::decode(&kind, &bytes).ok()?;
+    Some(deai_learn::model::evaluate(&kind, &weights, validation).accuracy)
 }
 
 pub(super) async fn fetch_all(
@@ -230,6 +250,7 @@ pub async fn verify_task(
                 &task,
                 r.number,
                 mismatches,
+                None,
                 &mut on_round,
             ));
             continue;
@@ -241,16 +262,19 @@ pub async fn verify_task(
                 ok: false,
                 mismatches,
                 invalidated: false,
+                accuracy: None,
             });
             continue;
         };
         let (check, _) = rounds_checker.check(r, outcome, Some(&validation)).await?;
         mismatches.extend(check.mismatches.iter().map(|m| m.to_string()));
         previous = Some(outcome.new_model);
+        let accuracy = model_accuracy(blobs, &spec, outcome.new_model, &validation).await;
         rounds.push(RoundVerdict::new(
             &task,
             r.number,
             mismatches,
+            accuracy,
             &mut on_round,
         ));
     }
