@@ -914,7 +914,7 @@ fn write_governance(event: &Event, buf: &mut impl BufMut) {
             deposit_returned,
         } => {
             id.write(buf);
-            buf.put_u8(*status as u8);
+            buf.put_u8(status.code());
             for v in [yes, no, abstain, veto, power] {
                 v.write(buf);
             }

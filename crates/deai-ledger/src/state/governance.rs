@@ -66,6 +66,16 @@ impl Choice {
         }
     }
 
+    /// The vote as its JSON form writes it (`yes`, `no`, `abstain`, `veto`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Yes => "yes",
+            Self::No => "no",
+            Self::Abstain => "abstain",
+            Self::Veto => "veto",
+        }
+    }
+
     /// Parses `yes`, `no`, `abstain` or `veto`.
     pub fn parse(s: &str) -> Option<Self> {
         Some(match s {
@@ -407,7 +417,34 @@ pub enum ProposalStatus {
 }
 
 impl ProposalStatus {
-    fn code(self) -> u8 {
+    /// Every status, in life order.
+    pub const ALL: [Self; 6] = [
+        Self::Voting,
+        Self::Passed,
+        Self::Rejected,
+        Self::Vetoed,
+        Self::NoQuorum,
+        Self::Executed,
+    ];
+
+    /// The status as its JSON form writes it (`no_quorum`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Voting => "voting",
+            Self::Passed => "passed",
+            Self::Rejected => "rejected",
+            Self::Vetoed => "vetoed",
+            Self::NoQuorum => "no_quorum",
+            Self::Executed => "executed",
+        }
+    }
+
+    /// Parses [`Self::name`]'s form.
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|st| st.name() == s)
+    }
+
+    pub(crate) fn code(self) -> u8 {
         match self {
             Self::Voting => 0,
             Self::Passed => 1,
@@ -821,6 +858,18 @@ mod tests {
             power,
         }
         .outcome(3_340, 5_000, 3_340)
+    }
+
+    #[test]
+    fn names_are_the_json_forms() {
+        for st in ProposalStatus::ALL {
+            assert_eq!(serde_json::to_value(st).expect("json"), st.name());
+            assert_eq!(ProposalStatus::parse(st.name()), Some(st));
+        }
+        for c in [Choice::Yes, Choice::No, Choice::Abstain, Choice::Veto] {
+            assert_eq!(serde_json::to_value(c).expect("json"), c.name());
+            assert_eq!(Choice::parse(c.name()), Some(c));
+        }
     }
 
     #[test]

@@ -55,12 +55,12 @@ pub struct Snapshot {
     /// Governance proposals.
     #[serde(default)]
     pub proposals: Vec<super::Proposal>,
-    /// Governance block decisions: target, blocked now, reason.
+    /// Governance block decisions.
     #[serde(default)]
-    pub blocked: Vec<(super::BlockTarget, bool, Digest)>,
+    pub blocked: Vec<super::BlockDecision>,
     /// Delegations (accounts that ever delegated, their current list).
     #[serde(default)]
-    pub delegations: Vec<(crate::types::Address, Vec<(crate::types::Address, String)>)>,
+    pub delegations: Vec<super::DelegationList>,
     /// Every token minted so far.
     #[serde(default, with = "crate::types::amount")]
     pub emitted: u128,
@@ -110,17 +110,12 @@ impl State {
             offers: self.offers.values().cloned().collect(),
             channels: self.channels.values().cloned().collect(),
             proposals: self.gov.proposals.values().cloned().collect(),
-            blocked: self
-                .gov
-                .blocked
-                .iter()
-                .map(|(t, (b, r))| (*t, *b, *r))
-                .collect(),
+            blocked: self.block_decisions().collect(),
             delegations: self
                 .delegations
                 .by_delegator
-                .iter()
-                .map(|(d, list)| (*d, list.iter().map(|(v, a)| (*v, a.to_string())).collect()))
+                .keys()
+                .filter_map(|d| self.delegation_list(d))
                 .collect(),
             emitted: self.economy.emitted,
             emission_pool: self.economy.pool,
@@ -156,11 +151,19 @@ impl State {
             accountable: BTreeSet::new(),
             gov: super::governance::Governance {
                 proposals: s.proposals.into_iter().map(|p| (p.id, p)).collect(),
-                blocked: s.blocked.into_iter().map(|(t, b, r)| (t, (b, r))).collect(),
+                blocked: s
+                    .blocked
+                    .into_iter()
+                    .map(|d| (d.target, (d.blocked, d.reason)))
+                    .collect(),
                 ends: BTreeMap::new(),
             },
             delegations: super::delegation::Delegations {
-                by_delegator: parse_delegations(s.delegations)?,
+                by_delegator: s
+                    .delegations
+                    .into_iter()
+                    .map(|d| (d.delegator, d.delegations.into_iter().collect()))
+                    .collect(),
                 delegated_in: BTreeMap::new(),
             },
             economy: super::economy::Economy {
@@ -249,25 +252,4 @@ impl State {
         }
         Ok(state)
     }
-}
-
-type DelegationList = BTreeMap<crate::types::Address, BTreeMap<crate::types::Address, u128>>;
-
-/// The snapshot's delegations (amounts as decimal strings) as the state holds them.
-fn parse_delegations(
-    list: Vec<(crate::types::Address, Vec<(crate::types::Address, String)>)>,
-) -> Result<DelegationList, SnapshotError> {
-    list.into_iter()
-        .map(|(d, entries)| {
-            let entries = entries
-                .into_iter()
-                .map(|(v, a)| {
-                    a.parse::<u128>()
-                        .map(|a| (v, a))
-                        .map_err(|_| SnapshotError::Inconsistent(format!("delegation amount {a}")))
-                })
-                .collect::<Result<BTreeMap<_, _>, _>>()?;
-            Ok((d, entries))
-        })
-        .collect()
 }

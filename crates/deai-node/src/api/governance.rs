@@ -17,16 +17,6 @@ use super::types::{
 };
 use super::{ApiError, AppState, parse};
 
-/// Every status a proposal can have, for the filter and its error message.
-const STATUSES: [ProposalStatus; 6] = [
-    ProposalStatus::Voting,
-    ProposalStatus::Passed,
-    ProposalStatus::Rejected,
-    ProposalStatus::Vetoed,
-    ProposalStatus::NoQuorum,
-    ProposalStatus::Executed,
-];
-
 /// The governance and economics parameters `GET /v1/governance` names in `rules`: those whose
 /// names start with one of these prefixes, or are one of these names.
 const RULE_PREFIXES: [&str; 2] = ["gov_", "emission_"];
@@ -132,24 +122,16 @@ fn is_rule(name: &str) -> bool {
 
 /// Parses a status filter by its wire name.
 fn parse_status(s: &str) -> Result<ProposalStatus, ApiError> {
-    STATUSES
-        .into_iter()
-        .find(|st| status_name(*st) == s)
-        .ok_or_else(|| {
-            let names: Vec<String> = STATUSES.into_iter().map(status_name).collect();
-            ApiError::bad_request(
-                "bad_status",
-                format!("status {s:?}: use one of {}", names.join(", ")),
-            )
-        })
-}
-
-/// A status's wire name, as the ledger's serde writes it (`no_quorum`).
-fn status_name(status: ProposalStatus) -> String {
-    match serde_json::to_value(status) {
-        Ok(serde_json::Value::String(name)) => name,
-        _ => format!("{status:?}"),
-    }
+    ProposalStatus::parse(s).ok_or_else(|| {
+        let names: Vec<&str> = ProposalStatus::ALL
+            .into_iter()
+            .map(ProposalStatus::name)
+            .collect();
+        ApiError::bad_request(
+            "bad_status",
+            format!("status {s:?}: use one of {}", names.join(", ")),
+        )
+    })
 }
 
 /// `part` as basis points of `whole` (0 when `whole` is 0), rounded down and at most
@@ -236,10 +218,9 @@ mod tests {
 
     #[test]
     fn every_status_filter_parses_by_its_wire_name() {
-        for st in STATUSES {
-            assert_eq!(parse_status(&status_name(st)).expect("known"), st);
+        for st in ProposalStatus::ALL {
+            assert_eq!(parse_status(st.name()).expect("known"), st);
         }
-        assert_eq!(status_name(ProposalStatus::NoQuorum), "no_quorum");
         let err = parse_status("open").expect_err("unknown");
         assert_eq!(err.code, "bad_status");
         assert!(err.message.contains("no_quorum"), "{}", err.message);
